@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: Apache-2.0
+// kmeans: Lloyd k-means on NVIDIA GPUs with a fast multithreaded CPU fallback.
+//
+// This is the whole public surface. It compiles with any C++17 compiler: no CUDA headers,
+// no nvcc. Templates are declared here and instantiated for float and double in the library.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kmeans {
+
+/// Which engine does the arithmetic.
+enum class Backend {
+  Auto,       ///< CUDA when the CUDA backend is built and a usable device exists, else Cpu.
+  Cuda,       ///< NVIDIA GPU. Requesting it without a usable device throws kmeans::Error.
+  Cpu,        ///< Fast multithreaded CPU backend (OpenMP, SIMD chosen at run time).
+  Reference,  ///< Plain textbook loops in double precision: the oracle for the others. Slow.
+};
+
+/// How the initial centroids are chosen.
+enum class Init {
+  Random,          ///< k distinct points drawn uniformly (weighted by sample weights if given).
+  KMeansPlusPlus,  ///< Greedy k-means++ as scikit-learn does it (2 + floor(ln k) local trials).
+  Array,           ///< User centroids from Params::init_centroids (k x d, same dtype as data).
+};
+
+/// The one exception type of the library. The message names the problem and the value.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Per-iteration report given to Params::on_iteration.
+struct IterationInfo {
+  int iteration;        ///< 0-based iteration index.
+  double sse;           ///< Sum of squared distances of the assignment step of this iteration.
+  double center_shift;  ///< Total squared centroid movement of this iteration's update.
+  double seconds;       ///< Wall time of this iteration.
+};
+
+/// Every knob of a fit, each with a default. Adding a field never breaks a caller.
+struct Params {
+  int k = 8;                           ///< Number of clusters, 1 <= k <= n.
+  int max_iter = 300;                  ///< Maximum Lloyd iterations (>= 0; 0 = only the final assignment).
+  double tol = 1e-4;                   ///< Relative tolerance: stop when the total squared centroid
+                                       ///< shift <= tol * mean over features of the data's variance.
+  Init init = Init::KMeansPlusPlus;    ///< Initialisation method.
+  const void* init_centroids = nullptr;  ///< k x d row-major, same dtype as the data (Init::Array).
+  const void* sample_weight = nullptr;   ///< Optional n non-negative weights, same dtype as the data.
+  std::uint64_t seed = 0;              ///< Seed of the portable generator (splitmix64) used by init.
+  Backend backend = Backend::Auto;     ///< Engine to use; see Backend.
+  int n_threads = 0;                   ///< CPU threads (0 = OpenMP default).
+  /// Optional progress callback, called after every iteration; return false to stop early.
+  std::function<bool(const IterationInfo&)> on_iteration;
+};
+
+/// Wall time of the phases of a fit, in seconds (host clock; GPU phases are synchronised).
+struct Timings {
+  double init = 0;          ///< Choosing the initial centroids (and binding the data).
+  double assign = 0;        ///< All assignment passes of the iterations (distances, argmin, sums).
+  double update = 0;        ///< Centroid updates, empty-cluster repair and convergence checks.
+  double final_assign = 0;  ///< The final assignment against the returned centroids.
+};
+
+/// The outcome of a fit. Labels always belong to the returned centroids (a final assignment
+/// is run after the last update).
+template <class T>
+struct Result {
+  std::vector<T> centroids;          ///< k x d row-major.
+  std::vector<std::int32_t> labels;  ///< n labels in [0, k).
+  double inertia = 0;                ///< Sum of (weighted) squared distances to the assigned centroid.
+  std::vector<double> sse_history;   ///< sse_history[i]: the SSE of iteration i's assignment step
+                                     ///< (points against the centroids that iteration started from).
+  int n_iter = 0;                    ///< Lloyd iterations run.
+  bool converged = false;            ///< True when labels stopped changing or the shift fell below tol.
+  int n_empty_relocated = 0;         ///< Empty clusters moved to the farthest point, over all iterations.
+  Backend backend = Backend::Auto;   ///< The engine that actually ran (never Auto).
+  Timings timings;                   ///< Where the time went.
+};
+
+/// Clusters n points of d features (row-major) into p.k clusters with Lloyd's algorithm.
+/// Throws kmeans::Error on bad input (null data, n or d of 0, k out of [1, n], NaN or Inf,
+/// sizes that overflow, an unavailable backend). Deterministic: the same input, params and
+/// build give the same bits on the same machine, whatever the thread count.
+template <class T>
+Result<T> fit(const T* data, std::size_t n, std::size_t d, const Params& p);
+
+/// Labels of n points against k given centroids (nearest centroid, ties to the lowest index).
+template <class T>
+std::vector<std::int32_t> predict(const T* data, std::size_t n, std::size_t d, const T* centroids,
+                                  std::size_t k, Backend backend = Backend::Auto);
+
+/// "auto", "cuda", "cpu" or "reference".
+const char* to_string(Backend b);
+
+/// True when the CUDA backend is compiled in and a device of compute capability >= 8.0 is usable.
+/// When false and `why` is given, it receives the reason.
+bool cuda_available(std::string* why = nullptr);
+
+/// The library version, "MAJOR.MINOR.PATCH".
+const char* version();
+
+}  // namespace kmeans

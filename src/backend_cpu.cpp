@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: Apache-2.0
+// Backend::Cpu: the fast multithreaded CPU backend. OpenMP over fixed blocks of points; each
+// block runs the register-blocked SIMD kernel (cpu_kernel.inl) and accumulates its own partial
+// per-cluster sums, which are merged in block order: the result does not depend on the number
+// of threads or on scheduling. When k * d is too large for per-block partials, the points are
+// bucketed by label and each cluster is summed in index order instead (also thread-independent).
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "cpu_kernel.hpp"
+#include "engine.hpp"
+#include "internal.hpp"
+
+namespace kmeans::detail {
+namespace cpu {
+
+const KernelTable& select_kernels() {
+  const KernelTable* all[3];
+  const int n = supported_kernels(all, 3);
+  const char* forced = std::getenv("KMEANS_CPU_ISA");
+  if (forced == nullptr || *forced == '\0') return *all[n - 1];
+  for (int i = 0; i < n; ++i)
+    if (std::strcmp(all[i]->name, forced) == 0) return *all[i];
+  throw Error(std::string("KMEANS_CPU_ISA = ") + forced +
+              " is not supported on this CPU (supported: generic" +
+              (n > 1 ? ", avx2" : "") + (n > 2 ? ", avx512" : "") + ")");
+}
+
+int supported_kernels(const KernelTable** out, int max) {
+  int n = 0;
+  if (n < max) out[n++] = &kernels_generic();
+#if defined(KMEANS_X86_KERNELS)
+  __builtin_cpu_init();
+  if (n < max && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    out[n++] = &kernels_avx2();
+  if (n == 2 && n < max && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+    out[n++] = &kernels_avx512();
+#endif
+  return n;
+}
+
+}  // namespace cpu
+
+namespace {
+
+/// Points per parallel work item; also the unit of the fixed-order reductions.
+constexpr std::int64_t kBlock = kReduceBlock;
+/// Per-block partial sums are used while blocks * (k * d + k) stays under this many doubles
+/// (128 MiB); above it the bucket-by-label path avoids the memory.
+constexpr std::int64_t kMaxPartialDoubles = std::int64_t{16} << 20;
+
+/// 64-byte aligned scratch for the centroid tiles (the kernel loads whole vectors).
+template <class T>
+struct AlignedBuffer {
+  struct Free {
+    void operator()(T* p) const noexcept { ::operator delete[](p, std::align_val_t{64}); }
+  };
+  std::unique_ptr<T[], Free> ptr;
+  std::size_t size = 0;
+  T* get(std::size_t n) {
+    if (n > size) {
+      ptr.reset(static_cast<T*>(::operator new[](n * sizeof(T), std::align_val_t{64})));
+      size = n;
+    }
+    return ptr.get();
+  }
+};
+
+template <class T>
+cpu::AssignFn<T> kernel_of(const cpu::KernelTable& t);
+template <>
+cpu::AssignFn<float> kernel_of<float>(const cpu::KernelTable& t) { return t.assign_f; }
+template <>
+cpu::AssignFn<double> kernel_of<double>(const cpu::KernelTable& t) { return t.assign_d; }
+
+template <class T>
+int tile_of(const cpu::KernelTable& t) {
+  return sizeof(T) == sizeof(float) ? t.tile_f : t.tile_d;
+}
+
+}  // namespace
+
+namespace {
+
+template <class T>
+class CpuEngine final : public Engine<T> {
+ public:
+  CpuEngine(const DataView<T>& v, const cpu::KernelTable& kt, std::int64_t max_partial_doubles)
+      : v_(v),
+        max_partial_doubles_(max_partial_doubles),
+        kernel_(kernel_of<T>(kt)),
+        tile_(tile_of<T>(kt)),
+        n_threads_(resolve_threads(v.n_threads)),
+        n_blocks_((v.n + kBlock - 1) / kBlock),
+        labels_(static_cast<std::size_t>(v.n), -1),
+        dist_(static_cast<std::size_t>(v.n)),
+        block_sse_(static_cast<std::size_t>(n_blocks_)),
+        block_changed_(static_cast<std::size_t>(n_blocks_)) {}
+
+  Backend kind() const override { return Backend::Cpu; }
+
+  StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
+    const std::int64_t n = v_.n, d = v_.d;
+    const int n_tiles = (k + tile_ - 1) / tile_;
+    T* tiles = make_tiles(centroids, k, n_tiles);
+    const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
+    const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
+    double* part = partials ? partial_.get(static_cast<std::size_t>(n_blocks_ * stride)) : nullptr;
+
+#pragma omp parallel num_threads(n_threads_)
+    {
+      std::vector<std::int32_t> lab(static_cast<std::size_t>(kBlock));
+#pragma omp for schedule(static)
+      for (std::int64_t b = 0; b < n_blocks_; ++b) {
+        const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
+        kernel_(v_.data + i0 * d, rows, d, tiles, n_tiles, lab.data(), dist_.data() + i0);
+        std::int64_t changed = 0;
+        double sse = 0;
+        double* ps = part ? part + b * stride : nullptr;
+        if (ps) std::fill(ps, ps + stride, 0.0);
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const std::int64_t i = i0 + r;
+          const std::int32_t c = lab[r];
+          changed += labels_[i] != c;
+          labels_[i] = c;
+          const double w = v_.weights ? static_cast<double>(v_.weights[i]) : 1.0;
+          sse += w * static_cast<double>(dist_[i]);
+          if (ps) {
+            double* s = ps + c * d;
+            const T* xi = v_.data + i * d;
+            for (std::int64_t j = 0; j < d; ++j) s[j] += w * static_cast<double>(xi[j]);
+            ps[k * d + c] += w;
+          }
+        }
+        block_sse_[b] = sse;
+        block_changed_[b] = changed;
+      }
+      if (part) {  // merge partials in block order, entries split across threads
+#pragma omp for schedule(static)
+        for (std::int64_t e = 0; e < stride; ++e) {
+          double s = 0;
+          for (std::int64_t b = 0; b < n_blocks_; ++b) s += part[b * stride + e];
+          if (e < k * d)
+            sums[e] = s;
+          else
+            weights[e - k * d] = s;
+        }
+      }
+    }
+    if (sums && !partials) sum_by_cluster(k, sums, weights);
+
+    StepStats stats;
+    for (std::int64_t b = 0; b < n_blocks_; ++b) {
+      stats.sse += block_sse_[b];
+      stats.n_changed += block_changed_[b];
+    }
+    return stats;
+  }
+
+  void labels(std::int32_t* out) override { std::copy(labels_.begin(), labels_.end(), out); }
+
+  std::vector<FarPoint> farthest(std::int64_t m) override {
+    m = std::min(m, v_.n);
+    std::vector<std::int64_t> idx(static_cast<std::size_t>(v_.n));
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + m, idx.end(), [&](std::int64_t a, std::int64_t b) {
+      return dist_[a] != dist_[b] ? dist_[a] > dist_[b] : a < b;
+    });
+    std::vector<FarPoint> out;
+    for (std::int64_t i = 0; i < m; ++i) out.push_back({idx[i], labels_[idx[i]]});
+    return out;
+  }
+
+  const T* host_data() override { return v_.data; }
+  const T* host_weights() override { return v_.weights; }
+
+ private:
+  /// Centroids transposed into [tile][d][tile_] blocks, padded with +inf so padding never wins.
+  T* make_tiles(const T* c, int k, int n_tiles) {
+    const std::int64_t d = v_.d;
+    T* t = tiles_.get(static_cast<std::size_t>(n_tiles) * d * tile_);
+    for (int tt = 0; tt < n_tiles; ++tt)
+      for (std::int64_t j = 0; j < d; ++j)
+        for (int l = 0; l < tile_; ++l) {
+          const int ci = tt * tile_ + l;
+          t[(tt * d + j) * tile_ + l] =
+              ci < k ? c[ci * d + j] : static_cast<T>(__builtin_inf());
+        }
+    return t;
+  }
+
+  /// Large k * d: bucket point indices by label (counting sort, stable), then each cluster sums
+  /// its points in index order, clusters spread over threads.
+  void sum_by_cluster(int k, double* sums, double* weights) {
+    const std::int64_t n = v_.n, d = v_.d;
+    std::vector<std::int64_t> start(static_cast<std::size_t>(k) + 1, 0);
+    for (std::int64_t i = 0; i < n; ++i) ++start[labels_[i] + 1];
+    std::partial_sum(start.begin(), start.end(), start.begin());
+    order_.resize(static_cast<std::size_t>(n));
+    std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
+    for (std::int64_t i = 0; i < n; ++i) order_[fill[labels_[i]]++] = i;
+#pragma omp parallel for schedule(dynamic, 16) num_threads(n_threads_)
+    for (int c = 0; c < k; ++c) {
+      double* s = sums + c * d;
+      std::fill(s, s + d, 0.0);
+      double wsum = 0;
+      for (std::int64_t q = start[c]; q < start[c + 1]; ++q) {
+        const std::int64_t i = order_[q];
+        const double w = v_.weights ? static_cast<double>(v_.weights[i]) : 1.0;
+        const T* xi = v_.data + i * d;
+        for (std::int64_t j = 0; j < d; ++j) s[j] += w * static_cast<double>(xi[j]);
+        wsum += w;
+      }
+      weights[c] = wsum;
+    }
+  }
+
+  DataView<T> v_;
+  std::int64_t max_partial_doubles_;
+  cpu::AssignFn<T> kernel_;
+  int tile_;
+  int n_threads_;
+  std::int64_t n_blocks_;
+  std::vector<std::int32_t> labels_;
+  std::vector<T> dist_;
+  std::vector<double> block_sse_;
+  std::vector<std::int64_t> block_changed_;
+  std::vector<std::int64_t> order_;
+  AlignedBuffer<T> tiles_;
+  AlignedBuffer<double> partial_;
+};
+
+}  // namespace
+
+template <class T>
+std::unique_ptr<Engine<T>> make_cpu_engine(const DataView<T>& v, std::int64_t max_partial_doubles) {
+  return std::make_unique<CpuEngine<T>>(v, cpu::select_kernels(), max_partial_doubles);
+}
+
+template <class T>
+std::unique_ptr<Engine<T>> make_cpu_engine(const DataView<T>& v) {
+  return make_cpu_engine(v, kMaxPartialDoubles);
+}
+
+template std::unique_ptr<Engine<float>> make_cpu_engine(const DataView<float>&);
+template std::unique_ptr<Engine<double>> make_cpu_engine(const DataView<double>&);
+template std::unique_ptr<Engine<float>> make_cpu_engine(const DataView<float>&, std::int64_t);
+template std::unique_ptr<Engine<double>> make_cpu_engine(const DataView<double>&, std::int64_t);
+
+}  // namespace kmeans::detail

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+// Stand-in for the CUDA backend in builds configured without CUDA (KMEANS_ENABLE_CUDA=OFF or no
+// nvcc): the CUDA backend reports itself unavailable and Auto falls back to the CPU.
+#include <memory>
+#include <string>
+
+#include "engine.hpp"
+
+namespace kmeans {
+
+bool cuda_available(std::string* why) {
+  if (why) *why = "the library was built without the CUDA backend";
+  return false;
+}
+
+namespace detail {
+
+bool is_device_pointer(const void*) { return false; }
+
+bool cuda_working_set_fits(std::int64_t, std::int64_t, int, std::size_t, bool, std::string* why) {
+  return cuda_available(why);
+}
+
+template <class T>
+std::unique_ptr<Engine<T>> make_cuda_engine(const DataView<T>&) {
+  throw Error("backend = cuda requested, but the library was built without the CUDA backend");
+}
+
+template std::unique_ptr<Engine<float>> make_cuda_engine(const DataView<float>&);
+template std::unique_ptr<Engine<double>> make_cuda_engine(const DataView<double>&);
+
+}  // namespace detail
+}  // namespace kmeans

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: Apache-2.0
+// The CPU distance + argmin kernel, compiled once per instruction set (generic, AVX2, AVX-512)
+// and chosen at run time. The interface is plain pointers so the per-ISA translation units
+// share no inline code with the rest of the library.
+#pragma once
+
+#include <cstdint>
+
+namespace kmeans::detail::cpu {
+
+/// Labels `rows` points (row-major, d features) with their nearest centroid and writes the
+/// squared distance, computed directly as sum((x - c)^2) in T. Centroids come in tiles of
+/// `tile` (see KernelTable) laid out [n_tiles][d][tile], padded with +inf. Ties go to the
+/// lowest centroid index.
+template <class T>
+using AssignFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T* tiles,
+                          int n_tiles, std::int32_t* labels, T* dist);
+
+struct KernelTable {
+  const char* name;        ///< "generic", "avx2" or "avx512".
+  int tile_f;              ///< Centroids per tile for float.
+  int tile_d;              ///< Centroids per tile for double.
+  AssignFn<float> assign_f;
+  AssignFn<double> assign_d;
+};
+
+const KernelTable& kernels_generic();
+#if defined(KMEANS_X86_KERNELS)
+const KernelTable& kernels_avx2();
+const KernelTable& kernels_avx512();
+#endif
+
+/// The best table this CPU supports. The environment variable KMEANS_CPU_ISA (generic, avx2,
+/// avx512) forces a choice; asking for one the CPU lacks throws kmeans::Error.
+const KernelTable& select_kernels();
+
+/// Every table this CPU can run, best last (for tests).
+int supported_kernels(const KernelTable** out, int max);
+
+}  // namespace kmeans::detail::cpu

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+// Body of the CPU distance + argmin kernel, included by cpu_kernel_{generic,avx2,avx512}.cpp,
+// each compiled with its own instruction-set flags and defining:
+//   KMEANS_VBYTES   vector width in bytes (16, 32, 64)
+//   KMEANS_POINTS   points per register block
+//   KMEANS_TABLE    name of the function returning this ISA's KernelTable
+//   KMEANS_ISA_NAME the table's name
+// Everything here sits in an anonymous namespace and uses no standard-library templates, so no
+// ISA-specific code can leak into other translation units through inline functions.
+//
+// Register blocking: a tile of V vectors of centroids ([d][tile] layout, so one broadcast of a
+// point coordinate feeds a whole vector of centroids) against P points at once; P*V running
+// distances live in registers, and the lane-wise running minimum and its index are kept across
+// tiles with compare + blend (strictly smaller wins, so ties keep the lower index).
+#include <cstdint>
+
+#include "cpu_kernel.hpp"
+
+// Full unrolling of the small point / vector loops lets the compiler keep the P x V running
+// values in registers instead of stack arrays.
+#if defined(__clang__)
+#define KMEANS_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define KMEANS_UNROLL _Pragma("GCC unroll 16")
+#else
+#define KMEANS_UNROLL
+#endif
+
+namespace kmeans::detail::cpu {
+namespace {
+
+template <class T>
+struct LaneInt;
+template <>
+struct LaneInt<float> {
+  using type = std::int32_t;
+};
+template <>
+struct LaneInt<double> {
+  using type = std::int64_t;
+};
+
+template <class T>
+struct Simd {
+  typedef T V __attribute__((vector_size(KMEANS_VBYTES)));
+  typedef typename LaneInt<T>::type I __attribute__((vector_size(KMEANS_VBYTES)));
+  static constexpr int W = KMEANS_VBYTES / static_cast<int>(sizeof(T));
+};
+
+#ifndef KMEANS_VECS
+#define KMEANS_VECS 2
+#endif
+constexpr int kVecsPerTile = KMEANS_VECS;
+
+/// Horizontal minimum of a vector of B bytes: halve the width until one lane is left.
+template <class T, int B>
+T hmin(const T* lanes) {
+  if constexpr (B == 2 * static_cast<int>(sizeof(T))) {
+    return lanes[1] < lanes[0] ? lanes[1] : lanes[0];
+  } else {
+    typedef T H __attribute__((vector_size(B / 2)));
+    H lo, hi;
+    __builtin_memcpy(&lo, lanes, B / 2);
+    __builtin_memcpy(&hi, lanes + B / 2 / sizeof(T), B / 2);
+    const H m = hi < lo ? hi : lo;
+    return hmin<T, B / 2>(reinterpret_cast<const T*>(&m));
+  }
+}
+
+template <class T>
+void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* tiles, int n_tiles,
+                 std::int32_t* labels, T* dist) {
+  using VT = typename Simd<T>::V;
+  using VI = typename Simd<T>::I;
+  constexpr int W = Simd<T>::W;
+  constexpr int V = kVecsPerTile;
+  constexpr int P = KMEANS_POINTS;
+  constexpr int KT = V * W;
+  using LI = typename LaneInt<T>::type;
+
+  VI lane[V];  // index of each lane within a tile
+  KMEANS_UNROLL
+  for (int v = 0; v < V; ++v)
+    for (int l = 0; l < W; ++l) lane[v][l] = static_cast<LI>(v * W + l);
+  const T inf = __builtin_inf();
+
+  for (std::int64_t i0 = 0; i0 < rows; i0 += P) {
+    const T* xp[P];
+    KMEANS_UNROLL
+    for (int p = 0; p < P; ++p) {
+      const std::int64_t r = (i0 + p < rows) ? i0 + p : rows - 1;  // tail: repeat the last row
+      xp[p] = x + r * d;
+    }
+    // Lane-wise running minimum and the tile it came from (the lane gives the rest of the index).
+    VT best[P][V];
+    VI btile[P][V];
+    KMEANS_UNROLL
+    for (int p = 0; p < P; ++p)
+      KMEANS_UNROLL
+      for (int v = 0; v < V; ++v) {
+        best[p][v] = VT{} + inf;
+        btile[p][v] = VI{};
+      }
+    for (int t = 0; t < n_tiles; ++t) {
+      const T* ct = tiles + static_cast<std::int64_t>(t) * d * KT;
+      VT acc[P][V];
+      KMEANS_UNROLL
+      for (int p = 0; p < P; ++p)
+        KMEANS_UNROLL
+        for (int v = 0; v < V; ++v) acc[p][v] = VT{};
+      for (std::int64_t j = 0; j < d; ++j) {
+        KMEANS_UNROLL
+        for (int p = 0; p < P; ++p) {
+          const T xs = xp[p][j];
+          KMEANS_UNROLL
+          for (int v = 0; v < V; ++v) {
+            const VT diff = *reinterpret_cast<const VT*>(ct + j * KT + v * W) - xs;
+            acc[p][v] += diff * diff;
+          }
+        }
+      }
+      const VI tv = VI{} + static_cast<LI>(t);
+      KMEANS_UNROLL
+      for (int p = 0; p < P; ++p)
+        KMEANS_UNROLL
+        for (int v = 0; v < V; ++v) {
+          const auto less = acc[p][v] < best[p][v];  // strict: an equal later tile loses
+          best[p][v] = less ? acc[p][v] : best[p][v];
+          btile[p][v] = less ? tv : btile[p][v];
+        }
+    }
+    for (int p = 0; p < P && i0 + p < rows; ++p) {
+      // Minimum over all lanes, then the lowest centroid index among the lanes that hold it.
+      VT m = best[p][0];
+      KMEANS_UNROLL
+      for (int v = 1; v < V; ++v) m = best[p][v] < m ? best[p][v] : m;
+      const T bv = hmin<T, KMEANS_VBYTES>(reinterpret_cast<const T*>(&m));
+      const VI none = VI{} + static_cast<LI>(0x7fffffff);
+      VI cand = none;
+      KMEANS_UNROLL
+      for (int v = 0; v < V; ++v) {
+        const VI idx = btile[p][v] * static_cast<LI>(KT) + lane[v];
+        const VI pick = best[p][v] == bv ? idx : none;
+        cand = pick < cand ? pick : cand;
+      }
+      labels[i0 + p] = static_cast<std::int32_t>(hmin<LI, KMEANS_VBYTES>(reinterpret_cast<const LI*>(&cand)));
+      dist[i0 + p] = bv;
+    }
+  }
+}
+
+}  // namespace
+
+const KernelTable& KMEANS_TABLE() {
+  static const KernelTable table{KMEANS_ISA_NAME, kVecsPerTile * Simd<float>::W,
+                                 kVecsPerTile * Simd<double>::W, &assign_rows<float>,
+                                 &assign_rows<double>};
+  return table;
+}
+
+}  // namespace kmeans::detail::cpu

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: Apache-2.0
+// The small interface every backend implements; the Lloyd driver (driver.cpp) owns the algorithm.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kmeans/kmeans.hpp"
+
+namespace kmeans::detail {
+
+/// What one assignment pass reports.
+struct StepStats {
+  double sse = 0;             ///< Sum over points of w_i * ||x_i - c_{label_i}||^2.
+  std::int64_t n_changed = 0; ///< Labels that differ from the previous pass (n on the first pass).
+};
+
+/// A point picked by Engine::farthest.
+struct FarPoint {
+  std::int64_t index;
+  std::int32_t label;
+};
+
+/// A backend bound to one data set (n x d, row-major, weights optional). Backends own only
+/// arithmetic and memory; init, empty-cluster repair and convergence live in the driver.
+template <class T>
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  /// The backend this engine implements (never Auto).
+  virtual Backend kind() const = 0;
+
+  /// One pass over the data against k centroids (k x d, host memory):
+  /// label every point with its nearest centroid (ties to the lowest index), keep its squared
+  /// distance, and, when `sums` is not null, accumulate per-cluster weighted coordinate sums
+  /// (k x d) and weights (k) in double. The sums and weights are overwritten, not added to.
+  virtual StepStats assign(const T* centroids, int k, double* sums, double* weights) = 0;
+
+  /// Copies the labels of the last pass into out[n].
+  virtual void labels(std::int32_t* out) = 0;
+
+  /// The m points farthest from their centroid in the last pass (index and label), by
+  /// decreasing distance, ties to the lowest index.
+  virtual std::vector<FarPoint> farthest(std::int64_t m) = 0;
+
+  /// The data on the host (row-major n x d). An engine whose data lives elsewhere makes a
+  /// host copy on first call. Used by initialisation and empty-cluster repair.
+  virtual const T* host_data() = 0;
+
+  /// The per-point weights on the host, or null when every weight is 1.
+  virtual const T* host_weights() = 0;
+};
+
+/// The data set an engine is bound to.
+template <class T>
+struct DataView {
+  const T* data = nullptr;    ///< n x d row-major; host, or device for the CUDA backend.
+  const T* weights = nullptr; ///< n weights or null (same memory space as data).
+  std::int64_t n = 0;
+  std::int64_t d = 0;
+  int n_threads = 0;          ///< CPU threads, 0 = OpenMP default.
+};
+
+template <class T>
+std::unique_ptr<Engine<T>> make_reference_engine(const DataView<T>& v);
+template <class T>
+std::unique_ptr<Engine<T>> make_cpu_engine(const DataView<T>& v);
+/// The CPU engine with its size rule overridden: per-block partial sums are used while
+/// blocks * (k * d + k) <= max_partial_doubles, else the bucket-by-label path (for tests).
+template <class T>
+std::unique_ptr<Engine<T>> make_cpu_engine(const DataView<T>& v, std::int64_t max_partial_doubles);
+/// Throws kmeans::Error when the CUDA backend is not built or no device is usable.
+template <class T>
+std::unique_ptr<Engine<T>> make_cuda_engine(const DataView<T>& v);
+
+/// True when the CUDA backend is usable and the working set of a fit (n x d data of elem_size
+/// bytes, unless already on the device, plus k centroids and all scratch) fits in free device
+/// memory. Backend::Auto uses the GPU only then; when false, `why` receives the reason.
+bool cuda_working_set_fits(std::int64_t n, std::int64_t d, int k, std::size_t elem_size,
+                           bool data_on_device, std::string* why);
+
+/// True when `p` points to device memory (always false without the CUDA backend).
+bool is_device_pointer(const void* p);
+
+}  // namespace kmeans::detail

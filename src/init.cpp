@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+// Initial centroids: uniform random points and scikit-learn's greedy k-means++, on the host,
+// seeded by the portable SplitMix64 generator so every machine draws the same centroids.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <sstream>
+#include <vector>
+
+#include "internal.hpp"
+
+namespace kmeans::detail {
+namespace {
+
+template <class T>
+double squared_distance(const T* a, const T* b, std::int64_t d) {
+  double s = 0;
+  for (std::int64_t j = 0; j < d; ++j) {
+    const double t = static_cast<double>(a[j]) - static_cast<double>(b[j]);
+    s += t * t;
+  }
+  return s;
+}
+
+template <class T>
+double weight_of(const T* w, std::int64_t i) {
+  return w ? static_cast<double>(w[i]) : 1.0;
+}
+
+template <class T>
+void copy_row(const T* x, std::int64_t d, std::int64_t i, T* out) {
+  std::copy(x + i * d, x + (i + 1) * d, out);
+}
+
+}  // namespace
+
+template <class T>
+std::vector<T> init_random(const T* x, const T* w, std::int64_t n, std::int64_t d, int k,
+                           std::uint64_t seed) {
+  // Weighted sampling without replacement (Efraimidis-Spirakis): each point gets the key
+  // log(u) / w and the k largest keys win, in decreasing key order. With unit weights this is a
+  // uniform draw of k distinct points. Zero-weight points are never drawn.
+  SplitMix64 rng(seed);
+  std::vector<std::pair<double, std::int64_t>> keys;
+  keys.reserve(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double u = rng.uniform();
+    const double wi = weight_of(w, i);
+    if (wi > 0) keys.emplace_back(std::log1p(-u) / wi, i);  // log(1 - u): u may be 0, never 1
+  }
+  if (static_cast<std::int64_t>(keys.size()) < k) {
+    std::ostringstream msg;
+    msg << "init: only " << keys.size() << " points have a positive weight, fewer than k = " << k;
+    throw Error(msg.str());
+  }
+  auto by_key = [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  };
+  std::partial_sort(keys.begin(), keys.begin() + k, keys.end(), by_key);
+  std::vector<T> c(static_cast<std::size_t>(k * d));
+  for (int j = 0; j < k; ++j) copy_row(x, d, keys[j].second, &c[static_cast<std::size_t>(j * d)]);
+  return c;
+}
+
+template <class T>
+std::vector<T> init_kmeans_plusplus(const T* x, const T* w, std::int64_t n, std::int64_t d,
+                                    int k, std::uint64_t seed, int n_threads) {
+  // scikit-learn's greedy k-means++: each step draws 2 + floor(ln k) candidates with probability
+  // proportional to w * D(x)^2 and keeps the one that lowers the potential most.
+  SplitMix64 rng(seed);
+  const int nt = resolve_threads(n_threads);
+  const int n_trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
+  std::vector<T> c(static_cast<std::size_t>(k * d));
+  std::vector<double> closest(static_cast<std::size_t>(n));
+  std::vector<double> cumsum(static_cast<std::size_t>(n));
+  std::vector<double> cand_dist(static_cast<std::size_t>(n) * n_trials);
+  const std::int64_t n_blocks = (n + kReduceBlock - 1) / kReduceBlock;
+  std::vector<double> block_sum(static_cast<std::size_t>(n_blocks) * n_trials);
+
+  // Prefix sums of w * dist, in a fixed order: blocks in parallel, then block offsets.
+  auto prefix = [&](const double* dist) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (std::int64_t b = 0; b < n_blocks; ++b) {
+      double s = 0;
+      const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
+      for (std::int64_t i = b * kReduceBlock; i < end; ++i) {
+        s += weight_of(w, i) * dist[i];
+        cumsum[i] = s;
+      }
+    }
+    double offset = 0;
+    for (std::int64_t b = 0; b < n_blocks; ++b) {
+      const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
+      const double block_total = cumsum[end - 1];
+      if (b > 0)
+        for (std::int64_t i = b * kReduceBlock; i < end; ++i) cumsum[i] += offset;
+      offset += block_total;
+    }
+    return cumsum[n - 1];
+  };
+  // Index of the first prefix sum >= r (numpy searchsorted, side="left"), clipped to n - 1.
+  auto search = [&](double r) {
+    const auto it = std::lower_bound(cumsum.begin(), cumsum.end(), r);
+    return std::min<std::int64_t>(it - cumsum.begin(), n - 1);
+  };
+
+  // First centre: one point drawn with probability proportional to its weight.
+  std::vector<double> ones(static_cast<std::size_t>(n), 1.0);
+  const double total_w = prefix(ones.data());
+  const std::int64_t first = search(rng.uniform() * total_w);
+  copy_row(x, d, first, c.data());
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (std::int64_t i = 0; i < n; ++i) closest[i] = squared_distance(x + i * d, c.data(), d);
+  double potential = prefix(closest.data());
+
+  std::vector<std::int64_t> cand(static_cast<std::size_t>(n_trials));
+  std::vector<double> cand_pot(static_cast<std::size_t>(n_trials));
+  for (int cidx = 1; cidx < k; ++cidx) {
+    for (int t = 0; t < n_trials; ++t) cand[t] = search(rng.uniform() * potential);
+    // Distances to every candidate, min with the current closest, per-block potentials.
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (std::int64_t b = 0; b < n_blocks; ++b) {
+      const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
+      for (int t = 0; t < n_trials; ++t) {
+        const T* ct = x + cand[t] * d;
+        double* dist = &cand_dist[static_cast<std::size_t>(t) * n];
+        double s = 0;
+        for (std::int64_t i = b * kReduceBlock; i < end; ++i) {
+          dist[i] = std::min(closest[i], squared_distance(x + i * d, ct, d));
+          s += weight_of(w, i) * dist[i];
+        }
+        block_sum[static_cast<std::size_t>(t * n_blocks + b)] = s;
+      }
+    }
+    int best = 0;
+    for (int t = 0; t < n_trials; ++t) {
+      double s = 0;
+      for (std::int64_t b = 0; b < n_blocks; ++b) s += block_sum[static_cast<std::size_t>(t * n_blocks + b)];
+      cand_pot[t] = s;
+      if (s < cand_pot[best]) best = t;
+    }
+    std::copy(cand_dist.begin() + static_cast<std::ptrdiff_t>(best) * n,
+              cand_dist.begin() + static_cast<std::ptrdiff_t>(best + 1) * n, closest.begin());
+    copy_row(x, d, cand[best], &c[static_cast<std::size_t>(cidx * d)]);
+    potential = prefix(closest.data());
+  }
+  return c;
+}
+
+#define KMEANS_INSTANTIATE(T)                                                                  \
+  template std::vector<T> init_random<T>(const T*, const T*, std::int64_t, std::int64_t, int, \
+                                         std::uint64_t);                                       \
+  template std::vector<T> init_kmeans_plusplus<T>(const T*, const T*, std::int64_t,           \
+                                                  std::int64_t, int, std::uint64_t, int);
+KMEANS_INSTANTIATE(float)
+KMEANS_INSTANTIATE(double)
+#undef KMEANS_INSTANTIATE
+
+}  // namespace kmeans::detail

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+// Internal helpers shared by the driver, the initialisers and the host backends.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kmeans/kmeans.hpp"
+
+namespace kmeans::detail {
+
+/// Portable generator (splitmix64): the same seed gives the same stream on every platform.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
+  std::uint64_t next() {
+    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  /// Uniform in [0, 1) with 53 random bits.
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+ private:
+  std::uint64_t state_;
+};
+
+/// Points per block of the fixed-order reductions: sums are formed per block and then added
+/// in block order, so the result does not depend on the number of threads.
+constexpr std::int64_t kReduceBlock = 4096;
+
+/// Throws kmeans::Error unless (data, n, d) describe a usable host or device data set:
+/// non-null, n >= 1, d >= 1, n * d fits in memory sizes.
+void validate_shape(const void* data, std::size_t n, std::size_t d, const char* what);
+
+/// Throws kmeans::Error naming the first NaN or Inf (row, column) of a host array.
+template <class T>
+void validate_finite(const T* x, std::int64_t n, std::int64_t d, const char* what, int n_threads);
+
+/// Throws kmeans::Error unless the host weights are finite, >= 0 and sum to more than 0.
+template <class T>
+void validate_weights(const T* w, std::int64_t n, int n_threads);
+
+/// Mean over features of the (population) variance of each feature: scikit-learn's tol scale.
+template <class T>
+double mean_feature_variance(const T* x, std::int64_t n, std::int64_t d, int n_threads);
+
+/// Initial centroids (k x d) by Init::Random or Init::KMeansPlusPlus, from host data.
+template <class T>
+std::vector<T> init_random(const T* x, const T* w, std::int64_t n, std::int64_t d, int k,
+                           std::uint64_t seed);
+template <class T>
+std::vector<T> init_kmeans_plusplus(const T* x, const T* w, std::int64_t n, std::int64_t d,
+                                    int k, std::uint64_t seed, int n_threads);
+
+/// The thread count to use: n_threads when positive, else the OpenMP default.
+int resolve_threads(int n_threads);
+
+}  // namespace kmeans::detail

@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: Apache-2.0
+// The fast CPU backend against the reference backend, on every instruction set this CPU runs,
+// over many shapes (n not a multiple of any block, d = 1, d = 300, k = 1, k = n, duplicates).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpu_kernel.hpp"
+#include "engine.hpp"
+#include "kmeans/kmeans.hpp"
+
+namespace {
+
+using kmeans::Backend;
+using kmeans::detail::Engine;
+
+// A label is accepted when its exact distance is within this relative margin of the true
+// minimum (float arithmetic may pick either of two near-tied centroids).
+constexpr double kRelTolF32 = 1e-5;
+constexpr double kRelTolF64 = 1e-12;
+template <class T>
+constexpr double rel_tol() {
+  return sizeof(T) == 4 ? kRelTolF32 : kRelTolF64;
+}
+
+/// Deterministic pseudo-normal data: points around `clusters` random centres.
+template <class T>
+std::vector<T> make_data(std::int64_t n, std::int64_t d, int clusters, std::uint64_t seed,
+                         double spread = 1.0) {
+  std::uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  auto u = [&]() {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<double>(s >> 11) * 0x1.0p-53;
+  };
+  auto normal = [&]() {  // Irwin-Hall approximation: good enough and portable
+    double t = 0;
+    for (int i = 0; i < 12; ++i) t += u();
+    return t - 6;
+  };
+  std::vector<double> centres(static_cast<std::size_t>(clusters * d));
+  for (auto& c : centres) c = 20 * u() - 10;
+  std::vector<T> x(static_cast<std::size_t>(n * d));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const int c = static_cast<int>(u() * clusters);
+    for (std::int64_t j = 0; j < d; ++j)
+      x[i * d + j] = static_cast<T>(centres[c * d + j] + spread * normal());
+  }
+  return x;
+}
+
+template <class T>
+double exact_dist(const T* a, const T* b, std::int64_t d) {
+  double s = 0;
+  for (std::int64_t j = 0; j < d; ++j) {
+    const double t = static_cast<double>(a[j]) - static_cast<double>(b[j]);
+    s += t * t;
+  }
+  return s;
+}
+
+struct Shape {
+  std::int64_t n, d;
+  int k;
+  const char* what;
+};
+
+const Shape kShapes[] = {
+    {1, 1, 1, "single point"},
+    {7, 1, 3, "d = 1, tiny"},
+    {1000, 1, 5, "d = 1"},
+    {4097, 3, 4, "n = block + 1"},
+    {8193, 2, 17, "k not a multiple of the tile"},
+    {2000, 300, 7, "d = 300"},
+    {2000, 5, 1, "k = 1"},
+    {300, 2, 300, "k = n"},
+    {64, 16, 64, "k = n, d = 16"},
+    {10000, 8, 64, "the CPU target shape, scaled down"},
+    {3001, 17, 33, "odd everything"},
+    {1500, 4, 700, "large k"},
+};
+
+/// Every CPU kernel table this machine can run ("generic", "avx2", "avx512").
+std::vector<std::string> isas() {
+  const kmeans::detail::cpu::KernelTable* t[3];
+  const int n = kmeans::detail::cpu::supported_kernels(t, 3);
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) out.push_back(t[i]->name);
+  return out;
+}
+
+/// Sets KMEANS_CPU_ISA for the lifetime of the object.
+class IsaScope {
+ public:
+  explicit IsaScope(const std::string& isa) { setenv("KMEANS_CPU_ISA", isa.c_str(), 1); }
+  ~IsaScope() { unsetenv("KMEANS_CPU_ISA"); }
+};
+
+/// One assignment pass of the CPU engine against the reference engine. max_partials picks the
+/// reduction path: the default size rule, or 0 to force the bucket-by-label path.
+template <class T>
+void check_one_pass(const Shape& s, const std::string& isa, std::int64_t max_partials) {
+  SCOPED_TRACE(std::string(s.what) + " isa=" + isa + (sizeof(T) == 4 ? " float" : " double") +
+               (max_partials == 0 ? " bucket path" : " partials path"));
+  IsaScope scope(isa);
+  const auto x = make_data<T>(s.n, s.d, std::max(1, s.k / 2), 11 + s.n + s.k);
+  // Centroids: random data points plus a duplicate (an exact tie for every point).
+  std::vector<T> c(static_cast<std::size_t>(s.k * s.d));
+  for (int j = 0; j < s.k; ++j)
+    for (std::int64_t f = 0; f < s.d; ++f)
+      c[j * s.d + f] = x[((j * 7919) % s.n) * s.d + f];
+  // Exact ties: these centroids copy centroid 1, so no point may take them. 2 shares its tile;
+  // 17, 33 and 65 sit in the same SIMD lane of later tiles (tiles of 4 to 32); k - 1 is last.
+  std::vector<int> copies;
+  for (int j : {2, 17, 33, 65, s.k - 1})
+    if (j >= 2 && j < s.k) copies.push_back(j);
+  for (int j : copies)
+    for (std::int64_t f = 0; f < s.d; ++f) c[j * s.d + f] = c[1 * s.d + f];
+
+  kmeans::detail::DataView<T> v{x.data(), nullptr, s.n, s.d, 0};
+  auto ref = kmeans::detail::make_reference_engine(v);
+  auto cpu = kmeans::detail::make_cpu_engine(v, max_partials);
+  std::vector<double> ref_sums(s.k * s.d), ref_w(s.k), sums(s.k * s.d, -1), w(s.k, -1);
+  const auto rs = ref->assign(c.data(), s.k, ref_sums.data(), ref_w.data());
+  const auto cs = cpu->assign(c.data(), s.k, sums.data(), w.data());
+  std::vector<std::int32_t> rl(s.n), cl(s.n, -7);
+  ref->labels(rl.data());
+  cpu->labels(cl.data());
+
+  EXPECT_EQ(cs.n_changed, s.n);  // first pass: every label is new
+  double scale = 0;
+  for (std::int64_t i = 0; i < s.n; ++i) {
+    ASSERT_GE(cl[i], 0);
+    ASSERT_LT(cl[i], s.k);
+    const double best = exact_dist(&x[i * s.d], &c[rl[i] * s.d], s.d);
+    const double mine = exact_dist(&x[i * s.d], &c[cl[i] * s.d], s.d);
+    const double tol = rel_tol<T>() * (best + 1e-30) + rel_tol<T>() * s.d;
+    ASSERT_LE(mine, best + tol) << "point " << i;
+    for (int j : copies)
+      ASSERT_NE(cl[i], j) << "point " << i << ": an exact tie with centroid 1 goes to index 1";
+    scale += best;
+  }
+  EXPECT_NEAR(cs.sse, rs.sse, rel_tol<T>() * 10 * (scale + 1));
+
+  // The sums are exactly those of the backend's own labels (recomputed here in double).
+  std::vector<double> my_sums(s.k * s.d, 0.0), my_w(s.k, 0.0);
+  for (std::int64_t i = 0; i < s.n; ++i) {
+    for (std::int64_t f = 0; f < s.d; ++f) my_sums[cl[i] * s.d + f] += x[i * s.d + f];
+    my_w[cl[i]] += 1;
+  }
+  for (int j = 0; j < s.k; ++j) {
+    ASSERT_EQ(w[j], my_w[j]) << "cluster " << j;
+    for (std::int64_t f = 0; f < s.d; ++f)
+      ASSERT_NEAR(sums[j * s.d + f], my_sums[j * s.d + f], 1e-9 * (1 + std::abs(my_sums[j * s.d + f])));
+  }
+
+  // A second pass with the same centroids changes no label.
+  EXPECT_EQ(cpu->assign(c.data(), s.k, nullptr, nullptr).n_changed, 0);
+}
+
+constexpr std::int64_t kDefaultRule = std::int64_t{1} << 40;
+constexpr std::int64_t kForceBuckets = 0;
+
+TEST(CpuVsReference, OnePassFloat) {
+  for (const auto& isa : isas())
+    for (const auto& s : kShapes)
+      for (auto rule : {kDefaultRule, kForceBuckets}) check_one_pass<float>(s, isa, rule);
+}
+
+TEST(CpuVsReference, OnePassDouble) {
+  for (const auto& isa : isas())
+    for (const auto& s : kShapes)
+      for (auto rule : {kDefaultRule, kForceBuckets}) check_one_pass<double>(s, isa, rule);
+}
+
+template <class T>
+void check_fit(const Shape& s, const std::string& isa) {
+  SCOPED_TRACE(std::string(s.what) + " isa=" + isa + (sizeof(T) == 4 ? " float" : " double"));
+  IsaScope scope(isa);
+  const auto x = make_data<T>(s.n, s.d, std::max(1, s.k), 5 + s.n, 0.5);
+  std::vector<T> c0(x.begin(), x.begin() + s.k * s.d);
+  kmeans::Params p;
+  p.k = s.k;
+  p.max_iter = 30;
+  p.tol = 0;
+  p.init = kmeans::Init::Array;
+  p.init_centroids = c0.data();
+  p.backend = Backend::Reference;
+  const auto ref = kmeans::fit(x.data(), s.n, s.d, p);
+  p.backend = Backend::Cpu;
+  const auto cpu = kmeans::fit(x.data(), s.n, s.d, p);
+  EXPECT_EQ(cpu.backend, Backend::Cpu);
+  if (sizeof(T) == 8) {
+    // Double: the same labels, iterations and (to rounding) the same inertia.
+    EXPECT_EQ(cpu.labels, ref.labels);
+    EXPECT_EQ(cpu.n_iter, ref.n_iter);
+    EXPECT_NEAR(cpu.inertia, ref.inertia, 1e-9 * (1 + ref.inertia));
+  } else {
+    // Float: near-ties may flip a few labels along the way; the objective must agree.
+    EXPECT_NEAR(cpu.inertia, ref.inertia, 1e-3 * (1 + ref.inertia));
+    std::int64_t same = 0;
+    for (std::int64_t i = 0; i < s.n; ++i) same += cpu.labels[i] == ref.labels[i];
+    EXPECT_GE(static_cast<double>(same), 0.99 * s.n);
+  }
+  for (T c : cpu.centroids) EXPECT_TRUE(std::isfinite(static_cast<double>(c)));
+}
+
+TEST(CpuVsReference, FullFitFloat) {
+  for (const auto& isa : isas())
+    for (const auto& s : kShapes) check_fit<float>(s, isa);
+}
+
+TEST(CpuVsReference, FullFitDouble) {
+  for (const auto& isa : isas())
+    for (const auto& s : kShapes) check_fit<double>(s, isa);
+}
+
+// Many duplicate points: every backend gives the same labels, and no NaN.
+TEST(CpuVsReference, DuplicatePoints) {
+  std::vector<double> x;
+  for (int i = 0; i < 5000; ++i) x.insert(x.end(), {double(i % 4), double((i / 4) % 3)});
+  kmeans::Params p;
+  p.k = 12;
+  p.seed = 3;
+  p.backend = Backend::Reference;
+  const auto ref = kmeans::fit(x.data(), 5000, 2, p);
+  for (const auto& isa : isas()) {
+    IsaScope scope(isa);
+    p.backend = Backend::Cpu;
+    const auto cpu = kmeans::fit(x.data(), 5000, 2, p);
+    EXPECT_EQ(cpu.labels, ref.labels) << isa;
+    EXPECT_EQ(cpu.centroids, ref.centroids) << isa;
+    EXPECT_NEAR(cpu.inertia, 0.0, 1e-12) << isa;
+  }
+}
+
+// Results do not depend on the number of threads: bitwise identical.
+TEST(CpuDeterminism, SameBitsForAnyThreadCount) {
+  const auto x = make_data<float>(50000, 6, 10, 1);
+  kmeans::Params p;
+  p.k = 10;
+  p.seed = 9;
+  p.backend = Backend::Cpu;
+  p.n_threads = 1;
+  const auto a = kmeans::fit(x.data(), 50000, 6, p);
+  p.n_threads = 2;
+  const auto b = kmeans::fit(x.data(), 50000, 6, p);
+  p.n_threads = 3;
+  const auto c = kmeans::fit(x.data(), 50000, 6, p);
+  for (const auto* r : {&b, &c}) {
+    EXPECT_EQ(r->centroids, a.centroids);
+    EXPECT_EQ(r->labels, a.labels);
+    EXPECT_EQ(r->inertia, a.inertia);
+    EXPECT_EQ(r->sse_history, a.sse_history);
+  }
+}
+
+TEST(CpuIsa, UnknownOrUnsupportedIsaIsAnError) {
+  IsaScope scope("sse9");
+  const float x[] = {1, 2, 3, 4};
+  kmeans::Params p;
+  p.k = 2;
+  p.backend = Backend::Cpu;
+  try {
+    kmeans::fit(x, 4, 1, p);
+    ADD_FAILURE() << "an unknown KMEANS_CPU_ISA must be rejected";
+  } catch (const kmeans::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("KMEANS_CPU_ISA = sse9"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
