@@ -4,6 +4,7 @@
 // final assignment. Backends only do the arithmetic (engine.hpp).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <cstdint>
 #include <memory>
@@ -83,6 +84,8 @@ std::vector<T> initial_centroids(Engine<T>& e, std::int64_t n, std::int64_t d, c
       return init_random(e.host_data(), e.host_weights(), n, d, p.k, p.seed);
     case Init::KMeansPlusPlus:
       return init_kmeans_plusplus(e.host_data(), e.host_weights(), n, d, p.k, p.seed, p.n_threads);
+    case Init::KMeansParallel:
+      return init_kmeans_parallel(e.host_data(), e.host_weights(), n, d, p.k, p.seed, p.n_threads);
   }
   throw Error("unknown init method");
 }
@@ -134,46 +137,40 @@ double update_centroids(const double* sums, const double* weights, int k, std::i
   return shift;
 }
 
-template <class T>
-Result<T> run_fit(const T* data, std::size_t n, std::size_t d, const Params& p) {
-  using clock = std::chrono::steady_clock;
-  validate_shape(data, n, d, "data");
+void validate_params(const Params& p, std::size_t n) {
   if (p.k < 1) throw Error("k = " + std::to_string(p.k) + " must be at least 1");
   if (static_cast<std::size_t>(p.k) > n) {
     throw Error("k = " + std::to_string(p.k) + " exceeds the number of samples n = " +
                 std::to_string(n));
   }
   if (p.max_iter < 0) throw Error("max_iter = " + std::to_string(p.max_iter) + " is negative");
+  if (p.n_init < 1) throw Error("n_init = " + std::to_string(p.n_init) + " must be at least 1");
   if (!(p.tol >= 0) || p.tol == std::numeric_limits<double>::infinity()) {
     std::ostringstream msg;
     msg << "tol = " << p.tol << " must be finite and >= 0";
     throw Error(msg.str());
   }
-  auto seconds_since = [](clock::time_point t) {
-    return std::chrono::duration<double>(clock::now() - t).count();
-  };
-  const auto t_init = clock::now();
-  auto engine =
-      bind(data, n, d, static_cast<const T*>(p.sample_weight), p.k, p.backend, p.n_threads);
-  Engine<T>& e = *engine;
-  const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+/// Lloyd iterations from r.centroids (already initialised) until convergence or max_iter,
+/// then the final assignment. `tol` is absolute (already scaled by the data variance).
+template <class T>
+void lloyd(Engine<T>& e, std::int64_t n, std::int64_t d, const Params& p, double tol,
+           Result<T>& r) {
   const int k = p.k;
-
-  Result<T> r;
-  r.backend = e.kind();
-  r.centroids = initial_centroids(e, ni, di, p);
-  const double tol =
-      p.tol > 0 ? p.tol * mean_feature_variance(e.host_data(), ni, di, p.n_threads) : 0.0;
-  r.timings.init = seconds_since(t_init);
-
-  std::vector<double> sums(static_cast<std::size_t>(k * di)), weights(static_cast<std::size_t>(k));
+  std::vector<double> sums(static_cast<std::size_t>(k * d)), weights(static_cast<std::size_t>(k));
   for (int it = 0; it < p.max_iter; ++it) {
-    const auto t0 = clock::now();
+    const auto t0 = Clock::now();
     const StepStats s = e.assign(r.centroids.data(), k, sums.data(), weights.data());
-    const auto t1 = clock::now();
+    const auto t1 = Clock::now();
     r.sse_history.push_back(s.sse);
-    r.n_empty_relocated += relocate_empty_clusters(e, di, k, sums.data(), weights.data());
-    const double shift = update_centroids(sums.data(), weights.data(), k, di, r.centroids);
+    r.n_empty_relocated += relocate_empty_clusters(e, d, k, sums.data(), weights.data());
+    const double shift = update_centroids(sums.data(), weights.data(), k, d, r.centroids);
     r.n_iter = it + 1;
     // scikit-learn: labels identical to the previous iteration's is strict convergence;
     // otherwise a total squared shift <= tol (scaled by the data variance) converges too.
@@ -185,29 +182,114 @@ Result<T> run_fit(const T* data, std::size_t n, std::size_t d, const Params& p) 
     if (r.converged) break;
   }
   // The final assignment: the returned labels and inertia belong to the returned centroids.
-  const auto t_final = clock::now();
-  const StepStats s = e.assign(r.centroids.data(), k, nullptr, nullptr);
-  r.inertia = s.sse;
-  r.labels.resize(n);
+  const auto t_final = Clock::now();
+  r.inertia = e.assign(r.centroids.data(), k, nullptr, nullptr).sse;
+  r.labels.resize(static_cast<std::size_t>(n));
   e.labels(r.labels.data());
-  r.timings.final_assign = seconds_since(t_final);
-  return r;
+  r.timings.final_assign += seconds_since(t_final);
+}
+
+template <class T>
+Result<T> run_fit(const T* data, std::size_t n, std::size_t d, const Params& p) {
+  validate_shape(data, n, d, "data");
+  validate_params(p, n);
+  const auto t_bind = Clock::now();
+  auto engine =
+      bind(data, n, d, static_cast<const T*>(p.sample_weight), p.k, p.backend, p.n_threads);
+  Engine<T>& e = *engine;
+  const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
+  const double tol =
+      p.tol > 0 ? p.tol * mean_feature_variance(e.host_data(), ni, di, p.n_threads) : 0.0;
+  const double bind_seconds = seconds_since(t_bind);
+
+  // Explicit centroids are one starting point: n_init > 1 would repeat the same fit.
+  const int n_init = p.init == Init::Array ? 1 : p.n_init;
+  Result<T> best;
+  Timings total;
+  for (int run = 0; run < n_init; ++run) {
+    Result<T> r;
+    r.backend = e.kind();
+    const auto t_init = Clock::now();
+    Params pr = p;
+    pr.seed = p.seed + static_cast<std::uint64_t>(run);
+    r.centroids = initial_centroids(e, ni, di, pr);
+    r.timings.init = seconds_since(t_init);
+    lloyd(e, ni, di, p, tol, r);
+    total.init += r.timings.init;
+    total.assign += r.timings.assign;
+    total.update += r.timings.update;
+    total.final_assign += r.timings.final_assign;
+    if (run == 0 || r.inertia < best.inertia) best = std::move(r);
+  }
+  best.timings = total;
+  best.timings.init += bind_seconds;
+  if (p.init == Init::Array && p.n_init > 1)
+    best.warnings.push_back("init = Array: n_init = " + std::to_string(p.n_init) +
+                            " ignored, one fit from the given centroids");
+  std::vector<char> used(static_cast<std::size_t>(p.k), 0);
+  for (auto l : best.labels) used[static_cast<std::size_t>(l)] = 1;
+  const auto distinct = std::count(used.begin(), used.end(), 1);
+  if (distinct < p.k)
+    best.warnings.push_back("number of distinct clusters (" + std::to_string(distinct) +
+                            ") found smaller than k = " + std::to_string(p.k) +
+                            ": the data may have fewer distinct points than k");
+  return best;
+}
+
+/// Checks centroids for predict / transform / score and binds an engine to the data.
+template <class T>
+std::unique_ptr<Engine<T>> bind_for_centroids(const T* data, std::size_t n, std::size_t d,
+                                              const T* centroids, std::size_t k,
+                                              const T* weights, Backend backend) {
+  validate_shape(data, n, d, "data");
+  if (centroids == nullptr) throw Error("centroids is a null pointer");
+  if (k < 1 || k > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw Error("k = " + std::to_string(k) + " is out of range [1, 2^31)");
+  validate_finite(centroids, static_cast<std::int64_t>(k), static_cast<std::int64_t>(d),
+                  "centroids", 0);
+  return bind<T>(data, n, d, weights, static_cast<int>(k), backend, 0);
 }
 
 template <class T>
 std::vector<std::int32_t> run_predict(const T* data, std::size_t n, std::size_t d,
                                       const T* centroids, std::size_t k, Backend backend) {
-  validate_shape(data, n, d, "data");
-  if (centroids == nullptr) throw Error("centroids is a null pointer");
-  if (k < 1 || k > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-    throw Error("k = " + std::to_string(k) + " is out of range");
-  validate_finite(centroids, static_cast<std::int64_t>(k), static_cast<std::int64_t>(d),
-                  "centroids", 0);
-  auto engine = bind<T>(data, n, d, nullptr, static_cast<int>(k), backend, 0);
+  auto engine = bind_for_centroids(data, n, d, centroids, k, static_cast<const T*>(nullptr), backend);
   engine->assign(centroids, static_cast<int>(k), nullptr, nullptr);
   std::vector<std::int32_t> labels(n);
   engine->labels(labels.data());
   return labels;
+}
+
+template <class T>
+double run_score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
+                 const T* weights, Backend backend) {
+  auto engine = bind_for_centroids(data, n, d, centroids, k, weights, backend);
+  return -engine->assign(centroids, static_cast<int>(k), nullptr, nullptr).sse;
+}
+
+template <class T>
+std::vector<T> run_transform(const T* data, std::size_t n, std::size_t d, const T* centroids,
+                             std::size_t k, Backend backend) {
+  auto engine = bind_for_centroids(data, n, d, centroids, k, static_cast<const T*>(nullptr), backend);
+  if (k > std::numeric_limits<std::size_t>::max() / sizeof(T) / n)
+    throw Error("transform: the n x k = " + std::to_string(n) + " x " + std::to_string(k) +
+                " distance matrix overflows");
+  // Distances in double from the host data (a host copy for device data), as sqrt(sum (x-c)^2).
+  const T* x = engine->host_data();
+  const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
+  const auto ki = static_cast<std::int64_t>(k);
+  std::vector<T> out(n * k);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < ni; ++i)
+    for (std::int64_t c = 0; c < ki; ++c) {
+      double s = 0;
+      for (std::int64_t j = 0; j < di; ++j) {
+        const double t = static_cast<double>(x[i * di + j]) - static_cast<double>(centroids[c * di + j]);
+        s += t * t;
+      }
+      out[static_cast<std::size_t>(i * ki + c)] = static_cast<T>(std::sqrt(s));
+    }
+  return out;
 }
 
 }  // namespace
@@ -224,11 +306,31 @@ std::vector<std::int32_t> predict(const T* data, std::size_t n, std::size_t d, c
   return detail::run_predict(data, n, d, centroids, k, backend);
 }
 
+template <class T>
+std::vector<T> transform(const T* data, std::size_t n, std::size_t d, const T* centroids,
+                         std::size_t k, Backend backend) {
+  return detail::run_transform(data, n, d, centroids, k, backend);
+}
+
+template <class T>
+double score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
+             const T* sample_weight, Backend backend) {
+  return detail::run_score(data, n, d, centroids, k, sample_weight, backend);
+}
+
 template Result<float> fit<float>(const float*, std::size_t, std::size_t, const Params&);
 template Result<double> fit<double>(const double*, std::size_t, std::size_t, const Params&);
 template std::vector<std::int32_t> predict<float>(const float*, std::size_t, std::size_t,
                                                   const float*, std::size_t, Backend);
 template std::vector<std::int32_t> predict<double>(const double*, std::size_t, std::size_t,
                                                    const double*, std::size_t, Backend);
+template std::vector<float> transform<float>(const float*, std::size_t, std::size_t, const float*,
+                                             std::size_t, Backend);
+template std::vector<double> transform<double>(const double*, std::size_t, std::size_t,
+                                               const double*, std::size_t, Backend);
+template double score<float>(const float*, std::size_t, std::size_t, const float*, std::size_t,
+                             const float*, Backend);
+template double score<double>(const double*, std::size_t, std::size_t, const double*,
+                              std::size_t, const double*, Backend);
 
 }  // namespace kmeans

@@ -151,10 +151,132 @@ std::vector<T> init_kmeans_plusplus(const T* x, const T* w, std::int64_t n, std:
   return c;
 }
 
+namespace {
+
+/// Uniform in [0, 1) from (seed, counter): the splitmix64 output function applied to a
+/// per-point state, so each point's draw is independent of thread count and order.
+double hash_uniform(std::uint64_t seed, std::uint64_t i) {
+  return SplitMix64(seed ^ (i * 0xD1B54A32D192ED03ull)).uniform();
+}
+
+}  // namespace
+
+template <class T>
+std::vector<T> init_kmeans_parallel(const T* x, const T* w, std::int64_t n, std::int64_t d,
+                                    int k, std::uint64_t seed, int n_threads) {
+  constexpr int kRounds = 5;
+  SplitMix64 rng(seed);
+  const int nt = resolve_threads(n_threads);
+  const double l = 2.0 * k;  // oversampling factor
+  const std::int64_t n_blocks = (n + kReduceBlock - 1) / kReduceBlock;
+  std::vector<double> block_sum(static_cast<std::size_t>(n_blocks));
+  std::vector<double> closest(static_cast<std::size_t>(n));
+  auto potential = [&]() {  // sum of w * D^2 in a fixed order
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (std::int64_t b = 0; b < n_blocks; ++b) {
+      double s = 0;
+      for (std::int64_t i = b * kReduceBlock; i < std::min(n, (b + 1) * kReduceBlock); ++i)
+        s += weight_of(w, i) * closest[i];
+      block_sum[b] = s;
+    }
+    double s = 0;
+    for (double v : block_sum) s += v;
+    return s;
+  };
+  // Lowers closest[] with the candidates cand[from..].
+  std::vector<std::int64_t> cand;
+  auto lower_closest = [&](std::size_t from) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::size_t c = from; c < cand.size(); ++c)
+        closest[i] = std::min(closest[i], squared_distance(x + i * d, x + cand[c] * d, d));
+  };
+
+  // The first candidate: one point drawn by weight.
+  {
+    double total = 0;
+    for (std::int64_t i = 0; i < n; ++i) total += weight_of(w, i);
+    const double r = rng.uniform() * total;
+    double acc = 0;
+    std::int64_t first = n - 1;
+    for (std::int64_t i = 0; i < n; ++i) {
+      acc += weight_of(w, i);
+      if (acc > r && weight_of(w, i) > 0) {
+        first = i;
+        break;
+      }
+    }
+    cand.push_back(first);
+    std::fill(closest.begin(), closest.end(), std::numeric_limits<double>::infinity());
+    lower_closest(0);
+  }
+  std::vector<char> picked(static_cast<std::size_t>(n), 0);
+  picked[static_cast<std::size_t>(cand[0])] = 1;
+  for (int round = 0; round < kRounds; ++round) {
+    const double phi = potential();
+    if (!(phi > 0)) break;  // every point is already a candidate (up to duplicates)
+    const std::uint64_t round_seed = rng.next();
+    const std::size_t before = cand.size();
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double prob = l * weight_of(w, i) * closest[i] / phi;
+      if (!picked[i] && hash_uniform(round_seed, static_cast<std::uint64_t>(i)) < prob)
+        picked[i] = 2;
+    }
+    for (std::int64_t i = 0; i < n; ++i)
+      if (picked[i] == 2) {
+        picked[i] = 1;
+        cand.push_back(i);
+      }
+    lower_closest(before);
+  }
+  // Too few candidates (tiny or degenerate data): top up with points drawn by weight.
+  if (static_cast<std::int64_t>(cand.size()) < k) {
+    std::vector<std::pair<double, std::int64_t>> keys;
+    for (std::int64_t i = 0; i < n; ++i)
+      if (!picked[i] && weight_of(w, i) > 0)
+        keys.emplace_back(std::log1p(-rng.uniform()) / weight_of(w, i), i);
+    const std::size_t missing = std::min(keys.size(), static_cast<std::size_t>(k) - cand.size());
+    std::partial_sort(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(missing), keys.end(),
+                      [](const auto& a, const auto& b) {
+                        return a.first != b.first ? a.first > b.first : a.second < b.second;
+                      });
+    for (std::size_t i = 0; i < missing; ++i) cand.push_back(keys[i].second);
+    if (static_cast<std::int64_t>(cand.size()) < k) {
+      std::ostringstream msg;
+      msg << "init: only " << cand.size() << " points have a positive weight, fewer than k = " << k;
+      throw Error(msg.str());
+    }
+  }
+  // Weight of each candidate: the weight of the points nearest to it (ties: lowest index).
+  const auto m = static_cast<std::int64_t>(cand.size());
+  std::vector<std::int64_t> nearest(static_cast<std::size_t>(n));
+#pragma omp parallel for schedule(static) num_threads(nt)
+  for (std::int64_t i = 0; i < n; ++i) {
+    double best = std::numeric_limits<double>::infinity();
+    for (std::int64_t c = 0; c < m; ++c) {
+      const double dist = squared_distance(x + i * d, x + cand[c] * d, d);
+      if (dist < best) {
+        best = dist;
+        nearest[i] = c;
+      }
+    }
+  }
+  std::vector<T> cand_w(static_cast<std::size_t>(m), T(0));
+  std::vector<double> acc(static_cast<std::size_t>(m), 0.0);
+  for (std::int64_t i = 0; i < n; ++i) acc[nearest[i]] += weight_of(w, i);
+  for (std::int64_t c = 0; c < m; ++c) cand_w[c] = static_cast<T>(acc[c]);
+  std::vector<T> cx(static_cast<std::size_t>(m * d));
+  for (std::int64_t c = 0; c < m; ++c) copy_row(x, d, cand[c], &cx[static_cast<std::size_t>(c * d)]);
+  return init_kmeans_plusplus(cx.data(), cand_w.data(), m, d, k, rng.next(), n_threads);
+}
+
 #define KMEANS_INSTANTIATE(T)                                                                  \
   template std::vector<T> init_random<T>(const T*, const T*, std::int64_t, std::int64_t, int, \
                                          std::uint64_t);                                       \
   template std::vector<T> init_kmeans_plusplus<T>(const T*, const T*, std::int64_t,           \
+                                                  std::int64_t, int, std::uint64_t, int);      \
+  template std::vector<T> init_kmeans_parallel<T>(const T*, const T*, std::int64_t,           \
                                                   std::int64_t, int, std::uint64_t, int);
 KMEANS_INSTANTIATE(float)
 KMEANS_INSTANTIATE(double)

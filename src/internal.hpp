@@ -55,6 +55,15 @@ template <class T>
 std::vector<T> init_kmeans_plusplus(const T* x, const T* w, std::int64_t n, std::int64_t d,
                                     int k, std::uint64_t seed, int n_threads);
 
+/// k-means|| (Bahmani et al.): a first point drawn by weight, then `rounds` rounds in which
+/// every point joins the candidates independently with probability min(1, l w D^2 / phi)
+/// (l = 2k), then greedy k-means++ on the candidates weighted by the weight they attract.
+/// Per-point random numbers come from a counter-based hash, so results do not depend on the
+/// number of threads.
+template <class T>
+std::vector<T> init_kmeans_parallel(const T* x, const T* w, std::int64_t n, std::int64_t d,
+                                    int k, std::uint64_t seed, int n_threads);
+
 /// The thread count to use: n_threads when positive, else the OpenMP default.
 int resolve_threads(int n_threads);
 

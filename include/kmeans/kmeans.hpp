@@ -10,6 +10,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kmeans {
@@ -26,6 +27,8 @@ enum class Backend {
 enum class Init {
   Random,          ///< k distinct points drawn uniformly (weighted by sample weights if given).
   KMeansPlusPlus,  ///< Greedy k-means++ as scikit-learn does it (2 + floor(ln k) local trials).
+  KMeansParallel,  ///< k-means|| (Bahmani et al.): oversampling l = 2k for 5 rounds, then weighted
+                   ///< k-means++ on the candidates. The scalable choice for large n and k.
   Array,           ///< User centroids from Params::init_centroids (k x d, same dtype as data).
 };
 
@@ -52,7 +55,10 @@ struct Params {
   Init init = Init::KMeansPlusPlus;    ///< Initialisation method.
   const void* init_centroids = nullptr;  ///< k x d row-major, same dtype as the data (Init::Array).
   const void* sample_weight = nullptr;   ///< Optional n non-negative weights, same dtype as the data.
-  std::uint64_t seed = 0;              ///< Seed of the portable generator (splitmix64) used by init.
+  int n_init = 1;                      ///< Initialisations to run; the fit with the lowest inertia
+                                       ///< is kept (ties: the earliest). Init::Array runs once.
+  std::uint64_t seed = 0;              ///< Seed of the portable generator (splitmix64) used by init;
+                                       ///< run i of n_init uses seed + i.
   Backend backend = Backend::Auto;     ///< Engine to use; see Backend.
   int n_threads = 0;                   ///< CPU threads (0 = OpenMP default).
   /// Optional progress callback, called after every iteration; return false to stop early.
@@ -80,7 +86,8 @@ struct Result {
   bool converged = false;            ///< True when labels stopped changing or the shift fell below tol.
   int n_empty_relocated = 0;         ///< Empty clusters moved to the farthest point, over all iterations.
   Backend backend = Backend::Auto;   ///< The engine that actually ran (never Auto).
-  Timings timings;                   ///< Where the time went.
+  Timings timings;                   ///< Where the time went (all n_init runs).
+  std::vector<std::string> warnings; ///< Non-fatal findings, e.g. fewer distinct clusters than k.
 };
 
 /// Clusters n points of d features (row-major) into p.k clusters with Lloyd's algorithm.
@@ -94,6 +101,72 @@ Result<T> fit(const T* data, std::size_t n, std::size_t d, const Params& p);
 template <class T>
 std::vector<std::int32_t> predict(const T* data, std::size_t n, std::size_t d, const T* centroids,
                                   std::size_t k, Backend backend = Backend::Auto);
+
+/// Euclidean distances (not squared, as scikit-learn's transform) of n points to k centroids:
+/// an n x k row-major matrix.
+template <class T>
+std::vector<T> transform(const T* data, std::size_t n, std::size_t d, const T* centroids,
+                         std::size_t k, Backend backend = Backend::Auto);
+
+/// Negative (weighted) inertia of n points against k centroids, as scikit-learn's score.
+template <class T>
+double score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
+             const T* sample_weight = nullptr, Backend backend = Backend::Auto);
+
+/// An estimator in scikit-learn's shape: holds the parameters and, after fit, the result.
+template <class T>
+class KMeans {
+ public:
+  explicit KMeans(Params p = {}) : params_(std::move(p)) {}
+
+  /// Fits to n x d data; the result (centroids, labels, inertia, ...) is kept.
+  KMeans& fit(const T* data, std::size_t n, std::size_t d) {
+    result_ = kmeans::fit(data, n, d, params_);
+    d_ = d;
+    fitted_ = true;
+    return *this;
+  }
+  /// fit, then the labels of the same data.
+  std::vector<std::int32_t> fit_predict(const T* data, std::size_t n, std::size_t d) {
+    return fit(data, n, d).result_.labels;
+  }
+  /// Labels of new data (n x d, the d of the fit).
+  std::vector<std::int32_t> predict(const T* data, std::size_t n) const {
+    return kmeans::predict(data, n, d_, centroids(), k(), result_.backend);
+  }
+  /// n x k Euclidean distances of new data to the fitted centroids.
+  std::vector<T> transform(const T* data, std::size_t n) const {
+    return kmeans::transform(data, n, d_, centroids(), k(), result_.backend);
+  }
+  /// Negative inertia of new data against the fitted centroids.
+  double score(const T* data, std::size_t n, const T* sample_weight = nullptr) const {
+    return kmeans::score(data, n, d_, centroids(), k(), sample_weight, result_.backend);
+  }
+
+  bool fitted() const { return fitted_; }
+  const Params& params() const { return params_; }
+  Params& params() { return params_; }
+  /// The last fit's result; throws kmeans::Error before the first fit.
+  const Result<T>& result() const {
+    check_fitted();
+    return result_;
+  }
+
+ private:
+  void check_fitted() const {
+    if (!fitted_) throw Error("KMeans: call fit() before using the fitted model");
+  }
+  const T* centroids() const {
+    check_fitted();
+    return result_.centroids.data();
+  }
+  std::size_t k() const { return result_.centroids.size() / d_; }
+
+  Params params_;
+  Result<T> result_;
+  std::size_t d_ = 0;
+  bool fitted_ = false;
+};
 
 /// "auto", "cuda", "cpu" or "reference".
 const char* to_string(Backend b);

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+// The estimator around the driver: k-means||, n_init, weights, predict / transform / score,
+// the KMeans class and warnings, on the host backends (modelled on scikit-learn's KMeans tests).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "kmeans/kmeans.hpp"
+
+namespace {
+
+using kmeans::Backend;
+using kmeans::Init;
+
+const Backend kHostBackends[] = {Backend::Reference, Backend::Cpu};
+
+/// Four far-apart 2-D blobs of `per_blob` points (portable LCG noise in [-0.5, 0.5)).
+template <class T = double>
+std::vector<T> blobs(int per_blob, std::uint64_t seed) {
+  std::vector<T> x;
+  const double centers[4][2] = {{0, 0}, {100, 0}, {0, 100}, {100, 100}};
+  std::uint64_t s = seed;
+  auto u = [&]() {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<double>(s >> 11) * 0x1.0p-53 - 0.5;
+  };
+  for (int b = 0; b < 4; ++b)
+    for (int i = 0; i < per_blob; ++i)
+      x.insert(x.end(), {static_cast<T>(centers[b][0] + 3 * u()), static_cast<T>(centers[b][1] + 3 * u())});
+  return x;
+}
+
+TEST(KMeansParallel, SeededPicksDataPointsOnePerBlob) {
+  const auto x = blobs(250, 3);
+  for (std::uint64_t seed = 0; seed < 4; ++seed) {
+    kmeans::Params p;
+    p.k = 4;
+    p.init = Init::KMeansParallel;
+    p.max_iter = 0;
+    p.seed = seed;
+    const auto a = kmeans::fit(x.data(), 1000, 2, p);
+    const auto b = kmeans::fit(x.data(), 1000, 2, p);
+    EXPECT_EQ(a.centroids, b.centroids) << "same seed, same centroids";
+    std::set<int> blob_of;
+    for (int j = 0; j < 4; ++j) {
+      bool is_point = false;
+      for (int i = 0; i < 1000 && !is_point; ++i)
+        is_point = x[2 * i] == a.centroids[2 * j] && x[2 * i + 1] == a.centroids[2 * j + 1];
+      EXPECT_TRUE(is_point);
+      blob_of.insert((a.centroids[2 * j] > 50 ? 1 : 0) + (a.centroids[2 * j + 1] > 50 ? 2 : 0));
+    }
+    EXPECT_EQ(blob_of.size(), 4u) << "seed " << seed;
+  }
+}
+
+TEST(KMeansParallel, SameResultForAnyThreadCount) {
+  const auto x = blobs(2000, 5);
+  kmeans::Params p;
+  p.k = 20;
+  p.init = Init::KMeansParallel;
+  p.max_iter = 0;
+  p.seed = 1;
+  p.n_threads = 1;
+  const auto a = kmeans::fit(x.data(), 8000, 2, p);
+  p.n_threads = 2;
+  const auto b = kmeans::fit(x.data(), 8000, 2, p);
+  EXPECT_EQ(a.centroids, b.centroids);
+}
+
+TEST(KMeansParallel, TinyDataTopsUpCandidates) {
+  const double x[] = {0, 1, 2, 3, 4};
+  kmeans::Params p;
+  p.k = 5;
+  p.init = Init::KMeansParallel;
+  auto r = kmeans::fit(x, 5, 1, p);
+  EXPECT_NEAR(r.inertia, 0.0, 1e-12);  // k = n: every point its own cluster
+}
+
+TEST(NInit, KeepsTheLowestInertiaAndItsOwnSeedSequence) {
+  // Many clusters on few blobs: different inits end in different local minima.
+  const auto x = blobs(100, 9);
+  kmeans::Params p;
+  p.k = 7;
+  p.init = Init::Random;
+  p.seed = 100;
+  double best = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < 6; ++i) {
+    kmeans::Params one = p;
+    one.seed = p.seed + i;
+    best = std::min(best, kmeans::fit(x.data(), 400, 2, one).inertia);
+  }
+  p.n_init = 6;
+  const auto r = kmeans::fit(x.data(), 400, 2, p);
+  EXPECT_EQ(r.inertia, best);
+  p.n_init = 0;
+  EXPECT_THROW(kmeans::fit(x.data(), 400, 2, p), kmeans::Error);
+}
+
+TEST(NInit, ArrayInitRunsOnceAndWarns) {
+  const auto x = blobs(10, 1);
+  const double c0[] = {0, 0, 100, 100};
+  kmeans::Params p;
+  p.k = 2;
+  p.init = Init::Array;
+  p.init_centroids = c0;
+  p.n_init = 5;
+  const auto r = kmeans::fit(x.data(), 40, 2, p);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("n_init = 5 ignored"), std::string::npos);
+}
+
+TEST(Weights, ScalingAllWeightsChangesNothingButTheInertiaScale) {
+  const auto x = blobs(50, 4);
+  std::vector<double> w(200), w3(200);
+  for (int i = 0; i < 200; ++i) {
+    w[i] = 0.5 + (i % 7);
+    w3[i] = 3 * w[i];
+  }
+  for (Backend b : kHostBackends) {
+    kmeans::Params p;
+    p.k = 4;
+    p.seed = 2;
+    p.backend = b;
+    p.sample_weight = w.data();
+    const auto a = kmeans::fit(x.data(), 200, 2, p);
+    p.sample_weight = w3.data();
+    const auto c = kmeans::fit(x.data(), 200, 2, p);
+    EXPECT_EQ(a.labels, c.labels);
+    for (std::size_t i = 0; i < a.centroids.size(); ++i)
+      EXPECT_NEAR(a.centroids[i], c.centroids[i], 1e-9);
+    EXPECT_NEAR(c.inertia, 3 * a.inertia, 1e-9 * c.inertia);
+  }
+}
+
+TEST(Estimator, TransformPredictScoreAgreeWithFit) {
+  const auto x = blobs<float>(60, 8);
+  for (Backend b : kHostBackends) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    kmeans::Params p;
+    p.k = 4;
+    p.backend = b;
+    kmeans::KMeans<float> km(p);
+    EXPECT_FALSE(km.fitted());
+    EXPECT_THROW(km.result(), kmeans::Error);
+    const auto labels = km.fit_predict(x.data(), 240, 2);
+    ASSERT_TRUE(km.fitted());
+    const auto& r = km.result();
+    EXPECT_EQ(labels, r.labels);
+    EXPECT_EQ(km.predict(x.data(), 240), r.labels);
+    EXPECT_NEAR(km.score(x.data(), 240), -r.inertia, 1e-6 * r.inertia);
+    const auto t = km.transform(x.data(), 240);
+    ASSERT_EQ(t.size(), 240u * 4);
+    for (int i = 0; i < 240; ++i) {
+      const auto row = t.begin() + 4 * i;
+      EXPECT_EQ(std::min_element(row, row + 4) - row, r.labels[i]) << "point " << i;
+      for (int c = 0; c < 4; ++c) {
+        const double dx = x[2 * i] - r.centroids[2 * c], dy = x[2 * i + 1] - r.centroids[2 * c + 1];
+        EXPECT_NEAR(row[c], std::sqrt(dx * dx + dy * dy), 1e-4);
+      }
+    }
+  }
+}
+
+TEST(Estimator, ScoreUsesWeights) {
+  const double x[] = {0, 2};
+  const double c[] = {1};
+  const double w[] = {2, 3};
+  EXPECT_DOUBLE_EQ(kmeans::score(x, 2, 1, c, 1), -2.0);
+  EXPECT_DOUBLE_EQ(kmeans::score(x, 2, 1, c, 1, w), -5.0);
+}
+
+TEST(Estimator, FloatAndDoubleAgree) {
+  const auto xd = blobs<double>(100, 6);
+  const std::vector<float> xf(xd.begin(), xd.end());
+  kmeans::Params p;
+  p.k = 4;
+  p.seed = 11;
+  const auto rd = kmeans::fit(xd.data(), 400, 2, p);
+  const auto rf = kmeans::fit(xf.data(), 400, 2, p);
+  EXPECT_EQ(rd.labels, rf.labels);
+  EXPECT_NEAR(rf.inertia, rd.inertia, 1e-5 * rd.inertia);
+}
+
+TEST(Estimator, FewerDistinctPointsThanKWarns) {
+  std::vector<double> x;
+  for (int i = 0; i < 20; ++i) x.push_back(i % 2);
+  kmeans::Params p;
+  p.k = 3;
+  const auto r = kmeans::fit(x.data(), 20, 1, p);
+  ASSERT_FALSE(r.warnings.empty());
+  EXPECT_NE(r.warnings.back().find("distinct clusters (2)"), std::string::npos) << r.warnings.back();
+  EXPECT_NEAR(r.inertia, 0.0, 1e-12);
+}
+
+}  // namespace
