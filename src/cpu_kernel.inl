@@ -67,10 +67,17 @@ T hmin(const T* lanes) {
   }
 }
 
+/// Bytes of one cache block (rows of points, or tiles of centroids): half of a 512 KiB L2.
+constexpr std::int64_t kCacheBlockBytes = 128 * 1024;
+
+template <class T>
+void assign_chunk(const T* x, std::int64_t r0, std::int64_t r1, std::int64_t d, const T* tiles,
+                  int t0, int t1, std::int32_t* labels, T* dist,
+                  const typename Simd<T>::I* lane);
+
 template <class T>
 void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* tiles, int n_tiles,
                  std::int32_t* labels, T* dist) {
-  using VT = typename Simd<T>::V;
   using VI = typename Simd<T>::I;
   constexpr int W = Simd<T>::W;
   constexpr int V = kVecsPerTile;
@@ -82,13 +89,47 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* tiles, 
   KMEANS_UNROLL
   for (int v = 0; v < V; ++v)
     for (int l = 0; l < W; ++l) lane[v][l] = static_cast<LI>(v * W + l);
+
+  // Cache blocking: a sub-block of rows and a chunk of centroid tiles, each about half of a
+  // typical per-core L2, are paired so that neither streams from memory when k * d is large.
+  // Small problems are one sub-block and one chunk. Labels and distances hold the running best
+  // between chunks (a later chunk wins only when strictly closer: ties keep the lower index).
+  const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(T));
+  const std::int64_t tile_bytes = row_bytes * KT;
+  std::int64_t sub_rows = kCacheBlockBytes / row_bytes / P * P;
+  if (sub_rows < P) sub_rows = P;
+  std::int64_t chunk_tiles = kCacheBlockBytes / tile_bytes;
+  if (chunk_tiles < 1) chunk_tiles = 1;
+
+  for (std::int64_t r0 = 0; r0 < rows; r0 += sub_rows) {
+    const std::int64_t r1 = r0 + sub_rows < rows ? r0 + sub_rows : rows;
+    for (std::int64_t t0 = 0; t0 < n_tiles; t0 += chunk_tiles) {
+      const int t1 = static_cast<int>(t0 + chunk_tiles < n_tiles ? t0 + chunk_tiles : n_tiles);
+      assign_chunk<T>(x, r0, r1, d, tiles, static_cast<int>(t0), t1, labels, dist, lane);
+    }
+  }
+}
+
+/// Points [r0, r1) against tiles [t0, t1): the register-blocked core. Merges into labels/dist
+/// when t0 > 0.
+template <class T>
+void assign_chunk(const T* x, std::int64_t r0, std::int64_t r1, std::int64_t d, const T* tiles,
+                  int t0, int t1, std::int32_t* labels, T* dist,
+                  const typename Simd<T>::I* lane) {
+  using VT = typename Simd<T>::V;
+  using VI = typename Simd<T>::I;
+  constexpr int W = Simd<T>::W;
+  constexpr int V = kVecsPerTile;
+  constexpr int P = KMEANS_POINTS;
+  constexpr int KT = V * W;
+  using LI = typename LaneInt<T>::type;
   const T inf = __builtin_inf();
 
-  for (std::int64_t i0 = 0; i0 < rows; i0 += P) {
+  for (std::int64_t i0 = r0; i0 < r1; i0 += P) {
     const T* xp[P];
     KMEANS_UNROLL
     for (int p = 0; p < P; ++p) {
-      const std::int64_t r = (i0 + p < rows) ? i0 + p : rows - 1;  // tail: repeat the last row
+      const std::int64_t r = (i0 + p < r1) ? i0 + p : r1 - 1;  // tail: repeat the last row
       xp[p] = x + r * d;
     }
     // Lane-wise running minimum and the tile it came from (the lane gives the rest of the index).
@@ -101,7 +142,7 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* tiles, 
         best[p][v] = VT{} + inf;
         btile[p][v] = VI{};
       }
-    for (int t = 0; t < n_tiles; ++t) {
+    for (int t = t0; t < t1; ++t) {
       const T* ct = tiles + static_cast<std::int64_t>(t) * d * KT;
       VT acc[P][V];
       KMEANS_UNROLL
@@ -129,7 +170,7 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* tiles, 
           btile[p][v] = less ? tv : btile[p][v];
         }
     }
-    for (int p = 0; p < P && i0 + p < rows; ++p) {
+    for (int p = 0; p < P && i0 + p < r1; ++p) {
       // Minimum over all lanes, then the lowest centroid index among the lanes that hold it.
       VT m = best[p][0];
       KMEANS_UNROLL
@@ -143,8 +184,11 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* tiles, 
         const VI pick = best[p][v] == bv ? idx : none;
         cand = pick < cand ? pick : cand;
       }
-      labels[i0 + p] = static_cast<std::int32_t>(hmin<LI, KMEANS_VBYTES>(reinterpret_cast<const LI*>(&cand)));
-      dist[i0 + p] = bv;
+      const auto bi = static_cast<std::int32_t>(hmin<LI, KMEANS_VBYTES>(reinterpret_cast<const LI*>(&cand)));
+      if (t0 == 0 || bv < dist[i0 + p]) {
+        labels[i0 + p] = bi;
+        dist[i0 + p] = bv;
+      }
     }
   }
 }
