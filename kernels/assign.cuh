@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: Apache-2.0
+// Assignment kernels: the fused tile kernel (distances + argmin + per-block partial sums in one
+// read of the data) and the argmin over cuBLAS products for large k and d. Device code only;
+// the host-side launches live in src/backend_cuda.cu.
+#pragma once
+
+#include <cub/block/block_radix_sort.cuh>
+#include <cub/block/block_reduce.cuh>
+
+#include <climits>
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/layout.cuh"
+#include "kernels/tuning.cuh"
+
+// Unrolling hint for device code; host compilers (the host-side tests) do not know the pragma.
+#if defined(__CUDA_ARCH__)
+#define KMEANS_UNROLL _Pragma("unroll")
+#else
+#define KMEANS_UNROLL
+#endif
+
+namespace kmeans::detail {
+
+KMEANS_HD inline float fused_mul_add(float a, float b, float c) { return fmaf(a, b, c); }
+KMEANS_HD inline double fused_mul_add(double a, double b, double c) { return fma(a, b, c); }
+
+template <class T>
+KMEANS_HD inline T positive_infinity() {
+  return static_cast<T>(HUGE_VALF);
+}
+
+/// The argmin step: a strictly smaller distance replaces the best, so with candidates visited
+/// in ascending index order a tie keeps the lowest index.
+template <class T>
+KMEANS_HD inline void argmin_update(T value, int index, T& best, int& best_index) {
+  if (value < best) {
+    best = value;
+    best_index = index;
+  }
+}
+
+/// Merging two argmin candidates that came from arbitrary index sets (warp lanes): the smaller
+/// distance, ties to the lower index.
+template <class T>
+KMEANS_HD inline void argmin_merge(T value, int index, T& best, int& best_index) {
+  if (value < best || (value == best && index < best_index)) {
+    best = value;
+    best_index = index;
+  }
+}
+
+/// Nearest centroid among one shared-memory tile (layout::smem_centroid_index) holding `count`
+/// centroids whose global indices start at c0; updates (best, best_index). Distances are
+/// (x - c)^2 summed in T with fused multiply-adds, coordinate order 0..d-1.
+template <class T>
+KMEANS_HD inline void nearest_in_tile(const T* x_row, const T* tile, std::int64_t d, int c0,
+                                      int count, T& best, int& best_index) {
+  constexpr int kR = tuning::kRegTile;
+  for (int r = 0; r * kR < count; ++r) {
+    T acc[kR];
+KMEANS_UNROLL
+    for (int q = 0; q < kR; ++q) acc[q] = T(0);
+    const T* s = tile + static_cast<std::int64_t>(r) * d * kR;
+    for (std::int64_t j = 0; j < d; ++j) {
+      const T xv = x_row[j];
+KMEANS_UNROLL
+      for (int q = 0; q < kR; ++q) {
+        const T diff = xv - s[j * kR + q];
+        acc[q] = fused_mul_add(diff, diff, acc[q]);
+      }
+    }
+KMEANS_UNROLL
+    for (int q = 0; q < kR; ++q)
+      if (r * kR + q < count) argmin_update(acc[q], c0 + r * kR + q, best, best_index);
+  }
+}
+
+/// One sub-tile's contribution to partial column `column` (layout::total_of_column): the
+/// points of the column's cluster are the run of that label in the stably sorted keys, found
+/// by binary search, and summed in point order in double (the weight itself for col == d).
+template <class T>
+KMEANS_HD inline double column_partial(const int* sorted_keys, const int* sorted_points, int count,
+                                       std::int64_t base, const T* x, const T* w, std::int64_t d,
+                                       std::int64_t column) {
+  const int c = static_cast<int>(column / (d + 1));
+  const std::int64_t col = column - static_cast<std::int64_t>(c) * (d + 1);
+  const int lo = layout::lower_bound(sorted_keys, count, c);
+  const int hi = lo + layout::lower_bound(sorted_keys + lo, count - lo, c + 1);
+  double acc = 0;
+  for (int q = lo; q < hi; ++q) {
+    const std::int64_t p = base + sorted_points[q];
+    const double wp = w ? static_cast<double>(w[p]) : 1.0;
+    acc += col < d ? wp * static_cast<double>(x[p * d + col]) : wp;
+  }
+  return acc;
+}
+
+#if defined(__CUDACC__)
+
+/// Arguments of assign_tile_kernel (by value: one struct, one launch signature).
+template <class T>
+struct AssignArgs {
+  const T* x = nullptr;        ///< n x d data (device).
+  const T* w = nullptr;        ///< n weights or null.
+  const T* c = nullptr;        ///< k x d centroids (device).
+  int n = 0;
+  int d = 0;
+  int k = 0;
+  int k_tile = 0;              ///< centroids per shared-memory tile (multiple of kRegTile)
+  int subtiles_per_block = 0;  ///< sub-tiles of kAssignThreads points per block
+  int n_blocks = 0;            ///< grid size = stride of the partial buffer
+  int sort_bits = 0;           ///< radix bits of a label in [0, k]
+  bool with_partials = false;  ///< also write per-block weights and sums
+  std::int32_t* labels = nullptr;  ///< in: previous labels (-1 = none), out: new labels
+  T* dist = nullptr;               ///< out: squared distance to the chosen centroid
+  double* partials = nullptr;      ///< out: [entry][block] per-block totals
+};
+
+/// Copies `count` centroids starting at c0 into the tile layout, zero-padding to k_tile.
+template <class T>
+__device__ void load_centroid_tile(T* tile, const T* c, int c0, int count, int d, int k_tile) {
+  const int total = k_tile * d;
+  for (int idx = threadIdx.x; idx < total; idx += blockDim.x) {
+    const int cl = idx / d, j = idx - cl * d;
+    tile[layout::smem_centroid_index(cl, j, d)] =
+        cl < count ? c[static_cast<std::int64_t>(c0 + cl) * d + j] : T(0);
+  }
+}
+
+/// The fused assignment pass. Block b owns sub-tiles [b * spb, (b + 1) * spb) of 256 points; each
+/// thread labels one point per sub-tile against all centroids (shared-memory tiles, kRegTile
+/// running distances in registers). With partials, the sub-tile's labels are radix-sorted
+/// (stable) so each (cluster, column) accumulator - owned by one thread for the whole block -
+/// sums its cluster's points in point order, in double. At the end the block writes its SSE,
+/// changed count and (with partials) its weights and sums to column b of the partial buffer.
+/// No atomics: the result depends only on n, k, d and the grid size.
+template <class T>
+__global__ void __launch_bounds__(tuning::kAssignThreads) assign_tile_kernel(AssignArgs<T> a) {
+  constexpr int kThreads = tuning::kAssignThreads;
+  using BlockSort = cub::BlockRadixSort<int, kThreads, 1, int>;
+  using BlockSum = cub::BlockReduce<double, kThreads>;
+  __shared__ union {
+    typename BlockSort::TempStorage sort;
+    typename BlockSum::TempStorage sum;
+  } s_tmp;
+  __shared__ int s_key[kThreads];
+  __shared__ int s_point[kThreads];
+  extern __shared__ __align__(16) unsigned char s_dyn[];
+
+  const int tid = threadIdx.x;
+  const std::int64_t d = a.d;
+  const std::int64_t columns = a.with_partials ? tuning::partial_columns(a.k, d) : 0;
+  double* s_acc = reinterpret_cast<double*>(s_dyn);
+  T* s_tile = reinterpret_cast<T*>(s_dyn + tuning::round_up(columns * 8, 16));
+
+  for (std::int64_t e = tid; e < columns; e += kThreads) s_acc[e] = 0;
+  const bool one_tile = a.k_tile >= a.k;
+  if (one_tile) load_centroid_tile(s_tile, a.c, 0, a.k, a.d, a.k_tile);
+  __syncthreads();
+
+  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * a.subtiles_per_block;
+  const std::int64_t n_subtiles = (static_cast<std::int64_t>(a.n) + kThreads - 1) / kThreads;
+  const std::int64_t last = first + a.subtiles_per_block < n_subtiles
+                                ? first + a.subtiles_per_block
+                                : n_subtiles;
+  double sse = 0;
+  double changed = 0;
+  for (std::int64_t st = first; st < last; ++st) {
+    const std::int64_t base = st * kThreads;
+    const std::int64_t i = base + tid;
+    const bool valid = i < a.n;
+    T best = positive_infinity<T>();
+    int label = 0;
+    for (int c0 = 0; c0 < a.k; c0 += a.k_tile) {
+      const int count = a.k - c0 < a.k_tile ? a.k - c0 : a.k_tile;
+      if (!one_tile) {
+        __syncthreads();
+        load_centroid_tile(s_tile, a.c, c0, count, a.d, a.k_tile);
+        __syncthreads();
+      }
+      if (valid) nearest_in_tile(a.x + i * d, s_tile, d, c0, count, best, label);
+    }
+    if (valid) {
+      const std::int32_t old = a.labels[i];
+      a.labels[i] = label;
+      a.dist[i] = best;
+      const double w = a.w ? static_cast<double>(a.w[i]) : 1.0;
+      sse += w * static_cast<double>(best);
+      changed += old != label ? 1.0 : 0.0;
+    }
+    if (a.with_partials) {
+      int key[1] = {valid ? label : a.k};  // k sorts after every real cluster
+      int point[1] = {tid};
+      BlockSort(s_tmp.sort).Sort(key, point, 0, a.sort_bits);
+      s_key[tid] = key[0];
+      s_point[tid] = point[0];
+      __syncthreads();
+      for (std::int64_t e = tid; e < columns; e += kThreads) {
+        s_acc[e] += column_partial(s_key, s_point, kThreads, base, a.x, a.w, d, e);
+      }
+      __syncthreads();  // s_key, s_point and the sort scratch are reused by the next sub-tile
+    }
+  }
+
+  const std::int64_t nb = a.n_blocks;
+  for (std::int64_t e = tid; e < columns; e += kThreads)
+    a.partials[layout::partial_slot(layout::total_of_column(e, a.k, d), blockIdx.x, nb)] = s_acc[e];
+  const double block_sse = BlockSum(s_tmp.sum).Sum(sse);
+  __syncthreads();
+  const double block_changed = BlockSum(s_tmp.sum).Sum(changed);
+  if (tid == 0) {
+    a.partials[layout::partial_slot(layout::kTotalSse, blockIdx.x, nb)] = block_sse;
+    a.partials[layout::partial_slot(layout::kTotalChanged, blockIdx.x, nb)] = block_changed;
+  }
+}
+
+/// Arguments of gemm_argmin_kernel: one chunk of rows [row0, row0 + rows) whose products with
+/// every centroid, g[r * k + c] = -2 x_(row0+r) . c_c, cuBLAS has just written.
+template <class T>
+struct GemmArgminArgs {
+  const T* x = nullptr;
+  const T* w = nullptr;
+  const T* c = nullptr;       ///< k x d centroids
+  const T* c_norm = nullptr;  ///< ||c||^2 per centroid
+  const T* g = nullptr;       ///< rows x k, -2 x.c
+  int n = 0;
+  int d = 0;
+  int k = 0;
+  int row0 = 0;               ///< a multiple of kGemmRowsPerBlock
+  int rows = 0;
+  int n_blocks = 0;           ///< stride of the partial buffer: ceil(n / kGemmRowsPerBlock)
+  std::int32_t* labels = nullptr;
+  T* dist = nullptr;
+  double* partials = nullptr;
+};
+
+/// Argmin of ||c||^2 - 2 x.c over the centroids (||x||^2 is the same for every centroid), a
+/// warp per row, ties to the lowest index; then the chosen centroid's distance is recomputed
+/// from the coordinates, so the SSE carries no cancellation error. Writes the block's SSE
+/// and changed count to its column of the partial buffer.
+template <class T>
+__global__ void __launch_bounds__(tuning::kGemmThreads) gemm_argmin_kernel(GemmArgminArgs<T> a) {
+  constexpr int kWarps = tuning::kGemmThreads / 32;
+  __shared__ double s_sse[kWarps];
+  __shared__ double s_changed[kWarps];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const std::int64_t d = a.d;
+  double sse = 0, changed = 0;
+  for (int r = warp; r < tuning::kGemmRowsPerBlock; r += kWarps) {
+    const int local = blockIdx.x * tuning::kGemmRowsPerBlock + r;
+    if (local >= a.rows) break;  // uniform in the warp
+    const std::int64_t i = static_cast<std::int64_t>(a.row0) + local;
+    const T* g = a.g + static_cast<std::int64_t>(local) * a.k;
+    T best = positive_infinity<T>();
+    int label = INT_MAX;
+    for (int c = lane; c < a.k; c += 32) argmin_update(a.c_norm[c] + g[c], c, best, label);
+    for (int off = 16; off > 0; off /= 2) {
+      const T other = __shfl_xor_sync(0xffffffffu, best, off);
+      const int other_label = __shfl_xor_sync(0xffffffffu, label, off);
+      argmin_merge(other, other_label, best, label);
+    }
+    if (label == INT_MAX) label = 0;  // every value overflowed: fall back like the tile kernel
+    T s = 0;
+    const T* xi = a.x + i * d;
+    const T* ci = a.c + static_cast<std::int64_t>(label) * d;
+    for (std::int64_t j = lane; j < d; j += 32) {
+      const T diff = xi[j] - ci[j];
+      s = fused_mul_add(diff, diff, s);
+    }
+    for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
+    if (lane == 0) {
+      const std::int32_t old = a.labels[i];
+      a.labels[i] = label;
+      a.dist[i] = s;
+      const double w = a.w ? static_cast<double>(a.w[i]) : 1.0;
+      sse += w * static_cast<double>(s);
+      changed += old != label ? 1.0 : 0.0;
+    }
+  }
+  if (lane == 0) {
+    s_sse[warp] = sse;
+    s_changed[warp] = changed;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double bs = 0, bc = 0;
+    for (int q = 0; q < kWarps; ++q) {  // warp order: deterministic
+      bs += s_sse[q];
+      bc += s_changed[q];
+    }
+    const std::int64_t b = a.row0 / tuning::kGemmRowsPerBlock + blockIdx.x;
+    a.partials[layout::partial_slot(layout::kTotalSse, b, a.n_blocks)] = bs;
+    a.partials[layout::partial_slot(layout::kTotalChanged, b, a.n_blocks)] = bc;
+  }
+}
+
+/// ||c||^2 per centroid, in T (the GEMM's precision), coordinate order 0..d-1.
+template <class T>
+__global__ void centroid_norms_kernel(const T* c, int k, int d, T* c_norm) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= k) return;
+  const T* cj = c + static_cast<std::int64_t>(j) * d;
+  T s = 0;
+  for (int q = 0; q < d; ++q) s = fused_mul_add(cj[q], cj[q], s);
+  c_norm[j] = s;
+}
+
+#endif  // __CUDACC__
+
+}  // namespace kmeans::detail

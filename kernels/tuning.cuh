@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: Apache-2.0
+// Every tuning constant of the CUDA backend and the size rules that pick its paths, in one place.
+//
+// None of these numbers is measured yet: this session had no GPU. Each comment says what the
+// number trades; bench/gpu_suite.sh measures the paths on an H100/H200 and bench/NOTES.md
+// should record the measurement that confirms or replaces each one.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define KMEANS_HD __host__ __device__
+#else
+#define KMEANS_HD
+#endif
+
+namespace kmeans::detail::tuning {
+
+// ---- fused assign kernel (kernels/assign.cuh: assign_tile_kernel) --------------------------
+
+/// Threads per assign block; each thread owns one point of a 256-point sub-tile. 256 keeps
+/// the block-wide radix sort of the labels to one item per thread.
+constexpr int kAssignThreads = 256;
+/// Centroids whose running distances one thread keeps in registers (the CPU kernel's trick:
+/// one load of a point coordinate feeds kRegTile fused multiply-adds).
+constexpr int kRegTile = 16;
+/// Dynamic shared memory of one assign block: centroid tile plus per-block partial sums.
+/// 36 KiB plus the ~11 KiB of static scratch (block radix sort, sorted keys) stays under the
+/// 48 KiB that needs no opt-in, and four blocks (1024 threads) still share an SM.
+constexpr std::size_t kAssignSmemBytes = 36 * 1024;
+/// Largest per-block partial record (weights + sums, k * (d + 1) doubles) the fused path keeps:
+/// above it each block spends more time writing partials than reading its points, and the
+/// [entries][blocks] buffer grows with k * d; the sort path takes over.
+constexpr std::int64_t kMaxPartialColumns = 2048;
+/// Grid of the assign kernel: as many blocks as can be resident at once (occupancy query)
+/// times this; each block loops over its share of the sub-tiles, so the partial buffer is
+/// bounded by the GPU's size rather than by n.
+constexpr int kAssignWaves = 1;
+/// The largest resident-block count per SM the working-set estimate assumes (2048 threads).
+constexpr int kMaxAssignBlocksPerSm = 2048 / kAssignThreads;
+
+// ---- GEMM distance path (cuBLAS + gemm_argmin_kernel) --------------------------------------
+
+/// ||x||^2 - 2 x.c + ||c||^2 through cuBLAS pays off once each point meets many centroids in
+/// many dimensions: then the product runs at GEMM speed while the tile kernel is bound by
+/// shared-memory bandwidth. Below these the tile kernel's single pass wins.
+constexpr int kGemmMinK = 128;
+constexpr std::int64_t kGemmMinD = 32;
+/// Bytes of one block of the n x k product: rows are processed in chunks so that the whole
+/// n x k matrix never exists (1M x 20000 floats would be 80 GB).
+constexpr std::size_t kGemmTileBytes = std::size_t{256} << 20;
+/// Threads and rows of one gemm_argmin_kernel block: a warp scans one row at a time.
+constexpr int kGemmThreads = 256;
+constexpr int kGemmRowsPerBlock = 64;
+/// cuBLAS workspace handed over explicitly, as graph capture requires (32 MiB: Hopper's need).
+constexpr std::size_t kCublasWorkspaceBytes = std::size_t{32} << 20;
+
+// ---- sort path and small kernels (kernels/update.cuh) ---------------------------------------
+
+/// Threads of the per-cluster sum kernel and the widest column tile it covers (one warp of
+/// consecutive coordinates: a 128-byte float read per row).
+constexpr int kSortThreads = 256;
+constexpr int kSortMaxColTile = 32;
+/// Threads of the elementwise helper kernels (offsets, norms, validation).
+constexpr int kSmallThreads = 256;
+
+// ---- memory --------------------------------------------------------------------------------
+
+/// Free device memory a fit leaves untouched (other users, cuBLAS and CUB internals).
+constexpr std::size_t kWorkingSetMarginBytes = std::size_t{256} << 20;
+/// The CUDA backend indexes points with int32 (labels are int32 too).
+constexpr std::int64_t kMaxPoints = 0x7fffffff;
+
+// ---- rules -----------------------------------------------------------------------------------
+
+KMEANS_HD constexpr std::int64_t round_up(std::int64_t a, std::int64_t b) {
+  return (a + b - 1) / b * b;
+}
+
+/// Centroids per shared-memory tile of the assign kernel (a multiple of kRegTile; all k when
+/// they fit), given `budget` bytes; 0 when not even kRegTile centroids fit (huge d).
+KMEANS_HD constexpr int assign_centroid_tile(std::int64_t k, std::int64_t d, std::size_t elem,
+                                             std::size_t budget) {
+  const std::int64_t fit = static_cast<std::int64_t>(budget / (static_cast<std::size_t>(d) * elem));
+  const std::int64_t fit_tiles = fit / kRegTile * kRegTile;
+  const std::int64_t all = round_up(k, kRegTile);
+  return static_cast<int>(fit_tiles < all ? fit_tiles : all);
+}
+
+/// Columns of one block's partial record: k weights then k * d coordinate sums.
+KMEANS_HD constexpr std::int64_t partial_columns(std::int64_t k, std::int64_t d) {
+  return k * (d + 1);
+}
+
+/// Bytes of the assign kernel's dynamic shared memory: the partial accumulators (rounded to
+/// 16 bytes so the centroid tile that follows stays aligned) then the centroid tile.
+KMEANS_HD constexpr std::size_t assign_smem_bytes(int k_tile, std::int64_t d, std::size_t elem,
+                                                  std::int64_t acc_columns) {
+  return static_cast<std::size_t>(round_up(acc_columns * 8, 16)) +
+         static_cast<std::size_t>(k_tile) * static_cast<std::size_t>(d) * elem;
+}
+
+/// The GEMM distance path: many centroids in many dimensions, or a d so large that the tile
+/// kernel cannot hold even kRegTile centroids in shared memory.
+KMEANS_HD constexpr bool use_gemm(std::int64_t k, std::int64_t d, std::size_t elem) {
+  return (k >= kGemmMinK && d >= kGemmMinD) ||
+         assign_centroid_tile(k, d, elem, kAssignSmemBytes) == 0;
+}
+
+/// Per-block partial sums inside the assign kernel (one read of the data per iteration) when
+/// all k centroids and the k * (d + 1) accumulators fit in the block's shared memory;
+/// otherwise the sort path (radix sort by label, one segment per cluster).
+KMEANS_HD constexpr bool use_partials(std::int64_t k, std::int64_t d, std::size_t elem) {
+  if (use_gemm(k, d, elem)) return false;
+  const std::int64_t cols = partial_columns(k, d);
+  if (cols > kMaxPartialColumns) return false;
+  const int k_pad = static_cast<int>(round_up(k, kRegTile));
+  return assign_smem_bytes(k_pad, d, elem, cols) <= kAssignSmemBytes;
+}
+
+/// Sub-tiles (of kAssignThreads points) per assign block so that at most max_blocks blocks
+/// cover n points with an even share each.
+KMEANS_HD constexpr std::int64_t assign_subtiles_per_block(std::int64_t n, std::int64_t max_blocks) {
+  const std::int64_t subtiles = (n + kAssignThreads - 1) / kAssignThreads;
+  const std::int64_t blocks = max_blocks < 1 ? 1 : max_blocks;
+  return (subtiles + blocks - 1) / blocks;
+}
+
+/// Rows of one GEMM chunk: a multiple of kGemmRowsPerBlock with rows * k * elem within
+/// kGemmTileBytes (at least one block of rows), and no more than n needs.
+KMEANS_HD constexpr std::int64_t gemm_chunk_rows(std::int64_t n, std::int64_t k, std::size_t elem) {
+  const std::int64_t by_bytes =
+      static_cast<std::int64_t>(kGemmTileBytes / (static_cast<std::size_t>(k) * elem)) /
+      kGemmRowsPerBlock * kGemmRowsPerBlock;
+  const std::int64_t rows = by_bytes < kGemmRowsPerBlock ? kGemmRowsPerBlock : by_bytes;
+  const std::int64_t need = round_up(n, kGemmRowsPerBlock);
+  return rows < need ? rows : need;
+}
+
+/// Column tile of the per-cluster sum kernel over the d + 1 columns (coordinates + weight):
+/// the smallest power of two covering them, at most kSortMaxColTile.
+KMEANS_HD constexpr int sort_col_tile(std::int64_t d) {
+  int t = 1;
+  while (t < d + 1 && t < kSortMaxColTile) t *= 2;
+  return t;
+}
+
+/// Bits the radix sorts need for keys in [0, k] (k itself marks "no point").
+KMEANS_HD constexpr int key_bits(std::int64_t k) {
+  int b = 1;
+  while ((std::int64_t{1} << b) <= k) ++b;
+  return b;
+}
+
+/// Device bytes a fit needs (see CudaEngine::configure): data (unless already on the device)
+/// and weights, labels and distances, the sort path's keys and indices and CUB scratch, the
+/// GEMM chunk, the per-block partials and the centroids.
+constexpr std::size_t working_set_bytes(std::int64_t n, std::int64_t d, std::int64_t k,
+                                        std::size_t elem, bool data_on_device, int sm_count) {
+  const auto un = static_cast<std::size_t>(n), ud = static_cast<std::size_t>(d),
+             uk = static_cast<std::size_t>(k);
+  std::size_t bytes = data_on_device ? 0 : un * ud * elem + un * elem;
+  bytes += un * (sizeof(std::int32_t) + elem);  // labels, distances
+  if (use_gemm(k, d, elem)) {
+    bytes += static_cast<std::size_t>(gemm_chunk_rows(n, k, elem)) * uk * elem + uk * elem;
+    bytes += kCublasWorkspaceBytes;
+    bytes += 2 * (un / kGemmRowsPerBlock + 1) * sizeof(double);  // per-block SSE and changes
+  }
+  const bool partials = use_partials(k, d, elem);
+  if (!partials) bytes += un * 4 * sizeof(std::int32_t);  // sorted keys, two index arrays, scratch
+  const std::size_t max_blocks =
+      static_cast<std::size_t>(sm_count) * kMaxAssignBlocksPerSm * kAssignWaves;
+  const std::size_t records = partials ? 2 + static_cast<std::size_t>(partial_columns(k, d)) : 2;
+  bytes += records * max_blocks * sizeof(double);
+  bytes += uk * ud * elem + (2 + uk * (ud + 1)) * sizeof(double);  // centroids, totals
+  return bytes;
+}
+
+}  // namespace kmeans::detail::tuning

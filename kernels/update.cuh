@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: Apache-2.0
+// Update-phase kernels of the sort path (per-cluster sums once the points are sorted by label)
+// and the device-side input checks. The per-block partials of the fused path are reduced by
+// cub::DeviceSegmentedReduce directly (src/backend_cuda.cu). No floating-point atomics.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/layout.cuh"
+#include "kernels/tuning.cuh"
+
+namespace kmeans::detail {
+
+/// Column mapping of the per-cluster sum kernel: thread t of a block covers column
+/// col_tile_index * col_tile + t % col_tile (of the d + 1 columns: coordinates, then the weight)
+/// and the rows q = lo + t / col_tile, stepping by kSortThreads / col_tile.
+KMEANS_HD constexpr int sort_lanes(int col_tile) { return tuning::kSortThreads / col_tile; }
+
+#if defined(__CUDACC__)
+
+static __global__ void iota_kernel(std::int32_t* out, int n) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = static_cast<std::int32_t>(i);
+}
+
+/// offsets[c] = first position of label c in the sorted labels, for c in [0, k] (offsets[k] = n):
+/// a binary search per cluster, so empty clusters get empty ranges.
+static __global__ void cluster_offsets_kernel(const std::int32_t* sorted, int n, int k,
+                                              std::int32_t* offsets) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c <= k) offsets[c] = layout::lower_bound(sorted, n, c);
+}
+
+template <class T>
+struct ClusterSumArgs {
+  const T* x = nullptr;
+  const T* w = nullptr;
+  const std::int32_t* order = nullptr;    ///< point indices sorted by label (stable)
+  const std::int32_t* offsets = nullptr;  ///< k + 1 cluster starts in `order`
+  int d = 0;
+  int k = 0;
+  int col_tile = 0;                       ///< tuning::sort_col_tile(d)
+  double* totals = nullptr;               ///< out: weights and sums (layout::total_*)
+};
+
+/// Sort path: block (c, y) sums columns [y * col_tile, (y + 1) * col_tile) of cluster c's points
+/// in sorted (= index) order. Each lane takes every lanes-th point of the cluster in double,
+/// then lane 0 adds the lanes in order: a fixed order for a given d and cluster size.
+template <class T>
+__global__ void __launch_bounds__(tuning::kSortThreads) cluster_sums_kernel(ClusterSumArgs<T> a) {
+  __shared__ double s_part[tuning::kSortThreads];
+  const int c = blockIdx.x;
+  const int col_in_tile = threadIdx.x % a.col_tile, lane = threadIdx.x / a.col_tile;
+  const int lanes = sort_lanes(a.col_tile);
+  const std::int64_t d = a.d;
+  const std::int64_t col = static_cast<std::int64_t>(blockIdx.y) * a.col_tile + col_in_tile;
+  const int lo = a.offsets[c], hi = a.offsets[c + 1];
+  double acc = 0;
+  if (col <= d) {
+    for (int q = lo + lane; q < hi; q += lanes) {
+      const std::int64_t p = a.order[q];
+      const double w = a.w ? static_cast<double>(a.w[p]) : 1.0;
+      acc += col < d ? w * static_cast<double>(a.x[p * d + col]) : w;
+    }
+  }
+  s_part[threadIdx.x] = acc;
+  __syncthreads();
+  if (lane == 0 && col <= d) {
+    double s = 0;
+    for (int l = 0; l < lanes; ++l) s += s_part[l * a.col_tile + col_in_tile];
+    a.totals[col < d ? layout::total_sum(c, col, a.k, d) : layout::total_weight(c)] = s;
+  }
+}
+
+/// Smallest flat index of a NaN or Inf in x[0, total) (total when none). Integer atomicMin:
+/// the answer does not depend on scheduling.
+template <class T>
+__global__ void first_nonfinite_kernel(const T* x, std::int64_t total,
+                                       unsigned long long* first) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       i < total; i += stride) {
+    if (!isfinite(x[i])) {
+      atomicMin(first, static_cast<unsigned long long>(i));
+      return;  // later elements of this thread have larger indices
+    }
+  }
+}
+
+/// Weights: smallest index of a negative weight (first_negative) and whether any is positive.
+/// Run after first_nonfinite_kernel has cleared NaN and Inf.
+template <class T>
+__global__ void check_weights_kernel(const T* w, std::int64_t n, unsigned long long* first_negative,
+                                     unsigned int* any_positive) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  bool positive = false;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
+    if (w[i] < T(0)) {
+      atomicMin(first_negative, static_cast<unsigned long long>(i));
+      break;
+    }
+    positive = positive || w[i] > T(0);
+  }
+  if (positive) atomicOr(any_positive, 1u);
+}
+
+#endif  // __CUDACC__
+
+}  // namespace kmeans::detail

@@ -1,0 +1,541 @@
+// SPDX-License-Identifier: Apache-2.0
+// GPU tests of Backend::Cuda (ctest label gpu): every path against the Reference backend,
+// device-pointer input, determinism, error paths. Each test skips without a usable device.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "engine.hpp"
+#include "kmeans/kmeans.hpp"
+
+namespace kmeans {
+namespace {
+
+using detail::DataView;
+using detail::Engine;
+using detail::StepStats;
+
+/// Slack for a label against the reference minimum, relative to the size of the distances
+/// involved (||x||^2 + ||c||^2): float tile distances carry ~d ulps, GEMM distances the
+/// cancellation of ||x||^2 - 2x.c + ||c||^2.
+constexpr double kRelTolF32 = 1e-4;
+constexpr double kRelTolF64 = 1e-10;
+/// Sums are accumulated in double on both sides; only the order differs.
+constexpr double kSumRelTol = 1e-12;
+
+template <class T>
+constexpr double rel_tol() {
+  return sizeof(T) == sizeof(float) ? kRelTolF32 : kRelTolF64;
+}
+
+#define KMEANS_SKIP_WITHOUT_GPU()                          \
+  do {                                                     \
+    std::string why_;                                      \
+    if (!cuda_available(&why_)) GTEST_SKIP() << why_;      \
+  } while (0)
+
+#define ASSERT_CUDA(call) ASSERT_EQ((call), cudaSuccess) << #call
+
+/// Device memory owned by a test.
+template <class T>
+class TestDeviceArray {
+ public:
+  explicit TestDeviceArray(const std::vector<T>& h) : n_(h.size()) {
+    if (cudaMalloc(&p_, n_ * sizeof(T)) != cudaSuccess) {
+      (void)cudaGetLastError();
+      p_ = nullptr;
+      return;
+    }
+    if (cudaMemcpy(p_, h.data(), n_ * sizeof(T), cudaMemcpyHostToDevice) != cudaSuccess) {
+      (void)cudaGetLastError();
+    }
+  }
+  ~TestDeviceArray() {
+    if (p_) (void)cudaFree(p_);
+  }
+  TestDeviceArray(const TestDeviceArray&) = delete;
+  TestDeviceArray& operator=(const TestDeviceArray&) = delete;
+  T* get() const { return p_; }
+
+ private:
+  T* p_ = nullptr;
+  std::size_t n_;
+};
+
+enum class Shape { Uniform, Blobs, Duplicates };
+
+/// n x d points with a fixed seed: uniform in [-1, 1], Gaussian blobs around k_true centers in
+/// [-10, 10], or only 5 distinct points repeated.
+template <class T>
+std::vector<T> make_data(std::int64_t n, std::int64_t d, Shape shape, std::uint32_t seed,
+                         int k_true = 8, std::vector<T>* centers = nullptr) {
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::normal_distribution<double> g(0, 1);
+  std::vector<T> x(static_cast<std::size_t>(n * d));
+  if (shape == Shape::Uniform) {
+    for (auto& v : x) v = static_cast<T>(u(gen));
+    return x;
+  }
+  const int distinct = shape == Shape::Duplicates ? 5 : k_true;
+  std::vector<double> ctr(static_cast<std::size_t>(distinct * d));
+  for (auto& v : ctr) v = 10 * u(gen);
+  if (centers) centers->assign(ctr.begin(), ctr.end());
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t b = i % distinct;
+    for (std::int64_t j = 0; j < d; ++j)
+      x[i * d + j] = static_cast<T>(ctr[b * d + j] + (shape == Shape::Blobs ? 0.3 * g(gen) : 0.0));
+  }
+  return x;
+}
+
+/// k centroids: distinct data points plus a little noise, so every distance is non-trivial.
+template <class T>
+std::vector<T> make_centroids(const std::vector<T>& x, std::int64_t n, std::int64_t d, int k,
+                              std::uint32_t seed) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> g(0, 0.05);
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) idx[i] = i;
+  std::shuffle(idx.begin(), idx.end(), gen);
+  std::vector<T> c(static_cast<std::size_t>(k * d));
+  for (int j = 0; j < k; ++j)
+    for (std::int64_t f = 0; f < d; ++f)
+      c[j * d + f] = static_cast<T>(static_cast<double>(x[idx[j] * d + f]) + g(gen));
+  return c;
+}
+
+template <class T>
+double sq_dist(const T* a, const T* b, std::int64_t d) {
+  double s = 0;
+  for (std::int64_t j = 0; j < d; ++j) {
+    const double diff = static_cast<double>(a[j]) - static_cast<double>(b[j]);
+    s += diff * diff;
+  }
+  return s;
+}
+
+template <class T>
+double sq_norm(const T* a, std::int64_t d) {
+  double s = 0;
+  for (std::int64_t j = 0; j < d; ++j) s += static_cast<double>(a[j]) * static_cast<double>(a[j]);
+  return s;
+}
+
+/// One assignment pass of the CUDA engine against the reference engine:
+/// - every label is in [0, k) and its exact distance is within tolerance of the true minimum;
+/// - the SSE matches the reference's;
+/// - sums and weights equal the sums over the CUDA labels (computed here in double);
+/// - n_changed is n on the first pass and 0 on a repeat; an assign-only pass agrees.
+template <class T>
+void check_single_pass(std::int64_t n, std::int64_t d, int k, Shape shape, bool weighted,
+                       std::uint32_t seed) {
+  SCOPED_TRACE("n=" + std::to_string(n) + " d=" + std::to_string(d) + " k=" + std::to_string(k) +
+               " elem=" + std::to_string(sizeof(T)) + (weighted ? " weighted" : ""));
+  const auto x = make_data<T>(n, d, shape, seed);
+  const auto c = make_centroids(x, n, d, k, seed + 1);
+  std::vector<T> w;
+  if (weighted) {
+    std::mt19937_64 gen(seed + 2);
+    std::uniform_real_distribution<double> u(0, 3);
+    w.resize(static_cast<std::size_t>(n));
+    for (auto& v : w) v = static_cast<T>(u(gen));
+    w[0] = 0;  // a zero weight is legal
+  }
+  const DataView<T> view{x.data(), weighted ? w.data() : nullptr, n, d, 0};
+  auto cuda = detail::make_cuda_engine(view);
+  auto ref = detail::make_reference_engine(view);
+  std::vector<double> sums(static_cast<std::size_t>(k * d)), weights(static_cast<std::size_t>(k));
+  std::vector<double> rsums(sums.size()), rweights(weights.size());
+  const StepStats sc = cuda->assign(c.data(), k, sums.data(), weights.data());
+  const StepStats sr = ref->assign(c.data(), k, rsums.data(), rweights.data());
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(n));
+  cuda->labels(labels.data());
+
+  double cmax = 0;
+  for (int j = 0; j < k; ++j) cmax = std::max(cmax, sq_norm(c.data() + j * d, d));
+  const double tol = rel_tol<T>();
+  std::vector<double> want_sums(sums.size(), 0.0), want_weights(weights.size(), 0.0),
+      abs_sums(sums.size(), 0.0);
+  double sse_scale = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int32_t l = labels[i];
+    ASSERT_GE(l, 0) << "point " << i;
+    ASSERT_LT(l, k) << "point " << i;
+    const T* xi = x.data() + i * d;
+    double best = std::numeric_limits<double>::infinity();
+    for (int j = 0; j < k; ++j) best = std::min(best, sq_dist(xi, c.data() + j * d, d));
+    const double got = sq_dist(xi, c.data() + l * d, d);
+    const double scale = sq_norm(xi, d) + cmax;
+    ASSERT_LE(got, best + tol * scale) << "point " << i << " label " << l;
+    const double wi = weighted ? static_cast<double>(w[i]) : 1.0;
+    sse_scale += wi * scale;
+    want_weights[l] += wi;
+    for (std::int64_t j = 0; j < d; ++j) {
+      want_sums[l * d + j] += wi * static_cast<double>(xi[j]);
+      abs_sums[l * d + j] += std::abs(wi * static_cast<double>(xi[j]));
+    }
+  }
+  EXPECT_NEAR(sc.sse, sr.sse, tol * sse_scale);
+  EXPECT_EQ(sc.n_changed, n);
+  for (int j = 0; j < k; ++j) {
+    ASSERT_NEAR(weights[j], want_weights[j], kSumRelTol * (1 + want_weights[j])) << "cluster " << j;
+    for (std::int64_t f = 0; f < d; ++f)
+      ASSERT_NEAR(sums[j * d + f], want_sums[j * d + f], kSumRelTol * (1 + abs_sums[j * d + f]))
+          << "cluster " << j << " feature " << f;
+  }
+  if (!weighted) {  // unit weights: the counts are exact integers
+    for (int j = 0; j < k; ++j) EXPECT_EQ(weights[j], want_weights[j]);
+  }
+  // Same centroids again: nothing changes, same bits.
+  std::vector<double> sums2(sums.size()), weights2(weights.size());
+  const StepStats sc2 = cuda->assign(c.data(), k, sums2.data(), weights2.data());
+  EXPECT_EQ(sc2.n_changed, 0);
+  EXPECT_EQ(sc2.sse, sc.sse);
+  EXPECT_EQ(0, std::memcmp(sums.data(), sums2.data(), sums.size() * sizeof(double)));
+  // Assign-only (final assignment / predict) gives the same labels and SSE.
+  const StepStats sc3 = cuda->assign(c.data(), k, nullptr, nullptr);
+  EXPECT_EQ(sc3.n_changed, 0);
+  EXPECT_EQ(sc3.sse, sc.sse);
+  std::vector<std::int32_t> labels3(labels.size());
+  cuda->labels(labels3.data());
+  EXPECT_EQ(labels, labels3);
+}
+
+using PassParam = std::tuple<std::int64_t, std::int64_t, int, Shape>;
+
+class CudaSinglePass : public ::testing::TestWithParam<PassParam> {
+ protected:
+  void SetUp() override { KMEANS_SKIP_WITHOUT_GPU(); }
+};
+
+TEST_P(CudaSinglePass, FloatMatchesReference) {
+  const auto [n, d, k, shape] = GetParam();
+  check_single_pass<float>(n, d, k, shape, false, 17);
+}
+TEST_P(CudaSinglePass, DoubleMatchesReference) {
+  const auto [n, d, k, shape] = GetParam();
+  check_single_pass<double>(n, d, k, shape, false, 29);
+}
+TEST_P(CudaSinglePass, WeightedDoubleMatchesReference) {
+  const auto [n, d, k, shape] = GetParam();
+  check_single_pass<double>(n, d, k, shape, true, 31);
+}
+
+std::string pass_name(const ::testing::TestParamInfo<PassParam>& info) {
+  const char* names[] = {"uniform", "blobs", "duplicates"};
+  return "n" + std::to_string(std::get<0>(info.param)) + "_d" +
+         std::to_string(std::get<1>(info.param)) + "_k" + std::to_string(std::get<2>(info.param)) +
+         "_" + names[static_cast<int>(std::get<3>(info.param))];
+}
+
+// (n, d, k): n not a multiple of 256, d = 1, d = 300, k = 1, k = n, both sides of the
+// partials/sort switch (k * (d + 1) = 2048) and of the GEMM switch (k >= 128 with d >= 32),
+// several centroid tiles in shared memory (k = 1000, d = 16), GEMM forced by a large d,
+// duplicate points (ties everywhere).
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaSinglePass,
+    ::testing::Values(PassParam{1000, 2, 3, Shape::Uniform}, PassParam{4000, 3, 4, Shape::Blobs},
+                      PassParam{5003, 1, 7, Shape::Uniform}, PassParam{2000, 300, 5, Shape::Blobs},
+                      PassParam{3000, 8, 1, Shape::Uniform}, PassParam{300, 4, 300, Shape::Uniform},
+                      PassParam{6000, 15, 128, Shape::Blobs}, PassParam{6000, 15, 129, Shape::Blobs},
+                      PassParam{5000, 32, 127, Shape::Uniform}, PassParam{5000, 32, 128, Shape::Uniform},
+                      PassParam{8000, 16, 1000, Shape::Uniform}, PassParam{1500, 1000, 3, Shape::Blobs},
+                      PassParam{3001, 6, 10, Shape::Duplicates}, PassParam{2500, 40, 200, Shape::Duplicates}),
+    pass_name);
+
+class CudaFit : public ::testing::Test {
+ protected:
+  void SetUp() override { KMEANS_SKIP_WITHOUT_GPU(); }
+};
+
+/// Full fits with Init::Array on well-separated blobs: double gives the reference's labels,
+/// both types its inertia within tolerance.
+template <class T>
+void check_fit_matches_reference(std::int64_t n, std::int64_t d, int k) {
+  SCOPED_TRACE("n=" + std::to_string(n) + " d=" + std::to_string(d) + " k=" + std::to_string(k));
+  std::vector<T> centers;
+  const auto x = make_data<T>(n, d, Shape::Blobs, 5, k, &centers);
+  std::vector<T> init(centers.size());
+  std::mt19937_64 gen(9);
+  std::normal_distribution<double> g(0, 0.5);
+  for (std::size_t i = 0; i < init.size(); ++i)
+    init[i] = static_cast<T>(static_cast<double>(centers[i]) + g(gen));
+  Params p;
+  p.k = k;
+  p.init = Init::Array;
+  p.init_centroids = init.data();
+  p.max_iter = 50;
+  p.backend = Backend::Cuda;
+  const Result<T> rc = fit(x.data(), n, d, p);
+  p.backend = Backend::Reference;
+  const Result<T> rr = fit(x.data(), n, d, p);
+  EXPECT_EQ(rc.backend, Backend::Cuda);
+  EXPECT_NEAR(rc.inertia, rr.inertia, rel_tol<T>() * rr.inertia);
+  ASSERT_EQ(rc.labels.size(), static_cast<std::size_t>(n));
+  for (auto l : rc.labels) ASSERT_TRUE(l >= 0 && l < k);
+  if (sizeof(T) == sizeof(double)) {
+    EXPECT_EQ(rc.labels, rr.labels);
+    EXPECT_EQ(rc.n_iter, rr.n_iter);
+    for (std::size_t i = 0; i < rc.centroids.size(); ++i)
+      EXPECT_NEAR(rc.centroids[i], rr.centroids[i], 1e-9 * (1 + std::abs(rr.centroids[i])));
+  }
+}
+
+TEST_F(CudaFit, PartialsPathMatchesReference) {
+  check_fit_matches_reference<double>(5000, 8, 6);
+  check_fit_matches_reference<float>(5000, 8, 6);
+}
+TEST_F(CudaFit, SortPathMatchesReference) {
+  check_fit_matches_reference<double>(6000, 20, 100);
+  check_fit_matches_reference<float>(6000, 20, 100);
+}
+TEST_F(CudaFit, GemmPathMatchesReference) {
+  check_fit_matches_reference<double>(6000, 40, 150);
+  check_fit_matches_reference<float>(6000, 40, 150);
+}
+
+TEST_F(CudaFit, EmptyClusterIsRelocatedLikeReference) {
+  const std::int64_t n = 2000, d = 4;
+  const int k = 5;
+  std::vector<double> centers;
+  const auto x = make_data<double>(n, d, Shape::Blobs, 3, 4, &centers);
+  std::vector<double> init(centers.begin(), centers.end());
+  init.resize(static_cast<std::size_t>(k * d), 1e6);  // cluster 4 starts far from everything
+  Params p;
+  p.k = k;
+  p.init = Init::Array;
+  p.init_centroids = init.data();
+  p.backend = Backend::Cuda;
+  const auto rc = fit(x.data(), n, d, p);
+  p.backend = Backend::Reference;
+  const auto rr = fit(x.data(), n, d, p);
+  EXPECT_GE(rc.n_empty_relocated, 1);
+  EXPECT_EQ(rc.n_empty_relocated, rr.n_empty_relocated);
+  EXPECT_EQ(rc.labels, rr.labels);
+  EXPECT_NEAR(rc.inertia, rr.inertia, kRelTolF64 * rr.inertia);
+  for (double v : rc.centroids) EXPECT_TRUE(std::isfinite(v));
+}
+
+TEST_F(CudaFit, KEqualsNGivesZeroInertia) {
+  const std::int64_t n = 200, d = 3;
+  const auto x = make_data<double>(n, d, Shape::Uniform, 4);
+  Params p;
+  p.k = static_cast<int>(n);
+  p.init = Init::Array;
+  p.init_centroids = x.data();
+  p.backend = Backend::Cuda;
+  const auto r = fit(x.data(), n, d, p);
+  EXPECT_EQ(r.inertia, 0.0);
+  for (std::int64_t i = 0; i < n; ++i) EXPECT_EQ(r.labels[i], i);
+}
+
+/// Two fits of the same input give identical bits (no floating-point atomics), on every path.
+template <class T>
+void check_deterministic(std::int64_t n, std::int64_t d, int k) {
+  SCOPED_TRACE("n=" + std::to_string(n) + " d=" + std::to_string(d) + " k=" + std::to_string(k));
+  const auto x = make_data<T>(n, d, Shape::Blobs, 8, k);
+  Params p;
+  p.k = k;
+  p.max_iter = 20;
+  p.seed = 3;
+  p.backend = Backend::Cuda;
+  const Result<T> a = fit(x.data(), n, d, p);
+  const Result<T> b = fit(x.data(), n, d, p);
+  ASSERT_EQ(a.centroids.size(), b.centroids.size());
+  EXPECT_EQ(0, std::memcmp(a.centroids.data(), b.centroids.data(), a.centroids.size() * sizeof(T)));
+  EXPECT_EQ(a.labels, b.labels);
+  EXPECT_EQ(0, std::memcmp(&a.inertia, &b.inertia, sizeof(double)));
+  EXPECT_EQ(a.sse_history, b.sse_history);
+}
+
+TEST_F(CudaFit, TwoRunsGiveIdenticalBits) {
+  check_deterministic<float>(20000, 16, 16);    // partials
+  check_deterministic<float>(20000, 20, 200);   // sort
+  check_deterministic<float>(20000, 64, 256);   // GEMM
+  check_deterministic<double>(20000, 16, 16);
+}
+
+TEST_F(CudaFit, DevicePointerInputEqualsHostInput) {
+  const std::int64_t n = 7000, d = 5;
+  const auto x = make_data<float>(n, d, Shape::Blobs, 12, 6);
+  std::vector<float> w(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) w[i] = 0.5f + static_cast<float>(i % 3);
+  TestDeviceArray<float> dx(x), dw(w);
+  ASSERT_NE(dx.get(), nullptr);
+  ASSERT_NE(dw.get(), nullptr);
+  ASSERT_TRUE(detail::is_device_pointer(dx.get()));
+  ASSERT_FALSE(detail::is_device_pointer(x.data()));
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // probing a host pointer leaves no error
+  Params p;
+  p.k = 6;
+  p.seed = 1;
+  p.sample_weight = w.data();
+  p.backend = Backend::Cuda;
+  const auto host = fit(x.data(), n, d, p);
+  p.sample_weight = dw.get();
+  p.backend = Backend::Auto;  // device data: Auto must pick the GPU
+  const auto dev = fit(dx.get(), n, d, p);
+  EXPECT_EQ(dev.backend, Backend::Cuda);
+  EXPECT_EQ(dev.labels, host.labels);
+  EXPECT_EQ(0, std::memcmp(dev.centroids.data(), host.centroids.data(),
+                           host.centroids.size() * sizeof(float)));
+  EXPECT_EQ(dev.inertia, host.inertia);
+  // predict on device data
+  const auto labels = predict(dx.get(), n, d, dev.centroids.data(), 6, Backend::Auto);
+  EXPECT_EQ(labels, dev.labels);
+  // Device data with a host-only backend is refused.
+  p.backend = Backend::Cpu;
+  EXPECT_THROW(fit(dx.get(), n, d, p), Error);
+}
+
+TEST_F(CudaFit, PredictMatchesReference) {
+  const std::int64_t n = 3000, d = 7;
+  const int k = 9;
+  const auto x = make_data<double>(n, d, Shape::Blobs, 21, k);
+  const auto c = make_centroids(x, n, d, k, 22);
+  EXPECT_EQ(predict(x.data(), n, d, c.data(), k, Backend::Cuda),
+            predict(x.data(), n, d, c.data(), k, Backend::Reference));
+}
+
+TEST_F(CudaFit, ChangingKRecapturesTheGraph) {
+  const std::int64_t n = 4000, d = 6;
+  const auto x = make_data<float>(n, d, Shape::Uniform, 30);
+  const DataView<float> view{x.data(), nullptr, n, d, 0};
+  auto cuda = detail::make_cuda_engine(view);
+  auto ref = detail::make_reference_engine(view);
+  for (int k : {5, 300, 5, 64}) {  // partials, sort, partials again, partials
+    SCOPED_TRACE("k=" + std::to_string(k));
+    const auto c = make_centroids(x, n, d, k, 31 + k);
+    std::vector<double> s(static_cast<std::size_t>(k * d)), w(static_cast<std::size_t>(k));
+    std::vector<double> rs(s.size()), rw(w.size());
+    const auto a = cuda->assign(c.data(), k, s.data(), w.data());
+    const auto b = ref->assign(c.data(), k, rs.data(), rw.data());
+    EXPECT_NEAR(a.sse, b.sse, kRelTolF32 * b.sse);
+    // The first pass after a change of k runs directly, the second replays the new graph:
+    // same sequence, same bits.
+    std::vector<double> s2(s.size()), w2(w.size());
+    const auto a2 = cuda->assign(c.data(), k, s2.data(), w2.data());
+    EXPECT_EQ(a2.sse, a.sse);
+    EXPECT_EQ(a2.n_changed, 0);
+    EXPECT_EQ(s2, s);
+    EXPECT_EQ(w2, w);
+    double total = 0;
+    for (double v : w) total += v;
+    EXPECT_EQ(total, static_cast<double>(n));
+  }
+}
+
+TEST_F(CudaFit, NonFiniteDeviceDataIsRejected) {
+  const std::int64_t n = 1000, d = 4;
+  auto x = make_data<double>(n, d, Shape::Uniform, 40);
+  x[7 * d + 2] = std::numeric_limits<double>::quiet_NaN();
+  x[9 * d + 1] = std::numeric_limits<double>::infinity();
+  TestDeviceArray<double> dx(x);
+  ASSERT_NE(dx.get(), nullptr);
+  Params p;
+  p.k = 3;
+  p.backend = Backend::Cuda;
+  try {
+    fit(dx.get(), n, d, p);
+    FAIL() << "NaN in device data was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("NaN at row 7, column 2"), std::string::npos) << e.what();
+  }
+  // Weights on the device: negative, then all zero.
+  const auto clean = make_data<double>(n, d, Shape::Uniform, 41);
+  TestDeviceArray<double> dclean(clean);
+  std::vector<double> w(static_cast<std::size_t>(n), 1.0);
+  w[3] = -2;
+  TestDeviceArray<double> dw(w);
+  p.sample_weight = dw.get();
+  try {
+    fit(dclean.get(), n, d, p);
+    FAIL() << "a negative device weight was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sample_weight[3]"), std::string::npos) << e.what();
+  }
+  std::vector<double> zeros(static_cast<std::size_t>(n), 0.0);
+  TestDeviceArray<double> dz(zeros);
+  p.sample_weight = dz.get();
+  EXPECT_THROW(fit(dclean.get(), n, d, p), Error);
+  // The library still works afterwards.
+  p.sample_weight = nullptr;
+  EXPECT_NO_THROW(fit(dclean.get(), n, d, p));
+}
+
+TEST_F(CudaFit, OutOfMemoryIsACleanErrorAndTheLibraryRecovers) {
+  // Leave about 256 MiB free, then ask for a fit whose data alone needs 512 MiB more.
+  std::size_t free_b = 0, total_b = 0;
+  ASSERT_CUDA(cudaMemGetInfo(&free_b, &total_b));
+  const std::size_t keep = std::size_t{256} << 20;
+  void* hog = nullptr;
+  std::size_t hog_bytes = free_b > keep ? free_b - keep : 0;
+  while (hog_bytes > 0 && cudaMalloc(&hog, hog_bytes) != cudaSuccess) {
+    (void)cudaGetLastError();
+    hog = nullptr;
+    hog_bytes -= std::min(hog_bytes, std::size_t{64} << 20);
+  }
+  ASSERT_NE(hog, nullptr) << "could not fill device memory";
+  ASSERT_CUDA(cudaMemGetInfo(&free_b, &total_b));
+  ASSERT_LT(free_b, std::size_t{2} << 30) << "device memory did not fill up";
+  const std::int64_t d = 64;
+  const std::int64_t n = static_cast<std::int64_t>((free_b + (std::size_t{512} << 20)) / (d * 4));
+  std::vector<float> x(static_cast<std::size_t>(n * d), 1.0f);
+  x[0] = 2.0f;
+  Params p;
+  p.k = 2;
+  p.init = Init::Random;
+  p.backend = Backend::Cuda;
+  try {
+    fit(x.data(), n, d, p);
+    ADD_FAILURE() << "a fit larger than free memory succeeded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("allocation"), std::string::npos) << e.what();
+  }
+  // Auto sees it does not fit and falls back to the CPU instead of failing.
+  std::string why;
+  EXPECT_FALSE(detail::cuda_working_set_fits(n, d, 2, sizeof(float), false, &why));
+  EXPECT_FALSE(why.empty());
+  if (hog) ASSERT_CUDA(cudaFree(hog));
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  const auto small = make_data<float>(1000, 4, Shape::Blobs, 50, 3);
+  p.k = 3;
+  const auto r = fit(small.data(), 1000, 4, p);
+  EXPECT_EQ(r.backend, Backend::Cuda);
+  EXPECT_GT(r.n_iter, 0);
+}
+
+TEST(CudaAvailability, ReasonIsGivenWhenUnavailable) {
+  std::string why;
+  const bool ok = cuda_available(&why);
+  if (ok) {
+    int major = 0, device = 0;
+    ASSERT_CUDA(cudaGetDevice(&device));
+    ASSERT_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    EXPECT_GE(major, 8);
+    Params p;
+    p.k = 2;
+    const std::vector<float> x = {0, 0, 1, 1, 10, 10, 11, 11};
+    EXPECT_EQ(fit(x.data(), 4, 2, p).backend, Backend::Cuda);  // Auto picks the GPU
+  } else {
+    // Without a driver every runtime call keeps failing, so there is no error state to check.
+    EXPECT_FALSE(why.empty());
+    EXPECT_FALSE(detail::is_device_pointer(&why));
+    EXPECT_THROW(detail::make_cuda_engine(DataView<float>{}), Error);
+    GTEST_SKIP() << why;
+  }
+}
+
+}  // namespace
+}  // namespace kmeans
