@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: Apache-2.0
+// The machine bench_kmeans runs on and its limits: CPU copy bandwidth and FMA peak, GPU memory
+// bandwidth and fp32/fp64 peak, each measured or computed in the same run, with how.
+#include "machine.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kmeans/kmeans.hpp"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define KMEANS_BENCH_X86 1
+#include <immintrin.h>
+#endif
+
+#ifdef KMEANS_BENCH_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+/// The value of the first "key : value" line of /proc/cpuinfo, or empty.
+std::string cpuinfo_field(const std::string& key) {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.compare(0, key.size(), key) != 0) continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string v = line.substr(colon + 1);
+    v.erase(0, v.find_first_not_of(" \t"));
+    return v;
+  }
+  return {};
+}
+
+/// A chain of dependent integer adds retires one add per cycle on every x86 core since the
+/// Pentium Pro, so adds per second is the clock the core actually runs at (turbo included).
+double measure_clock_ghz() {
+#ifdef KMEANS_BENCH_X86
+  constexpr std::int64_t kLoops = 10'000'000;  // x 16 adds: about 0.08 s at 2 GHz
+  double best = std::numeric_limits<double>::infinity();
+  for (int rep = 0; rep < 3; ++rep) {
+    std::uint64_t x = 0;
+    const auto t0 = Clock::now();
+    for (std::int64_t i = 0; i < kLoops; ++i) {
+      asm volatile(
+          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
+          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
+          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
+          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
+          : "+r"(x));
+    }
+    best = std::min(best, seconds_since(t0));
+  }
+  return 16.0 * static_cast<double>(kLoops) / best * 1e-9;
+#else
+  return 0;
+#endif
+}
+
+#ifdef KMEANS_BENCH_X86
+// Enough independent accumulators to cover FMA latency (4-5 cycles) x 2 pipes.
+constexpr int kFmaChains = 12;
+constexpr std::int64_t kFmaLoops = 4'000'000;
+
+__attribute__((target("avx2,fma"))) float fma_loop_avx2(std::int64_t loops) {
+  __m256 acc[kFmaChains];
+  for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm256_set1_ps(0.001f * static_cast<float>(c));
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (std::int64_t i = 0; i < loops; ++i)
+    for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
+  __m256 s = acc[0];
+  for (int c = 1; c < kFmaChains; ++c) s = _mm256_add_ps(s, acc[c]);
+  alignas(32) float out[8];
+  _mm256_store_ps(out, s);
+  return out[0];
+}
+
+__attribute__((target("avx512f"))) float fma_loop_avx512(std::int64_t loops) {
+  __m512 acc[kFmaChains];
+  for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm512_set1_ps(0.001f * static_cast<float>(c));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (std::int64_t i = 0; i < loops; ++i)
+    for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
+  __m512 s = acc[0];
+  for (int c = 1; c < kFmaChains; ++c) s = _mm512_add_ps(s, acc[c]);
+  alignas(64) float out[16];
+  _mm512_store_ps(out, s);  // not _mm512_reduce_add_ps: GCC 12 warns inside its header
+  return out[0];
+}
+#endif
+
+/// Achieved float FMA throughput of all threads, GFLOP/s; 0 when no FMA set is detected.
+double measure_fma_gflops(const std::string& isa, int threads) {
+#ifdef KMEANS_BENCH_X86
+  if (isa == "sse2/scalar") return 0;
+  const int lanes = isa == "avx512" ? 16 : 8;
+  volatile float sink = 0;
+  double best = std::numeric_limits<double>::infinity();
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = Clock::now();
+#pragma omp parallel num_threads(threads)
+    {
+      const float r = isa == "avx512" ? fma_loop_avx512(kFmaLoops) : fma_loop_avx2(kFmaLoops);
+#pragma omp critical
+      sink = sink + r;
+    }
+    best = std::min(best, seconds_since(t0));
+  }
+  (void)sink;
+  return 2.0 * lanes * kFmaChains * static_cast<double>(kFmaLoops) * threads / best * 1e-9;
+#else
+  (void)isa;
+  (void)threads;
+  return 0;
+#endif
+}
+
+/// STREAM "copy" (b[i] = a[i]) over arrays far larger than the last-level cache, first-touched
+/// by the threads that copy them; bytes = read + write (no write-allocate), best of the runs.
+double measure_copy_gbps(int threads, bool quick, double* array_bytes) {
+  const std::int64_t n = quick ? (std::int64_t{1} << 23) : (std::int64_t{1} << 25);
+  std::unique_ptr<double[]> a(new double[n]), b(new double[n]);
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (std::int64_t i = 0; i < n; ++i) {
+    a[i] = static_cast<double>(i);
+    b[i] = 0;
+  }
+  double best = std::numeric_limits<double>::infinity();
+  const int reps = quick ? 3 : 6;
+  for (int rep = 0; rep < reps; ++rep) {
+    const auto t0 = Clock::now();
+    double* dst = b.get();
+    const double* src = a.get();
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i];
+    best = std::min(best, seconds_since(t0));
+  }
+  volatile double sink = b[n / 2];
+  (void)sink;
+  *array_bytes = static_cast<double>(n) * sizeof(double);
+  return 2.0 * *array_bytes / best * 1e-9;
+}
+
+#ifdef KMEANS_BENCH_WITH_CUDA
+/// FP32 and FP64 FMA lanes per SM by compute capability (NVIDIA's arithmetic-throughput table).
+void fma_lanes_per_sm(int major, int minor, int* f32, int* f64, std::string* how) {
+  *how = "per-SM FMA lanes for sm_" + std::to_string(major) + std::to_string(minor);
+  if (major == 8 && minor == 0) {
+    *f32 = 64, *f64 = 32;  // A100
+  } else if (major == 8) {
+    *f32 = 128, *f64 = 2;  // GA10x, AD10x
+  } else if (major == 9 || major == 10) {
+    *f32 = 128, *f64 = 64;  // H100/H200, B200
+  } else if (major >= 11) {
+    *f32 = 128, *f64 = 2;
+    *how += " (assumed: consumer parts)";
+  } else {
+    *f32 = 64, *f64 = 32;
+    *how += " (assumed: pre-Ampere)";
+  }
+}
+
+std::string version_string(int v) {
+  return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+}
+
+/// "Kernel Module  550.54.15 ..." of /proc/driver/nvidia/version, or empty.
+std::string nvidia_driver_version() {
+  std::ifstream in("/proc/driver/nvidia/version");
+  std::string line;
+  if (!std::getline(in, line)) return {};
+  const auto at = line.find("Kernel Module");
+  if (at == std::string::npos) return {};
+  std::istringstream ss(line.substr(at + 13));
+  std::string v;
+  ss >> v;
+  if (v == "for") ss >> v >> v;  // "Kernel Module for x86_64  580.xx"
+  return v;
+}
+#endif
+
+}  // namespace
+
+CpuLimits measure_cpu(int threads, bool quick) {
+  CpuLimits c;
+  c.threads = threads;
+  c.model = cpuinfo_field("model name");
+  if (c.model.empty()) c.model = "unknown";
+  const std::string mhz = cpuinfo_field("cpu MHz");
+  c.cpuinfo_ghz = mhz.empty() ? 0 : std::atof(mhz.c_str()) * 1e-3;
+
+  c.isa = "sse2/scalar";
+  c.lanes_f32 = 4;
+#ifdef KMEANS_BENCH_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) {
+    c.isa = "avx512";
+    c.lanes_f32 = 16;
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    c.isa = "avx2";
+    c.lanes_f32 = 8;
+  }
+#endif
+  const double measured = measure_clock_ghz();
+  if (measured > 0) {
+    c.clock_ghz = measured;
+    c.clock_how = "measured with a dependent-add loop (1 add/cycle)";
+  } else {
+    c.clock_ghz = c.cpuinfo_ghz;
+    c.clock_how = "\"cpu MHz\" of /proc/cpuinfo";
+  }
+  // 2 FMA pipes per core and 2 flops per FMA: the nominal peak of every AVX2/AVX-512 core we
+  // target. Cores that split 256-bit ops in two (AMD Zen 1) reach half: the measured FMA loop
+  // below shows it.
+  c.peak_gflops_f32 = threads * c.clock_ghz * c.lanes_f32 * 2 * 2;
+  c.peak_gflops_f64 = c.peak_gflops_f32 / 2;
+  c.fma_measured_gflops_f32 = measure_fma_gflops(c.isa, threads);
+  c.copy_gbps = measure_copy_gbps(threads, quick, &c.copy_bytes);
+  return c;
+}
+
+GpuLimits measure_gpu(bool quick) {
+  GpuLimits g;
+  std::string why;
+  if (!kmeans::cuda_available(&why)) {
+    g.why_not = why;
+    return g;
+  }
+#ifdef KMEANS_BENCH_WITH_CUDA
+  auto fail = [&](const char* what, cudaError_t e) {
+    g.present = false;
+    g.why_not = std::string(what) + ": " + cudaGetErrorString(e);
+    return g;
+  };
+  int dev = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e != cudaSuccess) return fail("cudaGetDevice", e);
+  cudaDeviceProp prop{};
+  if ((e = cudaGetDeviceProperties(&prop, dev)) != cudaSuccess)
+    return fail("cudaGetDeviceProperties", e);
+  g.present = true;
+  g.name = prop.name;
+  g.cc_major = prop.major;
+  g.cc_minor = prop.minor;
+  g.sms = prop.multiProcessorCount;
+  g.bus_width_bits = prop.memoryBusWidth;
+  // CUDA 13 removed clockRate and memoryClockRate from cudaDeviceProp: ask the attributes.
+  int clock_khz = 0, mem_clock_khz = 0;
+  cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, dev);
+  cudaDeviceGetAttribute(&mem_clock_khz, cudaDevAttrMemoryClockRate, dev);
+  g.clock_ghz = clock_khz * 1e-6;
+  g.mem_clock_ghz = mem_clock_khz * 1e-6;
+  g.peak_gbps = 2.0 * mem_clock_khz * 1e3 * (g.bus_width_bits / 8.0) * 1e-9;
+  int f32 = 0, f64 = 0;
+  fma_lanes_per_sm(g.cc_major, g.cc_minor, &f32, &f64, &g.fma_lanes_how);
+  g.peak_gflops_f32 = g.sms * g.clock_ghz * f32 * 2;
+  g.peak_gflops_f64 = g.sms * g.clock_ghz * f64 * 2;
+  int v = 0;
+  if (cudaDriverGetVersion(&v) == cudaSuccess) g.driver_version = "CUDA " + version_string(v);
+  const std::string module = nvidia_driver_version();
+  if (!module.empty()) g.driver_version = module + " (" + g.driver_version + ")";
+  if (cudaRuntimeGetVersion(&v) == cudaSuccess) g.runtime_version = version_string(v);
+  std::size_t free_b = 0, total_b = 0;
+  cudaMemGetInfo(&free_b, &total_b);
+  g.free_mem_gb = free_b * 1e-9;
+  g.total_mem_gb = total_b * 1e-9;
+
+  // Device-to-device copy of a buffer far larger than L2, timed with events on our own stream.
+  std::size_t bytes = quick ? (std::size_t{256} << 20) : (std::size_t{1} << 30);
+  bytes = std::min(bytes, free_b / 4);
+  void* d_src = nullptr;
+  void* d_dst = nullptr;
+  cudaStream_t stream = nullptr;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  if ((e = cudaMalloc(&d_src, bytes)) != cudaSuccess) return fail("cudaMalloc", e);
+  if ((e = cudaMalloc(&d_dst, bytes)) != cudaSuccess) {
+    cudaFree(d_src);
+    return fail("cudaMalloc", e);
+  }
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaMemsetAsync(d_src, 1, bytes, stream);
+  cudaMemcpyAsync(d_dst, d_src, bytes, cudaMemcpyDeviceToDevice, stream);  // warm-up
+  constexpr int kCopies = 10;
+  cudaEventRecord(start, stream);
+  for (int i = 0; i < kCopies; ++i)
+    cudaMemcpyAsync(d_dst, d_src, bytes, cudaMemcpyDeviceToDevice, stream);
+  cudaEventRecord(stop, stream);
+  e = cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaStreamDestroy(stream);
+  cudaFree(d_src);
+  cudaFree(d_dst);
+  if (e != cudaSuccess) return fail("device-to-device copy", e);
+  g.d2d_copy_gbps = 2.0 * static_cast<double>(bytes) * kCopies / (ms * 1e-3) * 1e-9;
+#else
+  (void)quick;
+  g.why_not = "bench_kmeans was built without CUDA, so it cannot query the GPU limits";
+#endif
+  return g;
+}
+
+double host_available_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024.0;
+  }
+  return 0;
+}
+
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  if (!(in >> a >> b >> c)) return {};
+  return a + " " + b + " " + c;
+}
+
+void print_limits(const CpuLimits& c, const GpuLimits& g) {
+  std::printf("CPU: %s, %d threads, widest FMA set %s (__builtin_cpu_supports)\n", c.model.c_str(),
+              c.threads, c.isa.c_str());
+  std::printf("  clock %.2f GHz, %s", c.clock_ghz, c.clock_how.c_str());
+  if (c.cpuinfo_ghz > 0) std::printf("; /proc/cpuinfo says %.0f MHz", c.cpuinfo_ghz * 1e3);
+  std::printf("\n  FMA peak = %d threads x %.2f GHz x %d f32 lanes x 2 FMA units x 2 flops = "
+              "%.1f GFLOP/s f32, %.1f f64\n",
+              c.threads, c.clock_ghz, c.lanes_f32, c.peak_gflops_f32, c.peak_gflops_f64);
+  if (c.fma_measured_gflops_f32 > 0) {
+    std::printf("  FMA microbenchmark (independent %s FMAs, all threads): %.1f GFLOP/s f32 = "
+                "%.0f%% of that peak\n",
+                c.isa.c_str(), c.fma_measured_gflops_f32,
+                100 * c.fma_measured_gflops_f32 / c.peak_gflops_f32);
+  }
+  std::printf("  copy bandwidth %.1f GB/s (STREAM-like copy of 2 x %.0f MiB, all threads, "
+              "read + write bytes, best run)\n",
+              c.copy_gbps, c.copy_bytes / (1 << 20));
+  if (!g.present) {
+    std::printf("GPU: none (%s)\n", g.why_not.c_str());
+    return;
+  }
+  std::printf("GPU: %s, sm_%d%d, %d SMs at %.2f GHz, %.1f GB (%.1f GB free), driver %s, "
+              "runtime %s\n",
+              g.name.c_str(), g.cc_major, g.cc_minor, g.sms, g.clock_ghz, g.total_mem_gb,
+              g.free_mem_gb, g.driver_version.c_str(), g.runtime_version.c_str());
+  std::printf("  memory peak = 2 x %.3f GHz x %d bits / 8 = %.0f GB/s; measured device-to-device "
+              "copy %.0f GB/s (read + write)\n",
+              g.mem_clock_ghz, g.bus_width_bits, g.peak_gbps, g.d2d_copy_gbps);
+  std::printf("  FMA peak = SMs x clock x lanes x 2: %.0f GFLOP/s f32, %.0f f64 (%s)\n",
+              g.peak_gflops_f32, g.peak_gflops_f64, g.fma_lanes_how.c_str());
+}
+
+Json machine_json(const CpuLimits& c, const GpuLimits& g) {
+  Json cpu = Json::object();
+  cpu.set("model", c.model)
+      .set("threads", c.threads)
+      .set("isa", c.isa)
+      .set("lanes_f32", c.lanes_f32)
+      .set("clock_ghz", c.clock_ghz)
+      .set("clock_how", c.clock_how)
+      .set("cpuinfo_ghz", c.cpuinfo_ghz)
+      .set("peak_gflops_f32", c.peak_gflops_f32)
+      .set("peak_gflops_f64", c.peak_gflops_f64)
+      .set("fma_measured_gflops_f32", c.fma_measured_gflops_f32)
+      .set("copy_gbps", c.copy_gbps)
+      .set("copy_how", "STREAM-like copy, all threads, read + write bytes, best run");
+  Json gpu = Json::object();
+  gpu.set("present", g.present);
+  if (g.present) {
+    gpu.set("name", g.name)
+        .set("compute_capability", std::to_string(g.cc_major) + "." + std::to_string(g.cc_minor))
+        .set("sms", g.sms)
+        .set("clock_ghz", g.clock_ghz)
+        .set("mem_clock_ghz", g.mem_clock_ghz)
+        .set("bus_width_bits", g.bus_width_bits)
+        .set("total_mem_gb", g.total_mem_gb)
+        .set("peak_gbps", g.peak_gbps)
+        .set("d2d_copy_gbps", g.d2d_copy_gbps)
+        .set("peak_gflops_f32", g.peak_gflops_f32)
+        .set("peak_gflops_f64", g.peak_gflops_f64)
+        .set("fma_lanes_how", g.fma_lanes_how)
+        .set("driver", g.driver_version)
+        .set("cuda_runtime", g.runtime_version);
+  } else {
+    gpu.set("why_not", g.why_not);
+  }
+  Json m = Json::object();
+  m.set("cpu", cpu).set("gpu", gpu);
+  return m;
+}
+
+}  // namespace bench

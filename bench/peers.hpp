@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+// Runs the peer implementations (scikit-learn, FAISS, PyTorch) through bench/peers.py on the
+// same data, initial centroids, iteration count and thread count as our own rows.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench_util.hpp"
+
+namespace bench {
+
+/// One peer's report (peers.py prints it as one JSON line).
+struct PeerResult {
+  std::string name;              ///< "sklearn", "faiss", "faiss-gpu", "torch".
+  bool ok = false;
+  std::string error;             ///< Why there is no number (missing module, crash, ...).
+  std::string device;            ///< "cpu" or "cuda".
+  std::string version;
+  std::string timing_how;        ///< How peers.py measured the time per iteration.
+  double s_per_iter = 0;
+  int n_iter = 0;
+  double final_sse = 0;          ///< Sum of squared distances to the returned centroids.
+  std::vector<double> sse_history;  ///< Per-iteration SSE sums when the peer exposes them.
+  std::vector<std::string> blas;  ///< BLAS/LAPACK libraries the peer process had loaded.
+};
+
+struct PeerRequest {
+  std::string python;            ///< Interpreter (resolve_python).
+  std::string script;            ///< Path of peers.py.
+  std::string data_path;         ///< n x d .npy (float32 or float64).
+  std::string init_path;         ///< k x d .npy, same dtype.
+  int iters = 0;
+  int threads = 1;
+  double budget_s = 10;          ///< Time each peer may spend on repeats (at least one run).
+  int timeout_s = 900;           ///< Hard limit per peer process (when `timeout` exists).
+};
+
+/// The peers in their display order.
+const std::vector<std::string>& peer_names();
+
+/// The first of (explicit | $KMEANS_PYTHON, python3, /usr/bin/python3) that can import numpy;
+/// an explicit choice is kept even when it cannot. Empty when none works; `log` says what was
+/// tried.
+std::string resolve_python(const std::string& explicit_python, std::string* log);
+
+/// Runs every peer in its own process (a crash or a clashing OpenMP runtime in one cannot take
+/// the others down). Never throws for a peer's failure: its row carries the error instead.
+std::vector<PeerResult> run_peers(const PeerRequest& req);
+
+Json peer_json(const PeerResult& p);
+
+}  // namespace bench

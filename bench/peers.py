@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Peer k-means implementations timed on bench_kmeans's data (one peer per run).
+
+bench_kmeans writes the data (n x d) and the initial centroids (k x d) as .npy files and runs
+this script once per peer with the same iteration count and thread count as its own rows. The
+script prints one JSON line on stdout:
+
+  {"peer": ..., "ok": true, "device": "cpu"|"cuda", "version": ..., "s_per_iter": ...,
+   "n_iter": ..., "final_sse": ..., "sse_history": [...], "timing": "how it was timed"}
+
+or {"peer": ..., "ok": false, "error": "why"} when the peer cannot run (module missing, no GPU).
+Times exclude imports, data loading and transfers: they are taken inside the script around
+the fit only, after one warm-up fit, as the median of repeats that fit in --budget seconds.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+
+PEERS = ("sklearn", "faiss", "faiss-gpu", "torch")
+MAX_REPEATS = 7
+
+
+class Unavailable(Exception):
+    """The peer cannot run here; the message says why."""
+
+
+def median(values):
+    v = sorted(values)
+    m = len(v) // 2
+    return v[m] if len(v) % 2 else 0.5 * (v[m - 1] + v[m])
+
+
+def repeat(run_once, budget):
+    """Runs run_once() at least once and again while the budget lasts; returns all results."""
+    results = []
+    start = time.perf_counter()
+    while True:
+        results.append(run_once())
+        if len(results) >= MAX_REPEATS or time.perf_counter() - start > budget:
+            return results
+
+
+def loaded_blas():
+    """BLAS/LAPACK libraries mapped into this process: a peer's speed depends on which one
+    (Debian's reference netlib BLAS is an order of magnitude slower than OpenBLAS or MKL)."""
+    found = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                name = os.path.basename(path).lower()
+                # The shared libraries themselves, not Python's cython wrappers around them.
+                if not name.startswith("lib") or ".cpython-" in name:
+                    continue
+                if ("blas" in name or "mkl" in name or "lapack" in name) and path not in found:
+                    found.append(path)
+    except OSError:
+        pass
+    return found
+
+
+def final_sse(np, x, c):
+    """Sum of squared distances to the nearest of the returned centroids, in float64, so every
+    peer's SSE is computed the same way (outside the timed region)."""
+    x = np.asarray(x, dtype=np.float64)
+    c = np.asarray(c, dtype=np.float64)
+    c_sq = (c * c).sum(1)
+    rows = max(1, (1 << 22) // c.shape[0])
+    total = 0.0
+    for s in range(0, x.shape[0], rows):
+        xb = x[s:s + rows]
+        # Expanded form for speed; float64 keeps the cancellation far below the SSE's precision.
+        d2 = (xb * xb).sum(1)[:, None] - 2.0 * xb @ c.T + c_sq[None, :]
+        total += float(np.maximum(d2.min(1), 0.0).sum())
+    return total
+
+
+def run_sklearn(np, x, c, args):
+    try:
+        import sklearn
+        from sklearn.cluster import KMeans
+        from threadpoolctl import threadpool_limits
+    except ImportError as e:
+        raise Unavailable(f"scikit-learn/threadpoolctl not importable with {sys.executable}: {e}")
+    k = c.shape[0]
+
+    def fit(iters):
+        km = KMeans(n_clusters=k, init=c, n_init=1, max_iter=iters, tol=0.0, algorithm="lloyd")
+        t0 = time.perf_counter()
+        km.fit(x)
+        return time.perf_counter() - t0, km
+
+    with warnings.catch_warnings(), threadpool_limits(limits=args.threads):
+        warnings.simplefilter("ignore")
+        fit(min(2, args.iters))  # warm-up: thread pools, page faults, first-call costs
+
+        def one_pair():
+            t_full, km = fit(args.iters)
+            t_one, _ = fit(1)
+            return t_full, t_one, km
+
+        runs = repeat(one_pair, args.budget)
+    km = runs[-1][2]
+    n_iter = int(km.n_iter_)  # sklearn stops early on strict convergence even with tol = 0
+    t_full = median([r[0] for r in runs])
+    t_one = median([r[1] for r in runs])
+    whole = t_full / n_iter
+    # The difference of a full fit and a one-iteration fit removes sklearn's fixed per-fit costs
+    # (validation, copies, the final E-step), as our own per-iteration time excludes ours.
+    if n_iter > 1 and t_full > t_one:
+        s = (t_full - t_one) / (n_iter - 1)
+        how = "(fit(max_iter=iters) - fit(max_iter=1)) / (n_iter_ - 1), medians"
+    else:
+        s = whole
+        how = "fit(max_iter=iters) / n_iter_, median"
+    return {
+        "device": "cpu",
+        "version": sklearn.__version__,
+        "s_per_iter": s,
+        "s_per_iter_whole_fit": whole,
+        "n_iter": n_iter,
+        "centroids": km.cluster_centers_,
+        "timing": how,
+        "repeats": len(runs),
+    }
+
+
+def run_faiss(np, x, c, args, gpu):
+    try:
+        import faiss
+    except ImportError as e:
+        raise Unavailable(f"faiss not importable with {sys.executable}: {e}")
+    if gpu and faiss.get_num_gpus() == 0:
+        raise Unavailable("faiss sees no GPU (get_num_gpus() = 0: a CPU-only build or no device)")
+    faiss.omp_set_num_threads(args.threads)
+    # FAISS clusters float32 only.
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    c32 = np.ascontiguousarray(c, dtype=np.float32)
+    n, d = x32.shape
+    k = c32.shape[0]
+
+    def fit(iters):
+        # max_points_per_centroid above n / k: FAISS would otherwise train on a subsample.
+        km = faiss.Kmeans(d, k, niter=iters, verbose=False, gpu=bool(gpu), seed=1,
+                          min_points_per_centroid=1, max_points_per_centroid=n // k + 1)
+        t0 = time.perf_counter()
+        km.train(x32, init_centroids=c32)
+        return time.perf_counter() - t0, km
+
+    fit(min(2, args.iters))
+
+    def one():
+        t, km = fit(args.iters)
+        stats = km.iteration_stats
+        # Cumulative per-iteration times: differences skip the set-up before the first one.
+        if len(stats) > 1:
+            s = (stats[-1]["time"] - stats[0]["time"]) / (len(stats) - 1)
+        else:
+            s = t / max(1, len(stats))
+        return s, km
+
+    runs = repeat(one, args.budget)
+    s = median([r[0] for r in runs])
+    km = runs[-1][1]
+    return {
+        "device": "cuda" if gpu else "cpu",
+        "version": getattr(faiss, "__version__", "unknown"),
+        "s_per_iter": s,
+        "n_iter": len(km.iteration_stats),  # FAISS always runs niter iterations
+        "centroids": km.centroids,
+        "sse_history": [float(st["obj"]) for st in km.iteration_stats],
+        "timing": "iteration_stats time: (last - first) / (niter - 1), float32, median",
+        "repeats": len(runs),
+    }
+
+
+def run_torch(np, x, c, args):
+    try:
+        import torch
+    except ImportError as e:
+        raise Unavailable(f"torch not importable with {sys.executable}: {e}")
+    torch.set_num_threads(args.threads)
+    cuda = torch.cuda.is_available()
+    dev = torch.device("cuda" if cuda else "cpu")
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
+    c0 = torch.from_numpy(np.ascontiguousarray(c)).to(dev)
+    n, d = xt.shape
+    k = c0.shape[0]
+    # Rows per distance block, so the n x k matrix never exists whole. On the CPU, blocks sized
+    # for L2 were 2-5x slower than 2^24-element ones: each torch op is a parallel region, and
+    # many small ones spend their time in thread wake-ups (measured on 2 cores, bench/NOTES.md).
+    rows = max(1, (1 << 26 if cuda else 1 << 24) // k)
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    def lloyd(iters):
+        c = c0.clone()
+        x_sq = (xt * xt).sum(1)
+        labels = torch.empty(n, dtype=torch.long, device=dev)
+        min_d = torch.empty(n, dtype=xt.dtype, device=dev)
+        prev = None
+        history = []
+        sync()
+        t0 = time.perf_counter()
+        n_iter = 0
+        for _ in range(iters):
+            c_sq = (c * c).sum(1)
+            for s in range(0, n, rows):
+                xb = xt[s:s + rows]
+                # ||x||^2 - 2 x.c + ||c||^2 as one GEMM; ||x||^2 is added after the argmin.
+                dist = torch.addmm(c_sq, xb, c.t(), beta=1, alpha=-2)
+                md, lab = dist.min(1)
+                labels[s:s + rows] = lab
+                min_d[s:s + rows] = md + x_sq[s:s + rows]
+            history.append(min_d.clamp_min(0).sum(dtype=torch.float64))
+            sums = torch.zeros(k, d, dtype=xt.dtype, device=dev).index_add_(0, labels, xt)
+            counts = torch.bincount(labels, minlength=k)
+            empty = (counts == 0).nonzero().flatten()
+            if empty.numel():
+                # sklearn's repair (as our driver does it): the i-th empty cluster takes the
+                # i-th point farthest from its centroid, moved out of its old cluster's sums.
+                far = torch.topk(min_d, empty.numel()).indices
+                for e, i in zip(empty.tolist(), far.tolist()):
+                    old = int(labels[i])
+                    sums[old] -= xt[i]
+                    counts[old] -= 1
+                    sums[e] = xt[i]
+                    counts[e] = 1
+            c = sums / counts[:, None].to(xt.dtype)
+            n_iter += 1
+            # Strict convergence as sklearn and our driver: labels identical to the last pass.
+            if prev is not None and torch.equal(labels, prev):
+                break
+            prev = labels.clone()
+        sync()
+        t = time.perf_counter() - t0
+        return t / n_iter, n_iter, c, [float(h) for h in history]
+
+    lloyd(min(2, args.iters))
+    runs = repeat(lambda: lloyd(args.iters), args.budget)
+    s = median([r[0] for r in runs])
+    _, n_iter, c_final, history = runs[-1]
+    return {
+        "device": "cuda" if cuda else "cpu",
+        "version": torch.__version__,
+        "s_per_iter": s,
+        "n_iter": n_iter,
+        "centroids": c_final.cpu().numpy(),
+        "sse_history": history,
+        "timing": "Lloyd loop (addmm + min + index_add_, sklearn's empty-cluster repair) / n_iter, median" +
+                  (", synchronised" if cuda else ""),
+        "repeats": len(runs),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peer", required=True, choices=PEERS)
+    ap.add_argument("--data", required=True, help="n x d .npy (float32 or float64)")
+    ap.add_argument("--init", required=True, help="k x d .npy initial centroids")
+    ap.add_argument("--iters", type=int, required=True)
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--budget", type=float, default=10.0,
+                    help="seconds for repeats after the first timed run")
+    args = ap.parse_args()
+    if args.iters < 1 or args.threads < 1:
+        ap.error("--iters and --threads must be at least 1")
+    # Before numpy/torch/faiss load their thread pools.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+
+    report = {"peer": args.peer, "ok": False}
+    try:
+        try:
+            import numpy as np
+        except ImportError as e:
+            raise Unavailable(f"numpy not importable with {sys.executable}: {e}")
+        x = np.load(args.data)
+        c = np.load(args.init)
+        if x.ndim != 2 or c.ndim != 2 or x.shape[1] != c.shape[1]:
+            raise ValueError(f"shapes do not match: data {x.shape}, init {c.shape}")
+        if args.peer == "sklearn":
+            r = run_sklearn(np, x, c, args)
+        elif args.peer in ("faiss", "faiss-gpu"):
+            r = run_faiss(np, x, c, args, gpu=args.peer == "faiss-gpu")
+        else:
+            r = run_torch(np, x, c, args)
+        r["final_sse"] = final_sse(np, x, r.pop("centroids"))
+        r["threads"] = args.threads
+        r["blas"] = loaded_blas()
+        report.update(r)
+        report["ok"] = True
+    except Unavailable as e:
+        report["error"] = str(e)
+    except Exception as e:  # a peer's crash becomes a row, not a failed benchmark
+        report["error"] = f"{type(e).__name__}: {e}"
+    sys.stdout.flush()
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
