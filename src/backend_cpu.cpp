@@ -115,9 +115,10 @@ class CpuEngine final : public Engine<T> {
     T* tiles = make_tiles(centroids, k, n_tiles);
     const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
+    const int nt = n_blocks_ > 1 ? threads_for(n_threads_, double(n) * d * (k + 1)) : 1;
     double* part = partials ? partial_.get(static_cast<std::size_t>(n_blocks_ * stride)) : nullptr;
 
-#pragma omp parallel num_threads(n_threads_)
+#pragma omp parallel num_threads(nt)
     {
       std::vector<std::int32_t> lab(static_cast<std::size_t>(kBlock));
 #pragma omp for schedule(static)
@@ -209,7 +210,7 @@ class CpuEngine final : public Engine<T> {
     order_.resize(static_cast<std::size_t>(n));
     std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
     for (std::int64_t i = 0; i < n; ++i) order_[fill[labels_[i]]++] = i;
-#pragma omp parallel for schedule(dynamic, 16) num_threads(n_threads_)
+#pragma omp parallel for schedule(dynamic, 16) num_threads(threads_for(n_threads_, double(n) * d))
     for (int c = 0; c < k; ++c) {
       double* s = sums + c * d;
       std::fill(s, s + d, 0.0);

@@ -279,7 +279,7 @@ std::vector<T> run_transform(const T* data, std::size_t n, std::size_t d, const 
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
   const auto ki = static_cast<std::int64_t>(k);
   std::vector<T> out(n * k);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads_for(0, double(ni) * ki * di))
   for (std::int64_t i = 0; i < ni; ++i)
     for (std::int64_t c = 0; c < ki; ++c) {
       double s = 0;

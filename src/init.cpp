@@ -72,7 +72,7 @@ std::vector<T> init_kmeans_plusplus(const T* x, const T* w, std::int64_t n, std:
   // scikit-learn's greedy k-means++: each step draws 2 + floor(ln k) candidates with probability
   // proportional to w * D(x)^2 and keeps the one that lowers the potential most.
   SplitMix64 rng(seed);
-  const int nt = resolve_threads(n_threads);
+  const int nt = threads_for(n_threads, static_cast<double>(n) * d * 4);
   const int n_trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
   std::vector<T> c(static_cast<std::size_t>(k * d));
   std::vector<double> closest(static_cast<std::size_t>(n));
@@ -166,7 +166,7 @@ std::vector<T> init_kmeans_parallel(const T* x, const T* w, std::int64_t n, std:
                                     int k, std::uint64_t seed, int n_threads) {
   constexpr int kRounds = 5;
   SplitMix64 rng(seed);
-  const int nt = resolve_threads(n_threads);
+  const int nt = threads_for(n_threads, static_cast<double>(n) * d * 4);
   const double l = 2.0 * k;  // oversampling factor
   const std::int64_t n_blocks = (n + kReduceBlock - 1) / kReduceBlock;
   std::vector<double> block_sum(static_cast<std::size_t>(n_blocks));

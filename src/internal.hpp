@@ -67,4 +67,11 @@ std::vector<T> init_kmeans_parallel(const T* x, const T* w, std::int64_t n, std:
 /// The thread count to use: n_threads when positive, else the OpenMP default.
 int resolve_threads(int n_threads);
 
+/// Below this many element operations a parallel region costs more than it saves (and a
+/// spinning team stalls badly when another process holds a core): run on one thread.
+constexpr double kMinParallelWork = 1 << 20;
+
+/// resolve_threads(n_threads), or 1 when `work` (element operations) is below kMinParallelWork.
+int threads_for(int n_threads, double work);
+
 }  // namespace kmeans::detail

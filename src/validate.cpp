@@ -14,6 +14,10 @@ namespace kmeans::detail {
 
 int resolve_threads(int n_threads) { return n_threads > 0 ? n_threads : omp_get_max_threads(); }
 
+int threads_for(int n_threads, double work) {
+  return work < kMinParallelWork ? 1 : resolve_threads(n_threads);
+}
+
 void validate_shape(const void* data, std::size_t n, std::size_t d, const char* what) {
   std::ostringstream msg;
   if (data == nullptr) {
@@ -36,7 +40,8 @@ void validate_finite(const T* x, std::int64_t n, std::int64_t d, const char* wha
   // Find the first bad element in row-major order, whatever the thread count.
   const std::int64_t total = n * d;
   std::int64_t first_bad = total;
-#pragma omp parallel for schedule(static) reduction(min : first_bad) num_threads(resolve_threads(n_threads))
+#pragma omp parallel for schedule(static) reduction(min : first_bad) \
+    num_threads(threads_for(n_threads, static_cast<double>(total)))
   for (std::int64_t b = 0; b < total; b += kReduceBlock * 16) {
     const std::int64_t end = std::min(total, b + kReduceBlock * 16);
     for (std::int64_t i = b; i < end; ++i) {
@@ -75,7 +80,7 @@ double mean_feature_variance(const T* x, std::int64_t n, std::int64_t d, int n_t
   const std::int64_t n_blocks = (n + kReduceBlock - 1) / kReduceBlock;
   std::vector<double> part(static_cast<std::size_t>(n_blocks * d));
   auto pass = [&](const std::vector<double>* mean) {
-#pragma omp parallel for schedule(static) num_threads(resolve_threads(n_threads))
+#pragma omp parallel for schedule(static) num_threads(threads_for(n_threads, double(n) * d))
     for (std::int64_t b = 0; b < n_blocks; ++b) {
       double* acc = &part[static_cast<std::size_t>(b * d)];
       for (std::int64_t j = 0; j < d; ++j) acc[j] = 0;
