@@ -102,6 +102,7 @@ class CpuEngine final : public Engine<T> {
         tile_(tile_of<T>(kt)),
         n_threads_(resolve_threads(v.n_threads)),
         n_blocks_((v.n + kBlock - 1) / kBlock),
+        mean_(data_mean(v)),
         labels_(static_cast<std::size_t>(v.n), -1),
         dist_(static_cast<std::size_t>(v.n)),
         block_sse_(static_cast<std::size_t>(n_blocks_)),
@@ -124,7 +125,8 @@ class CpuEngine final : public Engine<T> {
 #pragma omp for schedule(static)
       for (std::int64_t b = 0; b < n_blocks_; ++b) {
         const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
-        kernel_(v_.data + i0 * d, rows, d, tiles, n_tiles, lab.data(), dist_.data() + i0);
+        kernel_(v_.data + i0 * d, rows, d, centroids, mean_.data(), tiles, n_tiles, lab.data(),
+                dist_.data() + i0);
         std::int64_t changed = 0;
         double sse = 0;
         double* ps = part ? part + b * stride : nullptr;
@@ -186,18 +188,36 @@ class CpuEngine final : public Engine<T> {
   const T* host_weights() override { return v_.weights; }
 
  private:
-  /// Centroids transposed into [tile][d][tile_] blocks, padded with +inf so padding never wins.
+  /// Centroids centred on the data mean and transposed into [tile][d + 1][tile_] blocks; row 0
+  /// holds half the squared norm (in double, then rounded), +inf in padding so it never wins.
   T* make_tiles(const T* c, int k, int n_tiles) {
     const std::int64_t d = v_.d;
-    T* t = tiles_.get(static_cast<std::size_t>(n_tiles) * d * tile_);
-    for (int tt = 0; tt < n_tiles; ++tt)
-      for (std::int64_t j = 0; j < d; ++j)
-        for (int l = 0; l < tile_; ++l) {
-          const int ci = tt * tile_ + l;
-          t[(tt * d + j) * tile_ + l] =
-              ci < k ? c[ci * d + j] : static_cast<T>(__builtin_inf());
+    T* t = tiles_.get(static_cast<std::size_t>(n_tiles) * (d + 1) * tile_);
+    for (int tt = 0; tt < n_tiles; ++tt) {
+      T* tile = t + static_cast<std::int64_t>(tt) * (d + 1) * tile_;
+      for (int l = 0; l < tile_; ++l) {
+        const int ci = tt * tile_ + l;
+        double norm = 0;
+        for (std::int64_t j = 0; j < d; ++j) {
+          const double cj = ci < k ? static_cast<double>(c[ci * d + j]) - mean_[j] : 0.0;
+          const T rounded = static_cast<T>(cj);
+          tile[(j + 1) * tile_ + l] = rounded;
+          norm += static_cast<double>(rounded) * static_cast<double>(rounded);
         }
+        tile[l] = ci < k ? static_cast<T>(0.5 * norm) : static_cast<T>(__builtin_inf());
+      }
+    }
     return t;
+  }
+
+  /// Per-feature mean of the data (in double, rounded to T): the centre of the expansion.
+  static std::vector<T> data_mean(const DataView<T>& v) {
+    std::vector<double> m(static_cast<std::size_t>(v.d), 0.0);
+    for (std::int64_t i = 0; i < v.n; ++i)
+      for (std::int64_t j = 0; j < v.d; ++j) m[j] += static_cast<double>(v.data[i * v.d + j]);
+    std::vector<T> out(static_cast<std::size_t>(v.d));
+    for (std::int64_t j = 0; j < v.d; ++j) out[j] = static_cast<T>(m[j] / static_cast<double>(v.n));
+    return out;
   }
 
   /// Large k * d: bucket point indices by label (counting sort, stable), then each cluster sums
@@ -232,6 +252,7 @@ class CpuEngine final : public Engine<T> {
   int tile_;
   int n_threads_;
   std::int64_t n_blocks_;
+  std::vector<T> mean_;
   std::vector<std::int32_t> labels_;
   std::vector<T> dist_;
   std::vector<double> block_sse_;

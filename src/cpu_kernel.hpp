@@ -9,12 +9,16 @@
 namespace kmeans::detail::cpu {
 
 /// Labels `rows` points (row-major, d features) with their nearest centroid and writes the
-/// squared distance, computed directly as sum((x - c)^2) in T. Centroids come in tiles of
-/// `tile` (see KernelTable) laid out [n_tiles][d][tile], padded with +inf. Ties go to the
-/// lowest centroid index.
+/// squared distance. The argmin runs on |c'|^2/2 - x'.c' with x' = x - mean, c' = c - mean
+/// (one FMA per point, centroid and feature; centring keeps the expansion's rounding error
+/// relative to the data's spread, not its offset); the chosen distance is then recomputed
+/// directly as sum((x - c)^2) in T. Centroids come as `centroids` (k x d) and in tiles of
+/// `tile` (see KernelTable) laid out [n_tiles][d + 1][tile]: row 0 is |c'|^2/2 (+inf in
+/// padding lanes), rows 1..d are c' (0 in padding). Ties go to the lowest centroid index.
 template <class T>
-using AssignFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T* tiles,
-                          int n_tiles, std::int32_t* labels, T* dist);
+using AssignFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
+                          const T* mean, const T* tiles, int n_tiles, std::int32_t* labels,
+                          T* dist);
 
 struct KernelTable {
   const char* name;        ///< "generic", "avx2" or "avx512".

@@ -71,13 +71,13 @@ T hmin(const T* lanes) {
 constexpr std::int64_t kCacheBlockBytes = 128 * 1024;
 
 template <class T>
-void assign_chunk(const T* x, std::int64_t r0, std::int64_t r1, std::int64_t d, const T* tiles,
-                  int t0, int t1, std::int32_t* labels, T* dist,
+void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, std::int64_t d,
+                  const T* tiles, int t0, int t1, std::int32_t* labels, T* dist,
                   const typename Simd<T>::I* lane);
 
 template <class T>
-void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* tiles, int n_tiles,
-                 std::int32_t* labels, T* dist) {
+void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
+                 const T* mean, const T* tiles, int n_tiles, std::int32_t* labels, T* dist) {
   using VI = typename Simd<T>::I;
   constexpr int W = Simd<T>::W;
   constexpr int V = kVecsPerTile;
@@ -95,7 +95,7 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* tiles, 
   // Small problems are one sub-block and one chunk. Labels and distances hold the running best
   // between chunks (a later chunk wins only when strictly closer: ties keep the lower index).
   const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(T));
-  const std::int64_t tile_bytes = row_bytes * KT;
+  const std::int64_t tile_bytes = (row_bytes + static_cast<std::int64_t>(sizeof(T))) * KT;
   std::int64_t sub_rows = kCacheBlockBytes / row_bytes / P * P;
   if (sub_rows < P) sub_rows = P;
   std::int64_t chunk_tiles = kCacheBlockBytes / tile_bytes;
@@ -105,7 +105,19 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* tiles, 
     const std::int64_t r1 = r0 + sub_rows < rows ? r0 + sub_rows : rows;
     for (std::int64_t t0 = 0; t0 < n_tiles; t0 += chunk_tiles) {
       const int t1 = static_cast<int>(t0 + chunk_tiles < n_tiles ? t0 + chunk_tiles : n_tiles);
-      assign_chunk<T>(x, r0, r1, d, tiles, static_cast<int>(t0), t1, labels, dist, lane);
+      assign_chunk<T>(x, mean, r0, r1, d, tiles, static_cast<int>(t0), t1, labels, dist, lane);
+    }
+    // The argmin used |c'|^2/2 - x'.c'; the distance itself is recomputed directly, so it has
+    // no cancellation error.
+    for (std::int64_t i = r0; i < r1; ++i) {
+      const T* xi = x + i * d;
+      const T* ci = centroids + static_cast<std::int64_t>(labels[i]) * d;
+      T s = 0;
+      for (std::int64_t j = 0; j < d; ++j) {
+        const T diff = xi[j] - ci[j];
+        s += diff * diff;
+      }
+      dist[i] = s;
     }
   }
 }
@@ -113,8 +125,8 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* tiles, 
 /// Points [r0, r1) against tiles [t0, t1): the register-blocked core. Merges into labels/dist
 /// when t0 > 0.
 template <class T>
-void assign_chunk(const T* x, std::int64_t r0, std::int64_t r1, std::int64_t d, const T* tiles,
-                  int t0, int t1, std::int32_t* labels, T* dist,
+void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, std::int64_t d,
+                  const T* tiles, int t0, int t1, std::int32_t* labels, T* dist,
                   const typename Simd<T>::I* lane) {
   using VT = typename Simd<T>::V;
   using VI = typename Simd<T>::I;
@@ -143,21 +155,20 @@ void assign_chunk(const T* x, std::int64_t r0, std::int64_t r1, std::int64_t d, 
         btile[p][v] = VI{};
       }
     for (int t = t0; t < t1; ++t) {
-      const T* ct = tiles + static_cast<std::int64_t>(t) * d * KT;
+      // Row 0 of the tile holds |c'|^2 / 2, rows 1..d the centred coordinates c'.
+      const T* ct = tiles + static_cast<std::int64_t>(t) * (d + 1) * KT;
       VT acc[P][V];
       KMEANS_UNROLL
       for (int p = 0; p < P; ++p)
         KMEANS_UNROLL
-        for (int v = 0; v < V; ++v) acc[p][v] = VT{};
+        for (int v = 0; v < V; ++v) acc[p][v] = *reinterpret_cast<const VT*>(ct + v * W);
       for (std::int64_t j = 0; j < d; ++j) {
+        const T* cj = ct + (j + 1) * KT;
         KMEANS_UNROLL
         for (int p = 0; p < P; ++p) {
-          const T xs = xp[p][j];
+          const T xs = xp[p][j] - mean[j];
           KMEANS_UNROLL
-          for (int v = 0; v < V; ++v) {
-            const VT diff = *reinterpret_cast<const VT*>(ct + j * KT + v * W) - xs;
-            acc[p][v] += diff * diff;
-          }
+          for (int v = 0; v < V; ++v) acc[p][v] -= *reinterpret_cast<const VT*>(cj + v * W) * xs;
         }
       }
       const VI tv = VI{} + static_cast<LI>(t);
