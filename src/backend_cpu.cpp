@@ -127,26 +127,13 @@ class CpuEngine final : public Engine<T> {
         const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
         kernel_(v_.data + i0 * d, rows, d, centroids, mean_.data(), tiles, n_tiles, lab.data(),
                 dist_.data() + i0);
-        std::int64_t changed = 0;
-        double sse = 0;
         double* ps = part ? part + b * stride : nullptr;
         if (ps) std::fill(ps, ps + stride, 0.0);
-        for (std::int64_t r = 0; r < rows; ++r) {
-          const std::int64_t i = i0 + r;
-          const std::int32_t c = lab[r];
-          changed += labels_[i] != c;
-          labels_[i] = c;
-          const double w = v_.weights ? static_cast<double>(v_.weights[i]) : 1.0;
-          sse += w * static_cast<double>(dist_[i]);
-          if (ps) {
-            double* s = ps + c * d;
-            const T* xi = v_.data + i * d;
-            for (std::int64_t j = 0; j < d; ++j) s[j] += w * static_cast<double>(xi[j]);
-            ps[k * d + c] += w;
-          }
-        }
-        block_sse_[b] = sse;
-        block_changed_[b] = changed;
+        // Unit weights get their own loop: no multiply, no per-point branch.
+        if (v_.weights)
+          accumulate_block<true>(i0, rows, k, lab.data(), ps, b);
+        else
+          accumulate_block<false>(i0, rows, k, lab.data(), ps, b);
       }
       if (part) {  // merge partials in block order, entries split across threads
 #pragma omp for schedule(static)
@@ -188,6 +175,33 @@ class CpuEngine final : public Engine<T> {
   const T* host_weights() override { return v_.weights; }
 
  private:
+  /// Labels of one block into labels_, its changed count and SSE, and (when ps is not null)
+  /// its per-cluster weighted sums (k x d) then weights (k) into ps.
+  template <bool kWeighted>
+  void accumulate_block(std::int64_t i0, std::int64_t rows, int k, const std::int32_t* lab,
+                        double* ps, std::int64_t b) {
+    const std::int64_t d = v_.d;
+    std::int64_t changed = 0;
+    double sse = 0;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int64_t i = i0 + r;
+      const std::int32_t c = lab[r];
+      changed += labels_[i] != c;
+      labels_[i] = c;
+      const double w = kWeighted ? static_cast<double>(v_.weights[i]) : 1.0;
+      sse += kWeighted ? w * static_cast<double>(dist_[i]) : static_cast<double>(dist_[i]);
+      if (ps) {
+        double* s = ps + c * d;
+        const T* xi = v_.data + i * d;
+        for (std::int64_t j = 0; j < d; ++j)
+          s[j] += kWeighted ? w * static_cast<double>(xi[j]) : static_cast<double>(xi[j]);
+        ps[k * d + c] += w;
+      }
+    }
+    block_sse_[b] = sse;
+    block_changed_[b] = changed;
+  }
+
   /// Centroids centred on the data mean and transposed into [tile][d + 1][tile_] blocks; row 0
   /// holds half the squared norm (in double, then rounded), +inf in padding so it never wins.
   T* make_tiles(const T* c, int k, int n_tiles) {

@@ -70,7 +70,11 @@ T hmin(const T* lanes) {
 /// Bytes of one cache block (rows of points, or tiles of centroids): half of a 512 KiB L2.
 constexpr std::int64_t kCacheBlockBytes = 128 * 1024;
 
-template <class T>
+/// Up to this many features a group of points is centred once into a stack buffer, so the
+/// inner loop broadcasts straight from memory; wider rows are centred on the fly.
+constexpr std::int64_t kMaxCentredD = 512;
+
+template <class T, bool kCentred>
 void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, std::int64_t d,
                   const T* tiles, int t0, int t1, std::int32_t* labels, T* dist,
                   const typename Simd<T>::I* lane);
@@ -105,7 +109,10 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* centroi
     const std::int64_t r1 = r0 + sub_rows < rows ? r0 + sub_rows : rows;
     for (std::int64_t t0 = 0; t0 < n_tiles; t0 += chunk_tiles) {
       const int t1 = static_cast<int>(t0 + chunk_tiles < n_tiles ? t0 + chunk_tiles : n_tiles);
-      assign_chunk<T>(x, mean, r0, r1, d, tiles, static_cast<int>(t0), t1, labels, dist, lane);
+      if (d <= kMaxCentredD)
+        assign_chunk<T, true>(x, mean, r0, r1, d, tiles, static_cast<int>(t0), t1, labels, dist, lane);
+      else
+        assign_chunk<T, false>(x, mean, r0, r1, d, tiles, static_cast<int>(t0), t1, labels, dist, lane);
     }
     // The argmin used |c'|^2/2 - x'.c'; the distance itself is recomputed directly, so it has
     // no cancellation error.
@@ -124,7 +131,7 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* centroi
 
 /// Points [r0, r1) against tiles [t0, t1): the register-blocked core. Merges into labels/dist
 /// when t0 > 0.
-template <class T>
+template <class T, bool kCentred>
 void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, std::int64_t d,
                   const T* tiles, int t0, int t1, std::int32_t* labels, T* dist,
                   const typename Simd<T>::I* lane) {
@@ -136,6 +143,7 @@ void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, s
   constexpr int KT = V * W;
   using LI = typename LaneInt<T>::type;
   const T inf = __builtin_inf();
+  T centred[P][kCentred ? kMaxCentredD : 1];
 
   for (std::int64_t i0 = r0; i0 < r1; i0 += P) {
     const T* xp[P];
@@ -143,6 +151,10 @@ void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, s
     for (int p = 0; p < P; ++p) {
       const std::int64_t r = (i0 + p < r1) ? i0 + p : r1 - 1;  // tail: repeat the last row
       xp[p] = x + r * d;
+      if constexpr (kCentred) {
+        for (std::int64_t j = 0; j < d; ++j) centred[p][j] = xp[p][j] - mean[j];
+        xp[p] = centred[p];
+      }
     }
     // Lane-wise running minimum and the tile it came from (the lane gives the rest of the index).
     VT best[P][V];
@@ -166,7 +178,7 @@ void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, s
         const T* cj = ct + (j + 1) * KT;
         KMEANS_UNROLL
         for (int p = 0; p < P; ++p) {
-          const T xs = xp[p][j] - mean[j];
+          const T xs = kCentred ? xp[p][j] : xp[p][j] - mean[j];
           KMEANS_UNROLL
           for (int v = 0; v < V; ++v) acc[p][v] -= *reinterpret_cast<const VT*>(cj + v * W) * xs;
         }
