@@ -674,11 +674,13 @@ void convert(Matrix& m, Dtype to) {
   m.dtype = to;
 }
 
-template <class T>
-void write_npy(const std::string& path, const T* data, std::int64_t rows, std::int64_t cols) {
+/// Writes through `write_file(temp)` into a temporary sibling, then renames it over `path`:
+/// readers never see a half-written file, and a failed write leaves nothing behind.
+template <class F>
+void write_atomically(const std::string& path, F&& write_file) {
   const std::string temp = temp_name_for(path);
   try {
-    write_npy_file(temp, path, data, rows, cols);
+    write_file(temp);
   } catch (...) {
     std::error_code ec;
     fs::remove(temp, ec);
@@ -688,16 +690,13 @@ void write_npy(const std::string& path, const T* data, std::int64_t rows, std::i
 }
 
 template <class T>
+void write_npy(const std::string& path, const T* data, std::int64_t rows, std::int64_t cols) {
+  write_atomically(path, [&](const std::string& temp) { write_npy_file(temp, path, data, rows, cols); });
+}
+
+template <class T>
 void write_csv(const std::string& path, const T* data, std::int64_t rows, std::int64_t cols) {
-  const std::string temp = temp_name_for(path);
-  try {
-    write_csv_file(temp, path, data, rows, cols);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(temp, ec);
-    throw;
-  }
-  rename_over(temp, path);
+  write_atomically(path, [&](const std::string& temp) { write_csv_file(temp, path, data, rows, cols); });
 }
 
 template <class T>

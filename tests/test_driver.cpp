@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kmeans/kmeans.hpp"
+#include "test_data.hpp"
 
 namespace {
 
@@ -224,17 +225,7 @@ TEST(Driver, PredictMatchesFitLabels) {
 // ---- Initialisation ----------------------------------------------------------------------
 
 std::vector<double> blobs(int per_blob, std::uint64_t seed) {
-  // Four tight, far-apart blobs in 2-D, from a simple LCG (no library RNG: portable).
-  std::vector<double> x;
-  const double centers[4][2] = {{0, 0}, {100, 0}, {0, 100}, {100, 100}};
-  std::uint64_t s = seed;
-  auto u = [&]() {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<double>(s >> 11) * 0x1.0p-53 - 0.5;
-  };
-  for (int b = 0; b < 4; ++b)
-    for (int i = 0; i < per_blob; ++i) x.insert(x.end(), {centers[b][0] + u(), centers[b][1] + u()});
-  return x;
+  return kmeans_test::four_blobs(per_blob, seed);
 }
 
 TEST(Init, SameSeedSameCentroidsDifferentSeedDifferent) {

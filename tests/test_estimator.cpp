@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kmeans/kmeans.hpp"
+#include "test_data.hpp"
 
 namespace {
 
@@ -19,20 +20,9 @@ using kmeans::Init;
 
 const Backend kHostBackends[] = {Backend::Reference, Backend::Cpu};
 
-/// Four far-apart 2-D blobs of `per_blob` points (portable LCG noise in [-0.5, 0.5)).
 template <class T = double>
 std::vector<T> blobs(int per_blob, std::uint64_t seed) {
-  std::vector<T> x;
-  const double centers[4][2] = {{0, 0}, {100, 0}, {0, 100}, {100, 100}};
-  std::uint64_t s = seed;
-  auto u = [&]() {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<double>(s >> 11) * 0x1.0p-53 - 0.5;
-  };
-  for (int b = 0; b < 4; ++b)
-    for (int i = 0; i < per_blob; ++i)
-      x.insert(x.end(), {static_cast<T>(centers[b][0] + 3 * u()), static_cast<T>(centers[b][1] + 3 * u())});
-  return x;
+  return kmeans_test::four_blobs<T>(per_blob, seed, 3.0);
 }
 
 TEST(KMeansParallel, SeededPicksDataPointsOnePerBlob) {

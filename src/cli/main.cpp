@@ -572,6 +572,19 @@ std::function<bool(const kmeans::IterationInfo&)> verbose_printer(int n_init) {
   };
 }
 
+/// The fields every command's JSON starts with.
+Json json_header(const char* command, const char* backend, const Matrix& data, std::int64_t k) {
+  Json j;
+  j.field("command", command)
+      .field("version", kmeans::version())
+      .field("backend", backend)
+      .field("dtype", dtype_name(data.dtype))
+      .field("n", data.rows)
+      .field("d", data.cols)
+      .field("k", k);
+  return j;
+}
+
 template <class T>
 int run_fit(const Options& o, Matrix& data) {
   check_matrix<T>(data, o.data);
@@ -625,15 +638,8 @@ int run_fit(const Options& o, Matrix& data) {
         .field("assign", r.timings.assign)
         .field("update", r.timings.update)
         .field("final_assign", r.timings.final_assign);
-    Json j;
-    j.field("command", "fit")
-        .field("version", kmeans::version())
-        .field("backend", kmeans::to_string(r.backend))
-        .field("dtype", dtype_name(data.dtype))
-        .field("n", data.rows)
-        .field("d", data.cols)
-        .field("k", p.k)
-        .field("init", init_name(p.init))
+    Json j = json_header("fit", kmeans::to_string(r.backend), data, p.k);
+    j.field("init", init_name(p.init))
         .field("n_init", p.n_init)
         .field("max_iter", p.max_iter)
         .field("tol", p.tol)
@@ -702,15 +708,8 @@ int run_predict(const Options& o, Matrix& data) {
 
   const char* backend = backend_used(o.backend);
   if (o.json) {
-    Json j;
-    j.field("command", "predict")
-        .field("version", kmeans::version())
-        .field("backend", backend)
-        .field("dtype", dtype_name(data.dtype))
-        .field("n", data.rows)
-        .field("d", data.cols)
-        .field("k", c.rows)
-        .field("inertia", inertia)
+    Json j = json_header("predict", backend, data, c.rows);
+    j.field("inertia", inertia)
         .field("seconds", seconds)
         .null_or("labels_out", o.labels_out);
     std::printf("%s\n", j.str().c_str());
@@ -745,15 +744,8 @@ int run_transform(const Options& o, Matrix& data) {
 
   const char* backend = backend_used(o.backend);
   if (o.json) {
-    Json j;
-    j.field("command", "transform")
-        .field("version", kmeans::version())
-        .field("backend", backend)
-        .field("dtype", dtype_name(data.dtype))
-        .field("n", data.rows)
-        .field("d", data.cols)
-        .field("k", c.rows)
-        .field("seconds", seconds)
+    Json j = json_header("transform", backend, data, c.rows);
+    j.field("seconds", seconds)
         .null_or("out", o.out);
     std::printf("%s\n", j.str().c_str());
     return kExitOk;
@@ -799,15 +791,8 @@ int run_score(const Options& o, Matrix& data) {
 
   const char* backend = backend_used(o.backend);
   if (o.json) {
-    Json j;
-    j.field("command", "score")
-        .field("version", kmeans::version())
-        .field("backend", backend)
-        .field("dtype", dtype_name(data.dtype))
-        .field("n", data.rows)
-        .field("d", data.cols)
-        .field("k", c.rows)
-        .field("score", score)
+    Json j = json_header("score", backend, data, c.rows);
+    j.field("score", score)
         .null_or("sample_weight", o.sample_weight)
         .field("seconds", seconds);
     std::printf("%s\n", j.str().c_str());
