@@ -45,8 +45,12 @@ if(PKG_CONFIG)
   run("pkg-config" ${PKG_CONFIG} --cflags --libs kmeans)
   string(STRIP "${last_output}" flags)
   separate_arguments(flags UNIX_COMMAND "${flags}")
+  # pkg-config gives no run path: a shared libkmeans (BUILD_SHARED_LIBS) needs one.
+  run("pkg-config libdir" ${PKG_CONFIG} --variable=libdir kmeans)
+  string(STRIP "${last_output}" pc_libdir)
   run("build example with pkg-config" ${CXX_COMPILER} -std=c++17 -O2
-      "${SOURCE_DIR}/examples/classic_study.cpp" -o "${WORK_DIR}/classic_study_pc" ${flags})
+      "${SOURCE_DIR}/examples/classic_study.cpp" -o "${WORK_DIR}/classic_study_pc" ${flags}
+      "-Wl,-rpath,${pc_libdir}")
   run("run pkg-config example" "${WORK_DIR}/classic_study_pc")
   if(NOT last_output MATCHES "OK: predict, fit")
     message(FATAL_ERROR "pkg-config example output unexpected:\n${last_output}")
