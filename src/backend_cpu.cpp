@@ -20,6 +20,10 @@
 #include "engine.hpp"
 #include "internal.hpp"
 
+#ifndef KMEANS_SMALL_K_DEFAULT
+#define KMEANS_SMALL_K_DEFAULT 16
+#endif
+
 namespace kmeans::detail {
 namespace cpu {
 
@@ -55,6 +59,9 @@ namespace {
 
 /// Points per parallel work item; also the unit of the fixed-order reductions.
 constexpr std::int64_t kBlock = kReduceBlock;
+/// Up to this many centroids the small-k kernel (points in SIMD lanes) runs instead of the
+/// tiled one: measured on 4000 x 3 and 1M x 8 (bench/NOTES.md).
+constexpr int kSmallK = KMEANS_SMALL_K_DEFAULT;
 /// Per-block partial sums are used while blocks * (k * d + k) stays under this many doubles
 /// (128 MiB); above it the bucket-by-label path avoids the memory.
 constexpr std::int64_t kMaxPartialDoubles = std::int64_t{16} << 20;
@@ -84,6 +91,17 @@ template <>
 cpu::AssignFn<double> kernel_of<double>(const cpu::KernelTable& t) { return t.assign_d; }
 
 template <class T>
+cpu::AssignSmallKFn<T> small_k_kernel_of(const cpu::KernelTable& t);
+template <>
+cpu::AssignSmallKFn<float> small_k_kernel_of<float>(const cpu::KernelTable& t) {
+  return t.assign_small_k_f;
+}
+template <>
+cpu::AssignSmallKFn<double> small_k_kernel_of<double>(const cpu::KernelTable& t) {
+  return t.assign_small_k_d;
+}
+
+template <class T>
 int tile_of(const cpu::KernelTable& t) {
   return sizeof(T) == sizeof(float) ? t.tile_f : t.tile_d;
 }
@@ -99,6 +117,7 @@ class CpuEngine final : public Engine<T> {
       : v_(v),
         max_partial_doubles_(max_partial_doubles),
         kernel_(kernel_of<T>(kt)),
+        small_k_kernel_(small_k_kernel_of<T>(kt)),
         tile_(tile_of<T>(kt)),
         n_threads_(resolve_threads(v.n_threads)),
         n_blocks_((v.n + kBlock - 1) / kBlock),
@@ -113,7 +132,8 @@ class CpuEngine final : public Engine<T> {
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
     const std::int64_t n = v_.n, d = v_.d;
     const int n_tiles = (k + tile_ - 1) / tile_;
-    T* tiles = make_tiles(centroids, k, n_tiles);
+    const bool small_k = k <= kSmallK && d <= cpu::kSmallKMaxD;
+    T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
     const int nt = n_blocks_ > 1 ? threads_for(n_threads_, double(n) * d * (k + 1)) : 1;
@@ -125,8 +145,11 @@ class CpuEngine final : public Engine<T> {
 #pragma omp for schedule(static)
       for (std::int64_t b = 0; b < n_blocks_; ++b) {
         const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
-        kernel_(v_.data + i0 * d, rows, d, centroids, mean_.data(), tiles, n_tiles, lab.data(),
-                dist_.data() + i0);
+        if (small_k)
+          small_k_kernel_(v_.data + i0 * d, rows, d, centroids, k, lab.data(), dist_.data() + i0);
+        else
+          kernel_(v_.data + i0 * d, rows, d, centroids, mean_.data(), tiles, n_tiles, lab.data(),
+                  dist_.data() + i0);
         double* ps = part ? part + b * stride : nullptr;
         if (ps) std::fill(ps, ps + stride, 0.0);
         // Unit weights get their own loop: no multiply, no per-point branch.
@@ -263,6 +286,7 @@ class CpuEngine final : public Engine<T> {
   DataView<T> v_;
   std::int64_t max_partial_doubles_;
   cpu::AssignFn<T> kernel_;
+  cpu::AssignSmallKFn<T> small_k_kernel_;
   int tile_;
   int n_threads_;
   std::int64_t n_blocks_;

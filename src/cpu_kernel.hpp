@@ -20,12 +20,23 @@ using AssignFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T
                           const T* mean, const T* tiles, int n_tiles, std::int32_t* labels,
                           T* dist);
 
+/// The small-k kernel: points in SIMD lanes, centroids (k x d, d <= kSmallKMaxD) broadcast;
+/// distances in the direct form sum((x - c)^2). Ties go to the lowest centroid index.
+template <class T>
+using AssignSmallKFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
+                                int k, std::int32_t* labels, T* dist);
+
+/// The small-k kernel serves d up to this (its transposed points live on the stack).
+constexpr std::int64_t kSmallKMaxD = 64;
+
 struct KernelTable {
   const char* name;        ///< "generic", "avx2" or "avx512".
   int tile_f;              ///< Centroids per tile for float.
   int tile_d;              ///< Centroids per tile for double.
   AssignFn<float> assign_f;
   AssignFn<double> assign_d;
+  AssignSmallKFn<float> assign_small_k_f;
+  AssignSmallKFn<double> assign_small_k_d;
 };
 
 const KernelTable& kernels_generic();
