@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Assignment kernels: the fused tile kernel (distances + argmin + per-block partial sums in one
-// read of the data) and the argmin over cuBLAS products for large k and d. Device code only;
-// the host-side launches live in src/backend_cuda.cu.
+// read of the data) and, for large k and d, the centred ranking over cuBLAS products. Device
+// code and the __host__ __device__ helpers it shares with the host-side tests; the launches
+// live in src/backend_cuda.cu.
 #pragma once
 
 #include <cub/block/block_radix_sort.cuh>
@@ -74,6 +75,103 @@ KMEANS_UNROLL
 KMEANS_UNROLL
     for (int q = 0; q < kR; ++q)
       if (r * kR + q < count) argmin_update(acc[q], c0 + r * kR + q, best, best_index);
+  }
+}
+
+/// sum_j (a_j - b_j)^2 in T with fused multiply-adds, coordinate order 0..d-1: the same
+/// arithmetic as nearest_in_tile, so both assignment paths give the same distance bits.
+template <class T>
+KMEANS_HD inline T squared_distance(const T* a, const T* b, std::int64_t d) {
+  T s = 0;
+  for (std::int64_t j = 0; j < d; ++j) {
+    const T diff = a[j] - b[j];
+    s = fused_mul_add(diff, diff, s);
+  }
+  return s;
+}
+
+// ---- GEMM path: centred ranking ---------------------------------------------------------------
+// With m the data mean and c' = c - m (rounded to T), ||x - c||^2 = ||x - m||^2 - 2 x'.c' +
+// |c'|^2 up to the rounding of c', and x'.c' = x.c' - m.c'. Ranking by
+// score_c = |c'|^2 / 2 + m.c' - x.c' therefore needs only the GEMM x.c' of the uncentred data
+// (no copy of it); unlike ||x||^2 - 2 x.c + ||c||^2 it does not cancel catastrophically when
+// the data sit far from the origin. The GEMM still rounds x.c' at the scale |x| |c'|, so each
+// score carries an error bound e_c = slope_c ||x|| + base_c; every centroid whose score might
+// be the smallest (score_c - e_c <= min over c of score_c + e_c) gets its exact distance
+// (squared_distance), and the smallest exact distance wins, ties to the lowest index.
+
+/// The per-centroid constants of the ranking, stored [bias | slope | base], k each.
+struct GemmTermsView {
+  const double* bias = nullptr;   ///< |c'|^2 / 2 + m.c'
+  const double* slope = nullptr;  ///< error bound per unit of ||x||: gamma |c'|
+  const double* base = nullptr;   ///< error bound of the bias: gamma_bias (|m| |c'| + |c'|^2)
+};
+
+/// Centroid centring, the part owned by lane `lane` of `lanes`: writes out[q] = c[q] - mean[q]
+/// (rounded to T) for q = lane, lane + lanes, ... and adds the |c'|^2 and m.c' of those
+/// coordinates, in double from the rounded values, to norm and mc.
+template <class T>
+KMEANS_HD inline void centre_centroid_part(const T* c, const double* mean, std::int64_t d, int lane,
+                                           int lanes, T* out, double& norm, double& mc) {
+  for (std::int64_t q = lane; q < d; q += lanes) {
+    const T cq = static_cast<T>(static_cast<double>(c[q]) - mean[q]);
+    out[q] = cq;
+    const double v = static_cast<double>(cq);
+    norm += v * v;
+    mc += mean[q] * v;
+  }
+}
+
+/// Ranking constants of one centroid from |c'|^2 (norm), m.c' (mc) and |m|. gamma_t bounds the
+/// GEMM's rounding of x.c' (tuning::gemm_error_gamma), gamma_bias that of the bias and of c'
+/// itself (tuning::gemm_bias_gamma); a negative gamma makes every centroid a candidate.
+KMEANS_HD inline void gemm_terms(double norm, double mc, double mean_norm, double gamma_t,
+                                 double gamma_bias, double& bias, double& slope, double& base) {
+  bias = 0.5 * norm + mc;
+  if (gamma_t < 0 || gamma_bias < 0) {
+    slope = 0;
+    base = positive_infinity<double>();
+    return;
+  }
+  const double cn = sqrt(norm);
+  slope = gamma_t * cn;
+  base = gamma_bias * (mean_norm * cn + norm);
+}
+
+/// One row of GEMM products g[c] = x.c'_c (c in [0, k)) and what its bound needs.
+template <class T>
+struct GemmRow {
+  const T* g = nullptr;
+  int k = 0;
+  double x_norm = 0;  ///< ||x||
+};
+
+/// The smallest upper bound score_c + e_c over the centroids c = lane, lane + lanes, ...
+template <class T>
+KMEANS_HD inline double gemm_row_bound(const GemmRow<T>& row, const GemmTermsView& t, int lane,
+                                       int lanes) {
+  double bound = positive_infinity<double>();
+  for (int c = lane; c < row.k; c += lanes) {
+    const double upper =
+        t.bias[c] - static_cast<double>(row.g[c]) + (t.slope[c] * row.x_norm + t.base[c]);
+    if (upper < bound) bound = upper;
+  }
+  return bound;
+}
+
+/// Among the centroids c = lane, lane + lanes, ... whose lower bound score_c - e_c is at most
+/// `bound`, the smallest exact distance (squared_distance against the uncentred centroids
+/// c, k x d), ties to the lowest index; updates (best, best_index).
+template <class T>
+KMEANS_HD inline void gemm_row_pick(const GemmRow<T>& row, const GemmTermsView& t, double bound,
+                                    const T* x, const T* c, std::int64_t d, int lane, int lanes,
+                                    T& best, int& best_index) {
+  for (int cc = lane; cc < row.k; cc += lanes) {
+    const double lower =
+        t.bias[cc] - static_cast<double>(row.g[cc]) - (t.slope[cc] * row.x_norm + t.base[cc]);
+    if (lower <= bound)
+      argmin_update(squared_distance(x, c + static_cast<std::int64_t>(cc) * d, d), cc, best,
+                    best_index);
   }
 }
 
@@ -217,14 +315,14 @@ __global__ void __launch_bounds__(tuning::kAssignThreads) assign_tile_kernel(Ass
 }
 
 /// Arguments of gemm_argmin_kernel: one chunk of rows [row0, row0 + rows) whose products with
-/// every centroid, g[r * k + c] = -2 x_(row0+r) . c_c, cuBLAS has just written.
+/// every centred centroid, g[r * k + c] = x_(row0+r) . c'_c, cuBLAS has just written.
 template <class T>
 struct GemmArgminArgs {
   const T* x = nullptr;
   const T* w = nullptr;
-  const T* c = nullptr;       ///< k x d centroids
-  const T* c_norm = nullptr;  ///< ||c||^2 per centroid
-  const T* g = nullptr;       ///< rows x k, -2 x.c
+  const T* c = nullptr;       ///< k x d centroids (uncentred: the exact distances)
+  GemmTermsView terms;        ///< from centre_centroids_kernel
+  const T* g = nullptr;       ///< rows x k, x.c'
   int n = 0;
   int d = 0;
   int k = 0;
@@ -236,10 +334,10 @@ struct GemmArgminArgs {
   double* partials = nullptr;
 };
 
-/// Argmin of ||c||^2 - 2 x.c over the centroids (||x||^2 is the same for every centroid), a
-/// warp per row, ties to the lowest index; then the chosen centroid's distance is recomputed
-/// from the coordinates, so the SSE carries no cancellation error. Writes the block's SSE
-/// and changed count to its column of the partial buffer.
+/// The centred ranking (see GemmTermsView), a warp per row: the bound over all centroids
+/// (warp minimum), then the exact distances of the candidates and their argmin (warp merge by
+/// value then index: ties to the lowest index). Writes the label, the exact distance and the
+/// block's SSE and changed count to its column of the partial buffer.
 template <class T>
 __global__ void __launch_bounds__(tuning::kGemmThreads) gemm_argmin_kernel(GemmArgminArgs<T> a) {
   constexpr int kWarps = tuning::kGemmThreads / 32;
@@ -252,30 +350,40 @@ __global__ void __launch_bounds__(tuning::kGemmThreads) gemm_argmin_kernel(GemmA
     const int local = blockIdx.x * tuning::kGemmRowsPerBlock + r;
     if (local >= a.rows) break;  // uniform in the warp
     const std::int64_t i = static_cast<std::int64_t>(a.row0) + local;
-    const T* g = a.g + static_cast<std::int64_t>(local) * a.k;
+    const T* xi = a.x + i * d;
+    double xx = 0;
+    for (std::int64_t j = lane; j < d; j += 32) {
+      const double v = static_cast<double>(xi[j]);
+      xx += v * v;
+    }
+    for (int off = 16; off > 0; off /= 2) xx += __shfl_xor_sync(0xffffffffu, xx, off);
+    GemmRow<T> row;
+    row.g = a.g + static_cast<std::int64_t>(local) * a.k;
+    row.k = a.k;
+    row.x_norm = sqrt(xx);
+    double bound = gemm_row_bound(row, a.terms, lane, 32);
+    for (int off = 16; off > 0; off /= 2) {
+      const double other = __shfl_xor_sync(0xffffffffu, bound, off);
+      if (other < bound) bound = other;
+    }
     T best = positive_infinity<T>();
     int label = INT_MAX;
-    for (int c = lane; c < a.k; c += 32) argmin_update(a.c_norm[c] + g[c], c, best, label);
+    gemm_row_pick(row, a.terms, bound, xi, a.c, d, lane, 32, best, label);
     for (int off = 16; off > 0; off /= 2) {
       const T other = __shfl_xor_sync(0xffffffffu, best, off);
       const int other_label = __shfl_xor_sync(0xffffffffu, label, off);
       argmin_merge(other, other_label, best, label);
     }
-    if (label == INT_MAX) label = 0;  // every value overflowed: fall back like the tile kernel
-    T s = 0;
-    const T* xi = a.x + i * d;
-    const T* ci = a.c + static_cast<std::int64_t>(label) * d;
-    for (std::int64_t j = lane; j < d; j += 32) {
-      const T diff = xi[j] - ci[j];
-      s = fused_mul_add(diff, diff, s);
-    }
-    for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
     if (lane == 0) {
+      if (label == INT_MAX) {  // every candidate's distance overflowed: like the tile kernel
+        label = 0;
+        best = squared_distance(xi, a.c, d);
+      }
       const std::int32_t old = a.labels[i];
       a.labels[i] = label;
-      a.dist[i] = s;
+      a.dist[i] = best;
       const double w = a.w ? static_cast<double>(a.w[i]) : 1.0;
-      sse += w * static_cast<double>(s);
+      sse += w * static_cast<double>(best);
       changed += old != label ? 1.0 : 0.0;
     }
   }
@@ -296,15 +404,38 @@ __global__ void __launch_bounds__(tuning::kGemmThreads) gemm_argmin_kernel(GemmA
   }
 }
 
-/// ||c||^2 per centroid, in T (the GEMM's precision), coordinate order 0..d-1.
+/// Arguments of centre_centroids_kernel.
 template <class T>
-__global__ void centroid_norms_kernel(const T* c, int k, int d, T* c_norm) {
-  const int j = blockIdx.x * blockDim.x + threadIdx.x;
-  if (j >= k) return;
-  const T* cj = c + static_cast<std::int64_t>(j) * d;
-  T s = 0;
-  for (int q = 0; q < d; ++q) s = fused_mul_add(cj[q], cj[q], s);
-  c_norm[j] = s;
+struct CentreArgs {
+  const T* c = nullptr;         ///< k x d centroids
+  const double* mean = nullptr; ///< d data means
+  int k = 0;
+  int d = 0;
+  double mean_norm = 0;         ///< |m|
+  double gamma_t = 0;           ///< tuning::gemm_error_gamma(d, sizeof(T))
+  double gamma_bias = 0;        ///< tuning::gemm_bias_gamma(d, sizeof(T))
+  T* centred = nullptr;         ///< out: k x d, c' = c - m (the GEMM's operand)
+  double* terms = nullptr;      ///< out: [bias | slope | base], k each (GemmTermsView)
+};
+
+/// A warp per centroid: c' = c - m in T, |c'|^2 and m.c' in double (lane-strided, then a
+/// butterfly sum: fixed order), and the ranking terms.
+template <class T>
+__global__ void __launch_bounds__(tuning::kGemmThreads) centre_centroids_kernel(CentreArgs<T> a) {
+  const int lane = threadIdx.x % 32;
+  const std::int64_t j =
+      static_cast<std::int64_t>(blockIdx.x) * (tuning::kGemmThreads / 32) + threadIdx.x / 32;
+  if (j >= a.k) return;  // whole warps
+  const std::int64_t d = a.d;
+  double norm = 0, mc = 0;
+  centre_centroid_part(a.c + j * d, a.mean, d, lane, 32, a.centred + j * d, norm, mc);
+  for (int off = 16; off > 0; off /= 2) {
+    norm += __shfl_xor_sync(0xffffffffu, norm, off);
+    mc += __shfl_xor_sync(0xffffffffu, mc, off);
+  }
+  if (lane == 0)
+    gemm_terms(norm, mc, a.mean_norm, a.gamma_t, a.gamma_bias, a.terms[j], a.terms[a.k + j],
+               a.terms[2 * a.k + j]);
 }
 
 #endif  // __CUDACC__

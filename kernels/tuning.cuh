@@ -42,19 +42,26 @@ constexpr int kMaxAssignBlocksPerSm = 2048 / kAssignThreads;
 
 // ---- GEMM distance path (cuBLAS + gemm_argmin_kernel) --------------------------------------
 
-/// ||x||^2 - 2 x.c + ||c||^2 through cuBLAS pays off once each point meets many centroids in
-/// many dimensions: then the product runs at GEMM speed while the tile kernel is bound by
-/// shared-memory bandwidth. Below these the tile kernel's single pass wins.
+/// Ranking centroids by |c'|^2 / 2 - x.c' + m.c' (c' = c - m, m the data mean) with x.c' from
+/// cuBLAS pays off once each point meets many centroids in many dimensions: then the product
+/// runs at GEMM speed while the tile kernel is bound by shared-memory bandwidth. Below these
+/// the tile kernel's single pass wins.
 constexpr int kGemmMinK = 128;
 constexpr std::int64_t kGemmMinD = 32;
 /// Bytes of one block of the n x k product: rows are processed in chunks so that the whole
-/// n x k matrix never exists (1M x 20000 floats would be 80 GB).
+/// n x k matrix never exists (1M x 20000 floats would be 80 GB). gemm_argmin_kernel reads a
+/// chunk twice (bound, then candidates): a chunk within L2 (50 MB on H100) may pay off; measure.
 constexpr std::size_t kGemmTileBytes = std::size_t{256} << 20;
 /// Threads and rows of one gemm_argmin_kernel block: a warp scans one row at a time.
 constexpr int kGemmThreads = 256;
 constexpr int kGemmRowsPerBlock = 64;
 /// cuBLAS workspace handed over explicitly, as graph capture requires (32 MiB: Hopper's need).
 constexpr std::size_t kCublasWorkspaceBytes = std::size_t{32} << 20;
+/// Data mean of the GEMM path's centring (column_sums_kernel): rows per chunk, and caps on the
+/// chunk count (gridDim.y) and on the chunks x d partial buffer (doubles).
+constexpr std::int64_t kMeanRowsPerChunk = 4096;
+constexpr std::int64_t kMeanMaxChunks = 1024;
+constexpr std::int64_t kMeanMaxPartialDoubles = std::int64_t{1} << 24;
 
 // ---- sort path and small kernels (kernels/update.cuh) ---------------------------------------
 
@@ -138,12 +145,60 @@ KMEANS_HD constexpr std::int64_t gemm_chunk_rows(std::int64_t n, std::int64_t k,
   return rows < need ? rows : need;
 }
 
-/// Column tile of the per-cluster sum kernel over the d + 1 columns (coordinates + weight):
-/// the smallest power of two covering them, at most kSortMaxColTile.
-KMEANS_HD constexpr int sort_col_tile(std::int64_t d) {
+/// Column tile of the column-summing kernels: the smallest power of two covering `columns`,
+/// at most kSortMaxColTile.
+KMEANS_HD constexpr int col_tile_for(std::int64_t columns) {
   int t = 1;
-  while (t < d + 1 && t < kSortMaxColTile) t *= 2;
+  while (t < columns && t < kSortMaxColTile) t *= 2;
   return t;
+}
+
+/// Column tile of the per-cluster sum kernel over the d + 1 columns (coordinates + weight).
+KMEANS_HD constexpr int sort_col_tile(std::int64_t d) { return col_tile_for(d + 1); }
+
+/// Largest gridDim.y (and z) of a launch.
+constexpr std::int64_t kMaxGridY = 65535;
+
+/// Column tiles of cluster_sums_kernel's grid (gridDim.y); each block loops over the tiles
+/// y, y + gridDim.y, ... so a d beyond 65535 * kSortMaxColTile still launches.
+KMEANS_HD constexpr std::int64_t sort_grid_y(std::int64_t d, int col_tile) {
+  const std::int64_t tiles = (d + 1 + col_tile - 1) / col_tile;
+  return tiles < kMaxGridY ? tiles : kMaxGridY;
+}
+
+/// Row chunks of the data-mean reduction (gridDim.y of column_sums_kernel): about
+/// kMeanRowsPerChunk rows each, at most kMeanMaxChunks, and chunks * d doubles at most
+/// kMeanMaxPartialDoubles (one chunk when d alone exceeds it).
+KMEANS_HD constexpr std::int64_t mean_chunks(std::int64_t n, std::int64_t d) {
+  std::int64_t c = (n + kMeanRowsPerChunk - 1) / kMeanRowsPerChunk;
+  if (c > kMeanMaxChunks) c = kMeanMaxChunks;
+  const std::int64_t by_memory = kMeanMaxPartialDoubles / (d < 1 ? 1 : d);
+  if (c > by_memory) c = by_memory;
+  return c < 1 ? 1 : c;
+}
+
+/// Rows of one chunk of the data-mean reduction: the chunks cover [0, n).
+KMEANS_HD constexpr std::int64_t mean_rows_per_chunk(std::int64_t n, std::int64_t d) {
+  const std::int64_t c = mean_chunks(n, d);
+  return (n + c - 1) / c;
+}
+
+/// Relative error bound of the GEMM path's ranking, for a d-term dot product in a type of
+/// `elem` bytes: 2 * gamma_(d+2), gamma_m = m u / (1 - m u) (Higham's bound for any summation
+/// order with or without FMA; the factor 2 and the + 2 cover the double arithmetic around it).
+/// Negative when m u >= 1/2 and the bound says nothing: every centroid is then a candidate.
+KMEANS_HD constexpr double gemm_error_gamma(std::int64_t d, std::size_t elem) {
+  const double u = elem == sizeof(float) ? 0x1p-24 : 0x1p-53;
+  const double mu = static_cast<double>(d + 2) * u;
+  return mu < 0.5 ? 2 * mu / (1 - mu) : -1.0;
+}
+
+/// Relative error bound of the ranking's x-free part |c'|^2 / 2 + m.c' (sums in double) plus
+/// the rounding of c' = c - m to T, which moves the ranked centroid m + c' off c by up to
+/// u |c'|: gemm_error_gamma for double plus 4 u of T. Negative when the bound says nothing.
+KMEANS_HD constexpr double gemm_bias_gamma(std::int64_t d, std::size_t elem) {
+  const double g = gemm_error_gamma(d, sizeof(double));
+  return g < 0 ? g : g + 4 * (elem == sizeof(float) ? 0x1p-24 : 0x1p-53);
 }
 
 /// Bits the radix sorts need for keys in [0, k] (k itself marks "no point").
@@ -163,7 +218,9 @@ constexpr std::size_t working_set_bytes(std::int64_t n, std::int64_t d, std::int
   std::size_t bytes = data_on_device ? 0 : un * ud * elem + un * elem;
   bytes += un * (sizeof(std::int32_t) + elem);  // labels, distances
   if (use_gemm(k, d, elem)) {
-    bytes += static_cast<std::size_t>(gemm_chunk_rows(n, k, elem)) * uk * elem + uk * elem;
+    bytes += static_cast<std::size_t>(gemm_chunk_rows(n, k, elem)) * uk * elem;
+    bytes += uk * ud * elem + 3 * uk * sizeof(double);  // centred centroids, ranking terms
+    bytes += (ud + static_cast<std::size_t>(mean_chunks(n, d)) * ud) * sizeof(double);  // mean
     bytes += kCublasWorkspaceBytes;
     bytes += 2 * (un / kGemmRowsPerBlock + 1) * sizeof(double);  // per-block SSE and changes
   }

@@ -3,8 +3,9 @@
 //
 // One pass (Engine::assign) for k centroids is, on the engine's own non-blocking stream:
 //   upload centroids (pinned host -> device)
-//   -> assign: the fused tile kernel (kernels/assign.cuh), or cuBLAS products + argmin kernel
-//      when k and d are large (tuning::use_gemm)
+//   -> assign: the fused tile kernel (kernels/assign.cuh), or, when k and d are large
+//      (tuning::use_gemm), centroids centred on the data mean, cuBLAS products x.c' and the
+//      centred ranking with exact distances for the candidates (gemm_argmin_kernel)
 //   -> update: the fused kernel's per-block partials reduced by cub::DeviceSegmentedReduce, or,
 //      when k * d is too large for partials (tuning::use_partials), the labels radix-sorted and
 //      each cluster summed as one segment (kernels/update.cuh)
@@ -22,7 +23,9 @@
 // cudaStreamSynchronize after the graph, as the Engine interface hands sums back on the host),
 // labels(), farthest() and the first host_data()/host_weights() of device data synchronise the
 // engine's stream. Changing k reallocates the k-sized buffers (cudaMalloc/cudaFree synchronise
-// the device). Nothing touches the legacy default stream.
+// the device). Device input is ordered after the caller's earlier work on the legacy default
+// stream (and so on every blocking stream) by one event recorded there at construction; nothing
+// else touches the legacy default stream.
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 #include <nvtx3/nvToolsExt.h>
@@ -104,6 +107,30 @@ class DeviceGuard {
 
  private:
   int previous_ = -1;
+};
+
+/// The last member of an engine to go: gives the caller back the device the destructor
+/// switched from.
+struct DeviceRestore {
+  int previous = -1;
+  ~DeviceRestore() {
+    if (previous >= 0) KMEANS_CUDA_TRY_NOTHROW(cudaSetDevice(previous));
+  }
+};
+
+/// A timing-free event, recorded once and destroyed (the runtime keeps it until it completes).
+class Event {
+ public:
+  Event() { KMEANS_CUDA_TRY(cudaEventCreateWithFlags(&e_, cudaEventDisableTiming)); }
+  ~Event() {
+    if (e_) KMEANS_CUDA_TRY_NOTHROW(cudaEventDestroy(e_));
+  }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  cudaEvent_t get() const { return e_; }
+
+ private:
+  cudaEvent_t e_ = nullptr;
 };
 
 class Stream {
@@ -212,6 +239,7 @@ class CudaEngine final : public Engine<T> {
  public:
   CudaEngine(const DataView<T>& v, int device, bool on_device)
       : v_(v), device_(device), on_device_(on_device) {
+    // Called with `device` current (make_cuda_engine's guard).
     if (v.n > tn::kMaxPoints)
       throw Error("n = " + std::to_string(v.n) + " exceeds the CUDA backend's limit of " +
                   std::to_string(tn::kMaxPoints) + " points");
@@ -224,6 +252,11 @@ class CudaEngine final : public Engine<T> {
     if (on_device_) {
       d_x_ = v.data;
       d_w_ = v.weights;
+      // The caller may have just written the data on the legacy default stream (or any stream
+      // that synchronises with it) without waiting: the non-blocking stream_ would not.
+      Event ready;
+      KMEANS_CUDA_TRY(cudaEventRecord(ready.get(), cudaStreamLegacy));
+      KMEANS_CUDA_TRY(cudaStreamWaitEvent(s, ready.get(), 0));
     } else {  // host data is copied once; the driver has validated it
       x_copy_.allocate(nd, "data");
       KMEANS_CUDA_TRY(cudaMemcpyAsync(x_copy_.get(), v.data, nd * sizeof(T),
@@ -247,6 +280,17 @@ class CudaEngine final : public Engine<T> {
   }
 
   ~CudaEngine() override {
+    // The members are released on the engine's device (the cuBLAS handle and the stream belong
+    // to it); restore_, the first member, switches back after them.
+    int current = -1;
+    if (cudaGetDevice(&current) != cudaSuccess) {
+      (void)cudaGetLastError();
+    } else if (current != device_) {
+      if (cudaSetDevice(device_) == cudaSuccess)
+        restore_.previous = current;
+      else
+        (void)cudaGetLastError();
+    }
     // Nothing may be in flight when the buffers go (cudaFree would wait, but a graph replay
     // writing into pinned memory being freed would not).
     KMEANS_CUDA_TRY_NOTHROW(cudaStreamSynchronize(stream_.get()));
@@ -504,10 +548,37 @@ class CudaEngine final : public Engine<T> {
       cublas_.create(s, d_cublas_ws_.get(), d_cublas_ws_.bytes());
       d_products_.allocate(static_cast<std::size_t>(p.gemm_rows) * static_cast<std::size_t>(k),
                            "distance products");
-      d_c_norm_.allocate(static_cast<std::size_t>(k), "centroid norms");
+      d_centred_.allocate(kd, "centred centroids");
+      d_terms_.allocate(3 * static_cast<std::size_t>(k), "centroid ranking terms");
+      if (d_mean_.size() == 0) compute_mean();
     }
     KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
     plan_ = p;
+  }
+
+  /// The per-feature data mean in double (the GEMM path's centre), once per engine: column sums
+  /// over row chunks, then the chunks in order, so the bits depend only on n and d. Also |m|.
+  void compute_mean() {
+    const cudaStream_t s = stream_.get();
+    const std::int64_t n = v_.n, d = v_.d;
+    const std::int64_t chunks = tn::mean_chunks(n, d);
+    const int col_tile = tn::col_tile_for(d);
+    DeviceBuffer<double> d_partial(static_cast<std::size_t>(chunks * d), "column partial sums");
+    d_mean_.allocate(static_cast<std::size_t>(d), "data mean");
+    const dim3 grid(static_cast<unsigned>(ceil_div(d, col_tile)), static_cast<unsigned>(chunks));
+    column_sums_kernel<T><<<grid, tn::kSortThreads, 0, s>>>(
+        d_x_, n, d, tn::mean_rows_per_chunk(n, d), col_tile, d_partial.get());
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+    column_means_kernel<<<static_cast<unsigned>(ceil_div(d, tn::kSmallThreads)), tn::kSmallThreads,
+                          0, s>>>(d_partial.get(), chunks, d, n, d_mean_.get());
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+    std::vector<double> mean(static_cast<std::size_t>(d));
+    KMEANS_CUDA_TRY(cudaMemcpyAsync(mean.data(), d_mean_.get(), d_mean_.bytes(),
+                                    cudaMemcpyDeviceToHost, s));
+    KMEANS_CUDA_TRY(cudaStreamSynchronize(s));  // before d_partial is freed
+    double norm = 0;
+    for (double m : mean) norm += m * m;
+    mean_norm_ = std::sqrt(norm);
   }
 
   /// Records one pass on the stream (for capture, or run directly in KMEANS_CUDA_SYNC_DEBUG).
@@ -552,27 +623,42 @@ class CudaEngine final : public Engine<T> {
                                     cudaMemcpyDeviceToHost, s));
   }
 
-  /// Distances through cuBLAS, one chunk of rows at a time: products[r][c] = -2 x_r . c_c.
+  /// The centred ranking: centroids centred on the data mean (centre_centroids_kernel), then
+  /// one chunk of rows at a time, products[r][c] = x_r . c'_c by cuBLAS and the argmin.
   void enqueue_gemm_assign() {
     const Plan& p = plan_;
     const cudaStream_t s = stream_.get();
     const std::int64_t n = v_.n;
     const int d = static_cast<int>(v_.d), k = p.k;
-    centroid_norms_kernel<T><<<static_cast<unsigned>(ceil_div(k, tn::kSmallThreads)),
-                               tn::kSmallThreads, 0, s>>>(d_centroids_.get(), k, d,
-                                                          d_c_norm_.get());
+    CentreArgs<T> ca;
+    ca.c = d_centroids_.get();
+    ca.mean = d_mean_.get();
+    ca.k = k;
+    ca.d = d;
+    ca.mean_norm = mean_norm_;
+    ca.gamma_t = tn::gemm_error_gamma(d, sizeof(T));
+    ca.gamma_bias = tn::gemm_bias_gamma(d, sizeof(T));
+    ca.centred = d_centred_.get();
+    ca.terms = d_terms_.get();
+    constexpr int kCentroidsPerBlock = tn::kGemmThreads / 32;  // a warp per centroid
+    centre_centroids_kernel<T><<<static_cast<unsigned>(ceil_div(k, kCentroidsPerBlock)),
+                                 tn::kGemmThreads, 0, s>>>(ca);
     KMEANS_CUDA_CHECK_LAUNCH(s);
-    const T alpha = T(-2), beta = T(0);
+    GemmTermsView terms;
+    terms.bias = d_terms_.get();
+    terms.slope = d_terms_.get() + k;
+    terms.base = d_terms_.get() + 2 * static_cast<std::int64_t>(k);
+    const T alpha = T(1), beta = T(0);
     for (std::int64_t row0 = 0; row0 < n; row0 += p.gemm_rows) {
       const int rows = static_cast<int>(std::min<std::int64_t>(p.gemm_rows, n - row0));
-      // Column-major view: C (d x k) transposed times X_chunk (d x rows) = products (k x rows).
-      KMEANS_CUBLAS_TRY(gemm(cublas_.get(), k, rows, d, &alpha, d_centroids_.get(), d,
+      // Column-major view: C' (d x k) transposed times X_chunk (d x rows) = products (k x rows).
+      KMEANS_CUBLAS_TRY(gemm(cublas_.get(), k, rows, d, &alpha, d_centred_.get(), d,
                              d_x_ + row0 * d, d, &beta, d_products_.get(), k));
       GemmArgminArgs<T> a;
       a.x = d_x_;
       a.w = d_w_;
       a.c = d_centroids_.get();
-      a.c_norm = d_c_norm_.get();
+      a.terms = terms;
       a.g = d_products_.get();
       a.n = static_cast<int>(n);
       a.d = d;
@@ -612,7 +698,7 @@ class CudaEngine final : public Engine<T> {
     a.col_tile = p.col_tile;
     a.totals = d_totals_.get();
     const dim3 grid(static_cast<unsigned>(k),
-                    static_cast<unsigned>(ceil_div(v_.d + 1, p.col_tile)));
+                    static_cast<unsigned>(tn::sort_grid_y(v_.d, p.col_tile)));
     cluster_sums_kernel<T><<<grid, tn::kSortThreads, 0, s>>>(a);
     KMEANS_CUDA_CHECK_LAUNCH(s);
   }
@@ -640,6 +726,7 @@ class CudaEngine final : public Engine<T> {
     return GraphExec(exec);
   }
 
+  DeviceRestore restore_;  // first member: destroyed last
   DataView<T> v_;
   int device_ = 0;
   bool on_device_ = false;
@@ -661,7 +748,9 @@ class CudaEngine final : public Engine<T> {
   DeviceBuffer<unsigned char> d_sort_tmp_;
   DeviceBuffer<unsigned char> d_cublas_ws_;
   CublasHandle cublas_;  // after its workspace: destroyed before it
-  DeviceBuffer<T> d_products_, d_c_norm_;
+  DeviceBuffer<T> d_products_, d_centred_;  // GEMM path: x.c' per chunk, c' = c - m
+  DeviceBuffer<double> d_terms_, d_mean_;    // GEMM path: [bias | slope | base], data mean
+  double mean_norm_ = 0;                     // |m|
   std::vector<T> h_data_, h_weights_;  // host copies of device input, made on demand
   std::int64_t passes_[2] = {0, 0};    // passes run since configure, [without, with sums]
   GraphExec graphs_[2];                // [without sums, with sums]; destroyed first

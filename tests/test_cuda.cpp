@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine.hpp"
+#include "kernels/tuning.cuh"
 #include "kmeans/kmeans.hpp"
 
 namespace kmeans {
@@ -254,6 +255,60 @@ INSTANTIATE_TEST_SUITE_P(
                       PassParam{3001, 6, 10, Shape::Duplicates}, PassParam{2500, 40, 200, Shape::Duplicates}),
     pass_name);
 
+/// The GEMM path on data far from the origin (offset 1e4, blobs of spread 0.3): every label's
+/// exact distance is within kFarAbsTol of the true minimum, as tests/test_backends.cpp's
+/// DataFarFromTheOrigin asks of the CPU backend (||x||^2 - 2 x.c + ||c||^2 in float is off by
+/// hundreds there). The SSE is the sum of the labels' distances.
+constexpr double kFarAbsTol = 1e-2;
+
+template <class T>
+void check_gemm_far_from_origin(std::int64_t n, std::int64_t d, int k) {
+  SCOPED_TRACE("n=" + std::to_string(n) + " d=" + std::to_string(d) + " k=" + std::to_string(k) +
+               " elem=" + std::to_string(sizeof(T)));
+  ASSERT_TRUE(detail::tuning::use_gemm(k, d, sizeof(T)));  // the path under test
+  auto x = make_data<T>(n, d, Shape::Blobs, 71);
+  for (auto& v : x) v = static_cast<T>(static_cast<double>(v) + 1e4);
+  const auto c = make_centroids(x, n, d, k, 72);
+  const DataView<T> view{x.data(), nullptr, n, d, 0};
+  auto cuda = detail::make_cuda_engine(view);
+  std::vector<double> sums(static_cast<std::size_t>(k * d)), weights(static_cast<std::size_t>(k));
+  const StepStats s = cuda->assign(c.data(), k, sums.data(), weights.data());
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(n));
+  cuda->labels(labels.data());
+  std::int64_t wrong = 0;
+  double sse = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int32_t l = labels[i];
+    ASSERT_TRUE(l >= 0 && l < k) << "point " << i << " label " << l;
+    const T* xi = x.data() + i * d;
+    double best = std::numeric_limits<double>::infinity();
+    for (int j = 0; j < k; ++j) best = std::min(best, sq_dist(xi, c.data() + j * d, d));
+    const double got = sq_dist(xi, c.data() + l * d, d);
+    wrong += got > best + kFarAbsTol;
+    sse += got;
+  }
+  EXPECT_EQ(wrong, 0);
+  EXPECT_NEAR(s.sse, sse, rel_tol<T>() * sse);
+  double total = 0;
+  for (double w : weights) total += w;
+  EXPECT_EQ(total, static_cast<double>(n));
+  // A replayed pass (graph) agrees bit for bit.
+  const StepStats s2 = cuda->assign(c.data(), k, sums.data(), weights.data());
+  EXPECT_EQ(s2.n_changed, 0);
+  EXPECT_EQ(s2.sse, s.sse);
+}
+
+class CudaGemm : public ::testing::Test {
+ protected:
+  void SetUp() override { KMEANS_SKIP_WITHOUT_GPU(); }
+};
+
+TEST_F(CudaGemm, DataFarFromTheOriginFloat) {
+  check_gemm_far_from_origin<float>(4000, 32, 128);  // k >= 128 and d >= 32
+  check_gemm_far_from_origin<float>(2000, 600, 5);   // d too large for the tile kernel
+}
+TEST_F(CudaGemm, DataFarFromTheOriginDouble) { check_gemm_far_from_origin<double>(4000, 40, 150); }
+
 class CudaFit : public ::testing::Test {
  protected:
   void SetUp() override { KMEANS_SKIP_WITHOUT_GPU(); }
@@ -397,6 +452,28 @@ TEST_F(CudaFit, DevicePointerInputEqualsHostInput) {
   // Device data with a host-only backend is refused.
   p.backend = Backend::Cpu;
   EXPECT_THROW(fit(dx.get(), n, d, p), Error);
+}
+
+TEST_F(CudaFit, DeviceDataStillBeingCopiedOnTheDefaultStreamIsWaitedFor) {
+  // The caller copies into device memory asynchronously on the legacy default stream and calls
+  // predict at once: the engine's non-blocking stream must not read the data before the copy
+  // ends (it would see the zeros written first, or a mix).
+  const std::int64_t n = 2000000, d = 8;  // 64 MB: milliseconds of copy
+  const int k = 6;
+  const auto x = make_data<float>(n, d, Shape::Blobs, 81, k);
+  const auto c = make_centroids(x, n, d, k, 82);
+  const std::size_t bytes = x.size() * sizeof(float);
+  float* pinned = nullptr;
+  ASSERT_CUDA(cudaMallocHost(&pinned, bytes));
+  std::memcpy(pinned, x.data(), bytes);
+  TestDeviceArray<float> dx(std::vector<float>(x.size(), 0.0f));
+  ASSERT_NE(dx.get(), nullptr);
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  ASSERT_CUDA(cudaMemcpyAsync(dx.get(), pinned, bytes, cudaMemcpyHostToDevice, cudaStreamLegacy));
+  const auto on_device = predict(dx.get(), n, d, c.data(), k, Backend::Cuda);
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  ASSERT_CUDA(cudaFreeHost(pinned));
+  EXPECT_EQ(on_device, predict(x.data(), n, d, c.data(), k, Backend::Cuda));
 }
 
 TEST_F(CudaFit, PredictMatchesReference) {
