@@ -77,6 +77,7 @@ std::vector<T> initial_centroids(Engine<T>& e, std::int64_t n, std::int64_t d, c
       if (p.init_centroids == nullptr)
         throw Error("init = Array but Params::init_centroids is a null pointer");
       const T* c = static_cast<const T*>(p.init_centroids);
+      if (is_device_pointer(c)) throw Error("init_centroids must be in host memory");
       validate_finite(c, p.k, d, "init_centroids", p.n_threads);
       return std::vector<T>(c, c + static_cast<std::int64_t>(p.k) * d);
     }
@@ -243,6 +244,7 @@ std::unique_ptr<Engine<T>> bind_for_centroids(const T* data, std::size_t n, std:
                                               const T* weights, Backend backend) {
   validate_shape(data, n, d, "data");
   if (centroids == nullptr) throw Error("centroids is a null pointer");
+  if (is_device_pointer(centroids)) throw Error("centroids must be in host memory");
   if (k < 1 || k > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw Error("k = " + std::to_string(k) + " is out of range [1, 2^31)");
   validate_finite(centroids, static_cast<std::int64_t>(k), static_cast<std::int64_t>(d),

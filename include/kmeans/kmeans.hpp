@@ -91,6 +91,9 @@ struct Result {
 };
 
 /// Clusters n points of d features (row-major) into p.k clusters with Lloyd's algorithm.
+/// `data` (and Params::sample_weight) may be host memory or, with the CUDA backend, device
+/// memory: device input is used in place and read after prior work on the default stream.
+/// Params::init_centroids and the centroids given to predict/transform/score are host memory.
 /// Throws kmeans::Error on bad input (null data, n or d of 0, k out of [1, n], NaN or Inf,
 /// sizes that overflow, an unavailable backend). Deterministic: the same input, params and
 /// build give the same bits on the same machine, whatever the thread count.
