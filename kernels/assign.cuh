@@ -197,6 +197,19 @@ KMEANS_HD inline double column_partial(const int* sorted_keys, const int* sorted
 
 #if defined(__CUDACC__)
 
+/// Stores point i's label and distance and adds its (weighted) distance and whether its label
+/// changed to the thread's running SSE and changed count: the last step of both assign kernels.
+template <class T, class Index>
+__device__ inline void record_assignment(std::int32_t* labels, T* dist, const T* w, Index i,
+                                         int label, T best, double& sse, double& changed) {
+  const std::int32_t old = labels[i];
+  labels[i] = label;
+  dist[i] = best;
+  const double wi = w ? static_cast<double>(w[i]) : 1.0;
+  sse += wi * static_cast<double>(best);
+  changed += old != label ? 1.0 : 0.0;
+}
+
 /// Arguments of assign_tile_kernel (by value: one struct, one launch signature).
 template <class T>
 struct AssignArgs {
@@ -281,12 +294,7 @@ __global__ void __launch_bounds__(tuning::kAssignThreads) assign_tile_kernel(Ass
       if (valid) nearest_in_tile(a.x + i * d, s_tile, d, c0, count, best, label);
     }
     if (valid) {
-      const std::int32_t old = a.labels[i];
-      a.labels[i] = label;
-      a.dist[i] = best;
-      const double w = a.w ? static_cast<double>(a.w[i]) : 1.0;
-      sse += w * static_cast<double>(best);
-      changed += old != label ? 1.0 : 0.0;
+      record_assignment(a.labels, a.dist, a.w, i, label, best, sse, changed);
     }
     if (a.with_partials) {
       int key[1] = {valid ? label : a.k};  // k sorts after every real cluster
@@ -379,12 +387,7 @@ __global__ void __launch_bounds__(tuning::kGemmThreads) gemm_argmin_kernel(GemmA
         label = 0;
         best = squared_distance(xi, a.c, d);
       }
-      const std::int32_t old = a.labels[i];
-      a.labels[i] = label;
-      a.dist[i] = best;
-      const double w = a.w ? static_cast<double>(a.w[i]) : 1.0;
-      sse += w * static_cast<double>(best);
-      changed += old != label ? 1.0 : 0.0;
+      record_assignment(a.labels, a.dist, a.w, i, label, best, sse, changed);
     }
   }
   if (lane == 0) {

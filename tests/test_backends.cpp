@@ -13,6 +13,7 @@
 #include "cpu_kernel.hpp"
 #include "engine.hpp"
 #include "kmeans/kmeans.hpp"
+#include "test_data.hpp"
 
 namespace {
 
@@ -55,15 +56,7 @@ std::vector<T> make_data(std::int64_t n, std::int64_t d, int clusters, std::uint
   return x;
 }
 
-template <class T>
-double exact_dist(const T* a, const T* b, std::int64_t d) {
-  double s = 0;
-  for (std::int64_t j = 0; j < d; ++j) {
-    const double t = static_cast<double>(a[j]) - static_cast<double>(b[j]);
-    s += t * t;
-  }
-  return s;
-}
+using kmeans_test::exact_dist;
 
 struct Shape {
   std::int64_t n, d;

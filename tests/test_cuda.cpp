@@ -18,6 +18,7 @@
 #include "engine.hpp"
 #include "kernels/tuning.cuh"
 #include "kmeans/kmeans.hpp"
+#include "test_data.hpp"
 
 namespace kmeans {
 namespace {
@@ -116,15 +117,6 @@ std::vector<T> make_centroids(const std::vector<T>& x, std::int64_t n, std::int6
   return c;
 }
 
-template <class T>
-double sq_dist(const T* a, const T* b, std::int64_t d) {
-  double s = 0;
-  for (std::int64_t j = 0; j < d; ++j) {
-    const double diff = static_cast<double>(a[j]) - static_cast<double>(b[j]);
-    s += diff * diff;
-  }
-  return s;
-}
 
 template <class T>
 double sq_norm(const T* a, std::int64_t d) {
@@ -175,8 +167,8 @@ void check_single_pass(std::int64_t n, std::int64_t d, int k, Shape shape, bool 
     ASSERT_LT(l, k) << "point " << i;
     const T* xi = x.data() + i * d;
     double best = std::numeric_limits<double>::infinity();
-    for (int j = 0; j < k; ++j) best = std::min(best, sq_dist(xi, c.data() + j * d, d));
-    const double got = sq_dist(xi, c.data() + l * d, d);
+    for (int j = 0; j < k; ++j) best = std::min(best, kmeans_test::exact_dist(xi, c.data() + j * d, d));
+    const double got = kmeans_test::exact_dist(xi, c.data() + l * d, d);
     const double scale = sq_norm(xi, d) + cmax;
     ASSERT_LE(got, best + tol * scale) << "point " << i << " label " << l;
     const double wi = weighted ? static_cast<double>(w[i]) : 1.0;
@@ -282,8 +274,8 @@ void check_gemm_far_from_origin(std::int64_t n, std::int64_t d, int k) {
     ASSERT_TRUE(l >= 0 && l < k) << "point " << i << " label " << l;
     const T* xi = x.data() + i * d;
     double best = std::numeric_limits<double>::infinity();
-    for (int j = 0; j < k; ++j) best = std::min(best, sq_dist(xi, c.data() + j * d, d));
-    const double got = sq_dist(xi, c.data() + l * d, d);
+    for (int j = 0; j < k; ++j) best = std::min(best, kmeans_test::exact_dist(xi, c.data() + j * d, d));
+    const double got = kmeans_test::exact_dist(xi, c.data() + l * d, d);
     wrong += got > best + kFarAbsTol;
     sse += got;
   }

@@ -7,6 +7,17 @@
 
 namespace kmeans_test {
 
+/// Squared Euclidean distance of two d-vectors, accumulated in double.
+template <class T>
+double exact_dist(const T* a, const T* b, std::int64_t d) {
+  double s = 0;
+  for (std::int64_t j = 0; j < d; ++j) {
+    const double t = static_cast<double>(a[j]) - static_cast<double>(b[j]);
+    s += t * t;
+  }
+  return s;
+}
+
 /// Four far-apart 2-D blobs centred at (0,0), (100,0), (0,100), (100,100), `per_blob` points
 /// each, with LCG noise uniform in [-width/2, width/2) per coordinate.
 template <class T = double>
