@@ -14,6 +14,9 @@ namespace kmeans::detail {
 
 enum class MemorySpace { Device, Pinned };
 
+/// Counts one allocation (cuda_allocation_count in src/engine.hpp; defined in backend_cuda.cu).
+void count_cuda_allocation() noexcept;
+
 /// `size` elements of T in device memory or page-locked host memory. Allocation failure
 /// (out of memory included) throws kmeans::Error naming the buffer and the size, and leaves
 /// the runtime usable. The destructor never throws.
@@ -59,6 +62,7 @@ class CudaBuffer {
     }
     ptr_ = static_cast<T*>(p);
     size_ = size;
+    count_cuda_allocation();
   }
 
   void release() noexcept {

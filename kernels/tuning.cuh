@@ -57,6 +57,8 @@ constexpr int kGemmThreads = 256;
 constexpr int kGemmRowsPerBlock = 64;
 /// cuBLAS workspace handed over explicitly, as graph capture requires (32 MiB: Hopper's need).
 constexpr std::size_t kCublasWorkspaceBytes = std::size_t{32} << 20;
+/// transform: output rows per chunk are capped so one chunk of the n x k result stays under this.
+constexpr std::int64_t kTransformChunkBytes = std::int64_t{64} << 20;
 /// Data mean of the GEMM path's centring (column_sums_kernel): rows per chunk, and caps on the
 /// chunk count (gridDim.y) and on the chunks x d partial buffer (doubles).
 constexpr std::int64_t kMeanRowsPerChunk = 4096;

@@ -197,6 +197,23 @@ class CpuEngine final : public Engine<T> {
   const T* host_data() override { return v_.data; }
   const T* host_weights() override { return v_.weights; }
 
+  void distances(const T* centroids, int k, T* out) override {
+    host_distances(v_.data, v_.n, v_.d, centroids, k, out, n_threads_);
+  }
+
+  /// Any data set: the per-point buffers keep their memory when n is unchanged.
+  bool rebind(const DataView<T>& v) override {
+    v_ = v;
+    n_threads_ = resolve_threads(v.n_threads);
+    n_blocks_ = (v.n + kBlock - 1) / kBlock;
+    mean_ = data_mean(v);
+    labels_.assign(static_cast<std::size_t>(v.n), -1);
+    dist_.resize(static_cast<std::size_t>(v.n));
+    block_sse_.resize(static_cast<std::size_t>(n_blocks_));
+    block_changed_.resize(static_cast<std::size_t>(n_blocks_));
+    return true;
+  }
+
  private:
   /// Labels of one block into labels_, its changed count and SSE, and (when ps is not null)
   /// its per-cluster weighted sums (k x d) then weights (k) into ps.

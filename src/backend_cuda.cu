@@ -34,6 +34,7 @@
 #include <cub/device/device_segmented_reduce.cuh>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -49,6 +50,7 @@
 #include "kernels/assign.cuh"
 #include "kernels/cuda_check.hpp"
 #include "kernels/device_buffer.hpp"
+#include "kernels/distances.cuh"
 #include "kernels/layout.cuh"
 #include "kernels/tuning.cuh"
 #include "kernels/update.cuh"
@@ -79,15 +81,6 @@ static_assert(sizeof(typename cub::BlockRadixSort<int, tn::kAssignThreads, 1, in
 
 /// Tells cuda_available whether this build has code for the device.
 __global__ void probe_kernel() {}
-
-/// NVTX range for the duration of a scope (visible in Nsight Systems).
-class NvtxRange {
- public:
-  explicit NvtxRange(const char* name) { nvtxRangePushA(name); }
-  ~NvtxRange() { nvtxRangePop(); }
-  NvtxRange(const NvtxRange&) = delete;
-  NvtxRange& operator=(const NvtxRange&) = delete;
-};
 
 /// Makes `device` current for a scope and restores the caller's device after.
 class DeviceGuard {
@@ -299,7 +292,7 @@ class CudaEngine final : public Engine<T> {
   Backend kind() const override { return Backend::Cuda; }
 
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
-    NvtxRange range("kmeans::assign");
+    ProfileRange range("kmeans::assign");
     DeviceGuard guard(device_);
     if (k != plan_.k) configure(k);
     std::memcpy(h_centroids_.get(), centroids,
@@ -321,7 +314,6 @@ class CudaEngine final : public Engine<T> {
 #endif
     KMEANS_CUDA_TRY(cudaStreamSynchronize(stream_.get()));
 
-    NvtxRange update_range("kmeans::update");
     const double* h = h_totals_.get();
     StepStats stats;
     stats.sse = h[layout::kTotalSse];
@@ -344,7 +336,7 @@ class CudaEngine final : public Engine<T> {
   /// A rare path (empty clusters): the distances and labels come to the host and are ranked
   /// there, by decreasing distance, ties to the lowest index.
   std::vector<FarPoint> farthest(std::int64_t m) override {
-    NvtxRange range("kmeans::farthest");
+    ProfileRange range("kmeans::farthest");
     DeviceGuard guard(device_);
     const std::int64_t n = v_.n;
     m = std::min(m, n);
@@ -391,13 +383,110 @@ class CudaEngine final : public Engine<T> {
     return h_weights_.data();
   }
 
+  /// transform: the exact distances kernel over row chunks of at most kTransformChunkBytes of
+  /// output, each chunk copied to `out` as it is done. The buffers only grow.
+  void distances(const T* centroids, int k, T* out) override {
+    ProfileRange range("kmeans::distances");
+    DeviceGuard guard(device_);
+    const cudaStream_t s = stream_.get();
+    const std::int64_t n = v_.n, d = v_.d;
+    const auto kd = static_cast<std::size_t>(k) * static_cast<std::size_t>(d);
+    const std::int64_t rows = std::max<std::int64_t>(
+        1, std::min<std::int64_t>(
+                   n, tn::kTransformChunkBytes / static_cast<std::int64_t>(sizeof(T)) / k));
+    const auto chunk = static_cast<std::size_t>(rows) * static_cast<std::size_t>(k);
+    if (d_transform_centroids_.size() < kd)
+      d_transform_centroids_.allocate(kd, "transform centroids");
+    if (d_transform_out_.size() < chunk) {
+      d_transform_out_.allocate(chunk, "transform output");
+      // Poison: an entry the kernel skipped would come back as NaN.
+      KMEANS_CUDA_TRY(cudaMemsetAsync(d_transform_out_.get(), 0xFF, d_transform_out_.bytes(), s));
+    }
+    KMEANS_CUDA_TRY(cudaMemcpyAsync(d_transform_centroids_.get(), centroids, kd * sizeof(T),
+                                    cudaMemcpyHostToDevice, s));
+    for (std::int64_t row0 = 0; row0 < n; row0 += rows) {
+      const std::int64_t r = std::min(rows, n - row0);
+      const std::int64_t total = r * k;
+      const auto grid = static_cast<unsigned>(std::max<std::int64_t>(
+          1, std::min<std::int64_t>(ceil_div(total, 256), std::int64_t{sm_count_} * 32)));
+      distances_kernel<T><<<grid, 256, 0, s>>>(d_x_ + row0 * d, r, static_cast<int>(d),
+                                               d_transform_centroids_.get(), k,
+                                               d_transform_out_.get());
+      KMEANS_CUDA_CHECK_LAUNCH(s);
+      KMEANS_CUDA_TRY(cudaMemcpyAsync(out + row0 * k, d_transform_out_.get(),
+                                      static_cast<std::size_t>(total) * sizeof(T),
+                                      cudaMemcpyDeviceToHost, s));
+    }
+    KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
+  }
+
+  /// Same n, d, device and memory space: the data is copied into (or pointed at by) the
+  /// existing buffers and every k-sized buffer, the plan and the captured graphs are kept. The
+  /// graphs are re-captured (no allocation) only when a pointer they hold changed (device input
+  /// at a new address, weights appearing or going) or the GEMM path's data mean moved.
+  bool rebind(const DataView<T>& v) override {
+    if (v.n != v_.n || v.d != v_.d) return false;
+    const bool on_device = is_device_pointer(v.data);
+    if (on_device != on_device_) return false;
+    int device = -1;
+    if (on_device) {
+      cudaPointerAttributes attr{};
+      KMEANS_CUDA_TRY(cudaPointerGetAttributes(&attr, v.data));
+      device = attr.device;
+    } else {
+      KMEANS_CUDA_TRY(cudaGetDevice(&device));
+    }
+    if (device != device_) return false;
+    ProfileRange range("kmeans::rebind");
+    DeviceGuard guard(device_);
+    const cudaStream_t s = stream_.get();
+    const T* old_x = d_x_;
+    const T* old_w = d_w_;
+    const double old_norm = mean_norm_;
+    v_ = v;
+    h_data_.clear();
+    h_weights_.clear();
+    if (on_device_) {
+      d_x_ = v.data;
+      d_w_ = v.weights;
+      Event ready;  // ordered after the caller's work on the legacy default stream
+      KMEANS_CUDA_TRY(cudaEventRecord(ready.get(), cudaStreamLegacy));
+      KMEANS_CUDA_TRY(cudaStreamWaitEvent(s, ready.get(), 0));
+    } else {
+      const std::size_t nd = static_cast<std::size_t>(v.n) * static_cast<std::size_t>(v.d);
+      KMEANS_CUDA_TRY(cudaMemcpyAsync(x_copy_.get(), v.data, nd * sizeof(T),
+                                      cudaMemcpyHostToDevice, s));
+      d_w_ = nullptr;
+      if (v.weights) {
+        if (w_copy_.size() != static_cast<std::size_t>(v.n))
+          w_copy_.allocate(static_cast<std::size_t>(v.n), "sample_weight");
+        KMEANS_CUDA_TRY(cudaMemcpyAsync(w_copy_.get(), v.weights, v.n * sizeof(T),
+                                        cudaMemcpyHostToDevice, s));
+        d_w_ = w_copy_.get();
+      }
+    }
+    KMEANS_CUDA_TRY(cudaMemsetAsync(d_labels_.get(), 0xFF, d_labels_.bytes(), s));
+    KMEANS_CUDA_TRY(cudaMemsetAsync(d_dist_.get(), 0xFF, d_dist_.bytes(), s));
+    if (on_device_) validate_device_input();
+    if (d_mean_.size() != 0) compute_mean();
+    KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
+    if (d_x_ != old_x || d_w_ != old_w || mean_norm_ != old_norm) {
+      graphs_[0].reset();
+      graphs_[1].reset();
+      passes_[0] = passes_[1] = 0;
+    }
+    return true;
+  }
+
  private:
   /// Device data gets the checks the driver gives host data: finite values, and weights that
   /// are finite, >= 0 and not all 0. The messages match the host checks (validate.cpp).
   void validate_device_input() {
     const cudaStream_t s = stream_.get();
-    DeviceBuffer<unsigned long long> d_first(2, "validation flags");
-    DeviceBuffer<unsigned int> d_positive(1, "validation flags");
+    if (d_first_.size() == 0) d_first_.allocate(2, "validation flags");
+    if (d_positive_.size() == 0) d_positive_.allocate(1, "validation flags");
+    DeviceBuffer<unsigned long long>& d_first = d_first_;
+    DeviceBuffer<unsigned int>& d_positive = d_positive_;
     KMEANS_CUDA_TRY(cudaMemsetAsync(d_first.get(), 0xFF, d_first.bytes(), s));
     KMEANS_CUDA_TRY(cudaMemsetAsync(d_positive.get(), 0, d_positive.bytes(), s));
     const std::int64_t total = v_.n * v_.d;
@@ -489,7 +578,7 @@ class CudaEngine final : public Engine<T> {
 
   /// (Re)allocates everything sized by k and drops the graphs that point at the old buffers.
   void configure(int k) {
-    NvtxRange range("kmeans::configure");
+    ProfileRange range("kmeans::configure");
     graphs_[0].reset();
     graphs_[1].reset();
     passes_[0] = passes_[1] = 0;
@@ -563,8 +652,11 @@ class CudaEngine final : public Engine<T> {
     const std::int64_t n = v_.n, d = v_.d;
     const std::int64_t chunks = tn::mean_chunks(n, d);
     const int col_tile = tn::col_tile_for(d);
-    DeviceBuffer<double> d_partial(static_cast<std::size_t>(chunks * d), "column partial sums");
-    d_mean_.allocate(static_cast<std::size_t>(d), "data mean");
+    if (d_mean_partial_.size() != static_cast<std::size_t>(chunks * d))
+      d_mean_partial_.allocate(static_cast<std::size_t>(chunks * d), "column partial sums");
+    DeviceBuffer<double>& d_partial = d_mean_partial_;
+    if (d_mean_.size() != static_cast<std::size_t>(d))
+      d_mean_.allocate(static_cast<std::size_t>(d), "data mean");
     const dim3 grid(static_cast<unsigned>(ceil_div(d, col_tile)), static_cast<unsigned>(chunks));
     column_sums_kernel<T><<<grid, tn::kSortThreads, 0, s>>>(
         d_x_, n, d, tn::mean_rows_per_chunk(n, d), col_tile, d_partial.get());
@@ -575,7 +667,7 @@ class CudaEngine final : public Engine<T> {
     std::vector<double> mean(static_cast<std::size_t>(d));
     KMEANS_CUDA_TRY(cudaMemcpyAsync(mean.data(), d_mean_.get(), d_mean_.bytes(),
                                     cudaMemcpyDeviceToHost, s));
-    KMEANS_CUDA_TRY(cudaStreamSynchronize(s));  // before d_partial is freed
+    KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
     double norm = 0;
     for (double m : mean) norm += m * m;
     mean_norm_ = std::sqrt(norm);
@@ -705,7 +797,7 @@ class CudaEngine final : public Engine<T> {
 
   /// Captures one pass into a graph; a failure mid-capture ends the capture cleanly first.
   GraphExec capture(bool with_sums) {
-    NvtxRange range("kmeans::capture");
+    ProfileRange range("kmeans::capture");
     const cudaStream_t s = stream_.get();
     KMEANS_CUDA_TRY(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
     try {
@@ -751,12 +843,27 @@ class CudaEngine final : public Engine<T> {
   DeviceBuffer<T> d_products_, d_centred_;  // GEMM path: x.c' per chunk, c' = c - m
   DeviceBuffer<double> d_terms_, d_mean_;    // GEMM path: [bias | slope | base], data mean
   double mean_norm_ = 0;                     // |m|
+  DeviceBuffer<double> d_mean_partial_;     // GEMM path: column sums per row chunk
+  DeviceBuffer<unsigned long long> d_first_;  // device-input validation flags
+  DeviceBuffer<unsigned int> d_positive_;
+  DeviceBuffer<T> d_transform_centroids_, d_transform_out_;  // distances(): grow only
   std::vector<T> h_data_, h_weights_;  // host copies of device input, made on demand
   std::int64_t passes_[2] = {0, 0};    // passes run since configure, [without, with sums]
   GraphExec graphs_[2];                // [without sums, with sums]; destroyed first
 };
 
 }  // namespace
+
+namespace {
+std::atomic<std::int64_t> g_cuda_allocations{0};
+}  // namespace
+
+void count_cuda_allocation() noexcept { g_cuda_allocations.fetch_add(1, std::memory_order_relaxed); }
+
+std::int64_t cuda_allocation_count() { return g_cuda_allocations.load(std::memory_order_relaxed); }
+
+ProfileRange::ProfileRange(const char* name) { nvtxRangePushA(name); }
+ProfileRange::~ProfileRange() { nvtxRangePop(); }
 
 bool is_device_pointer(const void* p) {
   if (p == nullptr) return false;

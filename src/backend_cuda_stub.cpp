@@ -17,6 +17,11 @@ namespace detail {
 
 bool is_device_pointer(const void*) { return false; }
 
+std::int64_t cuda_allocation_count() { return 0; }
+
+ProfileRange::ProfileRange(const char*) {}
+ProfileRange::~ProfileRange() = default;
+
 bool cuda_working_set_fits(std::int64_t, std::int64_t, int, std::size_t, bool, std::string* why) {
   return cuda_available(why);
 }

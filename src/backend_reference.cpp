@@ -73,6 +73,17 @@ class ReferenceEngine final : public Engine<T> {
   const T* host_data() override { return v_.data; }
   const T* host_weights() override { return v_.weights; }
 
+  void distances(const T* centroids, int k, T* out) override {
+    host_distances(v_.data, v_.n, v_.d, centroids, k, out, 1);
+  }
+
+  bool rebind(const DataView<T>& v) override {
+    v_ = v;
+    labels_.assign(static_cast<std::size_t>(v.n), -1);
+    dist_.assign(static_cast<std::size_t>(v.n), 0.0);
+    return true;
+  }
+
  private:
   DataView<T> v_;
   std::vector<std::int32_t> labels_;

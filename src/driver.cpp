@@ -53,10 +53,13 @@ std::unique_ptr<Engine<T>> make_engine(Backend requested, const DataView<T>& v, 
   throw Error("unknown backend");
 }
 
-/// Checks the data and weights and binds an engine to them.
+/// Checks the data and weights and binds an engine to them: the engine in `slot` when it can
+/// take the data (Engine::rebind), else a new one stored there.
 template <class T>
-std::unique_ptr<Engine<T>> bind(const T* data, std::size_t n, std::size_t d, const T* weights,
-                                int k, Backend backend, int n_threads) {
+Engine<T>& bind(const T* data, std::size_t n, std::size_t d, const T* weights, int k,
+                Backend backend, int n_threads, std::unique_ptr<Engine<T>>& slot,
+                Workspace<T>* ws) {
+  ProfileRange range("kmeans::bind");
   validate_shape(data, n, d, "data");
   const bool on_device = is_device_pointer(data);
   if (weights && is_device_pointer(weights) != on_device)
@@ -67,7 +70,20 @@ std::unique_ptr<Engine<T>> bind(const T* data, std::size_t n, std::size_t d, con
     if (weights) validate_weights(weights, ni, n_threads);
   }
   DataView<T> v{data, weights, ni, di, n_threads};
-  return make_engine(backend, v, on_device, k);
+  if (slot) {
+    // A kept engine serves Auto too: it was chosen for this shape before.
+    const Backend kept = slot->kind();
+    const bool compatible = (backend == Backend::Auto || backend == kept) &&
+                            (!on_device || kept == Backend::Cuda);
+    if (compatible && slot->rebind(v)) {
+      if (ws) ++ws->rebinds;
+      return *slot;
+    }
+    slot.reset();  // free its memory before the new engine takes its own
+  }
+  slot = make_engine(backend, v, on_device, k);
+  if (ws) ++ws->engines_made;
+  return *slot;
 }
 
 template <class T>
@@ -166,23 +182,31 @@ void lloyd(Engine<T>& e, std::int64_t n, std::int64_t d, const Params& p, double
   const int k = p.k;
   std::vector<double> sums(static_cast<std::size_t>(k * d)), weights(static_cast<std::size_t>(k));
   for (int it = 0; it < p.max_iter; ++it) {
+    ProfileRange iteration_range("kmeans::iteration");
     const auto t0 = Clock::now();
     const StepStats s = e.assign(r.centroids.data(), k, sums.data(), weights.data());
     const auto t1 = Clock::now();
     r.sse_history.push_back(s.sse);
-    r.n_empty_relocated += relocate_empty_clusters(e, d, k, sums.data(), weights.data());
-    const double shift = update_centroids(sums.data(), weights.data(), k, d, r.centroids);
+    double shift = 0;
+    {
+      ProfileRange update_range("kmeans::update");
+      r.n_empty_relocated += relocate_empty_clusters(e, d, k, sums.data(), weights.data());
+      shift = update_centroids(sums.data(), weights.data(), k, d, r.centroids);
+    }
     r.n_iter = it + 1;
     // scikit-learn: labels identical to the previous iteration's is strict convergence;
     // otherwise a total squared shift <= tol (scaled by the data variance) converges too.
     r.converged = (it > 0 && s.n_changed == 0) || shift <= tol;
     r.timings.assign += std::chrono::duration<double>(t1 - t0).count();
     r.timings.update += seconds_since(t1);
-    if (p.on_iteration && !p.on_iteration(IterationInfo{it, s.sse, shift, seconds_since(t0)}))
-      break;
+    if (p.on_iteration) {
+      ProfileRange callback_range("kmeans::on_iteration");
+      if (!p.on_iteration(IterationInfo{it, s.sse, shift, seconds_since(t0)})) break;
+    }
     if (r.converged) break;
   }
   // The final assignment: the returned labels and inertia belong to the returned centroids.
+  ProfileRange final_range("kmeans::final_assign");
   const auto t_final = Clock::now();
   r.inertia = e.assign(r.centroids.data(), k, nullptr, nullptr).sse;
   r.labels.resize(static_cast<std::size_t>(n));
@@ -191,13 +215,14 @@ void lloyd(Engine<T>& e, std::int64_t n, std::int64_t d, const Params& p, double
 }
 
 template <class T>
-Result<T> run_fit(const T* data, std::size_t n, std::size_t d, const Params& p) {
+Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d, const Params& p) {
+  ProfileRange fit_range("kmeans::fit");
   validate_shape(data, n, d, "data");
   validate_params(p, n);
   const auto t_bind = Clock::now();
-  auto engine =
-      bind(data, n, d, static_cast<const T*>(p.sample_weight), p.k, p.backend, p.n_threads);
-  Engine<T>& e = *engine;
+  std::unique_ptr<Engine<T>> local;
+  Engine<T>& e = bind(data, n, d, static_cast<const T*>(p.sample_weight), p.k, p.backend,
+                      p.n_threads, ws ? ws->fit_engine : local, ws);
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
   const double tol =
       p.tol > 0 ? p.tol * mean_feature_variance(e.host_data(), ni, di, p.n_threads) : 0.0;
@@ -213,7 +238,10 @@ Result<T> run_fit(const T* data, std::size_t n, std::size_t d, const Params& p) 
     const auto t_init = Clock::now();
     Params pr = p;
     pr.seed = p.seed + static_cast<std::uint64_t>(run);
-    r.centroids = initial_centroids(e, ni, di, pr);
+    {
+      ProfileRange init_range("kmeans::init");
+      r.centroids = initial_centroids(e, ni, di, pr);
+    }
     r.timings.init = seconds_since(t_init);
     lloyd(e, ni, di, p, tol, r);
     total.init += r.timings.init;
@@ -239,9 +267,9 @@ Result<T> run_fit(const T* data, std::size_t n, std::size_t d, const Params& p) 
 
 /// Checks centroids for predict / transform / score and binds an engine to the data.
 template <class T>
-std::unique_ptr<Engine<T>> bind_for_centroids(const T* data, std::size_t n, std::size_t d,
-                                              const T* centroids, std::size_t k,
-                                              const T* weights, Backend backend) {
+Engine<T>& bind_for_centroids(Workspace<T>* ws, std::unique_ptr<Engine<T>>& local,
+                              const T* data, std::size_t n, std::size_t d, const T* centroids,
+                              std::size_t k, const T* weights, Backend backend) {
   validate_shape(data, n, d, "data");
   if (centroids == nullptr) throw Error("centroids is a null pointer");
   if (is_device_pointer(centroids)) throw Error("centroids must be in host memory");
@@ -249,75 +277,135 @@ std::unique_ptr<Engine<T>> bind_for_centroids(const T* data, std::size_t n, std:
     throw Error("k = " + std::to_string(k) + " is out of range [1, 2^31)");
   validate_finite(centroids, static_cast<std::int64_t>(k), static_cast<std::int64_t>(d),
                   "centroids", 0);
-  return bind<T>(data, n, d, weights, static_cast<int>(k), backend, 0);
+  return bind<T>(data, n, d, weights, static_cast<int>(k), backend, 0,
+                 ws ? ws->predict_engine : local, ws);
 }
 
 template <class T>
-std::vector<std::int32_t> run_predict(const T* data, std::size_t n, std::size_t d,
-                                      const T* centroids, std::size_t k, Backend backend) {
-  auto engine = bind_for_centroids(data, n, d, centroids, k, static_cast<const T*>(nullptr), backend);
-  engine->assign(centroids, static_cast<int>(k), nullptr, nullptr);
+std::vector<std::int32_t> run_predict(Workspace<T>* ws, const T* data, std::size_t n,
+                                      std::size_t d, const T* centroids, std::size_t k,
+                                      Backend backend) {
+  ProfileRange range("kmeans::predict");
+  std::unique_ptr<Engine<T>> local;
+  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k,
+                                    static_cast<const T*>(nullptr), backend);
+  e.assign(centroids, static_cast<int>(k), nullptr, nullptr);
   std::vector<std::int32_t> labels(n);
-  engine->labels(labels.data());
+  e.labels(labels.data());
   return labels;
 }
 
 template <class T>
-double run_score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
-                 const T* weights, Backend backend) {
-  auto engine = bind_for_centroids(data, n, d, centroids, k, weights, backend);
-  return -engine->assign(centroids, static_cast<int>(k), nullptr, nullptr).sse;
+double run_score(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
+                 const T* centroids, std::size_t k, const T* weights, Backend backend) {
+  ProfileRange range("kmeans::score");
+  std::unique_ptr<Engine<T>> local;
+  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, weights, backend);
+  return -e.assign(centroids, static_cast<int>(k), nullptr, nullptr).sse;
 }
 
 template <class T>
-std::vector<T> run_transform(const T* data, std::size_t n, std::size_t d, const T* centroids,
-                             std::size_t k, Backend backend) {
-  auto engine = bind_for_centroids(data, n, d, centroids, k, static_cast<const T*>(nullptr), backend);
+std::vector<T> run_transform(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
+                             const T* centroids, std::size_t k, Backend backend) {
+  ProfileRange range("kmeans::transform");
+  std::unique_ptr<Engine<T>> local;
+  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k,
+                                    static_cast<const T*>(nullptr), backend);
   if (k > std::numeric_limits<std::size_t>::max() / sizeof(T) / n)
     throw Error("transform: the n x k = " + std::to_string(n) + " x " + std::to_string(k) +
                 " distance matrix overflows");
-  // Distances in double from the host data (a host copy for device data), as sqrt(sum (x-c)^2).
-  const T* x = engine->host_data();
-  const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
-  const auto ki = static_cast<std::int64_t>(k);
   std::vector<T> out(n * k);
-#pragma omp parallel for schedule(static) num_threads(threads_for(0, double(ni) * ki * di))
-  for (std::int64_t i = 0; i < ni; ++i)
-    for (std::int64_t c = 0; c < ki; ++c) {
-      double s = 0;
-      for (std::int64_t j = 0; j < di; ++j) {
-        const double t = static_cast<double>(x[i * di + j]) - static_cast<double>(centroids[c * di + j]);
-        s += t * t;
-      }
-      out[static_cast<std::size_t>(i * ki + c)] = static_cast<T>(std::sqrt(s));
-    }
+  e.distances(centroids, static_cast<int>(k), out.data());
   return out;
 }
 
+/// The workspace of a KMeans object, created on first use.
+template <class T>
+Workspace<T>* workspace(WorkspacePtr<T>& ws) {
+  if (!ws) ws.reset(new Workspace<T>());
+  return ws.get();
+}
+
 }  // namespace
+
+template <class T>
+void host_distances(const T* x, std::int64_t n, std::int64_t d, const T* centroids, int k, T* out,
+                    int n_threads) {
+#pragma omp parallel for schedule(static) num_threads(threads_for(n_threads, double(n) * k * d))
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t c = 0; c < k; ++c) {
+      double s = 0;
+      for (std::int64_t j = 0; j < d; ++j) {
+        const double t = static_cast<double>(x[i * d + j]) - static_cast<double>(centroids[c * d + j]);
+        s += t * t;  // this file is built without FMA contraction (see CMakeLists.txt)
+      }
+      out[i * k + c] = static_cast<T>(std::sqrt(s));
+    }
+}
+
+template <class T>
+void WorkspaceDeleter<T>::operator()(Workspace<T>* w) const noexcept {
+  delete w;
+}
+
+template <class T>
+Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d, const Params& p) {
+  return run_fit(workspace(ws), data, n, d, p);
+}
+template <class T>
+std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_t n,
+                                  std::size_t d, const T* centroids, std::size_t k,
+                                  Backend backend) {
+  return run_predict(workspace(ws), data, n, d, centroids, k, backend);
+}
+template <class T>
+std::vector<T> transform(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+                         const T* centroids, std::size_t k, Backend backend) {
+  return run_transform(workspace(ws), data, n, d, centroids, k, backend);
+}
+template <class T>
+double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+             const T* centroids, std::size_t k, const T* sample_weight, Backend backend) {
+  return run_score(workspace(ws), data, n, d, centroids, k, sample_weight, backend);
+}
+
+#define KMEANS_INSTANTIATE(T)                                                                   \
+  template void host_distances<T>(const T*, std::int64_t, std::int64_t, const T*, int, T*, int); \
+  template struct WorkspaceDeleter<T>;                                                          \
+  template Result<T> fit<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t, const Params&); \
+  template std::vector<std::int32_t> predict<T>(WorkspacePtr<T>&, const T*, std::size_t,        \
+                                                std::size_t, const T*, std::size_t, Backend);   \
+  template std::vector<T> transform<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t,    \
+                                       const T*, std::size_t, Backend);                         \
+  template double score<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t, const T*,      \
+                           std::size_t, const T*, Backend);
+KMEANS_INSTANTIATE(float)
+KMEANS_INSTANTIATE(double)
+#undef KMEANS_INSTANTIATE
+
 }  // namespace detail
 
 template <class T>
 Result<T> fit(const T* data, std::size_t n, std::size_t d, const Params& p) {
-  return detail::run_fit(data, n, d, p);
+  return detail::run_fit<T>(nullptr, data, n, d, p);
 }
 
 template <class T>
 std::vector<std::int32_t> predict(const T* data, std::size_t n, std::size_t d, const T* centroids,
                                   std::size_t k, Backend backend) {
-  return detail::run_predict(data, n, d, centroids, k, backend);
+  return detail::run_predict<T>(nullptr, data, n, d, centroids, k, backend);
 }
 
 template <class T>
 std::vector<T> transform(const T* data, std::size_t n, std::size_t d, const T* centroids,
                          std::size_t k, Backend backend) {
-  return detail::run_transform(data, n, d, centroids, k, backend);
+  return detail::run_transform<T>(nullptr, data, n, d, centroids, k, backend);
 }
 
 template <class T>
 double score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
              const T* sample_weight, Backend backend) {
-  return detail::run_score(data, n, d, centroids, k, sample_weight, backend);
+  return detail::run_score<T>(nullptr, data, n, d, centroids, k, sample_weight, backend);
 }
 
 template Result<float> fit<float>(const float*, std::size_t, std::size_t, const Params&);

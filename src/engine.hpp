@@ -23,6 +23,16 @@ struct FarPoint {
   std::int32_t label;
 };
 
+/// The data set an engine is bound to.
+template <class T>
+struct DataView {
+  const T* data = nullptr;    ///< n x d row-major; host, or device for the CUDA backend.
+  const T* weights = nullptr; ///< n weights or null (same memory space as data).
+  std::int64_t n = 0;
+  std::int64_t d = 0;
+  int n_threads = 0;          ///< CPU threads, 0 = OpenMP default.
+};
+
 /// A backend bound to one data set (n x d, row-major, weights optional). Backends own only
 /// arithmetic and memory; init, empty-cluster repair and convergence live in the driver.
 template <class T>
@@ -52,17 +62,20 @@ class Engine {
 
   /// The per-point weights on the host, or null when every weight is 1.
   virtual const T* host_weights() = 0;
+
+  /// Euclidean distances (not squared) of every point to k centroids (host, k x d) into `out`
+  /// (host, n x k row-major). Each is the square root of sum_j (x_j - c_j)^2 formed in double,
+  /// in feature order, without fused multiply-adds: every backend gives the same bits.
+  virtual void distances(const T* centroids, int k, T* out) = 0;
+
+  /// Binds the engine to another data set, keeping its buffers where it can, so that a
+  /// KMeans object refitting (or predicting on) data of the same shape allocates nothing.
+  /// The next pass counts every label as changed. Returns false, leaving the engine as it
+  /// was, when the engine cannot take the data (the caller then makes a new one); the CUDA
+  /// engine takes only the same n, d, device and memory space.
+  virtual bool rebind(const DataView<T>& v) = 0;
 };
 
-/// The data set an engine is bound to.
-template <class T>
-struct DataView {
-  const T* data = nullptr;    ///< n x d row-major; host, or device for the CUDA backend.
-  const T* weights = nullptr; ///< n weights or null (same memory space as data).
-  std::int64_t n = 0;
-  std::int64_t d = 0;
-  int n_threads = 0;          ///< CPU threads, 0 = OpenMP default.
-};
 
 template <class T>
 std::unique_ptr<Engine<T>> make_reference_engine(const DataView<T>& v);
@@ -84,5 +97,35 @@ bool cuda_working_set_fits(std::int64_t n, std::int64_t d, int k, std::size_t el
 
 /// True when `p` points to device memory (always false without the CUDA backend).
 bool is_device_pointer(const void* p);
+
+/// Device (and pinned host) allocations made by the CUDA backend since the process started
+/// (0 without it): lets tests check that a reused engine allocates nothing.
+std::int64_t cuda_allocation_count();
+
+/// A named range around a scope for profilers: an NVTX range (Nsight Systems) when the CUDA
+/// backend is built, nothing otherwise. Costs a few nanoseconds when no profiler listens.
+class ProfileRange {
+ public:
+  explicit ProfileRange(const char* name);
+  ~ProfileRange();
+  ProfileRange(const ProfileRange&) = delete;
+  ProfileRange& operator=(const ProfileRange&) = delete;
+};
+
+/// Distances as Engine::distances from host data (n x d), in parallel over points.
+template <class T>
+void host_distances(const T* x, std::int64_t n, std::int64_t d, const T* centroids, int k, T* out,
+                    int n_threads);
+
+/// Engines kept between calls by a kmeans::KMeans object: one bound to the fit data, one to
+/// the data of predict / transform / score.
+template <class T>
+class Workspace {
+ public:
+  std::unique_ptr<Engine<T>> fit_engine;
+  std::unique_ptr<Engine<T>> predict_engine;
+  std::int64_t engines_made = 0;  ///< Engines constructed for this workspace (for tests).
+  std::int64_t rebinds = 0;       ///< Calls that reused an engine (for tests).
+};
 
 }  // namespace kmeans::detail

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -116,15 +117,63 @@ template <class T>
 double score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
              const T* sample_weight = nullptr, Backend backend = Backend::Auto);
 
+namespace detail {
+/// Engines (and, on the GPU, device buffers, stream and captured graphs) kept between the calls
+/// of one KMeans object. Opaque: defined inside the library.
+template <class T>
+class Workspace;
+template <class T>
+struct WorkspaceDeleter {
+  void operator()(Workspace<T>* w) const noexcept;
+};
+template <class T>
+using WorkspacePtr = std::unique_ptr<Workspace<T>, WorkspaceDeleter<T>>;
+
+/// The free functions above, reusing the engines held by `ws` (created on first use).
+template <class T>
+Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d, const Params& p);
+template <class T>
+std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_t n,
+                                  std::size_t d, const T* centroids, std::size_t k,
+                                  Backend backend);
+template <class T>
+std::vector<T> transform(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+                         const T* centroids, std::size_t k, Backend backend);
+template <class T>
+double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+             const T* centroids, std::size_t k, const T* sample_weight, Backend backend);
+}  // namespace detail
+
 /// An estimator in scikit-learn's shape: holds the parameters and, after fit, the result.
+///
+/// It also keeps the engines of its last calls: refitting data of the same shape (n, d), or
+/// predicting / transforming / scoring batches of the same shape, reuses them. On the CUDA
+/// backend that means the device buffers, the stream, the cuBLAS handle and the captured CUDA
+/// graphs: such repeated calls allocate no device memory. Copies share nothing (a copy starts
+/// with no engines). Like scikit-learn's estimators, one object must not be used from two
+/// threads at once; distinct objects are independent.
 template <class T>
 class KMeans {
  public:
   explicit KMeans(Params p = {}) : params_(std::move(p)) {}
+  KMeans(const KMeans& o) : params_(o.params_), result_(o.result_), d_(o.d_), fitted_(o.fitted_) {}
+  KMeans& operator=(const KMeans& o) {
+    if (this != &o) {
+      params_ = o.params_;
+      result_ = o.result_;
+      d_ = o.d_;
+      fitted_ = o.fitted_;
+      ws_.reset();
+    }
+    return *this;
+  }
+  KMeans(KMeans&&) = default;
+  KMeans& operator=(KMeans&&) = default;
+  ~KMeans() = default;
 
   /// Fits to n x d data; the result (centroids, labels, inertia, ...) is kept.
   KMeans& fit(const T* data, std::size_t n, std::size_t d) {
-    result_ = kmeans::fit(data, n, d, params_);
+    result_ = detail::fit(ws_, data, n, d, params_);
     d_ = d;
     fitted_ = true;
     return *this;
@@ -133,17 +182,17 @@ class KMeans {
   std::vector<std::int32_t> fit_predict(const T* data, std::size_t n, std::size_t d) {
     return fit(data, n, d).result_.labels;
   }
-  /// Labels of new data (n x d, the d of the fit).
+  /// Labels of new data (n x d, the d of the fit), on the backend that ran the fit.
   std::vector<std::int32_t> predict(const T* data, std::size_t n) const {
-    return kmeans::predict(data, n, d_, centroids(), k(), result_.backend);
+    return detail::predict(ws_, data, n, d_, centroids(), k(), result_.backend);
   }
   /// n x k Euclidean distances of new data to the fitted centroids.
   std::vector<T> transform(const T* data, std::size_t n) const {
-    return kmeans::transform(data, n, d_, centroids(), k(), result_.backend);
+    return detail::transform(ws_, data, n, d_, centroids(), k(), result_.backend);
   }
   /// Negative inertia of new data against the fitted centroids.
   double score(const T* data, std::size_t n, const T* sample_weight = nullptr) const {
-    return kmeans::score(data, n, d_, centroids(), k(), sample_weight, result_.backend);
+    return detail::score(ws_, data, n, d_, centroids(), k(), sample_weight, result_.backend);
   }
 
   bool fitted() const { return fitted_; }
@@ -154,6 +203,8 @@ class KMeans {
     check_fitted();
     return result_;
   }
+  /// Releases the kept engines (device memory included); the fitted result stays.
+  void release() noexcept { ws_.reset(); }
 
  private:
   void check_fitted() const {
@@ -169,6 +220,7 @@ class KMeans {
   Result<T> result_;
   std::size_t d_ = 0;
   bool fitted_ = false;
+  mutable detail::WorkspacePtr<T> ws_;
 };
 
 /// "auto", "cuda", "cpu" or "reference".
