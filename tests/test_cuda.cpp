@@ -585,6 +585,154 @@ TEST_F(CudaFit, OutOfMemoryIsACleanErrorAndTheLibraryRecovers) {
   EXPECT_GT(r.n_iter, 0);
 }
 
+class CudaReuse : public ::testing::Test {
+ protected:
+  void SetUp() override { KMEANS_SKIP_WITHOUT_GPU(); }
+};
+
+template <class T>
+void expect_same_fit(const Result<T>& a, const Result<T>& b) {
+  ASSERT_EQ(a.centroids.size(), b.centroids.size());
+  EXPECT_EQ(0, std::memcmp(a.centroids.data(), b.centroids.data(), a.centroids.size() * sizeof(T)));
+  EXPECT_EQ(a.labels, b.labels);
+  EXPECT_EQ(0, std::memcmp(&a.inertia, &b.inertia, sizeof(double)));
+  EXPECT_EQ(a.sse_history, b.sse_history);
+  EXPECT_EQ(a.n_iter, b.n_iter);
+  EXPECT_EQ(a.n_empty_relocated, b.n_empty_relocated);
+  EXPECT_EQ(a.backend, Backend::Cuda);
+  EXPECT_EQ(b.backend, Backend::Cuda);
+}
+
+/// A KMeans object refitting new data of the same shape, and predicting / transforming /
+/// scoring batches of one shape, allocates no device memory after the first call of each kind,
+/// and gives the bits of fresh calls.
+template <class T>
+void check_reuse_allocates_nothing(std::int64_t n, std::int64_t d, int k) {
+  SCOPED_TRACE("n=" + std::to_string(n) + " d=" + std::to_string(d) + " k=" + std::to_string(k));
+  const auto x1 = make_data<T>(n, d, Shape::Blobs, 60, k);
+  const auto x2 = make_data<T>(n, d, Shape::Blobs, 61, k);
+  const auto y1 = make_data<T>(n / 3, d, Shape::Uniform, 62);
+  const auto y2 = make_data<T>(n / 3, d, Shape::Uniform, 63);
+  Params p;
+  p.k = k;
+  p.seed = 5;
+  p.max_iter = 15;
+  p.backend = Backend::Cuda;
+  KMeans<T> km(p);
+  km.fit(x1.data(), n, d);
+  const std::int64_t after_first_fit = detail::cuda_allocation_count();
+  km.fit(x2.data(), n, d);
+  EXPECT_EQ(detail::cuda_allocation_count(), after_first_fit) << "the refit allocated";
+  expect_same_fit(km.result(), fit(x2.data(), n, d, p));
+  km.fit(x1.data(), n, d);
+  expect_same_fit(km.result(), fit(x1.data(), n, d, p));
+  const auto& c = km.result().centroids;
+
+  // Fresh calls first (they allocate), then the object's calls.
+  const std::int64_t m = n / 3;
+  std::vector<std::vector<std::int32_t>> labels;
+  std::vector<std::vector<T>> dists;
+  std::vector<double> scores;
+  for (const auto* y : {y2.data(), y1.data()}) {
+    labels.push_back(predict(y, m, d, c.data(), k, Backend::Cuda));
+    dists.push_back(transform(y, m, d, c.data(), k, Backend::Cuda));
+    scores.push_back(score<T>(y, m, d, c.data(), k, nullptr, Backend::Cuda));
+  }
+  (void)km.predict(y1.data(), m);
+  (void)km.transform(y1.data(), m);
+  const std::int64_t after_first_predict = detail::cuda_allocation_count();
+  int i = 0;
+  for (const auto* y : {y2.data(), y1.data()}) {
+    EXPECT_EQ(km.predict(y, m), labels[i]);
+    EXPECT_EQ(km.transform(y, m), dists[i]);
+    EXPECT_EQ(km.score(y, m), scores[i]);
+    ++i;
+  }
+  EXPECT_EQ(detail::cuda_allocation_count(), after_first_predict)
+      << "repeated predict/transform/score allocated";
+  km.release();
+  EXPECT_EQ(km.predict(y1.data(), m), labels[1]);
+}
+
+TEST_F(CudaReuse, PartialsPathAllocatesNothingOnRepeatedCalls) {
+  check_reuse_allocates_nothing<float>(9000, 8, 6);
+}
+TEST_F(CudaReuse, SortPathAllocatesNothingOnRepeatedCalls) {
+  check_reuse_allocates_nothing<float>(9000, 20, 100);
+}
+TEST_F(CudaReuse, GemmPathAllocatesNothingOnRepeatedCalls) {
+  // The GEMM path centres on the data mean, which changes with the data: the mean is
+  // recomputed in place and the graph re-captured.
+  check_reuse_allocates_nothing<float>(9000, 40, 150);
+  check_reuse_allocates_nothing<double>(9000, 40, 150);
+}
+
+TEST_F(CudaReuse, DeviceInputAtANewAddressAndWeightsComingAndGoing) {
+  const std::int64_t n = 6000, d = 5;
+  const int k = 7;
+  const auto x1 = make_data<float>(n, d, Shape::Blobs, 64, k);
+  const auto x2 = make_data<float>(n, d, Shape::Blobs, 65, k);
+  std::vector<float> w(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) w[i] = 0.25f + static_cast<float>(i % 5);
+  TestDeviceArray<float> d1(x1), d2(x2), dw(w);
+  ASSERT_NE(d1.get(), nullptr);
+  ASSERT_NE(d2.get(), nullptr);
+  ASSERT_NE(dw.get(), nullptr);
+  Params p;
+  p.k = k;
+  p.seed = 2;
+  p.backend = Backend::Cuda;
+  KMeans<float> km(p);
+  km.fit(d1.get(), n, d);
+  km.fit(d2.get(), n, d);  // same engine, new pointer: the graph is re-captured
+  expect_same_fit(km.result(), fit(x2.data(), n, d, p));
+  km.params().sample_weight = dw.get();
+  p.sample_weight = w.data();
+  km.fit(d1.get(), n, d);
+  expect_same_fit(km.result(), fit(x1.data(), n, d, p));
+  km.params().sample_weight = nullptr;
+  p.sample_weight = nullptr;
+  km.fit(d1.get(), n, d);
+  expect_same_fit(km.result(), fit(x1.data(), n, d, p));
+  // Host data after device data: another engine, same answer.
+  km.fit(x2.data(), n, d);
+  expect_same_fit(km.result(), fit(x2.data(), n, d, p));
+  // A NaN in rebound device data is still found.
+  auto bad = x2;
+  bad[11 * d + 3] = std::numeric_limits<float>::quiet_NaN();
+  TestDeviceArray<float> dbad(bad);
+  km.fit(d1.get(), n, d);
+  try {
+    km.fit(dbad.get(), n, d);
+    ADD_FAILURE() << "NaN in rebound device data was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("NaN at row 11, column 3"), std::string::npos) << e.what();
+  }
+  km.fit(d2.get(), n, d);  // and the engine recovers
+  expect_same_fit(km.result(), fit(x2.data(), n, d, p));
+}
+
+/// transform on the GPU gives the host's bits (both form sqrt(sum (x - c)^2) in double without
+/// fused multiply-adds), across the output chunks too.
+template <class T>
+void check_transform_bits(std::int64_t n, std::int64_t d, int k) {
+  SCOPED_TRACE("n=" + std::to_string(n) + " d=" + std::to_string(d) + " k=" + std::to_string(k));
+  const auto x = make_data<T>(n, d, Shape::Blobs, 70, 4);
+  const auto c = make_centroids(x, n, d, k, 71);
+  const auto g = transform(x.data(), n, d, c.data(), k, Backend::Cuda);
+  const auto h = transform(x.data(), n, d, c.data(), k, Backend::Reference);
+  ASSERT_EQ(g.size(), h.size());
+  EXPECT_EQ(0, std::memcmp(g.data(), h.data(), g.size() * sizeof(T)));
+}
+
+TEST_F(CudaReuse, TransformMatchesTheHostBitForBit) {
+  check_transform_bits<float>(1001, 1, 1);
+  check_transform_bits<float>(777, 300, 9);
+  check_transform_bits<double>(2049, 13, 33);
+  // 64 MiB output chunks: 300001 x 64 floats is two chunks and a bit.
+  check_transform_bits<float>(300001, 3, 64);
+}
+
 TEST(CudaAvailability, ReasonIsGivenWhenUnavailable) {
   std::string why;
   const bool ok = cuda_available(&why);

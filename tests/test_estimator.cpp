@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine.hpp"
 #include "kmeans/kmeans.hpp"
 #include "test_data.hpp"
 
@@ -185,6 +186,136 @@ TEST(Estimator, FewerDistinctPointsThanKWarns) {
   ASSERT_FALSE(r.warnings.empty());
   EXPECT_NE(r.warnings.back().find("distinct clusters (2)"), std::string::npos) << r.warnings.back();
   EXPECT_NEAR(r.inertia, 0.0, 1e-12);
+}
+
+/// Two results of the same fit: every field that is not a timing, bit for bit.
+template <class T>
+void expect_same_fit(const kmeans::Result<T>& a, const kmeans::Result<T>& b) {
+  EXPECT_EQ(a.centroids, b.centroids);
+  EXPECT_EQ(a.labels, b.labels);
+  EXPECT_EQ(a.inertia, b.inertia);
+  EXPECT_EQ(a.sse_history, b.sse_history);
+  EXPECT_EQ(a.n_iter, b.n_iter);
+  EXPECT_EQ(a.converged, b.converged);
+  EXPECT_EQ(a.n_empty_relocated, b.n_empty_relocated);
+  EXPECT_EQ(a.backend, b.backend);
+}
+
+TEST(Workspace, RefitOfTheSameShapeReusesTheEngineAndMatchesAFreshFit) {
+  const auto x1 = blobs<float>(500, 21);
+  const auto x2 = blobs<float>(500, 22);  // same shape, other values
+  std::vector<float> w(2000);
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = 0.5f + static_cast<float>(i % 4);
+  for (Backend b : kHostBackends) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    kmeans::Params p;
+    p.k = 5;
+    p.seed = 4;
+    p.n_init = 2;
+    p.backend = b;
+    kmeans::detail::WorkspacePtr<float> ws;
+    kmeans::detail::fit(ws, x1.data(), 2000, 2, p);
+    ASSERT_NE(ws, nullptr);
+    EXPECT_EQ(ws->engines_made, 1);
+    expect_same_fit(kmeans::detail::fit(ws, x2.data(), 2000, 2, p), kmeans::fit(x2.data(), 2000, 2, p));
+    p.sample_weight = w.data();  // weights appear: same engine
+    expect_same_fit(kmeans::detail::fit(ws, x1.data(), 2000, 2, p), kmeans::fit(x1.data(), 2000, 2, p));
+    p.sample_weight = nullptr;
+    expect_same_fit(kmeans::detail::fit(ws, x1.data(), 1000, 4, p), kmeans::fit(x1.data(), 1000, 4, p));
+    EXPECT_EQ(ws->engines_made, 1) << "host engines take any shape";
+    EXPECT_EQ(ws->rebinds, 3);
+    // Another backend needs another engine.
+    p.backend = b == Backend::Cpu ? Backend::Reference : Backend::Cpu;
+    kmeans::detail::fit(ws, x1.data(), 2000, 2, p);
+    EXPECT_EQ(ws->engines_made, 2);
+    EXPECT_EQ(ws->fit_engine->kind(), p.backend);
+  }
+}
+
+TEST(Workspace, PredictTransformScoreReuseOneEngine) {
+  const auto x = blobs<double>(300, 23);
+  const auto y = blobs<double>(300, 24);
+  for (Backend b : kHostBackends) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    kmeans::Params p;
+    p.k = 4;
+    p.backend = b;
+    const auto r = kmeans::fit(x.data(), 1200, 2, p);
+    const double* c = r.centroids.data();
+    kmeans::detail::WorkspacePtr<double> ws;
+    for (const auto* data : {x.data(), y.data(), x.data()}) {
+      EXPECT_EQ(kmeans::detail::predict(ws, data, 1200, 2, c, 4, b),
+                kmeans::predict(data, 1200, 2, c, 4, b));
+      EXPECT_EQ(kmeans::detail::transform(ws, data, 1200, 2, c, 4, b),
+                kmeans::transform(data, 1200, 2, c, 4, b));
+      EXPECT_EQ(kmeans::detail::score<double>(ws, data, 1200, 2, c, 4, nullptr, b),
+                kmeans::score<double>(data, 1200, 2, c, 4, nullptr, b));
+    }
+    EXPECT_EQ(ws->engines_made, 1);
+    EXPECT_EQ(ws->rebinds, 8);
+    EXPECT_EQ(ws->fit_engine, nullptr);
+  }
+}
+
+TEST(Workspace, ARebindCountsEveryLabelAsChanged) {
+  const auto x = blobs<double>(100, 25);
+  const auto c = std::vector<double>{0, 0, 100, 100};
+  for (Backend b : kHostBackends) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    const kmeans::detail::DataView<double> v{x.data(), nullptr, 400, 2, 0};
+    auto e = b == Backend::Cpu ? kmeans::detail::make_cpu_engine(v)
+                               : kmeans::detail::make_reference_engine(v);
+    EXPECT_EQ(e->assign(c.data(), 2, nullptr, nullptr).n_changed, 400);
+    EXPECT_EQ(e->assign(c.data(), 2, nullptr, nullptr).n_changed, 0);
+    ASSERT_TRUE(e->rebind(v));
+    EXPECT_EQ(e->assign(c.data(), 2, nullptr, nullptr).n_changed, 400);
+  }
+}
+
+TEST(Estimator, KMeansCopiesAndReleaseKeepTheModel) {
+  const auto x = blobs<float>(50, 26);
+  kmeans::Params p;
+  p.k = 4;
+  p.backend = Backend::Cpu;
+  kmeans::KMeans<float> km(p);
+  km.fit(x.data(), 200, 2);
+  const auto labels = km.predict(x.data(), 200);
+  kmeans::KMeans<float> copy = km;  // a copy has the model, not the engines
+  EXPECT_EQ(copy.predict(x.data(), 200), labels);
+  km.release();
+  EXPECT_EQ(km.predict(x.data(), 200), labels);
+  kmeans::KMeans<float> moved = std::move(copy);
+  EXPECT_EQ(moved.predict(x.data(), 200), labels);
+  EXPECT_EQ(moved.result().labels, labels);
+}
+
+TEST(Estimator, TransformIsExactInDoubleOnEveryHostBackend) {
+  // Distances near a tie and with cancellation: the host formula is sqrt(sum (x - c)^2) in
+  // double; every backend must give those bits (the CUDA kernel included, test_cuda).
+  const std::int64_t n = 333, d = 7;
+  std::vector<float> x(static_cast<std::size_t>(n * d));
+  std::uint64_t state = 27;
+  for (auto& v : x) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    v = static_cast<float>(static_cast<double>(state >> 11) * 0x1.0p-53 * 200.0 - 100.0);
+  }
+  std::vector<float> c(x.begin(), x.begin() + 5 * d);
+  c[d + 3] = std::nextafter(c[d + 3], 200.0f);  // centre 1: one ulp off point 1
+  for (Backend b : kHostBackends) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    const auto t = kmeans::transform(x.data(), n, d, c.data(), 5, b);
+    ASSERT_EQ(t.size(), static_cast<std::size_t>(n * 5));
+    for (std::int64_t i = 0; i < n; ++i)
+      for (int j = 0; j < 5; ++j) {
+        double s = 0;
+        for (std::int64_t f = 0; f < d; ++f) {
+          const double u = static_cast<double>(x[i * d + f]) - static_cast<double>(c[j * d + f]);
+          s = s + u * u;
+        }
+        ASSERT_EQ(t[i * 5 + j], static_cast<float>(std::sqrt(s))) << i << ", " << j;
+      }
+    EXPECT_EQ(t[0], 0.0f);  // point 0 is centre 0
+  }
 }
 
 }  // namespace
