@@ -98,11 +98,21 @@ std::vector<T> initial_centroids(Engine<T>& e, std::int64_t n, std::int64_t d, c
       return std::vector<T>(c, c + static_cast<std::int64_t>(p.k) * d);
     }
     case Init::Random:
-      return init_random(e.host_data(), e.host_weights(), n, d, p.k, p.seed);
     case Init::KMeansPlusPlus:
-      return init_kmeans_plusplus(e.host_data(), e.host_weights(), n, d, p.k, p.seed, p.n_threads);
     case Init::KMeansParallel:
-      return init_kmeans_parallel(e.host_data(), e.host_weights(), n, d, p.k, p.seed, p.n_threads);
+      break;
+  }
+  std::unique_ptr<InitData<T>> host;
+  InitData<T>* data = e.init_data();
+  if (data == nullptr) {
+    host = make_host_init_data(e.host_data(), e.host_weights(), n, d, p.n_threads);
+    data = host.get();
+  }
+  switch (p.init) {
+    case Init::Random: return init_random(*data, p.k, p.seed);
+    case Init::KMeansPlusPlus: return init_kmeans_plusplus(*data, p.k, p.seed);
+    case Init::KMeansParallel: return init_kmeans_parallel(*data, p.k, p.seed, p.n_threads);
+    case Init::Array: break;
   }
   throw Error("unknown init method");
 }

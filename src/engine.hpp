@@ -33,6 +33,35 @@ struct DataView {
   int n_threads = 0;          ///< CPU threads, 0 = OpenMP default.
 };
 
+/// What initialisation (init.cpp) needs from the data. The host implementation works on host
+/// arrays; the CUDA engine on the device. Every distance is exact (Engine::distances' formula,
+/// squared) and every sum is formed in the host's order, so all implementations choose the same
+/// points from the same seed.
+template <class T>
+class InitData {
+ public:
+  virtual ~InitData() = default;
+  virtual std::int64_t size() const = 0;  ///< n
+  virtual std::int64_t dim() const = 0;   ///< d
+  /// The per-point weights on the host, or null when every weight is 1.
+  virtual const T* weights() = 0;
+  /// Copies the points idx[0, m) into out (m x d, host).
+  virtual void rows(const std::int64_t* idx, std::int64_t m, T* out) = 0;
+  /// Greedy k-means++ (init.cpp explains it) with `trials` candidates per step. The draws use
+  /// the uniforms u[0] (first centre) and u[1 + (s - 1) * trials + t] (step s, trial t).
+  /// Returns the indices of the k chosen points.
+  virtual std::vector<std::int64_t> greedy_kmeanspp(int k, int trials, const double* u) = 0;
+  /// closest[i] = min(closest[i], min over c of |x_i - x_idx[c]|^2), closest on the host.
+  virtual void lower_closest(const std::int64_t* idx, std::int64_t m, double* closest) = 0;
+  /// out[i] = the c minimising |x_i - x_idx[c]|^2 (ties: the lowest c), out on the host.
+  virtual void nearest(const std::int64_t* idx, std::int64_t m, std::int64_t* out) = 0;
+};
+
+/// InitData over host arrays (w may be null). The arrays must outlive it.
+template <class T>
+std::unique_ptr<InitData<T>> make_host_init_data(const T* x, const T* w, std::int64_t n,
+                                                 std::int64_t d, int n_threads);
+
 /// A backend bound to one data set (n x d, row-major, weights optional). Backends own only
 /// arithmetic and memory; init, empty-cluster repair and convergence live in the driver.
 template <class T>
@@ -74,6 +103,10 @@ class Engine {
   /// was, when the engine cannot take the data (the caller then makes a new one); the CUDA
   /// engine takes only the same n, d, device and memory space.
   virtual bool rebind(const DataView<T>& v) = 0;
+
+  /// The engine's own InitData, or null: the driver then initialises on the host from
+  /// host_data() and host_weights().
+  virtual InitData<T>* init_data() { return nullptr; }
 };
 
 

@@ -7,10 +7,12 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <sstream>
 #include <vector>
 
+#include "engine.hpp"
 #include "internal.hpp"
 
 namespace kmeans::detail {
@@ -36,14 +38,154 @@ void copy_row(const T* x, std::int64_t d, std::int64_t i, T* out) {
   std::copy(x + i * d, x + (i + 1) * d, out);
 }
 
+/// InitData over host arrays: the loops of scikit-learn's algorithms, in parallel over fixed
+/// blocks of points so that every sum has one order whatever the thread count.
+template <class T>
+class HostInitData final : public InitData<T> {
+ public:
+  HostInitData(const T* x, const T* w, std::int64_t n, std::int64_t d, int n_threads)
+      : x_(x), w_(w), n_(n), d_(d), n_threads_(n_threads) {}
+
+  std::int64_t size() const override { return n_; }
+  std::int64_t dim() const override { return d_; }
+  const T* weights() override { return w_; }
+
+  void rows(const std::int64_t* idx, std::int64_t m, T* out) override {
+    for (std::int64_t c = 0; c < m; ++c) copy_row(x_, d_, idx[c], out + c * d_);
+  }
+
+  std::vector<std::int64_t> greedy_kmeanspp(int k, int n_trials, const double* u) override {
+    const std::int64_t n = n_, d = d_;
+    const T* x = x_;
+    const T* w = w_;
+    const int nt = threads_for(n_threads_, static_cast<double>(n) * d * 4);
+    std::vector<std::int64_t> chosen(static_cast<std::size_t>(k));
+    std::vector<double> closest(static_cast<std::size_t>(n));
+    std::vector<double> cumsum(static_cast<std::size_t>(n));
+    std::vector<double> cand_dist(static_cast<std::size_t>(n) * n_trials);
+    const std::int64_t n_blocks = (n + kReduceBlock - 1) / kReduceBlock;
+    std::vector<double> block_sum(static_cast<std::size_t>(n_blocks) * n_trials);
+
+    // Prefix sums of w * dist (dist null: 1), in a fixed order: blocks in parallel, then the
+    // block offsets in block order. Returns the total.
+    auto prefix = [&](const double* dist) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (std::int64_t b = 0; b < n_blocks; ++b) {
+        double s = 0;
+        const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
+        for (std::int64_t i = b * kReduceBlock; i < end; ++i) {
+          s += weight_of(w, i) * (dist ? dist[i] : 1.0);
+          cumsum[i] = s;
+        }
+      }
+      double offset = 0;
+      for (std::int64_t b = 0; b < n_blocks; ++b) {
+        const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
+        const double block_total = cumsum[end - 1];
+        if (b > 0)
+          for (std::int64_t i = b * kReduceBlock; i < end; ++i) cumsum[i] += offset;
+        offset += block_total;
+      }
+      return cumsum[n - 1];
+    };
+    // Index of the first prefix sum >= r (numpy searchsorted, side="left"), clipped to n - 1.
+    auto search = [&](double r) {
+      const auto it = std::lower_bound(cumsum.begin(), cumsum.end(), r);
+      return std::min<std::int64_t>(it - cumsum.begin(), n - 1);
+    };
+
+    // First centre: one point drawn with probability proportional to its weight.
+    const double total_w = prefix(nullptr);
+    chosen[0] = search(u[0] * total_w);
+    const T* first = x + chosen[0] * d;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (std::int64_t i = 0; i < n; ++i) closest[i] = squared_distance(x + i * d, first, d);
+    double potential = prefix(closest.data());
+
+    std::vector<std::int64_t> cand(static_cast<std::size_t>(n_trials));
+    std::vector<double> cand_pot(static_cast<std::size_t>(n_trials));
+    for (int cidx = 1; cidx < k; ++cidx) {
+      const double* uc = u + 1 + static_cast<std::int64_t>(cidx - 1) * n_trials;
+      for (int t = 0; t < n_trials; ++t) cand[t] = search(uc[t] * potential);
+      // Distances to every candidate, min with the current closest, per-block potentials.
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (std::int64_t b = 0; b < n_blocks; ++b) {
+        const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
+        for (int t = 0; t < n_trials; ++t) {
+          const T* ct = x + cand[t] * d;
+          double* dist = &cand_dist[static_cast<std::size_t>(t) * n];
+          double s = 0;
+          for (std::int64_t i = b * kReduceBlock; i < end; ++i) {
+            dist[i] = std::min(closest[i], squared_distance(x + i * d, ct, d));
+            s += weight_of(w, i) * dist[i];
+          }
+          block_sum[static_cast<std::size_t>(t * n_blocks + b)] = s;
+        }
+      }
+      int best = 0;
+      for (int t = 0; t < n_trials; ++t) {
+        double s = 0;
+        for (std::int64_t b = 0; b < n_blocks; ++b)
+          s += block_sum[static_cast<std::size_t>(t * n_blocks + b)];
+        cand_pot[t] = s;
+        if (s < cand_pot[best]) best = t;
+      }
+      std::copy(cand_dist.begin() + static_cast<std::ptrdiff_t>(best) * n,
+                cand_dist.begin() + static_cast<std::ptrdiff_t>(best + 1) * n, closest.begin());
+      chosen[cidx] = cand[best];
+      potential = prefix(closest.data());
+    }
+    return chosen;
+  }
+
+  void lower_closest(const std::int64_t* idx, std::int64_t m, double* closest) override {
+    const std::int64_t d = d_;
+#pragma omp parallel for schedule(static) \
+    num_threads(threads_for(n_threads_, static_cast<double>(n_) * m * d))
+    for (std::int64_t i = 0; i < n_; ++i)
+      for (std::int64_t c = 0; c < m; ++c)
+        closest[i] = std::min(closest[i], squared_distance(x_ + i * d, x_ + idx[c] * d, d));
+  }
+
+  void nearest(const std::int64_t* idx, std::int64_t m, std::int64_t* out) override {
+    const std::int64_t d = d_;
+#pragma omp parallel for schedule(static) \
+    num_threads(threads_for(n_threads_, static_cast<double>(n_) * m * d))
+    for (std::int64_t i = 0; i < n_; ++i) {
+      double best = std::numeric_limits<double>::infinity();
+      out[i] = 0;
+      for (std::int64_t c = 0; c < m; ++c) {
+        const double dist = squared_distance(x_ + i * d, x_ + idx[c] * d, d);
+        if (dist < best) {
+          best = dist;
+          out[i] = c;
+        }
+      }
+    }
+  }
+
+ private:
+  const T* x_;
+  const T* w_;
+  std::int64_t n_, d_;
+  int n_threads_;
+};
+
 }  // namespace
 
 template <class T>
-std::vector<T> init_random(const T* x, const T* w, std::int64_t n, std::int64_t d, int k,
-                           std::uint64_t seed) {
+std::unique_ptr<InitData<T>> make_host_init_data(const T* x, const T* w, std::int64_t n,
+                                                 std::int64_t d, int n_threads) {
+  return std::make_unique<HostInitData<T>>(x, w, n, d, n_threads);
+}
+
+template <class T>
+std::vector<T> init_random(InitData<T>& data, int k, std::uint64_t seed) {
   // Weighted sampling without replacement (Efraimidis-Spirakis): each point gets the key
   // log(u) / w and the k largest keys win, in decreasing key order. With unit weights this is a
   // uniform draw of k distinct points. Zero-weight points are never drawn.
+  const std::int64_t n = data.size(), d = data.dim();
+  const T* w = data.weights();
   SplitMix64 rng(seed);
   std::vector<std::pair<double, std::int64_t>> keys;
   keys.reserve(static_cast<std::size_t>(n));
@@ -61,93 +203,25 @@ std::vector<T> init_random(const T* x, const T* w, std::int64_t n, std::int64_t 
     return a.first != b.first ? a.first > b.first : a.second < b.second;
   };
   std::partial_sort(keys.begin(), keys.begin() + k, keys.end(), by_key);
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(k));
+  for (int j = 0; j < k; ++j) idx[j] = keys[j].second;
   std::vector<T> c(static_cast<std::size_t>(k * d));
-  for (int j = 0; j < k; ++j) copy_row(x, d, keys[j].second, &c[static_cast<std::size_t>(j * d)]);
+  data.rows(idx.data(), k, c.data());
   return c;
 }
 
 template <class T>
-std::vector<T> init_kmeans_plusplus(const T* x, const T* w, std::int64_t n, std::int64_t d,
-                                    int k, std::uint64_t seed, int n_threads) {
+std::vector<T> init_kmeans_plusplus(InitData<T>& data, int k, std::uint64_t seed) {
   // scikit-learn's greedy k-means++: each step draws 2 + floor(ln k) candidates with probability
-  // proportional to w * D(x)^2 and keeps the one that lowers the potential most.
-  SplitMix64 rng(seed);
-  const int nt = threads_for(n_threads, static_cast<double>(n) * d * 4);
+  // proportional to w * D(x)^2 and keeps the one that lowers the potential most. The draws do
+  // not depend on the data, so they are made here, in the generator's order, for any backend.
   const int n_trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
-  std::vector<T> c(static_cast<std::size_t>(k * d));
-  std::vector<double> closest(static_cast<std::size_t>(n));
-  std::vector<double> cumsum(static_cast<std::size_t>(n));
-  std::vector<double> cand_dist(static_cast<std::size_t>(n) * n_trials);
-  const std::int64_t n_blocks = (n + kReduceBlock - 1) / kReduceBlock;
-  std::vector<double> block_sum(static_cast<std::size_t>(n_blocks) * n_trials);
-
-  // Prefix sums of w * dist, in a fixed order: blocks in parallel, then block offsets.
-  auto prefix = [&](const double* dist) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (std::int64_t b = 0; b < n_blocks; ++b) {
-      double s = 0;
-      const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
-      for (std::int64_t i = b * kReduceBlock; i < end; ++i) {
-        s += weight_of(w, i) * dist[i];
-        cumsum[i] = s;
-      }
-    }
-    double offset = 0;
-    for (std::int64_t b = 0; b < n_blocks; ++b) {
-      const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
-      const double block_total = cumsum[end - 1];
-      if (b > 0)
-        for (std::int64_t i = b * kReduceBlock; i < end; ++i) cumsum[i] += offset;
-      offset += block_total;
-    }
-    return cumsum[n - 1];
-  };
-  // Index of the first prefix sum >= r (numpy searchsorted, side="left"), clipped to n - 1.
-  auto search = [&](double r) {
-    const auto it = std::lower_bound(cumsum.begin(), cumsum.end(), r);
-    return std::min<std::int64_t>(it - cumsum.begin(), n - 1);
-  };
-
-  // First centre: one point drawn with probability proportional to its weight.
-  std::vector<double> ones(static_cast<std::size_t>(n), 1.0);
-  const double total_w = prefix(ones.data());
-  const std::int64_t first = search(rng.uniform() * total_w);
-  copy_row(x, d, first, c.data());
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (std::int64_t i = 0; i < n; ++i) closest[i] = squared_distance(x + i * d, c.data(), d);
-  double potential = prefix(closest.data());
-
-  std::vector<std::int64_t> cand(static_cast<std::size_t>(n_trials));
-  std::vector<double> cand_pot(static_cast<std::size_t>(n_trials));
-  for (int cidx = 1; cidx < k; ++cidx) {
-    for (int t = 0; t < n_trials; ++t) cand[t] = search(rng.uniform() * potential);
-    // Distances to every candidate, min with the current closest, per-block potentials.
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (std::int64_t b = 0; b < n_blocks; ++b) {
-      const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
-      for (int t = 0; t < n_trials; ++t) {
-        const T* ct = x + cand[t] * d;
-        double* dist = &cand_dist[static_cast<std::size_t>(t) * n];
-        double s = 0;
-        for (std::int64_t i = b * kReduceBlock; i < end; ++i) {
-          dist[i] = std::min(closest[i], squared_distance(x + i * d, ct, d));
-          s += weight_of(w, i) * dist[i];
-        }
-        block_sum[static_cast<std::size_t>(t * n_blocks + b)] = s;
-      }
-    }
-    int best = 0;
-    for (int t = 0; t < n_trials; ++t) {
-      double s = 0;
-      for (std::int64_t b = 0; b < n_blocks; ++b) s += block_sum[static_cast<std::size_t>(t * n_blocks + b)];
-      cand_pot[t] = s;
-      if (s < cand_pot[best]) best = t;
-    }
-    std::copy(cand_dist.begin() + static_cast<std::ptrdiff_t>(best) * n,
-              cand_dist.begin() + static_cast<std::ptrdiff_t>(best + 1) * n, closest.begin());
-    copy_row(x, d, cand[best], &c[static_cast<std::size_t>(cidx * d)]);
-    potential = prefix(closest.data());
-  }
+  SplitMix64 rng(seed);
+  std::vector<double> u(1 + static_cast<std::size_t>(k - 1) * n_trials);
+  for (double& v : u) v = rng.uniform();
+  const std::vector<std::int64_t> idx = data.greedy_kmeanspp(k, n_trials, u.data());
+  std::vector<T> c(static_cast<std::size_t>(k) * static_cast<std::size_t>(data.dim()));
+  data.rows(idx.data(), k, c.data());
   return c;
 }
 
@@ -162,11 +236,12 @@ double hash_uniform(std::uint64_t seed, std::uint64_t i) {
 }  // namespace
 
 template <class T>
-std::vector<T> init_kmeans_parallel(const T* x, const T* w, std::int64_t n, std::int64_t d,
-                                    int k, std::uint64_t seed, int n_threads) {
+std::vector<T> init_kmeans_parallel(InitData<T>& data, int k, std::uint64_t seed, int n_threads) {
   constexpr int kRounds = 5;
+  const std::int64_t n = data.size(), d = data.dim();
+  const T* w = data.weights();
   SplitMix64 rng(seed);
-  const int nt = threads_for(n_threads, static_cast<double>(n) * d * 4);
+  const int nt = threads_for(n_threads, static_cast<double>(n) * 4);
   const double l = 2.0 * k;  // oversampling factor
   const std::int64_t n_blocks = (n + kReduceBlock - 1) / kReduceBlock;
   std::vector<double> block_sum(static_cast<std::size_t>(n_blocks));
@@ -183,13 +258,12 @@ std::vector<T> init_kmeans_parallel(const T* x, const T* w, std::int64_t n, std:
     for (double v : block_sum) s += v;
     return s;
   };
-  // Lowers closest[] with the candidates cand[from..].
+  // Lowers closest[] with the candidates cand[from..] (the distances: InitData).
   std::vector<std::int64_t> cand;
   auto lower_closest = [&](std::size_t from) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::size_t c = from; c < cand.size(); ++c)
-        closest[i] = std::min(closest[i], squared_distance(x + i * d, x + cand[c] * d, d));
+    if (from < cand.size())
+      data.lower_closest(cand.data() + from, static_cast<std::int64_t>(cand.size() - from),
+                         closest.data());
   };
 
   // The first candidate: one point drawn by weight.
@@ -248,36 +322,27 @@ std::vector<T> init_kmeans_parallel(const T* x, const T* w, std::int64_t n, std:
       throw Error(msg.str());
     }
   }
-  // Weight of each candidate: the weight of the points nearest to it (ties: lowest index).
+  // Weight of each candidate: the weight of the points nearest to it (ties: lowest index),
+  // summed in point order.
   const auto m = static_cast<std::int64_t>(cand.size());
   std::vector<std::int64_t> nearest(static_cast<std::size_t>(n));
-#pragma omp parallel for schedule(static) num_threads(nt)
-  for (std::int64_t i = 0; i < n; ++i) {
-    double best = std::numeric_limits<double>::infinity();
-    for (std::int64_t c = 0; c < m; ++c) {
-      const double dist = squared_distance(x + i * d, x + cand[c] * d, d);
-      if (dist < best) {
-        best = dist;
-        nearest[i] = c;
-      }
-    }
-  }
+  data.nearest(cand.data(), m, nearest.data());
   std::vector<T> cand_w(static_cast<std::size_t>(m), T(0));
   std::vector<double> acc(static_cast<std::size_t>(m), 0.0);
   for (std::int64_t i = 0; i < n; ++i) acc[nearest[i]] += weight_of(w, i);
   for (std::int64_t c = 0; c < m; ++c) cand_w[c] = static_cast<T>(acc[c]);
   std::vector<T> cx(static_cast<std::size_t>(m * d));
-  for (std::int64_t c = 0; c < m; ++c) copy_row(x, d, cand[c], &cx[static_cast<std::size_t>(c * d)]);
-  return init_kmeans_plusplus(cx.data(), cand_w.data(), m, d, k, rng.next(), n_threads);
+  data.rows(cand.data(), m, cx.data());
+  HostInitData<T> candidates(cx.data(), cand_w.data(), m, d, n_threads);
+  return init_kmeans_plusplus<T>(candidates, k, rng.next());
 }
 
-#define KMEANS_INSTANTIATE(T)                                                                  \
-  template std::vector<T> init_random<T>(const T*, const T*, std::int64_t, std::int64_t, int, \
-                                         std::uint64_t);                                       \
-  template std::vector<T> init_kmeans_plusplus<T>(const T*, const T*, std::int64_t,           \
-                                                  std::int64_t, int, std::uint64_t, int);      \
-  template std::vector<T> init_kmeans_parallel<T>(const T*, const T*, std::int64_t,           \
-                                                  std::int64_t, int, std::uint64_t, int);
+#define KMEANS_INSTANTIATE(T)                                                                   \
+  template std::unique_ptr<InitData<T>> make_host_init_data<T>(const T*, const T*, std::int64_t, \
+                                                              std::int64_t, int);               \
+  template std::vector<T> init_random<T>(InitData<T>&, int, std::uint64_t);                     \
+  template std::vector<T> init_kmeans_plusplus<T>(InitData<T>&, int, std::uint64_t);            \
+  template std::vector<T> init_kmeans_parallel<T>(InitData<T>&, int, std::uint64_t, int);
 KMEANS_INSTANTIATE(float)
 KMEANS_INSTANTIATE(double)
 #undef KMEANS_INSTANTIATE

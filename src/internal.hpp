@@ -47,13 +47,16 @@ void validate_weights(const T* w, std::int64_t n, int n_threads);
 template <class T>
 double mean_feature_variance(const T* x, std::int64_t n, std::int64_t d, int n_threads);
 
-/// Initial centroids (k x d) by Init::Random or Init::KMeansPlusPlus, from host data.
 template <class T>
-std::vector<T> init_random(const T* x, const T* w, std::int64_t n, std::int64_t d, int k,
-                           std::uint64_t seed);
+class InitData;
+
+/// Initial centroids (k x d, host) by Init::Random, Init::KMeansPlusPlus or
+/// Init::KMeansParallel. The draws are made on the host from the seed; the arithmetic on the
+/// points (distances, sums over points) by `data` (init.cpp: host; backend_cuda.cu: GPU).
 template <class T>
-std::vector<T> init_kmeans_plusplus(const T* x, const T* w, std::int64_t n, std::int64_t d,
-                                    int k, std::uint64_t seed, int n_threads);
+std::vector<T> init_random(InitData<T>& data, int k, std::uint64_t seed);
+template <class T>
+std::vector<T> init_kmeans_plusplus(InitData<T>& data, int k, std::uint64_t seed);
 
 /// k-means|| (Bahmani et al.): a first point drawn by weight, then `rounds` rounds in which
 /// every point joins the candidates independently with probability min(1, l w D^2 / phi)
@@ -61,8 +64,7 @@ std::vector<T> init_kmeans_plusplus(const T* x, const T* w, std::int64_t n, std:
 /// Per-point random numbers come from a counter-based hash, so results do not depend on the
 /// number of threads.
 template <class T>
-std::vector<T> init_kmeans_parallel(const T* x, const T* w, std::int64_t n, std::int64_t d,
-                                    int k, std::uint64_t seed, int n_threads);
+std::vector<T> init_kmeans_parallel(InitData<T>& data, int k, std::uint64_t seed, int n_threads);
 
 /// The thread count to use: n_threads when positive, else the OpenMP default.
 int resolve_threads(int n_threads);
