@@ -47,10 +47,12 @@
 #include <vector>
 
 #include "engine.hpp"
+#include "internal.hpp"
 #include "kernels/assign.cuh"
 #include "kernels/cuda_check.hpp"
 #include "kernels/device_buffer.hpp"
 #include "kernels/distances.cuh"
+#include "kernels/init.cuh"
 #include "kernels/layout.cuh"
 #include "kernels/tuning.cuh"
 #include "kernels/update.cuh"
@@ -228,7 +230,7 @@ struct Plan {
 };
 
 template <class T>
-class CudaEngine final : public Engine<T> {
+class CudaEngine final : public Engine<T>, public InitData<T> {
  public:
   CudaEngine(const DataView<T>& v, int device, bool on_device)
       : v_(v), device_(device), on_device_(on_device) {
@@ -420,6 +422,134 @@ class CudaEngine final : public Engine<T> {
     KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
   }
 
+  InitData<T>* init_data() override { return this; }
+
+  // InitData: initialisation on the device (kernels/init.cuh), the host's bits.
+  std::int64_t size() const override { return v_.n; }
+  std::int64_t dim() const override { return v_.d; }
+  const T* weights() override { return host_weights(); }
+
+  void rows(const std::int64_t* idx, std::int64_t m, T* out) override {
+    const std::int64_t d = v_.d;
+    if (!on_device_) {
+      for (std::int64_t c = 0; c < m; ++c)
+        std::copy(v_.data + idx[c] * d, v_.data + (idx[c] + 1) * d, out + c * d);
+      return;
+    }
+    if (m <= 0) return;
+    DeviceGuard guard(device_);
+    const cudaStream_t s = stream_.get();
+    upload_indices(idx, m);
+    const auto total = static_cast<std::size_t>(m) * static_cast<std::size_t>(d);
+    grow(d_gather_, total, "gathered rows");
+    gather_rows_kernel<T><<<grid_for(static_cast<std::int64_t>(total)), 256, 0, s>>>(
+        d_x_, static_cast<int>(d), d_index_.get(), m, d_gather_.get());
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+    KMEANS_CUDA_TRY(cudaMemcpyAsync(out, d_gather_.get(), total * sizeof(T), cudaMemcpyDeviceToHost, s));
+    KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
+  }
+
+  /// The whole greedy k-means++ on the device: a step is draw (search_kernel), trial
+  /// distances, their block sums, the choice, and the new prefix sums; the host only uploads
+  /// the uniforms and downloads the k indices. Needs (trials + 2) x n doubles; when they do
+  /// not fit, the host does it (from a host copy of device data).
+  std::vector<std::int64_t> greedy_kmeanspp(int k, int trials, const double* u) override {
+    ProfileRange range("kmeans::init_kmeans++");
+    DeviceGuard guard(device_);
+    const std::int64_t n = v_.n;
+    const int d = static_cast<int>(v_.d);
+    const std::int64_t n_blocks = ceil_div(n, kReduceBlock);
+    const auto un = static_cast<std::size_t>(n);
+    const std::size_t draws = 1 + static_cast<std::size_t>(k - 1) * static_cast<std::size_t>(trials);
+    if (trials > 32) throw Error("k-means++: more than 32 trials per step");
+    try {
+      grow(d_closest_, un, "k-means++ distances");
+      grow(d_cumsum_, un, "k-means++ prefix sums");
+      grow(d_trial_dist_, un * static_cast<std::size_t>(trials), "k-means++ trial distances");
+      grow(d_block_total_, static_cast<std::size_t>(n_blocks), "k-means++ block sums");
+      grow(d_block_offset_, static_cast<std::size_t>(n_blocks), "k-means++ block offsets");
+      grow(d_trial_block_sum_, static_cast<std::size_t>(n_blocks) * trials, "k-means++ block sums");
+      grow(d_uniforms_, draws, "k-means++ draws");
+      grow(d_candidates_, static_cast<std::size_t>(trials), "k-means++ candidates");
+      grow(d_chosen_, static_cast<std::size_t>(k), "k-means++ choices");
+      grow(d_scalar_, 1, "k-means++ potential");
+      grow(d_best_, 1, "k-means++ best trial");
+    } catch (const Error&) {
+      release_init_buffers();  // too big for the device: the host does it
+      return make_host_init_data(host_data(), host_weights(), n, v_.d, v_.n_threads)
+          ->greedy_kmeanspp(k, trials, u);
+    }
+    const cudaStream_t s = stream_.get();
+    KMEANS_CUDA_TRY(cudaMemcpyAsync(d_uniforms_.get(), u, draws * sizeof(double),
+                                    cudaMemcpyHostToDevice, s));
+    double* closest = d_closest_.get();
+    double* total = d_scalar_.get();
+    std::int64_t* chosen = d_chosen_.get();
+    prefix(nullptr, total);
+    search_kernel<<<1, 32, 0, s>>>(d_cumsum_.get(), n, d_uniforms_.get(), 1, total, chosen);
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+    first_closest_kernel<T><<<grid_for(n), 256, 0, s>>>(d_x_, n, d, chosen, closest);
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+    prefix(closest, total);
+    const auto trial_grid = static_cast<unsigned>(ceil_div(n_blocks * trials, 128));
+    for (int c = 1; c < k; ++c) {
+      const double* uc = d_uniforms_.get() + 1 + static_cast<std::int64_t>(c - 1) * trials;
+      search_kernel<<<1, 32, 0, s>>>(d_cumsum_.get(), n, uc, trials, total, d_candidates_.get());
+      KMEANS_CUDA_CHECK_LAUNCH(s);
+      trial_distances_kernel<T><<<grid_for(n * trials), 256, 0, s>>>(
+          d_x_, n, d, d_candidates_.get(), trials, closest, d_trial_dist_.get());
+      KMEANS_CUDA_CHECK_LAUNCH(s);
+      trial_block_sums_kernel<T><<<trial_grid, 128, 0, s>>>(d_trial_dist_.get(), d_w_, n,
+                                                            kReduceBlock, n_blocks, trials,
+                                                            d_trial_block_sum_.get());
+      KMEANS_CUDA_CHECK_LAUNCH(s);
+      choose_trial_kernel<<<1, 32, 0, s>>>(d_trial_block_sum_.get(), n_blocks, trials,
+                                           d_candidates_.get(), chosen + c, d_best_.get());
+      KMEANS_CUDA_CHECK_LAUNCH(s);
+      take_trial_kernel<<<grid_for(n), 256, 0, s>>>(d_trial_dist_.get(), n, d_best_.get(), closest);
+      KMEANS_CUDA_CHECK_LAUNCH(s);
+      prefix(closest, total);
+    }
+    std::vector<std::int64_t> out(static_cast<std::size_t>(k));
+    KMEANS_CUDA_TRY(cudaMemcpyAsync(out.data(), chosen, out.size() * sizeof(std::int64_t),
+                                    cudaMemcpyDeviceToHost, s));
+    KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
+    return out;
+  }
+
+  void lower_closest(const std::int64_t* idx, std::int64_t m, double* closest) override {
+    ProfileRange range("kmeans::init_lower_closest");
+    if (m <= 0) return;
+    DeviceGuard guard(device_);
+    const cudaStream_t s = stream_.get();
+    const std::int64_t n = v_.n;
+    upload_indices(idx, m);
+    grow(d_closest_, static_cast<std::size_t>(n), "k-means|| distances");
+    KMEANS_CUDA_TRY(cudaMemcpyAsync(d_closest_.get(), closest, n * sizeof(double),
+                                    cudaMemcpyHostToDevice, s));
+    lower_closest_kernel<T><<<grid_for(n), 256, 0, s>>>(d_x_, n, static_cast<int>(v_.d),
+                                                        d_index_.get(), m, d_closest_.get());
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+    KMEANS_CUDA_TRY(cudaMemcpyAsync(closest, d_closest_.get(), n * sizeof(double),
+                                    cudaMemcpyDeviceToHost, s));
+    KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
+  }
+
+  void nearest(const std::int64_t* idx, std::int64_t m, std::int64_t* out) override {
+    ProfileRange range("kmeans::init_nearest");
+    DeviceGuard guard(device_);
+    const cudaStream_t s = stream_.get();
+    const std::int64_t n = v_.n;
+    upload_indices(idx, m);
+    grow(d_nearest_, static_cast<std::size_t>(n), "k-means|| nearest candidates");
+    nearest_kernel<T><<<grid_for(n), 256, 0, s>>>(d_x_, n, static_cast<int>(v_.d), d_index_.get(),
+                                                  m, d_nearest_.get());
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+    KMEANS_CUDA_TRY(cudaMemcpyAsync(out, d_nearest_.get(), n * sizeof(std::int64_t),
+                                    cudaMemcpyDeviceToHost, s));
+    KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
+  }
+
   /// Same n, d, device and memory space: the data is copied into (or pointed at by) the
   /// existing buffers and every k-sized buffer, the plan and the captured graphs are kept. The
   /// graphs are re-captured (no allocation) only when a pointer they hold changed (device input
@@ -479,6 +609,56 @@ class CudaEngine final : public Engine<T> {
   }
 
  private:
+  /// A grid-stride launch over `count` items: enough blocks of 256 threads to fill the device.
+  unsigned grid_for(std::int64_t count) const {
+    return static_cast<unsigned>(std::max<std::int64_t>(
+        1, std::min<std::int64_t>(ceil_div(count, 256), std::int64_t{sm_count_} * 16)));
+  }
+
+  /// Makes `b` hold at least `size` elements (never shrinks, so repeated calls allocate nothing).
+  /// New memory is poisoned (NaN bytes) so a value no kernel wrote shows up.
+  template <class U>
+  void grow(DeviceBuffer<U>& b, std::size_t size, const char* name) {
+    if (b.size() >= size) return;
+    b.allocate(size, name);
+    KMEANS_CUDA_TRY(cudaMemsetAsync(b.get(), 0xFF, b.bytes(), stream_.get()));
+  }
+
+  void upload_indices(const std::int64_t* idx, std::int64_t m) {
+    grow(d_index_, static_cast<std::size_t>(m), "point indices");
+    KMEANS_CUDA_TRY(cudaMemcpyAsync(d_index_.get(), idx, m * sizeof(std::int64_t),
+                                    cudaMemcpyHostToDevice, stream_.get()));
+  }
+
+  /// Prefix sums of w * v (v null: 1) over the points into d_cumsum_, in the host's order;
+  /// the total into *total (device).
+  void prefix(const double* v, double* total) {
+    const cudaStream_t s = stream_.get();
+    const std::int64_t n = v_.n;
+    const std::int64_t n_blocks = ceil_div(n, kReduceBlock);
+    block_prefix_kernel<T><<<static_cast<unsigned>(ceil_div(n_blocks, 128)), 128, 0, s>>>(
+        v, d_w_, n, kReduceBlock, n_blocks, d_cumsum_.get(), d_block_total_.get());
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+    block_offsets_kernel<<<1, 1, 0, s>>>(d_block_total_.get(), n_blocks, d_block_offset_.get(),
+                                         total);
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+    if (n_blocks > 1) {
+      add_offsets_kernel<<<grid_for(n - kReduceBlock), 256, 0, s>>>(d_cumsum_.get(), n,
+                                                                    kReduceBlock,
+                                                                    d_block_offset_.get());
+      KMEANS_CUDA_CHECK_LAUNCH(s);
+    }
+  }
+
+  void release_init_buffers() noexcept {
+    d_cumsum_.release();
+    d_trial_dist_.release();
+    d_block_total_.release();
+    d_block_offset_.release();
+    d_trial_block_sum_.release();
+    d_uniforms_.release();
+  }
+
   /// Device data gets the checks the driver gives host data: finite values, and weights that
   /// are finite, >= 0 and not all 0. The messages match the host checks (validate.cpp).
   void validate_device_input() {
@@ -847,6 +1027,12 @@ class CudaEngine final : public Engine<T> {
   DeviceBuffer<unsigned long long> d_first_;  // device-input validation flags
   DeviceBuffer<unsigned int> d_positive_;
   DeviceBuffer<T> d_transform_centroids_, d_transform_out_;  // distances(): grow only
+  // Initialisation (InitData), grow only.
+  DeviceBuffer<double> d_closest_, d_cumsum_, d_trial_dist_, d_block_total_, d_block_offset_;
+  DeviceBuffer<double> d_trial_block_sum_, d_uniforms_, d_scalar_;
+  DeviceBuffer<std::int64_t> d_index_, d_candidates_, d_chosen_, d_nearest_;
+  DeviceBuffer<int> d_best_;
+  DeviceBuffer<T> d_gather_;
   std::vector<T> h_data_, h_weights_;  // host copies of device input, made on demand
   std::int64_t passes_[2] = {0, 0};    // passes run since configure, [without, with sums]
   GraphExec graphs_[2];                // [without sums, with sums]; destroyed first

@@ -127,13 +127,21 @@ int relocate_empty_clusters(Engine<T>& e, std::int64_t d, int k, double* sums, d
     if (weights[c] == 0) empty.push_back(c);
   if (empty.empty()) return 0;
   const std::vector<FarPoint> far = e.farthest(static_cast<std::int64_t>(empty.size()));
-  const T* x = e.host_data();
-  const T* w = e.host_weights();
   const std::size_t n_moved = std::min(empty.size(), far.size());
+  // The moved points' coordinates: gathered by the engine (no host copy of device data).
+  std::vector<std::int64_t> idx(n_moved);
+  for (std::size_t i = 0; i < n_moved; ++i) idx[i] = far[i].index;
+  std::vector<T> rows(n_moved * static_cast<std::size_t>(d));
+  if (InitData<T>* data = e.init_data())
+    data->rows(idx.data(), static_cast<std::int64_t>(n_moved), rows.data());
+  else
+    for (std::size_t i = 0; i < n_moved; ++i)
+      std::copy(e.host_data() + idx[i] * d, e.host_data() + (idx[i] + 1) * d, rows.data() + i * d);
+  const T* w = e.host_weights();
   for (std::size_t i = 0; i < n_moved; ++i) {
     const int to = empty[i];
     const int from = far[i].label;
-    const T* xi = x + far[i].index * d;
+    const T* xi = rows.data() + i * d;
     const double wi = w ? static_cast<double>(w[far[i].index]) : 1.0;
     for (std::int64_t j = 0; j < d; ++j) {
       sums[from * d + j] -= wi * static_cast<double>(xi[j]);

@@ -712,6 +712,54 @@ TEST_F(CudaReuse, DeviceInputAtANewAddressAndWeightsComingAndGoing) {
   expect_same_fit(km.result(), fit(x2.data(), n, d, p));
 }
 
+/// Initialisation on the GPU chooses the host's points, bit for bit: every distance is exact
+/// and every sum is formed in the host's order (kernels/init.cuh).
+template <class T>
+void check_init_matches_host(std::int64_t n, std::int64_t d, int k, Shape shape, bool weighted,
+                             bool device_input) {
+  SCOPED_TRACE("n=" + std::to_string(n) + " d=" + std::to_string(d) + " k=" + std::to_string(k) +
+               (weighted ? " weighted" : "") + (device_input ? " device input" : ""));
+  const auto x = make_data<T>(n, d, shape, 90 + static_cast<std::uint32_t>(k), 6);
+  std::vector<T> w(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) w[i] = static_cast<T>(0.5 + static_cast<double>(i % 4));
+  if (n > 3) w[3] = 0;  // a point that must never be drawn
+  TestDeviceArray<T> dx(x), dw(w);
+  ASSERT_NE(dx.get(), nullptr);
+  ASSERT_NE(dw.get(), nullptr);
+  for (Init init : {Init::Random, Init::KMeansPlusPlus, Init::KMeansParallel}) {
+    SCOPED_TRACE("init " + std::to_string(static_cast<int>(init)));
+    for (std::uint64_t seed : {0u, 7u}) {
+      Params p;
+      p.k = k;
+      p.init = init;
+      p.seed = seed;
+      p.max_iter = 0;  // the result's centroids are the initial ones
+      p.sample_weight = weighted ? w.data() : nullptr;
+      p.backend = Backend::Reference;
+      const Result<T> host = fit(x.data(), n, d, p);
+      p.backend = Backend::Cuda;
+      if (device_input) p.sample_weight = weighted ? dw.get() : nullptr;
+      const Result<T> gpu = fit(device_input ? dx.get() : x.data(), n, d, p);
+      ASSERT_EQ(gpu.centroids.size(), host.centroids.size());
+      EXPECT_EQ(0, std::memcmp(gpu.centroids.data(), host.centroids.data(),
+                               host.centroids.size() * sizeof(T)))
+          << "seed " << seed;
+    }
+  }
+}
+
+TEST_F(CudaReuse, InitChoosesTheHostsPoints) {
+  check_init_matches_host<float>(10007, 5, 17, Shape::Blobs, false, false);
+  check_init_matches_host<float>(10007, 5, 17, Shape::Blobs, true, true);
+  check_init_matches_host<double>(5000, 1, 3, Shape::Uniform, true, false);   // d = 1
+  check_init_matches_host<float>(300, 40, 30, Shape::Uniform, false, true);
+  check_init_matches_host<double>(4096 * 3 + 1, 3, 100, Shape::Blobs, true, false);
+  check_init_matches_host<float>(500, 4, 12, Shape::Duplicates, false, false);  // 5 distinct
+  check_init_matches_host<double>(50, 2, 49, Shape::Uniform, true, true);      // k = n - 1 > 0 weights
+  check_init_matches_host<float>(64, 3, 64, Shape::Uniform, false, false);       // k = n
+  check_init_matches_host<float>(3000, 700, 8, Shape::Blobs, false, false);      // large d
+}
+
 /// transform on the GPU gives the host's bits (both form sqrt(sum (x - c)^2) in double without
 /// fused multiply-adds), across the output chunks too.
 template <class T>
