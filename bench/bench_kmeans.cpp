@@ -73,6 +73,7 @@ const char* kUsage =
     "  --quick                a small grid (well under a minute); also shortens the limits\n"
     "  --case SPEC            one point: n=1000000,d=8,k=64,dtype=float32[,iters=20]\n"
     "                         [,backend=cpu|cuda|reference|all][,seed=S]\n"
+    "                         [,init=random|k-means++|k-means||]: also time that initialisation\n"
     "options:\n"
     "  --json FILE            write every row and a machine description as JSON\n"
     "  --peers / --no-peers   run scikit-learn, FAISS and PyTorch in the same run (default: on,\n"
@@ -94,6 +95,7 @@ struct CaseSpec {
   int iters = 20;
   std::string backend = "all";
   std::uint64_t seed = kDataSeed;
+  std::string init;  ///< when set: also time this initialisation on each backend
 };
 
 struct Options {
@@ -168,8 +170,13 @@ CaseSpec parse_case(const std::string& spec) {
       if (value != "cpu" && value != "cuda" && value != "reference" && value != "all")
         bad("cpu, cuda, reference or all");
       c.backend = value;
+    } else if (key == "init") {
+      if (value != "random" && value != "k-means++" && value != "k-means||")
+        bad("random, k-means++ or k-means||");
+      c.init = value;
     } else {
-      usage_error("--case: unknown key '" + key + "' (n, d, k, dtype, iters, backend, seed)");
+      usage_error("--case: unknown key '" + key +
+                  "' (n, d, k, dtype, iters, backend, seed, init)");
     }
   }
   if (!has_n || !has_d || !has_k) usage_error("--case needs n, d and k: '" + spec + "'");
@@ -800,6 +807,47 @@ void run_grid(Run& run) {
   std::printf("\nGrid finished in %.1f s\n", seconds_since(t0));
 }
 
+Json point_json(const char* mode, const std::string& sweep, Backend b, bool f64, std::int64_t n,
+                std::int64_t d, int k);
+
+/// Initialisation alone (fits with max_iter = 0): the median of Timings::init over repeats
+/// within the budget (at least 3), per backend, with the ratio to the first backend listed.
+template <class T>
+void time_init(Run& run, const T* x, const CaseSpec& c, const std::vector<Backend>& backends,
+               double budget) {
+  kmeans::Params p;
+  p.k = c.k;
+  p.max_iter = 0;
+  p.seed = kInitSeed;
+  p.n_threads = run.threads;
+  p.init = c.init == "random"      ? kmeans::Init::Random
+           : c.init == "k-means++" ? kmeans::Init::KMeansPlusPlus
+                                   : kmeans::Init::KMeansParallel;
+  std::printf("\nInitialisation %s (fit with max_iter = 0; median of Timings::init):\n",
+              c.init.c_str());
+  std::printf("  %-10s %12s %10s\n", "backend", "init s", "vs first");
+  double first = 0;
+  for (Backend b : backends) {
+    p.backend = b;
+    std::vector<double> t;
+    const auto t0 = Clock::now();
+    std::vector<T> centroids;
+    while (t.size() < 3 || (seconds_since(t0) < budget && t.size() < 25)) {
+      const auto r = kmeans::fit(x, c.n, c.d, p);
+      t.push_back(r.timings.init);
+      if (centroids.empty()) centroids = r.centroids;
+      if (r.centroids != centroids) throw kmeans::Error("init: repeats chose different centroids");
+    }
+    const double med = median(t);
+    if (first == 0) first = med;
+    std::printf("  %-10s %12.6f %9.2fx\n", kmeans::to_string(b), med, first / med);
+    Json j = point_json("case", "", b, sizeof(T) == 8, c.n, c.d, c.k);
+    j.set("kind", "init").set("init", c.init).set("seconds", med)
+        .set("repeats", static_cast<std::int64_t>(t.size()));
+    run.rows.push(j);
+  }
+}
+
 template <class T>
 void run_case_typed(Run& run, const CaseSpec& c) {
   const bool f64 = sizeof(T) == 8;
@@ -839,6 +887,7 @@ void run_case_typed(Run& run, const CaseSpec& c) {
   }
   std::printf("  s/iter: median over repeats of (assign + update) / n_iter; peer/ours > 1 means "
               "we are faster on the same device\n");
+  if (!c.init.empty()) time_init(run, x.data(), c, backends, budget);
   std::string why;
   if (!kmeans::cuda_available(&why)) std::printf("GPU: not used: %s\n", why.c_str());
 }

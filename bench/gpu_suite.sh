@@ -85,6 +85,11 @@ key_bench() {  # the classic study's s/iter of our GPU row (CPU row in a dry run
   [ -n "$row" ] || row=$(grep -E '^ours: cpu ' "$1" | head -1)
   if [ -n "$row" ]; then echo "$row" | awk '{print $2 " s/iter " $4}'; else echo "exit $2"; fi
 }
+key_init() {  # seconds of k-means++ per backend, e.g. "cuda 0.012 cpu 1.9"
+  local v
+  v=$(awk '/^Initialisation/{on=1; next} on && NF == 3 && $1 != "backend" {printf "%s %s ", $1, $2}' "$1")
+  [ -n "$v" ] && echo "$v" || echo "exit $2"
+}
 key_grid() { if [ -s "$OUT/grid.json" ]; then echo "grid.json $(wc -c < "$OUT/grid.json") bytes"; else echo "no grid.json; exit $2"; fi; }
 
 # ---- machine -------------------------------------------------------------------------------
@@ -163,6 +168,11 @@ else
   GRID=(--grid --json "$OUT/grid.json")
   [ "$QUICK" = 1 ] || [ "$DRY" = 1 ] && GRID+=(--quick)
   step bench_grid 300 "$OUT/bench_grid.txt" key_grid -- "$BENCH" "${GRID[@]}"
+  # Initialisation on each backend (k-means++ is the default init; on the GPU it stays there).
+  INIT_CASE="n=1000000,d=32,k=256,iters=3,init=k-means++"
+  [ "$QUICK" = 1 ] || [ "$DRY" = 1 ] && INIT_CASE="n=100000,d=16,k=64,iters=3,init=k-means++"
+  step bench_init 240 "$OUT/bench_init.txt" key_init -- "$BENCH" --case "$INIT_CASE" --no-peers \
+    --json "$OUT/init.json"
 fi
 
 # ---- summary -------------------------------------------------------------------------------
