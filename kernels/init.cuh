@@ -208,6 +208,33 @@ __global__ void nearest_kernel(const T* __restrict__ x, std::int64_t n, int d,
   }
 }
 
+/// The host's mean_feature_variance, one pass (a thread per block of points and feature):
+/// part[b * d + j] = the sum over block b, in point order, of x_ij (mean null) or of
+/// (x_ij - mean_j)^2.
+template <class T>
+__global__ void block_column_sums_kernel(const T* __restrict__ x, std::int64_t n, std::int64_t d,
+                                         std::int64_t block, std::int64_t n_blocks,
+                                         const double* __restrict__ mean,
+                                         double* __restrict__ part) {
+  const std::int64_t e = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= n_blocks * d) return;
+  const std::int64_t b = e / d;
+  const std::int64_t j = e - b * d;
+  const std::int64_t end = min(n, (b + 1) * block);
+  double acc = 0;
+  if (mean) {
+    const double m = mean[j];
+    for (std::int64_t i = b * block; i < end; ++i) {
+      const double dv = __dsub_rn(static_cast<double>(x[i * d + j]), m);
+      acc = __dadd_rn(acc, __dmul_rn(dv, dv));
+    }
+  } else {
+    for (std::int64_t i = b * block; i < end; ++i)
+      acc = __dadd_rn(acc, static_cast<double>(x[i * d + j]));
+  }
+  part[e] = acc;
+}
+
 /// out[c * d + j] = x[idx[c] * d + j]: rows gathered for the host.
 template <class T>
 __global__ void gather_rows_kernel(const T* __restrict__ x, int d,

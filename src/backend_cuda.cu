@@ -535,6 +535,44 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
     KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
   }
 
+  /// Two passes on the device, each a partial sum per block of points and feature in the
+  /// host's order (block_column_sums_kernel); the blocks are added on the host in block order,
+  /// as mean_feature_variance does.
+  double mean_feature_variance() override {
+    ProfileRange range("kmeans::variance");
+    DeviceGuard guard(device_);
+    const cudaStream_t s = stream_.get();
+    const std::int64_t n = v_.n, d = v_.d;
+    const std::int64_t n_blocks = ceil_div(n, kReduceBlock);
+    const auto entries = static_cast<std::size_t>(n_blocks) * static_cast<std::size_t>(d);
+    grow(d_var_part_, entries, "variance partial sums");
+    grow(d_var_mean_, static_cast<std::size_t>(d), "variance means");
+    std::vector<double> part(entries);
+    const auto grid = static_cast<unsigned>(ceil_div(n_blocks * d, 128));
+    auto pass = [&](const std::vector<double>* mean) {
+      if (mean)
+        KMEANS_CUDA_TRY(cudaMemcpyAsync(d_var_mean_.get(), mean->data(), d * sizeof(double),
+                                        cudaMemcpyHostToDevice, s));
+      block_column_sums_kernel<T><<<grid, 128, 0, s>>>(d_x_, n, d, kReduceBlock, n_blocks,
+                                                       mean ? d_var_mean_.get() : nullptr,
+                                                       d_var_part_.get());
+      KMEANS_CUDA_CHECK_LAUNCH(s);
+      KMEANS_CUDA_TRY(cudaMemcpyAsync(part.data(), d_var_part_.get(), entries * sizeof(double),
+                                      cudaMemcpyDeviceToHost, s));
+      KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
+      std::vector<double> total(static_cast<std::size_t>(d), 0.0);
+      for (std::int64_t b = 0; b < n_blocks; ++b)
+        for (std::int64_t j = 0; j < d; ++j) total[j] += part[static_cast<std::size_t>(b * d + j)];
+      for (auto& t : total) t /= static_cast<double>(n);
+      return total;
+    };
+    const std::vector<double> mean = pass(nullptr);
+    const std::vector<double> var = pass(&mean);
+    double sum = 0;
+    for (double v : var) sum += v;
+    return sum / static_cast<double>(d);
+  }
+
   void nearest(const std::int64_t* idx, std::int64_t m, std::int64_t* out) override {
     ProfileRange range("kmeans::init_nearest");
     DeviceGuard guard(device_);
@@ -1033,6 +1071,7 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
   DeviceBuffer<std::int64_t> d_index_, d_candidates_, d_chosen_, d_nearest_;
   DeviceBuffer<int> d_best_;
   DeviceBuffer<T> d_gather_;
+  DeviceBuffer<double> d_var_part_, d_var_mean_;  // mean_feature_variance
   std::vector<T> h_data_, h_weights_;  // host copies of device input, made on demand
   std::int64_t passes_[2] = {0, 0};    // passes run since configure, [without, with sums]
   GraphExec graphs_[2];                // [without sums, with sums]; destroyed first

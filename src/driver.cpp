@@ -242,8 +242,12 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   Engine<T>& e = bind(data, n, d, static_cast<const T*>(p.sample_weight), p.k, p.backend,
                       p.n_threads, ws ? ws->fit_engine : local, ws);
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
-  const double tol =
-      p.tol > 0 ? p.tol * mean_feature_variance(e.host_data(), ni, di, p.n_threads) : 0.0;
+  double tol = 0;
+  if (p.tol > 0) {
+    InitData<T>* data = e.init_data();  // the engine's own (the GPU's) when it has one
+    tol = p.tol * (data ? data->mean_feature_variance()
+                        : mean_feature_variance(e.host_data(), ni, di, p.n_threads));
+  }
   const double bind_seconds = seconds_since(t_bind);
 
   // Explicit centroids are one starting point: n_init > 1 would repeat the same fit.

@@ -33,7 +33,7 @@ struct DataView {
   int n_threads = 0;          ///< CPU threads, 0 = OpenMP default.
 };
 
-/// What initialisation (init.cpp) needs from the data. The host implementation works on host
+/// What initialisation (init.cpp) and the tolerance scale need from the data. The host implementation works on host
 /// arrays; the CUDA engine on the device. Every distance is exact (Engine::distances' formula,
 /// squared) and every sum is formed in the host's order, so all implementations choose the same
 /// points from the same seed.
@@ -55,6 +55,9 @@ class InitData {
   virtual void lower_closest(const std::int64_t* idx, std::int64_t m, double* closest) = 0;
   /// out[i] = the c minimising |x_i - x_idx[c]|^2 (ties: the lowest c), out on the host.
   virtual void nearest(const std::int64_t* idx, std::int64_t m, std::int64_t* out) = 0;
+  /// The mean over features of each feature's variance (the scale of Params::tol), with the
+  /// host's mean_feature_variance's bits.
+  virtual double mean_feature_variance() = 0;
 };
 
 /// InitData over host arrays (w may be null). The arrays must outlive it.

@@ -147,6 +147,10 @@ class HostInitData final : public InitData<T> {
         closest[i] = std::min(closest[i], squared_distance(x_ + i * d, x_ + idx[c] * d, d));
   }
 
+  double mean_feature_variance() override {
+    return detail::mean_feature_variance(x_, n_, d_, n_threads_);
+  }
+
   void nearest(const std::int64_t* idx, std::int64_t m, std::int64_t* out) override {
     const std::int64_t d = d_;
 #pragma omp parallel for schedule(static) \

@@ -760,6 +760,44 @@ TEST_F(CudaReuse, InitChoosesTheHostsPoints) {
   check_init_matches_host<float>(3000, 700, 8, Shape::Blobs, false, false);      // large d
 }
 
+TEST_F(CudaReuse, EngineDataOperationsMatchTheHost) {
+  // The InitData operations one by one against the host implementation, bit for bit.
+  for (std::int64_t n : {std::int64_t{1}, std::int64_t{4097}, std::int64_t{20000}}) {
+    const std::int64_t d = 6;
+    SCOPED_TRACE("n=" + std::to_string(n));
+    const auto x = make_data<float>(n, d, Shape::Blobs, 95, 4);
+    std::vector<float> w(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) w[i] = 1.0f + static_cast<float>(i % 7) / 8;
+    const DataView<float> view{x.data(), w.data(), n, d, 0};
+    auto engine = detail::make_cuda_engine(view);
+    detail::InitData<float>* gpu = engine->init_data();
+    ASSERT_NE(gpu, nullptr);
+    auto host = detail::make_host_init_data(x.data(), w.data(), n, d, 0);
+    const double vg = gpu->mean_feature_variance(), vh = host->mean_feature_variance();
+    EXPECT_EQ(0, std::memcmp(&vg, &vh, sizeof(double)));
+    std::vector<std::int64_t> idx;
+    for (std::int64_t i = 0; i < std::min<std::int64_t>(n, 40); ++i) idx.push_back((i * 7919) % n);
+    const auto m = static_cast<std::int64_t>(idx.size());
+    std::vector<double> cg(static_cast<std::size_t>(n), 1e300), ch(cg);
+    gpu->lower_closest(idx.data(), m, cg.data());
+    host->lower_closest(idx.data(), m, ch.data());
+    EXPECT_EQ(0, std::memcmp(cg.data(), ch.data(), cg.size() * sizeof(double)));
+    std::vector<std::int64_t> ng(static_cast<std::size_t>(n), -1), nh(ng);
+    gpu->nearest(idx.data(), m, ng.data());
+    host->nearest(idx.data(), m, nh.data());
+    EXPECT_EQ(ng, nh);
+    std::vector<float> rg(static_cast<std::size_t>(m * d)), rh(rg.size());
+    gpu->rows(idx.data(), m, rg.data());
+    host->rows(idx.data(), m, rh.data());
+    EXPECT_EQ(rg, rh);
+    const int k = static_cast<int>(std::min<std::int64_t>(n, 9));
+    const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
+    std::vector<double> u(1 + static_cast<std::size_t>(k - 1) * trials);
+    for (std::size_t i = 0; i < u.size(); ++i) u[i] = static_cast<double>((i * 2654435761u) % 1000) / 1000;
+    EXPECT_EQ(gpu->greedy_kmeanspp(k, trials, u.data()), host->greedy_kmeanspp(k, trials, u.data()));
+  }
+}
+
 /// transform on the GPU gives the host's bits (both form sqrt(sum (x - c)^2) in double without
 /// fused multiply-adds), across the output chunks too.
 template <class T>
