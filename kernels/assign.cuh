@@ -414,7 +414,7 @@ struct CentreArgs {
   const double* mean = nullptr; ///< d data means
   int k = 0;
   int d = 0;
-  double mean_norm = 0;         ///< |m|
+  const double* mean_norm = nullptr;  ///< |m| (device scalar: data-dependent, not baked into graphs)
   double gamma_t = 0;           ///< tuning::gemm_error_gamma(d, sizeof(T))
   double gamma_bias = 0;        ///< tuning::gemm_bias_gamma(d, sizeof(T))
   T* centred = nullptr;         ///< out: k x d, c' = c - m (the GEMM's operand)
@@ -437,7 +437,7 @@ __global__ void __launch_bounds__(tuning::kGemmThreads) centre_centroids_kernel(
     mc += __shfl_xor_sync(0xffffffffu, mc, off);
   }
   if (lane == 0)
-    gemm_terms(norm, mc, a.mean_norm, a.gamma_t, a.gamma_bias, a.terms[j], a.terms[a.k + j],
+    gemm_terms(norm, mc, *a.mean_norm, a.gamma_t, a.gamma_bias, a.terms[j], a.terms[a.k + j],
                a.terms[2 * a.k + j]);
 }
 

@@ -14,6 +14,13 @@ namespace kmeans::detail {
 
 enum class MemorySpace { Device, Pinned };
 
+/// What CudaBuffer::allocate throws when the device (or pinned host memory) is full: a
+/// kmeans::Error, distinct so that a caller with a host fallback can take it for that only.
+class OutOfDeviceMemory : public Error {
+ public:
+  using Error::Error;
+};
+
 /// Counts one allocation (cuda_allocation_count in src/engine.hpp; defined in backend_cuda.cu).
 void count_cuda_allocation() noexcept;
 
@@ -58,6 +65,7 @@ class CudaBuffer {
                         " failed: " + cudaGetErrorString(err);
       if (kSpace == MemorySpace::Device && total_b > 0)
         msg += " (free " + std::to_string(free_b) + " of " + std::to_string(total_b) + " bytes)";
+      if (err == cudaErrorMemoryAllocation) throw OutOfDeviceMemory(msg);
       throw Error(msg);
     }
     ptr_ = static_cast<T*>(p);

@@ -474,7 +474,7 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
       grow(d_chosen_, static_cast<std::size_t>(k), "k-means++ choices");
       grow(d_scalar_, 1, "k-means++ potential");
       grow(d_best_, 1, "k-means++ best trial");
-    } catch (const Error&) {
+    } catch (const OutOfDeviceMemory&) {
       release_init_buffers();  // too big for the device: the host does it
       return make_host_init_data(host_data(), host_weights(), n, v_.d, v_.n_threads)
           ->greedy_kmeanspp(k, trials, u);
@@ -590,8 +590,8 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
 
   /// Same n, d, device and memory space: the data is copied into (or pointed at by) the
   /// existing buffers and every k-sized buffer, the plan and the captured graphs are kept. The
-  /// graphs are re-captured (no allocation) only when a pointer they hold changed (device input
-  /// at a new address, weights appearing or going) or the GEMM path's data mean moved.
+  /// graphs are re-captured only when a pointer they hold changed (device input at a new
+  /// address, weights appearing or going).
   bool rebind(const DataView<T>& v) override {
     if (v.n != v_.n || v.d != v_.d) return false;
     const bool on_device = is_device_pointer(v.data);
@@ -608,9 +608,14 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
     ProfileRange range("kmeans::rebind");
     DeviceGuard guard(device_);
     const cudaStream_t s = stream_.get();
-    const T* old_x = d_x_;
-    const T* old_w = d_w_;
-    const double old_norm = mean_norm_;
+    // The captured graphs hold the data and weight pointers: drop them first when either
+    // changes, before anything below can throw (the driver also drops an engine whose rebind
+    // threw). The GEMM path's data mean and |m| are read from device memory, so new data at
+    // the same address keeps the graphs.
+    const T* new_x = on_device_ ? v.data : x_copy_.get();
+    const bool weights_change = on_device_ ? v.weights != d_w_
+                                           : (v.weights == nullptr) != (d_w_ == nullptr);
+    if (new_x != d_x_ || weights_change) drop_graphs();
     v_ = v;
     h_data_.clear();
     h_weights_.clear();
@@ -626,8 +631,10 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
                                       cudaMemcpyHostToDevice, s));
       d_w_ = nullptr;
       if (v.weights) {
-        if (w_copy_.size() != static_cast<std::size_t>(v.n))
+        if (w_copy_.size() != static_cast<std::size_t>(v.n)) {
+          drop_graphs();  // a new weight buffer: a new pointer
           w_copy_.allocate(static_cast<std::size_t>(v.n), "sample_weight");
+        }
         KMEANS_CUDA_TRY(cudaMemcpyAsync(w_copy_.get(), v.weights, v.n * sizeof(T),
                                         cudaMemcpyHostToDevice, s));
         d_w_ = w_copy_.get();
@@ -638,15 +645,16 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
     if (on_device_) validate_device_input();
     if (d_mean_.size() != 0) compute_mean();
     KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
-    if (d_x_ != old_x || d_w_ != old_w || mean_norm_ != old_norm) {
-      graphs_[0].reset();
-      graphs_[1].reset();
-      passes_[0] = passes_[1] = 0;
-    }
     return true;
   }
 
  private:
+  void drop_graphs() noexcept {
+    graphs_[0].reset();
+    graphs_[1].reset();
+    passes_[0] = passes_[1] = 0;
+  }
+
   /// A grid-stride launch over `count` items: enough blocks of 256 threads to fill the device.
   unsigned grid_for(std::int64_t count) const {
     return static_cast<unsigned>(std::max<std::int64_t>(
@@ -654,7 +662,8 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
   }
 
   /// Makes `b` hold at least `size` elements (never shrinks, so repeated calls allocate nothing).
-  /// New memory is poisoned (NaN bytes) so a value no kernel wrote shows up.
+  /// Fresh memory is poisoned (NaN bytes), so a value no kernel wrote shows up on first use;
+  /// reused memory holds the previous call's values, every one of which a kernel rewrites.
   template <class U>
   void grow(DeviceBuffer<U>& b, std::size_t size, const char* name) {
     if (b.size() >= size) return;
@@ -689,6 +698,7 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
   }
 
   void release_init_buffers() noexcept {
+    d_closest_.release();
     d_cumsum_.release();
     d_trial_dist_.release();
     d_block_total_.release();
@@ -889,6 +899,11 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
     double norm = 0;
     for (double m : mean) norm += m * m;
     mean_norm_ = std::sqrt(norm);
+    // A device scalar read by centre_centroids_kernel, so a captured graph survives new data.
+    if (d_mean_norm_.size() == 0) d_mean_norm_.allocate(1, "data mean norm");
+    KMEANS_CUDA_TRY(cudaMemcpyAsync(d_mean_norm_.get(), &mean_norm_, sizeof(double),
+                                    cudaMemcpyHostToDevice, s));
+    KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
   }
 
   /// Records one pass on the stream (for capture, or run directly in KMEANS_CUDA_SYNC_DEBUG).
@@ -945,7 +960,7 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
     ca.mean = d_mean_.get();
     ca.k = k;
     ca.d = d;
-    ca.mean_norm = mean_norm_;
+    ca.mean_norm = d_mean_norm_.get();
     ca.gamma_t = tn::gemm_error_gamma(d, sizeof(T));
     ca.gamma_bias = tn::gemm_bias_gamma(d, sizeof(T));
     ca.centred = d_centred_.get();
@@ -1060,7 +1075,8 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
   CublasHandle cublas_;  // after its workspace: destroyed before it
   DeviceBuffer<T> d_products_, d_centred_;  // GEMM path: x.c' per chunk, c' = c - m
   DeviceBuffer<double> d_terms_, d_mean_;    // GEMM path: [bias | slope | base], data mean
-  double mean_norm_ = 0;                     // |m|
+  double mean_norm_ = 0;                     // |m|, also in d_mean_norm_
+  DeviceBuffer<double> d_mean_norm_;
   DeviceBuffer<double> d_mean_partial_;     // GEMM path: column sums per row chunk
   DeviceBuffer<unsigned long long> d_first_;  // device-input validation flags
   DeviceBuffer<unsigned int> d_positive_;
@@ -1101,7 +1117,7 @@ bool is_device_pointer(const void* p) {
 }
 
 bool cuda_working_set_fits(std::int64_t n, std::int64_t d, int k, std::size_t elem,
-                           bool data_on_device, std::string* why) {
+                           bool data_on_device, std::string* why, std::size_t extra_bytes) {
   if (!cuda_available(why)) return false;
   if (n > tn::kMaxPoints) {
     if (why) *why = "n = " + std::to_string(n) + " exceeds the CUDA backend's point limit";
@@ -1117,7 +1133,8 @@ bool cuda_working_set_fits(std::int64_t n, std::int64_t d, int k, std::size_t el
     return false;
   }
   const std::size_t need =
-      tn::working_set_bytes(n, d, k, elem, data_on_device, sms) + tn::kWorkingSetMarginBytes;
+      tn::working_set_bytes(n, d, k, elem, data_on_device, sms) + tn::kWorkingSetMarginBytes +
+      extra_bytes;
   if (need > free_b) {
     if (why)
       *why = "the fit needs about " + std::to_string(need >> 20) + " MiB of device memory, " +

@@ -32,11 +32,12 @@ namespace {
 
 template <class T>
 std::unique_ptr<Engine<T>> make_engine(Backend requested, const DataView<T>& v, bool on_device,
-                                       int k) {
+                                       int k, std::size_t extra_bytes) {
   Backend b = requested;
   if (b == Backend::Auto) {
     // The GPU when it is usable and the fit's working set fits in its free memory.
-    b = (on_device || cuda_working_set_fits(v.n, v.d, k, sizeof(T), on_device, nullptr))
+    b = (on_device ||
+         cuda_working_set_fits(v.n, v.d, k, sizeof(T), on_device, nullptr, extra_bytes))
             ? Backend::Cuda
             : Backend::Cpu;
   }
@@ -55,10 +56,11 @@ std::unique_ptr<Engine<T>> make_engine(Backend requested, const DataView<T>& v, 
 
 /// Checks the data and weights and binds an engine to them: the engine in `slot` when it can
 /// take the data (Engine::rebind), else a new one stored there.
+/// `extra_bytes`: device memory the call needs beyond a pass's working set (initialisation).
 template <class T>
-Engine<T>& bind(const T* data, std::size_t n, std::size_t d, const T* weights, int k,
+Engine<T>& bind_engine(const T* data, std::size_t n, std::size_t d, const T* weights, int k,
                 Backend backend, int n_threads, std::unique_ptr<Engine<T>>& slot,
-                Workspace<T>* ws) {
+                Workspace<T>* ws, std::size_t extra_bytes) {
   ProfileRange range("kmeans::bind");
   validate_shape(data, n, d, "data");
   const bool on_device = is_device_pointer(data);
@@ -71,17 +73,28 @@ Engine<T>& bind(const T* data, std::size_t n, std::size_t d, const T* weights, i
   }
   DataView<T> v{data, weights, ni, di, n_threads};
   if (slot) {
-    // A kept engine serves Auto too: it was chosen for this shape before.
+    // A kept engine serves Auto too (it was chosen for this shape before), unless it is a GPU
+    // engine on host data and this call's k no longer fits beside the data it holds: then
+    // Auto chooses afresh, after the kept engine has freed its memory.
     const Backend kept = slot->kind();
-    const bool compatible = (backend == Backend::Auto || backend == kept) &&
-                            (!on_device || kept == Backend::Cuda);
-    if (compatible && slot->rebind(v)) {
+    bool compatible = (backend == Backend::Auto || backend == kept) &&
+                      (!on_device || kept == Backend::Cuda);
+    if (compatible && backend == Backend::Auto && kept == Backend::Cuda && !on_device)
+      compatible = cuda_working_set_fits(ni, di, k, sizeof(T), true, nullptr, extra_bytes);
+    bool rebound = false;
+    try {
+      rebound = compatible && slot->rebind(v);
+    } catch (...) {
+      slot.reset();  // a rebind that failed half-way leaves nothing behind
+      throw;
+    }
+    if (rebound) {
       if (ws) ++ws->rebinds;
       return *slot;
     }
     slot.reset();  // free its memory before the new engine takes its own
   }
-  slot = make_engine(backend, v, on_device, k);
+  slot = make_engine(backend, v, on_device, k, extra_bytes);
   if (ws) ++ws->engines_made;
   return *slot;
 }
@@ -239,8 +252,9 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   validate_params(p, n);
   const auto t_bind = Clock::now();
   std::unique_ptr<Engine<T>> local;
-  Engine<T>& e = bind(data, n, d, static_cast<const T*>(p.sample_weight), p.k, p.backend,
-                      p.n_threads, ws ? ws->fit_engine : local, ws);
+  Engine<T>& e = bind_engine(data, n, d, static_cast<const T*>(p.sample_weight), p.k, p.backend,
+                      p.n_threads, ws ? ws->fit_engine : local, ws,
+                      cuda_init_bytes(p.init, static_cast<std::int64_t>(n), p.k));
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
   double tol = 0;
   if (p.tol > 0) {
@@ -299,8 +313,8 @@ Engine<T>& bind_for_centroids(Workspace<T>* ws, std::unique_ptr<Engine<T>>& loca
     throw Error("k = " + std::to_string(k) + " is out of range [1, 2^31)");
   validate_finite(centroids, static_cast<std::int64_t>(k), static_cast<std::int64_t>(d),
                   "centroids", 0);
-  return bind<T>(data, n, d, weights, static_cast<int>(k), backend, 0,
-                 ws ? ws->predict_engine : local, ws);
+  return bind_engine<T>(data, n, d, weights, static_cast<int>(k), backend, 0,
+                 ws ? ws->predict_engine : local, ws, 0);
 }
 
 template <class T>
@@ -349,6 +363,24 @@ Workspace<T>* workspace(WorkspacePtr<T>& ws) {
 }
 
 }  // namespace
+
+std::size_t cuda_init_bytes(Init init, std::int64_t n, int k) {
+  const auto un = static_cast<std::size_t>(n);
+  switch (init) {
+    case Init::KMeansPlusPlus: {
+      // closest, prefix sums and one distance array per trial; draws and block sums are small.
+      const auto trials = static_cast<std::size_t>(2 + static_cast<int>(std::log(double(k))));
+      return (trials + 2) * un * sizeof(double) +
+             (1 + static_cast<std::size_t>(k) * trials) * sizeof(double);
+    }
+    case Init::KMeansParallel:  // closest, nearest candidate and candidate indices
+      return 3 * un * sizeof(double);
+    case Init::Random:
+    case Init::Array:
+      break;
+  }
+  return 0;
+}
 
 template <class T>
 void host_distances(const T* x, std::int64_t n, std::int64_t d, const T* centroids, int k, T* out,

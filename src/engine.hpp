@@ -126,10 +126,15 @@ template <class T>
 std::unique_ptr<Engine<T>> make_cuda_engine(const DataView<T>& v);
 
 /// True when the CUDA backend is usable and the working set of a fit (n x d data of elem_size
-/// bytes, unless already on the device, plus k centroids and all scratch) fits in free device
-/// memory. Backend::Auto uses the GPU only then; when false, `why` receives the reason.
+/// bytes, unless already on the device, plus k centroids and all scratch, plus extra_bytes,
+/// e.g. initialisation's) fits in free device memory. Backend::Auto uses the GPU only then;
+/// when false, `why` receives the reason.
 bool cuda_working_set_fits(std::int64_t n, std::int64_t d, int k, std::size_t elem_size,
-                           bool data_on_device, std::string* why);
+                           bool data_on_device, std::string* why, std::size_t extra_bytes = 0);
+
+/// Device memory the CUDA engine's initialisation keeps for `init` with k clusters over n
+/// points (kept for reuse until the engine goes).
+std::size_t cuda_init_bytes(Init init, std::int64_t n, int k);
 
 /// True when `p` points to device memory (always false without the CUDA backend).
 bool is_device_pointer(const void* p);

@@ -684,7 +684,9 @@ TEST_F(CudaReuse, DeviceInputAtANewAddressAndWeightsComingAndGoing) {
   p.backend = Backend::Cuda;
   KMeans<float> km(p);
   km.fit(d1.get(), n, d);
+  const std::int64_t allocations = detail::cuda_allocation_count();
   km.fit(d2.get(), n, d);  // same engine, new pointer: the graph is re-captured
+  EXPECT_EQ(detail::cuda_allocation_count(), allocations) << "the device refit allocated";
   expect_same_fit(km.result(), fit(x2.data(), n, d, p));
   km.params().sample_weight = dw.get();
   p.sample_weight = w.data();
@@ -709,6 +711,13 @@ TEST_F(CudaReuse, DeviceInputAtANewAddressAndWeightsComingAndGoing) {
     EXPECT_NE(std::string(e.what()).find("NaN at row 11, column 3"), std::string::npos) << e.what();
   }
   km.fit(d2.get(), n, d);  // and the engine recovers
+  expect_same_fit(km.result(), fit(x2.data(), n, d, p));
+  // The failed rebind must leave nothing stale behind: fixed in place (same address as the
+  // failed call), the data gives the fresh fit's bits, not a replay over the previous data.
+  km.fit(d1.get(), n, d);
+  EXPECT_THROW(km.fit(dbad.get(), n, d), Error);
+  ASSERT_CUDA(cudaMemcpy(dbad.get(), x2.data(), x2.size() * sizeof(float), cudaMemcpyHostToDevice));
+  km.fit(dbad.get(), n, d);
   expect_same_fit(km.result(), fit(x2.data(), n, d, p));
 }
 
@@ -815,7 +824,7 @@ TEST_F(CudaReuse, TransformMatchesTheHostBitForBit) {
   check_transform_bits<float>(1001, 1, 1);
   check_transform_bits<float>(777, 300, 9);
   check_transform_bits<double>(2049, 13, 33);
-  // 64 MiB output chunks: 300001 x 64 floats is two chunks and a bit.
+  // 64 MiB output chunks: 300001 x 64 floats (73 MiB) takes two.
   check_transform_bits<float>(300001, 3, 64);
 }
 
