@@ -142,7 +142,7 @@ SANITIZER="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sa
 # One shape per path (partials, sort, GEMM, several centroid tiles), the GEMM path's centred
 # ranking far from the origin, plus the device-input and error tests: the sanitizers slow
 # kernels 10-100x, so not the whole suite.
-FILTER='Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_*:Shapes/CudaSinglePass.DoubleMatchesReference/n6000_d15_k129_*:Shapes/CudaSinglePass.FloatMatchesReference/n5000_d32_k128_*:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_*:CudaGemm.DataFarFromTheOriginFloat:CudaFit.DevicePointerInputEqualsHostInput:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.ChangingKRecapturesTheGraph'
+FILTER='Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_*:Shapes/CudaSinglePass.DoubleMatchesReference/n6000_d15_k129_*:Shapes/CudaSinglePass.FloatMatchesReference/n5000_d32_k128_*:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_*:CudaGemm.DataFarFromTheOriginFloat:CudaFit.DevicePointerInputEqualsHostInput:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.ChangingKRecapturesTheGraph:CudaReuse.EngineDataOperationsMatchTheHost:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.DeviceInputAtANewAddressAndWeightsComingAndGoing'
 for tool in memcheck racecheck synccheck initcheck; do
   if [ "$DRY" = 1 ]; then
     record "sanitizer_$tool" SKIP 0 "dry run: needs a GPU"

@@ -19,16 +19,6 @@ namespace kmeans::detail {
 namespace {
 
 template <class T>
-double squared_distance(const T* a, const T* b, std::int64_t d) {
-  double s = 0;
-  for (std::int64_t j = 0; j < d; ++j) {
-    const double t = static_cast<double>(a[j]) - static_cast<double>(b[j]);
-    s += t * t;
-  }
-  return s;
-}
-
-template <class T>
 double weight_of(const T* w, std::int64_t i) {
   return w ? static_cast<double>(w[i]) : 1.0;
 }
@@ -37,6 +27,56 @@ template <class T>
 void copy_row(const T* x, std::int64_t d, std::int64_t i, T* out) {
   std::copy(x + i * d, x + (i + 1) * d, out);
 }
+
+/// Points per tile of the exact distance loops below.
+constexpr std::int64_t kTile = 256;
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define KMEANS_INIT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define KMEANS_INIT_CLONES
+#endif
+
+/// s[r] = sum_j (xt[j * kTile + r] - c[j])^2 for r < rows, each sum formed in feature order
+/// (s = s + u * u): the exact distance of every backend (Engine::distances), one point per
+/// SIMD lane. Lanes are independent, so vectorising changes no bit: no fused multiply-add (this
+/// file is built with -ffp-contract=off) and no reassociation (no -ffast-math). An AVX2 clone
+/// is chosen at run time where the CPU has it.
+KMEANS_INIT_CLONES
+void tile_squared_distances(const double* xt, std::int64_t rows, std::int64_t d, const double* c,
+                            double* s) {
+  for (std::int64_t r = 0; r < rows; ++r) s[r] = 0;
+  for (std::int64_t j = 0; j < d; ++j) {
+    const double cj = c[j];
+    const double* xj = xt + j * kTile;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const double u = xj[r] - cj;
+      s[r] = s[r] + u * u;
+    }
+  }
+}
+
+/// Points i0 .. i0 + rows of x, converted to double and transposed: xt[j * kTile + r].
+template <class T>
+void load_tile(const T* x, std::int64_t d, std::int64_t i0, std::int64_t rows, double* xt) {
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t j = 0; j < d; ++j)
+      xt[j * kTile + r] = static_cast<double>(x[(i0 + r) * d + j]);
+}
+
+/// Point `i` of x converted to double.
+template <class T>
+void load_point(const T* x, std::int64_t d, std::int64_t i, double* out) {
+  for (std::int64_t j = 0; j < d; ++j) out[j] = static_cast<double>(x[i * d + j]);
+}
+
+/// Per-thread scratch of the tiled loops: a transposed tile, its distances, one point.
+struct TileScratch {
+  std::vector<double> xt, s, c;
+  explicit TileScratch(std::int64_t d)
+      : xt(static_cast<std::size_t>(kTile * d)), s(static_cast<std::size_t>(kTile)),
+        c(static_cast<std::size_t>(d)) {}
+};
 
 /// InitData over host arrays: the loops of scikit-learn's algorithms, in parallel over fixed
 /// blocks of points so that every sum has one order whatever the thread count.
@@ -97,29 +137,56 @@ class HostInitData final : public InitData<T> {
     // First centre: one point drawn with probability proportional to its weight.
     const double total_w = prefix(nullptr);
     chosen[0] = search(u[0] * total_w);
-    const T* first = x + chosen[0] * d;
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (std::int64_t i = 0; i < n; ++i) closest[i] = squared_distance(x + i * d, first, d);
+    std::vector<double> first_d(static_cast<std::size_t>(d));
+    load_point(x, d, chosen[0], first_d.data());
+    const std::int64_t n_tiles = (n + kTile - 1) / kTile;
+#pragma omp parallel num_threads(nt)
+    {
+      TileScratch ts(d);
+#pragma omp for schedule(static)
+      for (std::int64_t tile = 0; tile < n_tiles; ++tile) {
+        const std::int64_t i0 = tile * kTile, rows = std::min(kTile, n - i0);
+        load_tile(x, d, i0, rows, ts.xt.data());
+        tile_squared_distances(ts.xt.data(), rows, d, first_d.data(), closest.data() + i0);
+      }
+    }
     double potential = prefix(closest.data());
 
     std::vector<std::int64_t> cand(static_cast<std::size_t>(n_trials));
     std::vector<double> cand_pot(static_cast<std::size_t>(n_trials));
+    std::vector<double> cand_x(static_cast<std::size_t>(n_trials * d));
     for (int cidx = 1; cidx < k; ++cidx) {
       const double* uc = u + 1 + static_cast<std::int64_t>(cidx - 1) * n_trials;
-      for (int t = 0; t < n_trials; ++t) cand[t] = search(uc[t] * potential);
-      // Distances to every candidate, min with the current closest, per-block potentials.
-#pragma omp parallel for schedule(static) num_threads(nt)
-      for (std::int64_t b = 0; b < n_blocks; ++b) {
-        const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
-        for (int t = 0; t < n_trials; ++t) {
-          const T* ct = x + cand[t] * d;
-          double* dist = &cand_dist[static_cast<std::size_t>(t) * n];
-          double s = 0;
-          for (std::int64_t i = b * kReduceBlock; i < end; ++i) {
-            dist[i] = std::min(closest[i], squared_distance(x + i * d, ct, d));
-            s += weight_of(w, i) * dist[i];
+      for (int t = 0; t < n_trials; ++t) {
+        cand[t] = search(uc[t] * potential);
+        load_point(x, d, cand[t], &cand_x[static_cast<std::size_t>(t * d)]);
+      }
+      // Distances to every candidate, min with the current closest, per-block potentials: each
+      // block's tiles in point order, so each trial's block sum has the scalar loop's order.
+#pragma omp parallel num_threads(nt)
+      {
+        TileScratch ts(d);
+        std::vector<double> acc(static_cast<std::size_t>(n_trials));
+#pragma omp for schedule(static)
+        for (std::int64_t b = 0; b < n_blocks; ++b) {
+          const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
+          std::fill(acc.begin(), acc.end(), 0.0);
+          for (std::int64_t i0 = b * kReduceBlock; i0 < end; i0 += kTile) {
+            const std::int64_t rows = std::min(kTile, end - i0);
+            load_tile(x, d, i0, rows, ts.xt.data());
+            for (int t = 0; t < n_trials; ++t) {
+              tile_squared_distances(ts.xt.data(), rows, d, &cand_x[static_cast<std::size_t>(t * d)],
+                                     ts.s.data());
+              double* dist = &cand_dist[static_cast<std::size_t>(t) * n + i0];
+              double a = acc[t];
+              for (std::int64_t r = 0; r < rows; ++r) {
+                dist[r] = std::min(closest[i0 + r], ts.s[r]);
+                a += weight_of(w, i0 + r) * dist[r];
+              }
+              acc[t] = a;
+            }
           }
-          block_sum[static_cast<std::size_t>(t * n_blocks + b)] = s;
+          for (int t = 0; t < n_trials; ++t) block_sum[static_cast<std::size_t>(t * n_blocks + b)] = acc[t];
         }
       }
       int best = 0;
@@ -140,35 +207,64 @@ class HostInitData final : public InitData<T> {
 
   void lower_closest(const std::int64_t* idx, std::int64_t m, double* closest) override {
     const std::int64_t d = d_;
-#pragma omp parallel for schedule(static) \
-    num_threads(threads_for(n_threads_, static_cast<double>(n_) * m * d))
-    for (std::int64_t i = 0; i < n_; ++i)
-      for (std::int64_t c = 0; c < m; ++c)
-        closest[i] = std::min(closest[i], squared_distance(x_ + i * d, x_ + idx[c] * d, d));
+    const std::vector<double> cx = points(idx, m);
+    const std::int64_t n_tiles = (n_ + kTile - 1) / kTile;
+#pragma omp parallel num_threads(threads_for(n_threads_, static_cast<double>(n_) * m * d))
+    {
+      TileScratch ts(d);
+#pragma omp for schedule(static)
+      for (std::int64_t tile = 0; tile < n_tiles; ++tile) {
+        const std::int64_t i0 = tile * kTile, rows = std::min(kTile, n_ - i0);
+        load_tile(x_, d, i0, rows, ts.xt.data());
+        for (std::int64_t c = 0; c < m; ++c) {
+          tile_squared_distances(ts.xt.data(), rows, d, &cx[static_cast<std::size_t>(c * d)],
+                                 ts.s.data());
+          for (std::int64_t r = 0; r < rows; ++r)
+            closest[i0 + r] = std::min(closest[i0 + r], ts.s[r]);
+        }
+      }
+    }
+  }
+
+  void nearest(const std::int64_t* idx, std::int64_t m, std::int64_t* out) override {
+    const std::int64_t d = d_;
+    const std::vector<double> cx = points(idx, m);
+    const std::int64_t n_tiles = (n_ + kTile - 1) / kTile;
+#pragma omp parallel num_threads(threads_for(n_threads_, static_cast<double>(n_) * m * d))
+    {
+      TileScratch ts(d);
+      std::vector<double> best(static_cast<std::size_t>(kTile));
+#pragma omp for schedule(static)
+      for (std::int64_t tile = 0; tile < n_tiles; ++tile) {
+        const std::int64_t i0 = tile * kTile, rows = std::min(kTile, n_ - i0);
+        load_tile(x_, d, i0, rows, ts.xt.data());
+        std::fill(best.begin(), best.end(), std::numeric_limits<double>::infinity());
+        std::fill(out + i0, out + i0 + rows, std::int64_t{0});
+        for (std::int64_t c = 0; c < m; ++c) {
+          tile_squared_distances(ts.xt.data(), rows, d, &cx[static_cast<std::size_t>(c * d)],
+                                 ts.s.data());
+          for (std::int64_t r = 0; r < rows; ++r)
+            if (ts.s[r] < best[r]) {
+              best[r] = ts.s[r];
+              out[i0 + r] = c;
+            }
+        }
+      }
+    }
   }
 
   double mean_feature_variance() override {
     return detail::mean_feature_variance(x_, n_, d_, n_threads_);
   }
 
-  void nearest(const std::int64_t* idx, std::int64_t m, std::int64_t* out) override {
-    const std::int64_t d = d_;
-#pragma omp parallel for schedule(static) \
-    num_threads(threads_for(n_threads_, static_cast<double>(n_) * m * d))
-    for (std::int64_t i = 0; i < n_; ++i) {
-      double best = std::numeric_limits<double>::infinity();
-      out[i] = 0;
-      for (std::int64_t c = 0; c < m; ++c) {
-        const double dist = squared_distance(x_ + i * d, x_ + idx[c] * d, d);
-        if (dist < best) {
-          best = dist;
-          out[i] = c;
-        }
-      }
-    }
+ private:
+  /// The points idx[0, m) converted to double, m x d.
+  std::vector<double> points(const std::int64_t* idx, std::int64_t m) const {
+    std::vector<double> out(static_cast<std::size_t>(m * d_));
+    for (std::int64_t c = 0; c < m; ++c) load_point(x_, d_, idx[c], &out[static_cast<std::size_t>(c * d_)]);
+    return out;
   }
 
- private:
   const T* x_;
   const T* w_;
   std::int64_t n_, d_;

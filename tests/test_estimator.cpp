@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <cstdint>
 #include <set>
@@ -315,6 +316,124 @@ TEST(Estimator, TransformIsExactInDoubleOnEveryHostBackend) {
         ASSERT_EQ(t[i * 5 + j], static_cast<float>(std::sqrt(s))) << i << ", " << j;
       }
     EXPECT_EQ(t[0], 0.0f);  // point 0 is centre 0
+  }
+}
+
+// ---- Initialisation's data operations against plain scalar loops (the oracle) ----------------
+
+double oracle_sq(const float* a, const float* b, std::int64_t d) {
+  double s = 0;
+  for (std::int64_t j = 0; j < d; ++j) {
+    const double t = static_cast<double>(a[j]) - static_cast<double>(b[j]);
+    s = s + t * t;
+  }
+  return s;
+}
+
+/// scikit-learn's greedy k-means++ written plainly, with the library's draw layout and its
+/// fixed summation order (per block of 4096 points, then blocks in order).
+std::vector<std::int64_t> oracle_kmeanspp(const std::vector<float>& x, const std::vector<float>* w,
+                                          std::int64_t n, std::int64_t d, int k, int trials,
+                                          const std::vector<double>& u) {
+  const std::int64_t B = 4096, nb = (n + B - 1) / B;
+  auto wt = [&](std::int64_t i) { return w ? static_cast<double>((*w)[i]) : 1.0; };
+  std::vector<double> cum(static_cast<std::size_t>(n));
+  auto prefix = [&](const std::vector<double>* v) {
+    double offset = 0;
+    for (std::int64_t b = 0; b < nb; ++b) {
+      double s = 0;
+      const std::int64_t end = std::min(n, (b + 1) * B);
+      for (std::int64_t i = b * B; i < end; ++i) {
+        s = s + wt(i) * (v ? (*v)[i] : 1.0);
+        cum[i] = b > 0 ? s + offset : s;
+      }
+      offset = offset + s;
+    }
+    return cum[n - 1];
+  };
+  auto search = [&](double r) {
+    const auto it = std::lower_bound(cum.begin(), cum.end(), r);
+    return std::min<std::int64_t>(it - cum.begin(), n - 1);
+  };
+  std::vector<std::int64_t> chosen;
+  chosen.push_back(search(u[0] * prefix(nullptr)));
+  std::vector<double> closest(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) closest[i] = oracle_sq(&x[i * d], &x[chosen[0] * d], d);
+  double pot = prefix(&closest);
+  for (int c = 1; c < k; ++c) {
+    std::int64_t best_cand = -1;
+    double best_pot = 0;
+    std::vector<double> best_dist;
+    for (int t = 0; t < trials; ++t) {
+      const std::int64_t cand = search(u[1 + (c - 1) * trials + t] * pot);
+      std::vector<double> dist(static_cast<std::size_t>(n));
+      double total = 0;
+      for (std::int64_t b = 0; b < nb; ++b) {
+        double s = 0;
+        for (std::int64_t i = b * B; i < std::min(n, (b + 1) * B); ++i) {
+          dist[i] = std::min(closest[i], oracle_sq(&x[i * d], &x[cand * d], d));
+          s = s + wt(i) * dist[i];
+        }
+        total = total + s;
+      }
+      if (t == 0 || total < best_pot) {  // ties: the earliest trial
+        best_cand = cand;
+        best_pot = total;
+        best_dist = dist;
+      }
+    }
+    chosen.push_back(best_cand);
+    closest = best_dist;
+    pot = prefix(&closest);
+  }
+  return chosen;
+}
+
+TEST(HostInitData, OperationsMatchScalarLoops) {
+  for (std::int64_t n : {std::int64_t{1}, std::int64_t{255}, std::int64_t{257}, std::int64_t{9000}}) {
+    for (std::int64_t d : {std::int64_t{1}, std::int64_t{3}, std::int64_t{37}}) {
+      SCOPED_TRACE("n=" + std::to_string(n) + " d=" + std::to_string(d));
+      std::vector<float> x(static_cast<std::size_t>(n * d)), w(static_cast<std::size_t>(n));
+      std::uint64_t state = static_cast<std::uint64_t>(n * 131 + d);
+      auto next = [&]() {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        return static_cast<double>(state >> 11) * 0x1.0p-53;
+      };
+      for (auto& v : x) v = static_cast<float>(next() * 20 - 10);
+      for (auto& v : w) v = static_cast<float>(next() < 0.1 ? 0.0 : next() * 3);
+      w[0] = 1;
+      for (const std::vector<float>* wp : {static_cast<const std::vector<float>*>(nullptr),
+                                            static_cast<const std::vector<float>*>(&w)}) {
+        auto data = kmeans::detail::make_host_init_data(x.data(), wp ? wp->data() : nullptr, n, d, 2);
+        // lower_closest and nearest over a few candidates
+        std::vector<std::int64_t> idx;
+        for (std::int64_t c = 0; c < std::min<std::int64_t>(n, 11); ++c) idx.push_back((c * 7 + 3) % n);
+        const auto m = static_cast<std::int64_t>(idx.size());
+        std::vector<double> closest(static_cast<std::size_t>(n), 50.0), want(closest);
+        data->lower_closest(idx.data(), m, closest.data());
+        std::vector<std::int64_t> near(static_cast<std::size_t>(n)), want_near(near);
+        data->nearest(idx.data(), m, near.data());
+        for (std::int64_t i = 0; i < n; ++i) {
+          double best = std::numeric_limits<double>::infinity();
+          for (std::int64_t c = 0; c < m; ++c) {
+            const double s = oracle_sq(&x[i * d], &x[idx[c] * d], d);
+            want[i] = std::min(want[i], s);
+            if (s < best) {
+              best = s;
+              want_near[i] = c;
+            }
+          }
+        }
+        EXPECT_EQ(closest, want);
+        EXPECT_EQ(near, want_near);
+        const int k = static_cast<int>(std::min<std::int64_t>(n, 13));
+        const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
+        std::vector<double> u(1 + static_cast<std::size_t>(k - 1) * trials);
+        for (auto& v : u) v = next();
+        EXPECT_EQ(data->greedy_kmeanspp(k, trials, u.data()),
+                  oracle_kmeanspp(x, wp, n, d, k, trials, u));
+      }
+    }
   }
 }
 
