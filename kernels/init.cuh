@@ -7,7 +7,8 @@
 // order: per block of kReduceBlock points in point order (one thread per block), then across
 // blocks in block order (one thread). Those sequential sums are latency-bound, but they touch
 // each value once and run over n / 4096 threads; the distances, d times more work, run over
-// every point in parallel.
+// every point in parallel. The sequential loops are unrolled so that their loads issue ahead of
+// the add chain; the additions stay in order (unrolling reorders no arithmetic).
 #pragma once
 
 #include <math_constants.h>
@@ -36,6 +37,7 @@ __global__ void block_prefix_kernel(const double* __restrict__ v, const T* __res
   if (b >= n_blocks) return;
   const std::int64_t end = min(n, (b + 1) * block);
   double s = 0;
+#pragma unroll 8
   for (std::int64_t i = b * block; i < end; ++i) {
     s = __dadd_rn(s, __dmul_rn(weight_at(w, i), v ? v[i] : 1.0));
     cumsum[i] = s;
@@ -50,6 +52,7 @@ static __global__ void block_offsets_kernel(const double* __restrict__ block_tot
                                             double* __restrict__ total) {
   if (blockIdx.x != 0 || threadIdx.x != 0) return;
   double offset = 0;
+#pragma unroll 8
   for (std::int64_t b = 0; b < n_blocks; ++b) {
     offsets[b] = offset;
     offset = __dadd_rn(offset, block_total[b]);
@@ -130,6 +133,7 @@ __global__ void trial_block_sums_kernel(const double* __restrict__ dist, const T
   const double* dt = dist + t * n;
   const std::int64_t end = min(n, (b + 1) * block);
   double s = 0;
+#pragma unroll 8
   for (std::int64_t i = b * block; i < end; ++i) s = __dadd_rn(s, __dmul_rn(weight_at(w, i), dt[i]));
   block_sum[e] = s;
 }
@@ -146,6 +150,7 @@ static __global__ void choose_trial_kernel(const double* __restrict__ block_sum,
   const int t = static_cast<int>(threadIdx.x);
   if (t < trials) {
     double s = 0;
+#pragma unroll 8
     for (std::int64_t b = 0; b < n_blocks; ++b) s = __dadd_rn(s, block_sum[t * n_blocks + b]);
     potential[t] = s;
   }
