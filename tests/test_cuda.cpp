@@ -807,6 +807,48 @@ TEST_F(CudaReuse, EngineDataOperationsMatchTheHost) {
   }
 }
 
+TEST_F(CudaReuse, WholeEstimatorMatchesTheReference) {
+  // Seeded init (the host's points on the GPU), n_init, weights, then Lloyd: in double the GPU
+  // gives the reference's labels and iterations, and centroids to rounding.
+  const std::int64_t n = 6000, d = 5;
+  const auto x = make_data<double>(n, d, Shape::Blobs, 77, 8);
+  std::vector<double> w(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) w[i] = 1.0 + static_cast<double>(i % 3);
+  for (Init init : {Init::Random, Init::KMeansPlusPlus, Init::KMeansParallel}) {
+    SCOPED_TRACE("init " + std::to_string(static_cast<int>(init)));
+    Params p;
+    p.k = 8;
+    p.init = init;
+    p.n_init = 3;
+    p.seed = 4;
+    p.sample_weight = w.data();
+    p.backend = Backend::Reference;
+    const auto ref = fit(x.data(), n, d, p);
+    p.backend = Backend::Cuda;
+    const auto gpu = fit(x.data(), n, d, p);
+    EXPECT_EQ(gpu.labels, ref.labels);
+    EXPECT_EQ(gpu.n_iter, ref.n_iter);
+    EXPECT_NEAR(gpu.inertia, ref.inertia, kRelTolF64 * ref.inertia);
+    for (std::size_t i = 0; i < ref.centroids.size(); ++i)
+      EXPECT_NEAR(gpu.centroids[i], ref.centroids[i], 1e-9 * (1 + std::abs(ref.centroids[i])));
+  }
+  // The progress callback stops the GPU fit too.
+  Params p;
+  p.k = 8;
+  p.tol = 0;
+  p.backend = Backend::Cuda;
+  int calls = 0;
+  p.on_iteration = [&](const IterationInfo& it) {
+    EXPECT_EQ(it.iteration, calls);
+    EXPECT_GT(it.sse, 0.0);
+    ++calls;
+    return it.iteration < 2;
+  };
+  const auto r = fit(x.data(), n, d, p);
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(r.n_iter, 3);
+}
+
 /// transform on the GPU gives the host's bits (both form sqrt(sum (x - c)^2) in double without
 /// fused multiply-adds), across the output chunks too.
 template <class T>
