@@ -214,6 +214,19 @@ int device_attribute(cudaDeviceAttr attr, int device) {
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
+/// The device an engine for `data` runs on: the one holding device data, else the current one.
+int device_for(const void* data, bool on_device) {
+  int device = 0;
+  if (on_device) {
+    cudaPointerAttributes attr{};
+    KMEANS_CUDA_TRY(cudaPointerGetAttributes(&attr, data));
+    device = attr.device;
+  } else {
+    KMEANS_CUDA_TRY(cudaGetDevice(&device));
+  }
+  return device;
+}
+
 /// How one k is run: the paths and the launch shapes (see kernels/tuning.cuh).
 struct Plan {
   int k = 0;
@@ -560,17 +573,10 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
       KMEANS_CUDA_TRY(cudaMemcpyAsync(part.data(), d_var_part_.get(), entries * sizeof(double),
                                       cudaMemcpyDeviceToHost, s));
       KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
-      std::vector<double> total(static_cast<std::size_t>(d), 0.0);
-      for (std::int64_t b = 0; b < n_blocks; ++b)
-        for (std::int64_t j = 0; j < d; ++j) total[j] += part[static_cast<std::size_t>(b * d + j)];
-      for (auto& t : total) t /= static_cast<double>(n);
-      return total;
+      return column_means(part.data(), n_blocks, d, n);
     };
     const std::vector<double> mean = pass(nullptr);
-    const std::vector<double> var = pass(&mean);
-    double sum = 0;
-    for (double v : var) sum += v;
-    return sum / static_cast<double>(d);
+    return mean_of(pass(&mean));
   }
 
   void nearest(const std::int64_t* idx, std::int64_t m, std::int64_t* out) override {
@@ -596,15 +602,7 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
     if (v.n != v_.n || v.d != v_.d) return false;
     const bool on_device = is_device_pointer(v.data);
     if (on_device != on_device_) return false;
-    int device = -1;
-    if (on_device) {
-      cudaPointerAttributes attr{};
-      KMEANS_CUDA_TRY(cudaPointerGetAttributes(&attr, v.data));
-      device = attr.device;
-    } else {
-      KMEANS_CUDA_TRY(cudaGetDevice(&device));
-    }
-    if (device != device_) return false;
+    if (device_for(v.data, on_device) != device_) return false;
     ProfileRange range("kmeans::rebind");
     DeviceGuard guard(device_);
     const cudaStream_t s = stream_.get();
@@ -1149,14 +1147,7 @@ std::unique_ptr<Engine<T>> make_cuda_engine(const DataView<T>& v) {
   std::string why;
   if (!cuda_available(&why)) throw Error("backend = cuda requested, but " + why);
   const bool on_device = is_device_pointer(v.data);
-  int device = 0;
-  if (on_device) {
-    cudaPointerAttributes attr{};
-    KMEANS_CUDA_TRY(cudaPointerGetAttributes(&attr, v.data));
-    device = attr.device;
-  } else {
-    KMEANS_CUDA_TRY(cudaGetDevice(&device));
-  }
+  const int device = device_for(v.data, on_device);
   DeviceGuard guard(device);
   return std::make_unique<CudaEngine<T>>(v, device, on_device);
 }

@@ -47,6 +47,13 @@ void validate_weights(const T* w, std::int64_t n, int n_threads);
 template <class T>
 double mean_feature_variance(const T* x, std::int64_t n, std::int64_t d, int n_threads);
 
+/// mean_feature_variance's last steps (shared with the CUDA engine, so both give these bits):
+/// column_means adds the per-block partial column sums part[b * d + j] in block order and
+/// divides by n; mean_of is the plain mean of the values in order.
+std::vector<double> column_means(const double* part, std::int64_t n_blocks, std::int64_t d,
+                                 std::int64_t n);
+double mean_of(const std::vector<double>& v);
+
 template <class T>
 class InitData;
 

@@ -97,17 +97,25 @@ double mean_feature_variance(const T* x, std::int64_t n, std::int64_t d, int n_t
         }
       }
     }
-    std::vector<double> total(static_cast<std::size_t>(d), 0.0);
-    for (std::int64_t b = 0; b < n_blocks; ++b)
-      for (std::int64_t j = 0; j < d; ++j) total[j] += part[static_cast<std::size_t>(b * d + j)];
-    for (auto& t : total) t /= static_cast<double>(n);
-    return total;
+    return column_means(part.data(), n_blocks, d, n);
   };
   const std::vector<double> mean = pass(nullptr);
-  const std::vector<double> var = pass(&mean);
+  return mean_of(pass(&mean));
+}
+
+std::vector<double> column_means(const double* part, std::int64_t n_blocks, std::int64_t d,
+                                 std::int64_t n) {
+  std::vector<double> total(static_cast<std::size_t>(d), 0.0);
+  for (std::int64_t b = 0; b < n_blocks; ++b)
+    for (std::int64_t j = 0; j < d; ++j) total[j] += part[b * d + j];
+  for (auto& t : total) t /= static_cast<double>(n);
+  return total;
+}
+
+double mean_of(const std::vector<double>& v) {
   double s = 0;
-  for (double v : var) s += v;
-  return s / static_cast<double>(d);
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
 }
 
 #define KMEANS_INSTANTIATE(T)                                                                   \
