@@ -849,6 +849,44 @@ TEST_F(CudaReuse, WholeEstimatorMatchesTheReference) {
   EXPECT_EQ(r.n_iter, 3);
 }
 
+TEST_F(CudaReuse, KMeansPlusPlusFallsBackToTheHostWhenItsBuffersDoNotFit) {
+  // 4M x 2 floats: the engine needs ~64 MiB (data, labels, distances), GPU k-means++ another
+  // (2 + 3 trials) x 4M doubles = 160 MiB. Leave ~120 MiB free: the fit runs, k-means++ does
+  // not fit, the host does it, and the centroids are the host's all the same.
+  const std::int64_t n = 4000000, d = 2;
+  const auto x = make_data<float>(n, d, Shape::Blobs, 97, 4);
+  Params p;
+  p.k = 4;
+  p.max_iter = 0;
+  p.seed = 12;
+  p.backend = Backend::Reference;
+  const auto host = fit(x.data(), n, d, p);
+  std::size_t free_b = 0, total_b = 0;
+  ASSERT_CUDA(cudaMemGetInfo(&free_b, &total_b));
+  const std::size_t keep = std::size_t{120} << 20;
+  void* hog = nullptr;
+  std::size_t hog_bytes = free_b > keep ? free_b - keep : 0;
+  while (hog_bytes > 0 && cudaMalloc(&hog, hog_bytes) != cudaSuccess) {
+    (void)cudaGetLastError();
+    hog = nullptr;
+    hog_bytes -= std::min(hog_bytes, std::size_t{16} << 20);
+  }
+  ASSERT_NE(hog, nullptr) << "could not fill device memory";
+  p.backend = Backend::Cuda;
+  Result<float> gpu;
+  std::string error;
+  try {
+    gpu = fit(x.data(), n, d, p);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  ASSERT_CUDA(cudaFree(hog));
+  ASSERT_TRUE(error.empty()) << error;
+  EXPECT_EQ(gpu.backend, Backend::Cuda);
+  EXPECT_EQ(gpu.centroids, host.centroids);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+}
+
 /// transform on the GPU gives the host's bits (both form sqrt(sum (x - c)^2) in double without
 /// fused multiply-adds), across the output chunks too.
 template <class T>
