@@ -16,20 +16,6 @@
 #include "internal.hpp"
 
 namespace kmeans::detail {
-namespace {
-
-template <class T>
-double weight_of(const T* w, std::int64_t i) {
-  return w ? static_cast<double>(w[i]) : 1.0;
-}
-
-template <class T>
-void copy_row(const T* x, std::int64_t d, std::int64_t i, T* out) {
-  std::copy(x + i * d, x + (i + 1) * d, out);
-}
-
-/// Points per tile of the exact distance loops below.
-constexpr std::int64_t kTile = 256;
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #define KMEANS_INIT_CLONES __attribute__((target_clones("avx2", "default")))
@@ -56,7 +42,6 @@ void tile_squared_distances(const double* xt, std::int64_t rows, std::int64_t d,
   }
 }
 
-/// Points i0 .. i0 + rows of x, converted to double and transposed: xt[j * kTile + r].
 template <class T>
 void load_tile(const T* x, std::int64_t d, std::int64_t i0, std::int64_t rows, double* xt) {
   for (std::int64_t r = 0; r < rows; ++r)
@@ -64,19 +49,23 @@ void load_tile(const T* x, std::int64_t d, std::int64_t i0, std::int64_t rows, d
       xt[j * kTile + r] = static_cast<double>(x[(i0 + r) * d + j]);
 }
 
-/// Point `i` of x converted to double.
 template <class T>
 void load_point(const T* x, std::int64_t d, std::int64_t i, double* out) {
   for (std::int64_t j = 0; j < d; ++j) out[j] = static_cast<double>(x[i * d + j]);
 }
 
-/// Per-thread scratch of the tiled loops: a transposed tile, its distances, one point.
-struct TileScratch {
-  std::vector<double> xt, s, c;
-  explicit TileScratch(std::int64_t d)
-      : xt(static_cast<std::size_t>(kTile * d)), s(static_cast<std::size_t>(kTile)),
-        c(static_cast<std::size_t>(d)) {}
-};
+
+namespace {
+
+template <class T>
+double weight_of(const T* w, std::int64_t i) {
+  return w ? static_cast<double>(w[i]) : 1.0;
+}
+
+template <class T>
+void copy_row(const T* x, std::int64_t d, std::int64_t i, T* out) {
+  std::copy(x + i * d, x + (i + 1) * d, out);
+}
 
 /// InitData over host arrays: the loops of scikit-learn's algorithms, in parallel over fixed
 /// blocks of points so that every sum has one order whatever the thread count.
@@ -438,6 +427,8 @@ std::vector<T> init_kmeans_parallel(InitData<T>& data, int k, std::uint64_t seed
 }
 
 #define KMEANS_INSTANTIATE(T)                                                                   \
+  template void load_tile<T>(const T*, std::int64_t, std::int64_t, std::int64_t, double*);      \
+  template void load_point<T>(const T*, std::int64_t, std::int64_t, double*);                   \
   template std::unique_ptr<InitData<T>> make_host_init_data<T>(const T*, const T*, std::int64_t, \
                                                               std::int64_t, int);               \
   template std::vector<T> init_random<T>(InitData<T>&, int, std::uint64_t);                     \
