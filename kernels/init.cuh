@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Initialisation on the GPU (InitData in src/engine.hpp): greedy k-means++ kept on the device
+// Initialisation on the GPU (DataOps in src/engine.hpp): greedy k-means++ kept on the device
 // from the first draw to the last, and the distance loops of k-means||.
 //
 // Every value is the host's (src/init.cpp) bit for bit: distances are exact_squared_distance

@@ -243,7 +243,7 @@ struct Plan {
 };
 
 template <class T>
-class CudaEngine final : public Engine<T>, public InitData<T> {
+class CudaEngine final : public Engine<T>, public DataOps<T> {
  public:
   CudaEngine(const DataView<T>& v, int device, bool on_device)
       : v_(v), device_(device), on_device_(on_device) {
@@ -435,9 +435,9 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
     KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
   }
 
-  InitData<T>* init_data() override { return this; }
+  DataOps<T>* data_ops() override { return this; }
 
-  // InitData: initialisation on the device (kernels/init.cuh), the host's bits.
+  // DataOps: initialisation on the device (kernels/init.cuh), the host's bits.
   std::int64_t size() const override { return v_.n; }
   std::int64_t dim() const override { return v_.d; }
   const T* weights() override { return host_weights(); }
@@ -489,7 +489,7 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
       grow(d_best_, 1, "k-means++ best trial");
     } catch (const OutOfDeviceMemory&) {
       release_init_buffers();  // too big for the device: the host does it
-      return make_host_init_data(host_data(), host_weights(), n, v_.d, v_.n_threads)
+      return make_host_data_ops(host_data(), host_weights(), n, v_.d, v_.n_threads)
           ->greedy_kmeanspp(k, trials, u);
     }
     const cudaStream_t s = stream_.get();
@@ -1079,7 +1079,7 @@ class CudaEngine final : public Engine<T>, public InitData<T> {
   DeviceBuffer<unsigned long long> d_first_;  // device-input validation flags
   DeviceBuffer<unsigned int> d_positive_;
   DeviceBuffer<T> d_transform_centroids_, d_transform_out_;  // distances(): grow only
-  // Initialisation (InitData), grow only.
+  // Initialisation (DataOps), grow only.
   DeviceBuffer<double> d_closest_, d_cumsum_, d_trial_dist_, d_block_total_, d_block_offset_;
   DeviceBuffer<double> d_trial_block_sum_, d_uniforms_, d_scalar_;
   DeviceBuffer<std::int64_t> d_index_, d_candidates_, d_chosen_, d_nearest_;

@@ -99,8 +99,17 @@ Engine<T>& bind_engine(const T* data, std::size_t n, std::size_t d, const T* wei
   return *slot;
 }
 
+/// The engine's own DataOps (the GPU's), or one over its host data kept in `holder`.
 template <class T>
-std::vector<T> initial_centroids(Engine<T>& e, std::int64_t n, std::int64_t d, const Params& p) {
+DataOps<T>& data_ops_of(Engine<T>& e, std::unique_ptr<DataOps<T>>& holder, std::int64_t n,
+                        std::int64_t d, int n_threads) {
+  if (DataOps<T>* own = e.data_ops()) return *own;
+  holder = make_host_data_ops(e.host_data(), e.host_weights(), n, d, n_threads);
+  return *holder;
+}
+
+template <class T>
+std::vector<T> initial_centroids(DataOps<T>& data, std::int64_t d, const Params& p) {
   switch (p.init) {
     case Init::Array: {
       if (p.init_centroids == nullptr)
@@ -110,22 +119,9 @@ std::vector<T> initial_centroids(Engine<T>& e, std::int64_t n, std::int64_t d, c
       validate_finite(c, p.k, d, "init_centroids", p.n_threads);
       return std::vector<T>(c, c + static_cast<std::int64_t>(p.k) * d);
     }
-    case Init::Random:
-    case Init::KMeansPlusPlus:
-    case Init::KMeansParallel:
-      break;
-  }
-  std::unique_ptr<InitData<T>> host;
-  InitData<T>* data = e.init_data();
-  if (data == nullptr) {
-    host = make_host_init_data(e.host_data(), e.host_weights(), n, d, p.n_threads);
-    data = host.get();
-  }
-  switch (p.init) {
-    case Init::Random: return init_random(*data, p.k, p.seed);
-    case Init::KMeansPlusPlus: return init_kmeans_plusplus(*data, p.k, p.seed);
-    case Init::KMeansParallel: return init_kmeans_parallel(*data, p.k, p.seed, p.n_threads);
-    case Init::Array: break;
+    case Init::Random: return init_random(data, p.k, p.seed);
+    case Init::KMeansPlusPlus: return init_kmeans_plusplus(data, p.k, p.seed);
+    case Init::KMeansParallel: return init_kmeans_parallel(data, p.k, p.seed, p.n_threads);
   }
   throw Error("unknown init method");
 }
@@ -134,23 +130,20 @@ std::vector<T> initial_centroids(Engine<T>& e, std::int64_t n, std::int64_t d, c
 /// from its centroid; that point's weighted coordinates move from its old cluster's sums to the
 /// empty one. Returns the number of clusters repaired.
 template <class T>
-int relocate_empty_clusters(Engine<T>& e, std::int64_t d, int k, double* sums, double* weights) {
+int relocate_empty_clusters(Engine<T>& e, DataOps<T>& data, std::int64_t d, int k, double* sums,
+                            double* weights) {
   std::vector<int> empty;
   for (int c = 0; c < k; ++c)
     if (weights[c] == 0) empty.push_back(c);
   if (empty.empty()) return 0;
   const std::vector<FarPoint> far = e.farthest(static_cast<std::int64_t>(empty.size()));
   const std::size_t n_moved = std::min(empty.size(), far.size());
-  // The moved points' coordinates: gathered by the engine (no host copy of device data).
+  // The moved points' coordinates, gathered where the data is (no host copy of device data).
   std::vector<std::int64_t> idx(n_moved);
   for (std::size_t i = 0; i < n_moved; ++i) idx[i] = far[i].index;
   std::vector<T> rows(n_moved * static_cast<std::size_t>(d));
-  if (InitData<T>* data = e.init_data())
-    data->rows(idx.data(), static_cast<std::int64_t>(n_moved), rows.data());
-  else
-    for (std::size_t i = 0; i < n_moved; ++i)
-      std::copy(e.host_data() + idx[i] * d, e.host_data() + (idx[i] + 1) * d, rows.data() + i * d);
-  const T* w = e.host_weights();
+  data.rows(idx.data(), static_cast<std::int64_t>(n_moved), rows.data());
+  const T* w = data.weights();
   for (std::size_t i = 0; i < n_moved; ++i) {
     const int to = empty[i];
     const int from = far[i].label;
@@ -208,8 +201,8 @@ double seconds_since(Clock::time_point t) {
 /// Lloyd iterations from r.centroids (already initialised) until convergence or max_iter,
 /// then the final assignment. `tol` is absolute (already scaled by the data variance).
 template <class T>
-void lloyd(Engine<T>& e, std::int64_t n, std::int64_t d, const Params& p, double tol,
-           Result<T>& r) {
+void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const Params& p,
+           double tol, Result<T>& r) {
   const int k = p.k;
   std::vector<double> sums(static_cast<std::size_t>(k * d)), weights(static_cast<std::size_t>(k));
   for (int it = 0; it < p.max_iter; ++it) {
@@ -221,7 +214,7 @@ void lloyd(Engine<T>& e, std::int64_t n, std::int64_t d, const Params& p, double
     double shift = 0;
     {
       ProfileRange update_range("kmeans::update");
-      r.n_empty_relocated += relocate_empty_clusters(e, d, k, sums.data(), weights.data());
+      r.n_empty_relocated += relocate_empty_clusters(e, data, d, k, sums.data(), weights.data());
       shift = update_centroids(sums.data(), weights.data(), k, d, r.centroids);
     }
     r.n_iter = it + 1;
@@ -256,12 +249,9 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
                       p.n_threads, ws ? ws->fit_engine : local, ws,
                       cuda_init_bytes(p.init, static_cast<std::int64_t>(n), p.k));
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
-  double tol = 0;
-  if (p.tol > 0) {
-    InitData<T>* data = e.init_data();  // the engine's own (the GPU's) when it has one
-    tol = p.tol * (data ? data->mean_feature_variance()
-                        : mean_feature_variance(e.host_data(), ni, di, p.n_threads));
-  }
+  std::unique_ptr<DataOps<T>> host_ops;
+  DataOps<T>& ops = data_ops_of(e, host_ops, ni, di, p.n_threads);
+  const double tol = p.tol > 0 ? p.tol * ops.mean_feature_variance() : 0.0;
   const double bind_seconds = seconds_since(t_bind);
 
   // Explicit centroids are one starting point: n_init > 1 would repeat the same fit.
@@ -276,10 +266,10 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
     pr.seed = p.seed + static_cast<std::uint64_t>(run);
     {
       ProfileRange init_range("kmeans::init");
-      r.centroids = initial_centroids(e, ni, di, pr);
+      r.centroids = initial_centroids(ops, di, pr);
     }
     r.timings.init = seconds_since(t_init);
-    lloyd(e, ni, di, p, tol, r);
+    lloyd(e, ops, ni, di, p, tol, r);
     total.init += r.timings.init;
     total.assign += r.timings.assign;
     total.update += r.timings.update;

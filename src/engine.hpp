@@ -33,14 +33,15 @@ struct DataView {
   int n_threads = 0;          ///< CPU threads, 0 = OpenMP default.
 };
 
-/// What initialisation (init.cpp) and the tolerance scale need from the data. The host implementation works on host
-/// arrays; the CUDA engine on the device. Every distance is exact (Engine::distances' formula,
-/// squared) and every sum is formed in the host's order, so all implementations choose the same
-/// points from the same seed.
+/// The arithmetic on the points that the driver needs beside the Lloyd passes: initialisation
+/// (init.cpp), the tolerance scale and the rows moved by empty-cluster repair. The host
+/// implementation works on host arrays; the CUDA engine on the device. Every distance is exact
+/// (Engine::distances' formula, squared) and every sum is formed in the host's order, so all
+/// implementations choose the same points from the same seed.
 template <class T>
-class InitData {
+class DataOps {
  public:
-  virtual ~InitData() = default;
+  virtual ~DataOps() = default;
   virtual std::int64_t size() const = 0;  ///< n
   virtual std::int64_t dim() const = 0;   ///< d
   /// The per-point weights on the host, or null when every weight is 1.
@@ -60,9 +61,9 @@ class InitData {
   virtual double mean_feature_variance() = 0;
 };
 
-/// InitData over host arrays (w may be null). The arrays must outlive it.
+/// DataOps over host arrays (w may be null). The arrays must outlive it.
 template <class T>
-std::unique_ptr<InitData<T>> make_host_init_data(const T* x, const T* w, std::int64_t n,
+std::unique_ptr<DataOps<T>> make_host_data_ops(const T* x, const T* w, std::int64_t n,
                                                  std::int64_t d, int n_threads);
 
 /// A backend bound to one data set (n x d, row-major, weights optional). Backends own only
@@ -107,9 +108,9 @@ class Engine {
   /// engine takes only the same n, d, device and memory space.
   virtual bool rebind(const DataView<T>& v) = 0;
 
-  /// The engine's own InitData, or null: the driver then initialises on the host from
+  /// The engine's own DataOps, or null: the driver then uses make_host_data_ops over
   /// host_data() and host_weights().
-  virtual InitData<T>* init_data() { return nullptr; }
+  virtual DataOps<T>* data_ops() { return nullptr; }
 };
 
 

@@ -67,12 +67,12 @@ void copy_row(const T* x, std::int64_t d, std::int64_t i, T* out) {
   std::copy(x + i * d, x + (i + 1) * d, out);
 }
 
-/// InitData over host arrays: the loops of scikit-learn's algorithms, in parallel over fixed
+/// DataOps over host arrays: the loops of scikit-learn's algorithms, in parallel over fixed
 /// blocks of points so that every sum has one order whatever the thread count.
 template <class T>
-class HostInitData final : public InitData<T> {
+class HostDataOps final : public DataOps<T> {
  public:
-  HostInitData(const T* x, const T* w, std::int64_t n, std::int64_t d, int n_threads)
+  HostDataOps(const T* x, const T* w, std::int64_t n, std::int64_t d, int n_threads)
       : x_(x), w_(w), n_(n), d_(d), n_threads_(n_threads) {}
 
   std::int64_t size() const override { return n_; }
@@ -263,13 +263,13 @@ class HostInitData final : public InitData<T> {
 }  // namespace
 
 template <class T>
-std::unique_ptr<InitData<T>> make_host_init_data(const T* x, const T* w, std::int64_t n,
+std::unique_ptr<DataOps<T>> make_host_data_ops(const T* x, const T* w, std::int64_t n,
                                                  std::int64_t d, int n_threads) {
-  return std::make_unique<HostInitData<T>>(x, w, n, d, n_threads);
+  return std::make_unique<HostDataOps<T>>(x, w, n, d, n_threads);
 }
 
 template <class T>
-std::vector<T> init_random(InitData<T>& data, int k, std::uint64_t seed) {
+std::vector<T> init_random(DataOps<T>& data, int k, std::uint64_t seed) {
   // Weighted sampling without replacement (Efraimidis-Spirakis): each point gets the key
   // log(u) / w and the k largest keys win, in decreasing key order. With unit weights this is a
   // uniform draw of k distinct points. Zero-weight points are never drawn.
@@ -300,7 +300,7 @@ std::vector<T> init_random(InitData<T>& data, int k, std::uint64_t seed) {
 }
 
 template <class T>
-std::vector<T> init_kmeans_plusplus(InitData<T>& data, int k, std::uint64_t seed) {
+std::vector<T> init_kmeans_plusplus(DataOps<T>& data, int k, std::uint64_t seed) {
   // scikit-learn's greedy k-means++: each step draws 2 + floor(ln k) candidates with probability
   // proportional to w * D(x)^2 and keeps the one that lowers the potential most. The draws do
   // not depend on the data, so they are made here, in the generator's order, for any backend.
@@ -325,7 +325,7 @@ double hash_uniform(std::uint64_t seed, std::uint64_t i) {
 }  // namespace
 
 template <class T>
-std::vector<T> init_kmeans_parallel(InitData<T>& data, int k, std::uint64_t seed, int n_threads) {
+std::vector<T> init_kmeans_parallel(DataOps<T>& data, int k, std::uint64_t seed, int n_threads) {
   constexpr int kRounds = 5;
   const std::int64_t n = data.size(), d = data.dim();
   const T* w = data.weights();
@@ -347,7 +347,7 @@ std::vector<T> init_kmeans_parallel(InitData<T>& data, int k, std::uint64_t seed
     for (double v : block_sum) s += v;
     return s;
   };
-  // Lowers closest[] with the candidates cand[from..] (the distances: InitData).
+  // Lowers closest[] with the candidates cand[from..] (the distances: DataOps).
   std::vector<std::int64_t> cand;
   auto lower_closest = [&](std::size_t from) {
     if (from < cand.size())
@@ -422,18 +422,18 @@ std::vector<T> init_kmeans_parallel(InitData<T>& data, int k, std::uint64_t seed
   for (std::int64_t c = 0; c < m; ++c) cand_w[c] = static_cast<T>(acc[c]);
   std::vector<T> cx(static_cast<std::size_t>(m * d));
   data.rows(cand.data(), m, cx.data());
-  HostInitData<T> candidates(cx.data(), cand_w.data(), m, d, n_threads);
+  HostDataOps<T> candidates(cx.data(), cand_w.data(), m, d, n_threads);
   return init_kmeans_plusplus<T>(candidates, k, rng.next());
 }
 
 #define KMEANS_INSTANTIATE(T)                                                                   \
   template void load_tile<T>(const T*, std::int64_t, std::int64_t, std::int64_t, double*);      \
   template void load_point<T>(const T*, std::int64_t, std::int64_t, double*);                   \
-  template std::unique_ptr<InitData<T>> make_host_init_data<T>(const T*, const T*, std::int64_t, \
+  template std::unique_ptr<DataOps<T>> make_host_data_ops<T>(const T*, const T*, std::int64_t, \
                                                               std::int64_t, int);               \
-  template std::vector<T> init_random<T>(InitData<T>&, int, std::uint64_t);                     \
-  template std::vector<T> init_kmeans_plusplus<T>(InitData<T>&, int, std::uint64_t);            \
-  template std::vector<T> init_kmeans_parallel<T>(InitData<T>&, int, std::uint64_t, int);
+  template std::vector<T> init_random<T>(DataOps<T>&, int, std::uint64_t);                     \
+  template std::vector<T> init_kmeans_plusplus<T>(DataOps<T>&, int, std::uint64_t);            \
+  template std::vector<T> init_kmeans_parallel<T>(DataOps<T>&, int, std::uint64_t, int);
 KMEANS_INSTANTIATE(float)
 KMEANS_INSTANTIATE(double)
 #undef KMEANS_INSTANTIATE

@@ -55,15 +55,15 @@ std::vector<double> column_means(const double* part, std::int64_t n_blocks, std:
 double mean_of(const std::vector<double>& v);
 
 template <class T>
-class InitData;
+class DataOps;
 
 /// Initial centroids (k x d, host) by Init::Random, Init::KMeansPlusPlus or
 /// Init::KMeansParallel. The draws are made on the host from the seed; the arithmetic on the
 /// points (distances, sums over points) by `data` (init.cpp: host; backend_cuda.cu: GPU).
 template <class T>
-std::vector<T> init_random(InitData<T>& data, int k, std::uint64_t seed);
+std::vector<T> init_random(DataOps<T>& data, int k, std::uint64_t seed);
 template <class T>
-std::vector<T> init_kmeans_plusplus(InitData<T>& data, int k, std::uint64_t seed);
+std::vector<T> init_kmeans_plusplus(DataOps<T>& data, int k, std::uint64_t seed);
 
 /// k-means|| (Bahmani et al.): a first point drawn by weight, then `rounds` rounds in which
 /// every point joins the candidates independently with probability min(1, l w D^2 / phi)
@@ -71,7 +71,7 @@ std::vector<T> init_kmeans_plusplus(InitData<T>& data, int k, std::uint64_t seed
 /// Per-point random numbers come from a counter-based hash, so results do not depend on the
 /// number of threads.
 template <class T>
-std::vector<T> init_kmeans_parallel(InitData<T>& data, int k, std::uint64_t seed, int n_threads);
+std::vector<T> init_kmeans_parallel(DataOps<T>& data, int k, std::uint64_t seed, int n_threads);
 
 /// Exact distances on the host with one point per SIMD lane (init.cpp): tiles of kTile points
 /// are converted to double and transposed (load_tile: xt[j * kTile + r]), and

@@ -770,7 +770,7 @@ TEST_F(CudaReuse, InitChoosesTheHostsPoints) {
 }
 
 TEST_F(CudaReuse, EngineDataOperationsMatchTheHost) {
-  // The InitData operations one by one against the host implementation, bit for bit.
+  // The DataOps operations one by one against the host implementation, bit for bit.
   for (std::int64_t n : {std::int64_t{1}, std::int64_t{4097}, std::int64_t{20000}}) {
     const std::int64_t d = 6;
     SCOPED_TRACE("n=" + std::to_string(n));
@@ -779,9 +779,9 @@ TEST_F(CudaReuse, EngineDataOperationsMatchTheHost) {
     for (std::int64_t i = 0; i < n; ++i) w[i] = 1.0f + static_cast<float>(i % 7) / 8;
     const DataView<float> view{x.data(), w.data(), n, d, 0};
     auto engine = detail::make_cuda_engine(view);
-    detail::InitData<float>* gpu = engine->init_data();
+    detail::DataOps<float>* gpu = engine->data_ops();
     ASSERT_NE(gpu, nullptr);
-    auto host = detail::make_host_init_data(x.data(), w.data(), n, d, 0);
+    auto host = detail::make_host_data_ops(x.data(), w.data(), n, d, 0);
     const double vg = gpu->mean_feature_variance(), vh = host->mean_feature_variance();
     EXPECT_EQ(0, std::memcmp(&vg, &vh, sizeof(double)));
     std::vector<std::int64_t> idx;

@@ -389,7 +389,7 @@ std::vector<std::int64_t> oracle_kmeanspp(const std::vector<float>& x, const std
   return chosen;
 }
 
-TEST(HostInitData, OperationsMatchScalarLoops) {
+TEST(HostDataOps, OperationsMatchScalarLoops) {
   for (std::int64_t n : {std::int64_t{1}, std::int64_t{255}, std::int64_t{257}, std::int64_t{9000}}) {
     for (std::int64_t d : {std::int64_t{1}, std::int64_t{3}, std::int64_t{37}}) {
       SCOPED_TRACE("n=" + std::to_string(n) + " d=" + std::to_string(d));
@@ -404,7 +404,7 @@ TEST(HostInitData, OperationsMatchScalarLoops) {
       w[0] = 1;
       for (const std::vector<float>* wp : {static_cast<const std::vector<float>*>(nullptr),
                                             static_cast<const std::vector<float>*>(&w)}) {
-        auto data = kmeans::detail::make_host_init_data(x.data(), wp ? wp->data() : nullptr, n, d, 2);
+        auto data = kmeans::detail::make_host_data_ops(x.data(), wp ? wp->data() : nullptr, n, d, 2);
         // lower_closest and nearest over a few candidates
         std::vector<std::int64_t> idx;
         for (std::int64_t c = 0; c < std::min<std::int64_t>(n, 11); ++c) idx.push_back((c * 7 + 3) % n);
