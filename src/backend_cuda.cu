@@ -21,11 +21,13 @@
 //
 // Synchronisation: the constructor (upload, device-side validation), every assign (one
 // cudaStreamSynchronize after the graph, as the Engine interface hands sums back on the host),
-// labels(), farthest() and the first host_data()/host_weights() of device data synchronise the
-// engine's stream. Changing k reallocates the k-sized buffers (cudaMalloc/cudaFree synchronise
-// the device). Device input is ordered after the caller's earlier work on the legacy default
-// stream (and so on every blocking stream) by one event recorded there at construction; nothing
-// else touches the legacy default stream.
+// labels(), farthest(), distances(), rebind(), each DataOps call (initialisation, the tol
+// scale, row gathers: once at its end, greedy k-means++ included) and the first
+// host_data()/host_weights() of device data synchronise the engine's stream. Changing k
+// reallocates the k-sized buffers (cudaMalloc/cudaFree synchronise the device). Device input is
+// ordered after the caller's earlier work on the legacy default stream (and so on every blocking
+// stream) by one event recorded there at construction and at each rebind; nothing else touches
+// the legacy default stream.
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 #include <nvtx3/nvToolsExt.h>
@@ -458,7 +460,8 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
     gather_rows_kernel<T><<<grid_for(static_cast<std::int64_t>(total)), 256, 0, s>>>(
         d_x_, static_cast<int>(d), d_index_.get(), m, d_gather_.get());
     KMEANS_CUDA_CHECK_LAUNCH(s);
-    KMEANS_CUDA_TRY(cudaMemcpyAsync(out, d_gather_.get(), total * sizeof(T), cudaMemcpyDeviceToHost, s));
+    KMEANS_CUDA_TRY(
+        cudaMemcpyAsync(out, d_gather_.get(), total * sizeof(T), cudaMemcpyDeviceToHost, s));
     KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
   }
 
