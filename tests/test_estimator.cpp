@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine.hpp"
@@ -435,6 +436,33 @@ TEST(HostDataOps, OperationsMatchScalarLoops) {
       }
     }
   }
+}
+
+TEST(Estimator, DistinctObjectsInDistinctThreadsAreIndependent) {
+  // Each KMeans owns its engines: two used at once from two threads give the sequential bits.
+  const auto a = blobs<float>(3000, 31);
+  const auto b = blobs<float>(3000, 32);
+  kmeans::Params p;
+  p.k = 6;
+  p.seed = 3;
+  p.n_threads = 1;
+  p.backend = Backend::Cpu;
+  const auto ra = kmeans::fit(a.data(), 12000, 2, p);
+  const auto rb = kmeans::fit(b.data(), 12000, 2, p);
+  kmeans::KMeans<float> ka(p), kb(p);
+  std::vector<std::int32_t> la, lb;
+  std::thread ta([&] {
+    for (int i = 0; i < 3; ++i) la = ka.fit(a.data(), 12000, 2).predict(a.data(), 12000);
+  });
+  std::thread tb([&] {
+    for (int i = 0; i < 3; ++i) lb = kb.fit(b.data(), 12000, 2).predict(b.data(), 12000);
+  });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(ka.result().centroids, ra.centroids);
+  EXPECT_EQ(kb.result().centroids, rb.centroids);
+  EXPECT_EQ(la, ra.labels);
+  EXPECT_EQ(lb, rb.labels);
 }
 
 }  // namespace
