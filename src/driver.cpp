@@ -376,19 +376,16 @@ template <class T>
 void host_distances(const T* x, std::int64_t n, std::int64_t d, const T* centroids, int k, T* out,
                     int n_threads) {
   // sqrt(sum_j (x_j - c_j)^2) in double in feature order, a tile of points per SIMD pass.
-  std::vector<double> c(static_cast<std::size_t>(k) * static_cast<std::size_t>(d));
-  for (int j = 0; j < k; ++j) load_point(centroids, d, j, &c[static_cast<std::size_t>(j * d)]);
-  const std::int64_t n_tiles = (n + kTile - 1) / kTile;
 #pragma omp parallel num_threads(threads_for(n_threads, double(n) * k * d))
   {
-    TileScratch ts(d);
+    TileScratch ts(d, n);
+    const std::int64_t n_tiles = (n + ts.rows - 1) / ts.rows;
 #pragma omp for schedule(static)
     for (std::int64_t tile = 0; tile < n_tiles; ++tile) {
-      const std::int64_t i0 = tile * kTile, rows = std::min(kTile, n - i0);
-      load_tile(x, d, i0, rows, ts.xt.data());
+      const std::int64_t i0 = tile * ts.rows, rows = std::min(ts.rows, n - i0);
+      load_tile(x, d, i0, rows, ts.rows, ts.xt.data());
       for (std::int64_t j = 0; j < k; ++j) {
-        tile_squared_distances(ts.xt.data(), rows, d, &c[static_cast<std::size_t>(j * d)],
-                               ts.s.data());
+        tile_squared_distances(ts.xt.data(), ts.rows, rows, d, centroids + j * d, ts.s.data());
         for (std::int64_t r = 0; r < rows; ++r)
           out[(i0 + r) * k + j] = static_cast<T>(std::sqrt(ts.s[r]));
       }

@@ -17,24 +17,28 @@
 
 namespace kmeans::detail {
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && defined(__GLIBC__)
 #define KMEANS_INIT_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define KMEANS_INIT_CLONES
 #endif
+#if defined(__GNUC__)
+#define KMEANS_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define KMEANS_ALWAYS_INLINE inline
+#endif
 
-/// s[r] = sum_j (xt[j * kTile + r] - c[j])^2 for r < rows, each sum formed in feature order
-/// (s = s + u * u): the exact distance of every backend (Engine::distances), one point per
-/// SIMD lane. Lanes are independent, so vectorising changes no bit: no fused multiply-add (this
-/// file is built with -ffp-contract=off) and no reassociation (no -ffast-math). An AVX2 clone
-/// is chosen at run time where the CPU has it.
-KMEANS_INIT_CLONES
-void tile_squared_distances(const double* xt, std::int64_t rows, std::int64_t d, const double* c,
-                            double* s) {
+namespace {
+
+template <class C>
+KMEANS_ALWAYS_INLINE void tile_squared_distances_body(const double* __restrict__ xt,
+                                                      std::int64_t ld, std::int64_t rows,
+                                                      std::int64_t d, const C* __restrict__ c,
+                                                      double* __restrict__ s) {
   for (std::int64_t r = 0; r < rows; ++r) s[r] = 0;
   for (std::int64_t j = 0; j < d; ++j) {
-    const double cj = c[j];
-    const double* xj = xt + j * kTile;
+    const double cj = static_cast<double>(c[j]);
+    const double* xj = xt + j * ld;
     for (std::int64_t r = 0; r < rows; ++r) {
       const double u = xj[r] - cj;
       s[r] = s[r] + u * u;
@@ -42,18 +46,31 @@ void tile_squared_distances(const double* xt, std::int64_t rows, std::int64_t d,
   }
 }
 
+}  // namespace
+
+/// s[r] = sum_j (xt[j * ld + r] - c[j])^2 for r < rows, each sum formed in feature order
+/// (s = s + u * u): the exact distance of every backend (Engine::distances), one point per
+/// SIMD lane. Lanes are independent, so vectorising changes no bit: no fused multiply-add (this
+/// file is built with -ffp-contract=off) and no reassociation (no -ffast-math). An AVX2 clone
+/// is chosen at run time where the CPU has it.
+KMEANS_INIT_CLONES
+void tile_squared_distances(const double* xt, std::int64_t ld, std::int64_t rows, std::int64_t d,
+                            const float* c, double* s) {
+  tile_squared_distances_body(xt, ld, rows, d, c, s);
+}
+KMEANS_INIT_CLONES
+void tile_squared_distances(const double* xt, std::int64_t ld, std::int64_t rows, std::int64_t d,
+                            const double* c, double* s) {
+  tile_squared_distances_body(xt, ld, rows, d, c, s);
+}
+
 template <class T>
-void load_tile(const T* x, std::int64_t d, std::int64_t i0, std::int64_t rows, double* xt) {
+void load_tile(const T* x, std::int64_t d, std::int64_t i0, std::int64_t rows, std::int64_t ld,
+               double* xt) {
   for (std::int64_t r = 0; r < rows; ++r)
     for (std::int64_t j = 0; j < d; ++j)
-      xt[j * kTile + r] = static_cast<double>(x[(i0 + r) * d + j]);
+      xt[j * ld + r] = static_cast<double>(x[(i0 + r) * d + j]);
 }
-
-template <class T>
-void load_point(const T* x, std::int64_t d, std::int64_t i, double* out) {
-  for (std::int64_t j = 0; j < d; ++j) out[j] = static_cast<double>(x[i * d + j]);
-}
-
 
 namespace {
 
@@ -126,45 +143,40 @@ class HostDataOps final : public DataOps<T> {
     // First centre: one point drawn with probability proportional to its weight.
     const double total_w = prefix(nullptr);
     chosen[0] = search(u[0] * total_w);
-    std::vector<double> first_d(static_cast<std::size_t>(d));
-    load_point(x, d, chosen[0], first_d.data());
-    const std::int64_t n_tiles = (n + kTile - 1) / kTile;
+    const T* first = x + chosen[0] * d;
 #pragma omp parallel num_threads(nt)
     {
-      TileScratch ts(d);
+      TileScratch ts(d, n);
+      const std::int64_t n_tiles = (n + ts.rows - 1) / ts.rows;
 #pragma omp for schedule(static)
       for (std::int64_t tile = 0; tile < n_tiles; ++tile) {
-        const std::int64_t i0 = tile * kTile, rows = std::min(kTile, n - i0);
-        load_tile(x, d, i0, rows, ts.xt.data());
-        tile_squared_distances(ts.xt.data(), rows, d, first_d.data(), closest.data() + i0);
+        const std::int64_t i0 = tile * ts.rows, rows = std::min(ts.rows, n - i0);
+        load_tile(x, d, i0, rows, ts.rows, ts.xt.data());
+        tile_squared_distances(ts.xt.data(), ts.rows, rows, d, first, closest.data() + i0);
       }
     }
     double potential = prefix(closest.data());
 
     std::vector<std::int64_t> cand(static_cast<std::size_t>(n_trials));
     std::vector<double> cand_pot(static_cast<std::size_t>(n_trials));
-    std::vector<double> cand_x(static_cast<std::size_t>(n_trials * d));
     for (int cidx = 1; cidx < k; ++cidx) {
       const double* uc = u + 1 + static_cast<std::int64_t>(cidx - 1) * n_trials;
-      for (int t = 0; t < n_trials; ++t) {
-        cand[t] = search(uc[t] * potential);
-        load_point(x, d, cand[t], &cand_x[static_cast<std::size_t>(t * d)]);
-      }
+      for (int t = 0; t < n_trials; ++t) cand[t] = search(uc[t] * potential);
       // Distances to every candidate, min with the current closest, per-block potentials: each
       // block's tiles in point order, so each trial's block sum has the scalar loop's order.
 #pragma omp parallel num_threads(nt)
       {
-        TileScratch ts(d);
+        TileScratch ts(d, n);
         std::vector<double> acc(static_cast<std::size_t>(n_trials));
 #pragma omp for schedule(static)
         for (std::int64_t b = 0; b < n_blocks; ++b) {
           const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
           std::fill(acc.begin(), acc.end(), 0.0);
-          for (std::int64_t i0 = b * kReduceBlock; i0 < end; i0 += kTile) {
-            const std::int64_t rows = std::min(kTile, end - i0);
-            load_tile(x, d, i0, rows, ts.xt.data());
+          for (std::int64_t i0 = b * kReduceBlock; i0 < end; i0 += ts.rows) {
+            const std::int64_t rows = std::min(ts.rows, end - i0);
+            load_tile(x, d, i0, rows, ts.rows, ts.xt.data());
             for (int t = 0; t < n_trials; ++t) {
-              tile_squared_distances(ts.xt.data(), rows, d, &cand_x[static_cast<std::size_t>(t * d)],
+              tile_squared_distances(ts.xt.data(), ts.rows, rows, d, x + cand[t] * d,
                                      ts.s.data());
               double* dist = &cand_dist[static_cast<std::size_t>(t) * n + i0];
               double a = acc[t];
@@ -196,18 +208,16 @@ class HostDataOps final : public DataOps<T> {
 
   void lower_closest(const std::int64_t* idx, std::int64_t m, double* closest) override {
     const std::int64_t d = d_;
-    const std::vector<double> cx = points(idx, m);
-    const std::int64_t n_tiles = (n_ + kTile - 1) / kTile;
 #pragma omp parallel num_threads(threads_for(n_threads_, static_cast<double>(n_) * m * d))
     {
-      TileScratch ts(d);
+      TileScratch ts(d, n_);
+      const std::int64_t n_tiles = (n_ + ts.rows - 1) / ts.rows;
 #pragma omp for schedule(static)
       for (std::int64_t tile = 0; tile < n_tiles; ++tile) {
-        const std::int64_t i0 = tile * kTile, rows = std::min(kTile, n_ - i0);
-        load_tile(x_, d, i0, rows, ts.xt.data());
+        const std::int64_t i0 = tile * ts.rows, rows = std::min(ts.rows, n_ - i0);
+        load_tile(x_, d, i0, rows, ts.rows, ts.xt.data());
         for (std::int64_t c = 0; c < m; ++c) {
-          tile_squared_distances(ts.xt.data(), rows, d, &cx[static_cast<std::size_t>(c * d)],
-                                 ts.s.data());
+          tile_squared_distances(ts.xt.data(), ts.rows, rows, d, x_ + idx[c] * d, ts.s.data());
           for (std::int64_t r = 0; r < rows; ++r)
             closest[i0 + r] = std::min(closest[i0 + r], ts.s[r]);
         }
@@ -217,21 +227,19 @@ class HostDataOps final : public DataOps<T> {
 
   void nearest(const std::int64_t* idx, std::int64_t m, std::int64_t* out) override {
     const std::int64_t d = d_;
-    const std::vector<double> cx = points(idx, m);
-    const std::int64_t n_tiles = (n_ + kTile - 1) / kTile;
 #pragma omp parallel num_threads(threads_for(n_threads_, static_cast<double>(n_) * m * d))
     {
-      TileScratch ts(d);
-      std::vector<double> best(static_cast<std::size_t>(kTile));
+      TileScratch ts(d, n_);
+      const std::int64_t n_tiles = (n_ + ts.rows - 1) / ts.rows;
+      std::vector<double> best(static_cast<std::size_t>(ts.rows));
 #pragma omp for schedule(static)
       for (std::int64_t tile = 0; tile < n_tiles; ++tile) {
-        const std::int64_t i0 = tile * kTile, rows = std::min(kTile, n_ - i0);
-        load_tile(x_, d, i0, rows, ts.xt.data());
+        const std::int64_t i0 = tile * ts.rows, rows = std::min(ts.rows, n_ - i0);
+        load_tile(x_, d, i0, rows, ts.rows, ts.xt.data());
         std::fill(best.begin(), best.end(), std::numeric_limits<double>::infinity());
         std::fill(out + i0, out + i0 + rows, std::int64_t{0});
         for (std::int64_t c = 0; c < m; ++c) {
-          tile_squared_distances(ts.xt.data(), rows, d, &cx[static_cast<std::size_t>(c * d)],
-                                 ts.s.data());
+          tile_squared_distances(ts.xt.data(), ts.rows, rows, d, x_ + idx[c] * d, ts.s.data());
           for (std::int64_t r = 0; r < rows; ++r)
             if (ts.s[r] < best[r]) {
               best[r] = ts.s[r];
@@ -247,13 +255,6 @@ class HostDataOps final : public DataOps<T> {
   }
 
  private:
-  /// The points idx[0, m) converted to double, m x d.
-  std::vector<double> points(const std::int64_t* idx, std::int64_t m) const {
-    std::vector<double> out(static_cast<std::size_t>(m * d_));
-    for (std::int64_t c = 0; c < m; ++c) load_point(x_, d_, idx[c], &out[static_cast<std::size_t>(c * d_)]);
-    return out;
-  }
-
   const T* x_;
   const T* w_;
   std::int64_t n_, d_;
@@ -427,8 +428,8 @@ std::vector<T> init_kmeans_parallel(DataOps<T>& data, int k, std::uint64_t seed,
 }
 
 #define KMEANS_INSTANTIATE(T)                                                                   \
-  template void load_tile<T>(const T*, std::int64_t, std::int64_t, std::int64_t, double*);      \
-  template void load_point<T>(const T*, std::int64_t, std::int64_t, double*);                   \
+  template void load_tile<T>(const T*, std::int64_t, std::int64_t, std::int64_t, std::int64_t,  \
+                             double*);                                                          \
   template std::unique_ptr<DataOps<T>> make_host_data_ops<T>(const T*, const T*, std::int64_t, \
                                                               std::int64_t, int);               \
   template std::vector<T> init_random<T>(DataOps<T>&, int, std::uint64_t);                     \

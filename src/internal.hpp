@@ -2,6 +2,7 @@
 // Internal helpers shared by the driver, the initialisers and the host backends.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -73,26 +74,28 @@ std::vector<T> init_kmeans_plusplus(DataOps<T>& data, int k, std::uint64_t seed)
 template <class T>
 std::vector<T> init_kmeans_parallel(DataOps<T>& data, int k, std::uint64_t seed, int n_threads);
 
-/// Exact distances on the host with one point per SIMD lane (init.cpp): tiles of kTile points
-/// are converted to double and transposed (load_tile: xt[j * kTile + r]), and
-/// tile_squared_distances forms s[r] = sum_j (xt[j * kTile + r] - c[j])^2 in feature order
+/// Exact distances on the host with one point per SIMD lane (init.cpp): tiles of points are
+/// converted to double and transposed (load_tile: xt[j * ld + r], ld = the tile's height), and
+/// tile_squared_distances forms s[r] = sum_j (xt[j * ld + r] - c[j])^2 in feature order
 /// (s = s + u * u, no fused multiply-add): the bits of every backend's exact distance
 /// (Engine::distances), much faster than one point at a time (independent add chains).
-constexpr std::int64_t kTile = 256;
-void tile_squared_distances(const double* xt, std::int64_t rows, std::int64_t d, const double* c,
-                            double* s);
+void tile_squared_distances(const double* xt, std::int64_t ld, std::int64_t rows, std::int64_t d,
+                            const float* c, double* s);
+void tile_squared_distances(const double* xt, std::int64_t ld, std::int64_t rows, std::int64_t d,
+                            const double* c, double* s);
 template <class T>
-void load_tile(const T* x, std::int64_t d, std::int64_t i0, std::int64_t rows, double* xt);
-/// Point `i` of x (n x d) converted to double.
-template <class T>
-void load_point(const T* x, std::int64_t d, std::int64_t i, double* out);
+void load_tile(const T* x, std::int64_t d, std::int64_t i0, std::int64_t rows, std::int64_t ld,
+               double* xt);
 
-/// Per-thread scratch of the tiled loops: a transposed tile, its distances, one point.
+/// Per-thread scratch of the tiled loops: a transposed tile of `rows` points (at most 256, fewer
+/// when d is large so that the tile stays within 256 KiB, at least 1) and its distances.
 struct TileScratch {
-  std::vector<double> xt, s, c;
-  explicit TileScratch(std::int64_t d)
-      : xt(static_cast<std::size_t>(kTile * d)), s(static_cast<std::size_t>(kTile)),
-        c(static_cast<std::size_t>(d)) {}
+  std::int64_t rows;
+  std::vector<double> xt, s;
+  TileScratch(std::int64_t d, std::int64_t n)
+      : rows(std::max<std::int64_t>(
+            1, std::min<std::int64_t>({256, n, (std::int64_t{256} << 10) / (8 * d)}))),
+        xt(static_cast<std::size_t>(rows * d)), s(static_cast<std::size_t>(rows)) {}
 };
 
 /// The thread count to use: n_threads when positive, else the OpenMP default.
