@@ -439,6 +439,19 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
 
   DataOps<T>* data_ops() override { return this; }
 
+  std::size_t device_bytes() const override {
+    std::size_t total = 0;
+    const auto add = [&total](const auto&... b) { ((total += b.bytes()), ...); };
+    add(x_copy_, w_copy_, d_labels_, d_dist_, d_centroids_, d_partials_, d_totals_,
+        d_record_offsets_, d_reduce_tmp_, d_sorted_labels_, d_order_in_, d_order_,
+        d_cluster_offsets_, d_sort_tmp_, d_cublas_ws_, d_products_, d_centred_, d_terms_, d_mean_,
+        d_mean_partial_, d_mean_norm_, d_first_, d_positive_, d_transform_centroids_,
+        d_transform_out_, d_closest_, d_cumsum_, d_trial_dist_, d_block_total_, d_block_offset_,
+        d_trial_block_sum_, d_uniforms_, d_scalar_, d_index_, d_candidates_, d_chosen_,
+        d_nearest_, d_best_, d_gather_, d_var_part_, d_var_mean_);
+    return total;
+  }
+
   // DataOps: initialisation on the device (kernels/init.cuh), the host's bits.
   std::int64_t size() const override { return v_.n; }
   std::int64_t dim() const override { return v_.d; }
@@ -644,7 +657,8 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
     KMEANS_CUDA_TRY(cudaMemsetAsync(d_labels_.get(), 0xFF, d_labels_.bytes(), s));
     KMEANS_CUDA_TRY(cudaMemsetAsync(d_dist_.get(), 0xFF, d_dist_.bytes(), s));
     if (on_device_) validate_device_input();
-    if (d_mean_.size() != 0) compute_mean();
+    mean_valid_ = false;  // new data: the GEMM path's centre is recomputed (in place)
+    if (plan_.gemm) compute_mean();
     KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
     return true;
   }
@@ -868,14 +882,14 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
                            "distance products");
       d_centred_.allocate(kd, "centred centroids");
       d_terms_.allocate(3 * static_cast<std::size_t>(k), "centroid ranking terms");
-      if (d_mean_.size() == 0) compute_mean();
+      if (!mean_valid_) compute_mean();
     }
     KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
     plan_ = p;
   }
 
-  /// The per-feature data mean in double (the GEMM path's centre), once per engine: column sums
-  /// over row chunks, then the chunks in order, so the bits depend only on n and d. Also |m|.
+  /// The per-feature data mean in double (the GEMM path's centre), once per data set: column
+  /// sums over row chunks, then the chunks in order, so the bits depend only on n and d. Also |m|.
   void compute_mean() {
     const cudaStream_t s = stream_.get();
     const std::int64_t n = v_.n, d = v_.d;
@@ -884,6 +898,8 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
     if (d_mean_partial_.size() != static_cast<std::size_t>(chunks * d))
       d_mean_partial_.allocate(static_cast<std::size_t>(chunks * d), "column partial sums");
     DeviceBuffer<double>& d_partial = d_mean_partial_;
+    mean_valid_ = false;  // until the end: a failure below leaves it to be redone
+    if (d_mean_norm_.size() == 0) d_mean_norm_.allocate(1, "data mean norm");
     if (d_mean_.size() != static_cast<std::size_t>(d))
       d_mean_.allocate(static_cast<std::size_t>(d), "data mean");
     const dim3 grid(static_cast<unsigned>(ceil_div(d, col_tile)), static_cast<unsigned>(chunks));
@@ -901,10 +917,10 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
     for (double m : mean) norm += m * m;
     mean_norm_ = std::sqrt(norm);
     // A device scalar read by centre_centroids_kernel, so a captured graph survives new data.
-    if (d_mean_norm_.size() == 0) d_mean_norm_.allocate(1, "data mean norm");
     KMEANS_CUDA_TRY(cudaMemcpyAsync(d_mean_norm_.get(), &mean_norm_, sizeof(double),
                                     cudaMemcpyHostToDevice, s));
     KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
+    mean_valid_ = true;
   }
 
   /// Records one pass on the stream (for capture, or run directly in KMEANS_CUDA_SYNC_DEBUG).
@@ -1077,6 +1093,7 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
   DeviceBuffer<T> d_products_, d_centred_;  // GEMM path: x.c' per chunk, c' = c - m
   DeviceBuffer<double> d_terms_, d_mean_;    // GEMM path: [bias | slope | base], data mean
   double mean_norm_ = 0;                     // |m|, also in d_mean_norm_
+  bool mean_valid_ = false;                  // d_mean_ and d_mean_norm_ hold this data's
   DeviceBuffer<double> d_mean_norm_;
   DeviceBuffer<double> d_mean_partial_;     // GEMM path: column sums per row chunk
   DeviceBuffer<unsigned long long> d_first_;  // device-input validation flags
@@ -1118,7 +1135,8 @@ bool is_device_pointer(const void* p) {
 }
 
 bool cuda_working_set_fits(std::int64_t n, std::int64_t d, int k, std::size_t elem,
-                           bool data_on_device, std::string* why, std::size_t extra_bytes) {
+                           bool data_on_device, std::string* why, std::size_t extra_bytes,
+                           std::size_t held_bytes) {
   if (!cuda_available(why)) return false;
   if (n > tn::kMaxPoints) {
     if (why) *why = "n = " + std::to_string(n) + " exceeds the CUDA backend's point limit";
@@ -1136,10 +1154,10 @@ bool cuda_working_set_fits(std::int64_t n, std::int64_t d, int k, std::size_t el
   const std::size_t need =
       tn::working_set_bytes(n, d, k, elem, data_on_device, sms) + tn::kWorkingSetMarginBytes +
       extra_bytes;
-  if (need > free_b) {
+  if (need > free_b + held_bytes) {
     if (why)
       *why = "the fit needs about " + std::to_string(need >> 20) + " MiB of device memory, " +
-             std::to_string(free_b >> 20) + " MiB are free";
+             std::to_string((free_b + held_bytes) >> 20) + " MiB are free";
     return false;
   }
   return true;

@@ -23,7 +23,7 @@ ProfileRange::ProfileRange(const char*) {}
 ProfileRange::~ProfileRange() = default;
 
 bool cuda_working_set_fits(std::int64_t, std::int64_t, int, std::size_t, bool, std::string* why,
-                           std::size_t) {
+                           std::size_t, std::size_t) {
   return cuda_available(why);
 }
 

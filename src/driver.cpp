@@ -74,13 +74,15 @@ Engine<T>& bind_engine(const T* data, std::size_t n, std::size_t d, const T* wei
   DataView<T> v{data, weights, ni, di, n_threads};
   if (slot) {
     // A kept engine serves Auto too (it was chosen for this shape before), unless it is a GPU
-    // engine on host data and this call's k no longer fits beside the data it holds: then
-    // Auto chooses afresh, after the kept engine has freed its memory.
+    // engine on host data and this call's working set (k may have changed) no longer fits in
+    // free memory plus what the engine holds: then Auto chooses afresh, after the kept engine
+    // has freed its memory.
     const Backend kept = slot->kind();
     bool compatible = (backend == Backend::Auto || backend == kept) &&
                       (!on_device || kept == Backend::Cuda);
     if (compatible && backend == Backend::Auto && kept == Backend::Cuda && !on_device)
-      compatible = cuda_working_set_fits(ni, di, k, sizeof(T), true, nullptr, extra_bytes);
+      compatible = cuda_working_set_fits(ni, di, k, sizeof(T), false, nullptr, extra_bytes,
+                                         slot->device_bytes());
     bool rebound = false;
     try {
       rebound = compatible && slot->rebind(v);

@@ -111,6 +111,9 @@ class Engine {
   /// The engine's own DataOps, or null: the driver then uses make_host_data_ops over
   /// host_data() and host_weights().
   virtual DataOps<T>* data_ops() { return nullptr; }
+
+  /// Device memory the engine holds (0 for host engines).
+  virtual std::size_t device_bytes() const { return 0; }
 };
 
 
@@ -128,10 +131,12 @@ std::unique_ptr<Engine<T>> make_cuda_engine(const DataView<T>& v);
 
 /// True when the CUDA backend is usable and the working set of a fit (n x d data of elem_size
 /// bytes, unless already on the device, plus k centroids and all scratch, plus extra_bytes,
-/// e.g. initialisation's) fits in free device memory. Backend::Auto uses the GPU only then;
-/// when false, `why` receives the reason.
+/// e.g. initialisation's) fits in free device memory plus held_bytes (memory an engine that
+/// would be replaced already holds). Backend::Auto uses the GPU only then; when false, `why`
+/// receives the reason.
 bool cuda_working_set_fits(std::int64_t n, std::int64_t d, int k, std::size_t elem_size,
-                           bool data_on_device, std::string* why, std::size_t extra_bytes = 0);
+                           bool data_on_device, std::string* why, std::size_t extra_bytes = 0,
+                           std::size_t held_bytes = 0);
 
 /// Device memory the CUDA engine's initialisation keeps for `init` with k clusters over n
 /// points (kept for reuse until the engine goes).

@@ -661,8 +661,8 @@ TEST_F(CudaReuse, SortPathAllocatesNothingOnRepeatedCalls) {
   check_reuse_allocates_nothing<float>(9000, 20, 100);
 }
 TEST_F(CudaReuse, GemmPathAllocatesNothingOnRepeatedCalls) {
-  // The GEMM path centres on the data mean, which changes with the data: the mean is
-  // recomputed in place and the graph re-captured.
+  // The GEMM path centres on the data mean, which changes with the data: the mean and |m| are
+  // recomputed in place, in device memory the kept graph reads.
   check_reuse_allocates_nothing<float>(9000, 40, 150);
   check_reuse_allocates_nothing<double>(9000, 40, 150);
 }
@@ -832,10 +832,12 @@ TEST_F(CudaReuse, WholeEstimatorMatchesTheReference) {
     for (std::size_t i = 0; i < ref.centroids.size(); ++i)
       EXPECT_NEAR(gpu.centroids[i], ref.centroids[i], 1e-9 * (1 + std::abs(ref.centroids[i])));
   }
-  // The progress callback stops the GPU fit too.
+  // The progress callback stops the GPU fit too (random init: this data needs 20+ iterations
+  // from it, so the stop after the third is the callback's).
   Params p;
   p.k = 8;
   p.tol = 0;
+  p.init = Init::Random;
   p.backend = Backend::Cuda;
   int calls = 0;
   p.on_iteration = [&](const IterationInfo& it) {
@@ -885,6 +887,41 @@ TEST_F(CudaReuse, KMeansPlusPlusFallsBackToTheHostWhenItsBuffersDoNotFit) {
   EXPECT_EQ(gpu.backend, Backend::Cuda);
   EXPECT_EQ(gpu.centroids, host.centroids);
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+}
+
+TEST_F(CudaReuse, ARebindThatThrowsLeavesTheEngineUsable) {
+  // The engine alone (no driver to drop it): a rebind that fails on a NaN, then a rebind to the
+  // repaired data at the same address, must replay nothing captured for the earlier data.
+  const std::int64_t n = 5000, d = 4;
+  const int k = 5;
+  const auto x1 = make_data<float>(n, d, Shape::Blobs, 98, k);
+  auto x2 = make_data<float>(n, d, Shape::Blobs, 99, k);
+  const auto c = make_centroids(x2, n, d, k, 100);
+  TestDeviceArray<float> d1(x1), d2(x2);
+  ASSERT_NE(d1.get(), nullptr);
+  ASSERT_NE(d2.get(), nullptr);
+  auto engine = detail::make_cuda_engine(DataView<float>{d1.get(), nullptr, n, d, 0});
+  std::vector<double> s(static_cast<std::size_t>(k * d)), w(static_cast<std::size_t>(k));
+  for (int pass = 0; pass < 3; ++pass)  // run directly, then capture and replay a graph on d1
+    engine->assign(c.data(), k, s.data(), w.data());
+  auto bad = x2;
+  bad[5] = std::numeric_limits<float>::infinity();
+  ASSERT_CUDA(cudaMemcpy(d2.get(), bad.data(), bad.size() * sizeof(float), cudaMemcpyHostToDevice));
+  EXPECT_THROW(engine->rebind(DataView<float>{d2.get(), nullptr, n, d, 0}), Error);
+  ASSERT_CUDA(cudaMemcpy(d2.get(), x2.data(), x2.size() * sizeof(float), cudaMemcpyHostToDevice));
+  ASSERT_TRUE(engine->rebind(DataView<float>{d2.get(), nullptr, n, d, 0}));
+  auto ref = detail::make_reference_engine(DataView<float>{x2.data(), nullptr, n, d, 0});
+  std::vector<double> rs(s.size()), rw(w.size());
+  for (int pass = 0; pass < 3; ++pass) {
+    const auto a = engine->assign(c.data(), k, s.data(), w.data());
+    const auto b = ref->assign(c.data(), k, rs.data(), rw.data());
+    EXPECT_NEAR(a.sse, b.sse, kRelTolF32 * b.sse) << "pass " << pass;
+    EXPECT_EQ(w, rw) << "pass " << pass;  // cluster sizes: the labels of the new data
+  }
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(n)), ref_labels(labels.size());
+  engine->labels(labels.data());
+  ref->labels(ref_labels.data());
+  EXPECT_EQ(labels, ref_labels);
 }
 
 /// transform on the GPU gives the host's bits (both form sqrt(sum (x - c)^2) in double without

@@ -405,7 +405,9 @@ TEST(HostDataOps, OperationsMatchScalarLoops) {
       w[0] = 1;
       for (const std::vector<float>* wp : {static_cast<const std::vector<float>*>(nullptr),
                                             static_cast<const std::vector<float>*>(&w)}) {
-        auto data = kmeans::detail::make_host_data_ops(x.data(), wp ? wp->data() : nullptr, n, d, 2);
+        const int threads = static_cast<int>(1 + (n + d) % 3);  // 1, 2 or 3 threads
+        auto data =
+            kmeans::detail::make_host_data_ops(x.data(), wp ? wp->data() : nullptr, n, d, threads);
         // lower_closest and nearest over a few candidates
         std::vector<std::int64_t> idx;
         for (std::int64_t c = 0; c < std::min<std::int64_t>(n, 11); ++c) idx.push_back((c * 7 + 3) % n);
@@ -463,6 +465,24 @@ TEST(Estimator, DistinctObjectsInDistinctThreadsAreIndependent) {
   EXPECT_EQ(kb.result().centroids, rb.centroids);
   EXPECT_EQ(la, ra.labels);
   EXPECT_EQ(lb, rb.labels);
+}
+
+TEST(HostDataOps, VeryWideDataUsesSmallTiles) {
+  // 5 points of 300000 features: the exact-distance tiles shrink to one point (a fixed-size
+  // tile would take 600 MB per thread); values still match the scalar formula.
+  const std::int64_t n = 5, d = 300000;
+  std::vector<float> x(static_cast<std::size_t>(n * d));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919) % 1000) / 100;
+  const auto t = kmeans::transform(x.data(), n, d, x.data(), 2, Backend::Cpu);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t c = 0; c < 2; ++c)
+      EXPECT_EQ(t[i * 2 + c], static_cast<float>(std::sqrt(oracle_sq(&x[i * d], &x[c * d], d))));
+  kmeans::Params p;
+  p.k = 3;
+  p.backend = Backend::Cpu;
+  const auto r = kmeans::fit(x.data(), n, d, p);
+  EXPECT_EQ(r.centroids.size(), static_cast<std::size_t>(3 * d));
+  EXPECT_GE(r.inertia, 0.0);
 }
 
 }  // namespace
