@@ -312,11 +312,12 @@ Engine<T>& bind_for_centroids(Workspace<T>* ws, std::unique_ptr<Engine<T>>& loca
 template <class T>
 std::vector<std::int32_t> run_predict(Workspace<T>* ws, const T* data, std::size_t n,
                                       std::size_t d, const T* centroids, std::size_t k,
-                                      Backend backend) {
+                                      Backend backend, Backend* used = nullptr) {
   ProfileRange range("kmeans::predict");
   std::unique_ptr<Engine<T>> local;
   Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k,
                                     static_cast<const T*>(nullptr), backend);
+  if (used) *used = e.kind();
   e.assign(centroids, static_cast<int>(k), nullptr, nullptr);
   std::vector<std::int32_t> labels(n);
   e.labels(labels.data());
@@ -325,20 +326,24 @@ std::vector<std::int32_t> run_predict(Workspace<T>* ws, const T* data, std::size
 
 template <class T>
 double run_score(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
-                 const T* centroids, std::size_t k, const T* weights, Backend backend) {
+                 const T* centroids, std::size_t k, const T* weights, Backend backend,
+                 Backend* used = nullptr) {
   ProfileRange range("kmeans::score");
   std::unique_ptr<Engine<T>> local;
   Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, weights, backend);
+  if (used) *used = e.kind();
   return -e.assign(centroids, static_cast<int>(k), nullptr, nullptr).sse;
 }
 
 template <class T>
 std::vector<T> run_transform(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
-                             const T* centroids, std::size_t k, Backend backend) {
+                             const T* centroids, std::size_t k, Backend backend,
+                             Backend* used = nullptr) {
   ProfileRange range("kmeans::transform");
   std::unique_ptr<Engine<T>> local;
   Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k,
                                     static_cast<const T*>(nullptr), backend);
+  if (used) *used = e.kind();
   if (k > std::numeric_limits<std::size_t>::max() / sizeof(T) / n)
     throw Error("transform: the n x k = " + std::to_string(n) + " x " + std::to_string(k) +
                 " distance matrix overflows");
@@ -444,35 +449,35 @@ Result<T> fit(const T* data, std::size_t n, std::size_t d, const Params& p) {
 
 template <class T>
 std::vector<std::int32_t> predict(const T* data, std::size_t n, std::size_t d, const T* centroids,
-                                  std::size_t k, Backend backend) {
-  return detail::run_predict<T>(nullptr, data, n, d, centroids, k, backend);
+                                  std::size_t k, Backend backend, Backend* used) {
+  return detail::run_predict<T>(nullptr, data, n, d, centroids, k, backend, used);
 }
 
 template <class T>
 std::vector<T> transform(const T* data, std::size_t n, std::size_t d, const T* centroids,
-                         std::size_t k, Backend backend) {
-  return detail::run_transform<T>(nullptr, data, n, d, centroids, k, backend);
+                         std::size_t k, Backend backend, Backend* used) {
+  return detail::run_transform<T>(nullptr, data, n, d, centroids, k, backend, used);
 }
 
 template <class T>
 double score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
-             const T* sample_weight, Backend backend) {
-  return detail::run_score<T>(nullptr, data, n, d, centroids, k, sample_weight, backend);
+             const T* sample_weight, Backend backend, Backend* used) {
+  return detail::run_score<T>(nullptr, data, n, d, centroids, k, sample_weight, backend, used);
 }
 
 template Result<float> fit<float>(const float*, std::size_t, std::size_t, const Params&);
 template Result<double> fit<double>(const double*, std::size_t, std::size_t, const Params&);
 template std::vector<std::int32_t> predict<float>(const float*, std::size_t, std::size_t,
-                                                  const float*, std::size_t, Backend);
+                                                  const float*, std::size_t, Backend, Backend*);
 template std::vector<std::int32_t> predict<double>(const double*, std::size_t, std::size_t,
-                                                   const double*, std::size_t, Backend);
+                                                   const double*, std::size_t, Backend, Backend*);
 template std::vector<float> transform<float>(const float*, std::size_t, std::size_t, const float*,
-                                             std::size_t, Backend);
+                                             std::size_t, Backend, Backend*);
 template std::vector<double> transform<double>(const double*, std::size_t, std::size_t,
-                                               const double*, std::size_t, Backend);
+                                               const double*, std::size_t, Backend, Backend*);
 template double score<float>(const float*, std::size_t, std::size_t, const float*, std::size_t,
-                             const float*, Backend);
+                             const float*, Backend, Backend*);
 template double score<double>(const double*, std::size_t, std::size_t, const double*,
-                              std::size_t, const double*, Backend);
+                              std::size_t, const double*, Backend, Backend*);
 
 }  // namespace kmeans

@@ -485,4 +485,23 @@ TEST(HostDataOps, VeryWideDataUsesSmallTiles) {
   EXPECT_GE(r.inertia, 0.0);
 }
 
+TEST(Estimator, PredictTransformScoreReportTheEngineThatRan) {
+  const auto x = blobs<double>(20, 33);
+  const std::vector<double> c = {0, 0, 100, 100};
+  for (Backend b : {Backend::Reference, Backend::Cpu, Backend::Auto}) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    Backend want = b;
+    if (b == Backend::Auto) want = kmeans::cuda_available() ? Backend::Cuda : Backend::Cpu;
+    Backend used = Backend::Auto;
+    kmeans::predict(x.data(), 80, 2, c.data(), 2, b, &used);
+    EXPECT_EQ(used, want);
+    used = Backend::Auto;
+    kmeans::transform(x.data(), 80, 2, c.data(), 2, b, &used);
+    EXPECT_EQ(used, want);
+    used = Backend::Auto;
+    kmeans::score<double>(x.data(), 80, 2, c.data(), 2, nullptr, b, &used);
+    EXPECT_EQ(used, want);
+  }
+}
+
 }  // namespace

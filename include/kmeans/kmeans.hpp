@@ -102,20 +102,23 @@ template <class T>
 Result<T> fit(const T* data, std::size_t n, std::size_t d, const Params& p);
 
 /// Labels of n points against k given centroids (nearest centroid, ties to the lowest index).
+/// When `used` is given it receives the engine that ran (never Auto); so for transform, score.
 template <class T>
 std::vector<std::int32_t> predict(const T* data, std::size_t n, std::size_t d, const T* centroids,
-                                  std::size_t k, Backend backend = Backend::Auto);
+                                  std::size_t k, Backend backend = Backend::Auto,
+                                  Backend* used = nullptr);
 
 /// Euclidean distances (not squared, as scikit-learn's transform) of n points to k centroids:
 /// an n x k row-major matrix.
 template <class T>
 std::vector<T> transform(const T* data, std::size_t n, std::size_t d, const T* centroids,
-                         std::size_t k, Backend backend = Backend::Auto);
+                         std::size_t k, Backend backend = Backend::Auto, Backend* used = nullptr);
 
 /// Negative (weighted) inertia of n points against k centroids, as scikit-learn's score.
 template <class T>
 double score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
-             const T* sample_weight = nullptr, Backend backend = Backend::Auto);
+             const T* sample_weight = nullptr, Backend backend = Backend::Auto,
+             Backend* used = nullptr);
 
 namespace detail {
 /// Engines (and, on the GPU, device buffers, stream and captured graphs) kept between the calls

@@ -548,13 +548,6 @@ void preflight(const Options& o) {
   }
 }
 
-/// predict / transform / score do not report which engine ran; without a usable GPU, auto
-/// means the CPU.
-const char* backend_used(kmeans::Backend requested) {
-  if (requested == kmeans::Backend::Auto && !kmeans::cuda_available()) return "cpu";
-  return kmeans::to_string(requested);
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -686,9 +679,10 @@ int run_predict(const Options& o, Matrix& data) {
   const T* x = values<T>(data).data();
   const T* cent = values<T>(c).data();
   const auto t0 = std::chrono::steady_clock::now();
+  kmeans::Backend used = kmeans::Backend::Auto;
   const std::vector<std::int32_t> labels =
       kmeans::predict(x, static_cast<std::size_t>(data.rows), static_cast<std::size_t>(data.cols),
-                      cent, static_cast<std::size_t>(c.rows), o.backend);
+                      cent, static_cast<std::size_t>(c.rows), o.backend, &used);
   const double seconds = seconds_since(t0);
 
   // The inertia of these labels, in double on the host (one cheap pass).
@@ -706,7 +700,7 @@ int run_predict(const Options& o, Matrix& data) {
   if (!o.labels_out.empty()) out.add(o.labels_out, labels.data(), data.rows, 0);
   out.commit();
 
-  const char* backend = backend_used(o.backend);
+  const char* backend = kmeans::to_string(used);  // the engine that ran
   if (o.json) {
     Json j = json_header("predict", backend, data, c.rows);
     j.field("inertia", inertia)
@@ -732,17 +726,18 @@ int run_transform(const Options& o, Matrix& data) {
   check_matrix<T>(data, o.data);
   Matrix c = load_centroids<T>(o, data);
   const auto t0 = std::chrono::steady_clock::now();
+  kmeans::Backend used = kmeans::Backend::Auto;
   const std::vector<T> dist =
       kmeans::transform(values<T>(data).data(), static_cast<std::size_t>(data.rows),
                         static_cast<std::size_t>(data.cols), values<T>(c).data(),
-                        static_cast<std::size_t>(c.rows), o.backend);
+                        static_cast<std::size_t>(c.rows), o.backend, &used);
   const double seconds = seconds_since(t0);
 
   kmeans::io::StagedWrites out;
   if (!o.out.empty()) out.add(o.out, dist.data(), data.rows, c.rows);
   out.commit();
 
-  const char* backend = backend_used(o.backend);
+  const char* backend = kmeans::to_string(used);  // the engine that ran
   if (o.json) {
     Json j = json_header("transform", backend, data, c.rows);
     j.field("seconds", seconds)
@@ -782,14 +777,15 @@ int run_score(const Options& o, Matrix& data) {
   if (!o.sample_weight.empty()) weights = load_weights(o.sample_weight, data, o.data);
   const T* w = o.sample_weight.empty() ? nullptr : values<T>(weights).data();
   const auto t0 = std::chrono::steady_clock::now();
+  kmeans::Backend used = kmeans::Backend::Auto;
   const double score = run_with_weights(o.sample_weight, [&] {
     return kmeans::score(values<T>(data).data(), static_cast<std::size_t>(data.rows),
                          static_cast<std::size_t>(data.cols), values<T>(c).data(),
-                         static_cast<std::size_t>(c.rows), w, o.backend);
+                         static_cast<std::size_t>(c.rows), w, o.backend, &used);
   });
   const double seconds = seconds_since(t0);
 
-  const char* backend = backend_used(o.backend);
+  const char* backend = kmeans::to_string(used);  // the engine that ran
   if (o.json) {
     Json j = json_header("score", backend, data, c.rows);
     j.field("score", score)
