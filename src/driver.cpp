@@ -383,21 +383,14 @@ template <class T>
 void host_distances(const T* x, std::int64_t n, std::int64_t d, const T* centroids, int k, T* out,
                     int n_threads) {
   // sqrt(sum_j (x_j - c_j)^2) in double in feature order, a tile of points per SIMD pass.
-#pragma omp parallel num_threads(threads_for(n_threads, double(n) * k * d))
-  {
-    TileScratch ts(d, n);
-    const std::int64_t n_tiles = (n + ts.rows - 1) / ts.rows;
-#pragma omp for schedule(static)
-    for (std::int64_t tile = 0; tile < n_tiles; ++tile) {
-      const std::int64_t i0 = tile * ts.rows, rows = std::min(ts.rows, n - i0);
-      load_tile(x, d, i0, rows, ts.rows, ts.xt.data());
-      for (std::int64_t j = 0; j < k; ++j) {
-        tile_squared_distances(ts.xt.data(), ts.rows, rows, d, centroids + j * d, ts.s.data());
-        for (std::int64_t r = 0; r < rows; ++r)
-          out[(i0 + r) * k + j] = static_cast<T>(std::sqrt(ts.s[r]));
-      }
+  const int nt = threads_for(n_threads, double(n) * k * d);
+  for_each_tile(x, n, d, nt, [&](TileScratch& ts, std::int64_t i0, std::int64_t rows) {
+    for (std::int64_t j = 0; j < k; ++j) {
+      tile_squared_distances(ts.xt.data(), ts.rows, rows, d, centroids + j * d, ts.s.data());
+      for (std::int64_t r = 0; r < rows; ++r)
+        out[(i0 + r) * k + j] = static_cast<T>(std::sqrt(ts.s[r]));
     }
-  }
+  });
 }
 
 template <class T>

@@ -144,17 +144,9 @@ class HostDataOps final : public DataOps<T> {
     const double total_w = prefix(nullptr);
     chosen[0] = search(u[0] * total_w);
     const T* first = x + chosen[0] * d;
-#pragma omp parallel num_threads(nt)
-    {
-      TileScratch ts(d, n);
-      const std::int64_t n_tiles = (n + ts.rows - 1) / ts.rows;
-#pragma omp for schedule(static)
-      for (std::int64_t tile = 0; tile < n_tiles; ++tile) {
-        const std::int64_t i0 = tile * ts.rows, rows = std::min(ts.rows, n - i0);
-        load_tile(x, d, i0, rows, ts.rows, ts.xt.data());
-        tile_squared_distances(ts.xt.data(), ts.rows, rows, d, first, closest.data() + i0);
-      }
-    }
+    for_each_tile(x, n, d, nt, [&](TileScratch& ts, std::int64_t i0, std::int64_t rows) {
+      tile_squared_distances(ts.xt.data(), ts.rows, rows, d, first, closest.data() + i0);
+    });
     double potential = prefix(closest.data());
 
     std::vector<std::int64_t> cand(static_cast<std::size_t>(n_trials));
@@ -208,46 +200,32 @@ class HostDataOps final : public DataOps<T> {
 
   void lower_closest(const std::int64_t* idx, std::int64_t m, double* closest) override {
     const std::int64_t d = d_;
-#pragma omp parallel num_threads(threads_for(n_threads_, static_cast<double>(n_) * m * d))
-    {
-      TileScratch ts(d, n_);
-      const std::int64_t n_tiles = (n_ + ts.rows - 1) / ts.rows;
-#pragma omp for schedule(static)
-      for (std::int64_t tile = 0; tile < n_tiles; ++tile) {
-        const std::int64_t i0 = tile * ts.rows, rows = std::min(ts.rows, n_ - i0);
-        load_tile(x_, d, i0, rows, ts.rows, ts.xt.data());
-        for (std::int64_t c = 0; c < m; ++c) {
-          tile_squared_distances(ts.xt.data(), ts.rows, rows, d, x_ + idx[c] * d, ts.s.data());
-          for (std::int64_t r = 0; r < rows; ++r)
-            closest[i0 + r] = std::min(closest[i0 + r], ts.s[r]);
-        }
+    const int nt = threads_for(n_threads_, static_cast<double>(n_) * m * d);
+    for_each_tile(x_, n_, d, nt, [&](TileScratch& ts, std::int64_t i0, std::int64_t rows) {
+      for (std::int64_t c = 0; c < m; ++c) {
+        tile_squared_distances(ts.xt.data(), ts.rows, rows, d, x_ + idx[c] * d, ts.s.data());
+        for (std::int64_t r = 0; r < rows; ++r)
+          closest[i0 + r] = std::min(closest[i0 + r], ts.s[r]);
       }
-    }
+    });
   }
 
   void nearest(const std::int64_t* idx, std::int64_t m, std::int64_t* out) override {
     const std::int64_t d = d_;
-#pragma omp parallel num_threads(threads_for(n_threads_, static_cast<double>(n_) * m * d))
-    {
-      TileScratch ts(d, n_);
-      const std::int64_t n_tiles = (n_ + ts.rows - 1) / ts.rows;
-      std::vector<double> best(static_cast<std::size_t>(ts.rows));
-#pragma omp for schedule(static)
-      for (std::int64_t tile = 0; tile < n_tiles; ++tile) {
-        const std::int64_t i0 = tile * ts.rows, rows = std::min(ts.rows, n_ - i0);
-        load_tile(x_, d, i0, rows, ts.rows, ts.xt.data());
-        std::fill(best.begin(), best.end(), std::numeric_limits<double>::infinity());
-        std::fill(out + i0, out + i0 + rows, std::int64_t{0});
-        for (std::int64_t c = 0; c < m; ++c) {
-          tile_squared_distances(ts.xt.data(), ts.rows, rows, d, x_ + idx[c] * d, ts.s.data());
-          for (std::int64_t r = 0; r < rows; ++r)
-            if (ts.s[r] < best[r]) {
-              best[r] = ts.s[r];
-              out[i0 + r] = c;
-            }
-        }
+    const int nt = threads_for(n_threads_, static_cast<double>(n_) * m * d);
+    for_each_tile(x_, n_, d, nt, [&](TileScratch& ts, std::int64_t i0, std::int64_t rows) {
+      double best[kTileMaxRows];
+      std::fill(best, best + rows, std::numeric_limits<double>::infinity());
+      std::fill(out + i0, out + i0 + rows, std::int64_t{0});
+      for (std::int64_t c = 0; c < m; ++c) {
+        tile_squared_distances(ts.xt.data(), ts.rows, rows, d, x_ + idx[c] * d, ts.s.data());
+        for (std::int64_t r = 0; r < rows; ++r)
+          if (ts.s[r] < best[r]) {
+            best[r] = ts.s[r];
+            out[i0 + r] = c;
+          }
       }
-    }
+    });
   }
 
   double mean_feature_variance() override {

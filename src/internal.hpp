@@ -87,16 +87,35 @@ template <class T>
 void load_tile(const T* x, std::int64_t d, std::int64_t i0, std::int64_t rows, std::int64_t ld,
                double* xt);
 
-/// Per-thread scratch of the tiled loops: a transposed tile of `rows` points (at most 256, fewer
-/// when d is large so that the tile stays within 256 KiB, at least 1) and its distances.
+/// Per-thread scratch of the tiled loops: a transposed tile of `rows` points (at most
+/// kTileMaxRows, fewer when d is large so that the tile stays within 256 KiB, at least 1) and
+/// its distances.
+constexpr std::int64_t kTileMaxRows = 256;
 struct TileScratch {
   std::int64_t rows;
   std::vector<double> xt, s;
   TileScratch(std::int64_t d, std::int64_t n)
       : rows(std::max<std::int64_t>(
-            1, std::min<std::int64_t>({256, n, (std::int64_t{256} << 10) / (8 * d)}))),
+            1, std::min<std::int64_t>({kTileMaxRows, n, (std::int64_t{256} << 10) / (8 * d)}))),
         xt(static_cast<std::size_t>(rows * d)), s(static_cast<std::size_t>(rows)) {}
 };
+
+/// Runs fn(ts, i0, rows) for every tile of points [i0, i0 + rows) of x (n x d), in parallel on
+/// `threads` threads, with the tile already transposed into ts.xt (ts.rows is its stride).
+template <class T, class Fn>
+void for_each_tile(const T* x, std::int64_t n, std::int64_t d, int threads, Fn&& fn) {
+#pragma omp parallel num_threads(threads)
+  {
+    TileScratch ts(d, n);
+    const std::int64_t n_tiles = (n + ts.rows - 1) / ts.rows;
+#pragma omp for schedule(static)
+    for (std::int64_t tile = 0; tile < n_tiles; ++tile) {
+      const std::int64_t i0 = tile * ts.rows, rows = std::min(ts.rows, n - i0);
+      load_tile(x, d, i0, rows, ts.rows, ts.xt.data());
+      fn(ts, i0, rows);
+    }
+  }
+}
 
 /// The thread count to use: n_threads when positive, else the OpenMP default.
 int resolve_threads(int n_threads);
