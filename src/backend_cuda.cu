@@ -412,13 +412,8 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
         1, std::min<std::int64_t>(
                    n, tn::kTransformChunkBytes / static_cast<std::int64_t>(sizeof(T)) / k));
     const auto chunk = static_cast<std::size_t>(rows) * static_cast<std::size_t>(k);
-    if (d_transform_centroids_.size() < kd)
-      d_transform_centroids_.allocate(kd, "transform centroids");
-    if (d_transform_out_.size() < chunk) {
-      d_transform_out_.allocate(chunk, "transform output");
-      // Poison: an entry the kernel skipped would come back as NaN.
-      KMEANS_CUDA_TRY(cudaMemsetAsync(d_transform_out_.get(), 0xFF, d_transform_out_.bytes(), s));
-    }
+    grow(d_transform_centroids_, kd, "transform centroids");
+    grow(d_transform_out_, chunk, "transform output");
     KMEANS_CUDA_TRY(cudaMemcpyAsync(d_transform_centroids_.get(), centroids, kd * sizeof(T),
                                     cudaMemcpyHostToDevice, s));
     for (std::int64_t row0 = 0; row0 < n; row0 += rows) {
@@ -726,8 +721,8 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
   /// are finite, >= 0 and not all 0. The messages match the host checks (validate.cpp).
   void validate_device_input() {
     const cudaStream_t s = stream_.get();
-    if (d_first_.size() == 0) d_first_.allocate(2, "validation flags");
-    if (d_positive_.size() == 0) d_positive_.allocate(1, "validation flags");
+    grow(d_first_, 2, "validation flags");
+    grow(d_positive_, 1, "validation flags");
     DeviceBuffer<unsigned long long>& d_first = d_first_;
     DeviceBuffer<unsigned int>& d_positive = d_positive_;
     KMEANS_CUDA_TRY(cudaMemsetAsync(d_first.get(), 0xFF, d_first.bytes(), s));
@@ -895,13 +890,11 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
     const std::int64_t n = v_.n, d = v_.d;
     const std::int64_t chunks = tn::mean_chunks(n, d);
     const int col_tile = tn::col_tile_for(d);
-    if (d_mean_partial_.size() != static_cast<std::size_t>(chunks * d))
-      d_mean_partial_.allocate(static_cast<std::size_t>(chunks * d), "column partial sums");
+    grow(d_mean_partial_, static_cast<std::size_t>(chunks * d), "column partial sums");
     DeviceBuffer<double>& d_partial = d_mean_partial_;
     mean_valid_ = false;  // until the end: a failure below leaves it to be redone
-    if (d_mean_norm_.size() == 0) d_mean_norm_.allocate(1, "data mean norm");
-    if (d_mean_.size() != static_cast<std::size_t>(d))
-      d_mean_.allocate(static_cast<std::size_t>(d), "data mean");
+    grow(d_mean_norm_, 1, "data mean norm");
+    grow(d_mean_, static_cast<std::size_t>(d), "data mean");
     const dim3 grid(static_cast<unsigned>(ceil_div(d, col_tile)), static_cast<unsigned>(chunks));
     column_sums_kernel<T><<<grid, tn::kSortThreads, 0, s>>>(
         d_x_, n, d, tn::mean_rows_per_chunk(n, d), col_tile, d_partial.get());
