@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-# Installation: headers, the library, the kmeans CLI and bench_kmeans, the CMake package
+# Installation (KMEANS_INSTALL): headers, the library (shared libkmeans.so.0.1 by default), the
+# kmeans CLI and bench_kmeans, the CMake package
 # (kmeansConfig.cmake, kmeansConfigVersion.cmake, exported kmeans::kmeans) and kmeans.pc.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
@@ -12,12 +13,14 @@ install(TARGETS kmeans EXPORT kmeansTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-if(TARGET kmeans_cli)
-  install(TARGETS kmeans_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-endif()
-if(TARGET bench_kmeans)
-  install(TARGETS bench_kmeans RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-endif()
+# The installed programs find libkmeans beside them ($ORIGIN/../lib), wherever the prefix moves.
+file(RELATIVE_PATH kmeans_bin_to_lib ${CMAKE_INSTALL_FULL_BINDIR} ${CMAKE_INSTALL_FULL_LIBDIR})
+foreach(program kmeans_cli bench_kmeans)
+  if(TARGET ${program})
+    set_target_properties(${program} PROPERTIES INSTALL_RPATH "$ORIGIN/${kmeans_bin_to_lib}")
+    install(TARGETS ${program} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  endif()
+endforeach()
 install(EXPORT kmeansTargets NAMESPACE kmeans:: DESTINATION ${KMEANS_CMAKE_DIR})
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/kmeansConfig.cmake.in
@@ -28,11 +31,19 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/kmeansConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/kmeansConfig.cmake ${PROJECT_BINARY_DIR}/kmeansConfigVersion.cmake
         DESTINATION ${KMEANS_CMAKE_DIR})
 
-# pkg-config for non-CMake users; the static library needs its dependencies on the link line.
-set(KMEANS_PC_LIBS "${OpenMP_CXX_FLAGS}")
+# pkg-config for non-CMake users. The shared library needs nothing more on the link line; the
+# static one needs OpenMP (and, with CUDA, the static runtime): in Libs.private for
+# `pkg-config --static`, in Libs itself when only the static library is installed.
+set(KMEANS_PC_DEPS "${OpenMP_CXX_FLAGS}")
 if(KMEANS_WITH_CUDA)
-  string(APPEND KMEANS_PC_LIBS
-         " -L${CUDAToolkit_LIBRARY_DIR} -lcublas -lcudart_static -ldl -lrt -lpthread")
+  string(APPEND KMEANS_PC_DEPS " -L${CUDAToolkit_LIBRARY_DIR} -lcudart_static -ldl -lrt -lpthread")
+endif()
+if(KMEANS_BUILD_SHARED)
+  set(KMEANS_PC_LIBS "")
+  set(KMEANS_PC_LIBS_PRIVATE "${KMEANS_PC_DEPS}")
+else()
+  set(KMEANS_PC_LIBS "${KMEANS_PC_DEPS}")
+  set(KMEANS_PC_LIBS_PRIVATE "")
 endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/kmeans.pc.in ${PROJECT_BINARY_DIR}/kmeans.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/kmeans.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -2,7 +2,7 @@
 // Assignment kernels: the fused tile kernel (distances + argmin + per-block partial sums in one
 // read of the data) and, for large k and d, the centred ranking over cuBLAS products. Device
 // code and the __host__ __device__ helpers it shares with the host-side tests; the launches
-// live in src/backend_cuda.cu.
+// live in src/cuda/.
 #pragma once
 
 #include <cub/block/block_radix_sort.cuh>

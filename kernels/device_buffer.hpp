@@ -21,7 +21,7 @@ class OutOfDeviceMemory : public Error {
   using Error::Error;
 };
 
-/// Counts one allocation (cuda_allocation_count in src/engine.hpp; defined in backend_cuda.cu).
+/// Counts one allocation (cuda_allocation_count in src/engine.hpp; defined in src/cuda/availability.cu).
 void count_cuda_allocation() noexcept;
 
 /// `size` elements of T in device memory or page-locked host memory. Allocation failure

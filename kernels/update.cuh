@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Update-phase kernels of the sort path (per-cluster sums once the points are sorted by label),
-// the data mean of the GEMM path's centring, and the device-side input checks. The per-block
-// partials of the fused path are reduced by cub::DeviceSegmentedReduce directly
-// (src/backend_cuda.cu). No floating-point atomics.
+// Update-phase kernels of the sort path (per-cluster sums once the points are sorted by label)
+// and the data mean of the GEMM path's centring. The per-block partials of the fused path are
+// reduced by cub::DeviceSegmentedReduce directly (src/cuda/passes.cu). No floating-point atomics.
 #pragma once
 
 #include <cmath>
@@ -112,39 +111,6 @@ static __global__ void column_means_kernel(const double* partial, std::int64_t c
   double s = 0;
   for (std::int64_t c = 0; c < chunks; ++c) s += partial[c * d + j];
   mean[j] = s / static_cast<double>(n);
-}
-
-/// Smallest flat index of a NaN or Inf in x[0, total) (total when none). Integer atomicMin:
-/// the answer does not depend on scheduling.
-template <class T>
-__global__ void first_nonfinite_kernel(const T* x, std::int64_t total,
-                                       unsigned long long* first) {
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       i < total; i += stride) {
-    if (!isfinite(x[i])) {
-      atomicMin(first, static_cast<unsigned long long>(i));
-      return;  // later elements of this thread have larger indices
-    }
-  }
-}
-
-/// Weights: smallest index of a negative weight (first_negative) and whether any is positive.
-/// Run after first_nonfinite_kernel has cleared NaN and Inf.
-template <class T>
-__global__ void check_weights_kernel(const T* w, std::int64_t n, unsigned long long* first_negative,
-                                     unsigned int* any_positive) {
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  bool positive = false;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += stride) {
-    if (w[i] < T(0)) {
-      atomicMin(first_negative, static_cast<unsigned long long>(i));
-      break;
-    }
-    positive = positive || w[i] > T(0);
-  }
-  if (positive) atomicOr(any_positive, 1u);
 }
 
 #endif  // __CUDACC__

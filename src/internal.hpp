@@ -60,7 +60,7 @@ class DataOps;
 
 /// Initial centroids (k x d, host) by Init::Random, Init::KMeansPlusPlus or
 /// Init::KMeansParallel. The draws are made on the host from the seed; the arithmetic on the
-/// points (distances, sums over points) by `data` (init.cpp: host; backend_cuda.cu: GPU).
+/// points (distances, sums over points) by `data` (init.cpp: host; cuda/data_ops.cu: GPU).
 template <class T>
 std::vector<T> init_random(DataOps<T>& data, int k, std::uint64_t seed);
 template <class T>

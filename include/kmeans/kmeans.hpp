@@ -14,6 +14,14 @@
 #include <utility>
 #include <vector>
 
+/// Marks the public API: the only symbols the shared library exports (everything else,
+/// kmeans::detail included, is hidden).
+#if defined(__GNUC__) || defined(__clang__)
+#define KMEANS_API __attribute__((visibility("default")))
+#else
+#define KMEANS_API
+#endif
+
 namespace kmeans {
 
 /// Which engine does the arithmetic.
@@ -34,7 +42,7 @@ enum class Init {
 };
 
 /// The one exception type of the library. The message names the problem and the value.
-class Error : public std::runtime_error {
+class KMEANS_API Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
@@ -99,24 +107,24 @@ struct Result {
 /// sizes that overflow, an unavailable backend). Deterministic: the same input, params and
 /// build give the same bits on the same machine, whatever the thread count.
 template <class T>
-Result<T> fit(const T* data, std::size_t n, std::size_t d, const Params& p);
+KMEANS_API Result<T> fit(const T* data, std::size_t n, std::size_t d, const Params& p);
 
 /// Labels of n points against k given centroids (nearest centroid, ties to the lowest index).
 /// When `used` is given it receives the engine that ran (never Auto); so for transform, score.
 template <class T>
-std::vector<std::int32_t> predict(const T* data, std::size_t n, std::size_t d, const T* centroids,
+KMEANS_API std::vector<std::int32_t> predict(const T* data, std::size_t n, std::size_t d, const T* centroids,
                                   std::size_t k, Backend backend = Backend::Auto,
                                   Backend* used = nullptr);
 
 /// Euclidean distances (not squared, as scikit-learn's transform) of n points to k centroids:
 /// an n x k row-major matrix.
 template <class T>
-std::vector<T> transform(const T* data, std::size_t n, std::size_t d, const T* centroids,
+KMEANS_API std::vector<T> transform(const T* data, std::size_t n, std::size_t d, const T* centroids,
                          std::size_t k, Backend backend = Backend::Auto, Backend* used = nullptr);
 
 /// Negative (weighted) inertia of n points against k centroids, as scikit-learn's score.
 template <class T>
-double score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
+KMEANS_API double score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
              const T* sample_weight = nullptr, Backend backend = Backend::Auto,
              Backend* used = nullptr);
 
@@ -126,7 +134,7 @@ namespace detail {
 template <class T>
 class Workspace;
 template <class T>
-struct WorkspaceDeleter {
+struct KMEANS_API WorkspaceDeleter {
   void operator()(Workspace<T>* w) const noexcept;
 };
 template <class T>
@@ -134,16 +142,16 @@ using WorkspacePtr = std::unique_ptr<Workspace<T>, WorkspaceDeleter<T>>;
 
 /// The free functions above, reusing the engines held by `ws` (created on first use).
 template <class T>
-Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d, const Params& p);
+KMEANS_API Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d, const Params& p);
 template <class T>
-std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_t n,
+KMEANS_API std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_t n,
                                   std::size_t d, const T* centroids, std::size_t k,
                                   Backend backend);
 template <class T>
-std::vector<T> transform(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+KMEANS_API std::vector<T> transform(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
                          const T* centroids, std::size_t k, Backend backend);
 template <class T>
-double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+KMEANS_API double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
              const T* centroids, std::size_t k, const T* sample_weight, Backend backend);
 }  // namespace detail
 
@@ -227,13 +235,13 @@ class KMeans {
 };
 
 /// "auto", "cuda", "cpu" or "reference".
-const char* to_string(Backend b);
+KMEANS_API const char* to_string(Backend b);
 
 /// True when the CUDA backend is compiled in and a device of compute capability >= 8.0 is usable.
 /// When false and `why` is given, it receives the reason.
-bool cuda_available(std::string* why = nullptr);
+KMEANS_API bool cuda_available(std::string* why = nullptr);
 
 /// The library version, "MAJOR.MINOR.PATCH".
-const char* version();
+KMEANS_API const char* version();
 
 }  // namespace kmeans

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: Apache-2.0
+// The CUDA engine's class: the state one bound data set keeps on the device (buffers, stream,
+// cuBLAS handle, captured graphs) and the methods, defined in engine.cu (binding, validation),
+// passes.cu (the Lloyd passes) and data_ops.cu (initialisation and transform on the device).
+//
+// One pass (Engine::assign) for k centroids is, on the engine's own non-blocking stream:
+//   upload centroids (pinned host -> device)
+//   -> assign: the fused tile kernel (kernels/assign.cuh), or, when k and d are large
+//      (tuning::use_gemm) and cuBLAS can be loaded, centroids centred on the data mean, cuBLAS
+//      products x.c' and the centred ranking with exact distances for the candidates
+//      (gemm_argmin_kernel)
+//   -> update: the fused kernel's per-block partials reduced by cub::DeviceSegmentedReduce, or,
+//      when k * d is too large for partials (tuning::use_partials), the labels radix-sorted and
+//      each cluster summed as one segment (kernels/update.cuh)
+//   -> download SSE, changed count, weights and sums (device -> pinned host).
+// The sequence is captured once per (k, with/without sums) into a CUDA graph and replayed.
+//
+// Determinism: no floating-point atomics; every sum has a fixed order given n, d, k and the
+// device's SM count, so two runs on the same GPU and build give identical bits. cuBLAS GEMMs are
+// deterministic on one stream with a fixed workspace. Sums are accumulated in double from the
+// first addition (per block, per cluster and across blocks): a per-block float sum over a few
+// thousand points would lose ~12 bits, and the sums cost d additions per point against k * d
+// for the distances, so double costs little.
+//
+// Synchronisation: the constructor (upload, device-side validation), every assign (one
+// cudaStreamSynchronize after the graph, as the Engine interface hands sums back on the host),
+// labels(), farthest(), distances(), rebind(), each DataOps call (initialisation, the tol
+// scale, row gathers: once at its end, greedy k-means++ included) and the first
+// host_data()/host_weights() of device data synchronise the engine's stream. Changing k
+// reallocates the k-sized buffers (cudaMalloc/cudaFree synchronise the device). Device input is
+// ordered after the caller's earlier work on the legacy default stream (and so on every blocking
+// stream) by one event recorded there at construction and at each rebind; nothing else touches
+// the legacy default stream.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cuda/cublas.hpp"
+#include "cuda/runtime.hpp"
+#include "engine.hpp"
+#include "kernels/device_buffer.hpp"
+
+namespace kmeans::detail::cuda {
+
+/// How one k is run: the paths and the launch shapes (see kernels/tuning.cuh).
+struct Plan {
+  int k = 0;
+  bool gemm = false;          ///< cuBLAS distances + gemm_argmin_kernel
+  bool partials = false;      ///< per-block partial sums inside the assign kernel
+  int k_tile = 0;             ///< assign kernel: centroids per shared-memory tile
+  int subtiles_per_block = 0; ///< assign kernel: sub-tiles of 256 points per block
+  int assign_blocks = 0;      ///< assign kernel grid
+  int stat_blocks = 0;        ///< blocks that write a column of the partial buffer
+  int records = 0;            ///< entries of the partial buffer (2, or all totals)
+  int sort_bits = 0;          ///< radix bits of a label
+  int gemm_rows = 0;          ///< rows per GEMM chunk
+  int col_tile = 0;           ///< cluster_sums_kernel column tile
+};
+
+template <class T>
+class CudaEngine final : public Engine<T>, public DataOps<T> {
+ public:
+  /// Binds the data (copied to the device once, or used in place when it is device memory)
+  /// and validates device input; called with `device` current.
+  CudaEngine(const DataView<T>& v, int device, bool on_device);
+  ~CudaEngine() override;
+
+  Backend kind() const override { return Backend::Cuda; }
+  StepStats assign(const T* centroids, int k, double* sums, double* weights) override;
+  void labels(std::int32_t* out) override;
+  /// A rare path (empty clusters): the distances and labels come to the host and are ranked
+  /// there, by decreasing distance, ties to the lowest index.
+  std::vector<FarPoint> farthest(std::int64_t m) override;
+  const T* host_data() override;
+  const T* host_weights() override;
+  /// transform: the exact distances kernel over row chunks of at most kTransformChunkBytes of
+  /// output, each chunk copied to `out` as it is done. The buffers only grow.
+  void distances(const T* centroids, int k, T* out) override;
+  DataOps<T>* data_ops() override { return this; }
+  std::size_t device_bytes() const override;
+
+  // DataOps: initialisation on the device (kernels/init.cuh), the host's bits (data_ops.cu).
+  std::int64_t size() const override { return v_.n; }
+  std::int64_t dim() const override { return v_.d; }
+  const T* weights() override { return host_weights(); }
+  void rows(const std::int64_t* idx, std::int64_t m, T* out) override;
+  /// The whole greedy k-means++ on the device: a step is draw (search_kernel), trial
+  /// distances, their block sums, the choice, and the new prefix sums; the host only uploads
+  /// the uniforms and downloads the k indices. Needs (trials + 2) x n doubles; when they do
+  /// not fit, the host does it (from a host copy of device data).
+  std::vector<std::int64_t> greedy_kmeanspp(int k, int trials, const double* u) override;
+  void lower_closest(const std::int64_t* idx, std::int64_t m, double* closest) override;
+  /// Two passes on the device, each a partial sum per block of points and feature in the
+  /// host's order (block_column_sums_kernel); the blocks are added on the host in block order,
+  /// as mean_feature_variance does.
+  double mean_feature_variance() override;
+  void nearest(const std::int64_t* idx, std::int64_t m, std::int64_t* out) override;
+  /// Same n, d, device and memory space: the data is copied into (or pointed at by) the
+  /// existing buffers and every k-sized buffer, the plan and the captured graphs are kept. The
+  /// graphs are re-captured only when a pointer they hold changed (device input at a new
+  /// address, weights appearing or going).
+  bool rebind(const DataView<T>& v) override;
+
+ private:
+  void drop_graphs() noexcept {
+    graphs_[0].reset();
+    graphs_[1].reset();
+    passes_[0] = passes_[1] = 0;
+  }
+  /// A grid-stride launch over `count` items: enough blocks of 256 threads to fill the device.
+  unsigned grid_for(std::int64_t count) const {
+    return static_cast<unsigned>(std::max<std::int64_t>(
+        1, std::min<std::int64_t>(ceil_div(count, 256), std::int64_t{sm_count_} * 16)));
+  }
+  /// Makes `b` hold at least `size` elements (never shrinks, so repeated calls allocate nothing).
+  /// Fresh memory is poisoned (NaN bytes), so a value no kernel wrote shows up on first use;
+  /// reused memory holds the previous call's values, every one of which a kernel rewrites.
+  template <class U>
+  void grow(DeviceBuffer<U>& b, std::size_t size, const char* name) {
+    if (b.size() >= size) return;
+    b.allocate(size, name);
+    KMEANS_CUDA_TRY(cudaMemsetAsync(b.get(), 0xFF, b.bytes(), stream_.get()));
+  }
+  void upload_indices(const std::int64_t* idx, std::int64_t m);
+  /// Prefix sums of w * v (v null: 1) over the points into d_cumsum_, in the host's order;
+  /// the total into *total (device).
+  void prefix(const double* v, double* total);
+  void release_init_buffers() noexcept;
+  /// Device data gets the checks the driver gives host data: finite values, and weights that
+  /// are finite, >= 0 and not all 0. The messages match the host checks (validate.cpp).
+  void validate_device_input();
+  /// One element of device memory, for error messages.
+  T read_element(const T* d_ptr);
+  Plan make_plan(int k) const;
+  /// (Re)allocates everything sized by k and drops the graphs that point at the old buffers.
+  void configure(int k);
+  /// The per-feature data mean in double (the GEMM path's centre), once per data set: column
+  /// sums over row chunks, then the chunks in order, so the bits depend only on n and d. Also |m|.
+  void compute_mean();
+  /// Records one pass on the stream (for capture, or run directly in KMEANS_CUDA_SYNC_DEBUG).
+  void enqueue_pass(bool with_sums);
+  /// The centred ranking: centroids centred on the data mean (centre_centroids_kernel), then
+  /// one chunk of rows at a time, products[r][c] = x_r . c'_c by cuBLAS and the argmin.
+  void enqueue_gemm_assign();
+  /// Large k * d: sort point indices by label, find each cluster's range, sum each cluster.
+  void enqueue_sort_sums();
+  /// Captures one pass into a graph; a failure mid-capture ends the capture cleanly first.
+  GraphExec capture(bool with_sums);
+
+  DeviceRestore restore_;  // first member: destroyed last
+  DataView<T> v_;
+  int device_ = 0;
+  bool on_device_ = false;
+  int sm_count_ = 0;
+  Stream stream_;
+  DeviceBuffer<T> x_copy_, w_copy_;  // host input, copied once
+  const T* d_x_ = nullptr;           // the data on the device (the user's pointer or x_copy_)
+  const T* d_w_ = nullptr;
+  DeviceBuffer<std::int32_t> d_labels_;
+  DeviceBuffer<T> d_dist_;
+  Plan plan_;
+  DeviceBuffer<T> d_centroids_;
+  PinnedBuffer<T> h_centroids_;
+  DeviceBuffer<double> d_partials_, d_totals_;
+  PinnedBuffer<double> h_totals_;
+  DeviceBuffer<std::int32_t> d_record_offsets_;
+  DeviceBuffer<unsigned char> d_reduce_tmp_;
+  DeviceBuffer<std::int32_t> d_sorted_labels_, d_order_in_, d_order_, d_cluster_offsets_;
+  DeviceBuffer<unsigned char> d_sort_tmp_;
+  DeviceBuffer<unsigned char> d_cublas_ws_;
+  CublasHandle cublas_;  // after its workspace: destroyed before it
+  DeviceBuffer<T> d_products_, d_centred_;  // GEMM path: x.c' per chunk, c' = c - m
+  DeviceBuffer<double> d_terms_, d_mean_;    // GEMM path: [bias | slope | base], data mean
+  double mean_norm_ = 0;                     // |m|, also in d_mean_norm_
+  bool mean_valid_ = false;                  // d_mean_ and d_mean_norm_ hold this data's
+  DeviceBuffer<double> d_mean_norm_;
+  DeviceBuffer<double> d_mean_partial_;     // GEMM path: column sums per row chunk
+  DeviceBuffer<unsigned long long> d_first_;  // device-input validation flags
+  DeviceBuffer<unsigned int> d_positive_;
+  DeviceBuffer<T> d_transform_centroids_, d_transform_out_;  // distances(): grow only
+  // Initialisation (DataOps), grow only.
+  DeviceBuffer<double> d_closest_, d_cumsum_, d_trial_dist_, d_block_total_, d_block_offset_;
+  DeviceBuffer<double> d_trial_block_sum_, d_uniforms_, d_scalar_;
+  DeviceBuffer<std::int64_t> d_index_, d_candidates_, d_chosen_, d_nearest_;
+  DeviceBuffer<int> d_best_;
+  DeviceBuffer<T> d_gather_;
+  DeviceBuffer<double> d_var_part_, d_var_mean_;  // mean_feature_variance
+  std::vector<T> h_data_, h_weights_;  // host copies of device input, made on demand
+  std::int64_t passes_[2] = {0, 0};    // passes run since configure, [without, with sums]
+  GraphExec graphs_[2];                // [without sums, with sums]; destroyed first
+};
+
+// Defined in engine.cu (the class), passes.cu and data_ops.cu (their members).
+extern template class CudaEngine<float>;
+extern template class CudaEngine<double>;
+
+/// The explicit instantiations of the methods each .cu file defines (float and double only).
+#define KMEANS_CUDA_ENGINE_INSTANTIATE(MEMBERS) MEMBERS(float) MEMBERS(double)
+
+}  // namespace kmeans::detail::cuda

@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: Apache-2.0
+// The Lloyd passes of the CUDA engine: planning a k (paths, tiles, grids), allocating its
+// buffers, recording one pass (assign kernel or cuBLAS GEMM + argmin, then the reductions) and
+// replaying it as a CUDA graph; labels and the farthest points for empty-cluster repair.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_segmented_reduce.cuh>
+
+#include "cuda/engine.cuh"
+#include "internal.hpp"
+#include "kernels/assign.cuh"
+#include "kernels/layout.cuh"
+#include "kernels/tuning.cuh"
+#include "kernels/update.cuh"
+
+namespace kmeans::detail::cuda {
+
+namespace tn = tuning;
+
+// The assign kernel's static shared memory must leave kAssignSmemBytes of dynamic memory under
+// the 48 KiB a kernel gets without an opt-in.
+static_assert(sizeof(typename cub::BlockRadixSort<int, tn::kAssignThreads, 1, int>::TempStorage) +
+                      2 * tn::kAssignThreads * sizeof(int) + tn::kAssignSmemBytes <=
+                  48 * 1024,
+              "assign kernel shared memory exceeds 48 KiB");
+
+#if defined(KMEANS_CUDA_SYNC_DEBUG)
+#pragma nv_diag_suppress 177  // the graph machinery is compiled but unused in this mode
+#endif
+
+template <class T>
+StepStats CudaEngine<T>::assign(const T* centroids, int k, double* sums, double* weights) {
+  ProfileRange range("kmeans::assign");
+  DeviceGuard guard(device_);
+  if (k != plan_.k) configure(k);
+  std::memcpy(h_centroids_.get(), centroids,
+              static_cast<std::size_t>(k) * static_cast<std::size_t>(v_.d) * sizeof(T));
+  const bool with_sums = sums != nullptr;
+#if defined(KMEANS_CUDA_SYNC_DEBUG)
+  enqueue_pass(with_sums);  // graphs cannot hold the per-launch synchronisations
+#else
+  const int mode = with_sums ? 1 : 0;
+  // The first pass of a configuration runs directly: it loads lazily-loaded kernels (CUDA's
+  // default module loading) outside a capture and reports any launch error at its source.
+  // Later passes capture the same sequence once and replay it.
+  if (passes_[mode]++ == 0) {
+    enqueue_pass(with_sums);
+  } else {
+    if (!graphs_[mode]) graphs_[mode] = capture(with_sums);
+    KMEANS_CUDA_TRY(cudaGraphLaunch(graphs_[mode].get(), stream_.get()));
+  }
+#endif
+  KMEANS_CUDA_TRY(cudaStreamSynchronize(stream_.get()));
+
+  const double* h = h_totals_.get();
+  StepStats stats;
+  stats.sse = h[layout::kTotalSse];
+  stats.n_changed = static_cast<std::int64_t>(h[layout::kTotalChanged]);
+  if (with_sums) {
+    std::copy(h + layout::total_weight(0), h + layout::total_weight(k), weights);
+    std::copy(h + layout::total_sum(0, 0, k, v_.d),
+              h + layout::total_sum(0, 0, k, v_.d) + static_cast<std::int64_t>(k) * v_.d, sums);
+  }
+  return stats;
+}
+
+template <class T>
+void CudaEngine<T>::labels(std::int32_t* out) {
+  DeviceGuard guard(device_);
+  KMEANS_CUDA_TRY(cudaMemcpyAsync(out, d_labels_.get(), d_labels_.bytes(),
+                                  cudaMemcpyDeviceToHost, stream_.get()));
+  KMEANS_CUDA_TRY(cudaStreamSynchronize(stream_.get()));
+}
+
+/// A rare path (empty clusters): the distances and labels come to the host and are ranked
+/// there, by decreasing distance, ties to the lowest index.
+template <class T>
+std::vector<FarPoint> CudaEngine<T>::farthest(std::int64_t m) {
+  ProfileRange range("kmeans::farthest");
+  DeviceGuard guard(device_);
+  const std::int64_t n = v_.n;
+  m = std::min(m, n);
+  if (m <= 0) return {};
+  std::vector<T> dist(static_cast<std::size_t>(n));
+  std::vector<std::int32_t> lab(static_cast<std::size_t>(n));
+  KMEANS_CUDA_TRY(cudaMemcpyAsync(dist.data(), d_dist_.get(), d_dist_.bytes(),
+                                  cudaMemcpyDeviceToHost, stream_.get()));
+  KMEANS_CUDA_TRY(cudaMemcpyAsync(lab.data(), d_labels_.get(), d_labels_.bytes(),
+                                  cudaMemcpyDeviceToHost, stream_.get()));
+  KMEANS_CUDA_TRY(cudaStreamSynchronize(stream_.get()));
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::partial_sort(idx.begin(), idx.begin() + m, idx.end(), [&](std::int64_t a, std::int64_t b) {
+    return dist[a] != dist[b] ? dist[a] > dist[b] : a < b;
+  });
+  std::vector<FarPoint> out;
+  out.reserve(static_cast<std::size_t>(m));
+  for (std::int64_t i = 0; i < m; ++i) out.push_back({idx[i], lab[idx[i]]});
+  return out;
+}
+
+template <class T>
+Plan CudaEngine<T>::make_plan(int k) const {
+  const std::int64_t n = v_.n, d = v_.d;
+  constexpr std::size_t elem = sizeof(T);
+  Plan p;
+  p.k = k;
+  // Without a loadable cuBLAS the tile kernel serves every k (exact as well, slower at large
+  // k and d) instead of failing the fit.
+  p.gemm = tn::use_gemm(k, d, elem) && cublas_api() != nullptr;
+  p.partials = tn::use_partials(k, d, elem);
+  p.sort_bits = tn::key_bits(k);
+  p.col_tile = tn::sort_col_tile(d);
+  if (p.gemm) {
+    p.gemm_rows = static_cast<int>(tn::gemm_chunk_rows(n, k, elem));
+    p.stat_blocks = static_cast<int>(ceil_div(n, tn::kGemmRowsPerBlock));
+  } else {
+    p.k_tile = p.partials ? static_cast<int>(tn::round_up(k, tn::kRegTile))
+                          : tn::assign_centroid_tile(k, d, elem, tn::kAssignSmemBytes);
+    const std::size_t smem =
+        tn::assign_smem_bytes(p.k_tile, d, elem, p.partials ? tn::partial_columns(k, d) : 0);
+    int per_sm = 0;
+    KMEANS_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &per_sm, assign_tile_kernel<T>, tn::kAssignThreads, smem));
+    const std::int64_t max_blocks =
+        std::int64_t{std::max(per_sm, 1)} * sm_count_ * tn::kAssignWaves;
+    const std::int64_t spb = tn::assign_subtiles_per_block(n, max_blocks);
+    p.subtiles_per_block = static_cast<int>(spb);
+    p.assign_blocks = static_cast<int>(ceil_div(ceil_div(n, tn::kAssignThreads), spb));
+    p.stat_blocks = p.assign_blocks;
+  }
+  p.records = p.partials ? static_cast<int>(layout::total_entries(k, d)) : 2;
+  return p;
+}
+
+/// (Re)allocates everything sized by k and drops the graphs that point at the old buffers.
+template <class T>
+void CudaEngine<T>::configure(int k) {
+  ProfileRange range("kmeans::configure");
+  graphs_[0].reset();
+  graphs_[1].reset();
+  passes_[0] = passes_[1] = 0;
+  plan_ = Plan{};  // a failure below leaves the engine unconfigured, not half-configured
+  const Plan p = make_plan(k);
+  const std::int64_t n = v_.n, d = v_.d;
+  const cudaStream_t s = stream_.get();
+  const auto kd = static_cast<std::size_t>(k) * static_cast<std::size_t>(d);
+  const auto entries = static_cast<std::size_t>(layout::total_entries(k, d));
+
+  d_centroids_.allocate(kd, "centroids");
+  h_centroids_.allocate(kd, "centroids (pinned)");
+  d_totals_.allocate(entries, "totals");
+  h_totals_.allocate(entries, "totals (pinned)");
+  d_partials_.allocate(static_cast<std::size_t>(p.records) * p.stat_blocks, "per-block partials");
+  // Poison what the kernels must overwrite: an entry they skip shows up as NaN.
+  KMEANS_CUDA_TRY(cudaMemsetAsync(d_partials_.get(), 0xFF, d_partials_.bytes(), s));
+  KMEANS_CUDA_TRY(cudaMemsetAsync(d_totals_.get(), 0xFF, d_totals_.bytes(), s));
+  std::fill(h_totals_.get(), h_totals_.get() + entries, std::nan(""));
+
+  std::vector<std::int32_t> offsets(static_cast<std::size_t>(p.records) + 1);
+  for (int e = 0; e <= p.records; ++e)
+    offsets[e] = static_cast<std::int32_t>(layout::partial_slot(e, 0, p.stat_blocks));
+  d_record_offsets_.allocate(offsets.size(), "segment offsets");
+  KMEANS_CUDA_TRY(cudaMemcpyAsync(d_record_offsets_.get(), offsets.data(),
+                                  offsets.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
+                                  s));
+  std::size_t reduce_bytes = 0, bytes = 0;
+  for (int segments : {2, p.records}) {
+    KMEANS_CUDA_TRY(cub::DeviceSegmentedReduce::Sum(
+        nullptr, bytes, d_partials_.get(), d_totals_.get(), segments, d_record_offsets_.get(),
+        d_record_offsets_.get() + 1, s));
+    reduce_bytes = std::max(reduce_bytes, bytes);
+  }
+  d_reduce_tmp_.allocate(std::max<std::size_t>(reduce_bytes, 1), "segmented-reduce scratch");
+
+  if (!p.partials) {
+    const auto un = static_cast<std::size_t>(n);
+    d_sorted_labels_.allocate(un, "sorted labels");
+    d_order_.allocate(un, "sorted point indices");
+    if (d_order_in_.size() != un) {
+      d_order_in_.allocate(un, "point indices");
+      iota_kernel<<<static_cast<unsigned>(ceil_div(n, tn::kSmallThreads)), tn::kSmallThreads, 0,
+                    s>>>(d_order_in_.get(), static_cast<int>(n));
+      KMEANS_CUDA_CHECK_LAUNCH(s);
+    }
+    d_cluster_offsets_.allocate(static_cast<std::size_t>(k) + 1, "cluster offsets");
+    bytes = 0;
+    KMEANS_CUDA_TRY(cub::DeviceRadixSort::SortPairs(
+        nullptr, bytes, d_labels_.get(), d_sorted_labels_.get(), d_order_in_.get(),
+        d_order_.get(), static_cast<int>(n), 0, p.sort_bits, s));
+    d_sort_tmp_.allocate(std::max<std::size_t>(bytes, 1), "radix-sort scratch");
+  }
+  if (p.gemm) {
+    if (d_cublas_ws_.size() == 0) d_cublas_ws_.allocate(tn::kCublasWorkspaceBytes, "cuBLAS workspace");
+    cublas_.create(s, d_cublas_ws_.get(), d_cublas_ws_.bytes());
+    d_products_.allocate(static_cast<std::size_t>(p.gemm_rows) * static_cast<std::size_t>(k),
+                         "distance products");
+    d_centred_.allocate(kd, "centred centroids");
+    d_terms_.allocate(3 * static_cast<std::size_t>(k), "centroid ranking terms");
+    if (!mean_valid_) compute_mean();
+  }
+  KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
+  plan_ = p;
+}
+
+/// The per-feature data mean in double (the GEMM path's centre), once per data set: column
+/// sums over row chunks, then the chunks in order, so the bits depend only on n and d. Also |m|.
+template <class T>
+void CudaEngine<T>::compute_mean() {
+  const cudaStream_t s = stream_.get();
+  const std::int64_t n = v_.n, d = v_.d;
+  const std::int64_t chunks = tn::mean_chunks(n, d);
+  const int col_tile = tn::col_tile_for(d);
+  grow(d_mean_partial_, static_cast<std::size_t>(chunks * d), "column partial sums");
+  DeviceBuffer<double>& d_partial = d_mean_partial_;
+  mean_valid_ = false;  // until the end: a failure below leaves it to be redone
+  grow(d_mean_norm_, 1, "data mean norm");
+  grow(d_mean_, static_cast<std::size_t>(d), "data mean");
+  const dim3 grid(static_cast<unsigned>(ceil_div(d, col_tile)), static_cast<unsigned>(chunks));
+  column_sums_kernel<T><<<grid, tn::kSortThreads, 0, s>>>(
+      d_x_, n, d, tn::mean_rows_per_chunk(n, d), col_tile, d_partial.get());
+  KMEANS_CUDA_CHECK_LAUNCH(s);
+  column_means_kernel<<<static_cast<unsigned>(ceil_div(d, tn::kSmallThreads)), tn::kSmallThreads,
+                        0, s>>>(d_partial.get(), chunks, d, n, d_mean_.get());
+  KMEANS_CUDA_CHECK_LAUNCH(s);
+  std::vector<double> mean(static_cast<std::size_t>(d));
+  KMEANS_CUDA_TRY(cudaMemcpyAsync(mean.data(), d_mean_.get(), d_mean_.bytes(),
+                                  cudaMemcpyDeviceToHost, s));
+  KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
+  double norm = 0;
+  for (double m : mean) norm += m * m;
+  mean_norm_ = std::sqrt(norm);
+  // A device scalar read by centre_centroids_kernel, so a captured graph survives new data.
+  KMEANS_CUDA_TRY(cudaMemcpyAsync(d_mean_norm_.get(), &mean_norm_, sizeof(double),
+                                  cudaMemcpyHostToDevice, s));
+  KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
+  mean_valid_ = true;
+}
+
+/// Records one pass on the stream (for capture, or run directly in KMEANS_CUDA_SYNC_DEBUG).
+template <class T>
+void CudaEngine<T>::enqueue_pass(bool with_sums) {
+  const Plan& p = plan_;
+  const cudaStream_t s = stream_.get();
+  const std::int64_t n = v_.n, d = v_.d;
+  const int k = p.k;
+  KMEANS_CUDA_TRY(cudaMemcpyAsync(d_centroids_.get(), h_centroids_.get(), d_centroids_.bytes(),
+                                  cudaMemcpyHostToDevice, s));
+  if (p.gemm) {
+    enqueue_gemm_assign();
+  } else {
+    AssignArgs<T> a;
+    a.x = d_x_;
+    a.w = d_w_;
+    a.c = d_centroids_.get();
+    a.n = static_cast<int>(n);
+    a.d = static_cast<int>(d);
+    a.k = k;
+    a.k_tile = p.k_tile;
+    a.subtiles_per_block = p.subtiles_per_block;
+    a.n_blocks = p.assign_blocks;
+    a.sort_bits = p.sort_bits;
+    a.with_partials = with_sums && p.partials;
+    a.labels = d_labels_.get();
+    a.dist = d_dist_.get();
+    a.partials = d_partials_.get();
+    const std::size_t smem = tn::assign_smem_bytes(
+        p.k_tile, d, sizeof(T), a.with_partials ? tn::partial_columns(k, d) : 0);
+    assign_tile_kernel<T><<<p.assign_blocks, tn::kAssignThreads, smem, s>>>(a);
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+  }
+  if (with_sums && !p.partials) enqueue_sort_sums();
+  std::size_t reduce_bytes = d_reduce_tmp_.bytes();
+  const int segments = with_sums && p.partials ? p.records : 2;
+  KMEANS_CUDA_TRY(cub::DeviceSegmentedReduce::Sum(
+      d_reduce_tmp_.get(), reduce_bytes, d_partials_.get(), d_totals_.get(), segments,
+      d_record_offsets_.get(), d_record_offsets_.get() + 1, s));
+  const std::int64_t download = with_sums ? layout::total_entries(k, d) : layout::kTotalHeader;
+  KMEANS_CUDA_TRY(cudaMemcpyAsync(h_totals_.get(), d_totals_.get(), download * sizeof(double),
+                                  cudaMemcpyDeviceToHost, s));
+}
+
+/// The centred ranking: centroids centred on the data mean (centre_centroids_kernel), then
+/// one chunk of rows at a time, products[r][c] = x_r . c'_c by cuBLAS and the argmin.
+template <class T>
+void CudaEngine<T>::enqueue_gemm_assign() {
+  const Plan& p = plan_;
+  const cudaStream_t s = stream_.get();
+  const std::int64_t n = v_.n;
+  const int d = static_cast<int>(v_.d), k = p.k;
+  CentreArgs<T> ca;
+  ca.c = d_centroids_.get();
+  ca.mean = d_mean_.get();
+  ca.k = k;
+  ca.d = d;
+  ca.mean_norm = d_mean_norm_.get();
+  ca.gamma_t = tn::gemm_error_gamma(d, sizeof(T));
+  ca.gamma_bias = tn::gemm_bias_gamma(d, sizeof(T));
+  ca.centred = d_centred_.get();
+  ca.terms = d_terms_.get();
+  constexpr int kCentroidsPerBlock = tn::kGemmThreads / 32;  // a warp per centroid
+  centre_centroids_kernel<T><<<static_cast<unsigned>(ceil_div(k, kCentroidsPerBlock)),
+                               tn::kGemmThreads, 0, s>>>(ca);
+  KMEANS_CUDA_CHECK_LAUNCH(s);
+  GemmTermsView terms;
+  terms.bias = d_terms_.get();
+  terms.slope = d_terms_.get() + k;
+  terms.base = d_terms_.get() + 2 * static_cast<std::int64_t>(k);
+  for (std::int64_t row0 = 0; row0 < n; row0 += p.gemm_rows) {
+    const int rows = static_cast<int>(std::min<std::int64_t>(p.gemm_rows, n - row0));
+    // Column-major view: C' (d x k) transposed times X_chunk (d x rows) = products (k x rows).
+    gemm_tn(cublas_.get(), k, rows, d, d_centred_.get(), d, d_x_ + row0 * d, d,
+            d_products_.get(), k);
+    GemmArgminArgs<T> a;
+    a.x = d_x_;
+    a.w = d_w_;
+    a.c = d_centroids_.get();
+    a.terms = terms;
+    a.g = d_products_.get();
+    a.n = static_cast<int>(n);
+    a.d = d;
+    a.k = k;
+    a.row0 = static_cast<int>(row0);
+    a.rows = rows;
+    a.n_blocks = p.stat_blocks;
+    a.labels = d_labels_.get();
+    a.dist = d_dist_.get();
+    a.partials = d_partials_.get();
+    gemm_argmin_kernel<T><<<static_cast<unsigned>(ceil_div(rows, tn::kGemmRowsPerBlock)),
+                            tn::kGemmThreads, 0, s>>>(a);
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+  }
+}
+
+/// Large k * d: sort point indices by label, find each cluster's range, sum each cluster.
+template <class T>
+void CudaEngine<T>::enqueue_sort_sums() {
+  const Plan& p = plan_;
+  const cudaStream_t s = stream_.get();
+  const int n = static_cast<int>(v_.n), k = p.k;
+  std::size_t sort_bytes = d_sort_tmp_.bytes();
+  KMEANS_CUDA_TRY(cub::DeviceRadixSort::SortPairs(
+      d_sort_tmp_.get(), sort_bytes, d_labels_.get(), d_sorted_labels_.get(), d_order_in_.get(),
+      d_order_.get(), n, 0, p.sort_bits, s));
+  cluster_offsets_kernel<<<static_cast<unsigned>(ceil_div(k + 1, tn::kSmallThreads)),
+                           tn::kSmallThreads, 0, s>>>(d_sorted_labels_.get(), n, k,
+                                                      d_cluster_offsets_.get());
+  KMEANS_CUDA_CHECK_LAUNCH(s);
+  ClusterSumArgs<T> a;
+  a.x = d_x_;
+  a.w = d_w_;
+  a.order = d_order_.get();
+  a.offsets = d_cluster_offsets_.get();
+  a.d = static_cast<int>(v_.d);
+  a.k = k;
+  a.col_tile = p.col_tile;
+  a.totals = d_totals_.get();
+  const dim3 grid(static_cast<unsigned>(k),
+                  static_cast<unsigned>(tn::sort_grid_y(v_.d, p.col_tile)));
+  cluster_sums_kernel<T><<<grid, tn::kSortThreads, 0, s>>>(a);
+  KMEANS_CUDA_CHECK_LAUNCH(s);
+}
+
+/// Captures one pass into a graph; a failure mid-capture ends the capture cleanly first.
+template <class T>
+GraphExec CudaEngine<T>::capture(bool with_sums) {
+  ProfileRange range("kmeans::capture");
+  const cudaStream_t s = stream_.get();
+  KMEANS_CUDA_TRY(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  try {
+    enqueue_pass(with_sums);
+  } catch (...) {
+    cudaGraph_t broken = nullptr;
+    (void)cudaStreamEndCapture(s, &broken);
+    if (broken) (void)cudaGraphDestroy(broken);
+    (void)cudaGetLastError();
+    throw;
+  }
+  cudaGraph_t graph = nullptr;
+  KMEANS_CUDA_TRY(cudaStreamEndCapture(s, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+  KMEANS_CUDA_TRY_NOTHROW(cudaGraphDestroy(graph));
+  KMEANS_CUDA_TRY(err);
+  return GraphExec(exec);
+}
+
+#define KMEANS_CUDA_PASSES_MEMBERS(TYPE) \
+  template StepStats CudaEngine<TYPE>::assign(const TYPE* centroids, int k, double* sums, double* weights); \
+  template void CudaEngine<TYPE>::labels(std::int32_t* out); \
+  template std::vector<FarPoint> CudaEngine<TYPE>::farthest(std::int64_t m); \
+  template Plan CudaEngine<TYPE>::make_plan(int k) const; \
+  template void CudaEngine<TYPE>::configure(int k); \
+  template void CudaEngine<TYPE>::compute_mean(); \
+  template void CudaEngine<TYPE>::enqueue_pass(bool with_sums); \
+  template void CudaEngine<TYPE>::enqueue_gemm_assign(); \
+  template void CudaEngine<TYPE>::enqueue_sort_sums(); \
+  template GraphExec CudaEngine<TYPE>::capture(bool with_sums);
+
+KMEANS_CUDA_ENGINE_INSTANTIATE(KMEANS_CUDA_PASSES_MEMBERS)
+
+}  // namespace kmeans::detail::cuda
