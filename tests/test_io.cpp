@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests of the .npy/.csv reader and writers (src/io.cpp): round trips, header variations, files
+// Tests of the .npy/.csv reader and writers (src/io/): round trips, header variations, files
 // written by NumPy, and every malformed file giving a kmeans::Error that names the problem.
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "io.hpp"
+#include "io/io.hpp"
 
 #if defined(_WIN32)
 #include <process.h>

@@ -17,7 +17,7 @@
 #include <system_error>
 #include <vector>
 
-#include "io.hpp"
+#include "io/io.hpp"
 #include "kmeans/kmeans.hpp"
 
 namespace {
