@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "bench_util.hpp"
-#include "io.hpp"
+#include "io/io.hpp"
 #include "kmeans/kmeans.hpp"
 #include "machine.hpp"
 #include "peers.hpp"
