@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Device-side input checks for data that arrives in device memory (src/cuda/engine.cu): the
-// first NaN/Inf, negative weights and an all-zero weight vector, found without copying the data.
+// first NaN/Inf or out-of-range value, negative weights and an all-zero weight vector, found
+// without copying the data.
 #pragma once
 
 #include <cmath>
@@ -19,6 +20,22 @@ __global__ void first_nonfinite_kernel(const T* x, std::int64_t total,
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
        i < total; i += stride) {
     if (!isfinite(x[i])) {
+      atomicMin(first, static_cast<unsigned long long>(i));
+      return;  // later elements of this thread have larger indices
+    }
+  }
+}
+
+/// Smallest flat index of a value outside [-bound, bound] in x[0, total) (total when none);
+/// NaN fails the test too, so this is the data's whole range check (internal.hpp's
+/// validate_points on the host).
+template <class T>
+__global__ void first_out_of_range_kernel(const T* x, std::int64_t total, T bound,
+                                          unsigned long long* first) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       i < total; i += stride) {
+    if (!(fabs(x[i]) <= bound)) {
       atomicMin(first, static_cast<unsigned long long>(i));
       return;  // later elements of this thread have larger indices
     }

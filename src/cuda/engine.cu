@@ -12,6 +12,7 @@
 #include <numeric>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -139,7 +140,8 @@ bool CudaEngine<T>::rebind(const DataView<T>& v) {
   return true;
 }
 
-/// Device data gets the checks the driver gives host data: finite values, and weights that
+/// Device data gets the checks the driver gives host data: finite values within
+/// max_abs_value<T>(d), and weights that
 /// are finite, >= 0 and not all 0. The messages match the host checks (validate.cpp).
 template <class T>
 void CudaEngine<T>::validate_device_input() {
@@ -156,7 +158,9 @@ void CudaEngine<T>::validate_device_input() {
         std::max<std::int64_t>(1, std::min<std::int64_t>(ceil_div(count, tn::kSmallThreads),
                                                          std::int64_t{sm_count_} * 8)));
   };
-  first_nonfinite_kernel<T><<<grid(total), tn::kSmallThreads, 0, s>>>(d_x_, total, d_first.get());
+  const T bound = static_cast<T>(max_abs_value<T>(static_cast<std::size_t>(v_.d)));
+  first_out_of_range_kernel<T><<<grid(total), tn::kSmallThreads, 0, s>>>(d_x_, total, bound,
+                                                                         d_first.get());
   KMEANS_CUDA_CHECK_LAUNCH(s);
   if (d_w_) {
     first_nonfinite_kernel<T><<<grid(v_.n), tn::kSmallThreads, 0, s>>>(d_w_, v_.n,
@@ -175,7 +179,11 @@ void CudaEngine<T>::validate_device_input() {
         << at % static_cast<unsigned long long>(cols);
     throw Error(msg.str());
   };
-  if (first[0] < static_cast<unsigned long long>(total)) report(d_x_, first[0], v_.d, "data");
+  if (first[0] < static_cast<unsigned long long>(total)) {
+    const auto at = static_cast<std::int64_t>(first[0]);
+    throw Error(point_error("data", static_cast<double>(read_element(d_x_ + at)), at / v_.d,
+                            at % v_.d, v_.d, std::is_same<T, float>::value));
+  }
   if (!d_w_) return;
   if (first[1] < static_cast<unsigned long long>(v_.n)) report(d_w_, first[1], 1, "sample_weight");
   KMEANS_CUDA_TRY(cudaMemsetAsync(d_first.get(), 0xFF, sizeof(unsigned long long), s));

@@ -130,7 +130,8 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
   /// the total into *total (device).
   void prefix(const double* v, double* total);
   void release_init_buffers() noexcept;
-  /// Device data gets the checks the driver gives host data: finite values, and weights that
+  /// Device data gets the checks the driver gives host data: finite values within
+/// max_abs_value<T>(d), and weights that
   /// are finite, >= 0 and not all 0. The messages match the host checks (validate.cpp).
   void validate_device_input();
   /// One element of device memory, for error messages.

@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: Apache-2.0
+// libFuzzer target: fit, then predict / transform / score, on a problem decoded from the bytes
+// (shape, dtype, backend, init, weights, values). Any input must either be refused with
+// kmeans::Error or give a result that keeps the library's promises: labels in [0, k) that
+// predict reproduces, finite centroids, finite non-negative inertia and distances.
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "kmeans/kmeans.hpp"
+
+namespace {
+
+/// Reads the bytes as a stream of values; past the end it repeats them (or gives 0).
+class Bytes {
+ public:
+  Bytes(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
+  std::uint8_t byte() { return size_ == 0 ? 0 : data_[pos_++ % size_]; }
+  /// Raw bit patterns (NaN, Inf, subnormals, huge values) or, when `tame`, small values
+  /// (multiples of 1/16 in [-8, 8)) that make real clusterings.
+  template <class T>
+  T value(bool tame) {
+    if (tame) return static_cast<T>(static_cast<std::int8_t>(byte())) / T(16);
+    unsigned char raw[sizeof(T)];
+    for (auto& b : raw) b = byte();
+    T v;
+    std::memcpy(&v, raw, sizeof v);
+    return v;
+  }
+
+ private:
+  const std::uint8_t* data_;
+  std::size_t size_;
+  std::size_t pos_ = 0;
+};
+
+[[noreturn]] void finding() { std::abort(); }
+
+template <class T>
+void run(Bytes& in, std::uint8_t flags) {
+  const bool tame = (flags & 0x40) != 0;
+  const std::size_t n = 1 + in.byte() % 48;
+  const std::size_t d = 1 + in.byte() % 6;
+  const int k = 1 + static_cast<int>(in.byte() % n);
+  kmeans::Params<T> p;
+  p.k = k;
+  p.max_iter = in.byte() % 12;
+  p.tol = (flags & 0x80) ? 0.0 : 1e-4;
+  p.seed = in.byte();
+  p.n_init = 1 + in.byte() % 3;
+  p.backend = (flags & 0x10) ? kmeans::Backend::Reference : kmeans::Backend::Cpu;
+  p.n_threads = 1 + (flags >> 5 & 1);
+  static const kmeans::Init inits[] = {kmeans::Init::Random, kmeans::Init::KMeansPlusPlus,
+                                       kmeans::Init::KMeansParallel, kmeans::Init::Array};
+  p.init = inits[flags >> 1 & 3];
+  std::vector<T> x(n * d), w, c;
+  for (T& v : x) v = in.value<T>(tame);
+  if (flags & 0x08) {
+    w.resize(n);
+    for (T& v : w) v = tame ? std::fabs(in.value<T>(true)) : in.value<T>(false);
+    p.sample_weight = w;
+  }
+  if (p.init == kmeans::Init::Array) {
+    c.resize(static_cast<std::size_t>(k) * d);
+    for (T& v : c) v = in.value<T>(tame);
+    p.init_centroids = c;
+  }
+  kmeans::Result<T> r;
+  try {
+    r = kmeans::fit(x.data(), n, d, p);
+  } catch (const kmeans::Error&) {
+    return;  // refused with a message: fine
+  }
+  if (r.labels.size() != n || r.centroids.size() != static_cast<std::size_t>(k) * d) finding();
+  for (std::int32_t l : r.labels)
+    if (l < 0 || l >= k) finding();
+  for (T v : r.centroids)
+    if (!std::isfinite(v)) finding();
+  if (!std::isfinite(r.inertia) || r.inertia < 0) finding();
+  for (double s : r.sse_history)
+    if (!std::isfinite(s) || s < 0) finding();
+  // The returned labels belong to the returned centroids: predict on the same backend agrees.
+  const std::vector<std::int32_t> again =
+      kmeans::predict(x.data(), n, d, r.centroids.data(), static_cast<std::size_t>(k), r.backend);
+  if (again != r.labels) finding();
+  const std::vector<T> dist =
+      kmeans::transform(x.data(), n, d, r.centroids.data(), static_cast<std::size_t>(k), r.backend);
+  if (dist.size() != n * static_cast<std::size_t>(k)) finding();
+  for (T v : dist)
+    if (!std::isfinite(v) || v < 0) finding();
+  const double s = w.empty() ? kmeans::score(x.data(), n, d, r.centroids.data(),
+                                             static_cast<std::size_t>(k), {}, r.backend)
+                             : kmeans::score(x.data(), n, d, r.centroids.data(),
+                                             static_cast<std::size_t>(k), w, r.backend);
+  if (!std::isfinite(s) || s > 0) finding();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  Bytes in(data + 1, size - 1);
+  const std::uint8_t flags = data[0];
+  if (flags & 1)
+    run<double>(in, flags);
+  else
+    run<float>(in, flags);
+  return 0;
+}
