@@ -247,7 +247,7 @@ int bench_main(int argc, char** argv) {
   if (run.peers) {
     std::string log;
     run.python = resolve_python(o.python, &log);
-    std::printf("peers: %s via %s, python %s\n", "scikit-learn, FAISS, PyTorch",
+    std::printf("peers: %s via %s; python: %s\n", "scikit-learn, FAISS, PyTorch",
                 o.peers_script.c_str(), log.c_str());
   }
 

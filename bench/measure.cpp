@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -49,6 +50,7 @@ Measured measure_ours(const T* x, std::int64_t n, std::int64_t d, const std::vec
       const kmeans::Result<T> r = kmeans::fit(x, un, ud, p);
       const double loop = r.timings.assign + r.timings.update;
       runs.emplace_back(loop / std::max(1, r.n_iter), r.timings);
+      m.runs.push_back(runs.back().first);
       m.n_iter = r.n_iter;
       m.inertia = r.inertia;
       m.n_empty_relocated = r.n_empty_relocated;
@@ -61,6 +63,7 @@ Measured measure_ours(const T* x, std::int64_t n, std::int64_t d, const std::vec
     m.s_per_iter = mid.first;
     m.phases = mid.second;
     m.repeats = static_cast<int>(runs.size());
+    m.spread = spread_of(m.runs, m.s_per_iter);
     m.ok = true;
   } catch (const kmeans::Error& e) {
     m.error = e.what();
@@ -192,7 +195,56 @@ void print_blas_notes(const std::vector<PeerResult>& peers) {
     }
   }
   if (!names.empty())
-    std::printf("  note: %s loaded the reference (netlib) BLAS %s\n", names.c_str(), netlib.c_str());
+    std::printf("  note: %s loaded the reference (netlib) BLAS %s: unoptimised, often 10x slower "
+                "than OpenBLAS or MKL\n",
+                names.c_str(), netlib.c_str());
+}
+
+int ours_threads(const Run& run, Backend b) {
+  return b == Backend::Cpu ? run.threads : b == Backend::Reference ? 1 : 0;
+}
+
+std::string fmt_spread(const Spread& s) {
+  return std::to_string(s.repeats) + (s.repeats == 1 ? " rep " : " reps ") + fmt_sci(s.min) +
+         ".." + fmt_sci(s.max);
+}
+
+std::string peer_blas(const PeerResult& p) {
+  if (!p.blas_name.empty()) return p.blas_name;
+  return p.blas.empty() ? "none loaded" : p.blas.front();
+}
+
+std::string sse_difference(const PeerResult& p, const Measured* ours, bool f64, std::int64_t n) {
+  if (!ours || !p.ok || !(ours->inertia > 0) || !std::isfinite(p.final_sse)) return {};
+  const double rel = (p.final_sse - ours->inertia) / ours->inertia;
+  if (std::fabs(rel) <= 1e-5) return {};
+  char head[160];
+  std::snprintf(head, sizeof head, "final mean SSE %.6g vs ours %.6g (%+.3g%%): ", p.final_sse / n,
+                ours->inertia / n, 100 * rel);
+  std::string why;
+  if (p.name.rfind("faiss", 0) == 0) {
+    why = "FAISS computes in float32 and repairs an empty cluster by splitting a large one in "
+          "two, where ours (" + std::to_string(ours->n_empty_relocated) +
+          " relocations in this fit), scikit-learn's and the torch loop move the farthest point";
+  } else if (p.n_iter < ours->n_iter) {
+    why = "it stopped after " + std::to_string(p.n_iter) + " iterations, ours after " +
+          std::to_string(ours->n_iter);
+  } else if (!f64 && std::fabs(rel) < 1e-2) {
+    why = "float32 sums: rounding can flip a near-tie between two centroids, and the fits then "
+          "part ways";
+  } else {
+    why = "not explained (same data, initial centroids, iteration count and empty-cluster "
+          "repair): worth a look";
+  }
+  return head + why;
+}
+
+void note_sse_difference(Json& j, const PeerResult& p, const Measured* ours, bool f64,
+                         std::int64_t n, const char* indent) {
+  const std::string why = sse_difference(p, ours, f64, n);
+  if (why.empty()) return;
+  std::printf("%s^ %s\n", indent, why.c_str());
+  j.set("sse_differs", why);
 }
 
 PointMetrics point_metrics(const Run& run, Backend b, std::int64_t n, std::int64_t d, int k,
@@ -244,12 +296,14 @@ void print_and_record(Run& run, Json j, const Measured& m, bool f64, std::int64_
   const PointMetrics pm =
       point_metrics(run, m.backend, n, d, k, f64 ? sizeof(double) : sizeof(float), m.s_per_iter);
   std::printf("  %-24s %-7s %9s %5lld %6d %4d %10s %9.2f %8.2f %6.1f %8.2f %6.1f %8.3f %8.3f "
-              "%8.3f %8.3f\n",
+              "%8.3f %8.3f  %s\n",
               label.c_str(), f64 ? "float64" : "float32", fmt_count(n).c_str(),
               static_cast<long long>(d), k, m.n_iter, fmt_sci(m.s_per_iter).c_str(),
               pm.points_per_s * 1e-6, pm.gbytes_per_s, pm.pct_bw, pm.gflops, pm.pct_peak,
-              m.phases.init, m.phases.assign, m.phases.update, m.phases.final_assign);
-  j.set("iters", m.iters).set("n_iter", m.n_iter).set("repeats", m.repeats)
+              m.phases.init, m.phases.assign, m.phases.update, m.phases.final_assign,
+              fmt_spread(m.spread).c_str());
+  set_spread(j, m.spread, m.runs);
+  j.set("iters", m.iters).set("n_iter", m.n_iter).set("threads", ours_threads(run, m.backend))
       .set("s_per_iter", m.s_per_iter).set("points_per_s", pm.points_per_s)
       .set("gbytes_per_s", pm.gbytes_per_s).set("pct_bw", pm.pct_bw).set("gflops", pm.gflops)
       .set("pct_peak", pm.pct_peak).set("final_mean_sse", m.inertia / n)
@@ -278,14 +332,17 @@ void print_and_record_peers(Run& run, const char* mode, const std::string& sweep
     const PointMetrics pm =
         point_metrics(run, as, n, d, k, f64 ? sizeof(double) : sizeof(float), p.s_per_iter);
     std::printf("  %-24s %-7s %9s %5lld %6d %4d %10s %9.2f %8.2f %6.1f %8.2f %6.1f   "
-                "peer/ours %s (%s, final mean SSE %.6g)\n",
+                "peer/ours %s (%s, final mean SSE %.6g)  %s; %s, %d threads\n",
                 label.c_str(), f64 ? "float64" : "float32", fmt_count(n).c_str(),
                 static_cast<long long>(d), k, p.n_iter, fmt_sci(p.s_per_iter).c_str(),
                 pm.points_per_s * 1e-6, pm.gbytes_per_s, pm.pct_bw, pm.gflops, pm.pct_peak,
-                fmt_ratio(ratio).c_str(), p.device.c_str(), p.final_sse / n);
+                fmt_ratio(ratio).c_str(), p.device.c_str(), p.final_sse / n,
+                fmt_spread(spread_of(p.s_per_iter_runs, p.s_per_iter, p.repeats)).c_str(),
+                peer_blas(p).c_str(), p.threads);
     j.set("ratio_peer_over_ours", ratio).set("points_per_s", pm.points_per_s)
         .set("gbytes_per_s", pm.gbytes_per_s).set("pct_bw", pm.pct_bw).set("gflops", pm.gflops)
         .set("pct_peak", pm.pct_peak).set("final_mean_sse", p.final_sse / n);
+    note_sse_difference(j, p, mine, f64, n, "      ");
     run.rows.push(j);
   }
   print_blas_notes(peers);

@@ -84,7 +84,9 @@ struct Measured {
   bool ok = false;
   std::string error;
   kmeans::Backend backend = kmeans::Backend::Auto;
-  double s_per_iter = NAN;
+  double s_per_iter = NAN;  // the lower median of `runs`: a run that happened
+  std::vector<double> runs;  // s/iter of each timed fit, in run order
+  Spread spread;
   int n_iter = 0;
   int iters = 0;  // max_iter requested
   int repeats = 0;
@@ -126,6 +128,24 @@ std::string backend_label(kmeans::Backend b);
 /// One line naming the peers that ran on Debian's reference (netlib) BLAS: their distance
 /// GEMMs are then far slower than with OpenBLAS or MKL, which the ratios must not hide.
 void print_blas_notes(const std::vector<PeerResult>& peers);
+
+/// CPU threads one of our backends was given: the reference loop runs one, cuda none (0); the
+/// cpu backend uses one where a pass is too small to share.
+int ours_threads(const Run& run, kmeans::Backend b);
+
+/// "5 reps 1.10e-04..1.30e-04": a row's spread in a few characters.
+std::string fmt_spread(const Spread& s);
+
+/// The BLAS a peer ran on ("OpenBLAS 0.3.21", "netlib reference BLAS"), never empty.
+std::string peer_blas(const PeerResult& p);
+
+/// Empty when the peer's final SSE matches ours (relative 1e-5); else how it differs and the
+/// reason we know of (FAISS repairs empty clusters by splitting one, and works in float32).
+std::string sse_difference(const PeerResult& p, const Measured* ours, bool f64, std::int64_t n);
+
+/// Records sse_difference in the JSON row and prints it under the row, indented.
+void note_sse_difference(Json& j, const PeerResult& p, const Measured* ours, bool f64,
+                         std::int64_t n, const char* indent);
 
 /// One measured point's derived numbers.
 struct PointMetrics {
