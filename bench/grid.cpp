@@ -143,8 +143,9 @@ void run_grid(Run& run) {
   std::printf("\nScaling grid%s: %d iterations per fit (fewer where the budget of %.3g s per point "
               "needs), tol = 0, %d threads\n",
               quick ? " (quick)" : "", iters, budget, run.threads);
-  std::printf("  bytes/iter = (n*d + k*d) * sizeof(T); flops/iter = 3*n*k*d; %%bw and %%peak "
-              "against the limits above; phases: seconds of the median fit\n");
+  std::printf("  bytes/iter = (n*d + k*d) * sizeof(T); flops/iter = 3*n*k*d; %%bw against the "
+              "copy bandwidth, %%peak against the CPU's measured FMA rate (GPU: its nominal "
+              "peak); phases: seconds of the median fit\n");
   // Slots indexed by Backend value x dtype.
   std::vector<Predictor> pred(8);
   for (const Sweep& sw : make_sweeps(quick, run.gpu.present)) {

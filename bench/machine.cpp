@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -21,6 +22,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define KMEANS_BENCH_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -52,29 +54,88 @@ std::string cpuinfo_field(const std::string& key) {
   return {};
 }
 
-/// A chain of dependent integer adds retires one add per cycle on every x86 core since the
-/// Pentium Pro, so adds per second is the clock the core actually runs at (turbo included).
-double measure_clock_ghz() {
+// The fastest x86 cores shipped run below 6.5 GHz; nothing runs k-means below 0.3 GHz.
+constexpr double kMinPlausibleGhz = 0.3;
+constexpr double kMaxPlausibleGhz = 6.5;
+// Two chains on different units must agree this closely to be believed.
+constexpr double kClockAgreement = 0.10;
+
+/// The clock from two dependent chains the core cannot shortcut, each the best of 3 runs:
+/// register-operand adds (1 cycle each: unlike `add $1, reg`, which recent Intel cores fold at
+/// rename and retire several per cycle) and 64-bit imuls (3 cycles each on every Intel core
+/// since Nehalem and every AMD core since Zen). Both 0 off x86.
+void measure_clock_ghz(double* add_ghz, double* imul_ghz) {
+  *add_ghz = *imul_ghz = 0;
 #ifdef KMEANS_BENCH_X86
-  constexpr std::int64_t kLoops = 10'000'000;  // x 16 adds: about 0.08 s at 2 GHz
-  double best = std::numeric_limits<double>::infinity();
+  constexpr std::int64_t kLoops = 5'000'000;  // x 16 adds or x 8 imuls: ~0.02-0.03 s at 4 GHz
+  double best_add = std::numeric_limits<double>::infinity(), best_imul = best_add;
   for (int rep = 0; rep < 3; ++rep) {
-    std::uint64_t x = 0;
-    const auto t0 = Clock::now();
+    std::uint64_t x = 0, one = 1;
+    auto t0 = Clock::now();
     for (std::int64_t i = 0; i < kLoops; ++i) {
       asm volatile(
-          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
-          : "+r"(x));
+          "add %1, %0\n\tadd %1, %0\n\tadd %1, %0\n\tadd %1, %0\n\t"
+          "add %1, %0\n\tadd %1, %0\n\tadd %1, %0\n\tadd %1, %0\n\t"
+          "add %1, %0\n\tadd %1, %0\n\tadd %1, %0\n\tadd %1, %0\n\t"
+          "add %1, %0\n\tadd %1, %0\n\tadd %1, %0\n\tadd %1, %0"
+          : "+r"(x)
+          : "r"(one));
     }
-    best = std::min(best, seconds_since(t0));
+    best_add = std::min(best_add, seconds_since(t0));
+    std::uint64_t y = 3;
+    t0 = Clock::now();
+    for (std::int64_t i = 0; i < kLoops; ++i) {
+      asm volatile(
+          "imul %0, %0\n\timul %0, %0\n\timul %0, %0\n\timul %0, %0\n\t"
+          "imul %0, %0\n\timul %0, %0\n\timul %0, %0\n\timul %0, %0"
+          : "+r"(y));
+    }
+    best_imul = std::min(best_imul, seconds_since(t0));
   }
-  return 16.0 * static_cast<double>(kLoops) / best * 1e-9;
-#else
-  return 0;
+  *add_ghz = 16.0 * static_cast<double>(kLoops) / best_add * 1e-9;
+  *imul_ghz = 3.0 * 8.0 * static_cast<double>(kLoops) / best_imul * 1e-9;
 #endif
+}
+
+/// cpuid leaf 0x16 (base and maximum MHz; zero under most hypervisors) and the hypervisor bit.
+void cpuid_frequency(double* base_ghz, double* max_ghz, bool* hypervisor) {
+  *base_ghz = *max_ghz = 0;
+  *hypervisor = false;
+#ifdef KMEANS_BENCH_X86
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return;
+  const unsigned max_leaf = a;
+  if (__get_cpuid(1, &a, &b, &c, &d)) *hypervisor = (c >> 31) & 1;
+  if (max_leaf >= 0x16) {
+    __cpuid_count(0x16, 0, a, b, c, d);
+    *base_ghz = (a & 0xffff) * 1e-3;
+    *max_ghz = (b & 0xffff) * 1e-3;
+  }
+#endif
+}
+
+/// Why a measured clock cannot be believed, or empty when it can.
+std::string implausible_clock(double add_ghz, double imul_ghz, double cpuid_max_ghz) {
+  char buf[200];
+  for (double g : {add_ghz, imul_ghz}) {
+    if (!(g >= kMinPlausibleGhz && g <= kMaxPlausibleGhz)) {
+      std::snprintf(buf, sizeof buf, "%.2f GHz is outside [%.1f, %.1f] GHz", g, kMinPlausibleGhz,
+                    kMaxPlausibleGhz);
+      return buf;
+    }
+  }
+  if (std::fabs(add_ghz - imul_ghz) > kClockAgreement * std::max(add_ghz, imul_ghz)) {
+    std::snprintf(buf, sizeof buf, "the add chain (%.2f GHz) and the imul chain (%.2f GHz) "
+                  "disagree by more than %.0f%%", add_ghz, imul_ghz, 100 * kClockAgreement);
+    return buf;
+  }
+  const double mean = 0.5 * (add_ghz + imul_ghz);
+  if (cpuid_max_ghz > 0 && mean > 1.15 * cpuid_max_ghz) {
+    std::snprintf(buf, sizeof buf, "%.2f GHz is above cpuid's maximum of %.2f GHz", mean,
+                  cpuid_max_ghz);
+    return buf;
+  }
+  return {};
 }
 
 #ifdef KMEANS_BENCH_X86
@@ -95,6 +156,32 @@ __attribute__((target("avx2,fma"))) float fma_loop_avx2(std::int64_t loops) {
   return out[0];
 }
 
+__attribute__((target("avx2,fma"))) double fma_loop_avx2_pd(std::int64_t loops) {
+  __m256d acc[kFmaChains];
+  for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm256_set1_pd(0.001 * c);
+  const __m256d a = _mm256_set1_pd(0.999999), b = _mm256_set1_pd(1e-7);
+  for (std::int64_t i = 0; i < loops; ++i)
+    for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm256_fmadd_pd(acc[c], a, b);
+  __m256d s = acc[0];
+  for (int c = 1; c < kFmaChains; ++c) s = _mm256_add_pd(s, acc[c]);
+  alignas(32) double out[4];
+  _mm256_store_pd(out, s);
+  return out[0];
+}
+
+__attribute__((target("avx512f"))) double fma_loop_avx512_pd(std::int64_t loops) {
+  __m512d acc[kFmaChains];
+  for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm512_set1_pd(0.001 * c);
+  const __m512d a = _mm512_set1_pd(0.999999), b = _mm512_set1_pd(1e-7);
+  for (std::int64_t i = 0; i < loops; ++i)
+    for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm512_fmadd_pd(acc[c], a, b);
+  __m512d s = acc[0];
+  for (int c = 1; c < kFmaChains; ++c) s = _mm512_add_pd(s, acc[c]);
+  alignas(64) double out[8];
+  _mm512_store_pd(out, s);
+  return out[0];
+}
+
 __attribute__((target("avx512f"))) float fma_loop_avx512(std::int64_t loops) {
   __m512 acc[kFmaChains];
   for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm512_set1_ps(0.001f * static_cast<float>(c));
@@ -109,18 +196,22 @@ __attribute__((target("avx512f"))) float fma_loop_avx512(std::int64_t loops) {
 }
 #endif
 
-/// Achieved float FMA throughput of all threads, GFLOP/s; 0 when no FMA set is detected.
-double measure_fma_gflops(const std::string& isa, int threads) {
+/// Achieved float (or double) FMA throughput of all threads, GFLOP/s; 0 when no FMA set is
+/// detected.
+double measure_fma_gflops(const std::string& isa, int threads, bool f64) {
 #ifdef KMEANS_BENCH_X86
   if (isa == "sse2/scalar") return 0;
-  const int lanes = isa == "avx512" ? 16 : 8;
-  volatile float sink = 0;
+  const bool wide = isa == "avx512";
+  const int lanes = (wide ? 16 : 8) / (f64 ? 2 : 1);
+  volatile double sink = 0;
   double best = std::numeric_limits<double>::infinity();
-  for (int rep = 0; rep < 3; ++rep) {
+  // ~6 ms a run: five runs give a thread descheduled by other load a few chances to miss one.
+  for (int rep = 0; rep < 5; ++rep) {
     const auto t0 = Clock::now();
 #pragma omp parallel num_threads(threads)
     {
-      const float r = isa == "avx512" ? fma_loop_avx512(kFmaLoops) : fma_loop_avx2(kFmaLoops);
+      const double r = f64 ? (wide ? fma_loop_avx512_pd(kFmaLoops) : fma_loop_avx2_pd(kFmaLoops))
+                           : (wide ? fma_loop_avx512(kFmaLoops) : fma_loop_avx2(kFmaLoops));
 #pragma omp critical
       sink = sink + r;
     }
@@ -131,6 +222,7 @@ double measure_fma_gflops(const std::string& isa, int threads) {
 #else
   (void)isa;
   (void)threads;
+  (void)f64;
   return 0;
 #endif
 }
@@ -221,20 +313,43 @@ CpuLimits measure_cpu(int threads, bool quick) {
     c.lanes_f32 = 8;
   }
 #endif
-  const double measured = measure_clock_ghz();
-  if (measured > 0) {
-    c.clock_ghz = measured;
-    c.clock_how = "measured with a dependent-add loop (1 add/cycle)";
-  } else {
+  cpuid_frequency(&c.cpuid_base_ghz, &c.cpuid_max_ghz, &c.hypervisor);
+  measure_clock_ghz(&c.clock_add_ghz, &c.clock_imul_ghz);
+  const std::string refused =
+      c.clock_add_ghz > 0 ? implausible_clock(c.clock_add_ghz, c.clock_imul_ghz, c.cpuid_max_ghz)
+                          : "no x86 clock chains on this build";
+  c.clock_measured_ok = refused.empty();
+  if (c.clock_measured_ok) {
+    c.clock_ghz = 0.5 * (c.clock_add_ghz + c.clock_imul_ghz);
+    c.clock_how = "measured: dependent register-add chain " + fmt_fix(c.clock_add_ghz, 2) +
+                  " GHz, dependent imul chain " + fmt_fix(c.clock_imul_ghz, 2) + " GHz";
+  } else if (c.cpuid_max_ghz > 0) {
+    c.clock_ghz = c.cpuid_max_ghz;
+    c.clock_how = "cpuid's maximum frequency (measured clock refused: " + refused + ")";
+  } else if (c.cpuinfo_ghz >= kMinPlausibleGhz && c.cpuinfo_ghz <= kMaxPlausibleGhz) {
     c.clock_ghz = c.cpuinfo_ghz;
-    c.clock_how = "\"cpu MHz\" of /proc/cpuinfo";
+    c.clock_how = "\"cpu MHz\" of /proc/cpuinfo (measured clock refused: " + refused + ")";
+  } else {
+    c.clock_how = "unknown (measured clock refused: " + refused + "; no cpuid or /proc/cpuinfo "
+                  "frequency)";
   }
   // 2 FMA pipes per core and 2 flops per FMA: the nominal peak of every AVX2/AVX-512 core we
-  // target. Cores that split 256-bit ops in two (AMD Zen 1) reach half: the measured FMA loop
-  // below shows it.
+  // target. Cores with one 512-bit FMA unit, or that split 256-bit ops in two (AMD Zen 1),
+  // reach half: the measured FMA rate below shows it, and it is the %peak denominator.
   c.peak_gflops_f32 = threads * c.clock_ghz * c.lanes_f32 * 2 * 2;
   c.peak_gflops_f64 = c.peak_gflops_f32 / 2;
-  c.fma_measured_gflops_f32 = measure_fma_gflops(c.isa, threads);
+  c.fma_measured_gflops_f32 = measure_fma_gflops(c.isa, threads, false);
+  c.fma_measured_gflops_f64 = measure_fma_gflops(c.isa, threads, true);
+  if (c.fma_measured_gflops_f32 > 0 && c.fma_measured_gflops_f64 > 0) {
+    c.limit_gflops_f32 = c.fma_measured_gflops_f32;
+    c.limit_gflops_f64 = c.fma_measured_gflops_f64;
+    c.limit_how = "measured FMA rate";
+  } else {
+    c.limit_gflops_f32 = c.peak_gflops_f32;
+    c.limit_gflops_f64 = c.peak_gflops_f64;
+    c.limit_how = c.peak_gflops_f32 > 0 ? "nominal peak (no FMA microbenchmark for " + c.isa + ")"
+                                        : "none";
+  }
   c.copy_gbps = measure_copy_gbps(threads, quick, &c.copy_bytes);
   return c;
 }
@@ -345,16 +460,41 @@ std::string load_average() {
 void print_limits(const CpuLimits& c, const GpuLimits& g) {
   std::printf("CPU: %s, %d threads, widest FMA set %s (__builtin_cpu_supports)\n", c.model.c_str(),
               c.threads, c.isa.c_str());
-  std::printf("  clock %.2f GHz, %s", c.clock_ghz, c.clock_how.c_str());
-  if (c.cpuinfo_ghz > 0) std::printf("; /proc/cpuinfo says %.0f MHz", c.cpuinfo_ghz * 1e3);
-  std::printf("\n  FMA peak = %d threads x %.2f GHz x %d f32 lanes x 2 FMA units x 2 flops = "
-              "%.1f GFLOP/s f32, %.1f f64\n",
-              c.threads, c.clock_ghz, c.lanes_f32, c.peak_gflops_f32, c.peak_gflops_f64);
+  if (c.clock_ghz > 0)
+    std::printf("  clock %.2f GHz, %s\n", c.clock_ghz, c.clock_how.c_str());
+  else
+    std::printf("  clock %s\n", c.clock_how.c_str());
+  // The cross-checks, said plainly: a VM's "cpu MHz" is the host's nominal (TSC) rate.
+  std::printf("  cross-check: /proc/cpuinfo says ");
+  if (c.cpuinfo_ghz > 0)
+    std::printf("%.0f MHz", c.cpuinfo_ghz * 1e3);
+  else
+    std::printf("nothing");
+  if (c.cpuid_max_ghz > 0)
+    std::printf(", cpuid 0x16 says base %.0f / max %.0f MHz", c.cpuid_base_ghz * 1e3,
+                c.cpuid_max_ghz * 1e3);
+  else
+    std::printf(", cpuid 0x16 gives no frequency");
+  if (c.hypervisor) std::printf(" (under a hypervisor: both are nominal figures, not the clock)");
+  std::printf("\n");
   if (c.fma_measured_gflops_f32 > 0) {
-    std::printf("  FMA microbenchmark (independent %s FMAs, all threads): %.1f GFLOP/s f32 = "
-                "%.0f%% of that peak\n",
-                c.isa.c_str(), c.fma_measured_gflops_f32,
-                100 * c.fma_measured_gflops_f32 / c.peak_gflops_f32);
+    std::printf("  FMA rate measured (independent %s FMAs, all threads): %.1f GFLOP/s f32, %.1f "
+                "f64: the %%peak denominator\n",
+                c.isa.c_str(), c.fma_measured_gflops_f32, c.fma_measured_gflops_f64);
+  }
+  if (c.peak_gflops_f32 > 0) {
+    std::printf("  nominal peak = %d threads x %.2f GHz x %d f32 lanes x 2 FMA units x 2 flops = "
+                "%.1f GFLOP/s f32, %.1f f64",
+                c.threads, c.clock_ghz, c.lanes_f32, c.peak_gflops_f32, c.peak_gflops_f64);
+    if (c.fma_measured_gflops_f32 > 0) {
+      const double pct = 100 * c.fma_measured_gflops_f32 / c.peak_gflops_f32;
+      std::printf("; measured = %.0f%% of it%s", pct,
+                  pct > 115   ? " (above the nominal peak: the clock is too low or the core has "
+                                "more FMA units)"
+                  : pct < 60 ? " (one FMA unit per core, split wide ops, or other load)"
+                             : "");
+    }
+    std::printf("\n");
   }
   std::printf("  copy bandwidth %.1f GB/s (STREAM-like copy of 2 x %.0f MiB, all threads, "
               "read + write bytes, best run)\n",
@@ -382,10 +522,20 @@ Json machine_json(const CpuLimits& c, const GpuLimits& g) {
       .set("lanes_f32", c.lanes_f32)
       .set("clock_ghz", c.clock_ghz)
       .set("clock_how", c.clock_how)
+      .set("clock_add_chain_ghz", c.clock_add_ghz)
+      .set("clock_imul_chain_ghz", c.clock_imul_ghz)
+      .set("clock_measured_ok", c.clock_measured_ok)
       .set("cpuinfo_ghz", c.cpuinfo_ghz)
+      .set("cpuid_base_ghz", c.cpuid_base_ghz)
+      .set("cpuid_max_ghz", c.cpuid_max_ghz)
+      .set("hypervisor", c.hypervisor)
       .set("peak_gflops_f32", c.peak_gflops_f32)
       .set("peak_gflops_f64", c.peak_gflops_f64)
       .set("fma_measured_gflops_f32", c.fma_measured_gflops_f32)
+      .set("fma_measured_gflops_f64", c.fma_measured_gflops_f64)
+      .set("limit_gflops_f32", c.limit_gflops_f32)
+      .set("limit_gflops_f64", c.limit_gflops_f64)
+      .set("limit_how", c.limit_how)
       .set("copy_gbps", c.copy_gbps)
       .set("copy_how", "STREAM-like copy, all threads, read + write bytes, best run");
   Json gpu = Json::object();

@@ -10,7 +10,8 @@ Charts (each written only when some file has the rows it needs):
                        scale), the original study's figures beside ours and the peers', with
                        each row's fastest-to-slowest repeat as an error bar
   grid_time_vs_n.png   time per iteration against n (the n sweep), per backend and dtype
-  grid_pct_vs_kd.png   % of the FLOP peak and % of the bandwidth limit against k*d (k and d sweeps)
+  grid_pct_vs_kd.png   % of the FMA limit (CPU: the measured FMA rate; GPU: the nominal peak) and
+                       % of the bandwidth limit against k*d (k and d sweeps)
   case_time.png        time per iteration of each backend and peer for --case runs (with spread)
 Several files (commits, machines) are drawn on the same axes, labelled by --labels or by
 their git commit and machine.
@@ -173,7 +174,8 @@ def plot_pct_vs_kd(runs, out):
     if not peak:
         return None
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 7))
-    for ax, groups, what in ((ax1, peak, "% of the FMA peak"), (ax2, bw, "% of the bandwidth limit")):
+    for ax, groups, what in ((ax1, peak, "% of the FMA limit (CPU: measured rate)"),
+                             (ax2, bw, "% of the bandwidth limit")):
         for (label, name, dtype, sweep), pts in groups.items():
             xs, ys = zip(*pts)
             ax.semilogx(xs, ys, "--" if dtype == "float64" else "-",
