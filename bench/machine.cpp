@@ -60,16 +60,18 @@ constexpr double kMaxPlausibleGhz = 6.5;
 // Two chains on different units must agree this closely to be believed.
 constexpr double kClockAgreement = 0.10;
 
-/// The clock from two dependent chains the core cannot shortcut, each the best of 3 runs:
+/// The clock from two dependent chains the core cannot shortcut, each the best of 30 short runs
+/// (about 1 ms each: on a shared or virtual machine a longer run is rarely left alone, and
+/// 20 ms runs read 2.6-2.9 GHz on a 4.1 GHz core at load 2.5 on 2 cores):
 /// register-operand adds (1 cycle each: unlike `add $1, reg`, which recent Intel cores fold at
 /// rename and retire several per cycle) and 64-bit imuls (3 cycles each on every Intel core
 /// since Nehalem and every AMD core since Zen). Both 0 off x86.
 void measure_clock_ghz(double* add_ghz, double* imul_ghz) {
   *add_ghz = *imul_ghz = 0;
 #ifdef KMEANS_BENCH_X86
-  constexpr std::int64_t kLoops = 5'000'000;  // x 16 adds or x 8 imuls: ~0.02-0.03 s at 4 GHz
+  constexpr std::int64_t kLoops = 200'000;  // x 16 adds or x 8 imuls: ~1 ms at 4 GHz
   double best_add = std::numeric_limits<double>::infinity(), best_imul = best_add;
-  for (int rep = 0; rep < 3; ++rep) {
+  for (int rep = 0; rep < 30; ++rep) {
     std::uint64_t x = 0, one = 1;
     auto t0 = Clock::now();
     for (std::int64_t i = 0; i < kLoops; ++i) {
@@ -141,7 +143,10 @@ std::string implausible_clock(double add_ghz, double imul_ghz, double cpuid_max_
 #ifdef KMEANS_BENCH_X86
 // Enough independent accumulators to cover FMA latency (4-5 cycles) x 2 pipes.
 constexpr int kFmaChains = 12;
-constexpr std::int64_t kFmaLoops = 4'000'000;
+// ~1.5 ms a run at 4 GHz, the best of kFmaRuns: short runs, so that some run has every thread
+// on a core (on a loaded 2-core VM, 6 ms runs read a quarter of the rate).
+constexpr std::int64_t kFmaLoops = 1'000'000;
+constexpr int kFmaRuns = 20;
 
 __attribute__((target("avx2,fma"))) float fma_loop_avx2(std::int64_t loops) {
   __m256 acc[kFmaChains];
@@ -205,8 +210,7 @@ double measure_fma_gflops(const std::string& isa, int threads, bool f64) {
   const int lanes = (wide ? 16 : 8) / (f64 ? 2 : 1);
   volatile double sink = 0;
   double best = std::numeric_limits<double>::infinity();
-  // ~6 ms a run: five runs give a thread descheduled by other load a few chances to miss one.
-  for (int rep = 0; rep < 5; ++rep) {
+  for (int rep = 0; rep < kFmaRuns; ++rep) {
     const auto t0 = Clock::now();
 #pragma omp parallel num_threads(threads)
     {
@@ -338,8 +342,12 @@ CpuLimits measure_cpu(int threads, bool quick) {
   // reach half: the measured FMA rate below shows it, and it is the %peak denominator.
   c.peak_gflops_f32 = threads * c.clock_ghz * c.lanes_f32 * 2 * 2;
   c.peak_gflops_f64 = c.peak_gflops_f32 / 2;
-  c.fma_measured_gflops_f32 = measure_fma_gflops(c.isa, threads, false);
-  c.fma_measured_gflops_f64 = measure_fma_gflops(c.isa, threads, true);
+  // One thread, scaled: a run on all threads at once needs every thread on a core for the whole
+  // run, which a loaded machine rarely grants (on 2 cores at load 3: 67-479 GFLOP/s).
+  c.fma_measured_gflops_f32 = threads * measure_fma_gflops(c.isa, 1, false);
+  c.fma_measured_gflops_f64 = threads * measure_fma_gflops(c.isa, 1, true);
+  c.fma_all_threads_gflops_f32 = measure_fma_gflops(c.isa, threads, false);
+  c.fma_all_threads_gflops_f64 = measure_fma_gflops(c.isa, threads, true);
   if (c.fma_measured_gflops_f32 > 0 && c.fma_measured_gflops_f64 > 0) {
     c.limit_gflops_f32 = c.fma_measured_gflops_f32;
     c.limit_gflops_f64 = c.fma_measured_gflops_f64;
@@ -478,9 +486,13 @@ void print_limits(const CpuLimits& c, const GpuLimits& g) {
   if (c.hypervisor) std::printf(" (under a hypervisor: both are nominal figures, not the clock)");
   std::printf("\n");
   if (c.fma_measured_gflops_f32 > 0) {
-    std::printf("  FMA rate measured (independent %s FMAs, all threads): %.1f GFLOP/s f32, %.1f "
-                "f64: the %%peak denominator\n",
-                c.isa.c_str(), c.fma_measured_gflops_f32, c.fma_measured_gflops_f64);
+    std::printf("  FMA rate measured (independent %s FMAs, one thread's best x %d threads): %.1f "
+                "GFLOP/s f32, %.1f f64: the %%peak denominator\n",
+                c.isa.c_str(), c.threads, c.fma_measured_gflops_f32, c.fma_measured_gflops_f64);
+    const double all = c.fma_all_threads_gflops_f32 / c.fma_measured_gflops_f32;
+    std::printf("    all %d threads at once: %.1f GFLOP/s f32 (%.0f%% of that)%s\n", c.threads,
+                c.fma_all_threads_gflops_f32, 100 * all,
+                all < 0.85 ? ": other load, or threads sharing a core" : "");
   }
   if (c.peak_gflops_f32 > 0) {
     std::printf("  nominal peak = %d threads x %.2f GHz x %d f32 lanes x 2 FMA units x 2 flops = "
@@ -533,6 +545,9 @@ Json machine_json(const CpuLimits& c, const GpuLimits& g) {
       .set("peak_gflops_f64", c.peak_gflops_f64)
       .set("fma_measured_gflops_f32", c.fma_measured_gflops_f32)
       .set("fma_measured_gflops_f64", c.fma_measured_gflops_f64)
+      .set("fma_measured_how", "one thread's best run x threads")
+      .set("fma_all_threads_gflops_f32", c.fma_all_threads_gflops_f32)
+      .set("fma_all_threads_gflops_f64", c.fma_all_threads_gflops_f64)
       .set("limit_gflops_f32", c.limit_gflops_f32)
       .set("limit_gflops_f64", c.limit_gflops_f64)
       .set("limit_how", c.limit_how)

@@ -25,8 +25,10 @@ struct CpuLimits {
   bool hypervisor = false;    ///< cpuid leaf 1 ECX bit 31.
   double peak_gflops_f32 = 0; ///< Nominal: threads * clock * lanes * 2 FMA units * 2 flops (0:
   double peak_gflops_f64 = 0; ///< no credible clock).
-  double fma_measured_gflops_f32 = 0;  ///< Independent-FMA microbenchmark, all threads.
-  double fma_measured_gflops_f64 = 0;
+  double fma_measured_gflops_f32 = 0;  ///< Independent-FMA microbenchmark: one thread's rate
+  double fma_measured_gflops_f64 = 0;  ///< x threads (robust to other load, like the clock).
+  double fma_all_threads_gflops_f32 = 0;  ///< The same loop on all threads at once (cross-check:
+  double fma_all_threads_gflops_f64 = 0;  ///< low under other load or when threads share a core).
   double limit_gflops_f32 = 0;  ///< The %peak denominator: the measured FMA rate when there is
   double limit_gflops_f64 = 0;  ///< one, else the nominal peak.
   std::string limit_how;
