@@ -116,6 +116,19 @@ void cpuid_frequency(double* base_ghz, double* max_ghz, bool* hypervisor) {
 #endif
 }
 
+/// The largest cache of cpu0 in bytes (sysfs "491520K"), or 0 when unknown.
+double last_level_cache_bytes() {
+  double best = 0;
+  for (int i = 0; i < 8; ++i) {
+    std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/size");
+    std::string v;
+    if (!(in >> v) || v.empty()) continue;
+    const double scale = v.back() == 'K' ? 1024.0 : v.back() == 'M' ? 1048576.0 : 1.0;
+    best = std::max(best, std::atof(v.c_str()) * scale);
+  }
+  return best;
+}
+
 /// Why a measured clock cannot be believed, or empty when it can.
 std::string implausible_clock(double add_ghz, double imul_ghz, double cpuid_max_ghz) {
   char buf[200];
@@ -359,6 +372,7 @@ CpuLimits measure_cpu(int threads, bool quick) {
                                         : "none";
   }
   c.copy_gbps = measure_copy_gbps(threads, quick, &c.copy_bytes);
+  c.l3_bytes = last_level_cache_bytes();
   return c;
 }
 
@@ -511,6 +525,12 @@ void print_limits(const CpuLimits& c, const GpuLimits& g) {
   std::printf("  copy bandwidth %.1f GB/s (STREAM-like copy of 2 x %.0f MiB, all threads, "
               "read + write bytes, best run)\n",
               c.copy_gbps, c.copy_bytes / (1 << 20));
+  // Both arrays together under twice the cache: some of the copy can stay in it.
+  if (c.l3_bytes > 0 && c.copy_bytes < c.l3_bytes) {
+    std::printf("    the arrays are not well above the %.0f MiB last-level cache (sysfs): this may "
+                "be partly cache bandwidth\n",
+                c.l3_bytes / (1 << 20));
+  }
   if (!g.present) {
     std::printf("GPU: none (%s)\n", g.why_not.c_str());
     return;
@@ -552,7 +572,9 @@ Json machine_json(const CpuLimits& c, const GpuLimits& g) {
       .set("limit_gflops_f64", c.limit_gflops_f64)
       .set("limit_how", c.limit_how)
       .set("copy_gbps", c.copy_gbps)
-      .set("copy_how", "STREAM-like copy, all threads, read + write bytes, best run");
+      .set("copy_how", "STREAM-like copy, all threads, read + write bytes, best run")
+      .set("copy_array_bytes", c.copy_bytes)
+      .set("last_level_cache_bytes", c.l3_bytes);
   Json gpu = Json::object();
   gpu.set("present", g.present);
   if (g.present) {

@@ -34,6 +34,7 @@ struct CpuLimits {
   std::string limit_how;
   double copy_gbps = 0;       ///< STREAM-like copy, all threads: (read + write bytes) / time.
   double copy_bytes = 0;      ///< Size of each of the two copy arrays.
+  double l3_bytes = 0;        ///< Last-level cache of cpu0 (sysfs), 0 when unknown.
 };
 
 struct GpuLimits {
