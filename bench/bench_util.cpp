@@ -386,6 +386,27 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
+Spread spread_of(const std::vector<double>& runs, double reported_median, int repeats) {
+  Spread s;
+  s.median = reported_median;
+  if (runs.empty()) {
+    s.min = s.max = reported_median;
+    s.repeats = repeats;
+    return s;
+  }
+  const auto [lo, hi] = std::minmax_element(runs.begin(), runs.end());
+  s.min = *lo;
+  s.max = *hi;
+  s.repeats = static_cast<int>(runs.size());
+  return s;
+}
+
+void set_spread(Json& j, const Spread& s, const std::vector<double>& runs) {
+  j.set("s_per_iter_min", s.min).set("s_per_iter_median", s.median).set("s_per_iter_max", s.max)
+      .set("repeats", s.repeats);
+  if (!runs.empty()) j.set("s_per_iter_runs", Json(runs));
+}
+
 std::string fmt_sci(double x, int digits) {
   if (!std::isfinite(x)) return "-";
   char buf[32];

@@ -98,6 +98,19 @@ std::vector<T> take_rows(const T* x, std::int64_t d, const std::vector<std::int6
 
 double median(std::vector<double> v);
 
+/// The spread of a row's per-repeat times: a median alone hides a run that jumped 60x.
+struct Spread {
+  double min = 0, median = 0, max = 0;  ///< 0 when unknown
+  int repeats = 0;
+};
+
+/// The spread of `runs` around the median the row reports (ours: the lower median, a run
+/// that happened; the peers: their own median). With no runs: that median, repeats as given.
+Spread spread_of(const std::vector<double>& runs, double reported_median, int repeats = 0);
+
+/// Sets s_per_iter_min / _median / _max, repeats and s_per_iter_runs on a JSON row.
+void set_spread(Json& j, const Spread& s, const std::vector<double>& runs);
+
 /// "1.23e-04"-style and fixed formatting helpers for the tables.
 std::string fmt_sci(double x, int digits = 3);
 std::string fmt_fix(double x, int decimals);

@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -17,11 +18,11 @@
 #include <string>
 #include <vector>
 
+#include "cpu_probe.hpp"
 #include "kmeans/kmeans.hpp"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define KMEANS_BENCH_X86 1
-#include <immintrin.h>
 #endif
 
 #ifdef KMEANS_BENCH_WITH_CUDA
@@ -52,91 +53,10 @@ std::string cpuinfo_field(const std::string& key) {
   return {};
 }
 
-/// A chain of dependent integer adds retires one add per cycle on every x86 core since the
-/// Pentium Pro, so adds per second is the clock the core actually runs at (turbo included).
-double measure_clock_ghz() {
-#ifdef KMEANS_BENCH_X86
-  constexpr std::int64_t kLoops = 10'000'000;  // x 16 adds: about 0.08 s at 2 GHz
-  double best = std::numeric_limits<double>::infinity();
-  for (int rep = 0; rep < 3; ++rep) {
-    std::uint64_t x = 0;
-    const auto t0 = Clock::now();
-    for (std::int64_t i = 0; i < kLoops; ++i) {
-      asm volatile(
-          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
-          : "+r"(x));
-    }
-    best = std::min(best, seconds_since(t0));
-  }
-  return 16.0 * static_cast<double>(kLoops) / best * 1e-9;
-#else
-  return 0;
-#endif
-}
 
-#ifdef KMEANS_BENCH_X86
-// Enough independent accumulators to cover FMA latency (4-5 cycles) x 2 pipes.
-constexpr int kFmaChains = 12;
-constexpr std::int64_t kFmaLoops = 4'000'000;
-
-__attribute__((target("avx2,fma"))) float fma_loop_avx2(std::int64_t loops) {
-  __m256 acc[kFmaChains];
-  for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm256_set1_ps(0.001f * static_cast<float>(c));
-  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-  for (std::int64_t i = 0; i < loops; ++i)
-    for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
-  __m256 s = acc[0];
-  for (int c = 1; c < kFmaChains; ++c) s = _mm256_add_ps(s, acc[c]);
-  alignas(32) float out[8];
-  _mm256_store_ps(out, s);
-  return out[0];
-}
-
-__attribute__((target("avx512f"))) float fma_loop_avx512(std::int64_t loops) {
-  __m512 acc[kFmaChains];
-  for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm512_set1_ps(0.001f * static_cast<float>(c));
-  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-  for (std::int64_t i = 0; i < loops; ++i)
-    for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
-  __m512 s = acc[0];
-  for (int c = 1; c < kFmaChains; ++c) s = _mm512_add_ps(s, acc[c]);
-  alignas(64) float out[16];
-  _mm512_store_ps(out, s);  // not _mm512_reduce_add_ps: GCC 12 warns inside its header
-  return out[0];
-}
-#endif
-
-/// Achieved float FMA throughput of all threads, GFLOP/s; 0 when no FMA set is detected.
-double measure_fma_gflops(const std::string& isa, int threads) {
-#ifdef KMEANS_BENCH_X86
-  if (isa == "sse2/scalar") return 0;
-  const int lanes = isa == "avx512" ? 16 : 8;
-  volatile float sink = 0;
-  double best = std::numeric_limits<double>::infinity();
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto t0 = Clock::now();
-#pragma omp parallel num_threads(threads)
-    {
-      const float r = isa == "avx512" ? fma_loop_avx512(kFmaLoops) : fma_loop_avx2(kFmaLoops);
-#pragma omp critical
-      sink = sink + r;
-    }
-    best = std::min(best, seconds_since(t0));
-  }
-  (void)sink;
-  return 2.0 * lanes * kFmaChains * static_cast<double>(kFmaLoops) * threads / best * 1e-9;
-#else
-  (void)isa;
-  (void)threads;
-  return 0;
-#endif
-}
-
-/// STREAM "copy" (b[i] = a[i]) over arrays far larger than the last-level cache, first-touched
-/// by the threads that copy them; bytes = read + write (no write-allocate), best of the runs.
+/// STREAM "copy" (b[i] = a[i]) over arrays meant to exceed the last-level cache (print_limits
+/// warns when they do not), first-touched by the threads that copy them; bytes = read + write
+/// (no write-allocate), best of the runs.
 double measure_copy_gbps(int threads, bool quick, double* array_bytes) {
   const std::int64_t n = quick ? (std::int64_t{1} << 23) : (std::int64_t{1} << 25);
   std::unique_ptr<double[]> a(new double[n]), b(new double[n]);
@@ -221,21 +141,49 @@ CpuLimits measure_cpu(int threads, bool quick) {
     c.lanes_f32 = 8;
   }
 #endif
-  const double measured = measure_clock_ghz();
-  if (measured > 0) {
-    c.clock_ghz = measured;
-    c.clock_how = "measured with a dependent-add loop (1 add/cycle)";
-  } else {
+  cpuid_frequency(&c.cpuid_base_ghz, &c.cpuid_max_ghz, &c.hypervisor);
+  measure_clock_ghz(&c.clock_add_ghz, &c.clock_imul_ghz);
+  const std::string refused =
+      c.clock_add_ghz > 0 ? implausible_clock(c.clock_add_ghz, c.clock_imul_ghz, c.cpuid_max_ghz)
+                          : "no x86 clock chains on this build";
+  c.clock_measured_ok = refused.empty();
+  if (c.clock_measured_ok) {
+    c.clock_ghz = 0.5 * (c.clock_add_ghz + c.clock_imul_ghz);
+    c.clock_how = "measured: dependent register-add chain " + fmt_fix(c.clock_add_ghz, 2) +
+                  " GHz, dependent imul chain " + fmt_fix(c.clock_imul_ghz, 2) + " GHz";
+  } else if (c.cpuid_max_ghz > 0) {
+    c.clock_ghz = c.cpuid_max_ghz;
+    c.clock_how = "cpuid's maximum frequency (measured clock refused: " + refused + ")";
+  } else if (c.cpuinfo_ghz >= kMinPlausibleGhz && c.cpuinfo_ghz <= kMaxPlausibleGhz) {
     c.clock_ghz = c.cpuinfo_ghz;
-    c.clock_how = "\"cpu MHz\" of /proc/cpuinfo";
+    c.clock_how = "\"cpu MHz\" of /proc/cpuinfo (measured clock refused: " + refused + ")";
+  } else {
+    c.clock_how = "unknown (measured clock refused: " + refused + "; no cpuid or /proc/cpuinfo "
+                  "frequency)";
   }
   // 2 FMA pipes per core and 2 flops per FMA: the nominal peak of every AVX2/AVX-512 core we
-  // target. Cores that split 256-bit ops in two (AMD Zen 1) reach half: the measured FMA loop
-  // below shows it.
+  // target. Cores with one 512-bit FMA unit, or that split 256-bit ops in two (AMD Zen 1),
+  // reach half: the measured FMA rate below shows it, and it is the %peak denominator.
   c.peak_gflops_f32 = threads * c.clock_ghz * c.lanes_f32 * 2 * 2;
   c.peak_gflops_f64 = c.peak_gflops_f32 / 2;
-  c.fma_measured_gflops_f32 = measure_fma_gflops(c.isa, threads);
+  // One thread, scaled: a run on all threads at once needs every thread on a core for the whole
+  // run, which a loaded machine rarely grants (on 2 cores at load 3: 67-479 GFLOP/s).
+  c.fma_measured_gflops_f32 = threads * measure_fma_gflops(c.isa, 1, false);
+  c.fma_measured_gflops_f64 = threads * measure_fma_gflops(c.isa, 1, true);
+  c.fma_all_threads_gflops_f32 = measure_fma_gflops(c.isa, threads, false);
+  c.fma_all_threads_gflops_f64 = measure_fma_gflops(c.isa, threads, true);
+  if (c.fma_measured_gflops_f32 > 0 && c.fma_measured_gflops_f64 > 0) {
+    c.limit_gflops_f32 = c.fma_measured_gflops_f32;
+    c.limit_gflops_f64 = c.fma_measured_gflops_f64;
+    c.limit_how = "measured FMA rate";
+  } else {
+    c.limit_gflops_f32 = c.peak_gflops_f32;
+    c.limit_gflops_f64 = c.peak_gflops_f64;
+    c.limit_how = c.peak_gflops_f32 > 0 ? "nominal peak (no FMA microbenchmark for " + c.isa + ")"
+                                        : "none";
+  }
   c.copy_gbps = measure_copy_gbps(threads, quick, &c.copy_bytes);
+  c.l3_bytes = last_level_cache_bytes();
   return c;
 }
 
@@ -345,20 +293,55 @@ std::string load_average() {
 void print_limits(const CpuLimits& c, const GpuLimits& g) {
   std::printf("CPU: %s, %d threads, widest FMA set %s (__builtin_cpu_supports)\n", c.model.c_str(),
               c.threads, c.isa.c_str());
-  std::printf("  clock %.2f GHz, %s", c.clock_ghz, c.clock_how.c_str());
-  if (c.cpuinfo_ghz > 0) std::printf("; /proc/cpuinfo says %.0f MHz", c.cpuinfo_ghz * 1e3);
-  std::printf("\n  FMA peak = %d threads x %.2f GHz x %d f32 lanes x 2 FMA units x 2 flops = "
-              "%.1f GFLOP/s f32, %.1f f64\n",
-              c.threads, c.clock_ghz, c.lanes_f32, c.peak_gflops_f32, c.peak_gflops_f64);
+  if (c.clock_ghz > 0)
+    std::printf("  clock %.2f GHz, %s\n", c.clock_ghz, c.clock_how.c_str());
+  else
+    std::printf("  clock %s\n", c.clock_how.c_str());
+  // The cross-checks, said plainly: a VM's "cpu MHz" is the host's nominal (TSC) rate.
+  std::printf("  cross-check: /proc/cpuinfo says ");
+  if (c.cpuinfo_ghz > 0)
+    std::printf("%.0f MHz", c.cpuinfo_ghz * 1e3);
+  else
+    std::printf("nothing");
+  if (c.cpuid_max_ghz > 0)
+    std::printf(", cpuid 0x16 says base %.0f / max %.0f MHz", c.cpuid_base_ghz * 1e3,
+                c.cpuid_max_ghz * 1e3);
+  else
+    std::printf(", cpuid 0x16 gives no frequency");
+  if (c.hypervisor) std::printf(" (under a hypervisor: both are nominal figures, not the clock)");
+  std::printf("\n");
   if (c.fma_measured_gflops_f32 > 0) {
-    std::printf("  FMA microbenchmark (independent %s FMAs, all threads): %.1f GFLOP/s f32 = "
-                "%.0f%% of that peak\n",
-                c.isa.c_str(), c.fma_measured_gflops_f32,
-                100 * c.fma_measured_gflops_f32 / c.peak_gflops_f32);
+    std::printf("  FMA rate measured (independent %s FMAs, one thread's best x %d threads): %.1f "
+                "GFLOP/s f32, %.1f f64: the %%peak denominator\n",
+                c.isa.c_str(), c.threads, c.fma_measured_gflops_f32, c.fma_measured_gflops_f64);
+    const double all = c.fma_all_threads_gflops_f32 / c.fma_measured_gflops_f32;
+    std::printf("    all %d threads at once: %.1f GFLOP/s f32 (%.0f%% of that)%s\n", c.threads,
+                c.fma_all_threads_gflops_f32, 100 * all,
+                all < 0.85 ? ": other load, or threads sharing a core" : "");
+  }
+  if (c.peak_gflops_f32 > 0) {
+    std::printf("  nominal peak = %d threads x %.2f GHz x %d f32 lanes x 2 FMA units x 2 flops = "
+                "%.1f GFLOP/s f32, %.1f f64",
+                c.threads, c.clock_ghz, c.lanes_f32, c.peak_gflops_f32, c.peak_gflops_f64);
+    if (c.fma_measured_gflops_f32 > 0) {
+      const double pct = 100 * c.fma_measured_gflops_f32 / c.peak_gflops_f32;
+      std::printf("; measured = %.0f%% of it%s", pct,
+                  pct > 115   ? " (above the nominal peak: the clock is too low or the core has "
+                                "more FMA units)"
+                  : pct < 60 ? " (one FMA unit per core, split wide ops, or other load)"
+                             : "");
+    }
+    std::printf("\n");
   }
   std::printf("  copy bandwidth %.1f GB/s (STREAM-like copy of 2 x %.0f MiB, all threads, "
               "read + write bytes, best run)\n",
               c.copy_gbps, c.copy_bytes / (1 << 20));
+  // Both arrays together under twice the cache: some of the copy can stay in it.
+  if (c.l3_bytes > 0 && c.copy_bytes < c.l3_bytes) {
+    std::printf("    the arrays are not well above the %.0f MiB last-level cache (sysfs): this may "
+                "be partly cache bandwidth\n",
+                c.l3_bytes / (1 << 20));
+  }
   if (!g.present) {
     std::printf("GPU: none (%s)\n", g.why_not.c_str());
     return;
@@ -382,12 +365,27 @@ Json machine_json(const CpuLimits& c, const GpuLimits& g) {
       .set("lanes_f32", c.lanes_f32)
       .set("clock_ghz", c.clock_ghz)
       .set("clock_how", c.clock_how)
+      .set("clock_add_chain_ghz", c.clock_add_ghz)
+      .set("clock_imul_chain_ghz", c.clock_imul_ghz)
+      .set("clock_measured_ok", c.clock_measured_ok)
       .set("cpuinfo_ghz", c.cpuinfo_ghz)
+      .set("cpuid_base_ghz", c.cpuid_base_ghz)
+      .set("cpuid_max_ghz", c.cpuid_max_ghz)
+      .set("hypervisor", c.hypervisor)
       .set("peak_gflops_f32", c.peak_gflops_f32)
       .set("peak_gflops_f64", c.peak_gflops_f64)
       .set("fma_measured_gflops_f32", c.fma_measured_gflops_f32)
+      .set("fma_measured_gflops_f64", c.fma_measured_gflops_f64)
+      .set("fma_measured_how", "one thread's best run x threads")
+      .set("fma_all_threads_gflops_f32", c.fma_all_threads_gflops_f32)
+      .set("fma_all_threads_gflops_f64", c.fma_all_threads_gflops_f64)
+      .set("limit_gflops_f32", c.limit_gflops_f32)
+      .set("limit_gflops_f64", c.limit_gflops_f64)
+      .set("limit_how", c.limit_how)
       .set("copy_gbps", c.copy_gbps)
-      .set("copy_how", "STREAM-like copy, all threads, read + write bytes, best run");
+      .set("copy_how", "STREAM-like copy, all threads, read + write bytes, best run")
+      .set("copy_array_bytes", c.copy_bytes)
+      .set("last_level_cache_bytes", c.l3_bytes);
   Json gpu = Json::object();
   gpu.set("present", g.present);
   if (g.present) {

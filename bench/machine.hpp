@@ -14,14 +14,27 @@ struct CpuLimits {
   int threads = 1;            ///< Threads used by the library and the peers in this run.
   std::string isa;            ///< "avx512", "avx2" or "sse2/scalar": widest FMA set detected.
   int lanes_f32 = 4;          ///< SIMD lanes of that set for float (double: half).
-  double clock_ghz = 0;       ///< The clock used for the peak.
-  std::string clock_how;      ///< Where the clock came from.
+  double clock_ghz = 0;       ///< The clock used for the nominal peak; 0 when none is credible.
+  std::string clock_how;      ///< Where the clock came from (and why a measurement was refused).
+  double clock_add_ghz = 0;   ///< Dependent register-operand add chain: adds per second.
+  double clock_imul_ghz = 0;  ///< Dependent imul chain: 3 x imuls per second.
+  bool clock_measured_ok = false;  ///< Both chains plausible and in agreement.
   double cpuinfo_ghz = 0;     ///< "cpu MHz" of /proc/cpuinfo, 0 when absent.
-  double peak_gflops_f32 = 0; ///< threads * clock * lanes * 2 FMA units * 2 flops.
-  double peak_gflops_f64 = 0;
-  double fma_measured_gflops_f32 = 0;  ///< Independent-FMA microbenchmark, all threads (sanity check).
+  double cpuid_base_ghz = 0;  ///< cpuid leaf 0x16 base and maximum frequency, 0 when not given.
+  double cpuid_max_ghz = 0;
+  bool hypervisor = false;    ///< cpuid leaf 1 ECX bit 31.
+  double peak_gflops_f32 = 0; ///< Nominal: threads * clock * lanes * 2 FMA units * 2 flops (0:
+  double peak_gflops_f64 = 0; ///< no credible clock).
+  double fma_measured_gflops_f32 = 0;  ///< Independent-FMA microbenchmark: one thread's rate
+  double fma_measured_gflops_f64 = 0;  ///< x threads (robust to other load, like the clock).
+  double fma_all_threads_gflops_f32 = 0;  ///< The same loop on all threads at once (cross-check:
+  double fma_all_threads_gflops_f64 = 0;  ///< low under other load or when threads share a core).
+  double limit_gflops_f32 = 0;  ///< The %peak denominator: the measured FMA rate when there is
+  double limit_gflops_f64 = 0;  ///< one, else the nominal peak.
+  std::string limit_how;
   double copy_gbps = 0;       ///< STREAM-like copy, all threads: (read + write bytes) / time.
   double copy_bytes = 0;      ///< Size of each of the two copy arrays.
+  double l3_bytes = 0;        ///< Last-level cache of cpu0 (sysfs), 0 when unknown.
 };
 
 struct GpuLimits {

@@ -43,6 +43,23 @@ std::string run_command(const std::string& cmd, int* status) {
   return out;
 }
 
+/// The first executable `name` in $PATH's directories, or empty.
+std::string find_on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  if (!path) return {};
+  const std::string dirs = path;
+  std::size_t begin = 0;
+  while (begin <= dirs.size()) {
+    std::size_t end = dirs.find(':', begin);
+    if (end == std::string::npos) end = dirs.size();
+    const std::string dir = end > begin ? dirs.substr(begin, end - begin) : ".";
+    const std::string file = dir + "/" + name;
+    if (access(file.c_str(), X_OK) == 0) return file;
+    begin = end + 1;
+  }
+  return {};
+}
+
 bool can_import_numpy(const std::string& python) {
   int status = 0;
   run_command(shell_quote(python) + " -c 'import numpy' >/dev/null 2>&1", &status);
@@ -88,23 +105,43 @@ const std::vector<std::string>& peer_names() {
 }
 
 std::string resolve_python(const std::string& explicit_python, std::string* log) {
-  std::vector<std::string> candidates;
   if (!explicit_python.empty()) {
-    if (log) *log = explicit_python + " (--python)";
+    if (log) {
+      *log = explicit_python + " (--python)";
+      if (!can_import_numpy(explicit_python)) *log += ", which has no numpy: every peer will fail";
+    }
     return explicit_python;
   }
-  if (const char* env = std::getenv("KMEANS_PYTHON"); env && *env) candidates.push_back(env);
-  candidates.push_back("python3");
-  candidates.push_back("/usr/bin/python3");
-  std::string tried;
+  struct Candidate {
+    std::string command, described;
+  };
+  std::vector<Candidate> candidates;
+  if (const char* env = std::getenv("KMEANS_PYTHON"); env && *env)
+    candidates.push_back({env, std::string("$KMEANS_PYTHON (") + env + ")"});
+  const std::string on_path = find_on_path("python3");
+  if (!on_path.empty())
+    candidates.push_back({"python3", "python3 on PATH (" + on_path + ")"});
+  if (on_path != "/usr/bin/python3" && access("/usr/bin/python3", X_OK) == 0)
+    candidates.push_back({"/usr/bin/python3", "/usr/bin/python3"});
+  std::vector<std::string> without;  // those that could not import numpy
+  auto passed_over = [&] {
+    std::string s;
+    for (std::size_t i = 0; i < without.size(); ++i)
+      s += (i == 0 ? "" : i + 1 == without.size() ? " and " : ", ") + without[i];
+    return s + (without.size() == 1 ? " has" : " have") + " no numpy";
+  };
   for (const auto& c : candidates) {
-    if (can_import_numpy(c)) {
-      if (log) *log = c + (tried.empty() ? "" : " (" + tried + " could not import numpy)");
-      return c;
+    if (can_import_numpy(c.command)) {
+      if (log) *log = without.empty() ? c.described : passed_over() + "; using " + c.described;
+      return c.command;
     }
-    tried += (tried.empty() ? "" : ", ") + c;
+    without.push_back(c.described);
   }
-  if (log) *log = "none of " + tried + " can import numpy";
+  if (log) {
+    *log = without.empty() ? "no python3 on PATH or at /usr/bin/python3"
+                           : passed_over();
+    *log += ": the peers cannot run (install numpy, or pass --python or $KMEANS_PYTHON)";
+  }
   return {};
 }
 
@@ -115,7 +152,7 @@ std::vector<PeerResult> run_peers(const PeerRequest& req) {
     PeerResult r;
     r.name = name;
     if (req.python.empty()) {
-      r.error = "no python3 with numpy found (set --python or KMEANS_PYTHON)";
+      r.error = "no python with numpy (see the 'peers:' line above)";
       out.push_back(r);
       continue;
     }
@@ -147,6 +184,11 @@ std::vector<PeerResult> run_peers(const PeerRequest& req) {
     r.version = j.get("version").string();
     r.timing_how = j.get("timing").string();
     r.s_per_iter = j.get("s_per_iter").number(0);
+    for (const auto& v : j.get("s_per_iter_runs").items()) r.s_per_iter_runs.push_back(v.number(0));
+    r.repeats = static_cast<int>(j.get("repeats").number(0));
+    if (r.repeats == 0) r.repeats = static_cast<int>(r.s_per_iter_runs.size());
+    r.threads = static_cast<int>(j.get("threads").number(0));
+    r.blas_name = j.get("blas_name").string();
     r.n_iter = static_cast<int>(j.get("n_iter").number(0));
     r.final_sse = j.get("final_sse").number(0);
     for (const auto& v : j.get("sse_history").items()) r.sse_history.push_back(v.number(0));
@@ -172,12 +214,15 @@ Json peer_json(const PeerResult& p) {
       .set("timing", p.timing_how)
       .set("s_per_iter", p.s_per_iter)
       .set("n_iter", p.n_iter)
+      .set("threads", p.threads)
+      .set("blas_name", p.blas_name)
       .set("final_sse", p.final_sse)
       .set("blas", [&] {
         Json a = Json::array();
         for (const auto& lib : p.blas) a.push(lib);
         return a;
       }());
+  set_spread(j, spread_of(p.s_per_iter_runs, p.s_per_iter, p.repeats), p.s_per_iter_runs);
   if (!p.sse_history.empty()) j.set("sse_history", Json(p.sse_history));
   return j;
 }

@@ -19,11 +19,15 @@ struct PeerResult {
   std::string device;            ///< "cpu" or "cuda".
   std::string version;
   std::string timing_how;        ///< How peers.py measured the time per iteration.
-  double s_per_iter = 0;
+  double s_per_iter = 0;         ///< The median of s_per_iter_runs.
+  std::vector<double> s_per_iter_runs;  ///< One per timed repeat, in run order.
+  int repeats = 0;
+  int threads = 0;               ///< Threads the peer ran with (as the peer itself reports).
   int n_iter = 0;
   double final_sse = 0;          ///< Sum of squared distances to the returned centroids.
   std::vector<double> sse_history;  ///< Per-iteration SSE sums when the peer exposes them.
   std::vector<std::string> blas;  ///< BLAS/LAPACK libraries the peer process had loaded.
+  std::string blas_name;         ///< A reader's name for them: "OpenBLAS 0.3.21", ...
 };
 
 struct PeerRequest {
@@ -40,9 +44,9 @@ struct PeerRequest {
 /// The peers in their display order.
 const std::vector<std::string>& peer_names();
 
-/// The first of (explicit | $KMEANS_PYTHON, python3, /usr/bin/python3) that can import numpy;
-/// an explicit choice is kept even when it cannot. Empty when none works; `log` says what was
-/// tried.
+/// The first of (explicit | $KMEANS_PYTHON, python3 on PATH, /usr/bin/python3) that can import
+/// numpy; an explicit choice is kept even when it cannot. Empty when none works; `log` says in
+/// words which interpreter is used and why the ones before it were passed over.
 std::string resolve_python(const std::string& explicit_python, std::string* log);
 
 /// Runs every peer in its own process (a crash or a clashing OpenMP runtime in one cannot take

@@ -7,11 +7,14 @@ this script once per peer with the same iteration count and thread count as its 
 script prints one JSON line on stdout:
 
   {"peer": ..., "ok": true, "device": "cpu"|"cuda", "version": ..., "s_per_iter": ...,
-   "n_iter": ..., "final_sse": ..., "sse_history": [...], "timing": "how it was timed"}
+   "s_per_iter_runs": [one per repeat], "repeats": ..., "n_iter": ..., "final_sse": ...,
+   "sse_history": [...], "timing": "how it was timed", "threads": ..., "blas": [paths],
+   "blas_name": "OpenBLAS 0.3.21"}
 
 or {"peer": ..., "ok": false, "error": "why"} when the peer cannot run (module missing, no GPU).
 Times exclude imports, data loading and transfers: they are taken inside the script around
-the fit only, after one warm-up fit, as the median of repeats that fit in --budget seconds.
+the fit only, after one warm-up fit, as the median of repeats that fit in --budget seconds;
+every repeat's time is reported too, so a reader sees the spread, not a median alone.
 """
 
 import argparse
@@ -64,6 +67,58 @@ def loaded_blas():
     return found
 
 
+def blas_name_of(path):
+    """A reader's name for one mapped BLAS library, from its file or its Debian alternatives
+    directory; None for LAPACK-only libraries."""
+    low = path.lower()
+    base = os.path.basename(low)
+    if "mkl" in base:
+        return "MKL"
+    if "openblas" in low:
+        return "OpenBLAS"
+    if "blis" in low:
+        return "BLIS"
+    if "flexiblas" in low:
+        return "FlexiBLAS"
+    if "atlas" in low:
+        return "ATLAS"
+    if base.startswith("libblas") or base.startswith("libcblas"):
+        # Debian's /usr/lib/<triplet>/blas/libblas.so.3 is the unoptimised netlib code.
+        return "netlib reference BLAS"
+    return None
+
+
+def describe_blas(paths, versions=None, fallback=None):
+    """The BLAS a peer ran on, e.g. "OpenBLAS 0.3.21" or "netlib reference BLAS"; versions maps
+    a name to the version threadpoolctl reported; fallback names a BLAS that is not a separate
+    library (MKL linked into torch)."""
+    names = []
+    for p in paths:
+        name = blas_name_of(p)
+        if name and name not in names:
+            names.append(name)
+    if not names:
+        return fallback or "none loaded"
+    versions = versions or {}
+    return " + ".join(f"{n} {versions[n]}" if versions.get(n) else n for n in names)
+
+
+def threadpool_versions(info):
+    """{"OpenBLAS": "0.3.21", ...} from threadpoolctl's threadpool_info()."""
+    known = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS", "flexiblas": "FlexiBLAS"}
+    out = {}
+    for lib in info:
+        name = known.get(lib.get("internal_api"))
+        if name and lib.get("version"):
+            out[name] = lib["version"]
+    return out
+
+
+def median_per_iter(values):
+    """The reported s_per_iter and the per-repeat list it is the median of."""
+    return median(values), [float(v) for v in values]
+
+
 def final_sse(np, x, c):
     """Sum of squared distances to the nearest of the returned centroids, in float64, so every
     peer's SSE is computed the same way (outside the timed region)."""
@@ -84,7 +139,7 @@ def run_sklearn(np, x, c, args):
     try:
         import sklearn
         from sklearn.cluster import KMeans
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_info, threadpool_limits
     except ImportError as e:
         raise Unavailable(f"scikit-learn/threadpoolctl not importable with {sys.executable}: {e}")
     k = c.shape[0]
@@ -105,28 +160,33 @@ def run_sklearn(np, x, c, args):
             return t_full, t_one, km
 
         runs = repeat(one_pair, args.budget)
+        info = threadpool_info()  # inside the limits: the thread counts the fits ran with
     km = runs[-1][2]
     n_iter = int(km.n_iter_)  # sklearn stops early on strict convergence even with tol = 0
-    t_full = median([r[0] for r in runs])
-    t_one = median([r[1] for r in runs])
-    whole = t_full / n_iter
+    whole = [r[0] / n_iter for r in runs]
     # The difference of a full fit and a one-iteration fit removes sklearn's fixed per-fit costs
-    # (validation, copies, the final E-step), as our own per-iteration time excludes ours.
-    if n_iter > 1 and t_full > t_one:
-        s = (t_full - t_one) / (n_iter - 1)
-        how = "(fit(max_iter=iters) - fit(max_iter=1)) / (n_iter_ - 1), medians"
+    # (validation, copies, the final E-step), as our own per-iteration time excludes ours. One
+    # method for every repeat: the difference only when it is positive in all of them.
+    if n_iter > 1 and all(r[0] > r[1] for r in runs):
+        per = [(r[0] - r[1]) / (n_iter - 1) for r in runs]
+        how = "median over repeats of (fit(max_iter=iters) - fit(max_iter=1)) / (n_iter_ - 1)"
     else:
-        s = whole
-        how = "fit(max_iter=iters) / n_iter_, median"
+        per = whole
+        how = "median over repeats of fit(max_iter=iters) / n_iter_"
+    s, per = median_per_iter(per)
+    threads = max([lib.get("num_threads") or 0 for lib in info] or [0]) or args.threads
     return {
         "device": "cpu",
         "version": sklearn.__version__,
         "s_per_iter": s,
-        "s_per_iter_whole_fit": whole,
+        "s_per_iter_runs": per,
+        "s_per_iter_whole_fit": median(whole),
         "n_iter": n_iter,
         "centroids": km.cluster_centers_,
         "timing": how,
         "repeats": len(runs),
+        "threads": threads,
+        "blas_versions": threadpool_versions(info),
     }
 
 
@@ -165,17 +225,21 @@ def run_faiss(np, x, c, args, gpu):
         return s, km
 
     runs = repeat(one, args.budget)
-    s = median([r[0] for r in runs])
+    s, per = median_per_iter([r[0] for r in runs])
     km = runs[-1][1]
+    get_threads = getattr(faiss, "omp_get_max_threads", None)
     return {
         "device": "cuda" if gpu else "cpu",
         "version": getattr(faiss, "__version__", "unknown"),
         "s_per_iter": s,
+        "s_per_iter_runs": per,
         "n_iter": len(km.iteration_stats),  # FAISS always runs niter iterations
         "centroids": km.centroids,
         "sse_history": [float(st["obj"]) for st in km.iteration_stats],
-        "timing": "iteration_stats time: (last - first) / (niter - 1), float32, median",
+        "timing": "iteration_stats time: (last - first) / (niter - 1), float32, "
+                  "median over repeats",
         "repeats": len(runs),
+        "threads": int(get_threads()) if get_threads else args.threads,
     }
 
 
@@ -245,18 +309,28 @@ def run_torch(np, x, c, args):
 
     lloyd(min(2, args.iters))
     runs = repeat(lambda: lloyd(args.iters), args.budget)
-    s = median([r[0] for r in runs])
+    s, per = median_per_iter([r[0] for r in runs])
     _, n_iter, c_final, history = runs[-1]
+    # torch's BLAS need not be a separate library (pip wheels link MKL in): its build says.
+    config = torch.__config__.show() if hasattr(torch, "__config__") else ""
+    built_in = None
+    for item in config.replace(",", " ").split():
+        if item.startswith("BLAS_INFO="):
+            value = item.split("=", 1)[1]
+            built_in = {"mkl": "MKL (built into torch)", "open": "OpenBLAS"}.get(value)
     return {
         "device": "cuda" if cuda else "cpu",
         "version": torch.__version__,
         "s_per_iter": s,
+        "s_per_iter_runs": per,
         "n_iter": n_iter,
         "centroids": c_final.cpu().numpy(),
         "sse_history": history,
-        "timing": "Lloyd loop (addmm + min + index_add_, sklearn's empty-cluster repair) / n_iter, median" +
-                  (", synchronised" if cuda else ""),
+        "timing": "Lloyd loop (addmm + min + index_add_, sklearn's empty-cluster repair) / n_iter, "
+                  "median over repeats" + (", synchronised" if cuda else ""),
         "repeats": len(runs),
+        "threads": torch.get_num_threads(),
+        "blas_built_in": built_in,
     }
 
 
@@ -293,8 +367,10 @@ def main():
         else:
             r = run_torch(np, x, c, args)
         r["final_sse"] = final_sse(np, x, r.pop("centroids"))
-        r["threads"] = args.threads
+        r.setdefault("threads", args.threads)
         r["blas"] = loaded_blas()
+        r["blas_name"] = describe_blas(r["blas"], r.pop("blas_versions", None),
+                                       r.pop("blas_built_in", None))
         report.update(r)
         report["ok"] = True
     except Unavailable as e:

@@ -6,9 +6,13 @@
 
 Charts (each written only when some file has the rows it needs):
   classic_sse.png      mean SSE per iteration of the classic study, one line per backend/peer
+  classic_time.png     the study's own chart: time per iteration of each implementation (log
+                       scale), the original study's figures beside ours and the peers', with
+                       each row's fastest-to-slowest repeat as an error bar
   grid_time_vs_n.png   time per iteration against n (the n sweep), per backend and dtype
-  grid_pct_vs_kd.png   % of the FLOP peak and % of the bandwidth limit against k*d (k and d sweeps)
-  case_time.png        time per iteration of each backend and peer for --case runs
+  grid_pct_vs_kd.png   % of the FMA limit (CPU: the measured FMA rate; GPU: the nominal peak) and
+                       % of the bandwidth limit against k*d (k and d sweeps)
+  case_time.png        time per iteration of each backend and peer for --case runs (with spread)
 Several files (commits, machines) are drawn on the same axes, labelled by --labels or by
 their git commit and machine.
 """
@@ -80,6 +84,46 @@ def plot_classic(runs, out):
     return save(fig, out, "classic_sse.png")
 
 
+def classic_bar_name(row):
+    if row.get("kind") == "study_figure":
+        return f"original study: {row.get('name', '?')} (figure)"
+    name = row_name(row)
+    if row.get("kind") == "peer" and row.get("version"):
+        name += f" {row['version']}"
+    return name
+
+
+def plot_classic_time(runs, out):
+    bars = []  # (name, seconds, low error, high error, kind)
+    for label, doc in runs:
+        for row in doc["rows"]:
+            s = row.get("s_per_iter")
+            if row.get("mode") != "classic" or not s:
+                continue
+            lo = row.get("s_per_iter_min") or s
+            hi = row.get("s_per_iter_max") or s
+            bars.append((prefixed(label, classic_bar_name(row)), s, max(0.0, s - lo),
+                         max(0.0, hi - s), row.get("kind")))
+    if not bars:
+        return None
+    colors = {"study_figure": "tab:gray", "ours": "tab:blue", "peer": "tab:orange"}
+    fig, ax = plt.subplots(figsize=(9, 1.4 + 0.45 * len(bars)))
+    ys = list(range(len(bars)))[::-1]
+    ax.barh(ys, [b[1] for b in bars], xerr=[[b[2] for b in bars], [b[3] for b in bars]],
+            color=[colors.get(b[4], "tab:gray") for b in bars], capsize=3)
+    for y, b in zip(ys, bars):
+        ax.annotate(f"{b[1]:.2e}", (b[1] + b[3], y), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=7)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([b[0] for b in bars], fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per iteration (log); error bars: fastest to slowest repeat")
+    ax.set_title("Classic study: time per iteration (gray: the original study's figures, "
+                 "blue: ours, orange: peers)", fontsize=9)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    return save(fig, out, "classic_time.png")
+
+
 def series(runs, predicate, x_of, y_of):
     """{(label, name, dtype): [(x, y), ...]} over the rows that pass predicate."""
     groups = {}
@@ -130,7 +174,8 @@ def plot_pct_vs_kd(runs, out):
     if not peak:
         return None
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 7))
-    for ax, groups, what in ((ax1, peak, "% of the FMA peak"), (ax2, bw, "% of the bandwidth limit")):
+    for ax, groups, what in ((ax1, peak, "% of the FMA limit (CPU: measured rate)"),
+                             (ax2, bw, "% of the bandwidth limit")):
         for (label, name, dtype, sweep), pts in groups.items():
             xs, ys = zip(*pts)
             ax.semilogx(xs, ys, "--" if dtype == "float64" else "-",
@@ -155,8 +200,10 @@ def plot_case(runs, out):
         for row in doc["rows"]:
             if row.get("mode") == "case" and row.get("s_per_iter"):
                 shape = f"n={row['n']} d={row['d']} k={row['k']} {row.get('dtype', '')}"
-                bars.append((prefixed(label, row_name(row)), shape, row["s_per_iter"],
-                             row.get("kind") == "peer"))
+                s = row["s_per_iter"]
+                lo, hi = row.get("s_per_iter_min") or s, row.get("s_per_iter_max") or s
+                bars.append((prefixed(label, row_name(row)), shape, s,
+                             row.get("kind") == "peer", max(0.0, s - lo), max(0.0, hi - s)))
     if not bars:
         return None
     shapes = sorted({b[1] for b in bars})
@@ -164,11 +211,12 @@ def plot_case(runs, out):
     names = [b[0] if len(shapes) == 1 else f"{b[0]} [{b[1]}]" for b in bars]
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.45 * len(bars)))
     ys = list(range(len(bars)))[::-1]
-    ax.barh(ys, [b[2] for b in bars], color=["tab:gray" if b[3] else "tab:blue" for b in bars])
+    ax.barh(ys, [b[2] for b in bars], xerr=[[b[4] for b in bars], [b[5] for b in bars]],
+            color=["tab:gray" if b[3] else "tab:blue" for b in bars], capsize=3)
     ax.set_yticks(ys)
     ax.set_yticklabels(names, fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("seconds per iteration (log)")
+    ax.set_xlabel("seconds per iteration (log); error bars: fastest to slowest repeat")
     title = "--case: ours (blue) and peers (gray)"
     if len(shapes) == 1:
         title += f", {shapes[0]}"
@@ -197,7 +245,8 @@ def main():
         ap.error(f"--labels has {len(labels)} names for {len(args.files)} files")
     os.makedirs(args.out, exist_ok=True)
     runs = load(args.files, labels)
-    written = [p for p in (plot_classic(runs, args.out), plot_time_vs_n(runs, args.out),
+    written = [p for p in (plot_classic(runs, args.out), plot_classic_time(runs, args.out),
+                           plot_time_vs_n(runs, args.out),
                            plot_pct_vs_kd(runs, args.out), plot_case(runs, args.out)) if p]
     if not written:
         sys.exit("plot.py: error: no rows to plot in " + ", ".join(args.files))

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+// Shared by bench_kmeans's modes: the options, the Run state, timing our backends, running the
+// peers and printing/recording a measured row.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench_util.hpp"
+#include "kmeans/kmeans.hpp"
+#include "machine.hpp"
+#include "peers.hpp"
+
+#ifndef KMEANS_BENCH_PEERS_SCRIPT
+#define KMEANS_BENCH_PEERS_SCRIPT "bench/peers.py"
+#endif
+
+namespace bench {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::uint64_t kDataSeed = 20240611;
+constexpr std::uint64_t kInitSeed = 7;
+// The reference backend is a plain triple loop: run it only where n*k*d stays this small.
+constexpr double kReferenceMaxWork = 5e7;
+// Share of MemAvailable a grid point may use for its data and the library's buffers.
+constexpr double kHostMemoryShare = 0.6;
+constexpr double kDeviceMemoryShare = 0.7;
+
+inline double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// ------------------------------------------------------------------------- options
+
+struct CaseSpec {
+  std::int64_t n = 1000000;
+  std::int64_t d = 8;
+  int k = 64;
+  bool f64 = false;
+  int iters = 20;
+  std::string backend = "all";
+  std::uint64_t seed = kDataSeed;
+  std::string init;  ///< when set: also time this initialisation on each backend
+};
+
+struct Options {
+  bool grid = false;
+  bool quick = false;
+  bool has_case = false;
+  CaseSpec case_spec;
+  int peers = -1;  // -1: the mode's default
+  std::string json_path;
+  std::string peers_script = KMEANS_BENCH_PEERS_SCRIPT;
+  std::string python;
+  int threads = 0;
+  double budget = 0;  // 0: the mode's default
+  std::string command_line;
+};
+
+// ------------------------------------------------------------------------- the run
+
+struct Run {
+  Options opt;
+  int threads = 1;
+  bool peers = false;
+  std::string python;
+  CpuLimits cpu;
+  GpuLimits gpu;
+  Json rows = Json::array();
+};
+
+/// The three modes (classic.cpp, grid.cpp, case.cpp).
+void run_classic(Run& run);
+void run_grid(Run& run);
+void run_case(Run& run);
+
+// ------------------------------------------------------------------------- measuring ours
+
+struct Measured {
+  bool ok = false;
+  std::string error;
+  kmeans::Backend backend = kmeans::Backend::Auto;
+  double s_per_iter = NAN;  // the lower median of `runs`: a run that happened
+  std::vector<double> runs;  // s/iter of each timed fit, in run order
+  Spread spread;
+  int n_iter = 0;
+  int iters = 0;  // max_iter requested
+  int repeats = 0;
+  double inertia = NAN;
+  int n_empty_relocated = 0;
+  std::vector<double> sse_history;
+  kmeans::Timings phases;  // of the median run
+};
+
+/// Times fits with tol = 0 and the given initial centroids. Per iteration = (assign + update)
+/// / n_iter of a fit: initialisation and the final assignment are reported apart.
+template <class T>
+Measured measure_ours(const T* x, std::int64_t n, std::int64_t d, const std::vector<T>& init,
+                      int k, int iters, kmeans::Backend b, int threads, int max_repeats,
+                      double budget_s, bool warm_up);
+
+Json phases_json(const kmeans::Timings& t);
+
+/// Writes the data and initial centroids to a temporary directory and runs every peer on them.
+template <class T>
+std::vector<PeerResult> run_peers_on(const Run& run, const T* x, std::int64_t n, std::int64_t d,
+                                     const std::vector<T>& init, int k, int iters,
+                                     double budget_s);
+
+/// Our row a peer compares with: the same device class.
+const Measured* ours_for(const std::vector<Measured>& ours, const std::string& device);
+
+// ------------------------------------------------------------------------- printing
+
+/// "72.6x", "0.0051x": three significant digits, whatever the magnitude.
+std::string fmt_ratio(double r);
+
+std::string peer_label(const PeerResult& p);
+
+std::vector<kmeans::Backend> available_backends(bool with_reference);
+
+std::string backend_label(kmeans::Backend b);
+
+/// One line naming the peers that ran on Debian's reference (netlib) BLAS: their distance
+/// GEMMs are then far slower than with OpenBLAS or MKL, which the ratios must not hide.
+void print_blas_notes(const std::vector<PeerResult>& peers);
+
+/// CPU threads one of our backends was given: the reference loop runs one, cuda none (0); the
+/// cpu backend uses one where a pass is too small to share.
+int ours_threads(const Run& run, kmeans::Backend b);
+
+/// "5 reps 1.10e-04..1.30e-04": a row's spread in a few characters.
+std::string fmt_spread(const Spread& s);
+
+/// The BLAS a peer ran on ("OpenBLAS 0.3.21", "netlib reference BLAS"), never empty.
+std::string peer_blas(const PeerResult& p);
+
+/// Empty when the peer's final SSE matches ours (relative 1e-5); else how it differs and the
+/// reason we know of (FAISS repairs empty clusters by splitting one, and works in float32).
+std::string sse_difference(const PeerResult& p, const Measured* ours, bool f64, std::int64_t n);
+
+/// Records sse_difference in the JSON row and prints it under the row, indented.
+void note_sse_difference(Json& j, const PeerResult& p, const Measured* ours, bool f64,
+                         std::int64_t n, const char* indent);
+
+/// One measured point's derived numbers.
+struct PointMetrics {
+  double points_per_s, gbytes_per_s, pct_bw, gflops, pct_peak;
+};
+
+PointMetrics point_metrics(const Run& run, kmeans::Backend b, std::int64_t n, std::int64_t d,
+                           int k, std::size_t elem, double s_per_iter);
+
+/// The column header of the grid and case tables.
+void print_point_header();
+
+Json point_json(const char* mode, const std::string& sweep, kmeans::Backend b, bool f64,
+                std::int64_t n, std::int64_t d, int k);
+
+/// Prints one of our grid/case rows and appends it to run.rows.
+void print_and_record(Run& run, Json j, const Measured& m, bool f64, std::int64_t n,
+                      std::int64_t d, int k);
+
+/// Prints the peers' grid/case rows (with their ratio to ours) and appends them to run.rows.
+void print_and_record_peers(Run& run, const char* mode, const std::string& sweep,
+                            const std::vector<PeerResult>& peers,
+                            const std::vector<Measured>& ours, bool f64, std::int64_t n,
+                            std::int64_t d, int k);
+
+}  // namespace bench
