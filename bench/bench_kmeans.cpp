@@ -277,12 +277,12 @@ template <class T>
 Measured measure_ours(const T* x, std::int64_t n, std::int64_t d, const std::vector<T>& init,
                       int k, int iters, Backend b, int threads, int max_repeats, double budget_s,
                       bool warm_up) {
-  kmeans::Params p;
+  kmeans::Params<T> p;
   p.k = k;
   p.max_iter = iters;
   p.tol = 0;
   p.init = kmeans::Init::Array;
-  p.init_centroids = init.data();
+  p.init_centroids = init;
   p.backend = b;
   p.n_threads = threads;
   Measured m;
@@ -291,7 +291,7 @@ Measured measure_ours(const T* x, std::int64_t n, std::int64_t d, const std::vec
   try {
     const auto un = static_cast<std::size_t>(n), ud = static_cast<std::size_t>(d);
     if (warm_up) {
-      kmeans::Params w = p;
+      kmeans::Params<T> w = p;
       w.max_iter = std::min(iters, 2);
       kmeans::fit(x, un, ud, w);
     }
@@ -815,7 +815,7 @@ Json point_json(const char* mode, const std::string& sweep, Backend b, bool f64,
 template <class T>
 void time_init(Run& run, const T* x, const CaseSpec& c, const std::vector<Backend>& backends,
                double budget) {
-  kmeans::Params p;
+  kmeans::Params<T> p;
   p.k = c.k;
   p.max_iter = 0;
   p.seed = kInitSeed;
