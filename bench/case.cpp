@@ -19,7 +19,7 @@ using kmeans::Backend;
 template <class T>
 void time_init(Run& run, const T* x, const CaseSpec& c, const std::vector<Backend>& backends,
                double budget) {
-  kmeans::Params p;
+  kmeans::Params<T> p;
   p.k = c.k;
   p.max_iter = 0;
   p.seed = kInitSeed;

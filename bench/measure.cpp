@@ -26,12 +26,12 @@ template <class T>
 Measured measure_ours(const T* x, std::int64_t n, std::int64_t d, const std::vector<T>& init,
                       int k, int iters, Backend b, int threads, int max_repeats, double budget_s,
                       bool warm_up) {
-  kmeans::Params p;
+  kmeans::Params<T> p;
   p.k = k;
   p.max_iter = iters;
   p.tol = 0;
   p.init = kmeans::Init::Array;
-  p.init_centroids = init.data();
+  p.init_centroids = init;
   p.backend = b;
   p.n_threads = threads;
   Measured m;
@@ -40,7 +40,7 @@ Measured measure_ours(const T* x, std::int64_t n, std::int64_t d, const std::vec
   try {
     const auto un = static_cast<std::size_t>(n), ud = static_cast<std::size_t>(d);
     if (warm_up) {
-      kmeans::Params w = p;
+      kmeans::Params<T> w = p;
       w.max_iter = std::min(iters, 2);
       kmeans::fit(x, un, ud, w);
     }

@@ -44,12 +44,12 @@ int main() {
     for (std::size_t j = 0; j < d; ++j) init.push_back(x[(b * per_blob + 17) * d + j]);
 
   try {
-    kmeans::Params p;
+    kmeans::Params<double> p;
     p.k = 4;
     p.max_iter = 50;
     p.tol = 0;
     p.init = kmeans::Init::Array;
-    p.init_centroids = init.data();
+    p.init_centroids = init;  // a std::vector<double>: its size (k x d) is checked
     kmeans::KMeans<double> model(p);
     model.fit(x.data(), n, d);
     const auto& r = model.result();

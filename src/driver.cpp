@@ -54,22 +54,45 @@ std::unique_ptr<Engine<T>> make_engine(Backend requested, const DataView<T>& v, 
   throw Error("unknown backend");
 }
 
+/// Throws kmeans::Error unless a given `weights` view holds exactly n values.
+template <class T>
+void check_weights_view(ArrayView<T> weights, std::size_t n) {
+  if (weights.empty()) return;
+  if (weights.data() == nullptr)
+    throw Error("sample_weight is a null pointer with size " + std::to_string(weights.size()));
+  if (weights.size() != n)
+    throw Error("sample_weight has " + std::to_string(weights.size()) +
+                " values but the data has n = " + std::to_string(n) + " samples");
+}
+
 /// Checks the data and weights and binds an engine to them: the engine in `slot` when it can
-/// take the data (Engine::rebind), else a new one stored there.
+/// take the data (Engine::rebind), else a new one stored there. Host weights that need it are
+/// rescaled into `scaled` (weight_scale_exponent), which must outlive the engine's use.
 /// `extra_bytes`: device memory the call needs beyond a pass's working set (initialisation).
 template <class T>
-Engine<T>& bind_engine(const T* data, std::size_t n, std::size_t d, const T* weights, int k,
-                Backend backend, int n_threads, std::unique_ptr<Engine<T>>& slot,
-                Workspace<T>* ws, std::size_t extra_bytes) {
+Engine<T>& bind_engine(const T* data, std::size_t n, std::size_t d, ArrayView<T> weights_view,
+                       int k, Backend backend, int n_threads, std::unique_ptr<Engine<T>>& slot,
+                       Workspace<T>* ws, std::size_t extra_bytes, ScaledWeights<T>& scaled) {
   ProfileRange range("kmeans::bind");
   validate_shape(data, n, d, "data");
+  check_weights_view(weights_view, n);
+  const T* weights = weights_view.data();
   const bool on_device = is_device_pointer(data);
   if (weights && is_device_pointer(weights) != on_device)
     throw Error("sample_weight and data must both be in host memory or both in GPU memory");
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
+  scaled = ScaledWeights<T>{};
   if (!on_device) {  // the CUDA engine checks device-resident data on the device
-    validate_finite(data, ni, di, "data", n_threads);
-    if (weights) validate_weights(weights, ni, n_threads);
+    validate_points(data, ni, di, "data", n_threads);
+    if (weights) {
+      scaled.exponent = weight_scale_exponent<T>(validate_weights(weights, ni, n_threads));
+      if (scaled.exponent != 0) {
+        scaled.copy.resize(n);
+        for (std::size_t i = 0; i < n; ++i)
+          scaled.copy[i] = static_cast<T>(std::ldexp(weights[i], -scaled.exponent));
+        weights = scaled.copy.data();
+      }
+    }
   }
   DataView<T> v{data, weights, ni, di, n_threads};
   if (slot) {
@@ -110,15 +133,27 @@ DataOps<T>& data_ops_of(Engine<T>& e, std::unique_ptr<DataOps<T>>& holder, std::
   return *holder;
 }
 
+/// Throws kmeans::Error unless Params::init_centroids is usable for Init::Array: k x d host
+/// values within max_abs_value<T>(d); checked before any work is done.
 template <class T>
-std::vector<T> initial_centroids(DataOps<T>& data, std::int64_t d, const Params& p) {
+void validate_init_centroids(const Params<T>& p, std::size_t d) {
+  if (p.init != Init::Array) return;
+  const T* c = p.init_centroids.data();
+  if (c == nullptr) throw Error("init = Array but Params::init_centroids is a null pointer");
+  const std::size_t want = static_cast<std::size_t>(p.k) * d;
+  if (p.init_centroids.size() != want)
+    throw Error("init_centroids has " + std::to_string(p.init_centroids.size()) +
+                " values but k x d = " + std::to_string(p.k) + " x " + std::to_string(d) +
+                " needs " + std::to_string(want));
+  if (is_device_pointer(c)) throw Error("init_centroids must be in host memory");
+  validate_points(c, p.k, static_cast<std::int64_t>(d), "init_centroids", p.n_threads);
+}
+
+template <class T>
+std::vector<T> initial_centroids(DataOps<T>& data, std::int64_t d, const Params<T>& p) {
   switch (p.init) {
     case Init::Array: {
-      if (p.init_centroids == nullptr)
-        throw Error("init = Array but Params::init_centroids is a null pointer");
-      const T* c = static_cast<const T*>(p.init_centroids);
-      if (is_device_pointer(c)) throw Error("init_centroids must be in host memory");
-      validate_finite(c, p.k, d, "init_centroids", p.n_threads);
+      const T* c = p.init_centroids.data();
       return std::vector<T>(c, c + static_cast<std::int64_t>(p.k) * d);
     }
     case Init::Random: return init_random(data, p.k, p.seed);
@@ -180,7 +215,7 @@ double update_centroids(const double* sums, const double* weights, int k, std::i
   return shift;
 }
 
-void validate_params(const Params& p, std::size_t n) {
+void validate_params(const Options& p, std::size_t n) {
   if (p.k < 1) throw Error("k = " + std::to_string(p.k) + " must be at least 1");
   if (static_cast<std::size_t>(p.k) > n) {
     throw Error("k = " + std::to_string(p.k) + " exceeds the number of samples n = " +
@@ -200,11 +235,23 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+/// FAISS's imbalance factor of cluster sizes: k * sum size^2 / (sum size)^2 (1 when balanced).
+double imbalance_factor(const double* sizes, int k) {
+  double total = 0, squares = 0;
+  for (int c = 0; c < k; ++c) {
+    total += sizes[c];
+    squares += sizes[c] * sizes[c];
+  }
+  return total > 0 ? k * squares / (total * total) : 0.0;
+}
+
 /// Lloyd iterations from r.centroids (already initialised) until convergence or max_iter,
 /// then the final assignment. `tol` is absolute (already scaled by the data variance).
+/// r.inertia and r.cluster_sizes are left in the units of the (possibly rescaled) weights the
+/// engine sees; the SSEs reported per iteration are scaled back at once.
 template <class T>
-void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const Params& p,
-           double tol, Result<T>& r) {
+void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const Params<T>& p,
+           double tol, const ScaledWeights<T>& sw, Result<T>& r) {
   const int k = p.k;
   std::vector<double> sums(static_cast<std::size_t>(k * d)), weights(static_cast<std::size_t>(k));
   for (int it = 0; it < p.max_iter; ++it) {
@@ -212,7 +259,9 @@ void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const
     const auto t0 = Clock::now();
     const StepStats s = e.assign(r.centroids.data(), k, sums.data(), weights.data());
     const auto t1 = Clock::now();
-    r.sse_history.push_back(s.sse);
+    const double sse = sw.unscale(s.sse);
+    r.sse_history.push_back(sse);
+    r.imbalance_history.push_back(imbalance_factor(weights.data(), k));
     double shift = 0;
     {
       ProfileRange update_range("kmeans::update");
@@ -227,7 +276,7 @@ void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const
     r.timings.update += seconds_since(t1);
     if (p.on_iteration) {
       ProfileRange callback_range("kmeans::on_iteration");
-      if (!p.on_iteration(IterationInfo{it, s.sse, shift, seconds_since(t0)})) break;
+      if (!p.on_iteration(IterationInfo{it, sse, shift, seconds_since(t0)})) break;
     }
     if (r.converged) break;
   }
@@ -237,19 +286,53 @@ void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const
   r.inertia = e.assign(r.centroids.data(), k, nullptr, nullptr).sse;
   r.labels.resize(static_cast<std::size_t>(n));
   e.labels(r.labels.data());
+  // Cluster sizes from the labels, in point order (the same bits on every backend).
+  r.cluster_sizes.assign(static_cast<std::size_t>(k), 0.0);
+  const T* w = data.weights();
+  for (std::int64_t i = 0; i < n; ++i)
+    r.cluster_sizes[static_cast<std::size_t>(r.labels[i])] += w ? static_cast<double>(w[i]) : 1.0;
   r.timings.final_assign += seconds_since(t_final);
 }
 
+/// The warnings about clusters left empty by the final assignment: the data hint only when the
+/// data really has fewer distinct points than k (counted on host data).
 template <class T>
-Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d, const Params& p) {
+void warn_empty_clusters(const T* data, std::int64_t n, std::int64_t d, const Result<T>& r,
+                         int k, std::vector<std::string>& warnings) {
+  std::vector<char> used(static_cast<std::size_t>(k), 0);
+  for (auto l : r.labels) used[static_cast<std::size_t>(l)] = 1;
+  const auto distinct = std::count(used.begin(), used.end(), 1);
+  if (distinct == k) return;
+  const std::string head = "number of distinct clusters (" + std::to_string(distinct) +
+                           ") found smaller than k = " + std::to_string(k) + ": ";
+  if (!is_device_pointer(data)) {
+    const std::int64_t points = count_distinct_rows(data, n, d, k);
+    if (points < k) {
+      warnings.push_back(head + "the data has only " + std::to_string(points) +
+                         " distinct points");
+      return;
+    }
+  }
+  warnings.push_back(head + std::to_string(k - distinct) +
+                     " cluster(s) ended empty in the final assignment" +
+                     (r.converged ? "" : " (the fit stopped before converging: raise max_iter)"));
+}
+
+template <class T>
+Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
+                  const Params<T>& params) {
   ProfileRange fit_range("kmeans::fit");
+  // A copy: the callback may change the caller's params (or refit a KMeans object) meanwhile.
+  const Params<T> p = params;
   validate_shape(data, n, d, "data");
   validate_params(p, n);
+  validate_init_centroids(p, d);
   const auto t_bind = Clock::now();
   std::unique_ptr<Engine<T>> local;
-  Engine<T>& e = bind_engine(data, n, d, static_cast<const T*>(p.sample_weight), p.k, p.backend,
-                      p.n_threads, ws ? ws->fit_engine : local, ws,
-                      cuda_init_bytes(p.init, static_cast<std::int64_t>(n), p.k));
+  ScaledWeights<T> sw;
+  Engine<T>& e = bind_engine(data, n, d, p.sample_weight, p.k, p.backend, p.n_threads,
+                             ws ? ws->fit_engine : local, ws,
+                             cuda_init_bytes(p.init, static_cast<std::int64_t>(n), p.k), sw);
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
   std::unique_ptr<DataOps<T>> host_ops;
   DataOps<T>& ops = data_ops_of(e, host_ops, ni, di, p.n_threads);
@@ -264,32 +347,30 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
     Result<T> r;
     r.backend = e.kind();
     const auto t_init = Clock::now();
-    Params pr = p;
+    Params<T> pr = p;
     pr.seed = p.seed + static_cast<std::uint64_t>(run);
     {
       ProfileRange init_range("kmeans::init");
       r.centroids = initial_centroids(ops, di, pr);
     }
     r.timings.init = seconds_since(t_init);
-    lloyd(e, ops, ni, di, p, tol, r);
+    lloyd(e, ops, ni, di, p, tol, sw, r);
     total.init += r.timings.init;
     total.assign += r.timings.assign;
     total.update += r.timings.update;
     total.final_assign += r.timings.final_assign;
-    if (run == 0 || r.inertia < best.inertia) best = std::move(r);
+    if (run == 0 || r.inertia < best.inertia) best = std::move(r);  // rescaled units: finite
   }
   best.timings = total;
   best.timings.init += bind_seconds;
+  best.inertia = sw.unscale(best.inertia);
+  for (double& c : best.cluster_sizes) c = sw.unscale(c);
+  if (sw.exponent != 0 && !std::isfinite(best.inertia))
+    best.warnings.push_back("the weighted inertia exceeds the largest double: reported as inf");
   if (p.init == Init::Array && p.n_init > 1)
     best.warnings.push_back("init = Array: n_init = " + std::to_string(p.n_init) +
                             " ignored, one fit from the given centroids");
-  std::vector<char> used(static_cast<std::size_t>(p.k), 0);
-  for (auto l : best.labels) used[static_cast<std::size_t>(l)] = 1;
-  const auto distinct = std::count(used.begin(), used.end(), 1);
-  if (distinct < p.k)
-    best.warnings.push_back("number of distinct clusters (" + std::to_string(distinct) +
-                            ") found smaller than k = " + std::to_string(p.k) +
-                            ": the data may have fewer distinct points than k");
+  warn_empty_clusters(data, ni, di, best, p.k, best.warnings);
   return best;
 }
 
@@ -297,16 +378,17 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
 template <class T>
 Engine<T>& bind_for_centroids(Workspace<T>* ws, std::unique_ptr<Engine<T>>& local,
                               const T* data, std::size_t n, std::size_t d, const T* centroids,
-                              std::size_t k, const T* weights, Backend backend) {
+                              std::size_t k, ArrayView<T> weights, Backend backend,
+                              ScaledWeights<T>& sw) {
   validate_shape(data, n, d, "data");
   if (centroids == nullptr) throw Error("centroids is a null pointer");
   if (is_device_pointer(centroids)) throw Error("centroids must be in host memory");
   if (k < 1 || k > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw Error("k = " + std::to_string(k) + " is out of range [1, 2^31)");
-  validate_finite(centroids, static_cast<std::int64_t>(k), static_cast<std::int64_t>(d),
+  validate_points(centroids, static_cast<std::int64_t>(k), static_cast<std::int64_t>(d),
                   "centroids", 0);
   return bind_engine<T>(data, n, d, weights, static_cast<int>(k), backend, 0,
-                 ws ? ws->predict_engine : local, ws, 0);
+                        ws ? ws->predict_engine : local, ws, 0, sw);
 }
 
 template <class T>
@@ -315,8 +397,9 @@ std::vector<std::int32_t> run_predict(Workspace<T>* ws, const T* data, std::size
                                       Backend backend, Backend* used = nullptr) {
   ProfileRange range("kmeans::predict");
   std::unique_ptr<Engine<T>> local;
-  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k,
-                                    static_cast<const T*>(nullptr), backend);
+  ScaledWeights<T> sw;
+  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, ArrayView<T>{},
+                                    backend, sw);
   if (used) *used = e.kind();
   e.assign(centroids, static_cast<int>(k), nullptr, nullptr);
   std::vector<std::int32_t> labels(n);
@@ -326,13 +409,14 @@ std::vector<std::int32_t> run_predict(Workspace<T>* ws, const T* data, std::size
 
 template <class T>
 double run_score(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
-                 const T* centroids, std::size_t k, const T* weights, Backend backend,
+                 const T* centroids, std::size_t k, ArrayView<T> weights, Backend backend,
                  Backend* used = nullptr) {
   ProfileRange range("kmeans::score");
   std::unique_ptr<Engine<T>> local;
-  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, weights, backend);
+  ScaledWeights<T> sw;
+  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, weights, backend, sw);
   if (used) *used = e.kind();
-  return -e.assign(centroids, static_cast<int>(k), nullptr, nullptr).sse;
+  return -sw.unscale(e.assign(centroids, static_cast<int>(k), nullptr, nullptr).sse);
 }
 
 template <class T>
@@ -341,8 +425,9 @@ std::vector<T> run_transform(Workspace<T>* ws, const T* data, std::size_t n, std
                              Backend* used = nullptr) {
   ProfileRange range("kmeans::transform");
   std::unique_ptr<Engine<T>> local;
-  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k,
-                                    static_cast<const T*>(nullptr), backend);
+  ScaledWeights<T> sw;
+  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, ArrayView<T>{},
+                                    backend, sw);
   if (used) *used = e.kind();
   if (k > std::numeric_limits<std::size_t>::max() / sizeof(T) / n)
     throw Error("transform: the n x k = " + std::to_string(n) + " x " + std::to_string(k) +
@@ -399,7 +484,8 @@ void WorkspaceDeleter<T>::operator()(Workspace<T>* w) const noexcept {
 }
 
 template <class T>
-Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d, const Params& p) {
+Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+              const Params<T>& p) {
   return run_fit(workspace(ws), data, n, d, p);
 }
 template <class T>
@@ -415,20 +501,21 @@ std::vector<T> transform(WorkspacePtr<T>& ws, const T* data, std::size_t n, std:
 }
 template <class T>
 double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
-             const T* centroids, std::size_t k, const T* sample_weight, Backend backend) {
+             const T* centroids, std::size_t k, ArrayView<T> sample_weight, Backend backend) {
   return run_score(workspace(ws), data, n, d, centroids, k, sample_weight, backend);
 }
 
 #define KMEANS_INSTANTIATE(T)                                                                   \
   template void host_distances<T>(const T*, std::int64_t, std::int64_t, const T*, int, T*, int); \
   template struct WorkspaceDeleter<T>;                                                          \
-  template Result<T> fit<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t, const Params&); \
+  template Result<T> fit<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t,             \
+                            const Params<T>&);                                                  \
   template std::vector<std::int32_t> predict<T>(WorkspacePtr<T>&, const T*, std::size_t,        \
                                                 std::size_t, const T*, std::size_t, Backend);   \
   template std::vector<T> transform<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t,    \
                                        const T*, std::size_t, Backend);                         \
   template double score<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t, const T*,      \
-                           std::size_t, const T*, Backend);
+                           std::size_t, ArrayView<T>, Backend);
 KMEANS_INSTANTIATE(float)
 KMEANS_INSTANTIATE(double)
 #undef KMEANS_INSTANTIATE
@@ -436,7 +523,7 @@ KMEANS_INSTANTIATE(double)
 }  // namespace detail
 
 template <class T>
-Result<T> fit(const T* data, std::size_t n, std::size_t d, const Params& p) {
+Result<T> fit(const T* data, std::size_t n, std::size_t d, const Params<T>& p) {
   return detail::run_fit<T>(nullptr, data, n, d, p);
 }
 
@@ -454,12 +541,13 @@ std::vector<T> transform(const T* data, std::size_t n, std::size_t d, const T* c
 
 template <class T>
 double score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
-             const T* sample_weight, Backend backend, Backend* used) {
+             detail::NoDeduce<ArrayView<T>> sample_weight, Backend backend, Backend* used) {
   return detail::run_score<T>(nullptr, data, n, d, centroids, k, sample_weight, backend, used);
 }
 
-template Result<float> fit<float>(const float*, std::size_t, std::size_t, const Params&);
-template Result<double> fit<double>(const double*, std::size_t, std::size_t, const Params&);
+template Result<float> fit<float>(const float*, std::size_t, std::size_t, const Params<float>&);
+template Result<double> fit<double>(const double*, std::size_t, std::size_t,
+                                    const Params<double>&);
 template std::vector<std::int32_t> predict<float>(const float*, std::size_t, std::size_t,
                                                   const float*, std::size_t, Backend, Backend*);
 template std::vector<std::int32_t> predict<double>(const double*, std::size_t, std::size_t,
@@ -469,8 +557,8 @@ template std::vector<float> transform<float>(const float*, std::size_t, std::siz
 template std::vector<double> transform<double>(const double*, std::size_t, std::size_t,
                                                const double*, std::size_t, Backend, Backend*);
 template double score<float>(const float*, std::size_t, std::size_t, const float*, std::size_t,
-                             const float*, Backend, Backend*);
+                             ArrayView<float>, Backend, Backend*);
 template double score<double>(const double*, std::size_t, std::size_t, const double*,
-                              std::size_t, const double*, Backend, Backend*);
+                              std::size_t, ArrayView<double>, Backend, Backend*);
 
 }  // namespace kmeans

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -40,9 +41,48 @@ void validate_shape(const void* data, std::size_t n, std::size_t d, const char* 
 template <class T>
 void validate_finite(const T* x, std::int64_t n, std::int64_t d, const char* what, int n_threads);
 
+/// Throws kmeans::Error naming the first NaN, Inf or value beyond max_abs_value<T>(d) (its row,
+/// column, value and the allowed range) of host points or centroids (n x d): the one range rule
+/// of the library, which the CUDA engine applies to device data too.
+template <class T>
+void validate_points(const T* x, std::int64_t n, std::int64_t d, const char* what, int n_threads);
+
+/// The message of validate_points for x[row, col] (shared with the CUDA engine's check).
+std::string point_error(const char* what, double value, std::int64_t row, std::int64_t col,
+                        std::int64_t d, bool is_float);
+
+/// The largest weight and the total (in double, inf when it overflows) of valid weights.
+struct WeightStats {
+  double max = 0;
+  double total = 0;
+};
+
 /// Throws kmeans::Error unless the host weights are finite, >= 0 and sum to more than 0.
 template <class T>
-void validate_weights(const T* w, std::int64_t n, int n_threads);
+WeightStats validate_weights(const T* w, std::int64_t n, int n_threads);
+
+/// The exponent e such that weights divided by 2^e (exactly: a power of two) keep every weighted
+/// sum of the fit finite and clear of subnormals: 0 (no rescaling, the common case) unless the
+/// weights are double and total more than 2^64 or are all below 2^-64; then 2^e is the largest
+/// weight's binade, so the largest rescaled weight is in [1, 2). Float weights never need it
+/// (they are summed in double). Centroids do not change by rescaling, bit for bit; the
+/// inertia, SSEs and cluster sizes are scaled back by 2^e.
+template <class T>
+int weight_scale_exponent(const WeightStats& w);
+
+/// Host weights as an engine sees them: the caller's, or a copy divided by 2^exponent.
+template <class T>
+struct ScaledWeights {
+  std::vector<T> copy;  ///< the rescaled weights, when exponent != 0
+  int exponent = 0;
+  /// A sum of rescaled weights (or of weighted squared distances) in the caller's units.
+  double unscale(double v) const { return exponent == 0 ? v : std::ldexp(v, exponent); }
+};
+
+/// The number of distinct rows (by value: -0 equals 0) of host x (n x d), counted up to
+/// `limit`: min(limit, distinct rows). One pass with a hash set; stops at `limit`.
+template <class T>
+std::int64_t count_distinct_rows(const T* x, std::int64_t n, std::int64_t d, std::int64_t limit);
 
 /// Mean over features of the (population) variance of each feature: scikit-learn's tol scale.
 template <class T>

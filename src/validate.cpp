@@ -3,9 +3,15 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <sstream>
+#include <string>
+#include <type_traits>
+#include <unordered_set>
 #include <vector>
 
 #include "internal.hpp"
@@ -35,9 +41,12 @@ void validate_shape(const void* data, std::size_t n, std::size_t d, const char* 
   throw Error(msg.str());
 }
 
-template <class T>
-void validate_finite(const T* x, std::int64_t n, std::int64_t d, const char* what, int n_threads) {
-  // Find the first bad element in row-major order, whatever the thread count.
+namespace {
+
+/// The row-major index of the first element x[i] with bad(x[i]), or n * d when none, whatever
+/// the thread count.
+template <class T, class Bad>
+std::int64_t first_bad_index(const T* x, std::int64_t n, std::int64_t d, int n_threads, Bad bad) {
   const std::int64_t total = n * d;
   std::int64_t first_bad = total;
 #pragma omp parallel for schedule(static) reduction(min : first_bad) \
@@ -45,33 +54,126 @@ void validate_finite(const T* x, std::int64_t n, std::int64_t d, const char* wha
   for (std::int64_t b = 0; b < total; b += kReduceBlock * 16) {
     const std::int64_t end = std::min(total, b + kReduceBlock * 16);
     for (std::int64_t i = b; i < end; ++i) {
-      if (!std::isfinite(x[i])) {
+      if (bad(x[i])) {
         first_bad = std::min(first_bad, i);
         break;
       }
     }
   }
-  if (first_bad < total) {
+  return first_bad;
+}
+
+}  // namespace
+
+template <class T>
+void validate_finite(const T* x, std::int64_t n, std::int64_t d, const char* what, int n_threads) {
+  const std::int64_t i =
+      first_bad_index(x, n, d, n_threads, [](T v) { return !std::isfinite(v); });
+  if (i < n * d) {
     std::ostringstream msg;
-    msg << what << " contains " << (std::isnan(x[first_bad]) ? "NaN" : "Inf") << " at row "
-        << first_bad / d << ", column " << first_bad % d;
+    msg << what << " contains " << (std::isnan(x[i]) ? "NaN" : "Inf") << " at row " << i / d
+        << ", column " << i % d;
     throw Error(msg.str());
   }
 }
 
+/// The shortest decimal text of v that reads back as the same value of the data type.
+std::string shortest_text(double v, bool is_float) {
+  char buf[40];
+  for (int digits = 6; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    const double back = std::strtod(buf, nullptr);
+    if (is_float ? static_cast<float>(back) == static_cast<float>(v) : back == v) break;
+  }
+  return buf;
+}
+
+std::string point_error(const char* what, double value, std::int64_t row, std::int64_t col,
+                        std::int64_t d, bool is_float) {
+  std::ostringstream msg;
+  if (std::isnan(value) || std::isinf(value)) {
+    msg << what << " contains " << (std::isnan(value) ? "NaN" : "Inf") << " at row " << row
+        << ", column " << col;
+  } else {
+    const double bound = is_float ? max_abs_value<float>(static_cast<std::size_t>(d))
+                                  : max_abs_value<double>(static_cast<std::size_t>(d));
+    const std::string b = shortest_text(bound, is_float);
+    msg << what << " value " << shortest_text(value, is_float) << " at row " << row
+        << ", column " << col << " is outside the supported range [-" << b << ", " << b << "] for "
+        << (is_float ? "float32" : "float64") << " with d = " << d
+        << (is_float ? " (|x| <= sqrt(FLT_MAX / (8 d)), so that squared distances in float32 "
+                       "cannot overflow)"
+                     : " (|x| <= sqrt(DBL_MAX / (8 d)) / 2^40, so that sums of squared "
+                       "distances cannot overflow)");
+  }
+  return msg.str();
+}
+
 template <class T>
-void validate_weights(const T* w, std::int64_t n, int n_threads) {
+void validate_points(const T* x, std::int64_t n, std::int64_t d, const char* what, int n_threads) {
+  const T bound = static_cast<T>(max_abs_value<T>(static_cast<std::size_t>(d)));
+  // !(|v| <= bound) also catches NaN.
+  const std::int64_t i =
+      first_bad_index(x, n, d, n_threads, [bound](T v) { return !(std::fabs(v) <= bound); });
+  if (i < n * d)
+    throw Error(point_error(what, static_cast<double>(x[i]), i / d, i % d,
+                            d, std::is_same<T, float>::value));
+}
+
+template <class T>
+WeightStats validate_weights(const T* w, std::int64_t n, int n_threads) {
   validate_finite(w, n, 1, "sample_weight", n_threads);
-  double total = 0;
+  WeightStats s;
   for (std::int64_t i = 0; i < n; ++i) {
     if (w[i] < 0) {
       std::ostringstream msg;
       msg << "sample_weight[" << i << "] = " << w[i] << " is negative";
       throw Error(msg.str());
     }
-    total += w[i];
+    s.total += w[i];
+    s.max = std::max(s.max, static_cast<double>(w[i]));
   }
-  if (!(total > 0)) throw Error("sample_weight sums to 0: at least one weight must be positive");
+  if (!(s.max > 0)) throw Error("sample_weight sums to 0: at least one weight must be positive");
+  if (!(s.total <= std::numeric_limits<double>::max())) {
+    std::ostringstream msg;
+    msg << "sample_weight sums to more than the largest double (" 
+        << std::numeric_limits<double>::max() << "; the largest weight is " << s.max
+        << "): scale the weights down so that their total is finite";
+    throw Error(msg.str());
+  }
+  return s;
+}
+
+template <class T>
+int weight_scale_exponent(const WeightStats& w) {
+  if (!std::is_same<T, double>::value) return 0;
+  if (w.total <= 0x1p64 && w.max >= 0x1p-64) return 0;
+  return std::ilogb(w.max);  // w.max * 2^-e is in [1, 2)
+}
+
+template <class T>
+std::int64_t count_distinct_rows(const T* x, std::int64_t n, std::int64_t d, std::int64_t limit) {
+  auto hash = [x, d](std::int64_t i) {
+    std::uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (std::int64_t j = 0; j < d; ++j) {
+      const double v = static_cast<double>(x[i * d + j]) + 0.0;  // -0 + 0 = +0
+      std::uint64_t bits;
+      std::memcpy(&bits, &v, sizeof bits);
+      h = (h ^ bits) * 0x100000001B3ull;
+      h ^= h >> 29;
+    }
+    return static_cast<std::size_t>(h);
+  };
+  auto equal = [x, d](std::int64_t a, std::int64_t b) {
+    for (std::int64_t j = 0; j < d; ++j)
+      if (!(x[a * d + j] == x[b * d + j])) return false;
+    return true;
+  };
+  std::unordered_set<std::int64_t, decltype(hash), decltype(equal)> seen(
+      static_cast<std::size_t>(std::min(limit, n)) * 2 + 1, hash, equal);
+  for (std::int64_t i = 0; i < n && static_cast<std::int64_t>(seen.size()) < limit; ++i)
+    seen.insert(i);
+  return static_cast<std::int64_t>(seen.size());
 }
 
 template <class T>
@@ -120,10 +222,28 @@ double mean_of(const std::vector<double>& v) {
 
 #define KMEANS_INSTANTIATE(T)                                                                   \
   template void validate_finite<T>(const T*, std::int64_t, std::int64_t, const char*, int);    \
-  template void validate_weights<T>(const T*, std::int64_t, int);                               \
+  template void validate_points<T>(const T*, std::int64_t, std::int64_t, const char*, int);    \
+  template WeightStats validate_weights<T>(const T*, std::int64_t, int);                        \
+  template std::int64_t count_distinct_rows<T>(const T*, std::int64_t, std::int64_t,            \
+                                               std::int64_t);                                   \
+  template int weight_scale_exponent<T>(const WeightStats&);                                    \
   template double mean_feature_variance<T>(const T*, std::int64_t, std::int64_t, int);
 KMEANS_INSTANTIATE(float)
 KMEANS_INSTANTIATE(double)
 #undef KMEANS_INSTANTIATE
 
 }  // namespace kmeans::detail
+
+namespace kmeans {
+
+template <class T>
+double max_abs_value(std::size_t d) {
+  const double dd = static_cast<double>(d < 1 ? 1 : d);
+  if (std::is_same<T, float>::value)
+    return std::sqrt(static_cast<double>(std::numeric_limits<float>::max()) / (8 * dd));
+  return std::sqrt(std::numeric_limits<double>::max() / (8 * dd)) * 0x1p-40;
+}
+template double max_abs_value<float>(std::size_t);
+template double max_abs_value<double>(std::size_t);
+
+}  // namespace kmeans

@@ -178,12 +178,12 @@ void check_fit(const Shape& s, const std::string& isa) {
   IsaScope scope(isa);
   const auto x = make_data<T>(s.n, s.d, std::max(1, s.k), 5 + s.n, 0.5);
   std::vector<T> c0(x.begin(), x.begin() + s.k * s.d);
-  kmeans::Params p;
+  kmeans::Params<T> p;
   p.k = s.k;
   p.max_iter = 30;
   p.tol = 0;
   p.init = kmeans::Init::Array;
-  p.init_centroids = c0.data();
+  p.init_centroids = c0;
   p.backend = Backend::Reference;
   const auto ref = kmeans::fit(x.data(), s.n, s.d, p);
   p.backend = Backend::Cpu;
@@ -202,6 +202,64 @@ void check_fit(const Shape& s, const std::string& isa) {
     EXPECT_GE(static_cast<double>(same), 0.99 * s.n);
   }
   for (T c : cpu.centroids) EXPECT_TRUE(std::isfinite(static_cast<double>(c)));
+  // Cluster sizes are the label counts; the imbalance factor one value per iteration.
+  for (const auto* r : {&ref, &cpu}) {
+    std::vector<double> counts(static_cast<std::size_t>(s.k), 0.0);
+    for (auto l : r->labels) counts[static_cast<std::size_t>(l)] += 1;
+    EXPECT_EQ(r->cluster_sizes, counts);
+    ASSERT_EQ(r->imbalance_history.size(), static_cast<std::size_t>(r->n_iter));
+    for (double f : r->imbalance_history) {
+      EXPECT_GE(f, 1 - 1e-12);
+      EXPECT_LE(f, s.k + 1e-12);
+    }
+  }
+  if (sizeof(T) == 8) {
+    EXPECT_EQ(cpu.cluster_sizes, ref.cluster_sizes);
+    for (std::size_t i = 0; i < ref.imbalance_history.size() && i < cpu.imbalance_history.size(); ++i)
+      EXPECT_NEAR(cpu.imbalance_history[i], ref.imbalance_history[i], 1e-12) << "iteration " << i;
+  }
+}
+
+/// FAISS's imbalance factor of sizes: k * sum s^2 / (sum s)^2.
+double imbalance_of(const std::vector<double>& sizes) {
+  double total = 0, squares = 0;
+  for (double v : sizes) {
+    total += v;
+    squares += v * v;
+  }
+  return static_cast<double>(sizes.size()) * squares / (total * total);
+}
+
+// Weighted fits: the sizes are the weight per cluster and the imbalance factor is that of the
+// weights, the same on every backend as on the reference.
+TEST(CpuVsReference, ClusterSizesAndImbalanceAreWeighted) {
+  const std::int64_t n = 3000, d = 3;
+  const int k = 6;
+  const auto x = make_data<double>(n, d, k, 17, 0.4);
+  std::vector<double> w(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) w[i] = 0.25 * static_cast<double>(1 + i % 7);
+  kmeans::Params<double> p;
+  p.k = k;
+  p.seed = 2;
+  p.sample_weight = w;
+  p.backend = Backend::Reference;
+  const auto ref = kmeans::fit(x.data(), n, d, p);
+  ASSERT_TRUE(ref.converged);
+  std::vector<double> sizes(k, 0.0);
+  for (std::int64_t i = 0; i < n; ++i) sizes[ref.labels[i]] += w[i];
+  EXPECT_EQ(ref.cluster_sizes, sizes);
+  // Converged on unchanged labels: the last assignment step is the final assignment's.
+  EXPECT_NEAR(ref.imbalance_history.back(), imbalance_of(sizes), 1e-12);
+  for (const auto& isa : isas()) {
+    IsaScope scope(isa);
+    p.backend = Backend::Cpu;
+    const auto cpu = kmeans::fit(x.data(), n, d, p);
+    EXPECT_EQ(cpu.labels, ref.labels) << isa;
+    EXPECT_EQ(cpu.cluster_sizes, ref.cluster_sizes) << isa;
+    ASSERT_EQ(cpu.imbalance_history.size(), ref.imbalance_history.size()) << isa;
+    for (std::size_t i = 0; i < ref.imbalance_history.size(); ++i)
+      EXPECT_NEAR(cpu.imbalance_history[i], ref.imbalance_history[i], 1e-12) << isa << " " << i;
+  }
 }
 
 TEST(CpuVsReference, FullFitFloat) {
@@ -244,7 +302,7 @@ TEST(CpuVsReference, DataFarFromTheOrigin) {
 TEST(CpuVsReference, DuplicatePoints) {
   std::vector<double> x;
   for (int i = 0; i < 5000; ++i) x.insert(x.end(), {double(i % 4), double((i / 4) % 3)});
-  kmeans::Params p;
+  kmeans::Params<double> p;
   p.k = 12;
   p.seed = 3;
   p.backend = Backend::Reference;
@@ -262,7 +320,7 @@ TEST(CpuVsReference, DuplicatePoints) {
 // Results do not depend on the number of threads: bitwise identical.
 TEST(CpuDeterminism, SameBitsForAnyThreadCount) {
   const auto x = make_data<float>(50000, 6, 10, 1);
-  kmeans::Params p;
+  kmeans::Params<float> p;
   p.k = 10;
   p.seed = 9;
   p.backend = Backend::Cpu;
@@ -283,7 +341,7 @@ TEST(CpuDeterminism, SameBitsForAnyThreadCount) {
 TEST(CpuIsa, UnknownOrUnsupportedIsaIsAnError) {
   IsaScope scope("sse9");
   const float x[] = {1, 2, 3, 4};
-  kmeans::Params p;
+  kmeans::Params<float> p;
   p.k = 2;
   p.backend = Backend::Cpu;
   try {

@@ -318,10 +318,10 @@ void check_fit_matches_reference(std::int64_t n, std::int64_t d, int k) {
   std::normal_distribution<double> g(0, 0.5);
   for (std::size_t i = 0; i < init.size(); ++i)
     init[i] = static_cast<T>(static_cast<double>(centers[i]) + g(gen));
-  Params p;
+  Params<T> p;
   p.k = k;
   p.init = Init::Array;
-  p.init_centroids = init.data();
+  p.init_centroids = init;
   p.max_iter = 50;
   p.backend = Backend::Cuda;
   const Result<T> rc = fit(x.data(), n, d, p);
@@ -359,10 +359,10 @@ TEST_F(CudaFit, EmptyClusterIsRelocatedLikeReference) {
   const auto x = make_data<double>(n, d, Shape::Blobs, 3, 4, &centers);
   std::vector<double> init(centers.begin(), centers.end());
   init.resize(static_cast<std::size_t>(k * d), 1e6);  // cluster 4 starts far from everything
-  Params p;
+  Params<double> p;
   p.k = k;
   p.init = Init::Array;
-  p.init_centroids = init.data();
+  p.init_centroids = init;
   p.backend = Backend::Cuda;
   const auto rc = fit(x.data(), n, d, p);
   p.backend = Backend::Reference;
@@ -377,10 +377,10 @@ TEST_F(CudaFit, EmptyClusterIsRelocatedLikeReference) {
 TEST_F(CudaFit, KEqualsNGivesZeroInertia) {
   const std::int64_t n = 200, d = 3;
   const auto x = make_data<double>(n, d, Shape::Uniform, 4);
-  Params p;
+  Params<double> p;
   p.k = static_cast<int>(n);
   p.init = Init::Array;
-  p.init_centroids = x.data();
+  p.init_centroids = x;
   p.backend = Backend::Cuda;
   const auto r = fit(x.data(), n, d, p);
   EXPECT_EQ(r.inertia, 0.0);
@@ -392,7 +392,7 @@ template <class T>
 void check_deterministic(std::int64_t n, std::int64_t d, int k) {
   SCOPED_TRACE("n=" + std::to_string(n) + " d=" + std::to_string(d) + " k=" + std::to_string(k));
   const auto x = make_data<T>(n, d, Shape::Blobs, 8, k);
-  Params p;
+  Params<T> p;
   p.k = k;
   p.max_iter = 20;
   p.seed = 3;
@@ -424,13 +424,13 @@ TEST_F(CudaFit, DevicePointerInputEqualsHostInput) {
   ASSERT_TRUE(detail::is_device_pointer(dx.get()));
   ASSERT_FALSE(detail::is_device_pointer(x.data()));
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // probing a host pointer leaves no error
-  Params p;
+  Params<float> p;
   p.k = 6;
   p.seed = 1;
-  p.sample_weight = w.data();
+  p.sample_weight = w;
   p.backend = Backend::Cuda;
   const auto host = fit(x.data(), n, d, p);
-  p.sample_weight = dw.get();
+  p.sample_weight = {dw.get(), w.size()};
   p.backend = Backend::Auto;  // device data: Auto must pick the GPU
   const auto dev = fit(dx.get(), n, d, p);
   EXPECT_EQ(dev.backend, Backend::Cuda);
@@ -512,7 +512,7 @@ TEST_F(CudaFit, NonFiniteDeviceDataIsRejected) {
   x[9 * d + 1] = std::numeric_limits<double>::infinity();
   TestDeviceArray<double> dx(x);
   ASSERT_NE(dx.get(), nullptr);
-  Params p;
+  Params<double> p;
   p.k = 3;
   p.backend = Backend::Cuda;
   try {
@@ -527,7 +527,7 @@ TEST_F(CudaFit, NonFiniteDeviceDataIsRejected) {
   std::vector<double> w(static_cast<std::size_t>(n), 1.0);
   w[3] = -2;
   TestDeviceArray<double> dw(w);
-  p.sample_weight = dw.get();
+  p.sample_weight = {dw.get(), w.size()};
   try {
     fit(dclean.get(), n, d, p);
     FAIL() << "a negative device weight was accepted";
@@ -536,7 +536,7 @@ TEST_F(CudaFit, NonFiniteDeviceDataIsRejected) {
   }
   std::vector<double> zeros(static_cast<std::size_t>(n), 0.0);
   TestDeviceArray<double> dz(zeros);
-  p.sample_weight = dz.get();
+  p.sample_weight = {dz.get(), zeros.size()};
   EXPECT_THROW(fit(dclean.get(), n, d, p), Error);
   // The library still works afterwards.
   p.sample_weight = nullptr;
@@ -562,7 +562,7 @@ TEST_F(CudaFit, OutOfMemoryIsACleanErrorAndTheLibraryRecovers) {
   const std::int64_t n = static_cast<std::int64_t>((free_b + (std::size_t{512} << 20)) / (d * 4));
   std::vector<float> x(static_cast<std::size_t>(n * d), 1.0f);
   x[0] = 2.0f;
-  Params p;
+  Params<float> p;
   p.k = 2;
   p.init = Init::Random;
   p.backend = Backend::Cuda;
@@ -613,7 +613,7 @@ void check_reuse_allocates_nothing(std::int64_t n, std::int64_t d, int k) {
   const auto x2 = make_data<T>(n, d, Shape::Blobs, 61, k);
   const auto y1 = make_data<T>(n / 3, d, Shape::Uniform, 62);
   const auto y2 = make_data<T>(n / 3, d, Shape::Uniform, 63);
-  Params p;
+  Params<T> p;
   p.k = k;
   p.seed = 5;
   p.max_iter = 15;
@@ -678,7 +678,7 @@ TEST_F(CudaReuse, DeviceInputAtANewAddressAndWeightsComingAndGoing) {
   ASSERT_NE(d1.get(), nullptr);
   ASSERT_NE(d2.get(), nullptr);
   ASSERT_NE(dw.get(), nullptr);
-  Params p;
+  Params<float> p;
   p.k = k;
   p.seed = 2;
   p.backend = Backend::Cuda;
@@ -688,8 +688,8 @@ TEST_F(CudaReuse, DeviceInputAtANewAddressAndWeightsComingAndGoing) {
   km.fit(d2.get(), n, d);  // same engine, new pointer: the graph is re-captured
   EXPECT_EQ(detail::cuda_allocation_count(), allocations) << "the device refit allocated";
   expect_same_fit(km.result(), fit(x2.data(), n, d, p));
-  km.params().sample_weight = dw.get();
-  p.sample_weight = w.data();
+  km.params().sample_weight = {dw.get(), w.size()};
+  p.sample_weight = w;
   km.fit(d1.get(), n, d);
   expect_same_fit(km.result(), fit(x1.data(), n, d, p));
   km.params().sample_weight = nullptr;
@@ -738,16 +738,17 @@ void check_init_matches_host(std::int64_t n, std::int64_t d, int k, Shape shape,
   for (Init init : {Init::Random, Init::KMeansPlusPlus, Init::KMeansParallel}) {
     SCOPED_TRACE("init " + std::to_string(static_cast<int>(init)));
     for (std::uint64_t seed : {0u, 7u}) {
-      Params p;
+      Params<T> p;
       p.k = k;
       p.init = init;
       p.seed = seed;
       p.max_iter = 0;  // the result's centroids are the initial ones
-      p.sample_weight = weighted ? w.data() : nullptr;
+      p.sample_weight = weighted ? ArrayView<T>(w) : ArrayView<T>();
       p.backend = Backend::Reference;
       const Result<T> host = fit(x.data(), n, d, p);
       p.backend = Backend::Cuda;
-      if (device_input) p.sample_weight = weighted ? dw.get() : nullptr;
+      if (device_input)
+        p.sample_weight = weighted ? ArrayView<T>(dw.get(), w.size()) : ArrayView<T>();
       const Result<T> gpu = fit(device_input ? dx.get() : x.data(), n, d, p);
       ASSERT_EQ(gpu.centroids.size(), host.centroids.size());
       EXPECT_EQ(0, std::memcmp(gpu.centroids.data(), host.centroids.data(),
@@ -816,12 +817,12 @@ TEST_F(CudaReuse, WholeEstimatorMatchesTheReference) {
   for (std::int64_t i = 0; i < n; ++i) w[i] = 1.0 + static_cast<double>(i % 3);
   for (Init init : {Init::Random, Init::KMeansPlusPlus, Init::KMeansParallel}) {
     SCOPED_TRACE("init " + std::to_string(static_cast<int>(init)));
-    Params p;
+    Params<double> p;
     p.k = 8;
     p.init = init;
     p.n_init = 3;
     p.seed = 4;
-    p.sample_weight = w.data();
+    p.sample_weight = w;
     p.backend = Backend::Reference;
     const auto ref = fit(x.data(), n, d, p);
     p.backend = Backend::Cuda;
@@ -834,7 +835,7 @@ TEST_F(CudaReuse, WholeEstimatorMatchesTheReference) {
   }
   // The progress callback stops the GPU fit too (random init: this data needs 20+ iterations
   // from it, so the stop after the third is the callback's).
-  Params p;
+  Params<double> p;
   p.k = 8;
   p.tol = 0;
   p.init = Init::Random;
@@ -857,7 +858,7 @@ TEST_F(CudaReuse, KMeansPlusPlusFallsBackToTheHostWhenItsBuffersDoNotFit) {
   // not fit, the host does it, and the centroids are the host's all the same.
   const std::int64_t n = 4000000, d = 2;
   const auto x = make_data<float>(n, d, Shape::Blobs, 97, 4);
-  Params p;
+  Params<float> p;
   p.k = 4;
   p.max_iter = 0;
   p.seed = 12;
@@ -954,7 +955,7 @@ TEST(CudaAvailability, ReasonIsGivenWhenUnavailable) {
     ASSERT_CUDA(cudaGetDevice(&device));
     ASSERT_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
     EXPECT_GE(major, 8);
-    Params p;
+    Params<float> p;
     p.k = 2;
     const std::vector<float> x = {0, 0, 1, 1, 10, 10, 11, 11};
     EXPECT_EQ(fit(x.data(), 4, 2, p).backend, Backend::Cuda);  // Auto picks the GPU

@@ -8,6 +8,7 @@
 #include <limits>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kmeans/kmeans.hpp"
@@ -22,9 +23,10 @@ constexpr double kExactTol = 1e-12;
 
 const Backend kHostBackends[] = {Backend::Reference, Backend::Cpu};
 
-kmeans::Params array_params(int k, const void* init, Backend b, int max_iter = 300,
-                            double tol = 0) {
-  kmeans::Params p;
+/// Params for Init::Array from `init` (a built-in array or a std::vector of the data's type).
+template <class A>
+auto array_params(int k, const A& init, Backend b, int max_iter = 300, double tol = 0) {
+  kmeans::Params<std::remove_cv_t<std::remove_reference_t<decltype(init[0])>>> p;
   p.k = k;
   p.max_iter = max_iter;
   p.tol = tol;
@@ -111,7 +113,7 @@ TEST(Driver, FewerDistinctPointsThanKNeverGivesNaN) {
   std::vector<double> c0(6, 1.0);                   // six identical centroids
   for (Backend b : kHostBackends) {
     SCOPED_TRACE(kmeans::to_string(b));
-    auto r = kmeans::fit(x.data(), x.size(), 1, array_params(6, c0.data(), b, 10));
+    auto r = kmeans::fit(x.data(), x.size(), 1, array_params(6, c0, b, 10));
     for (double c : r.centroids) EXPECT_TRUE(std::isfinite(c));
     EXPECT_GT(r.n_empty_relocated, 0);
     EXPECT_NEAR(r.inertia, 0.0, kExactTol);
@@ -126,7 +128,7 @@ TEST(Driver, KEqualsOneGivesTheMeanAndKEqualsNGivesZeroInertia) {
   const double x[] = {1, 2, 3, 5, 7, 11, 13, 17};  // 4 points in 2-D
   for (Backend b : kHostBackends) {
     SCOPED_TRACE(kmeans::to_string(b));
-    kmeans::Params p;
+    kmeans::Params<double> p;
     p.k = 1;
     p.backend = b;
     auto r1 = kmeans::fit(x, 4, 2, p);
@@ -212,7 +214,7 @@ TEST(Driver, IntegerWeightsEqualRepeatedPoints) {
 TEST(Driver, PredictMatchesFitLabels) {
   std::vector<float> x;
   for (int i = 0; i < 200; ++i) x.push_back(static_cast<float>((i * 37) % 101));
-  kmeans::Params p;
+  kmeans::Params<float> p;
   p.k = 5;
   p.backend = Backend::Cpu;
   auto r = kmeans::fit(x.data(), 100, 2, p);
@@ -231,7 +233,7 @@ std::vector<double> blobs(int per_blob, std::uint64_t seed) {
 TEST(Init, SameSeedSameCentroidsDifferentSeedDifferent) {
   const auto x = blobs(50, 1);
   for (Init init : {Init::Random, Init::KMeansPlusPlus}) {
-    kmeans::Params p;
+    kmeans::Params<double> p;
     p.k = 4;
     p.init = init;
     p.max_iter = 0;  // the centroids returned are the initial ones
@@ -259,7 +261,7 @@ TEST(Init, SameSeedSameCentroidsDifferentSeedDifferent) {
 TEST(Init, KMeansPlusPlusPicksOnePointPerBlob) {
   const auto x = blobs(100, 7);
   for (std::uint64_t seed = 0; seed < 5; ++seed) {
-    kmeans::Params p;
+    kmeans::Params<double> p;
     p.k = 4;
     p.max_iter = 0;
     p.seed = seed;
@@ -276,7 +278,7 @@ TEST(Init, ZeroWeightPointsAreNeverChosen) {
   const double w[] = {0, 1, 0, 1, 0, 1};
   for (Init init : {Init::Random, Init::KMeansPlusPlus}) {
     for (std::uint64_t seed = 0; seed < 10; ++seed) {
-      kmeans::Params p;
+      kmeans::Params<double> p;
       p.k = 3;
       p.init = init;
       p.max_iter = 0;
@@ -292,7 +294,7 @@ TEST(Init, ZeroWeightPointsAreNeverChosen) {
 
 TEST(Validation, BadShapesAndParams) {
   const double x[] = {1, 2, 3, 4, 5, 6, 7, 8};
-  kmeans::Params p;
+  kmeans::Params<double> p;
   p.k = 2;
   expect_error([&] { kmeans::fit<double>(nullptr, 4, 2, p); }, "data is a null pointer");
   expect_error([&] { kmeans::fit(x, 0, 2, p); }, "n = 0");
@@ -324,7 +326,7 @@ TEST(Validation, BadShapesAndParams) {
 TEST(Validation, NonFiniteDataNamesTheElement) {
   for (Backend b : kHostBackends) {
     std::vector<float> x(40, 1.0f);
-    kmeans::Params p;
+    kmeans::Params<float> p;
     p.k = 2;
     p.backend = b;
     x[2 * 13 + 1] = std::numeric_limits<float>::quiet_NaN();
@@ -337,7 +339,7 @@ TEST(Validation, NonFiniteDataNamesTheElement) {
 
 TEST(Validation, BadWeights) {
   const double x[] = {1, 2, 3, 4};
-  kmeans::Params p;
+  kmeans::Params<double> p;
   p.k = 2;
   const double negative[] = {1, -1, 1, 1};
   p.sample_weight = negative;
@@ -361,7 +363,7 @@ TEST(Validation, CudaRequestedWithoutUsableDeviceIsAnError) {
   if (kmeans::cuda_available(&why)) GTEST_SKIP() << "a usable CUDA device is present";
   EXPECT_FALSE(why.empty());
   const double x[] = {1, 2, 3, 4};
-  kmeans::Params p;
+  kmeans::Params<double> p;
   p.k = 2;
   p.backend = Backend::Cuda;
   try {
@@ -381,6 +383,209 @@ TEST(Validation, PredictChecksItsInputs) {
   expect_error([&] { kmeans::predict<double>(x, 4, 1, nullptr, 2); }, "centroids is a null pointer");
   expect_error([&] { kmeans::predict(x, 4, 1, c, 2); }, "centroids contains NaN at row 1");
   expect_error([&] { kmeans::predict(x, 4, 1, c, 0); }, "k = 0");
+}
+
+// ---- Value ranges and array lengths -------------------------------------------------------
+
+// float32 distances past FLT_MAX would give wrong labels: such values are rejected, naming the
+// value, its place and the range; values inside the range give the exact labels.
+TEST(Validation, ValuesBeyondTheSupportedRangeAreRejected) {
+  const float big[] = {0, 1e20f, 2e20f, 3e20f, 1e19f};
+  const float c_big[] = {0, 2e20f};
+  const std::string range = "outside the supported range [-";
+  const float small[] = {0, 1, 2, 3, 4};
+  expect_error([&] { kmeans::predict(big, 5, 1, small, 2); }, "data value 1e+20 at row 1, column 0");
+  expect_error([&] { kmeans::predict(big, 5, 1, small, 2); }, range);
+  expect_error([&] { kmeans::predict(big, 5, 1, c_big, 2); }, "value 2e+20 at row 1, column 0");
+  expect_error([&] { kmeans::transform(small, 5, 1, c_big, 2); },
+               "centroids value 2e+20 at row 1, column 0");
+  expect_error([&] { kmeans::score(small, 5, 1, c_big, 2); }, "centroids value 2e+20");
+  kmeans::Params<float> pf;
+  pf.k = 2;
+  expect_error([&] { kmeans::fit(big, 5, 1, pf); }, "data value 1e+20 at row 1, column 0");
+  pf.init = Init::Array;
+  pf.init_centroids = c_big;
+  expect_error([&] { kmeans::fit(small, 5, 1, pf); }, "init_centroids value 2e+20 at row 1");
+  // The same shape scaled into the range: the exact labels (0 0 1 1 0) on every host backend.
+  const float in[] = {0, 1e18f, 2e18f, 3e18f, 1e17f};
+  const float c_in[] = {0, 2e18f};
+  for (Backend b : kHostBackends)
+    EXPECT_EQ(kmeans::predict(in, 5, 1, c_in, 2, b), (std::vector<std::int32_t>{0, 0, 1, 1, 0}))
+        << kmeans::to_string(b);
+  // The bound is max_abs_value<T>(d), and it shrinks with d.
+  const double bf = kmeans::max_abs_value<float>(1);
+  EXPECT_GT(bf, 3e18);
+  EXPECT_LT(bf, 1e19);
+  EXPECT_DOUBLE_EQ(kmeans::max_abs_value<float>(4), bf / 2);
+  // float64: +-1.7e308 is rejected; values just inside the bound fit to finite centroids.
+  const double huge[] = {1.7e308, -1.7e308, 0, 1};
+  kmeans::Params<double> pd;
+  pd.k = 2;
+  expect_error([&] { kmeans::fit(huge, 4, 1, pd); }, "data value 1.7e+308 at row 0, column 0");
+  expect_error([&] { kmeans::fit(huge, 4, 1, pd); }, "for float64 with d = 1");
+  const double bd = kmeans::max_abs_value<double>(2);
+  const double edge[] = {bd, bd, -bd, -bd, bd, -bd, -bd, bd, 0, 0, bd / 2, bd / 3};
+  for (Backend b : kHostBackends) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    pd.k = 3;
+    pd.backend = b;
+    const auto r = kmeans::fit(edge, 6, 2, pd);
+    for (double v : r.centroids) EXPECT_TRUE(std::isfinite(v)) << v;
+    EXPECT_TRUE(std::isfinite(r.inertia)) << r.inertia;
+    for (double v : r.sse_history) EXPECT_TRUE(std::isfinite(v)) << v;
+  }
+}
+
+TEST(Validation, ArrayLengthsAreChecked) {
+  const double x[] = {1, 2, 3, 4};
+  kmeans::Params<double> p;
+  p.k = 2;
+  const double three[] = {1, 1, 1};
+  p.sample_weight = three;
+  expect_error([&] { kmeans::fit(x, 4, 1, p); }, "sample_weight has 3 values but the data has n = 4");
+  p.sample_weight = {nullptr, 4};
+  expect_error([&] { kmeans::fit(x, 4, 1, p); }, "sample_weight is a null pointer with size 4");
+  p.sample_weight = {};
+  p.init = Init::Array;
+  p.init_centroids = three;
+  expect_error([&] { kmeans::fit(x, 2, 2, p); },
+               "init_centroids has 3 values but k x d = 2 x 2 needs 4");
+  const double c[] = {1, 3};
+  expect_error([&] { kmeans::score(x, 4, 1, c, 2, three); },
+               "sample_weight has 3 values but the data has n = 4");
+}
+
+// ---- Extreme sample weights ---------------------------------------------------------------
+
+/// The fit of blobs with every weight equal to w: the unweighted fit's labels, its centroids
+/// (bit for bit when w is a power of two: then every weighted sum is exact), and its inertia
+/// and cluster sizes times w.
+void expect_uniform_weight_matches_unweighted(double w, Backend b) {
+  SCOPED_TRACE(std::string(kmeans::to_string(b)) + " w = " + std::to_string(w));
+  const auto x = kmeans_test::four_blobs(50, 3);
+  kmeans::Params<double> p;
+  p.k = 4;
+  p.seed = 5;
+  p.backend = b;
+  const auto plain = kmeans::fit(x.data(), 200, 2, p);
+  const std::vector<double> weights(200, w);
+  p.sample_weight = weights;
+  const auto r = kmeans::fit(x.data(), 200, 2, p);
+  EXPECT_EQ(r.labels, plain.labels);
+  EXPECT_EQ(r.n_iter, plain.n_iter);
+  ASSERT_EQ(r.centroids.size(), plain.centroids.size());
+  int exponent = 0;
+  const bool power_of_two = std::frexp(w, &exponent) == 0.5;
+  for (std::size_t i = 0; i < r.centroids.size(); ++i) {
+    if (power_of_two)
+      EXPECT_EQ(r.centroids[i], plain.centroids[i]);
+    else
+      EXPECT_NEAR(r.centroids[i], plain.centroids[i], 1e-12 * (1 + std::abs(plain.centroids[i])));
+  }
+  EXPECT_NEAR(r.inertia, plain.inertia * w, 1e-12 * plain.inertia * w + 1e-320);
+  ASSERT_EQ(r.cluster_sizes.size(), 4u);
+  for (int c = 0; c < 4; ++c)
+    EXPECT_NEAR(r.cluster_sizes[c], plain.cluster_sizes[c] * w, 1e-12 * plain.cluster_sizes[c] * w);
+  ASSERT_EQ(r.imbalance_history.size(), plain.imbalance_history.size());
+  for (std::size_t i = 0; i < r.imbalance_history.size(); ++i)
+    EXPECT_NEAR(r.imbalance_history[i], plain.imbalance_history[i], 1e-12);
+  for (double v : r.sse_history) EXPECT_TRUE(std::isfinite(v));
+}
+
+TEST(Weights, HugeAndTinyWeightsGiveTheUnweightedFit) {
+  for (Backend b : kHostBackends) {
+    expect_uniform_weight_matches_unweighted(0x1p1016, b);  // sums of w x overflow unless rescaled
+    expect_uniform_weight_matches_unweighted(1e305, b);
+    expect_uniform_weight_matches_unweighted(5e-324, b);  // the smallest subnormal
+    expect_uniform_weight_matches_unweighted(0x1p-70, b);
+    expect_uniform_weight_matches_unweighted(1e-300, b);
+  }
+}
+
+TEST(Weights, ATotalBeyondTheDoubleRangeIsRejected) {
+  const double x[] = {0, 1, 10, 11};
+  const double w[] = {1e308, 1e308, 1e308, 1e308};
+  kmeans::Params<double> p;
+  p.k = 2;
+  p.sample_weight = w;
+  expect_error([&] { kmeans::fit(x, 4, 1, p); }, "sample_weight sums to more than the largest double");
+  expect_error([&] { kmeans::fit(x, 4, 1, p); }, "the largest weight is 1e+308");
+  const double c[] = {0, 10};
+  expect_error([&] { kmeans::score(x, 4, 1, c, 2, w); }, "sample_weight sums to more than");
+  // One huge weight among ordinary ones: fine, and finite.
+  const double mixed[] = {1e300, 1, 1, 1};
+  p.sample_weight = mixed;
+  const auto r = kmeans::fit(x, 4, 1, p);
+  for (double v : r.centroids) EXPECT_TRUE(std::isfinite(v));
+  EXPECT_TRUE(std::isfinite(r.inertia));
+  EXPECT_DOUBLE_EQ(-kmeans::score(x, 4, 1, r.centroids.data(), 2, mixed), r.inertia);
+}
+
+// Float weights are summed in double: even the largest float powers of two need no rescaling
+// (a power of two, so that the weighted fit is the unweighted one bit for bit).
+TEST(Weights, FloatWeightsAtTheTopOfTheRangeAreExact) {
+  const auto xd = kmeans_test::four_blobs(25, 8);
+  const std::vector<float> x(xd.begin(), xd.end());
+  const std::vector<float> w(100, 0x1p127f);
+  for (Backend b : kHostBackends) {
+    kmeans::Params<float> p;
+    p.k = 4;
+    p.backend = b;
+    const auto plain = kmeans::fit(x.data(), 100, 2, p);
+    p.sample_weight = w;
+    const auto r = kmeans::fit(x.data(), 100, 2, p);
+    EXPECT_EQ(r.centroids, plain.centroids) << kmeans::to_string(b);
+    EXPECT_NEAR(r.inertia / plain.inertia, static_cast<double>(w[0]), 1e-6 * w[0]);
+  }
+}
+
+// ---- Callbacks and warnings ---------------------------------------------------------------
+
+// The fit works on a copy of its params: a callback that changes them (k, the callback itself)
+// does not disturb the running fit.
+TEST(Driver, CallbackChangingTheParamsDoesNotDisturbTheFit) {
+  const auto x = kmeans_test::four_blobs(40, 2);
+  kmeans::Params<double> p;
+  p.k = 4;
+  p.seed = 1;
+  p.tol = 0;
+  const auto expected = kmeans::fit(x.data(), 160, 2, p);
+  int calls = 0;
+  p.on_iteration = [&](const kmeans::IterationInfo&) {
+    ++calls;
+    p.k = 1;                  // a smaller k: the fit must keep its own
+    p.on_iteration = nullptr;  // destroys the caller's copy of this very callback
+    return true;
+  };
+  const auto r = kmeans::fit(x.data(), 160, 2, p);
+  EXPECT_EQ(calls, r.n_iter);
+  EXPECT_EQ(r.centroids, expected.centroids);
+  EXPECT_EQ(r.labels, expected.labels);
+  EXPECT_EQ(p.k, 1);
+}
+
+TEST(Driver, EmptyClusterWarningNamesItsCause) {
+  // Many distinct points, a centroid far away and no iteration: the cluster ends empty, and
+  // the warning must not blame the data.
+  std::vector<double> x;
+  for (int i = 0; i < 50; ++i) x.push_back(i);
+  const double c0[] = {0, 1e6};
+  const auto r = kmeans::fit(x.data(), 50, 1, array_params(2, c0, Backend::Cpu, /*max_iter=*/0));
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("1 cluster(s) ended empty"), std::string::npos) << r.warnings[0];
+  EXPECT_NE(r.warnings[0].find("raise max_iter"), std::string::npos) << r.warnings[0];
+  EXPECT_EQ(r.warnings[0].find("distinct points"), std::string::npos) << r.warnings[0];
+  EXPECT_EQ(r.cluster_sizes, (std::vector<double>{50, 0}));
+  // Two distinct points for k = 3: then the data is the cause, and the warning counts them.
+  std::vector<double> dup;
+  for (int i = 0; i < 30; ++i) dup.push_back(i % 2 == 0 ? -0.0 : 1.0);
+  dup[4] = 0.0;  // +0 and -0 are the same point
+  kmeans::Params<double> p;
+  p.k = 3;
+  const auto rd = kmeans::fit(dup.data(), 30, 1, p);
+  ASSERT_FALSE(rd.warnings.empty());
+  EXPECT_NE(rd.warnings.back().find("the data has only 2 distinct points"), std::string::npos)
+      << rd.warnings.back();
 }
 
 TEST(Version, IsSemantic) {

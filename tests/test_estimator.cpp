@@ -31,7 +31,7 @@ std::vector<T> blobs(int per_blob, std::uint64_t seed) {
 TEST(KMeansParallel, SeededPicksDataPointsOnePerBlob) {
   const auto x = blobs(250, 3);
   for (std::uint64_t seed = 0; seed < 4; ++seed) {
-    kmeans::Params p;
+    kmeans::Params<double> p;
     p.k = 4;
     p.init = Init::KMeansParallel;
     p.max_iter = 0;
@@ -53,7 +53,7 @@ TEST(KMeansParallel, SeededPicksDataPointsOnePerBlob) {
 
 TEST(KMeansParallel, SameResultForAnyThreadCount) {
   const auto x = blobs(2000, 5);
-  kmeans::Params p;
+  kmeans::Params<double> p;
   p.k = 20;
   p.init = Init::KMeansParallel;
   p.max_iter = 0;
@@ -67,7 +67,7 @@ TEST(KMeansParallel, SameResultForAnyThreadCount) {
 
 TEST(KMeansParallel, TinyDataTopsUpCandidates) {
   const double x[] = {0, 1, 2, 3, 4};
-  kmeans::Params p;
+  kmeans::Params<double> p;
   p.k = 5;
   p.init = Init::KMeansParallel;
   auto r = kmeans::fit(x, 5, 1, p);
@@ -77,13 +77,13 @@ TEST(KMeansParallel, TinyDataTopsUpCandidates) {
 TEST(NInit, KeepsTheLowestInertiaAndItsOwnSeedSequence) {
   // Many clusters on few blobs: different inits end in different local minima.
   const auto x = blobs(100, 9);
-  kmeans::Params p;
+  kmeans::Params<double> p;
   p.k = 7;
   p.init = Init::Random;
   p.seed = 100;
   double best = std::numeric_limits<double>::infinity();
   for (int i = 0; i < 6; ++i) {
-    kmeans::Params one = p;
+    kmeans::Params<double> one = p;
     one.seed = p.seed + i;
     best = std::min(best, kmeans::fit(x.data(), 400, 2, one).inertia);
   }
@@ -97,7 +97,7 @@ TEST(NInit, KeepsTheLowestInertiaAndItsOwnSeedSequence) {
 TEST(NInit, ArrayInitRunsOnceAndWarns) {
   const auto x = blobs(10, 1);
   const double c0[] = {0, 0, 100, 100};
-  kmeans::Params p;
+  kmeans::Params<double> p;
   p.k = 2;
   p.init = Init::Array;
   p.init_centroids = c0;
@@ -115,13 +115,13 @@ TEST(Weights, ScalingAllWeightsChangesNothingButTheInertiaScale) {
     w3[i] = 3 * w[i];
   }
   for (Backend b : kHostBackends) {
-    kmeans::Params p;
+    kmeans::Params<double> p;
     p.k = 4;
     p.seed = 2;
     p.backend = b;
-    p.sample_weight = w.data();
+    p.sample_weight = w;
     const auto a = kmeans::fit(x.data(), 200, 2, p);
-    p.sample_weight = w3.data();
+    p.sample_weight = w3;
     const auto c = kmeans::fit(x.data(), 200, 2, p);
     EXPECT_EQ(a.labels, c.labels);
     for (std::size_t i = 0; i < a.centroids.size(); ++i)
@@ -134,7 +134,7 @@ TEST(Estimator, TransformPredictScoreAgreeWithFit) {
   const auto x = blobs<float>(60, 8);
   for (Backend b : kHostBackends) {
     SCOPED_TRACE(kmeans::to_string(b));
-    kmeans::Params p;
+    kmeans::Params<float> p;
     p.k = 4;
     p.backend = b;
     kmeans::KMeans<float> km(p);
@@ -170,11 +170,13 @@ TEST(Estimator, ScoreUsesWeights) {
 TEST(Estimator, FloatAndDoubleAgree) {
   const auto xd = blobs<double>(100, 6);
   const std::vector<float> xf(xd.begin(), xd.end());
-  kmeans::Params p;
+  kmeans::Params<double> p;
   p.k = 4;
   p.seed = 11;
+  kmeans::Params<float> pf;
+  static_cast<kmeans::Options&>(pf) = p;  // the same knobs
   const auto rd = kmeans::fit(xd.data(), 400, 2, p);
-  const auto rf = kmeans::fit(xf.data(), 400, 2, p);
+  const auto rf = kmeans::fit(xf.data(), 400, 2, pf);
   EXPECT_EQ(rd.labels, rf.labels);
   EXPECT_NEAR(rf.inertia, rd.inertia, 1e-5 * rd.inertia);
 }
@@ -182,7 +184,7 @@ TEST(Estimator, FloatAndDoubleAgree) {
 TEST(Estimator, FewerDistinctPointsThanKWarns) {
   std::vector<double> x;
   for (int i = 0; i < 20; ++i) x.push_back(i % 2);
-  kmeans::Params p;
+  kmeans::Params<double> p;
   p.k = 3;
   const auto r = kmeans::fit(x.data(), 20, 1, p);
   ASSERT_FALSE(r.warnings.empty());
@@ -200,6 +202,8 @@ void expect_same_fit(const kmeans::Result<T>& a, const kmeans::Result<T>& b) {
   EXPECT_EQ(a.n_iter, b.n_iter);
   EXPECT_EQ(a.converged, b.converged);
   EXPECT_EQ(a.n_empty_relocated, b.n_empty_relocated);
+  EXPECT_EQ(a.cluster_sizes, b.cluster_sizes);
+  EXPECT_EQ(a.imbalance_history, b.imbalance_history);
   EXPECT_EQ(a.backend, b.backend);
 }
 
@@ -210,7 +214,7 @@ TEST(Workspace, RefitOfTheSameShapeReusesTheEngineAndMatchesAFreshFit) {
   for (std::size_t i = 0; i < w.size(); ++i) w[i] = 0.5f + static_cast<float>(i % 4);
   for (Backend b : kHostBackends) {
     SCOPED_TRACE(kmeans::to_string(b));
-    kmeans::Params p;
+    kmeans::Params<float> p;
     p.k = 5;
     p.seed = 4;
     p.n_init = 2;
@@ -220,7 +224,7 @@ TEST(Workspace, RefitOfTheSameShapeReusesTheEngineAndMatchesAFreshFit) {
     ASSERT_NE(ws, nullptr);
     EXPECT_EQ(ws->engines_made, 1);
     expect_same_fit(kmeans::detail::fit(ws, x2.data(), 2000, 2, p), kmeans::fit(x2.data(), 2000, 2, p));
-    p.sample_weight = w.data();  // weights appear: same engine
+    p.sample_weight = w;  // weights appear: same engine
     expect_same_fit(kmeans::detail::fit(ws, x1.data(), 2000, 2, p), kmeans::fit(x1.data(), 2000, 2, p));
     p.sample_weight = nullptr;
     expect_same_fit(kmeans::detail::fit(ws, x1.data(), 1000, 4, p), kmeans::fit(x1.data(), 1000, 4, p));
@@ -239,7 +243,7 @@ TEST(Workspace, PredictTransformScoreReuseOneEngine) {
   const auto y = blobs<double>(300, 24);
   for (Backend b : kHostBackends) {
     SCOPED_TRACE(kmeans::to_string(b));
-    kmeans::Params p;
+    kmeans::Params<double> p;
     p.k = 4;
     p.backend = b;
     const auto r = kmeans::fit(x.data(), 1200, 2, p);
@@ -276,7 +280,7 @@ TEST(Workspace, ARebindCountsEveryLabelAsChanged) {
 
 TEST(Estimator, KMeansCopiesAndReleaseKeepTheModel) {
   const auto x = blobs<float>(50, 26);
-  kmeans::Params p;
+  kmeans::Params<float> p;
   p.k = 4;
   p.backend = Backend::Cpu;
   kmeans::KMeans<float> km(p);
@@ -444,7 +448,7 @@ TEST(Estimator, DistinctObjectsInDistinctThreadsAreIndependent) {
   // Each KMeans owns its engines: two used at once from two threads give the sequential bits.
   const auto a = blobs<float>(3000, 31);
   const auto b = blobs<float>(3000, 32);
-  kmeans::Params p;
+  kmeans::Params<float> p;
   p.k = 6;
   p.seed = 3;
   p.n_threads = 1;
@@ -467,6 +471,82 @@ TEST(Estimator, DistinctObjectsInDistinctThreadsAreIndependent) {
   EXPECT_EQ(lb, rb.labels);
 }
 
+// Before the first fit every model method throws kmeans::Error (it used to divide by the
+// unset d = 0 first: SIGFPE).
+TEST(Estimator, UnfittedModelThrowsBeforeComputingAnything) {
+  const std::vector<float> x = {0, 1, 2, 3};
+  const kmeans::KMeans<float> km;
+  const std::string needle = "call fit() before using the fitted model";
+  for (int call = 0; call < 4; ++call) {
+    try {
+      if (call == 0) km.predict(x.data(), 4);
+      if (call == 1) km.transform(x.data(), 4);
+      if (call == 2) km.score(x.data(), 4);
+      if (call == 3) km.result();
+      ADD_FAILURE() << "call " << call << " did not throw";
+    } catch (const kmeans::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  }
+  // A failed first fit leaves the model unfitted.
+  kmeans::KMeans<float> bad;
+  bad.params().k = 9;
+  EXPECT_THROW(bad.fit(x.data(), 4, 1), kmeans::Error);
+  EXPECT_FALSE(bad.fitted());
+  EXPECT_THROW(bad.predict(x.data(), 4), kmeans::Error);
+}
+
+// Re-entry from on_iteration works: a nested fit (another shape), predict, release(), an
+// assignment and changed params inside the callback leave the running fit undisturbed, and the
+// nested fit gives the bits of a fresh fit.
+TEST(Estimator, CallsFromInsideItsOwnCallbackDoNotDisturbTheFit) {
+  const auto x = blobs<double>(60, 41);   // 240 x 2
+  const auto y = blobs<double>(30, 42);   // 120 x 2, seen as 80 x 3
+  for (Backend b : kHostBackends) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    kmeans::Params<double> p;
+    p.k = 4;
+    p.seed = 7;
+    p.tol = 0;
+    p.backend = b;
+    const auto expected = kmeans::fit(x.data(), 240, 2, p);
+    kmeans::Params<double> py = p;
+    py.k = 3;
+    const auto expected_inner = kmeans::fit(y.data(), 80, 3, py);
+
+    kmeans::KMeans<double> km(p);
+    int depth = 0, calls = 0;
+    kmeans::Result<double> inner;
+    std::vector<std::int32_t> inner_labels;
+    km.params().on_iteration = [&](const kmeans::IterationInfo& it) {
+      if (depth > 0) return true;  // the nested fit's own calls
+      ++depth;
+      ++calls;
+      if (it.iteration == 0) {
+        km.params().k = 3;
+        inner = km.fit(y.data(), 80, 3).result();
+        inner_labels = km.predict(y.data(), 80);
+      } else if (it.iteration == 1) {
+        km.release();
+        km = kmeans::KMeans<double>(km.params());  // a new object moved in
+        km.params().k = 2;
+        km.params().on_iteration = nullptr;  // destroys the params' copy of this callback
+      }
+      --depth;
+      return true;
+    };
+    km.fit(x.data(), 240, 2);
+    EXPECT_EQ(calls, expected.n_iter);
+    expect_same_fit(km.result(), expected);
+    expect_same_fit(inner, expected_inner);
+    EXPECT_EQ(inner_labels, expected_inner.labels);
+    EXPECT_EQ(km.predict(x.data(), 240), expected.labels);
+    EXPECT_EQ(km.params().k, 2);  // the changes stay for the next fit
+    EXPECT_FALSE(km.params().on_iteration);
+    EXPECT_EQ(km.fit(x.data(), 240, 2).result().centroids.size(), 4u);
+  }
+}
+
 TEST(HostDataOps, VeryWideDataUsesSmallTiles) {
   // 5 points of 300000 features: the exact-distance tiles shrink to one point (a fixed-size
   // tile would take 600 MB per thread); values still match the scalar formula.
@@ -477,7 +557,7 @@ TEST(HostDataOps, VeryWideDataUsesSmallTiles) {
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t c = 0; c < 2; ++c)
       EXPECT_EQ(t[i * 2 + c], static_cast<float>(std::sqrt(oracle_sq(&x[i * d], &x[c * d], d))));
-  kmeans::Params p;
+  kmeans::Params<float> p;
   p.k = 3;
   p.backend = Backend::Cpu;
   const auto r = kmeans::fit(x.data(), n, d, p);

@@ -55,15 +55,49 @@ struct IterationInfo {
   double seconds;       ///< Wall time of this iteration.
 };
 
-/// Every knob of a fit, each with a default. Adding a field never breaks a caller.
-struct Params {
+/// A read-only view of `size` elements of type T: how arrays enter Params and score. Made from
+/// a std::vector<T> (an lvalue: the vector must outlive the call), a built-in array T[N], a
+/// pointer and its length, or empty (the default, or nullptr) for "not given". There is deliberately no
+/// constructor from a bare pointer and none from another element type, so a float fit cannot
+/// be handed double weights or centroids: that does not compile.
+template <class T>
+class ArrayView {
+ public:
+  constexpr ArrayView() noexcept = default;
+  constexpr ArrayView(std::nullptr_t) noexcept {}  // NOLINT: "not given"
+  constexpr ArrayView(const T* data, std::size_t size) noexcept : data_(data), size_(size) {}
+  ArrayView(const std::vector<T>& v) noexcept : data_(v.data()), size_(v.size()) {}  // NOLINT
+  template <std::size_t N>
+  constexpr ArrayView(const T (&a)[N]) noexcept : data_(a), size_(N) {}  // NOLINT
+  ArrayView(std::vector<T>&&) = delete;  ///< a temporary vector would dangle
+  constexpr const T* data() const noexcept { return data_; }
+  constexpr std::size_t size() const noexcept { return size_; }
+  /// True for "not given": no pointer and no length.
+  constexpr bool empty() const noexcept { return data_ == nullptr && size_ == 0; }
+
+ private:
+  const T* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+namespace detail {
+/// T itself, in a context that template argument deduction ignores (C++20's std::type_identity):
+/// score's weights convert to ArrayView<T> once T is deduced from the data.
+template <class T>
+struct type_identity {
+  using type = T;
+};
+template <class T>
+using NoDeduce = typename type_identity<T>::type;
+}  // namespace detail
+
+/// Every scalar knob of a fit, each with a default. Adding a field never breaks a caller.
+struct Options {
   int k = 8;                           ///< Number of clusters, 1 <= k <= n.
   int max_iter = 300;                  ///< Maximum Lloyd iterations (>= 0; 0 = only the final assignment).
   double tol = 1e-4;                   ///< Relative tolerance: stop when the total squared centroid
                                        ///< shift <= tol * mean over features of the data's variance.
   Init init = Init::KMeansPlusPlus;    ///< Initialisation method.
-  const void* init_centroids = nullptr;  ///< k x d row-major, same dtype as the data (Init::Array).
-  const void* sample_weight = nullptr;   ///< Optional n non-negative weights, same dtype as the data.
   int n_init = 1;                      ///< Initialisations to run; the fit with the lowest inertia
                                        ///< is kept (ties: the earliest). Init::Array runs once.
   std::uint64_t seed = 0;              ///< Seed of the portable generator (splitmix64) used by init;
@@ -71,7 +105,20 @@ struct Params {
   Backend backend = Backend::Auto;     ///< Engine to use; see Backend.
   int n_threads = 0;                   ///< CPU threads (0 = OpenMP default).
   /// Optional progress callback, called after every iteration; return false to stop early.
+  /// A fit works on a copy of its Params taken when it starts, so the callback may change the
+  /// caller's Params (or refit the same KMeans object) without disturbing the running fit.
   std::function<bool(const IterationInfo&)> on_iteration;
+};
+
+/// The parameters of a fit of data of type T: the scalar knobs plus the arrays, typed as the
+/// data so that a mismatch does not compile, and sized so that their lengths are checked.
+template <class T>
+struct Params : Options {
+  /// k x d centroids, row-major, host memory (Init::Array); the size must be k * d.
+  ArrayView<T> init_centroids;
+  /// Optional n non-negative weights (host memory, or device memory beside device data);
+  /// the size must be n.
+  ArrayView<T> sample_weight;
 };
 
 /// Wall time of the phases of a fit, in seconds (host clock; GPU phases are synchronised).
@@ -94,6 +141,11 @@ struct Result {
   int n_iter = 0;                    ///< Lloyd iterations run.
   bool converged = false;            ///< True when labels stopped changing or the shift fell below tol.
   int n_empty_relocated = 0;         ///< Empty clusters moved to the farthest point, over all iterations.
+  std::vector<double> cluster_sizes; ///< k values: the total sample weight (the point count when
+                                     ///< unweighted) of each cluster in the final assignment.
+  std::vector<double> imbalance_history; ///< imbalance_history[i]: FAISS's imbalance factor
+                                     ///< k * sum_c size_c^2 / (sum_c size_c)^2 of iteration i's
+                                     ///< assignment step (1 = perfectly balanced, k = one cluster).
   Backend backend = Backend::Auto;   ///< The engine that actually ran (never Auto).
   Timings timings;                   ///< Where the time went (all n_init runs).
   std::vector<std::string> warnings; ///< Non-fatal findings, e.g. fewer distinct clusters than k.
@@ -104,10 +156,20 @@ struct Result {
 /// memory: device input is used in place and read after prior work on the default stream.
 /// Params::init_centroids and the centroids given to predict/transform/score are host memory.
 /// Throws kmeans::Error on bad input (null data, n or d of 0, k out of [1, n], NaN or Inf,
-/// sizes that overflow, an unavailable backend). Deterministic: the same input, params and
-/// build give the same bits on the same machine, whatever the thread count.
+/// values beyond max_abs_value<T>(d), array lengths that do not match, sizes that overflow, an
+/// unavailable backend). Deterministic: the same input, params and build give the same bits on
+/// the same machine, whatever the thread count.
 template <class T>
-KMEANS_API Result<T> fit(const T* data, std::size_t n, std::size_t d, const Params& p);
+KMEANS_API Result<T> fit(const T* data, std::size_t n, std::size_t d, const Params<T>& p);
+
+/// The largest magnitude accepted in data, initial centroids and the centroids given to
+/// predict / transform / score with d features: sqrt(max(float) / (8 d)) for float, so that a
+/// squared distance formed in float cannot overflow (with a factor 2 to spare for rounding),
+/// and sqrt(max(double) / (8 d)) / 2^40 for double, so that weighted sums of squared
+/// distances over up to 2^80 units of weight cannot overflow either. Larger values are
+/// rejected with a kmeans::Error naming the value, its row and column and this range.
+template <class T>
+KMEANS_API double max_abs_value(std::size_t d);
 
 /// Labels of n points against k given centroids (nearest centroid, ties to the lowest index).
 /// When `used` is given it receives the engine that ran (never Auto); so for transform, score.
@@ -123,9 +185,10 @@ KMEANS_API std::vector<T> transform(const T* data, std::size_t n, std::size_t d,
                          std::size_t k, Backend backend = Backend::Auto, Backend* used = nullptr);
 
 /// Negative (weighted) inertia of n points against k centroids, as scikit-learn's score.
+/// `sample_weight`, when given, holds n weights.
 template <class T>
 KMEANS_API double score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
-             const T* sample_weight = nullptr, Backend backend = Backend::Auto,
+             detail::NoDeduce<ArrayView<T>> sample_weight = {}, Backend backend = Backend::Auto,
              Backend* used = nullptr);
 
 namespace detail {
@@ -142,7 +205,8 @@ using WorkspacePtr = std::unique_ptr<Workspace<T>, WorkspaceDeleter<T>>;
 
 /// The free functions above, reusing the engines held by `ws` (created on first use).
 template <class T>
-KMEANS_API Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d, const Params& p);
+KMEANS_API Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+              const Params<T>& p);
 template <class T>
 KMEANS_API std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_t n,
                                   std::size_t d, const T* centroids, std::size_t k,
@@ -152,7 +216,7 @@ KMEANS_API std::vector<T> transform(WorkspacePtr<T>& ws, const T* data, std::siz
                          const T* centroids, std::size_t k, Backend backend);
 template <class T>
 KMEANS_API double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
-             const T* centroids, std::size_t k, const T* sample_weight, Backend backend);
+             const T* centroids, std::size_t k, ArrayView<T> sample_weight, Backend backend);
 }  // namespace detail
 
 /// An estimator in scikit-learn's shape: holds the parameters and, after fit, the result.
@@ -163,10 +227,16 @@ KMEANS_API double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::
 /// graphs: such repeated calls allocate no device memory. Copies share nothing (a copy starts
 /// with no engines). Like scikit-learn's estimators, one object must not be used from two
 /// threads at once; distinct objects are independent.
+///
+/// Re-entry from Params::on_iteration is supported: a running fit holds its engines and a copy
+/// of the params itself, so a call made from inside the callback on the same object (fit,
+/// predict, release(), assignment, a change to params()) runs on engines of its own and does
+/// not disturb it. When the outer fit returns, its result and engines replace whatever the
+/// nested calls left. The one thing the callback must not do is destroy the object.
 template <class T>
 class KMeans {
  public:
-  explicit KMeans(Params p = {}) : params_(std::move(p)) {}
+  explicit KMeans(Params<T> p = {}) : params_(std::move(p)) {}
   KMeans(const KMeans& o) : params_(o.params_), result_(o.result_), d_(o.d_), fitted_(o.fitted_) {}
   KMeans& operator=(const KMeans& o) {
     if (this != &o) {
@@ -184,7 +254,18 @@ class KMeans {
 
   /// Fits to n x d data; the result (centroids, labels, inertia, ...) is kept.
   KMeans& fit(const T* data, std::size_t n, std::size_t d) {
-    result_ = detail::fit(ws_, data, n, d, params_);
+    // The engines leave the object for the duration of the fit, so nothing done from inside
+    // on_iteration (a nested fit, release(), an assignment) can free or rebind them.
+    detail::WorkspacePtr<T> ws = std::move(ws_);
+    Result<T> r;
+    try {
+      r = detail::fit(ws, data, n, d, params_);
+    } catch (...) {
+      ws_ = std::move(ws);
+      throw;
+    }
+    ws_ = std::move(ws);
+    result_ = std::move(r);
     d_ = d;
     fitted_ = true;
     return *this;
@@ -195,39 +276,44 @@ class KMeans {
   }
   /// Labels of new data (n x d, the d of the fit), on the backend that ran the fit.
   std::vector<std::int32_t> predict(const T* data, std::size_t n) const {
-    return detail::predict(ws_, data, n, d_, centroids(), k(), result_.backend);
+    check_fitted();
+    return detail::predict(ws_, data, n, d_, result_.centroids.data(), k(), result_.backend);
   }
   /// n x k Euclidean distances of new data to the fitted centroids.
   std::vector<T> transform(const T* data, std::size_t n) const {
-    return detail::transform(ws_, data, n, d_, centroids(), k(), result_.backend);
+    check_fitted();
+    return detail::transform(ws_, data, n, d_, result_.centroids.data(), k(), result_.backend);
   }
-  /// Negative inertia of new data against the fitted centroids.
-  double score(const T* data, std::size_t n, const T* sample_weight = nullptr) const {
-    return detail::score(ws_, data, n, d_, centroids(), k(), sample_weight, result_.backend);
+  /// Negative inertia of new data against the fitted centroids (sample_weight: n weights).
+  double score(const T* data, std::size_t n, ArrayView<T> sample_weight = {}) const {
+    check_fitted();
+    return detail::score(ws_, data, n, d_, result_.centroids.data(), k(), sample_weight,
+                         result_.backend);
   }
 
   bool fitted() const { return fitted_; }
-  const Params& params() const { return params_; }
-  Params& params() { return params_; }
+  const Params<T>& params() const { return params_; }
+  Params<T>& params() { return params_; }
   /// The last fit's result; throws kmeans::Error before the first fit.
   const Result<T>& result() const {
     check_fitted();
     return result_;
   }
-  /// Releases the kept engines (device memory included); the fitted result stays.
+  /// Releases the kept engines (device memory included); the fitted result stays. Called from
+  /// inside on_iteration it releases only engines made inside the callback.
   void release() noexcept { ws_.reset(); }
 
  private:
   void check_fitted() const {
     if (!fitted_) throw Error("KMeans: call fit() before using the fitted model");
   }
-  const T* centroids() const {
+  /// The number of fitted centroids; only after check_fitted() (d_ is 0 before the first fit).
+  std::size_t k() const {
     check_fitted();
-    return result_.centroids.data();
+    return result_.centroids.size() / d_;
   }
-  std::size_t k() const { return result_.centroids.size() / d_; }
 
-  Params params_;
+  Params<T> params_;
   Result<T> result_;
   std::size_t d_ = 0;
   bool fitted_ = false;

@@ -581,7 +581,7 @@ Json json_header(const char* command, const char* backend, const Matrix& data, s
 template <class T>
 int run_fit(const Options& o, Matrix& data) {
   check_matrix<T>(data, o.data);
-  kmeans::Params p;
+  kmeans::Params<T> p;
   p.max_iter = o.max_iter;
   p.tol = o.tol;
   p.seed = o.seed;
@@ -601,7 +601,7 @@ int run_fit(const Options& o, Matrix& data) {
     if (init.rows > std::numeric_limits<int>::max()) throw kmeans::Error("--init " + o.init + " has too many rows");
     p.k = static_cast<int>(init.rows);
     p.init = kmeans::Init::Array;
-    p.init_centroids = values<T>(init).data();
+    p.init_centroids = values<T>(init);
   } else {
     p.k = *o.k;
     p.init = *init_method(o.init);
@@ -609,7 +609,7 @@ int run_fit(const Options& o, Matrix& data) {
   Matrix weights;
   if (!o.sample_weight.empty()) {
     weights = load_weights(o.sample_weight, data, o.data);
-    p.sample_weight = values<T>(weights).data();
+    p.sample_weight = values<T>(weights);
   }
   if (o.verbose) p.on_iteration = verbose_printer(p.init == kmeans::Init::Array ? 1 : p.n_init);
 
@@ -775,7 +775,8 @@ int run_score(const Options& o, Matrix& data) {
   Matrix c = load_centroids<T>(o, data);
   Matrix weights;
   if (!o.sample_weight.empty()) weights = load_weights(o.sample_weight, data, o.data);
-  const T* w = o.sample_weight.empty() ? nullptr : values<T>(weights).data();
+  const kmeans::ArrayView<T> w =
+      o.sample_weight.empty() ? kmeans::ArrayView<T>{} : kmeans::ArrayView<T>(values<T>(weights));
   const auto t0 = std::chrono::steady_clock::now();
   kmeans::Backend used = kmeans::Backend::Auto;
   const double score = run_with_weights(o.sample_weight, [&] {
