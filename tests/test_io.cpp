@@ -18,7 +18,12 @@
 #include <process.h>
 #define KMEANS_TEST_GETPID _getpid
 #else
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <thread>
 #define KMEANS_TEST_GETPID getpid
 #endif
 
@@ -454,7 +459,9 @@ TEST_F(IoTest, CsvVariationsAreAccepted) {
       "1.5,-2\n3,400\n0.001,6",                     // no final newline
       "1.5,-2\n3,400\n0.001,6\n\n  \n\r\n",         // blank lines at the end
       "\xEF\xBB\xBFx,y\n1.5,-2\n3,400\n0.001,6\n",  // UTF-8 byte-order mark
-      "1,y\n1.5,-2\n3,400\n0.001,6\n",              // a first row not all numbers is a header
+      "x,y\r1.5,-2\r3,400\r0.001,6\r",                // CR-only line endings (classic Mac OS)
+      "1.5,-2\r\n3,400\r0.001,6\n",                  // mixed line endings
+      "x,\n1.5,-2\n3,400\n0.001,6\n",                // a header field may be empty
   };
   for (const std::string& t : texts) {
     write_bytes("v.csv", t);
@@ -500,6 +507,14 @@ TEST_F(IoTest, MalformedCsvFilesAreErrors) {
       {"range.csv", "1,2\n1e999,4\n", {"line 2, column 1: '1e999' is out of the float64 range"}},
       {"nul.csv", std::string("1,2\n3,\0\n", 8), {"NUL bytes"}},
       {"long_field.csv", "1,2\n3," + std::string(100, 'z') + "\n", {"'zzzz", "...' is not a number"}},
+      // A first line with a number is data, not a header: its bad field is an error, named.
+      {"typo_first_row.csv", "1,2O\n3,4\n5,6\n",
+       {"line 1, column 2: '2O' is not a number (line 1 is read as data, not as a header, because "
+        "its column 1 '1' is a number)"}},
+      {"typo_first_field.csv", "x,2\n3,4\n", {"line 1, column 1: 'x' is not a number", "column 2 '2'"}},
+      {"first_row_out_of_range.csv", "y,1e999\n3,4\n", {"line 1, column 1: 'y' is not a number",
+                                                          "column 2 '1e999' is a number"}},
+      {"cr_ragged.csv", "1,2\r3\r", {"line 2 has 1 fields, expected 2 as on line 1"}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -508,6 +523,99 @@ TEST_F(IoTest, MalformedCsvFilesAreErrors) {
     parts.push_back(c.name);
     expect_read_error(path(c.name), parts);
   }
+}
+
+TEST_F(IoTest, CsvHeaderCanBeForcedEitherWay) {
+  using kmeans::io::CsvHeader;
+  write_bytes("numeric_header.csv", "1,2\n3,4\n5,6\n");
+  const Matrix forced = kmeans::io::read_matrix(path("numeric_header.csv"), CsvHeader::Present);
+  EXPECT_EQ(forced.rows, 2);
+  EXPECT_EQ(forced.f64, (std::vector<double>{3, 4, 5, 6}));
+  EXPECT_EQ(kmeans::io::read_matrix(path("numeric_header.csv"), CsvHeader::Auto).rows, 3);
+  EXPECT_EQ(kmeans::io::read_matrix(path("numeric_header.csv"), CsvHeader::Absent).rows, 3);
+  write_bytes("typo.csv", "1,2O\n3,4\n5,6\n");
+  EXPECT_EQ(kmeans::io::read_matrix(path("typo.csv"), CsvHeader::Present).rows, 2);
+  write_bytes("text_header.csv", "x,y\n3,4\n");
+  EXPECT_EQ(kmeans::io::read_matrix(path("text_header.csv")).rows, 1);
+  try {
+    kmeans::io::read_matrix(path("text_header.csv"), CsvHeader::Absent);
+    ADD_FAILURE() << "a forced data line 'x,y' must be an error";
+  } catch (const kmeans::Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("line 1, column 1: 'x' is not a number"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("read as data"), std::string::npos) << "no guess was made: " << msg;
+  }
+  write_bytes("one_line.csv", "1,2\n");
+  EXPECT_THROW(kmeans::io::read_matrix(path("one_line.csv"), CsvHeader::Present), kmeans::Error);
+}
+
+TEST_F(IoTest, MatricesAreReadFromBytesByContent) {
+  const std::string npy_bytes =
+      npy("{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }", bytes_of(kSix));
+  const Matrix a = kmeans::io::read_matrix_bytes(npy_bytes, "<stdin>");
+  EXPECT_EQ(a.dtype, Dtype::Float64);
+  EXPECT_EQ(a.rows, 3);
+  EXPECT_EQ(a.f64, kSix);
+  const Matrix b = kmeans::io::read_matrix_bytes("x,y\n1.5,-2\n3.25,4\n-5.5,6\n", "<stdin>");
+  EXPECT_EQ(b.rows, 3);
+  EXPECT_EQ(b.f64, kSix);
+  EXPECT_EQ(kmeans::io::read_matrix_bytes("1,2\n3,4\n", "<stdin>", kmeans::io::CsvHeader::Present).rows, 1);
+  for (const std::string& bad : {std::string(), npy_bytes.substr(0, npy_bytes.size() - 3),
+                                 std::string("\x93NUMPY\x01", 7), std::string("1,2\n3\n")}) {
+    try {
+      kmeans::io::read_matrix_bytes(bad, "<stdin>");
+      ADD_FAILURE() << "no error for " << bad.size() << " bytes";
+    } catch (const kmeans::Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("<stdin>: ", 0), 0u) << e.what();
+    }
+  }
+}
+
+TEST_F(IoTest, HugeNpyItemSizesAreNamedWithoutOverflow) {
+  // '<f300000000': 300000000 * 8 bits does not fit in an int (it printed "float-1894967296").
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"<f300000000", "'<f300000000' (float2400000000)"},
+      {"<i2147483648", "'<i2147483648' (int17179869184)"},
+      {"<f2305843009213693952", "(float of 2305843009213693952 bytes)"},  // 8x overflows 64 bits
+      {"<u18446744073709551615", "(uint of 18446744073709551615 bytes)"},
+      {"<f99999999999999999999", "unsupported dtype '<f99999999999999999999'"},  // > 64 bits
+  };
+  for (const auto& [descr, expected] : cases) {
+    SCOPED_TRACE(descr);
+    write_bytes("big.npy", npy("{'descr': '" + descr + "', 'fortran_order': False, 'shape': (3, 2), }",
+                               bytes_of(kSix)));
+    expect_read_error(path("big.npy"), {expected});
+    std::vector<std::int64_t> shape;
+    EXPECT_THROW(kmeans::io::read_npy<float>(path("big.npy"), shape), kmeans::Error);
+    EXPECT_THROW(kmeans::io::read_vector(path("big.npy")), kmeans::Error);
+  }
+  // A big-endian huge item size: the suggested conversion quotes the size, in 64 bits.
+  write_bytes("big_be.npy", npy("{'descr': '>f300000000', 'fortran_order': False, 'shape': (3, 2), }",
+                                bytes_of(kSix)));
+  expect_read_error(path("big_be.npy"), {"big-endian dtype '>f300000000' (float2400000000)",
+                                         "a.astype('<f300000000')"});
+}
+
+TEST_F(IoTest, SameFileSeesThroughSpellingsAndLinks) {
+  write_bytes("a.npy", "x");
+  write_bytes("b.npy", "x");
+  fs::create_directories(path("sub"));
+  using kmeans::io::same_file;
+  EXPECT_TRUE(same_file(path("a.npy"), path("a.npy")));
+  EXPECT_TRUE(same_file(path("a.npy"), path("./a.npy")));
+  EXPECT_TRUE(same_file(path("a.npy"), path("sub/../a.npy")));
+  EXPECT_FALSE(same_file(path("a.npy"), path("b.npy")));  // same content, other file
+  fs::create_symlink(path("a.npy"), path("link.npy"));
+  EXPECT_TRUE(same_file(path("link.npy"), path("a.npy")));
+  fs::create_hard_link(path("a.npy"), path("hard.npy"));
+  EXPECT_TRUE(same_file(path("hard.npy"), path("a.npy")));
+  // Outputs that do not exist yet: the same path under two spellings, or not.
+  EXPECT_TRUE(same_file(path("new.npy"), path("sub/../new.npy")));
+  EXPECT_TRUE(same_file(path("new.npy"), path("./new.npy")));
+  EXPECT_FALSE(same_file(path("new.npy"), path("new.csv")));
+  EXPECT_FALSE(same_file(path("new.npy"), path("a.npy")));
+  fs::create_directory_symlink(path("sub"), path("sublink"));
+  EXPECT_TRUE(same_file(path("sub/new.npy"), path("sublink/new.npy")));
 }
 
 // --- writing: errors and atomicity ---------------------------------------------------------------
@@ -571,5 +679,89 @@ TEST_F(IoTest, StagedWritesAreAllOrNothing) {
   EXPECT_EQ(l.f64, (std::vector<double>{1, 0, 1}));
   EXPECT_EQ(entries().size(), 2u);
 }
+
+#if !defined(_WIN32)
+/// Temporaries left in the directory (names with ".tmp-").
+std::size_t temporaries(const fs::path& dir) {
+  std::size_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir))
+    n += e.path().filename().string().find(".tmp-") != std::string::npos;
+  return n;
+}
+
+/// Waits for the child and returns the signal that ended it (0: it exited).
+int ending_signal(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return -1;
+  return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+TEST_F(IoTest, SignalsRemoveStagedTemporariesAndEndTheProcess) {
+  const std::vector<std::int32_t> labels = {1, 0, 1};
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    SCOPED_TRACE(sig);
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {  // the child stages two outputs, says so, and waits for the signal
+      ::close(ready[0]);
+      try {
+        kmeans::io::StagedWrites out;
+        out.add(path("c.npy"), kSix.data(), 3, 2);
+        out.add(path("l.csv"), labels.data(), 3, 0);
+        const char ok = 1;
+        if (::write(ready[1], &ok, 1) != 1) ::_exit(3);
+        for (;;) ::pause();
+      } catch (...) {
+        ::_exit(4);
+      }
+    }
+    ::close(ready[1]);
+    char ok = 0;
+    const bool staged = ::read(ready[0], &ok, 1) == 1;
+    ::close(ready[0]);
+    if (!staged) {
+      ADD_FAILURE() << "the child failed to stage its files";
+      ::kill(pid, SIGKILL);
+      ending_signal(pid);
+      continue;
+    }
+    EXPECT_EQ(temporaries(dir_), 2u);
+    ASSERT_EQ(::kill(pid, sig), 0);
+    EXPECT_EQ(ending_signal(pid), sig) << "the process must end by the signal, as without the handler";
+    EXPECT_TRUE(entries().empty()) << "the temporaries must be removed";
+  }
+}
+
+TEST_F(IoTest, SignalDuringAWriteLeavesNoTemporary) {
+  // The child rewrites a large .csv over and over; the signal comes while a temporary exists
+  // (or just after a rename): either way no temporary may remain, and the target is whole.
+  const std::int64_t rows = 100000, cols = 8;
+  const std::vector<double> big = random_values(static_cast<std::size_t>(rows * cols), 11);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    try {
+      for (;;) kmeans::io::write_csv(path("big.csv"), big.data(), rows, cols);
+    } catch (...) {
+      ::_exit(4);
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (temporaries(dir_) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const bool seen = temporaries(dir_) > 0;
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(ending_signal(pid), SIGTERM);
+  ASSERT_TRUE(seen) << "no temporary appeared within 30 s";
+  EXPECT_EQ(temporaries(dir_), 0u);
+  if (fs::exists(path("big.csv"))) {
+    const Matrix m = kmeans::io::read_matrix(path("big.csv"));
+    EXPECT_EQ(m.rows, rows);
+    EXPECT_EQ(m.f64, big);
+  }
+}
+#endif
 
 }  // namespace
