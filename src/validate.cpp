@@ -18,7 +18,10 @@ namespace kmeans::detail {
 // every resolution, small problems included; the OpenMP default is clamped to it.
 constexpr int kMaxThreads = 1024;
 int resolve_threads(int n_threads) {
-  if (n_threads > kMaxThreads) throw Error("n_threads = " + std::to_string(n_threads) + " exceeds the limit of " + std::to_string(kMaxThreads) + " threads");
+  if (n_threads > kMaxThreads) {
+    throw Error("n_threads = " + std::to_string(n_threads) + " exceeds the limit of " +
+                std::to_string(kMaxThreads) + " threads");
+  }
   return n_threads > 0 ? n_threads : std::min(omp_get_max_threads(), kMaxThreads);
 }
 
