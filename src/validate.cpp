@@ -2,6 +2,7 @@
 // Input validation at the library boundary, and small fixed-order host reductions.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -18,10 +19,20 @@
 
 namespace kmeans::detail {
 
-int resolve_threads(int n_threads) { return n_threads > 0 ? n_threads : omp_get_max_threads(); }
+// At most kMaxThreads (1024) threads: far more would crash or abort inside libgomp. Checked on
+// every resolution, small problems included; the OpenMP default is clamped to it.
+constexpr int kMaxThreads = 1024;
+int resolve_threads(int n_threads) {
+  if (n_threads > kMaxThreads) {
+    throw Error("n_threads = " + std::to_string(n_threads) + " exceeds the limit of " +
+                std::to_string(kMaxThreads) + " threads");
+  }
+  return n_threads > 0 ? n_threads : std::min(omp_get_max_threads(), kMaxThreads);
+}
 
 int threads_for(int n_threads, double work) {
-  return work < kMinParallelWork ? 1 : resolve_threads(n_threads);
+  const int threads = resolve_threads(n_threads);
+  return work < kMinParallelWork ? 1 : threads;
 }
 
 void validate_shape(const void* data, std::size_t n, std::size_t d, const char* what) {

@@ -588,6 +588,30 @@ TEST(Driver, EmptyClusterWarningNamesItsCause) {
       << rd.warnings.back();
 }
 
+// More threads than the bound (1024) crashed or aborted inside libgomp; the bound holds for
+// small problems too (which run on one thread), so the error does not depend on the data size.
+TEST(Validation, ThreadCountAboveTheLimitIsAnError) {
+  const std::vector<double> small = {0, 1, 10, 11};
+  const std::vector<double> large = kmeans_test::four_blobs<double>(5000, 7);  // 20000 x 2
+  for (Backend b : kHostBackends) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    for (int threads : {1025, 5000, 100000, std::numeric_limits<int>::max()}) {
+      kmeans::Params p;
+      p.k = 2;
+      p.backend = b;
+      p.n_threads = threads;
+      const std::string msg = "n_threads = " + std::to_string(threads) + " exceeds the limit of 1024";
+      expect_error([&] { kmeans::fit(small.data(), 4, 1, p); }, msg);
+      expect_error([&] { kmeans::fit(large.data(), 20000, 2, p); }, msg);
+    }
+    kmeans::Params p;
+    p.k = 2;
+    p.backend = b;
+    p.n_threads = 1024;
+    EXPECT_EQ(kmeans::fit(small.data(), 4, 1, p).labels.size(), 4u);
+  }
+}
+
 TEST(Version, IsSemantic) {
   const std::string v = kmeans::version();
   EXPECT_EQ(std::count(v.begin(), v.end(), '.'), 2) << v;

@@ -3,12 +3,18 @@
 #pragma once
 
 #include <algorithm>
+#include <csignal>
+#if !defined(_WIN32)
+#include <signal.h>
+#endif
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <istream>
+#include <limits>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -67,13 +73,16 @@ inline std::uint64_t open_for_reading(const std::string& path, std::ifstream& in
   if (!fs::is_regular_file(st)) fail(path, "is not a regular file");
   const std::uintmax_t size = fs::file_size(path, ec);
   if (ec) fail(path, "cannot read the file size: " + ec.message());
+  if (size > std::numeric_limits<std::size_t>::max()) {
+    fail(path, "is " + std::to_string(size) + " bytes, too large to read on this platform");
+  }
   errno = 0;
   in.open(path, std::ios::binary);
   if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno ? errno : EACCES));
   return static_cast<std::uint64_t>(size);
 }
 
-inline void read_exact(std::ifstream& in, const std::string& path, char* dst, std::uint64_t bytes) {
+inline void read_exact(std::istream& in, const std::string& path, char* dst, std::uint64_t bytes) {
   // Chunks keep each read's count well inside std::streamsize on every platform.
   constexpr std::uint64_t kChunk = std::uint64_t{1} << 30;
   while (bytes > 0) {
@@ -104,10 +113,37 @@ std::string npy_descr() {
 
 
 /// A float32/float64 .npy as a Matrix: a 2-D (n, d) array, or with `as_vector` a 1-D (n,) or
-/// column (n, 1) array read as n x 1 (npy.cpp).
+/// column (n, 1) array read as n x 1 (npy.cpp). The stream form reads `size` bytes from `in`,
+/// `name` naming the source in errors.
 Matrix read_npy_floats(const std::string& path, bool as_vector);
+Matrix read_npy_floats(std::istream& in, const std::string& name, std::uint64_t size,
+                       bool as_vector);
 
-/// A .csv as an n x d float64 Matrix (csv.cpp).
-Matrix read_csv_matrix(const std::string& path);
+/// A .csv as an n x d float64 Matrix (csv.cpp); parse_csv_text parses text already in memory.
+Matrix read_csv_matrix(const std::string& path, CsvHeader header);
+Matrix parse_csv_text(std::string text, const std::string& name, CsvHeader header);
+
+/// Staged temporaries (temp_files.cpp). register_temp records a temporary's path before the file
+/// is created, so that SIGINT, SIGTERM or SIGHUP (when their action was the default) remove it
+/// before the process ends with the usual signal status; unregister_temp forgets it once it was
+/// renamed or removed. Throws kmeans::Error when the path is too long or too many are staged.
+int register_temp(const std::string& path);
+void unregister_temp(int slot);
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread for its lifetime, so that several renames
+/// happen all together; a signal that arrives meanwhile takes effect afterwards.
+class CleanupSignalsBlocked {
+ public:
+  CleanupSignalsBlocked();
+  ~CleanupSignalsBlocked();
+  CleanupSignalsBlocked(const CleanupSignalsBlocked&) = delete;
+  CleanupSignalsBlocked& operator=(const CleanupSignalsBlocked&) = delete;
+
+ private:
+#if !defined(_WIN32)
+  sigset_t old_;
+  bool active_ = false;
+#endif
+};
 
 }  // namespace kmeans::io::detail

@@ -55,12 +55,8 @@ ParseStatus parse_double(const std::string& f, double& out) {
 
 }  // namespace
 
-Matrix read_csv_matrix(const std::string& path) {
-  std::ifstream in;
-  const std::uint64_t size = open_for_reading(path, in);
-  if (size == 0) fail(path, "is empty (0 bytes)");
-  std::string text(static_cast<std::size_t>(size), '\0');
-  read_exact(in, path, text.data(), size);
+Matrix parse_csv_text(std::string text, const std::string& path, CsvHeader header_mode) {
+  if (text.empty()) fail(path, "is empty (0 bytes)");
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // UTF-8 byte-order mark
   if (text.find('\0') != std::string::npos) fail(path, "contains NUL bytes: not a text .csv file");
   // Blank lines at the end (a trailing newline, editors' extra lines) are not rows.
@@ -72,20 +68,33 @@ Matrix read_csv_matrix(const std::string& path) {
   m.dtype = Dtype::Float64;
   std::size_t cols = 0, header_fields = 0, line_no = 0, first_data_line = 0;
   bool header = false;
+  std::string line1_number;  // Auto: the numeric field that made line 1 data, for the message
+  // Lines end in "\n", "\r\n" or a lone "\r" (classic Mac OS files): all three are read.
   for (std::size_t b = 0; b < end;) {
-    std::size_t e = std::min(text.find('\n', b), end);
+    const std::size_t e = std::min(text.find_first_of("\r\n", b), end);
     ++line_no;
-    std::string line = text.substr(b, e - b);
+    const std::string line = text.substr(b, e - b);
     b = e + 1;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (e < end && text[e] == '\r' && b < end && text[b] == '\n') ++b;
     const std::string where = "line " + std::to_string(line_no);
     if (is_blank(line)) fail(path, where + " is empty (blank lines are allowed only at the end)");
     const std::vector<std::string> fields = split_fields(line);
     if (line_no == 1) {
-      // A first row that is not all numbers is a header.
-      double v;
-      for (const std::string& f : fields)
-        if (parse_double(f, v) != ParseStatus::Ok) header = true;
+      // Auto: line 1 is a header only when none of its fields is a number, so that a typo in
+      // the first data row ("1,2O") is an error, not a silently dropped row.
+      if (header_mode == CsvHeader::Auto) {
+        header = true;
+        for (std::size_t j = 0; j < fields.size() && header; ++j) {
+          double v;
+          const ParseStatus st = parse_double(fields[j], v);
+          if (st == ParseStatus::Ok || st == ParseStatus::OutOfRange) {
+            header = false;
+            line1_number = "column " + std::to_string(j + 1) + " " + quoted(fields[j]);
+          }
+        }
+      } else {
+        header = header_mode == CsvHeader::Present;
+      }
       if (header) {
         header_fields = fields.size();
         continue;
@@ -106,10 +115,16 @@ Matrix read_csv_matrix(const std::string& path) {
     for (std::size_t j = 0; j < fields.size(); ++j) {
       double v = 0;
       const std::string at = where + ", column " + std::to_string(j + 1);
+      // Why line 1 was taken as data, when that was a guess.
+      const std::string why = line_no == 1 && !line1_number.empty()
+                                  ? " (line 1 is read as data, not as a header, because its " +
+                                        line1_number + " is a number)"
+                                  : "";
       switch (parse_double(fields[j], v)) {
         case ParseStatus::Ok: break;
-        case ParseStatus::Empty: fail(path, at + ": empty field");
-        case ParseStatus::NotANumber: fail(path, at + ": " + quoted(fields[j]) + " is not a number");
+        case ParseStatus::Empty: fail(path, at + ": empty field" + why);
+        case ParseStatus::NotANumber:
+          fail(path, at + ": " + quoted(fields[j]) + " is not a number" + why);
         case ParseStatus::OutOfRange:
           fail(path, at + ": " + quoted(fields[j]) + " is out of the float64 range");
       }
@@ -120,6 +135,14 @@ Matrix read_csv_matrix(const std::string& path) {
   if (m.rows == 0) fail(path, "has a header row but no data rows");
   m.cols = static_cast<std::int64_t>(cols);
   return m;
+}
+
+Matrix read_csv_matrix(const std::string& path, CsvHeader header) {
+  std::ifstream in;
+  const std::uint64_t size = open_for_reading(path, in);
+  std::string text(static_cast<std::size_t>(size), '\0');
+  read_exact(in, path, text.data(), size);
+  return parse_csv_text(std::move(text), path, header);
 }
 
 }  // namespace kmeans::io::detail

@@ -23,9 +23,19 @@ struct Matrix {
   std::vector<double> f64;
 };
 
+/// Whether the first line of a .csv is a header. Auto: it is a header when none of its fields is
+/// a number (a first line with one number is data, and a bad field in it is an error).
+enum class CsvHeader { Auto, Present, Absent };
+
 /// Reads a 2-D float32/float64 .npy (C order) or a .csv (optional header row, float64),
 /// chosen by the file extension.
-Matrix read_matrix(const std::string& path);
+Matrix read_matrix(const std::string& path, CsvHeader header = CsvHeader::Auto);
+
+/// Reads a matrix from bytes already in memory (e.g. standard input), the format chosen by the
+/// content: a .npy when it starts with the .npy magic string, else .csv text. `name` names the
+/// source in error messages.
+Matrix read_matrix_bytes(std::string bytes, const std::string& name,
+                         CsvHeader header = CsvHeader::Auto);
 
 /// Reads n values, e.g. sample weights: a 1-D (n,) or column (n, 1) float32/float64 .npy, or a
 /// .csv with one value per line (optional header row, float64). Returned as an n x 1 Matrix.
@@ -57,13 +67,18 @@ void write_matrix(const std::string& path, const T* data, std::int64_t rows, std
 /// True when the path ends in .npy or .csv (any case): the formats read_matrix / write_matrix know.
 bool has_matrix_extension(const std::string& path);
 
+/// True when `a` and `b` are the same file: std::filesystem::equivalent when both exist (other
+/// spellings, symbolic and hard links), else the same weakly canonical path.
+bool same_file(const std::string& a, const std::string& b);
+
 /// Throws kmeans::Error unless a file can be created at `path`: its directory exists and is
 /// writable and `path` is not a directory. Lets a caller fail before a long computation.
 void check_writable(const std::string& path);
 
 /// Several output files written all or nothing: add() writes each under a temporary name beside
 /// its target, commit() renames them all into place; the destructor removes whatever was not
-/// committed (after an error, nothing is left behind).
+/// committed (after an error, nothing is left behind). SIGINT, SIGTERM and SIGHUP also remove
+/// the temporaries before the process ends, and cannot split a commit() (see temp_files.cpp).
 class StagedWrites {
  public:
   StagedWrites() = default;
@@ -82,6 +97,7 @@ class StagedWrites {
   struct Staged {
     std::string temp;
     std::string target;
+    int slot = -1;  ///< Its entry in the registry the signal handler cleans up.
   };
   std::vector<Staged> files_;
 };

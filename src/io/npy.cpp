@@ -17,7 +17,7 @@ constexpr std::uint64_t kMaxNpyHeaderBytes = std::uint64_t{1} << 20;
 struct NpyHeader {
   std::string descr;               ///< As written, e.g. "<f8".
   char kind = 0;                   ///< 'f', 'i', ... after the byte-order character.
-  int itemsize = 0;
+  std::uint64_t itemsize = 0;     ///< Bytes per element (0: unparsable).
   bool fortran_order = false;
   std::vector<std::int64_t> shape;
   std::uint64_t count = 1;         ///< Product of the shape.
@@ -140,12 +140,20 @@ class NpyDictParser {
   std::size_t pos_ = 0;
 };
 
-std::string dtype_name(char kind, int itemsize) {
+/// "float64" for ('f', 8); the bit count is formed in 64 bits and, past what fits, the size is
+/// given in bytes instead, so that no item size read from a file can overflow.
+std::string dtype_name(char kind, std::uint64_t itemsize) {
+  auto sized = [itemsize](const char* base) {
+    if (itemsize > std::numeric_limits<std::uint64_t>::max() / 8) {
+      return std::string(base) + " of " + std::to_string(itemsize) + " bytes";
+    }
+    return base + std::to_string(itemsize * 8);
+  };
   switch (kind) {
-    case 'f': return "float" + std::to_string(itemsize * 8);
-    case 'i': return "int" + std::to_string(itemsize * 8);
-    case 'u': return "uint" + std::to_string(itemsize * 8);
-    case 'c': return "complex" + std::to_string(itemsize * 8);
+    case 'f': return sized("float");
+    case 'i': return sized("int");
+    case 'u': return sized("uint");
+    case 'c': return sized("complex");
     case 'b': return "bool";
     case 'O': return "object";
     case 'U': return "unicode string";
@@ -158,7 +166,7 @@ std::string dtype_name(char kind, int itemsize) {
 }
 
 /// Reads and checks the magic string and header dict; leaves `in` at the first data byte.
-NpyHeader read_npy_header(std::ifstream& in, const std::string& path, std::uint64_t file_size) {
+NpyHeader read_npy_header(std::istream& in, const std::string& path, std::uint64_t file_size) {
   static const char kMagic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
   if (file_size == 0) fail(path, "is empty (0 bytes), not a .npy file");
   char pre[8];
@@ -198,13 +206,13 @@ NpyHeader read_npy_header(std::ifstream& in, const std::string& path, std::uint6
   const char order = ds.empty() ? '\0' : ds[0];
   std::size_t at = (order == '<' || order == '>' || order == '=' || order == '|') ? 1 : 0;
   if (at < ds.size()) h.kind = ds[at++];
-  int size = 0;
+  std::uint64_t size = 0;  // out of range (more than 20 digits) reads as unparsable
   const auto r = std::from_chars(ds.data() + std::min(at, ds.size()), ds.data() + ds.size(), size);
   h.itemsize = (r.ec == std::errc() && r.ptr == ds.data() + ds.size()) ? size : 0;
   const std::string named = quoted(ds) + (h.itemsize > 0 || h.kind == 'O' || h.kind == 'b'
                                               ? " (" + dtype_name(h.kind, h.itemsize) + ")"
                                               : "");
-  if (h.kind == 0 || (h.itemsize <= 0 && h.kind != 'O')) fail(path, "unsupported dtype " + quoted(ds));
+  if (h.kind == 0 || (h.itemsize == 0 && h.kind != 'O')) fail(path, "unsupported dtype " + quoted(ds));
   if (order == '>' && h.itemsize > 1) {
     fail(path, "big-endian dtype " + named + " is not supported; convert with "
                "a.astype('<" + std::string(1, h.kind) + std::to_string(h.itemsize) + "')");
@@ -224,7 +232,11 @@ NpyHeader read_npy_header(std::ifstream& in, const std::string& path, std::uint6
 }
 
 void check_npy_data_size(const NpyHeader& h, const std::string& path, std::uint64_t file_size) {
-  const std::uint64_t need = h.count * static_cast<std::uint64_t>(h.itemsize);
+  if (h.count != 0 && h.itemsize > std::numeric_limits<std::uint64_t>::max() / h.count) {
+    fail(path, "shape " + shape_string(h.shape) + " of " + quoted(h.descr) +
+                   " overflows: the data size does not fit in 64 bits");
+  }
+  const std::uint64_t need = h.count * h.itemsize;
   const std::uint64_t have = file_size - h.data_offset;
   if (have < need) {
     fail(path, "truncated data: shape " + shape_string(h.shape) + " of " + quoted(h.descr) +
@@ -239,7 +251,7 @@ void check_npy_data_size(const NpyHeader& h, const std::string& path, std::uint6
 }
 
 template <class T>
-std::vector<T> read_npy_data(std::ifstream& in, const NpyHeader& h, const std::string& path) {
+std::vector<T> read_npy_data(std::istream& in, const NpyHeader& h, const std::string& path) {
   std::vector<T> v(static_cast<std::size_t>(h.count));
   read_exact(in, path, reinterpret_cast<char*>(v.data()), h.count * sizeof(T));
   return v;
@@ -247,18 +259,14 @@ std::vector<T> read_npy_data(std::ifstream& in, const NpyHeader& h, const std::s
 
 template <class T>
 bool header_is(const NpyHeader& h) {
-  return h.kind == npy_kind<T>() && h.itemsize == static_cast<int>(sizeof(T));
+  return h.kind == npy_kind<T>() && h.itemsize == sizeof(T);
 }
-
-/// A float32/float64 .npy as a Matrix: a 2-D (n, d) array, or with `as_vector` a 1-D (n,) or
 
 }  // namespace
 
-/// column (n, 1) array read as n x 1.
-Matrix read_npy_floats(const std::string& path, bool as_vector) {
+Matrix read_npy_floats(std::istream& in, const std::string& path, std::uint64_t size,
+                       bool as_vector) {
   if (!host_is_little_endian()) fail(path, ".npy reading is implemented for little-endian hosts only");
-  std::ifstream in;
-  const std::uint64_t size = open_for_reading(path, in);
   const NpyHeader h = read_npy_header(in, path, size);
   if (!header_is<float>(h) && !header_is<double>(h)) {
     fail(path, "unsupported dtype " + quoted(h.descr) + " (" + dtype_name(h.kind, h.itemsize) +
@@ -285,6 +293,12 @@ Matrix read_npy_floats(const std::string& path, bool as_vector) {
     m.f64 = read_npy_data<double>(in, h, path);
   }
   return m;
+}
+
+Matrix read_npy_floats(const std::string& path, bool as_vector) {
+  std::ifstream in;
+  const std::uint64_t size = open_for_reading(path, in);
+  return read_npy_floats(in, path, size, as_vector);
 }
 
 }  // namespace detail

@@ -3,7 +3,10 @@
 // float32 / float64 conversion.
 #include <charconv>
 #include <cmath>
+#include <cstring>
+#include <istream>
 #include <sstream>
+#include <streambuf>
 
 #include "io/common.hpp"
 
@@ -13,18 +16,38 @@ using detail::fail;
 using detail::lower_extension;
 using detail::quoted;
 
-Matrix read_matrix(const std::string& path) {
+Matrix read_matrix(const std::string& path, CsvHeader header) {
   const std::string ext = lower_extension(path);
   if (ext == ".npy") return detail::read_npy_floats(path, false);
-  if (ext == ".csv") return detail::read_csv_matrix(path);
+  if (ext == ".csv") return detail::read_csv_matrix(path, header);
   fail(path, "unknown input format " + quoted(ext) + ": expected a .npy or .csv file");
+}
+
+namespace {
+
+/// A read-only stream over bytes in memory (no copy).
+class MemoryBuf : public std::streambuf {
+ public:
+  MemoryBuf(char* b, std::size_t n) { setg(b, b, b + n); }
+};
+
+}  // namespace
+
+Matrix read_matrix_bytes(std::string bytes, const std::string& name, CsvHeader header) {
+  static const char kMagic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
+  if (bytes.size() >= sizeof(kMagic) && std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) == 0) {
+    MemoryBuf buf(bytes.data(), bytes.size());
+    std::istream in(&buf);
+    return detail::read_npy_floats(in, name, bytes.size(), false);
+  }
+  return detail::parse_csv_text(std::move(bytes), name, header);
 }
 
 Matrix read_vector(const std::string& path) {
   const std::string ext = lower_extension(path);
   if (ext == ".npy") return detail::read_npy_floats(path, true);
   if (ext != ".csv") fail(path, "unknown input format " + quoted(ext) + ": expected a .npy or .csv file");
-  Matrix m = detail::read_csv_matrix(path);
+  Matrix m = detail::read_csv_matrix(path, CsvHeader::Auto);
   if (m.cols != 1) {
     fail(path, "has " + std::to_string(m.cols) + " columns; expected one value per line");
   }

@@ -2,6 +2,7 @@
 // .npy and .csv writing: every file goes through a temporary sibling renamed over the target
 // (write_atomically, StagedWrites), so a failed write never leaves a partial file behind.
 #include <charconv>
+#include <limits>
 
 #if defined(_WIN32)
 #include <io.h>
@@ -32,6 +33,11 @@ void check_dims(const std::string& path, std::int64_t rows, std::int64_t cols) {
   if (rows < 0 || cols < 0) {
     fail(path, "cannot write a negative shape (" + std::to_string(rows) + ", " +
                    std::to_string(cols) + ")");
+  }
+  const auto width = static_cast<std::uint64_t>(cols > 0 ? cols : 1);
+  if (rows > 0 && width > std::numeric_limits<std::uint64_t>::max() / 8 / static_cast<std::uint64_t>(rows)) {
+    fail(path, "cannot write shape (" + std::to_string(rows) + ", " + std::to_string(cols) +
+                   "): the data size overflows 64 bits");
   }
 }
 
@@ -122,21 +128,25 @@ void rename_over(const std::string& temp, const std::string& target) {
   }
 }
 
-
 }  // namespace
 
-/// readers never see a half-written file, and a failed write leaves nothing behind.
+/// Writes through `write_file(temp)` into a temporary sibling, then renames it over `path`:
+/// readers never see a half-written file, and a failed write (or SIGINT / SIGTERM / SIGHUP)
+/// leaves nothing behind.
 template <class F>
 void write_atomically(const std::string& path, F&& write_file) {
   const std::string temp = temp_name_for(path);
+  const int slot = register_temp(temp);  // before the file exists
   try {
     write_file(temp);
+    rename_over(temp, path);
   } catch (...) {
     std::error_code ec;
     fs::remove(temp, ec);
+    unregister_temp(slot);
     throw;
   }
-  rename_over(temp, path);
+  unregister_temp(slot);
 }
 
 template <class T>
@@ -163,6 +173,20 @@ bool has_matrix_extension(const std::string& path) {
   return ext == ".npy" || ext == ".csv";
 }
 
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ea, eb;
+  if (fs::exists(a, ea) && fs::exists(b, eb)) {
+    std::error_code ec;
+    const bool same = fs::equivalent(a, b, ec);
+    if (!ec) return same;
+  }
+  // One does not exist yet (two outputs): compare the paths with links and ".." resolved.
+  const fs::path ca = fs::weakly_canonical(fs::absolute(a, ea), ea);
+  const fs::path cb = fs::weakly_canonical(fs::absolute(b, eb), eb);
+  if (ea || eb) return fs::path(a).lexically_normal() == fs::path(b).lexically_normal();
+  return ca == cb;
+}
+
 void check_writable(const std::string& path) {
   std::error_code ec;
   if (path.empty()) throw Error("output path is empty");
@@ -180,13 +204,18 @@ void check_writable(const std::string& path) {
 
 StagedWrites::~StagedWrites() {
   std::error_code ec;
-  for (const Staged& f : files_) fs::remove(f.temp, ec);
+  for (const Staged& f : files_) {
+    fs::remove(f.temp, ec);
+    unregister_temp(f.slot);
+  }
 }
 
 template <class T>
 void StagedWrites::add(const std::string& path, const T* data, std::int64_t rows, std::int64_t cols) {
   const Format format = format_for_writing(path);
-  Staged f{temp_name_for(path), path};
+  Staged f{temp_name_for(path), path, -1};
+  files_.reserve(files_.size() + 1);
+  f.slot = register_temp(f.temp);  // before the file exists
   files_.push_back(f);  // registered first, so the destructor removes a half-written temporary
   if (format == Format::Npy) {
     write_npy_file(f.temp, path, data, rows, cols);
@@ -196,7 +225,13 @@ void StagedWrites::add(const std::string& path, const T* data, std::int64_t rows
 }
 
 void StagedWrites::commit() {
-  for (const Staged& f : files_) rename_over(f.temp, f.target);
+  // All renames, or (after a failed one) none of the rest: a signal cannot stop it half-way.
+  CleanupSignalsBlocked blocked;
+  for (Staged& f : files_) {
+    rename_over(f.temp, f.target);
+    unregister_temp(f.slot);
+    f.slot = -1;
+  }
   files_.clear();
 }
 

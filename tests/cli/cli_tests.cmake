@@ -10,10 +10,13 @@ set(KMEANS_CLI_WORK "${CMAKE_CURRENT_BINARY_DIR}/cli_work")
 #                 [JSON_KEYS k|k] [JSON_EQUAL k=v|k=v] [JSON_RANGE k=lo,hi|...]
 #                 [LABELS_NPY path=n,k] [EXPECT_LABELS l,l,...] [MATRIX_CSV path=rows,cols]
 #                 [EXPECT_MATRIX lo,hi|...] [SAME_FILES a|b] [STDERR_LINES n|key]
-#                 [STDERR_EVERY_LINE re] [JSON_MATCH k=re|k=re])
+#                 [STDERR_EVERY_LINE re] [JSON_MATCH k=re|k=re] [STDIN_FILE path]
+#                 [STDERR_USAGE re] [WRITE_FILES name=text|...] [COPY_FILES src=dst|...]
+#                 [SYMLINKS target=link|...])
 function(kmeans_cli_case name)
   set(one RC EXPECT_STDERR EXPECT_STDOUT JSON_KEYS JSON_EQUAL JSON_MATCH JSON_RANGE LABELS_NPY
-      EXPECT_LABELS MATRIX_CSV EXPECT_MATRIX SAME_FILES STDERR_LINES STDERR_EVERY_LINE)
+      EXPECT_LABELS MATRIX_CSV EXPECT_MATRIX SAME_FILES STDERR_LINES STDERR_EVERY_LINE
+      STDIN_FILE STDERR_USAGE WRITE_FILES COPY_FILES SYMLINKS)
   cmake_parse_arguments(C "" "${one}" "ARGS;PRE" ${ARGN})
   # "|" separates the arguments on the way to run_cli_case.cmake: one inside an argument
   # (--init k-means||) travels as @BAR@.
@@ -134,10 +137,10 @@ kmeans_cli_case(fit_n_init_weighted_parallel RC 0
 # Warnings: in the JSON with --json (stderr stays empty), on stderr otherwise.
 kmeans_cli_case(fit_warning_json RC 0
   ARGS fit @DATA@/tiny.npy --init @DATA@/tiny_init.npy --n-init 3 --json
-  JSON_EQUAL "init=array|n_init=3|n_iter=2" JSON_MATCH "warnings.0=n_init = 3 ignored")
+  JSON_EQUAL "init=array|n_init=1|n_iter=2" JSON_MATCH "warnings.0=n_init = 3 ignored")
 kmeans_cli_case(fit_warning_human RC 0
   ARGS fit @DATA@/tiny.npy --init @DATA@/tiny_init.npy --n-init 3
-  EXPECT_STDOUT "converged after 2 iterations" STDERR_LINES 1
+  EXPECT_STDOUT "init array, n_init 1\\).*converged after 2 iterations" STDERR_LINES 1
   STDERR_EVERY_LINE "^kmeans: warning: init = Array: n_init = 3 ignored")
 kmeans_cli_case(fit_warning_distinct_clusters_json RC 0
   ARGS fit @DATA@/duplicates.csv --k 3 --json
@@ -312,16 +315,20 @@ kmeans_cli_case(bad_transform_output_directory RC 1
 
 # --- bad command lines: exit code 2 ------------------------------------------------------------
 foreach(spec
-    "k_zero|--k|0|--k 0 must be at least 1"
-    "k_negative|--k|-1|--k -1 must be at least 1"
-    "k_text|--k|abc|--k 'abc' is not an integer"
+    "k_zero|--k|0|--k '0' is out of range: expected an integer from 1 to 2147483647"
+    "k_negative|--k|-1|--k '-1' is out of range: expected an integer from 1 to"
+    "k_text|--k|abc|--k 'abc' is not an integer: expected an integer from 1 to"
     "k_suffix|--k|3x|--k '3x' is not an integer"
     "k_too_large|--k|99999999999|out of range"
-    "max_iter_negative|--max-iter|-1|--max-iter -1 must be >= 0"
+    "max_iter_negative|--max-iter|-1|--max-iter '-1' is out of range: expected an integer from 0 to 2147483647"
     "tol_nan|--tol|nan|--tol nan must be finite"
     "tol_negative|--tol|-1e-3|--tol -1e-3 must be finite and >= 0"
-    "seed_negative|--seed|-1|--seed '-1' is not an integer"
-    "threads_negative|--threads|-2|--threads -2 must be >= 0"
+    "seed_negative|--seed|-1|--seed '-1' is out of range: expected an integer from 0 to 18446744073709551615"
+    "seed_too_large|--seed|18446744073709551616|--seed '18446744073709551616' is out of range: expected an integer from 0 to 18446744073709551615"
+    "seed_text|--seed|-x|--seed '-x' is not an integer: expected an integer from 0 to"
+    "threads_negative|--threads|-2|--threads '-2' is out of range: expected an integer from 0 to 1024"
+    "threads_too_many|--threads|1025|--threads '1025' is out of range: expected an integer from 0 to 1024"
+    "threads_huge|--threads|100000|--threads '100000' is out of range: expected an integer from 0 to 1024"
     "unknown_backend|--backend|tpu|--backend 'tpu' is unknown"
     "unknown_dtype|--dtype|int8|--dtype 'int8' is unknown"
     "unknown_init|--init|kmeans|--init 'kmeans' is unknown")
@@ -350,7 +357,9 @@ kmeans_cli_case(usage_extra_argument RC 2 ARGS fit @DATA@/tiny.csv @DATA@/tiny.n
   EXPECT_STDERR "unexpected extra argument")
 kmeans_cli_case(usage_data_extension RC 2 ARGS fit @DATA@/make_data.py --k 2 ${OUT}
   EXPECT_STDERR "expected a .npy or .csv file")
-kmeans_cli_case(usage_no_command RC 2 ARGS "" EXPECT_STDERR "missing command")
+# A bare `kmeans`: the short usage (commands, the most used flags) on stderr, exit code 2.
+kmeans_cli_case(usage_no_command RC 2 ARGS ""
+  STDERR_USAGE "^usage: kmeans COMMAND DATA .*kmeans fit .*kmeans predict .*kmeans transform .*kmeans score .*-k/--k K.*--help")
 kmeans_cli_case(usage_unknown_command RC 2 ARGS train @DATA@/tiny.csv EXPECT_STDERR "unknown command 'train'")
 kmeans_cli_case(usage_predict_without_centroids RC 2 ARGS predict @DATA@/tiny.csv --labels-out @WORK@/l.npy
   EXPECT_STDERR "--centroids is required")
@@ -360,8 +369,8 @@ kmeans_cli_case(usage_same_output RC 2 ARGS fit @DATA@/tiny.csv --k 2 --labels-o
   --centroids-out @WORK@/x.npy EXPECT_STDERR "name the same file")
 
 foreach(spec
-    "n_init_zero|0|--n-init 0 must be at least 1"
-    "n_init_negative|-3|--n-init -3 must be at least 1"
+    "n_init_zero|0|--n-init '0' is out of range: expected an integer from 1 to 2147483647"
+    "n_init_negative|-3|--n-init '-3' is out of range: expected an integer from 1 to"
     "n_init_text|many|--n-init 'many' is not an integer"
     "n_init_huge|3000000000|--n-init '3000000000' is out of range")
   string(REPLACE "|" ";" spec "${spec}")
@@ -404,6 +413,108 @@ kmeans_cli_case(usage_score_out RC 2
   EXPECT_STDERR "unknown option '--out' for kmeans score")
 kmeans_cli_case(usage_fit_out RC 2 ARGS fit @DATA@/tiny.csv --k 2 --out @WORK@/dist.npy
   EXPECT_STDERR "unknown option '--out' for kmeans fit")
+
+# --- short flags, standard input, JSON numbers, thread bound -----------------------------------
+set(short_k_spellings "-k|2" "-k=2" "-k2")
+set(short_k_cases space equals attached)
+foreach(spelling case IN ZIP_LISTS short_k_spellings short_k_cases)
+  string(REPLACE "|" ";" k_args "${spelling}")
+  kmeans_cli_case(fit_short_k_${case} RC 0 ARGS fit @DATA@/tiny.npy ${k_args} --json JSON_EQUAL "k=2|n=6")
+endforeach()
+kmeans_cli_case(usage_short_k_zero RC 2 ARGS fit @DATA@/tiny.npy -k 0 ${OUT}
+  EXPECT_STDERR "--k '0' is out of range")
+kmeans_cli_case(fit_stdin_npy RC 0 ARGS fit - --init @DATA@/tiny_init.npy --json
+  --labels-out @WORK@/labels.npy STDIN_FILE @DATA@/tiny.npy
+  JSON_EQUAL "n=6|d=2|k=2|dtype=float64|n_iter=2" JSON_RANGE "${TINY_INERTIA}"
+  LABELS_NPY @WORK@/labels.npy=6,2 EXPECT_LABELS 0,0,0,1,1,1)
+kmeans_cli_case(fit_stdin_f32_npy RC 0 ARGS fit - -k 2 --json STDIN_FILE @DATA@/tiny_f32.npy
+  JSON_EQUAL "n=6|d=2|dtype=float32")
+kmeans_cli_case(fit_stdin_csv RC 0 ARGS fit - --init @DATA@/tiny_init.npy --json
+  STDIN_FILE @DATA@/tiny.csv JSON_EQUAL "n=6|d=2|k=2|dtype=float64" JSON_RANGE "${TINY_INERTIA}")
+kmeans_cli_case(predict_stdin RC 0 ARGS predict - --centroids @DATA@/tiny_init.npy
+  --labels-out @WORK@/labels.npy --json STDIN_FILE @DATA@/tiny.csv
+  JSON_EQUAL "n=6|k=2" LABELS_NPY @WORK@/labels.npy=6,2 EXPECT_LABELS 0,0,0,1,1,1)
+kmeans_cli_case(bad_stdin_nan RC 1 ARGS fit - -k 1 ${OUT} STDIN_FILE @DATA@/bad_nan.csv
+  EXPECT_STDERR "<stdin>: NaN at row 1, column 1")
+kmeans_cli_case(bad_stdin_truncated_npy RC 1 ARGS fit - -k 1 ${OUT}
+  STDIN_FILE @DATA@/bad_truncated_data.npy EXPECT_STDERR "<stdin>: truncated data: shape \\(6, 2\\)")
+kmeans_cli_case(bad_stdin_empty RC 1 ARGS fit - -k 1 ${OUT} STDIN_FILE @DATA@/bad_empty.csv
+  EXPECT_STDERR "<stdin>: is empty")
+# JSON numbers in the shortest form that reads back (as the .csv outputs): not %.17g's
+# 0.00010236200000000000 or 0.00010000000000000000.
+kmeans_cli_case(json_shortest_numbers RC 0
+  ARGS fit @DATA@/tiny.npy --init @DATA@/tiny_init.npy --tol 0.000102362 --sample-weight @DATA@/weights_tiny.npy --json
+  EXPECT_STDOUT "\"tol\": 0\\.000102362, .*\"inertia\": 3\\.25, ")
+kmeans_cli_case(json_shortest_default_tol RC 0 ARGS fit @DATA@/tiny.npy -k 2 --json
+  EXPECT_STDOUT "\"tol\": 1e-04, ")
+kmeans_cli_case(fit_threads_at_limit RC 0 ARGS fit @DATA@/tiny.npy -k 2 --threads 1024 --json
+  JSON_EQUAL "k=2")
+
+# --- outputs that are inputs, or each other, under another spelling or through a link ----------
+set(COPY_TINY "@DATA@/tiny.npy=@WORK@/d.npy|@DATA@/tiny.npy=@WORK@/d_orig.npy|@DATA@/tiny_init.npy=@WORK@/init.npy|@DATA@/tiny_init.npy=@WORK@/init_orig.npy")
+foreach(spec
+    "labels_data|fit @WORK@/d.npy -k 2 --labels-out @WORK@/./d.npy|--labels-out '.*/\\./d.npy' is the same file as DATA"
+    "labels_data_dotdot|fit @WORK@/d.npy -k 2 --labels-out @WORK@/sub/../d.npy|is the same file as DATA"
+    "labels_data_symlink|fit @WORK@/d.npy -k 2 --labels-out @WORK@/link.npy|--labels-out '.*link.npy' is the same file as DATA '.*d.npy'"
+    "centroids_out_init|fit @WORK@/d.npy --init @WORK@/init.npy --centroids-out ./init.npy|--centroids-out './init.npy' is the same file as --init"
+    "transform_out_data|transform @WORK@/d.npy --centroids @WORK@/init.npy --out d.npy|--out 'd.npy' is the same file as DATA"
+    "transform_out_centroids|transform @WORK@/d.npy --centroids @WORK@/init.npy --out @WORK@/link_init.npy|is the same file as --centroids"
+    "predict_labels_centroids|predict @WORK@/d.npy --centroids @WORK@/init.npy --labels-out ./init.npy|--labels-out './init.npy' is the same file as --centroids"
+    "labels_weights|fit @WORK@/d.npy -k 2 --sample-weight @WORK@/w.npy --labels-out ./w.npy|--labels-out './w.npy' is the same file as --sample-weight"
+    "two_outputs|fit @WORK@/d.npy -k 2 --labels-out @WORK@/x.npy --centroids-out ./x.npy|--centroids-out './x.npy' and --labels-out '.*x.npy' name the same file")
+  string(REPLACE "|" ";" spec "${spec}")
+  list(GET spec 0 name)
+  list(GET spec 1 cmd)
+  list(GET spec 2 re)
+  string(REPLACE " " ";" cmd "${cmd}")
+  kmeans_cli_case(usage_same_file_${name} RC 2 ARGS ${cmd} EXPECT_STDERR "${re}"
+    COPY_FILES "${COPY_TINY}|@DATA@/weights_tiny.npy=@WORK@/w.npy"
+    SYMLINKS "@WORK@/d.npy=@WORK@/link.npy|@WORK@/init.npy=@WORK@/link_init.npy"
+    SAME_FILES "@WORK@/d.npy|@WORK@/d_orig.npy")
+endforeach()
+kmeans_cli_case(init_untouched_by_refused_centroids_out RC 2
+  ARGS fit @WORK@/d.npy --init @WORK@/init.npy --centroids-out @WORK@/link_init.npy
+  COPY_FILES "${COPY_TINY}" SYMLINKS "@WORK@/init.npy=@WORK@/link_init.npy"
+  EXPECT_STDERR "--centroids-out '.*link_init.npy' is the same file as --init"
+  SAME_FILES "@WORK@/init.npy|@WORK@/init_orig.npy")
+
+# --- CSV header guess, --header / --no-header, line endings ------------------------------------
+kmeans_cli_case(bad_csv_typo_in_first_row RC 1 ARGS fit @WORK@/t.csv -k 2 ${OUT}
+  WRITE_FILES "t.csv=1,2O@NL@3,4@NL@5,6@NL@"
+  EXPECT_STDERR "t.csv: line 1, column 2: '2O' is not a number \\(line 1 is read as data, not as a header, because its column 1 '1' is a number\\)")
+kmeans_cli_case(bad_csv_centroids_typo_in_first_row RC 1
+  ARGS predict @DATA@/tiny.csv --centroids @WORK@/c.csv
+  WRITE_FILES "c.csv=0,O@NL@10,10@NL@" EXPECT_STDERR "c.csv: line 1, column 2: 'O' is not a number")
+kmeans_cli_case(csv_header_forced RC 0 ARGS fit @WORK@/t.csv -k 1 --header --json
+  WRITE_FILES "t.csv=1,2O@NL@3,4@NL@5,6@NL@" JSON_EQUAL "n=2|d=2")
+kmeans_cli_case(csv_numeric_header_forced RC 0 ARGS fit @WORK@/t.csv -k 1 --header --json
+  WRITE_FILES "t.csv=1,2@NL@3,4@NL@5,6@NL@" JSON_EQUAL "n=2|d=2")
+kmeans_cli_case(csv_header_guessed RC 0 ARGS fit @WORK@/t.csv -k 1 --json
+  WRITE_FILES "t.csv=x,y@NL@3,4@NL@5,6@NL@" JSON_EQUAL "n=2|d=2")
+kmeans_cli_case(bad_csv_no_header_forced RC 1 ARGS fit @WORK@/t.csv -k 1 --no-header ${OUT}
+  WRITE_FILES "t.csv=x,y@NL@3,4@NL@5,6@NL@" EXPECT_STDERR "t.csv: line 1, column 1: 'x' is not a number[^(]*$")
+kmeans_cli_case(csv_no_header_forced RC 0 ARGS score @WORK@/t.csv --centroids @DATA@/tiny_init.npy --no-header --json
+  WRITE_FILES "t.csv=0,0@NL@0,1@NL@" JSON_EQUAL "n=2")
+kmeans_cli_case(usage_header_contradiction RC 2 ARGS fit @DATA@/tiny.csv -k 2 --header --no-header ${OUT}
+  EXPECT_STDERR "--header and --no-header contradict each other")
+kmeans_cli_case(csv_cr_line_endings RC 0 ARGS fit @WORK@/t.csv --init @DATA@/tiny_init.npy --json
+  WRITE_FILES "t.csv=x,y@CR@0,0@CR@0,1@CR@1,0@CR@10,10@CR@10,11@CR@11,10@CR@"
+  JSON_EQUAL "n=6|d=2|n_iter=2" JSON_RANGE "${TINY_INERTIA}")
+kmeans_cli_case(csv_mixed_line_endings RC 0 ARGS fit @WORK@/t.csv --init @DATA@/tiny_init.npy --json
+  WRITE_FILES "t.csv=0,0@CR@@NL@0,1@NL@1,0@CR@10,10@CR@@NL@10,11@NL@11,10"
+  JSON_EQUAL "n=6|d=2" JSON_RANGE "${TINY_INERTIA}")
+
+# --- SIGTERM / SIGHUP during a write: the temporary is removed, the status is the signal's ----
+# (SIGINT is covered by test_io: a background job of a non-interactive shell ignores it.)
+if(UNIX)
+  foreach(sig TERM HUP)
+    add_test(NAME cli.signal_${sig}_removes_temporary
+             COMMAND sh "${CMAKE_CURRENT_LIST_DIR}/signal_cleanup.sh" "$<TARGET_FILE:kmeans_cli>"
+                     "${KMEANS_CLI_WORK}/signal_${sig}" ${sig})
+    set_tests_properties(cli.signal_${sig}_removes_temporary PROPERTIES
+                         LABELS "cpu;cli" TIMEOUT 150 SKIP_RETURN_CODE 77)
+  endforeach()
+endif()
 
 # --- scikit-learn parity (tests/sklearn_parity.py), when scikit-learn is installed -------------
 set(KMEANS_PARITY_PYTHON "/usr/bin/python3" CACHE FILEPATH "Python with numpy and scikit-learn for the parity test")
