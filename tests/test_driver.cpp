@@ -596,7 +596,7 @@ TEST(Validation, ThreadCountAboveTheLimitIsAnError) {
   for (Backend b : kHostBackends) {
     SCOPED_TRACE(kmeans::to_string(b));
     for (int threads : {1025, 5000, 100000, std::numeric_limits<int>::max()}) {
-      kmeans::Params p;
+      kmeans::Params<double> p;
       p.k = 2;
       p.backend = b;
       p.n_threads = threads;
@@ -604,7 +604,7 @@ TEST(Validation, ThreadCountAboveTheLimitIsAnError) {
       expect_error([&] { kmeans::fit(small.data(), 4, 1, p); }, msg);
       expect_error([&] { kmeans::fit(large.data(), 20000, 2, p); }, msg);
     }
-    kmeans::Params p;
+    kmeans::Params<double> p;
     p.k = 2;
     p.backend = b;
     p.n_threads = 1024;
