@@ -5,6 +5,7 @@
 // predict reproduces, finite centroids, finite non-negative inertia and distances.
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -36,7 +37,10 @@ class Bytes {
   std::size_t pos_ = 0;
 };
 
-[[noreturn]] void finding() { std::abort(); }
+[[noreturn]] void finding(const char* what) {
+  std::fprintf(stderr, "fuzz_fit: broken promise: %s\n", what);
+  std::abort();
+}
 
 template <class T>
 void run(Bytes& in, std::uint8_t flags) {
@@ -67,34 +71,45 @@ void run(Bytes& in, std::uint8_t flags) {
     for (T& v : c) v = in.value<T>(tame);
     p.init_centroids = c;
   }
+  if (std::getenv("KMEANS_FUZZ_VERBOSE")) {  // replaying a finding: show the problem
+    std::fprintf(stderr, "n %zu d %zu k %d %s init %d max_iter %d n_init %d seed %llu threads %d\n",
+                 n, d, k, sizeof(T) == 4 ? "float" : "double", static_cast<int>(p.init),
+                 p.max_iter, p.n_init, static_cast<unsigned long long>(p.seed), p.n_threads);
+    for (std::size_t i = 0; i < x.size(); ++i) std::fprintf(stderr, "x %.17g\n", double(x[i]));
+    for (T v : w) std::fprintf(stderr, "w %.17g\n", double(v));
+    for (T v : c) std::fprintf(stderr, "c %.17g\n", double(v));
+  }
   kmeans::Result<T> r;
   try {
     r = kmeans::fit(x.data(), n, d, p);
   } catch (const kmeans::Error&) {
     return;  // refused with a message: fine
   }
-  if (r.labels.size() != n || r.centroids.size() != static_cast<std::size_t>(k) * d) finding();
+  if (std::getenv("KMEANS_FUZZ_VERBOSE"))
+    for (T v : r.centroids) std::fprintf(stderr, "centroid %.17g\n", double(v));
+  if (r.labels.size() != n || r.centroids.size() != static_cast<std::size_t>(k) * d)
+    finding("result sizes");
   for (std::int32_t l : r.labels)
-    if (l < 0 || l >= k) finding();
+    if (l < 0 || l >= k) finding("label out of range");
   for (T v : r.centroids)
-    if (!std::isfinite(v)) finding();
-  if (!std::isfinite(r.inertia) || r.inertia < 0) finding();
+    if (!std::isfinite(v)) finding("non-finite centroid");
+  if (!std::isfinite(r.inertia) || r.inertia < 0) finding("inertia not finite and >= 0");
   for (double s : r.sse_history)
-    if (!std::isfinite(s) || s < 0) finding();
+    if (!std::isfinite(s) || s < 0) finding("sse_history not finite and >= 0");
   // The returned labels belong to the returned centroids: predict on the same backend agrees.
   const std::vector<std::int32_t> again =
       kmeans::predict(x.data(), n, d, r.centroids.data(), static_cast<std::size_t>(k), r.backend);
-  if (again != r.labels) finding();
+  if (again != r.labels) finding("predict disagrees with the fit's labels");
   const std::vector<T> dist =
       kmeans::transform(x.data(), n, d, r.centroids.data(), static_cast<std::size_t>(k), r.backend);
-  if (dist.size() != n * static_cast<std::size_t>(k)) finding();
+  if (dist.size() != n * static_cast<std::size_t>(k)) finding("transform size");
   for (T v : dist)
-    if (!std::isfinite(v) || v < 0) finding();
+    if (!std::isfinite(v) || v < 0) finding("transform distance not finite and >= 0");
   const double s = w.empty() ? kmeans::score(x.data(), n, d, r.centroids.data(),
                                              static_cast<std::size_t>(k), {}, r.backend)
                              : kmeans::score(x.data(), n, d, r.centroids.data(),
                                              static_cast<std::size_t>(k), w, r.backend);
-  if (!std::isfinite(s) || s > 0) finding();
+  if (!std::isfinite(s) || s > 0) finding("score not finite and <= 0");
 }
 
 }  // namespace
