@@ -191,11 +191,22 @@ std::function<bool(const kmeans::IterationInfo&)> verbose_printer(int n_init) {
 }
 
 /// The fields every command's JSON starts with.
-Json json_header(const char* command, const char* backend, const Matrix& data, std::int64_t k) {
+/// Why --backend auto ran on the CPU: the reason the GPU is not usable (empty when the GPU ran,
+/// when another backend was asked for, or when a usable GPU was passed over: then the result's
+/// warnings say why).
+std::string auto_reason(kmeans::Backend asked, kmeans::Backend ran) {
+  if (asked != kmeans::Backend::Auto || ran == kmeans::Backend::Cuda) return "";
+  std::string why;
+  return kmeans::cuda_available(&why) ? std::string() : why;
+}
+
+Json json_header(const char* command, kmeans::Backend asked, kmeans::Backend ran,
+                 const Matrix& data, std::int64_t k) {
   Json j;
   j.field("command", command)
       .field("version", kmeans::version())
-      .field("backend", backend)
+      .field("backend", kmeans::to_string(ran))
+      .null_or("backend_reason", auto_reason(asked, ran))
       .field("dtype", dtype_name(data.dtype))
       .field("n", data.rows)
       .field("d", data.cols)
@@ -244,6 +255,12 @@ int run_fit(const Options& o, Matrix& data) {
                        static_cast<std::size_t>(data.cols), p);
   });
   const double seconds = seconds_since(t0);
+  if (o.verbose) {
+    const std::string why = auto_reason(o.backend, r.backend);
+    if (!why.empty())
+      std::fprintf(stderr, "kmeans: backend auto ran on %s: the GPU is not usable: %s\n",
+                   kmeans::to_string(r.backend), why.c_str());
+  }
   // What ran: explicit centroids are one starting point, so --n-init is ignored (with a warning).
   const int n_init_ran = p.init == kmeans::Init::Array ? 1 : p.n_init;
 
@@ -258,7 +275,7 @@ int run_fit(const Options& o, Matrix& data) {
         .field("assign", r.timings.assign)
         .field("update", r.timings.update)
         .field("final_assign", r.timings.final_assign);
-    Json j = json_header("fit", kmeans::to_string(r.backend), data, p.k);
+    Json j = json_header("fit", o.backend, r.backend, data, p.k);
     j.field("init", init_name(p.init))
         .field("n_init", n_init_ran)
         .field("max_iter", p.max_iter)
@@ -270,6 +287,8 @@ int run_fit(const Options& o, Matrix& data) {
         .field("inertia", r.inertia)
         .field("sse_history", r.sse_history)
         .field("n_empty_relocated", r.n_empty_relocated)
+        .field("cluster_sizes", r.cluster_sizes)
+        .field("imbalance_history", r.imbalance_history)
         .field("warnings", r.warnings)
         .field("seconds", seconds)
         .field("timings", timings)
@@ -329,7 +348,7 @@ int run_predict(const Options& o, Matrix& data) {
 
   const char* backend = kmeans::to_string(used);  // the engine that ran
   if (o.json) {
-    Json j = json_header("predict", backend, data, c.rows);
+    Json j = json_header("predict", o.backend, used, data, c.rows);
     j.field("inertia", inertia)
         .field("seconds", seconds)
         .null_or("labels_out", o.labels_out);
@@ -366,7 +385,7 @@ int run_transform(const Options& o, Matrix& data) {
 
   const char* backend = kmeans::to_string(used);  // the engine that ran
   if (o.json) {
-    Json j = json_header("transform", backend, data, c.rows);
+    Json j = json_header("transform", o.backend, used, data, c.rows);
     j.field("seconds", seconds)
         .null_or("out", o.out);
     std::printf("%s\n", j.str().c_str());
@@ -415,7 +434,7 @@ int run_score(const Options& o, Matrix& data) {
 
   const char* backend = kmeans::to_string(used);  // the engine that ran
   if (o.json) {
-    Json j = json_header("score", backend, data, c.rows);
+    Json j = json_header("score", o.backend, used, data, c.rows);
     j.field("score", score)
         .null_or("sample_weight", o.sample_weight)
         .field("seconds", seconds);

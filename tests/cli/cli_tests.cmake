@@ -41,7 +41,7 @@ endfunction()
 
 # Outputs requested by every failing fit: none of them may appear.
 set(OUT --centroids-out @WORK@/c.npy --labels-out @WORK@/l.npy)
-set(FIT_KEYS "backend|dtype|n|d|k|init|n_init|n_iter|converged|inertia|sse_history|seconds|n_empty_relocated|warnings|timings|sample_weight")
+set(FIT_KEYS "backend|backend_reason|cluster_sizes|imbalance_history|dtype|n|d|k|init|n_init|n_iter|converged|inertia|sse_history|seconds|n_empty_relocated|warnings|timings|sample_weight")
 set(PREDICT_KEYS "backend|dtype|n|d|k|inertia|seconds")
 # tiny: clusters {(0,0), (0,1), (1,0)} and {(10,10), (10,11), (11,10)}; from tiny_init
 # [(0,0), (10,10)] Lloyd reaches the means (1/3, 1/3) and (31/3, 31/3) in one update and sees no
@@ -55,7 +55,7 @@ kmeans_cli_case(fit_csv_json RC 0
   ARGS fit @DATA@/tiny.csv --k 2 --init @DATA@/tiny_init.npy --backend cpu --json
        --labels-out @WORK@/labels.npy --centroids-out @WORK@/centroids.csv
   JSON_KEYS "${FIT_KEYS}|timings.assign"
-  JSON_EQUAL "n=6|d=2|k=2|dtype=float64|backend=cpu|n_iter=2|converged=ON|n_empty_relocated=0"
+  JSON_EQUAL "n=6|d=2|k=2|dtype=float64|backend=cpu|n_iter=2|converged=ON|n_empty_relocated=0|cluster_sizes.0=3|cluster_sizes.1=3|imbalance_history.0=1|imbalance_history.1=1"
   JSON_RANGE "${TINY_INERTIA}"
   LABELS_NPY @WORK@/labels.npy=6,2 EXPECT_LABELS 0,0,0,1,1,1
   MATRIX_CSV @WORK@/centroids.csv=2,2
@@ -151,21 +151,21 @@ kmeans_cli_case(fit_warning_distinct_clusters_human RC 0
 # --verbose: exactly one stderr line per iteration; stdout stays one JSON object.
 set(VERBOSE_LINE "^kmeans: iteration [1-9][0-9]*: sse [0-9.e+-]+, center shift [0-9.e+-]+, [0-9.e+-]+ s$")
 kmeans_cli_case(fit_verbose_json RC 0
-  ARGS fit @DATA@/tiny.csv --init @DATA@/tiny_init.npy --verbose --json
+  ARGS fit --backend cpu @DATA@/tiny.csv --init @DATA@/tiny_init.npy --verbose --json
   JSON_EQUAL "n_iter=2" STDERR_LINES n_iter STDERR_EVERY_LINE "${VERBOSE_LINE}"
   EXPECT_STDERR "^kmeans: iteration 1: sse 4, .*\nkmeans: iteration 2: sse 2.66666666666666")
 kmeans_cli_case(fit_verbose_max_iter RC 0
-  ARGS fit @DATA@/tiny.npy --k 2 --init random --max-iter 1 --tol 0 --verbose --json
+  ARGS fit --backend cpu @DATA@/tiny.npy --k 2 --init random --max-iter 1 --tol 0 --verbose --json
   JSON_EQUAL "n_iter=1" STDERR_LINES n_iter STDERR_EVERY_LINE "${VERBOSE_LINE}")
 kmeans_cli_case(fit_verbose_max_iter_zero RC 0
-  ARGS fit @DATA@/tiny.npy --init @DATA@/tiny_init.npy --max-iter 0 --verbose --json
+  ARGS fit --backend cpu @DATA@/tiny.npy --init @DATA@/tiny_init.npy --max-iter 0 --verbose --json
   JSON_EQUAL "n_iter=0" STDERR_LINES 0)
 kmeans_cli_case(fit_verbose_n_init RC 0
-  ARGS fit @DATA@/tiny.npy --k 2 --n-init 2 --verbose
+  ARGS fit --backend cpu @DATA@/tiny.npy --k 2 --n-init 2 --verbose
   EXPECT_STDOUT "n_init 2" STDERR_LINES 4
   STDERR_EVERY_LINE "^kmeans: init [12]/2, iteration [12]: sse ")
 kmeans_cli_case(fit_verbose_human RC 0
-  ARGS fit @DATA@/tiny.npy --init @DATA@/tiny_init.npy --verbose
+  ARGS fit --backend cpu @DATA@/tiny.npy --init @DATA@/tiny_init.npy --verbose
   EXPECT_STDOUT "^kmeans fit: .*converged after 2 iterations" STDERR_LINES 2
   STDERR_EVERY_LINE "${VERBOSE_LINE}")
 

@@ -73,6 +73,11 @@ data="$src/tests/data/tiny.csv"
 "$cli" --version || fail "kmeans --version does not start without CUDA"
 out=$("$cli" fit "$data" --k 2 --seed 1 --json) || fail "kmeans fit (auto) failed without CUDA"
 grep -q '"backend": *"cpu"' <<<"$out" || fail "kmeans fit did not run on the cpu backend: $out"
+grep -q '"backend_reason": *"no NVIDIA driver found (libcuda.so.1 could not be loaded' <<<"$out" ||
+  fail "the JSON does not say why the GPU was not used: $out"
+err=$("$cli" fit "$data" --k 2 --seed 1 --verbose 2>&1 >/dev/null) || fail "kmeans fit --verbose failed"
+grep -q "backend auto ran on cpu: the GPU is not usable: no NVIDIA driver found" <<<"$err" ||
+  fail "--verbose does not say why the GPU was not used: $err"
 set +e
 err=$("$cli" fit "$data" --k 2 --backend cuda 2>&1 >/dev/null)
 rc=$?
