@@ -30,13 +30,23 @@ namespace cpu {
 const KernelTable& select_kernels() {
   const KernelTable* all[3];
   const int n = supported_kernels(all, 3);
-  const char* forced = std::getenv("KMEANS_CPU_ISA");
-  if (forced == nullptr || *forced == '\0') return *all[n - 1];
+  return select_kernels_from(std::getenv("KMEANS_CPU_ISA"), all, n);
+}
+
+const KernelTable& select_kernels_from(const char* forced, const KernelTable* const* supported,
+                                       int n) {
+  if (forced == nullptr || *forced == '\0') return *supported[n - 1];
   for (int i = 0; i < n; ++i)
-    if (std::strcmp(all[i]->name, forced) == 0) return *all[i];
+    if (std::strcmp(supported[i]->name, forced) == 0) return *supported[i];
+  std::string names;
+  for (int i = 0; i < n; ++i) names += std::string(i ? ", " : "") + supported[i]->name;
+  static const char* const kKnown[] = {"generic", "avx2", "avx512"};
+  for (const char* known : kKnown)
+    if (std::strcmp(known, forced) == 0)
+      throw Error(std::string("KMEANS_CPU_ISA = ") + forced +
+                  " is not supported on this CPU (supported: " + names + ")");
   throw Error(std::string("KMEANS_CPU_ISA = ") + forced +
-              " is not supported on this CPU (supported: generic" +
-              (n > 1 ? ", avx2" : "") + (n > 2 ? ", avx512" : "") + ")");
+              " is unknown (valid: generic, avx2, avx512; supported on this CPU: " + names + ")");
 }
 
 int supported_kernels(const KernelTable** out, int max) {

@@ -46,8 +46,14 @@ const KernelTable& kernels_avx512();
 #endif
 
 /// The best table this CPU supports. The environment variable KMEANS_CPU_ISA (generic, avx2,
-/// avx512) forces a choice; asking for one the CPU lacks throws kmeans::Error.
+/// avx512) forces a choice; asking for one the CPU lacks, or for an unknown name, throws
+/// kmeans::Error saying which (and listing the valid and the supported names).
 const KernelTable& select_kernels();
+
+/// select_kernels' choice among `supported` (n tables, best last) for the value `forced` of
+/// KMEANS_CPU_ISA (null or empty: the best).
+const KernelTable& select_kernels_from(const char* forced, const KernelTable* const* supported,
+                                       int n);
 
 /// Every table this CPU can run, best last (for tests).
 int supported_kernels(const KernelTable** out, int max);
