@@ -72,6 +72,12 @@ constexpr std::int64_t kBlock = kReduceBlock;
 /// Up to this many centroids the small-k kernel (points in SIMD lanes) runs instead of the
 /// tiled one: measured on 4000 x 3 and 1M x 8 (bench/NOTES.md).
 constexpr int kSmallK = KMEANS_SMALL_K_DEFAULT;
+/// It also runs while d <= kSmallKWideMaxD and k * d <= kSmallKWideWork: there the tiled
+/// kernel's exactness checks (runner-up tracking, direct distance, bound test) cost more than
+/// the small-k kernel's two operations per centroid and feature (measured on 200k x 16 and
+/// 1M x 8 with k = 64, and 200k x 8 with k = 128).
+constexpr std::int64_t kSmallKWideMaxD = 16;
+constexpr std::int64_t kSmallKWideWork = 1024;
 /// Per-block partial sums are used while blocks * (k * d + k) stays under this many doubles
 /// (128 MiB); above it the bucket-by-label path avoids the memory.
 constexpr std::int64_t kMaxPartialDoubles = std::int64_t{16} << 20;
@@ -142,7 +148,8 @@ class CpuEngine final : public Engine<T> {
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
     const std::int64_t n = v_.n, d = v_.d;
     const int n_tiles = (k + tile_ - 1) / tile_;
-    const bool small_k = k <= kSmallK && d <= cpu::kSmallKMaxD;
+    const bool small_k = d <= cpu::kSmallKMaxD &&
+                         (k <= kSmallK || (d <= kSmallKWideMaxD && k * d <= kSmallKWideWork));
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
@@ -152,14 +159,15 @@ class CpuEngine final : public Engine<T> {
 #pragma omp parallel num_threads(nt)
     {
       std::vector<std::int32_t> lab(static_cast<std::size_t>(kBlock));
+      std::vector<T> scratch(small_k ? 0 : static_cast<std::size_t>(kBlock));
 #pragma omp for schedule(static)
       for (std::int64_t b = 0; b < n_blocks_; ++b) {
         const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
         if (small_k)
           small_k_kernel_(v_.data + i0 * d, rows, d, centroids, k, lab.data(), dist_.data() + i0);
         else
-          kernel_(v_.data + i0 * d, rows, d, centroids, mean_.data(), tiles, n_tiles, lab.data(),
-                  dist_.data() + i0);
+          kernel_(v_.data + i0 * d, rows, d, centroids, k, mean_.data(), tiles, n_tiles,
+                  lab.data(), dist_.data() + i0, scratch.data());
         double* ps = part ? part + b * stride : nullptr;
         if (ps) std::fill(ps, ps + stride, 0.0);
         // Unit weights get their own loop: no multiply, no per-point branch.
