@@ -23,6 +23,9 @@
 #ifndef KMEANS_SMALL_K_DEFAULT
 #define KMEANS_SMALL_K_DEFAULT 16
 #endif
+#ifndef KMEANS_SMALL_K_WIDE_WORK
+#define KMEANS_SMALL_K_WIDE_WORK 1024
+#endif
 
 namespace kmeans::detail {
 namespace cpu {
@@ -72,12 +75,13 @@ constexpr std::int64_t kBlock = kReduceBlock;
 /// Up to this many centroids the small-k kernel (points in SIMD lanes) runs instead of the
 /// tiled one: measured on 4000 x 3 and 1M x 8 (bench/NOTES.md).
 constexpr int kSmallK = KMEANS_SMALL_K_DEFAULT;
-/// It also runs while d <= kSmallKWideMaxD and k * d <= kSmallKWideWork: there the tiled
-/// kernel's exactness checks (runner-up tracking, direct distance, bound test) cost more than
-/// the small-k kernel's two operations per centroid and feature (measured on 200k x 16 and
-/// 1M x 8 with k = 64, and 200k x 8 with k = 128).
+/// It also runs while d <= kSmallKWideMaxD and k * d <= kSmallKWideWork * tile / 32: there the
+/// tiled kernel's exactness checks (runner-up tracking, direct distance, bound test) cost more
+/// than the small-k kernel's two operations per centroid and feature (measured with AVX-512
+/// float tiles of 32 on 200k x {2, 4, 8, 16} and 1M x 8, k * d from 512 to 2048; AVX2's tiles
+/// of 16 halve the limit, as measured on 1M x 8 and 200k x 8 with k = 64 and 128).
 constexpr std::int64_t kSmallKWideMaxD = 16;
-constexpr std::int64_t kSmallKWideWork = 1024;
+constexpr std::int64_t kSmallKWideWork = KMEANS_SMALL_K_WIDE_WORK;
 /// Per-block partial sums are used while blocks * (k * d + k) stays under this many doubles
 /// (128 MiB); above it the bucket-by-label path avoids the memory.
 constexpr std::int64_t kMaxPartialDoubles = std::int64_t{16} << 20;
@@ -149,7 +153,8 @@ class CpuEngine final : public Engine<T> {
     const std::int64_t n = v_.n, d = v_.d;
     const int n_tiles = (k + tile_ - 1) / tile_;
     const bool small_k = d <= cpu::kSmallKMaxD &&
-                         (k <= kSmallK || (d <= kSmallKWideMaxD && k * d <= kSmallKWideWork));
+                         (k <= kSmallK ||
+                          (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_));
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
