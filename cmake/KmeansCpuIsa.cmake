@@ -4,6 +4,9 @@
 function(kmeans_add_cpu_kernels target)
   set(src ${PROJECT_SOURCE_DIR}/src)
   target_sources(${target} PRIVATE ${src}/cpu_kernel_generic.cpp)
+  if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")  # its direct formula rounds every square
+    set_source_files_properties(${src}/cpu_kernel_generic.cpp PROPERTIES COMPILE_OPTIONS -ffp-contract=off)
+  endif()
   if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64" AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
     target_sources(${target} PRIVATE ${src}/cpu_kernel_avx2.cpp ${src}/cpu_kernel_avx512.cpp)
     set_source_files_properties(${src}/cpu_kernel_avx2.cpp PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-ffp-contract=fast")

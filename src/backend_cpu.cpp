@@ -23,6 +23,9 @@
 #ifndef KMEANS_SMALL_K_DEFAULT
 #define KMEANS_SMALL_K_DEFAULT 16
 #endif
+#ifndef KMEANS_SMALL_K_WIDE_WORK
+#define KMEANS_SMALL_K_WIDE_WORK 1024
+#endif
 
 namespace kmeans::detail {
 namespace cpu {
@@ -30,13 +33,23 @@ namespace cpu {
 const KernelTable& select_kernels() {
   const KernelTable* all[3];
   const int n = supported_kernels(all, 3);
-  const char* forced = std::getenv("KMEANS_CPU_ISA");
-  if (forced == nullptr || *forced == '\0') return *all[n - 1];
+  return select_kernels_from(std::getenv("KMEANS_CPU_ISA"), all, n);
+}
+
+const KernelTable& select_kernels_from(const char* forced, const KernelTable* const* supported,
+                                       int n) {
+  if (forced == nullptr || *forced == '\0') return *supported[n - 1];
   for (int i = 0; i < n; ++i)
-    if (std::strcmp(all[i]->name, forced) == 0) return *all[i];
+    if (std::strcmp(supported[i]->name, forced) == 0) return *supported[i];
+  std::string names;
+  for (int i = 0; i < n; ++i) names += std::string(i ? ", " : "") + supported[i]->name;
+  static const char* const kKnown[] = {"generic", "avx2", "avx512"};
+  for (const char* known : kKnown)
+    if (std::strcmp(known, forced) == 0)
+      throw Error(std::string("KMEANS_CPU_ISA = ") + forced +
+                  " is not supported on this CPU (supported: " + names + ")");
   throw Error(std::string("KMEANS_CPU_ISA = ") + forced +
-              " is not supported on this CPU (supported: generic" +
-              (n > 1 ? ", avx2" : "") + (n > 2 ? ", avx512" : "") + ")");
+              " is unknown (valid: generic, avx2, avx512; supported on this CPU: " + names + ")");
 }
 
 int supported_kernels(const KernelTable** out, int max) {
@@ -62,6 +75,13 @@ constexpr std::int64_t kBlock = kReduceBlock;
 /// Up to this many centroids the small-k kernel (points in SIMD lanes) runs instead of the
 /// tiled one: measured on 4000 x 3 and 1M x 8 (bench/NOTES.md).
 constexpr int kSmallK = KMEANS_SMALL_K_DEFAULT;
+/// It also runs while d <= kSmallKWideMaxD and k * d <= kSmallKWideWork * tile / 32: there the
+/// tiled kernel's exactness checks (runner-up tracking, direct distance, bound test) cost more
+/// than the small-k kernel's two operations per centroid and feature (measured with AVX-512
+/// float tiles of 32 on 200k x {2, 4, 8, 16} and 1M x 8, k * d from 512 to 2048; AVX2's tiles
+/// of 16 halve the limit, as measured on 1M x 8 and 200k x 8 with k = 64 and 128).
+constexpr std::int64_t kSmallKWideMaxD = 16;
+constexpr std::int64_t kSmallKWideWork = KMEANS_SMALL_K_WIDE_WORK;
 /// Per-block partial sums are used while blocks * (k * d + k) stays under this many doubles
 /// (128 MiB); above it the bucket-by-label path avoids the memory.
 constexpr std::int64_t kMaxPartialDoubles = std::int64_t{16} << 20;
@@ -132,7 +152,9 @@ class CpuEngine final : public Engine<T> {
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
     const std::int64_t n = v_.n, d = v_.d;
     const int n_tiles = (k + tile_ - 1) / tile_;
-    const bool small_k = k <= kSmallK && d <= cpu::kSmallKMaxD;
+    const bool small_k = d <= cpu::kSmallKMaxD &&
+                         (k <= kSmallK ||
+                          (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_));
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
@@ -142,14 +164,15 @@ class CpuEngine final : public Engine<T> {
 #pragma omp parallel num_threads(nt)
     {
       std::vector<std::int32_t> lab(static_cast<std::size_t>(kBlock));
+      std::vector<T> scratch(small_k ? 0 : static_cast<std::size_t>(kBlock));
 #pragma omp for schedule(static)
       for (std::int64_t b = 0; b < n_blocks_; ++b) {
         const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
         if (small_k)
           small_k_kernel_(v_.data + i0 * d, rows, d, centroids, k, lab.data(), dist_.data() + i0);
         else
-          kernel_(v_.data + i0 * d, rows, d, centroids, mean_.data(), tiles, n_tiles, lab.data(),
-                  dist_.data() + i0);
+          kernel_(v_.data + i0 * d, rows, d, centroids, k, mean_.data(), tiles, n_tiles,
+                  lab.data(), dist_.data() + i0, scratch.data());
         double* ps = part ? part + b * stride : nullptr;
         if (ps) std::fill(ps, ps + stride, 0.0);
         // Unit weights get their own loop: no multiply, no per-point branch.

@@ -8,20 +8,23 @@
 
 namespace kmeans::detail::cpu {
 
-/// Labels `rows` points (row-major, d features) with their nearest centroid and writes the
-/// squared distance. The argmin runs on |c'|^2/2 - x'.c' with x' = x - mean, c' = c - mean
-/// (one FMA per point, centroid and feature; centring keeps the expansion's rounding error
-/// relative to the data's spread, not its offset); the chosen distance is then recomputed
-/// directly as sum((x - c)^2) in T. Centroids come as `centroids` (k x d) and in tiles of
-/// `tile` (see KernelTable) laid out [n_tiles][d + 1][tile]: row 0 is |c'|^2/2 (+inf in
-/// padding lanes), rows 1..d are c' (0 in padding). Ties go to the lowest centroid index.
+/// Labels `rows` points (row-major, d features) with their nearest centroid by the direct
+/// formula sum((x - c)^2) evaluated in T (KernelTable::direct_fma says whether with fused
+/// multiply-adds), ties to the lowest index, and writes that distance. The search ranks the
+/// centroids by |c'|^2/2 - x'.c' with x' = x - mean, c' = c - mean (one FMA per point, centroid
+/// and feature); every centroid whose ranking lies within the proven rounding bound of the best
+/// one (cpu_kernel.inl derives it) has its direct distance computed, and the smallest wins.
+/// Centroids come as `centroids` (k x d) and in tiles of `tile` (see KernelTable) laid out
+/// [n_tiles][d + 1][tile]: row 0 is |c'|^2/2 (+inf in padding lanes), rows 1..d are c' (0 in
+/// padding). `scratch` holds `rows` values of T.
 template <class T>
 using AssignFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
-                          const T* mean, const T* tiles, int n_tiles, std::int32_t* labels,
-                          T* dist);
+                          int k, const T* mean, const T* tiles, int n_tiles,
+                          std::int32_t* labels, T* dist, T* scratch);
 
 /// The small-k kernel: points in SIMD lanes, centroids (k x d, d <= kSmallKMaxD) broadcast;
-/// distances in the direct form sum((x - c)^2). Ties go to the lowest centroid index.
+/// the ranking is the direct formula itself (same arithmetic as AssignFn's), so its argmin is
+/// exact. Ties go to the lowest centroid index.
 template <class T>
 using AssignSmallKFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
                                 int k, std::int32_t* labels, T* dist);
@@ -33,6 +36,8 @@ struct KernelTable {
   const char* name;        ///< "generic", "avx2" or "avx512".
   int tile_f;              ///< Centroids per tile for float.
   int tile_d;              ///< Centroids per tile for double.
+  bool direct_fma;         ///< The direct formula accumulates with fused multiply-adds:
+                           ///< s = fma(x_j - c_j, x_j - c_j, s); otherwise s + round((x_j - c_j)^2).
   AssignFn<float> assign_f;
   AssignFn<double> assign_d;
   AssignSmallKFn<float> assign_small_k_f;
@@ -46,8 +51,14 @@ const KernelTable& kernels_avx512();
 #endif
 
 /// The best table this CPU supports. The environment variable KMEANS_CPU_ISA (generic, avx2,
-/// avx512) forces a choice; asking for one the CPU lacks throws kmeans::Error.
+/// avx512) forces a choice; asking for one the CPU lacks, or for an unknown name, throws
+/// kmeans::Error saying which (and listing the valid and the supported names).
 const KernelTable& select_kernels();
+
+/// select_kernels' choice among `supported` (n tables, best last) for the value `forced` of
+/// KMEANS_CPU_ISA (null or empty: the best).
+const KernelTable& select_kernels_from(const char* forced, const KernelTable* const* supported,
+                                       int n);
 
 /// Every table this CPU can run, best last (for tests).
 int supported_kernels(const KernelTable** out, int max);

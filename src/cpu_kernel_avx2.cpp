@@ -4,4 +4,5 @@
 #define KMEANS_POINTS 3
 #define KMEANS_TABLE kernels_avx2
 #define KMEANS_ISA_NAME "avx2"
+#define KMEANS_DIRECT_FMA 1
 #include "cpu_kernel.inl"

@@ -5,4 +5,5 @@
 #define KMEANS_POINTS 4
 #define KMEANS_TABLE kernels_avx512
 #define KMEANS_ISA_NAME "avx512"
+#define KMEANS_DIRECT_FMA 1
 #include "cpu_kernel.inl"

@@ -4,4 +4,5 @@
 #define KMEANS_POINTS 2
 #define KMEANS_TABLE kernels_generic
 #define KMEANS_ISA_NAME "generic"
+#define KMEANS_DIRECT_FMA 0
 #include "cpu_kernel.inl"
