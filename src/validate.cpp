@@ -110,14 +110,40 @@ std::string point_error(const char* what, double value, std::int64_t row, std::i
 }
 
 template <class T>
-void validate_points(const T* x, std::int64_t n, std::int64_t d, const char* what, int n_threads) {
-  const T bound = static_cast<T>(max_abs_value<T>(static_cast<std::size_t>(d)));
-  // !(|v| <= bound) also catches NaN.
-  const std::int64_t i =
-      first_bad_index(x, n, d, n_threads, [bound](T v) { return !(std::fabs(v) <= bound); });
-  if (i < n * d)
-    throw Error(point_error(what, static_cast<double>(x[i]), i / d, i % d,
-                            d, std::is_same<T, float>::value));
+double validate_points(const T* x, std::int64_t n, std::int64_t d, const char* what,
+                       int n_threads) {
+  const double bound = max_abs_value<T>(static_cast<std::size_t>(d));
+  const std::int64_t total = n * d;
+  std::int64_t first_bad = total;
+  double largest = 0;
+  // One pass: the first element beyond the bound (or NaN: !(|v| <= bound)), in row-major order
+  // whatever the thread count, and the largest magnitude.
+#pragma omp parallel for schedule(static) reduction(min : first_bad) reduction(max : largest) \
+    num_threads(threads_for(n_threads, static_cast<double>(total)))
+  for (std::int64_t b = 0; b < total; b += kReduceBlock * 16) {
+    const std::int64_t end = std::min(total, b + kReduceBlock * 16);
+    for (std::int64_t i = b; i < end; ++i) {
+      const double a = std::fabs(static_cast<double>(x[i]));
+      if (!(a <= bound)) {
+        first_bad = std::min(first_bad, i);
+        break;
+      }
+      largest = std::max(largest, a);
+    }
+  }
+  if (first_bad < total)
+    throw Error(point_error(what, static_cast<double>(x[first_bad]), first_bad / d,
+                            first_bad % d, d, std::is_same<T, float>::value));
+  return largest;
+}
+
+template <class T>
+int data_scale_exponent(double max_abs) {
+  // Below these magnitudes the squared difference of neighbouring values of T leaves the
+  // normal range of T (float: (2^-28 * 2^-23)^2 = 2^-102; double: (2^-432 * 2^-52)^2 = 2^-968).
+  const double small = std::is_same<T, float>::value ? 0x1p-28 : 0x1p-432;
+  if (!(max_abs > 0) || max_abs >= small) return 0;
+  return -std::ilogb(max_abs);  // max_abs * 2^e is in [1, 2)
 }
 
 template <class T>
@@ -222,7 +248,8 @@ double mean_of(const std::vector<double>& v) {
 
 #define KMEANS_INSTANTIATE(T)                                                                   \
   template void validate_finite<T>(const T*, std::int64_t, std::int64_t, const char*, int);    \
-  template void validate_points<T>(const T*, std::int64_t, std::int64_t, const char*, int);    \
+  template double validate_points<T>(const T*, std::int64_t, std::int64_t, const char*, int);  \
+  template int data_scale_exponent<T>(double);                                                  \
   template WeightStats validate_weights<T>(const T*, std::int64_t, int);                        \
   template std::int64_t count_distinct_rows<T>(const T*, std::int64_t, std::int64_t,            \
                                                std::int64_t);                                   \

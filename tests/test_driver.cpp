@@ -436,6 +436,75 @@ TEST(Validation, ValuesBeyondTheSupportedRangeAreRejected) {
   }
 }
 
+/// Fits, predictions, distances and scores of blobs scaled by 2^e equal those of the blobs
+/// themselves scaled by 2^e (2^2e for squared sums): bit for bit while the scaled values are
+/// normal numbers, to the rounding of the subnormal inputs below that. Values so small that
+/// their squared distances would underflow in T are computed in rescaled units.
+template <class T>
+void expect_scale_invariant(int e, Backend b) {
+  SCOPED_TRACE(std::string(kmeans::to_string(b)) + (sizeof(T) == 4 ? " float" : " double") +
+               " 2^" + std::to_string(e));
+  const auto xd = kmeans_test::four_blobs(40, 6);
+  const std::vector<T> x(xd.begin(), xd.end());
+  std::vector<T> xs(x);
+  for (T& v : xs) v = std::ldexp(v, e);
+  const bool exact = std::ldexp(T(0.5), e) >= std::numeric_limits<T>::min();
+  const double rel = exact ? 0 : 1e-3;  // subnormal inputs keep ~16 bits
+  auto expect_close = [&](double got, double want, const char* what) {
+    if (exact)
+      EXPECT_EQ(got, want) << what;
+    else
+      EXPECT_NEAR(got, want, rel * std::abs(want) + 4 * std::numeric_limits<T>::denorm_min())
+          << what;
+  };
+  std::vector<T> w(160);
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<T>(1 + i % 3);
+  kmeans::Params<T> p;
+  p.k = 4;
+  p.seed = 3;
+  p.backend = b;
+  p.sample_weight = w;
+  const auto r = kmeans::fit(x.data(), 160, 2, p);
+  const auto rs = kmeans::fit(xs.data(), 160, 2, p);
+  EXPECT_EQ(rs.labels, r.labels);
+  ASSERT_EQ(rs.centroids.size(), r.centroids.size());
+  for (std::size_t i = 0; i < r.centroids.size(); ++i)
+    expect_close(rs.centroids[i], std::ldexp(r.centroids[i], e), "centroid");
+  EXPECT_NEAR(rs.inertia, std::ldexp(r.inertia, 2 * e), 10 * rel * std::ldexp(r.inertia, 2 * e));
+  if (std::ldexp(r.inertia, 2 * e) > 0) EXPECT_GT(rs.inertia, 0.0);  // else below 1e-308 itself
+  EXPECT_EQ(rs.cluster_sizes, r.cluster_sizes);
+  if (exact) {
+    EXPECT_EQ(rs.n_iter, r.n_iter);
+    EXPECT_EQ(rs.inertia, std::ldexp(r.inertia, 2 * e));
+  }
+  std::vector<T> cs(r.centroids);
+  for (T& v : cs) v = std::ldexp(v, e);
+  EXPECT_EQ(kmeans::predict(xs.data(), 160, 2, cs.data(), 4, b), r.labels);
+  const double score = kmeans::score(xs.data(), 160, 2, cs.data(), 4, w, b);
+  EXPECT_NEAR(score, -std::ldexp(r.inertia, 2 * e), 10 * rel * std::ldexp(r.inertia, 2 * e));
+  const auto t = kmeans::transform(x.data(), 160, 2, r.centroids.data(), 4, b);
+  const auto ts = kmeans::transform(xs.data(), 160, 2, cs.data(), 4, b);
+  ASSERT_EQ(ts.size(), t.size());
+  for (std::size_t i = 0; i < t.size(); ++i) expect_close(ts[i], std::ldexp(t[i], e), "distance");
+}
+
+TEST(Validation, TinyValuesGiveTheExactLabels) {
+  // float32 distances of values near 1e-30 underflow to 0: every point would tie to cluster 0.
+  const float x[] = {0, 1e-30f, 2e-30f, 3e-30f, 1e-31f};
+  const float c[] = {0, 2e-30f};
+  const double xd[] = {0, 1e-200, 2e-200, 3e-200, 1e-201};
+  const double cd[] = {0, 2e-200};
+  const std::vector<std::int32_t> exact = {0, 0, 1, 1, 0};
+  for (Backend b : kHostBackends) {
+    EXPECT_EQ(kmeans::predict(x, 5, 1, c, 2, b), exact) << kmeans::to_string(b);
+    EXPECT_EQ(kmeans::predict(xd, 5, 1, cd, 2, b), exact) << kmeans::to_string(b);
+    expect_scale_invariant<float>(-100, b);
+    expect_scale_invariant<float>(-136, b);  // subnormal floats
+    expect_scale_invariant<double>(-600, b);
+    expect_scale_invariant<double>(-1036, b);  // subnormal doubles
+  }
+}
+
 TEST(Validation, ArrayLengthsAreChecked) {
   const double x[] = {1, 2, 3, 4};
   kmeans::Params<double> p;

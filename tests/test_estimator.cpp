@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -544,6 +545,29 @@ TEST(Estimator, CallsFromInsideItsOwnCallbackDoNotDisturbTheFit) {
     EXPECT_EQ(km.params().k, 2);  // the changes stay for the next fit
     EXPECT_FALSE(km.params().on_iteration);
     EXPECT_EQ(km.fit(x.data(), 240, 2).result().centroids.size(), 4u);
+  }
+}
+
+// A callback that throws ends the fit with its exception; the object keeps its engines and
+// its last model and fits again to the bits of a fresh fit.
+TEST(Estimator, AThrowingCallbackLeavesTheObjectUsable) {
+  const auto x = blobs<double>(50, 43);
+  for (Backend b : kHostBackends) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    kmeans::Params<double> p;
+    p.k = 4;
+    p.seed = 2;
+    p.backend = b;
+    const auto expected = kmeans::fit(x.data(), 200, 2, p);
+    kmeans::KMeans<double> km(p);
+    km.fit(x.data(), 200, 2);
+    km.params().on_iteration = [](const kmeans::IterationInfo&) -> bool {
+      throw std::runtime_error("stop here");
+    };
+    EXPECT_THROW(km.fit(x.data(), 200, 2), std::runtime_error);
+    expect_same_fit(km.result(), expected);  // the model of the last completed fit
+    km.params().on_iteration = nullptr;
+    expect_same_fit(km.fit(x.data(), 200, 2).result(), expected);
   }
 }
 
