@@ -97,7 +97,7 @@ std::string point_error(const char* what, double value, std::int64_t row, std::i
   } else {
     const double bound = is_float ? max_abs_value<float>(static_cast<std::size_t>(d))
                                   : max_abs_value<double>(static_cast<std::size_t>(d));
-    const std::string b = shortest_text(bound, is_float);
+    const std::string b = shortest_text(bound, false);  // 3 digits, exactly the bound
     msg << what << " value " << shortest_text(value, is_float) << " at row " << row
         << ", column " << col << " is outside the supported range [-" << b << ", " << b << "] for "
         << (is_float ? "float32" : "float64") << " with d = " << d
@@ -263,12 +263,31 @@ KMEANS_INSTANTIATE(double)
 
 namespace kmeans {
 
+namespace {
+/// v rounded down to 3 significant decimal digits (v > 0): a bound that prints exactly.
+double round_down_3_digits(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2e", v);
+  double r = std::strtod(buf, nullptr);
+  if (r > v) {  // %.2e rounded up: one unit less in the last digit
+    double mantissa = 0;
+    int exponent = 0;
+    std::sscanf(buf, "%lfe%d", &mantissa, &exponent);
+    std::snprintf(buf, sizeof buf, "%.2fe%d", mantissa - 0.01, exponent);
+    r = std::strtod(buf, nullptr);
+  }
+  return r;
+}
+}  // namespace
+
 template <class T>
 double max_abs_value(std::size_t d) {
   const double dd = static_cast<double>(d < 1 ? 1 : d);
-  if (std::is_same<T, float>::value)
-    return std::sqrt(static_cast<double>(std::numeric_limits<float>::max()) / (8 * dd));
-  return std::sqrt(std::numeric_limits<double>::max() / (8 * dd)) * 0x1p-40;
+  const double raw =
+      std::is_same<T, float>::value
+          ? std::sqrt(static_cast<double>(std::numeric_limits<float>::max()) / (8 * dd))
+          : std::sqrt(std::numeric_limits<double>::max() / (8 * dd)) * 0x1p-40;
+  return round_down_3_digits(raw);
 }
 template double max_abs_value<float>(std::size_t);
 template double max_abs_value<double>(std::size_t);

@@ -158,8 +158,9 @@ Result<T> fit(const T* data, std::size_t n, std::size_t d, const Params<T>& p);
 /// predict / transform / score with d features: sqrt(max(float) / (8 d)) for float, so that a
 /// squared distance formed in float cannot overflow (with a factor 2 to spare for rounding),
 /// and sqrt(max(double) / (8 d)) / 2^40 for double, so that weighted sums of squared
-/// distances over up to 2^80 units of weight cannot overflow either. Larger values are
-/// rejected with a kmeans::Error naming the value, its row and column and this range.
+/// distances over up to 2^80 units of weight cannot overflow either; each rounded down to 3
+/// significant digits. Larger values are rejected with a kmeans::Error naming the value, its
+/// row and column and this range.
 template <class T>
 double max_abs_value(std::size_t d);
 
