@@ -54,17 +54,6 @@ std::unique_ptr<Engine<T>> make_engine(Backend requested, const DataView<T>& v, 
   throw Error("unknown backend");
 }
 
-/// Throws kmeans::Error unless a given `weights` view holds exactly n values.
-template <class T>
-void check_weights_view(ArrayView<T> weights, std::size_t n) {
-  if (weights.empty()) return;
-  if (weights.data() == nullptr)
-    throw Error("sample_weight is a null pointer with size " + std::to_string(weights.size()));
-  if (weights.size() != n)
-    throw Error("sample_weight has " + std::to_string(weights.size()) +
-                " values but the data has n = " + std::to_string(n) + " samples");
-}
-
 /// Checks the data and weights and binds an engine to them: the engine in `slot` when it can
 /// take the data (Engine::rebind), else a new one stored there. Host data and weights that need
 /// it are rescaled into `u` (data_scale_exponent over the data and `centroid_max_abs`, the
@@ -139,23 +128,6 @@ DataOps<T>& data_ops_of(Engine<T>& e, std::unique_ptr<DataOps<T>>& holder, std::
   if (DataOps<T>* own = e.data_ops()) return *own;
   holder = make_host_data_ops(e.host_data(), e.host_weights(), n, d, n_threads);
   return *holder;
-}
-
-/// Throws kmeans::Error unless Params::init_centroids is usable for Init::Array: k x d host
-/// values within max_abs_value<T>(d); checked before any work is done. Returns their largest
-/// |c| (0 for the other inits).
-template <class T>
-double validate_init_centroids(const Params<T>& p, std::size_t d) {
-  if (p.init != Init::Array) return 0;
-  const T* c = p.init_centroids.data();
-  if (c == nullptr) throw Error("init = Array but Params::init_centroids is a null pointer");
-  const std::size_t want = static_cast<std::size_t>(p.k) * d;
-  if (p.init_centroids.size() != want)
-    throw Error("init_centroids has " + std::to_string(p.init_centroids.size()) +
-                " values but k x d = " + std::to_string(p.k) + " x " + std::to_string(d) +
-                " needs " + std::to_string(want));
-  if (is_device_pointer(c)) throw Error("init_centroids must be in host memory");
-  return validate_points(c, p.k, static_cast<std::int64_t>(d), "init_centroids", p.n_threads);
 }
 
 template <class T>
@@ -337,10 +309,18 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   validate_params(p, n);
   const double init_max_abs = validate_init_centroids(p, d);
   const auto t_bind = Clock::now();
-  std::unique_ptr<Engine<T>> local;
+  // The fit holds the workspace's engine while it runs (and gives it back however it ends):
+  // a nested fit on the same workspace, from on_iteration, makes an engine of its own.
+  std::unique_ptr<Engine<T>> held = ws ? std::move(ws->fit_engine) : nullptr;
+  struct GiveBack {
+    Workspace<T>* ws;
+    std::unique_ptr<Engine<T>>& held;
+    ~GiveBack() {
+      if (ws) ws->fit_engine = std::move(held);
+    }
+  } give_back{ws, held};
   Units<T> u;
-  Engine<T>& e = bind_engine(data, n, d, p.sample_weight, p.k, p.backend, p.n_threads,
-                             ws ? ws->fit_engine : local, ws,
+  Engine<T>& e = bind_engine(data, n, d, p.sample_weight, p.k, p.backend, p.n_threads, held, ws,
                              cuda_init_bytes(p.init, static_cast<std::int64_t>(n), p.k),
                              init_max_abs, u);
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);

@@ -59,6 +59,16 @@ int data_scale_exponent(double max_abs);
 std::string point_error(const char* what, double value, std::int64_t row, std::int64_t col,
                         std::int64_t d, bool is_float);
 
+/// Throws kmeans::Error unless a given (non-empty) `weights` view holds exactly n values.
+template <class T>
+void check_weights_view(ArrayView<T> weights, std::size_t n);
+
+/// Throws kmeans::Error unless Params::init_centroids is usable for Init::Array: k x d host
+/// values within max_abs_value<T>(d); checked before any work is done. Returns their largest
+/// |c| (0 for the other inits).
+template <class T>
+double validate_init_centroids(const Params<T>& p, std::size_t d);
+
 /// The largest weight and the total (in double, inf when it overflows) of valid weights.
 struct WeightStats {
   double max = 0;

@@ -14,6 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "engine.hpp"  // is_device_pointer
 #include "internal.hpp"
 
 namespace kmeans::detail {
@@ -147,6 +148,30 @@ int data_scale_exponent(double max_abs) {
 }
 
 template <class T>
+void check_weights_view(ArrayView<T> weights, std::size_t n) {
+  if (weights.empty()) return;
+  if (weights.data() == nullptr)
+    throw Error("sample_weight is a null pointer with size " + std::to_string(weights.size()));
+  if (weights.size() != n)
+    throw Error("sample_weight has " + std::to_string(weights.size()) +
+                " values but the data has n = " + std::to_string(n) + " samples");
+}
+
+template <class T>
+double validate_init_centroids(const Params<T>& p, std::size_t d) {
+  if (p.init != Init::Array) return 0;
+  const T* c = p.init_centroids.data();
+  if (c == nullptr) throw Error("init = Array but Params::init_centroids is a null pointer");
+  const std::size_t want = static_cast<std::size_t>(p.k) * d;
+  if (p.init_centroids.size() != want)
+    throw Error("init_centroids has " + std::to_string(p.init_centroids.size()) +
+                " values but k x d = " + std::to_string(p.k) + " x " + std::to_string(d) +
+                " needs " + std::to_string(want));
+  if (is_device_pointer(c)) throw Error("init_centroids must be in host memory");
+  return validate_points(c, p.k, static_cast<std::int64_t>(d), "init_centroids", p.n_threads);
+}
+
+template <class T>
 WeightStats validate_weights(const T* w, std::int64_t n, int n_threads) {
   validate_finite(w, n, 1, "sample_weight", n_threads);
   WeightStats s;
@@ -250,6 +275,8 @@ double mean_of(const std::vector<double>& v) {
   template void validate_finite<T>(const T*, std::int64_t, std::int64_t, const char*, int);    \
   template double validate_points<T>(const T*, std::int64_t, std::int64_t, const char*, int);  \
   template int data_scale_exponent<T>(double);                                                  \
+  template void check_weights_view<T>(ArrayView<T>, std::size_t);                               \
+  template double validate_init_centroids<T>(const Params<T>&, std::size_t);                    \
   template WeightStats validate_weights<T>(const T*, std::int64_t, int);                        \
   template std::int64_t count_distinct_rows<T>(const T*, std::int64_t, std::int64_t,            \
                                                std::int64_t);                                   \

@@ -241,8 +241,25 @@ class KMeans {
     }
     return *this;
   }
-  KMeans(KMeans&&) = default;
-  KMeans& operator=(KMeans&&) = default;
+  /// A moved-from object is unfitted (its methods throw as before the first fit).
+  KMeans(KMeans&& o) noexcept
+      : params_(std::move(o.params_)), result_(std::move(o.result_)), d_(o.d_),
+        fitted_(o.fitted_), ws_(std::move(o.ws_)) {
+    o.d_ = 0;
+    o.fitted_ = false;
+  }
+  KMeans& operator=(KMeans&& o) noexcept {
+    if (this != &o) {
+      params_ = std::move(o.params_);
+      result_ = std::move(o.result_);
+      d_ = o.d_;
+      fitted_ = o.fitted_;
+      ws_ = std::move(o.ws_);
+      o.d_ = 0;
+      o.fitted_ = false;
+    }
+    return *this;
+  }
   ~KMeans() = default;
 
   /// Fits to n x d data; the result (centroids, labels, inertia, ...) is kept.
