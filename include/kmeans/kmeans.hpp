@@ -49,9 +49,9 @@ struct IterationInfo {
 
 /// A read-only view of `size` elements of type T: how arrays enter Params and score. Made from
 /// a std::vector<T> (an lvalue: the vector must outlive the call), a built-in array T[N], a
-/// pointer and its length, or empty (the default, or nullptr) for "not given". There is deliberately no
-/// constructor from a bare pointer and none from another element type, so a float fit cannot
-/// be handed double weights or centroids: that does not compile.
+/// pointer and its length, or empty (the default, or nullptr) for "not given". There is
+/// deliberately no constructor from a bare pointer and none from another element type, so a
+/// float fit cannot be handed double weights or centroids: that does not compile.
 template <class T>
 class ArrayView {
  public:
