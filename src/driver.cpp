@@ -54,25 +54,17 @@ std::unique_ptr<Engine<T>> make_engine(Backend requested, const DataView<T>& v, 
   throw Error("unknown backend");
 }
 
-/// Throws kmeans::Error unless a given `weights` view holds exactly n values.
-template <class T>
-void check_weights_view(ArrayView<T> weights, std::size_t n) {
-  if (weights.empty()) return;
-  if (weights.data() == nullptr)
-    throw Error("sample_weight is a null pointer with size " + std::to_string(weights.size()));
-  if (weights.size() != n)
-    throw Error("sample_weight has " + std::to_string(weights.size()) +
-                " values but the data has n = " + std::to_string(n) + " samples");
-}
-
 /// Checks the data and weights and binds an engine to them: the engine in `slot` when it can
-/// take the data (Engine::rebind), else a new one stored there. Host weights that need it are
-/// rescaled into `scaled` (weight_scale_exponent), which must outlive the engine's use.
-/// `extra_bytes`: device memory the call needs beyond a pass's working set (initialisation).
+/// take the data (Engine::rebind), else a new one stored there. Host data and weights that need
+/// it are rescaled into `u` (data_scale_exponent over the data and `centroid_max_abs`, the
+/// largest |c| of the centroids the call will use; weight_scale_exponent), which must outlive
+/// the engine's use. `extra_bytes`: device memory the call needs beyond a pass's working set
+/// (initialisation).
 template <class T>
 Engine<T>& bind_engine(const T* data, std::size_t n, std::size_t d, ArrayView<T> weights_view,
                        int k, Backend backend, int n_threads, std::unique_ptr<Engine<T>>& slot,
-                       Workspace<T>* ws, std::size_t extra_bytes, ScaledWeights<T>& scaled) {
+                       Workspace<T>* ws, std::size_t extra_bytes, double centroid_max_abs,
+                       Units<T>& u) {
   ProfileRange range("kmeans::bind");
   validate_shape(data, n, d, "data");
   check_weights_view(weights_view, n);
@@ -81,16 +73,21 @@ Engine<T>& bind_engine(const T* data, std::size_t n, std::size_t d, ArrayView<T>
   if (weights && is_device_pointer(weights) != on_device)
     throw Error("sample_weight and data must both be in host memory or both in GPU memory");
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
-  scaled = ScaledWeights<T>{};
+  u = Units<T>{};
   if (!on_device) {  // the CUDA engine checks device-resident data on the device
-    validate_points(data, ni, di, "data", n_threads);
+    const double max_abs = validate_points(data, ni, di, "data", n_threads);
+    u.data_exp = data_scale_exponent<T>(std::max(max_abs, centroid_max_abs));
+    if (u.data_exp != 0) {
+      u.points.assign(data, data + n * d);
+      for (T& x : u.points) x = std::ldexp(x, u.data_exp);
+      data = u.points.data();
+    }
     if (weights) {
-      scaled.exponent = weight_scale_exponent<T>(validate_weights(weights, ni, n_threads));
-      if (scaled.exponent != 0) {
-        scaled.copy.resize(n);
-        for (std::size_t i = 0; i < n; ++i)
-          scaled.copy[i] = static_cast<T>(std::ldexp(weights[i], -scaled.exponent));
-        weights = scaled.copy.data();
+      u.weight_exp = weight_scale_exponent<T>(validate_weights(weights, ni, n_threads));
+      if (u.weight_exp != 0) {
+        u.weights.resize(n);
+        for (std::size_t i = 0; i < n; ++i) u.weights[i] = std::ldexp(weights[i], -u.weight_exp);
+        weights = u.weights.data();
       }
     }
   }
@@ -131,22 +128,6 @@ DataOps<T>& data_ops_of(Engine<T>& e, std::unique_ptr<DataOps<T>>& holder, std::
   if (DataOps<T>* own = e.data_ops()) return *own;
   holder = make_host_data_ops(e.host_data(), e.host_weights(), n, d, n_threads);
   return *holder;
-}
-
-/// Throws kmeans::Error unless Params::init_centroids is usable for Init::Array: k x d host
-/// values within max_abs_value<T>(d); checked before any work is done.
-template <class T>
-void validate_init_centroids(const Params<T>& p, std::size_t d) {
-  if (p.init != Init::Array) return;
-  const T* c = p.init_centroids.data();
-  if (c == nullptr) throw Error("init = Array but Params::init_centroids is a null pointer");
-  const std::size_t want = static_cast<std::size_t>(p.k) * d;
-  if (p.init_centroids.size() != want)
-    throw Error("init_centroids has " + std::to_string(p.init_centroids.size()) +
-                " values but k x d = " + std::to_string(p.k) + " x " + std::to_string(d) +
-                " needs " + std::to_string(want));
-  if (is_device_pointer(c)) throw Error("init_centroids must be in host memory");
-  validate_points(c, p.k, static_cast<std::int64_t>(d), "init_centroids", p.n_threads);
 }
 
 template <class T>
@@ -247,11 +228,11 @@ double imbalance_factor(const double* sizes, int k) {
 
 /// Lloyd iterations from r.centroids (already initialised) until convergence or max_iter,
 /// then the final assignment. `tol` is absolute (already scaled by the data variance).
-/// r.inertia and r.cluster_sizes are left in the units of the (possibly rescaled) weights the
-/// engine sees; the SSEs reported per iteration are scaled back at once.
+/// r.centroids, r.inertia and r.cluster_sizes are left in the engine's units (Units); the SSEs
+/// and shifts reported per iteration are converted back at once.
 template <class T>
 void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const Params<T>& p,
-           double tol, const ScaledWeights<T>& sw, Result<T>& r) {
+           double tol, const Units<T>& u, Result<T>& r) {
   const int k = p.k;
   std::vector<double> sums(static_cast<std::size_t>(k * d)), weights(static_cast<std::size_t>(k));
   for (int it = 0; it < p.max_iter; ++it) {
@@ -259,7 +240,7 @@ void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const
     const auto t0 = Clock::now();
     const StepStats s = e.assign(r.centroids.data(), k, sums.data(), weights.data());
     const auto t1 = Clock::now();
-    const double sse = sw.unscale(s.sse);
+    const double sse = u.sse(s.sse);
     r.sse_history.push_back(sse);
     r.imbalance_history.push_back(imbalance_factor(weights.data(), k));
     double shift = 0;
@@ -276,7 +257,7 @@ void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const
     r.timings.update += seconds_since(t1);
     if (p.on_iteration) {
       ProfileRange callback_range("kmeans::on_iteration");
-      if (!p.on_iteration(IterationInfo{it, sse, shift, seconds_since(t0)})) break;
+      if (!p.on_iteration(IterationInfo{it, sse, u.squared(shift), seconds_since(t0)})) break;
     }
     if (r.converged) break;
   }
@@ -326,13 +307,22 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   const Params<T> p = params;
   validate_shape(data, n, d, "data");
   validate_params(p, n);
-  validate_init_centroids(p, d);
+  const double init_max_abs = validate_init_centroids(p, d);
   const auto t_bind = Clock::now();
-  std::unique_ptr<Engine<T>> local;
-  ScaledWeights<T> sw;
-  Engine<T>& e = bind_engine(data, n, d, p.sample_weight, p.k, p.backend, p.n_threads,
-                             ws ? ws->fit_engine : local, ws,
-                             cuda_init_bytes(p.init, static_cast<std::int64_t>(n), p.k), sw);
+  // The fit holds the workspace's engine while it runs (and gives it back however it ends):
+  // a nested fit on the same workspace, from on_iteration, makes an engine of its own.
+  std::unique_ptr<Engine<T>> held = ws ? std::move(ws->fit_engine) : nullptr;
+  struct GiveBack {
+    Workspace<T>* ws;
+    std::unique_ptr<Engine<T>>& held;
+    ~GiveBack() {
+      if (ws) ws->fit_engine = std::move(held);
+    }
+  } give_back{ws, held};
+  Units<T> u;
+  Engine<T>& e = bind_engine(data, n, d, p.sample_weight, p.k, p.backend, p.n_threads, held, ws,
+                             cuda_init_bytes(p.init, static_cast<std::int64_t>(n), p.k),
+                             init_max_abs, u);
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
   std::unique_ptr<DataOps<T>> host_ops;
   DataOps<T>& ops = data_ops_of(e, host_ops, ni, di, p.n_threads);
@@ -352,9 +342,10 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
     {
       ProfileRange init_range("kmeans::init");
       r.centroids = initial_centroids(ops, di, pr);
+      if (p.init == Init::Array) u.to_engine(r.centroids);  // the others are drawn from the data
     }
     r.timings.init = seconds_since(t_init);
-    lloyd(e, ops, ni, di, p, tol, sw, r);
+    lloyd(e, ops, ni, di, p, tol, u, r);
     total.init += r.timings.init;
     total.assign += r.timings.assign;
     total.update += r.timings.update;
@@ -363,9 +354,10 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   }
   best.timings = total;
   best.timings.init += bind_seconds;
-  best.inertia = sw.unscale(best.inertia);
-  for (double& c : best.cluster_sizes) c = sw.unscale(c);
-  if (sw.exponent != 0 && !std::isfinite(best.inertia))
+  u.to_caller(best.centroids);
+  best.inertia = u.sse(best.inertia);
+  for (double& c : best.cluster_sizes) c = u.size(c);
+  if (u.weight_exp != 0 && !std::isfinite(best.inertia))
     best.warnings.push_back("the weighted inertia exceeds the largest double: reported as inf");
   if (p.init == Init::Array && p.n_init > 1)
     best.warnings.push_back("init = Array: n_init = " + std::to_string(p.n_init) +
@@ -374,21 +366,30 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   return best;
 }
 
-/// Checks centroids for predict / transform / score and binds an engine to the data.
+/// Checks centroids for predict / transform / score and binds an engine to the data; `c`
+/// receives the centroids in the engine's units (`centroids` itself, or a rescaled copy kept
+/// in `cs`).
 template <class T>
 Engine<T>& bind_for_centroids(Workspace<T>* ws, std::unique_ptr<Engine<T>>& local,
                               const T* data, std::size_t n, std::size_t d, const T* centroids,
-                              std::size_t k, ArrayView<T> weights, Backend backend,
-                              ScaledWeights<T>& sw) {
+                              std::size_t k, ArrayView<T> weights, Backend backend, Units<T>& u,
+                              std::vector<T>& cs, const T*& c) {
   validate_shape(data, n, d, "data");
   if (centroids == nullptr) throw Error("centroids is a null pointer");
   if (is_device_pointer(centroids)) throw Error("centroids must be in host memory");
   if (k < 1 || k > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw Error("k = " + std::to_string(k) + " is out of range [1, 2^31)");
-  validate_points(centroids, static_cast<std::int64_t>(k), static_cast<std::int64_t>(d),
-                  "centroids", 0);
-  return bind_engine<T>(data, n, d, weights, static_cast<int>(k), backend, 0,
-                        ws ? ws->predict_engine : local, ws, 0, sw);
+  const double c_max = validate_points(centroids, static_cast<std::int64_t>(k),
+                                       static_cast<std::int64_t>(d), "centroids", 0);
+  Engine<T>& e = bind_engine<T>(data, n, d, weights, static_cast<int>(k), backend, 0,
+                                ws ? ws->predict_engine : local, ws, 0, c_max, u);
+  c = centroids;
+  if (u.data_exp != 0) {
+    cs.assign(centroids, centroids + k * d);
+    u.to_engine(cs);
+    c = cs.data();
+  }
+  return e;
 }
 
 template <class T>
@@ -397,11 +398,13 @@ std::vector<std::int32_t> run_predict(Workspace<T>* ws, const T* data, std::size
                                       Backend backend, Backend* used = nullptr) {
   ProfileRange range("kmeans::predict");
   std::unique_ptr<Engine<T>> local;
-  ScaledWeights<T> sw;
+  Units<T> u;
+  std::vector<T> cs;
+  const T* c = nullptr;
   Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, ArrayView<T>{},
-                                    backend, sw);
+                                    backend, u, cs, c);
   if (used) *used = e.kind();
-  e.assign(centroids, static_cast<int>(k), nullptr, nullptr);
+  e.assign(c, static_cast<int>(k), nullptr, nullptr);
   std::vector<std::int32_t> labels(n);
   e.labels(labels.data());
   return labels;
@@ -413,10 +416,13 @@ double run_score(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
                  Backend* used = nullptr) {
   ProfileRange range("kmeans::score");
   std::unique_ptr<Engine<T>> local;
-  ScaledWeights<T> sw;
-  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, weights, backend, sw);
+  Units<T> u;
+  std::vector<T> cs;
+  const T* c = nullptr;
+  Engine<T>& e =
+      bind_for_centroids(ws, local, data, n, d, centroids, k, weights, backend, u, cs, c);
   if (used) *used = e.kind();
-  return -sw.unscale(e.assign(centroids, static_cast<int>(k), nullptr, nullptr).sse);
+  return -u.sse(e.assign(c, static_cast<int>(k), nullptr, nullptr).sse);
 }
 
 template <class T>
@@ -425,15 +431,18 @@ std::vector<T> run_transform(Workspace<T>* ws, const T* data, std::size_t n, std
                              Backend* used = nullptr) {
   ProfileRange range("kmeans::transform");
   std::unique_ptr<Engine<T>> local;
-  ScaledWeights<T> sw;
+  Units<T> u;
+  std::vector<T> cs;
+  const T* c = nullptr;
   Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, ArrayView<T>{},
-                                    backend, sw);
+                                    backend, u, cs, c);
   if (used) *used = e.kind();
   if (k > std::numeric_limits<std::size_t>::max() / sizeof(T) / n)
     throw Error("transform: the n x k = " + std::to_string(n) + " x " + std::to_string(k) +
                 " distance matrix overflows");
   std::vector<T> out(n * k);
-  e.distances(centroids, static_cast<int>(k), out.data());
+  e.distances(c, static_cast<int>(k), out.data());
+  u.to_caller(out);  // distances scale as the points
   return out;
 }
 

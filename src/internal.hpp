@@ -43,13 +43,31 @@ void validate_finite(const T* x, std::int64_t n, std::int64_t d, const char* wha
 
 /// Throws kmeans::Error naming the first NaN, Inf or value beyond max_abs_value<T>(d) (its row,
 /// column, value and the allowed range) of host points or centroids (n x d): the one range rule
-/// of the library, which the CUDA engine applies to device data too.
+/// of the library, which the CUDA engine applies to device data too. Returns the largest |x|.
 template <class T>
-void validate_points(const T* x, std::int64_t n, std::int64_t d, const char* what, int n_threads);
+double validate_points(const T* x, std::int64_t n, std::int64_t d, const char* what,
+                       int n_threads);
+
+/// The exponent e such that points multiplied by 2^e (exactly: a power of two) have squared
+/// distances in T clear of underflow: 0 (the common case) unless every |x| is below 2^-28
+/// (float) or 2^-432 (double) and not all are 0; then max |x| * 2^e is in [1, 2). Points and
+/// centroids of one call share e; results are scaled back exactly.
+template <class T>
+int data_scale_exponent(double max_abs);
 
 /// The message of validate_points for x[row, col] (shared with the CUDA engine's check).
 std::string point_error(const char* what, double value, std::int64_t row, std::int64_t col,
                         std::int64_t d, bool is_float);
+
+/// Throws kmeans::Error unless a given (non-empty) `weights` view holds exactly n values.
+template <class T>
+void check_weights_view(ArrayView<T> weights, std::size_t n);
+
+/// Throws kmeans::Error unless Params::init_centroids is usable for Init::Array: k x d host
+/// values within max_abs_value<T>(d); checked before any work is done. Returns their largest
+/// |c| (0 for the other inits).
+template <class T>
+double validate_init_centroids(const Params<T>& p, std::size_t d);
 
 /// The largest weight and the total (in double, inf when it overflows) of valid weights.
 struct WeightStats {
@@ -70,13 +88,33 @@ WeightStats validate_weights(const T* w, std::int64_t n, int n_threads);
 template <class T>
 int weight_scale_exponent(const WeightStats& w);
 
-/// Host weights as an engine sees them: the caller's, or a copy divided by 2^exponent.
+/// The exact power-of-two units of one call: the engine sees weights divided by 2^weight_exp
+/// (weight_scale_exponent) and points multiplied by 2^data_exp (data_scale_exponent), held in
+/// the copies below when they are not 0; results are converted back by these functions.
 template <class T>
-struct ScaledWeights {
-  std::vector<T> copy;  ///< the rescaled weights, when exponent != 0
-  int exponent = 0;
-  /// A sum of rescaled weights (or of weighted squared distances) in the caller's units.
-  double unscale(double v) const { return exponent == 0 ? v : std::ldexp(v, exponent); }
+struct Units {
+  std::vector<T> weights;  ///< the rescaled weights, when weight_exp != 0
+  std::vector<T> points;   ///< the rescaled data, when data_exp != 0
+  int weight_exp = 0;
+  int data_exp = 0;
+  /// A sum of weights (cluster sizes) in the caller's units.
+  double size(double v) const { return weight_exp == 0 ? v : std::ldexp(v, weight_exp); }
+  /// A (weighted) sum of squared distances in the caller's units.
+  double sse(double v) const {
+    const int e = weight_exp - 2 * data_exp;
+    return e == 0 ? v : std::ldexp(v, e);
+  }
+  /// A sum of squared coordinate differences (the centre shift) in the caller's units.
+  double squared(double v) const { return data_exp == 0 ? v : std::ldexp(v, -2 * data_exp); }
+  /// Points or centroids into the engine's units (to_engine) and back (to_caller), in place.
+  void to_engine(std::vector<T>& c) const {
+    if (data_exp != 0)
+      for (T& v : c) v = std::ldexp(v, data_exp);
+  }
+  void to_caller(std::vector<T>& c) const {
+    if (data_exp != 0)
+      for (T& v : c) v = std::ldexp(v, -data_exp);
+  }
 };
 
 /// The number of distinct rows (by value: -0 equals 0) of host x (n x d), counted up to

@@ -15,6 +15,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "engine.hpp"  // is_device_pointer
 #include "internal.hpp"
 
 namespace kmeans::detail {
@@ -108,7 +109,7 @@ std::string point_error(const char* what, double value, std::int64_t row, std::i
   } else {
     const double bound = is_float ? max_abs_value<float>(static_cast<std::size_t>(d))
                                   : max_abs_value<double>(static_cast<std::size_t>(d));
-    const std::string b = shortest_text(bound, is_float);
+    const std::string b = shortest_text(bound, false);  // 3 digits, exactly the bound
     msg << what << " value " << shortest_text(value, is_float) << " at row " << row
         << ", column " << col << " is outside the supported range [-" << b << ", " << b << "] for "
         << (is_float ? "float32" : "float64") << " with d = " << d
@@ -121,14 +122,64 @@ std::string point_error(const char* what, double value, std::int64_t row, std::i
 }
 
 template <class T>
-void validate_points(const T* x, std::int64_t n, std::int64_t d, const char* what, int n_threads) {
-  const T bound = static_cast<T>(max_abs_value<T>(static_cast<std::size_t>(d)));
-  // !(|v| <= bound) also catches NaN.
-  const std::int64_t i =
-      first_bad_index(x, n, d, n_threads, [bound](T v) { return !(std::fabs(v) <= bound); });
-  if (i < n * d)
-    throw Error(point_error(what, static_cast<double>(x[i]), i / d, i % d,
-                            d, std::is_same<T, float>::value));
+double validate_points(const T* x, std::int64_t n, std::int64_t d, const char* what,
+                       int n_threads) {
+  const double bound = max_abs_value<T>(static_cast<std::size_t>(d));
+  const std::int64_t total = n * d;
+  std::int64_t first_bad = total;
+  double largest = 0;
+  // One pass: the first element beyond the bound (or NaN: !(|v| <= bound)), in row-major order
+  // whatever the thread count, and the largest magnitude.
+#pragma omp parallel for schedule(static) reduction(min : first_bad) reduction(max : largest) \
+    num_threads(threads_for(n_threads, static_cast<double>(total)))
+  for (std::int64_t b = 0; b < total; b += kReduceBlock * 16) {
+    const std::int64_t end = std::min(total, b + kReduceBlock * 16);
+    for (std::int64_t i = b; i < end; ++i) {
+      const double a = std::fabs(static_cast<double>(x[i]));
+      if (!(a <= bound)) {
+        first_bad = std::min(first_bad, i);
+        break;
+      }
+      largest = std::max(largest, a);
+    }
+  }
+  if (first_bad < total)
+    throw Error(point_error(what, static_cast<double>(x[first_bad]), first_bad / d,
+                            first_bad % d, d, std::is_same<T, float>::value));
+  return largest;
+}
+
+template <class T>
+int data_scale_exponent(double max_abs) {
+  // Below these magnitudes the squared difference of neighbouring values of T leaves the
+  // normal range of T (float: (2^-28 * 2^-23)^2 = 2^-102; double: (2^-432 * 2^-52)^2 = 2^-968).
+  const double small = std::is_same<T, float>::value ? 0x1p-28 : 0x1p-432;
+  if (!(max_abs > 0) || max_abs >= small) return 0;
+  return -std::ilogb(max_abs);  // max_abs * 2^e is in [1, 2)
+}
+
+template <class T>
+void check_weights_view(ArrayView<T> weights, std::size_t n) {
+  if (weights.empty()) return;
+  if (weights.data() == nullptr)
+    throw Error("sample_weight is a null pointer with size " + std::to_string(weights.size()));
+  if (weights.size() != n)
+    throw Error("sample_weight has " + std::to_string(weights.size()) +
+                " values but the data has n = " + std::to_string(n) + " samples");
+}
+
+template <class T>
+double validate_init_centroids(const Params<T>& p, std::size_t d) {
+  if (p.init != Init::Array) return 0;
+  const T* c = p.init_centroids.data();
+  if (c == nullptr) throw Error("init = Array but Params::init_centroids is a null pointer");
+  const std::size_t want = static_cast<std::size_t>(p.k) * d;
+  if (p.init_centroids.size() != want)
+    throw Error("init_centroids has " + std::to_string(p.init_centroids.size()) +
+                " values but k x d = " + std::to_string(p.k) + " x " + std::to_string(d) +
+                " needs " + std::to_string(want));
+  if (is_device_pointer(c)) throw Error("init_centroids must be in host memory");
+  return validate_points(c, p.k, static_cast<std::int64_t>(d), "init_centroids", p.n_threads);
 }
 
 template <class T>
@@ -233,7 +284,10 @@ double mean_of(const std::vector<double>& v) {
 
 #define KMEANS_INSTANTIATE(T)                                                                   \
   template void validate_finite<T>(const T*, std::int64_t, std::int64_t, const char*, int);    \
-  template void validate_points<T>(const T*, std::int64_t, std::int64_t, const char*, int);    \
+  template double validate_points<T>(const T*, std::int64_t, std::int64_t, const char*, int);  \
+  template int data_scale_exponent<T>(double);                                                  \
+  template void check_weights_view<T>(ArrayView<T>, std::size_t);                               \
+  template double validate_init_centroids<T>(const Params<T>&, std::size_t);                    \
   template WeightStats validate_weights<T>(const T*, std::int64_t, int);                        \
   template std::int64_t count_distinct_rows<T>(const T*, std::int64_t, std::int64_t,            \
                                                std::int64_t);                                   \
@@ -247,12 +301,31 @@ KMEANS_INSTANTIATE(double)
 
 namespace kmeans {
 
+namespace {
+/// v rounded down to 3 significant decimal digits (v > 0): a bound that prints exactly.
+double round_down_3_digits(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2e", v);
+  double r = std::strtod(buf, nullptr);
+  if (r > v) {  // %.2e rounded up: one unit less in the last digit
+    double mantissa = 0;
+    int exponent = 0;
+    std::sscanf(buf, "%lfe%d", &mantissa, &exponent);
+    std::snprintf(buf, sizeof buf, "%.2fe%d", mantissa - 0.01, exponent);
+    r = std::strtod(buf, nullptr);
+  }
+  return r;
+}
+}  // namespace
+
 template <class T>
 double max_abs_value(std::size_t d) {
   const double dd = static_cast<double>(d < 1 ? 1 : d);
-  if (std::is_same<T, float>::value)
-    return std::sqrt(static_cast<double>(std::numeric_limits<float>::max()) / (8 * dd));
-  return std::sqrt(std::numeric_limits<double>::max() / (8 * dd)) * 0x1p-40;
+  const double raw =
+      std::is_same<T, float>::value
+          ? std::sqrt(static_cast<double>(std::numeric_limits<float>::max()) / (8 * dd))
+          : std::sqrt(std::numeric_limits<double>::max() / (8 * dd)) * 0x1p-40;
+  return round_down_3_digits(raw);
 }
 template double max_abs_value<float>(std::size_t);
 template double max_abs_value<double>(std::size_t);

@@ -829,6 +829,10 @@ TEST_F(CudaReuse, WholeEstimatorMatchesTheReference) {
     const auto gpu = fit(x.data(), n, d, p);
     EXPECT_EQ(gpu.labels, ref.labels);
     EXPECT_EQ(gpu.n_iter, ref.n_iter);
+    EXPECT_EQ(gpu.cluster_sizes, ref.cluster_sizes);  // summed from the labels in point order
+    ASSERT_EQ(gpu.imbalance_history.size(), ref.imbalance_history.size());
+    for (std::size_t i = 0; i < ref.imbalance_history.size(); ++i)
+      EXPECT_NEAR(gpu.imbalance_history[i], ref.imbalance_history[i], 1e-12) << "iteration " << i;
     EXPECT_NEAR(gpu.inertia, ref.inertia, kRelTolF64 * ref.inertia);
     for (std::size_t i = 0; i < ref.centroids.size(); ++i)
       EXPECT_NEAR(gpu.centroids[i], ref.centroids[i], 1e-9 * (1 + std::abs(ref.centroids[i])));

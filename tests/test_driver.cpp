@@ -13,11 +13,13 @@
 
 #include "kmeans/kmeans.hpp"
 #include "test_data.hpp"
+#include "test_helpers.hpp"
 
 namespace {
 
 using kmeans::Backend;
 using kmeans::Init;
+using kmeans_test::expect_error;
 
 constexpr double kExactTol = 1e-12;
 
@@ -34,18 +36,6 @@ auto array_params(int k, const A& init, Backend b, int max_iter = 300, double to
   p.init_centroids = init;
   p.backend = b;
   return p;
-}
-
-/// Throws unless calling f raises kmeans::Error whose message contains `needle`.
-template <class F>
-void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "expected kmeans::Error containing \"" << needle << "\"";
-  } catch (const kmeans::Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-        << "message: " << e.what() << "\nexpected to contain: " << needle;
-  }
 }
 
 // Worked by hand: 1-D points {0, 1, 10, 11}, k = 2, initial centroids {0, 1}.
@@ -385,184 +375,7 @@ TEST(Validation, PredictChecksItsInputs) {
   expect_error([&] { kmeans::predict(x, 4, 1, c, 0); }, "k = 0");
 }
 
-// ---- Value ranges and array lengths -------------------------------------------------------
-
-// float32 distances past FLT_MAX would give wrong labels: such values are rejected, naming the
-// value, its place and the range; values inside the range give the exact labels.
-TEST(Validation, ValuesBeyondTheSupportedRangeAreRejected) {
-  const float big[] = {0, 1e20f, 2e20f, 3e20f, 1e19f};
-  const float c_big[] = {0, 2e20f};
-  const std::string range = "outside the supported range [-";
-  const float small[] = {0, 1, 2, 3, 4};
-  expect_error([&] { kmeans::predict(big, 5, 1, small, 2); }, "data value 1e+20 at row 1, column 0");
-  expect_error([&] { kmeans::predict(big, 5, 1, small, 2); }, range);
-  expect_error([&] { kmeans::predict(big, 5, 1, c_big, 2); }, "value 2e+20 at row 1, column 0");
-  expect_error([&] { kmeans::transform(small, 5, 1, c_big, 2); },
-               "centroids value 2e+20 at row 1, column 0");
-  expect_error([&] { kmeans::score(small, 5, 1, c_big, 2); }, "centroids value 2e+20");
-  kmeans::Params<float> pf;
-  pf.k = 2;
-  expect_error([&] { kmeans::fit(big, 5, 1, pf); }, "data value 1e+20 at row 1, column 0");
-  pf.init = Init::Array;
-  pf.init_centroids = c_big;
-  expect_error([&] { kmeans::fit(small, 5, 1, pf); }, "init_centroids value 2e+20 at row 1");
-  // The same shape scaled into the range: the exact labels (0 0 1 1 0) on every host backend.
-  const float in[] = {0, 1e18f, 2e18f, 3e18f, 1e17f};
-  const float c_in[] = {0, 2e18f};
-  for (Backend b : kHostBackends)
-    EXPECT_EQ(kmeans::predict(in, 5, 1, c_in, 2, b), (std::vector<std::int32_t>{0, 0, 1, 1, 0}))
-        << kmeans::to_string(b);
-  // The bound is max_abs_value<T>(d), and it shrinks with d.
-  const double bf = kmeans::max_abs_value<float>(1);
-  EXPECT_GT(bf, 3e18);
-  EXPECT_LT(bf, 1e19);
-  EXPECT_DOUBLE_EQ(kmeans::max_abs_value<float>(4), bf / 2);
-  // float64: +-1.7e308 is rejected; values just inside the bound fit to finite centroids.
-  const double huge[] = {1.7e308, -1.7e308, 0, 1};
-  kmeans::Params<double> pd;
-  pd.k = 2;
-  expect_error([&] { kmeans::fit(huge, 4, 1, pd); }, "data value 1.7e+308 at row 0, column 0");
-  expect_error([&] { kmeans::fit(huge, 4, 1, pd); }, "for float64 with d = 1");
-  const double bd = kmeans::max_abs_value<double>(2);
-  const double edge[] = {bd, bd, -bd, -bd, bd, -bd, -bd, bd, 0, 0, bd / 2, bd / 3};
-  for (Backend b : kHostBackends) {
-    SCOPED_TRACE(kmeans::to_string(b));
-    pd.k = 3;
-    pd.backend = b;
-    const auto r = kmeans::fit(edge, 6, 2, pd);
-    for (double v : r.centroids) EXPECT_TRUE(std::isfinite(v)) << v;
-    EXPECT_TRUE(std::isfinite(r.inertia)) << r.inertia;
-    for (double v : r.sse_history) EXPECT_TRUE(std::isfinite(v)) << v;
-  }
-}
-
-TEST(Validation, ArrayLengthsAreChecked) {
-  const double x[] = {1, 2, 3, 4};
-  kmeans::Params<double> p;
-  p.k = 2;
-  const double three[] = {1, 1, 1};
-  p.sample_weight = three;
-  expect_error([&] { kmeans::fit(x, 4, 1, p); }, "sample_weight has 3 values but the data has n = 4");
-  p.sample_weight = {nullptr, 4};
-  expect_error([&] { kmeans::fit(x, 4, 1, p); }, "sample_weight is a null pointer with size 4");
-  p.sample_weight = {};
-  p.init = Init::Array;
-  p.init_centroids = three;
-  expect_error([&] { kmeans::fit(x, 2, 2, p); },
-               "init_centroids has 3 values but k x d = 2 x 2 needs 4");
-  const double c[] = {1, 3};
-  expect_error([&] { kmeans::score(x, 4, 1, c, 2, three); },
-               "sample_weight has 3 values but the data has n = 4");
-}
-
-// ---- Extreme sample weights ---------------------------------------------------------------
-
-/// The fit of blobs with every weight equal to w: the unweighted fit's labels, its centroids
-/// (bit for bit when w is a power of two: then every weighted sum is exact), and its inertia
-/// and cluster sizes times w.
-void expect_uniform_weight_matches_unweighted(double w, Backend b) {
-  SCOPED_TRACE(std::string(kmeans::to_string(b)) + " w = " + std::to_string(w));
-  const auto x = kmeans_test::four_blobs(50, 3);
-  kmeans::Params<double> p;
-  p.k = 4;
-  p.seed = 5;
-  p.backend = b;
-  const auto plain = kmeans::fit(x.data(), 200, 2, p);
-  const std::vector<double> weights(200, w);
-  p.sample_weight = weights;
-  const auto r = kmeans::fit(x.data(), 200, 2, p);
-  EXPECT_EQ(r.labels, plain.labels);
-  EXPECT_EQ(r.n_iter, plain.n_iter);
-  ASSERT_EQ(r.centroids.size(), plain.centroids.size());
-  int exponent = 0;
-  const bool power_of_two = std::frexp(w, &exponent) == 0.5;
-  for (std::size_t i = 0; i < r.centroids.size(); ++i) {
-    if (power_of_two)
-      EXPECT_EQ(r.centroids[i], plain.centroids[i]);
-    else
-      EXPECT_NEAR(r.centroids[i], plain.centroids[i], 1e-12 * (1 + std::abs(plain.centroids[i])));
-  }
-  EXPECT_NEAR(r.inertia, plain.inertia * w, 1e-12 * plain.inertia * w + 1e-320);
-  ASSERT_EQ(r.cluster_sizes.size(), 4u);
-  for (int c = 0; c < 4; ++c)
-    EXPECT_NEAR(r.cluster_sizes[c], plain.cluster_sizes[c] * w, 1e-12 * plain.cluster_sizes[c] * w);
-  ASSERT_EQ(r.imbalance_history.size(), plain.imbalance_history.size());
-  for (std::size_t i = 0; i < r.imbalance_history.size(); ++i)
-    EXPECT_NEAR(r.imbalance_history[i], plain.imbalance_history[i], 1e-12);
-  for (double v : r.sse_history) EXPECT_TRUE(std::isfinite(v));
-}
-
-TEST(Weights, HugeAndTinyWeightsGiveTheUnweightedFit) {
-  for (Backend b : kHostBackends) {
-    expect_uniform_weight_matches_unweighted(0x1p1016, b);  // sums of w x overflow unless rescaled
-    expect_uniform_weight_matches_unweighted(1e305, b);
-    expect_uniform_weight_matches_unweighted(5e-324, b);  // the smallest subnormal
-    expect_uniform_weight_matches_unweighted(0x1p-70, b);
-    expect_uniform_weight_matches_unweighted(1e-300, b);
-  }
-}
-
-TEST(Weights, ATotalBeyondTheDoubleRangeIsRejected) {
-  const double x[] = {0, 1, 10, 11};
-  const double w[] = {1e308, 1e308, 1e308, 1e308};
-  kmeans::Params<double> p;
-  p.k = 2;
-  p.sample_weight = w;
-  expect_error([&] { kmeans::fit(x, 4, 1, p); }, "sample_weight sums to more than the largest double");
-  expect_error([&] { kmeans::fit(x, 4, 1, p); }, "the largest weight is 1e+308");
-  const double c[] = {0, 10};
-  expect_error([&] { kmeans::score(x, 4, 1, c, 2, w); }, "sample_weight sums to more than");
-  // One huge weight among ordinary ones: fine, and finite.
-  const double mixed[] = {1e300, 1, 1, 1};
-  p.sample_weight = mixed;
-  const auto r = kmeans::fit(x, 4, 1, p);
-  for (double v : r.centroids) EXPECT_TRUE(std::isfinite(v));
-  EXPECT_TRUE(std::isfinite(r.inertia));
-  EXPECT_DOUBLE_EQ(-kmeans::score(x, 4, 1, r.centroids.data(), 2, mixed), r.inertia);
-}
-
-// Float weights are summed in double: even the largest float powers of two need no rescaling
-// (a power of two, so that the weighted fit is the unweighted one bit for bit).
-TEST(Weights, FloatWeightsAtTheTopOfTheRangeAreExact) {
-  const auto xd = kmeans_test::four_blobs(25, 8);
-  const std::vector<float> x(xd.begin(), xd.end());
-  const std::vector<float> w(100, 0x1p127f);
-  for (Backend b : kHostBackends) {
-    kmeans::Params<float> p;
-    p.k = 4;
-    p.backend = b;
-    const auto plain = kmeans::fit(x.data(), 100, 2, p);
-    p.sample_weight = w;
-    const auto r = kmeans::fit(x.data(), 100, 2, p);
-    EXPECT_EQ(r.centroids, plain.centroids) << kmeans::to_string(b);
-    EXPECT_NEAR(r.inertia / plain.inertia, static_cast<double>(w[0]), 1e-6 * w[0]);
-  }
-}
-
 // ---- Callbacks and warnings ---------------------------------------------------------------
-
-// The fit works on a copy of its params: a callback that changes them (k, the callback itself)
-// does not disturb the running fit.
-TEST(Driver, CallbackChangingTheParamsDoesNotDisturbTheFit) {
-  const auto x = kmeans_test::four_blobs(40, 2);
-  kmeans::Params<double> p;
-  p.k = 4;
-  p.seed = 1;
-  p.tol = 0;
-  const auto expected = kmeans::fit(x.data(), 160, 2, p);
-  int calls = 0;
-  p.on_iteration = [&](const kmeans::IterationInfo&) {
-    ++calls;
-    p.k = 1;                  // a smaller k: the fit must keep its own
-    p.on_iteration = nullptr;  // destroys the caller's copy of this very callback
-    return true;
-  };
-  const auto r = kmeans::fit(x.data(), 160, 2, p);
-  EXPECT_EQ(calls, r.n_iter);
-  EXPECT_EQ(r.centroids, expected.centroids);
-  EXPECT_EQ(r.labels, expected.labels);
-  EXPECT_EQ(p.k, 1);
-}
 
 TEST(Driver, EmptyClusterWarningNamesItsCause) {
   // Many distinct points, a centroid far away and no iteration: the cluster ends empty, and

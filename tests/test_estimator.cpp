@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,11 +16,13 @@
 #include "engine.hpp"
 #include "kmeans/kmeans.hpp"
 #include "test_data.hpp"
+#include "test_helpers.hpp"
 
 namespace {
 
 using kmeans::Backend;
 using kmeans::Init;
+using kmeans_test::expect_same_fit;
 
 const Backend kHostBackends[] = {Backend::Reference, Backend::Cpu};
 
@@ -192,21 +195,6 @@ TEST(Estimator, FewerDistinctPointsThanKWarns) {
   EXPECT_NEAR(r.inertia, 0.0, 1e-12);
 }
 
-/// Two results of the same fit: every field that is not a timing, bit for bit.
-template <class T>
-void expect_same_fit(const kmeans::Result<T>& a, const kmeans::Result<T>& b) {
-  EXPECT_EQ(a.centroids, b.centroids);
-  EXPECT_EQ(a.labels, b.labels);
-  EXPECT_EQ(a.inertia, b.inertia);
-  EXPECT_EQ(a.sse_history, b.sse_history);
-  EXPECT_EQ(a.n_iter, b.n_iter);
-  EXPECT_EQ(a.converged, b.converged);
-  EXPECT_EQ(a.n_empty_relocated, b.n_empty_relocated);
-  EXPECT_EQ(a.cluster_sizes, b.cluster_sizes);
-  EXPECT_EQ(a.imbalance_history, b.imbalance_history);
-  EXPECT_EQ(a.backend, b.backend);
-}
-
 TEST(Workspace, RefitOfTheSameShapeReusesTheEngineAndMatchesAFreshFit) {
   const auto x1 = blobs<float>(500, 21);
   const auto x2 = blobs<float>(500, 22);  // same shape, other values
@@ -293,6 +281,13 @@ TEST(Estimator, KMeansCopiesAndReleaseKeepTheModel) {
   kmeans::KMeans<float> moved = std::move(copy);
   EXPECT_EQ(moved.predict(x.data(), 200), labels);
   EXPECT_EQ(moved.result().labels, labels);
+  // The moved-from object is unfitted: an Error, not a division by its d.
+  EXPECT_FALSE(copy.fitted());  // NOLINT(bugprone-use-after-move): on purpose
+  EXPECT_THROW(copy.predict(x.data(), 200), kmeans::Error);
+  kmeans::KMeans<float> target;
+  target = std::move(moved);
+  EXPECT_EQ(target.predict(x.data(), 200), labels);
+  EXPECT_THROW(moved.transform(x.data(), 200), kmeans::Error);  // NOLINT: on purpose
 }
 
 TEST(Estimator, TransformIsExactInDoubleOnEveryHostBackend) {
@@ -469,82 +464,6 @@ TEST(Estimator, DistinctObjectsInDistinctThreadsAreIndependent) {
   EXPECT_EQ(kb.result().centroids, rb.centroids);
   EXPECT_EQ(la, ra.labels);
   EXPECT_EQ(lb, rb.labels);
-}
-
-// Before the first fit every model method throws kmeans::Error (it used to divide by the
-// unset d = 0 first: SIGFPE).
-TEST(Estimator, UnfittedModelThrowsBeforeComputingAnything) {
-  const std::vector<float> x = {0, 1, 2, 3};
-  const kmeans::KMeans<float> km;
-  const std::string needle = "call fit() before using the fitted model";
-  for (int call = 0; call < 4; ++call) {
-    try {
-      if (call == 0) km.predict(x.data(), 4);
-      if (call == 1) km.transform(x.data(), 4);
-      if (call == 2) km.score(x.data(), 4);
-      if (call == 3) km.result();
-      ADD_FAILURE() << "call " << call << " did not throw";
-    } catch (const kmeans::Error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  }
-  // A failed first fit leaves the model unfitted.
-  kmeans::KMeans<float> bad;
-  bad.params().k = 9;
-  EXPECT_THROW(bad.fit(x.data(), 4, 1), kmeans::Error);
-  EXPECT_FALSE(bad.fitted());
-  EXPECT_THROW(bad.predict(x.data(), 4), kmeans::Error);
-}
-
-// Re-entry from on_iteration works: a nested fit (another shape), predict, release(), an
-// assignment and changed params inside the callback leave the running fit undisturbed, and the
-// nested fit gives the bits of a fresh fit.
-TEST(Estimator, CallsFromInsideItsOwnCallbackDoNotDisturbTheFit) {
-  const auto x = blobs<double>(60, 41);   // 240 x 2
-  const auto y = blobs<double>(30, 42);   // 120 x 2, seen as 80 x 3
-  for (Backend b : kHostBackends) {
-    SCOPED_TRACE(kmeans::to_string(b));
-    kmeans::Params<double> p;
-    p.k = 4;
-    p.seed = 7;
-    p.tol = 0;
-    p.backend = b;
-    const auto expected = kmeans::fit(x.data(), 240, 2, p);
-    kmeans::Params<double> py = p;
-    py.k = 3;
-    const auto expected_inner = kmeans::fit(y.data(), 80, 3, py);
-
-    kmeans::KMeans<double> km(p);
-    int depth = 0, calls = 0;
-    kmeans::Result<double> inner;
-    std::vector<std::int32_t> inner_labels;
-    km.params().on_iteration = [&](const kmeans::IterationInfo& it) {
-      if (depth > 0) return true;  // the nested fit's own calls
-      ++depth;
-      ++calls;
-      if (it.iteration == 0) {
-        km.params().k = 3;
-        inner = km.fit(y.data(), 80, 3).result();
-        inner_labels = km.predict(y.data(), 80);
-      } else if (it.iteration == 1) {
-        km.release();
-        km = kmeans::KMeans<double>(km.params());  // a new object moved in
-        km.params().k = 2;
-        km.params().on_iteration = nullptr;  // destroys the params' copy of this callback
-      }
-      --depth;
-      return true;
-    };
-    km.fit(x.data(), 240, 2);
-    EXPECT_EQ(calls, expected.n_iter);
-    expect_same_fit(km.result(), expected);
-    expect_same_fit(inner, expected_inner);
-    EXPECT_EQ(inner_labels, expected_inner.labels);
-    EXPECT_EQ(km.predict(x.data(), 240), expected.labels);
-    EXPECT_EQ(km.params().k, 2);  // the changes stay for the next fit
-    EXPECT_FALSE(km.params().on_iteration);
-    EXPECT_EQ(km.fit(x.data(), 240, 2).result().centroids.size(), 4u);
-  }
 }
 
 TEST(HostDataOps, VeryWideDataUsesSmallTiles) {

@@ -57,9 +57,9 @@ struct IterationInfo {
 
 /// A read-only view of `size` elements of type T: how arrays enter Params and score. Made from
 /// a std::vector<T> (an lvalue: the vector must outlive the call), a built-in array T[N], a
-/// pointer and its length, or empty (the default, or nullptr) for "not given". There is deliberately no
-/// constructor from a bare pointer and none from another element type, so a float fit cannot
-/// be handed double weights or centroids: that does not compile.
+/// pointer and its length, or empty (the default, or nullptr) for "not given". There is
+/// deliberately no constructor from a bare pointer and none from another element type, so a
+/// float fit cannot be handed double weights or centroids: that does not compile.
 template <class T>
 class ArrayView {
  public:
@@ -166,8 +166,9 @@ KMEANS_API Result<T> fit(const T* data, std::size_t n, std::size_t d, const Para
 /// predict / transform / score with d features: sqrt(max(float) / (8 d)) for float, so that a
 /// squared distance formed in float cannot overflow (with a factor 2 to spare for rounding),
 /// and sqrt(max(double) / (8 d)) / 2^40 for double, so that weighted sums of squared
-/// distances over up to 2^80 units of weight cannot overflow either. Larger values are
-/// rejected with a kmeans::Error naming the value, its row and column and this range.
+/// distances over up to 2^80 units of weight cannot overflow either; each rounded down to 3
+/// significant digits. Larger values are rejected with a kmeans::Error naming the value, its
+/// row and column and this range.
 template <class T>
 KMEANS_API double max_abs_value(std::size_t d);
 
@@ -248,8 +249,25 @@ class KMeans {
     }
     return *this;
   }
-  KMeans(KMeans&&) = default;
-  KMeans& operator=(KMeans&&) = default;
+  /// A moved-from object is unfitted (its methods throw as before the first fit).
+  KMeans(KMeans&& o) noexcept
+      : params_(std::move(o.params_)), result_(std::move(o.result_)), d_(o.d_),
+        fitted_(o.fitted_), ws_(std::move(o.ws_)) {
+    o.d_ = 0;
+    o.fitted_ = false;
+  }
+  KMeans& operator=(KMeans&& o) noexcept {
+    if (this != &o) {
+      params_ = std::move(o.params_);
+      result_ = std::move(o.result_);
+      d_ = o.d_;
+      fitted_ = o.fitted_;
+      ws_ = std::move(o.ws_);
+      o.d_ = 0;
+      o.fitted_ = false;
+    }
+    return *this;
+  }
   ~KMeans() = default;
 
   /// Fits to n x d data; the result (centroids, labels, inertia, ...) is kept.

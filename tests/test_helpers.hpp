@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: Apache-2.0
+// GoogleTest helpers shared by the host test suites: error-message and whole-result checks.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "kmeans/kmeans.hpp"
+
+namespace kmeans_test {
+
+/// Fails unless calling f raises kmeans::Error whose message contains `needle`.
+template <class F>
+void expect_error(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "expected kmeans::Error containing \"" << needle << "\"";
+  } catch (const kmeans::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+        << "message: " << e.what() << "\nexpected to contain: " << needle;
+  }
+}
+
+/// Two results of the same fit: every field that is not a timing, bit for bit.
+template <class T>
+void expect_same_fit(const kmeans::Result<T>& a, const kmeans::Result<T>& b) {
+  EXPECT_EQ(a.centroids, b.centroids);
+  EXPECT_EQ(a.labels, b.labels);
+  EXPECT_EQ(a.inertia, b.inertia);
+  EXPECT_EQ(a.sse_history, b.sse_history);
+  EXPECT_EQ(a.n_iter, b.n_iter);
+  EXPECT_EQ(a.converged, b.converged);
+  EXPECT_EQ(a.n_empty_relocated, b.n_empty_relocated);
+  EXPECT_EQ(a.cluster_sizes, b.cluster_sizes);
+  EXPECT_EQ(a.imbalance_history, b.imbalance_history);
+  EXPECT_EQ(a.backend, b.backend);
+  EXPECT_EQ(a.warnings, b.warnings);
+}
+
+}  // namespace kmeans_test
