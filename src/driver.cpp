@@ -30,16 +30,20 @@ const char* to_string(Backend b) {
 namespace detail {
 namespace {
 
+/// `passed_over` receives why Auto ran on the CPU although a GPU is usable (the working set
+/// does not fit its free memory, say); it stays empty when there is no usable GPU at all.
 template <class T>
 std::unique_ptr<Engine<T>> make_engine(Backend requested, const DataView<T>& v, bool on_device,
-                                       int k, std::size_t extra_bytes) {
+                                       int k, std::size_t extra_bytes, std::string& passed_over) {
   Backend b = requested;
   if (b == Backend::Auto) {
     // The GPU when it is usable and the fit's working set fits in its free memory.
+    std::string why;
     b = (on_device ||
-         cuda_working_set_fits(v.n, v.d, k, sizeof(T), on_device, nullptr, extra_bytes))
+         cuda_working_set_fits(v.n, v.d, k, sizeof(T), on_device, &why, extra_bytes))
             ? Backend::Cuda
             : Backend::Cpu;
+    if (b == Backend::Cpu && cuda_available()) passed_over = why + ": using the CPU backend";
   }
   if (on_device && b != Backend::Cuda) {
     throw Error(std::string("data is in GPU memory but backend = ") + to_string(b) +
@@ -116,7 +120,7 @@ Engine<T>& bind_engine(const T* data, std::size_t n, std::size_t d, ArrayView<T>
     }
     slot.reset();  // free its memory before the new engine takes its own
   }
-  slot = make_engine(backend, v, on_device, k, extra_bytes);
+  slot = make_engine(backend, v, on_device, k, extra_bytes, u.gpu_passed_over);
   if (ws) ++ws->engines_made;
   return *slot;
 }
@@ -357,6 +361,7 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   u.to_caller(best.centroids);
   best.inertia = u.sse(best.inertia);
   for (double& c : best.cluster_sizes) c = u.size(c);
+  if (!u.gpu_passed_over.empty()) best.warnings.push_back(u.gpu_passed_over);
   if (u.weight_exp != 0 && !std::isfinite(best.inertia))
     best.warnings.push_back("the weighted inertia exceeds the largest double: reported as inf");
   if (p.init == Init::Array && p.n_init > 1)

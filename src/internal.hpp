@@ -97,6 +97,8 @@ struct Units {
   std::vector<T> points;   ///< the rescaled data, when data_exp != 0
   int weight_exp = 0;
   int data_exp = 0;
+  /// Why Backend::Auto passed over a usable GPU (empty when it did not): a fit's warning.
+  std::string gpu_passed_over;
   /// A sum of weights (cluster sizes) in the caller's units.
   double size(double v) const { return weight_exp == 0 ? v : std::ldexp(v, weight_exp); }
   /// A (weighted) sum of squared distances in the caller's units.

@@ -572,10 +572,22 @@ TEST_F(CudaFit, OutOfMemoryIsACleanErrorAndTheLibraryRecovers) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("allocation"), std::string::npos) << e.what();
   }
-  // Auto sees it does not fit and falls back to the CPU instead of failing.
+  // Auto sees it does not fit and falls back to the CPU instead of failing, and says why.
   std::string why;
   EXPECT_FALSE(detail::cuda_working_set_fits(n, d, 2, sizeof(float), false, &why));
-  EXPECT_FALSE(why.empty());
+  EXPECT_NE(why.find("does not fit in the GPU's free memory"), std::string::npos) << why;
+  {
+    Params<float> pa = p;
+    pa.backend = Backend::Auto;
+    pa.max_iter = 1;
+    const auto ra = fit(x.data(), n, d, pa);
+    EXPECT_EQ(ra.backend, Backend::Cpu);
+    bool said = false;
+    for (const std::string& w : ra.warnings)
+      said = said || (w.find("does not fit in the GPU's free memory") != std::string::npos &&
+                      w.find("using the CPU backend") != std::string::npos);
+    EXPECT_TRUE(said) << "Auto fell back from a usable GPU without a warning";
+  }
   if (hog) ASSERT_CUDA(cudaFree(hog));
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);
   const auto small = make_data<float>(1000, 4, Shape::Blobs, 50, 3);
