@@ -3,7 +3,7 @@
 # GPU peers for bench/gpu_suite.sh: our kmeans CLI, PyTorch Lloyd, flash-kmeans and fastkmeans on
 # the same card, the same data and the same initial centroids; s/iteration and final inertia.
 """usage: gpu_peers.py --kmeans CLI --out OUT.json --work DIR [--wheels DIR] [--case N,D,K,ITERS]...
-                    [--deadline SECONDS] [--seed S]
+                    [--deadline SECONDS] [--seed S] [--device cuda|cpu]
        gpu_peers.py --check --wheels DIR [--out OUT.json]
 
 Each case: float32 Gaussian blobs from numpy's default_rng(seed), written to DIR/data.npy; the
@@ -18,6 +18,8 @@ inertia is evaluated the same way here: labels by an exact float32 argmin pass a
 returned centroids, distances summed in float64.
 
 --check (no GPU needed): the wheels are present and their sources define the API used here.
+--device cpu: the same run on the CPU (our cpu backend; flash-kmeans, which needs CUDA, skipped),
+to test this script on a machine without a GPU.
 """
 import argparse
 import ast
@@ -150,11 +152,16 @@ def torch_lloyd(torch, x, c0, iters):
     return c
 
 
-def cuda_timed(torch, fn):
-    torch.cuda.synchronize()
+def sync(torch):
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(torch, fn):
+    sync(torch)
     t = time.perf_counter()
     out = fn()
-    torch.cuda.synchronize()
+    sync(torch)
     return time.perf_counter() - t, out
 
 
@@ -180,8 +187,9 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
     cent_path = os.path.join(args.work, "ours_centroids.npy")
     np.save(data_path, x)
     np.save(init_path, init)
-    xg = torch.from_numpy(x).cuda()
-    c0 = torch.from_numpy(init).cuda()
+    dev = torch.device(args.device)
+    xg = torch.from_numpy(x).to(dev)
+    c0 = torch.from_numpy(init).to(dev)
     case["data_s"] = round(time.time() - t, 2)
     case["initial_inertia"] = inertia(torch, xg, c0)
     log(f"case n={n} d={d} k={k} iters={iters}: data {case['data_s']}s")
@@ -191,7 +199,7 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
         skipped("kmeans (ours, CLI)", "deadline")
     else:
         cmd = [args.kmeans, "fit", data_path, "--k", str(k), "--init", init_path, "--max-iter",
-               str(iters), "--tol", "0", "--backend", "cuda", "--json", "--centroids-out",
+               str(iters), "--tol", "0", "--backend", args.device, "--json", "--centroids-out",
                cent_path]
         r = {"name": "kmeans (ours, CLI)", "precision": "fp32 (GEMM path: cuBLAS SGEMM)"}
         try:
@@ -204,7 +212,7 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
             r.update(ok=True, n_iter=n_iter, backend=j.get("backend"),
                      s_per_iter=(tm["assign"] + tm["update"]) / max(1, n_iter),
                      process_s=j.get("seconds"), timings=tm, own_inertia=j.get("inertia"),
-                     inertia=inertia(torch, xg, torch.from_numpy(np.load(cent_path)).cuda()),
+                     inertia=inertia(torch, xg, torch.from_numpy(np.load(cent_path)).to(dev)),
                      how="(timings.assign + timings.update) / n_iter of one kmeans fit")
         except Exception as e:  # noqa: BLE001 - recorded, the other peers still run
             r.update(ok=False, error=str(e)[-600:])
@@ -217,7 +225,7 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
         r = {"name": "PyTorch Lloyd", "precision": "fp32, TF32 off", "version": torch.__version__}
         try:
             torch_lloyd(torch, xg, c0, 1)
-            s, c = cuda_timed(torch, lambda: torch_lloyd(torch, xg, c0, iters))
+            s, c = timed(torch, lambda: torch_lloyd(torch, xg, c0, iters))
             r.update(ok=True, n_iter=iters, s_per_iter=s / iters, inertia=inertia(torch, xg, c),
                      how="wall time of iters iterations on device data / iters")
         except Exception as e:  # noqa: BLE001
@@ -227,6 +235,8 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
 
     if args.flash_error:
         skipped("flash-kmeans", args.flash_error)
+    elif args.device != "cuda":
+        skipped("flash-kmeans", "needs CUDA")
     elif left() < 20:
         skipped("flash-kmeans", "deadline")
     else:
@@ -241,7 +251,7 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
                                    f"({batch_kmeans_Euclid.__module__}): Triton kernels not importable")
             xb = xg[None]
             batch_kmeans_Euclid(xb, k, max_iters=1, tol=-1.0, init_centroids=c0[None].clone())
-            s, out = cuda_timed(torch, lambda: batch_kmeans_Euclid(
+            s, out = timed(torch, lambda: batch_kmeans_Euclid(
                 xb, k, max_iters=iters, tol=-1.0, init_centroids=c0[None].clone()))
             n_it = int(out[2])
             r.update(ok=True, n_iter=n_it, s_per_iter=s / n_it,
@@ -263,11 +273,11 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
              "precision": "Triton tl.dot on fp32 (TF32 by Triton's default)"}
         try:
             def train(niter):
-                km = FastKMeans(d, k, niter=niter, tol=-1.0, gpu=True, seed=args.seed,
-                                dtype=torch.float32)
+                km = FastKMeans(d, k, niter=niter, tol=-1.0, gpu=args.device == "cuda",
+                                seed=args.seed, dtype=torch.float32)
                 t = time.perf_counter()
                 km.train(x)
-                torch.cuda.synchronize()
+                sync(torch)
                 return time.perf_counter() - t, km
             _, km0 = train(0)  # its own initial centroids: must be ours
             r["same_init"] = bool(np.array_equal(km0.centroids, init))
@@ -277,7 +287,7 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
             tn, km = train(iters)
             per = (tn - t1) / (iters - 1) if iters > 1 else tn
             r.update(ok=True, n_iter=iters, s_per_iter=per, train_1_iter_s=t1, train_s=tn,
-                     inertia=inertia(torch, xg, torch.from_numpy(km.centroids).cuda()),
+                     inertia=inertia(torch, xg, torch.from_numpy(km.centroids).to(dev)),
                      how="(train(niter=iters) - train(niter=1)) / (iters - 1), data on the host")
         except Exception as e:  # noqa: BLE001
             r.update(ok=False, error=str(e)[-600:])
@@ -290,7 +300,8 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
             x["peer_over_ours"] = x["s_per_iter"] / ours["s_per_iter"]
             x["inertia_over_ours"] = x["inertia"] / ours["inertia"]
     del xg, c0
-    torch.cuda.empty_cache()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     for p in (data_path, init_path, cent_path):
         if os.path.exists(p):
             os.remove(p)
@@ -307,6 +318,7 @@ def main():
     ap.add_argument("--deadline", type=float, default=300, help="seconds for the whole run")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     args = ap.parse_args()
     wheels = find_wheels(args.wheels)
     problems = check_api(wheels)
@@ -335,10 +347,10 @@ def main():
     except Exception as e:  # noqa: BLE001
         out["error"] = f"numpy/PyTorch not importable: {e}"
         return finish(1)
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         out["error"] = "torch.cuda.is_available() is False"
         return finish(1)
-    out["device"] = torch.cuda.get_device_name(0)
+    out["device"] = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
     out["torch"] = torch.__version__
     pkg_problem = {pkg: "; ".join(p for p in problems if pkg in p.replace("-", "_")) for pkg in (FLASH, FAST)}
     args.flash_error = pkg_problem[FLASH] or None
