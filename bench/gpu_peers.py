@@ -201,7 +201,8 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
         cmd = [args.kmeans, "fit", data_path, "--k", str(k), "--init", init_path, "--max-iter",
                str(iters), "--tol", "0", "--backend", args.device, "--json", "--centroids-out",
                cent_path]
-        r = {"name": "kmeans (ours, CLI)", "precision": "fp32 (GEMM path: cuBLAS SGEMM)"}
+        r = {"name": "kmeans (ours, CLI)", "precision": "fp32 (tile kernel or cuBLAS SGEMM)",
+             "empty_clusters": "farthest point (scikit-learn)"}
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=max(5, left()))
             if p.returncode != 0:
@@ -212,6 +213,7 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
             r.update(ok=True, n_iter=n_iter, backend=j.get("backend"),
                      s_per_iter=(tm["assign"] + tm["update"]) / max(1, n_iter),
                      process_s=j.get("seconds"), timings=tm, own_inertia=j.get("inertia"),
+                     n_empty_relocated=j.get("n_empty_relocated"),
                      inertia=inertia(torch, xg, torch.from_numpy(np.load(cent_path)).to(dev)),
                      how="(timings.assign + timings.update) / n_iter of one kmeans fit")
         except Exception as e:  # noqa: BLE001 - recorded, the other peers still run
@@ -222,7 +224,8 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
     if left() < 10:
         skipped("PyTorch Lloyd", "deadline")
     else:
-        r = {"name": "PyTorch Lloyd", "precision": "fp32, TF32 off", "version": torch.__version__}
+        r = {"name": "PyTorch Lloyd", "precision": "fp32, TF32 off", "version": torch.__version__,
+             "empty_clusters": "keeps the old centroid"}
         try:
             torch_lloyd(torch, xg, c0, 1)
             s, c = timed(torch, lambda: torch_lloyd(torch, xg, c0, iters))
@@ -244,7 +247,7 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
         from flash_kmeans import batch_kmeans_Euclid
         r = {"name": "flash-kmeans", "version": getattr(flash_kmeans, "__version__", "?"),
              "precision": "Triton tl.dot on fp32 (TF32 by Triton's default)",
-             "impl": batch_kmeans_Euclid.__module__}
+             "impl": batch_kmeans_Euclid.__module__, "empty_clusters": "keeps the old centroid"}
         try:
             if batch_kmeans_Euclid.__module__ != "flash_kmeans.kmeans_triton_impl":
                 raise RuntimeError("flash_kmeans fell back to its torch implementation "
@@ -270,7 +273,8 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
         import fastkmeans
         from fastkmeans import FastKMeans
         r = {"name": "fastkmeans", "version": getattr(fastkmeans, "__version__", "?"),
-             "precision": "Triton tl.dot on fp32 (TF32 by Triton's default)"}
+             "precision": "Triton tl.dot on fp32 (TF32 by Triton's default)",
+             "empty_clusters": "a random point"}
         try:
             def train(niter):
                 km = FastKMeans(d, k, niter=niter, tol=-1.0, gpu=args.device == "cuda",

@@ -215,6 +215,9 @@ def peers_table(work):
             lines.append(f"    {r['name']:<20} {fmt(r['s_per_iter'], '.3e'):>10} s/iter  "
                          f"x ours {fmt(r.get('peer_over_ours'), '.2f'):>6}  inertia {fmt(r['inertia'], '.7g')}"
                          f" (/ours {fmt(r.get('inertia_over_ours'), '.5f')})  {r.get('precision', '')}{extra}")
+    if lines:
+        lines.append("  (inertia differs where a run meets empty clusters: ours moves them to the farthest "
+                     "points, as scikit-learn; see each peer's empty_clusters in bench.json)")
     return doc, lines or ["peers: no case"]
 
 

@@ -26,6 +26,7 @@
 #   --fast          with --dry: no binaries at all - the stage logic, the report and the output
 #                   rule check in a few seconds (the ctest gpu_suite.dry_fast)
 #   --archs A       CMAKE_CUDA_ARCHITECTURES for a build (default 90, env KMEANS_CUDA_ARCHS)
+# Env: KMEANS_SUITE_CMAKE_ARGS (extra configure arguments of a build), KMEANS_PYTHON (python3).
 # Exit status: the number of failed stages (0: all passed or were skipped).
 set -u
 set -o pipefail
@@ -82,6 +83,8 @@ configure_and_build() {
               -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" -DKMEANS_BUILD_BENCH=ON -DKMEANS_BUILD_CLI=ON
               -DKMEANS_INSTALL=OFF)
   [ -n "$gsrc" ] && args+=(-DKMEANS_GTEST_SOURCE_DIR="$gsrc")
+  # shellcheck disable=SC2206  # split on purpose: several arguments in one variable
+  [ -n "${KMEANS_SUITE_CMAKE_ARGS:-}" ] && args+=($KMEANS_SUITE_CMAKE_ARGS)
   if ! cmake "${args[@]}" -DKMEANS_BUILD_TESTS=ON >> "$log" 2>&1; then
     echo "configure with tests failed: trying without GoogleTest" >> "$log"
     tests=OFF
@@ -384,7 +387,7 @@ else
       base="$KIT/lib${CUBLAS_DIR:+:$CUBLAS_DIR}"
       if starts "$base"; then RUNLIB="$base"
       elif starts "$KIT/lib/compat:$base"; then RUNLIB="$KIT/lib/compat:$base"
-      else why_build="the prebuilt binaries do not start here: $(tail -2 "$WORK/start.log" | tr '\n' ' ')"
+      else why_build="the prebuilt binaries do not start here: $(tail -1 "$WORK/start.log")"
       fi
     fi
   fi
@@ -517,14 +520,11 @@ run_sanitizer() {  # run_sanitizer TOOL BUDGET MIN
   if [ -z "$TEST_CUDA" ]; then record "$stage" FAIL 0 "no test_cuda binary"; return; fi
   if [ ! -x "$SANITIZER" ]; then record "$stage" FAIL 0 "no compute-sanitizer"; return; fi
   skip_unless_time "$stage" "$3" || return
-  case "$1" in
-    memcheck) extra=(--leak-check full) ;;
-    racecheck) extra=(--racecheck-report hazard) ;;
-  esac
+  [ "$1" = memcheck ] && extra=(--leak-check full)
   timed "$stage" "$2" "$REST/$stage.txt" env LD_LIBRARY_PATH="$RUNLIB" "$SANITIZER" --tool "$1" \
     --error-exitcode 99 "${extra[@]}" "$TEST_CUDA" --gtest_filter="$SUBSET"
   local summary ok
-  summary="$(grep -Eo '(ERROR|RACECHECK) SUMMARY: [0-9]+ [a-z]+( \([^)]*\))?' "$REST/$stage.txt" | tail -1)"
+  summary="$(grep -Eo '[A-Z]+ SUMMARY: .*' "$REST/$stage.txt" | tail -2 | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
   ok=$(grep -c '^\[       OK \]' "$REST/$stage.txt")
   if [ "$RC" = 0 ]; then record "$stage" PASS "$DUR" "${summary:-no summary}; $ok tests passed"
   elif [ "$RC" = 124 ]; then record "$stage" FAIL "$DUR" "timed out after $ok tests; ${summary:-no summary}"
