@@ -330,6 +330,8 @@ def main():
            "api_problems": problems}
 
     def finish(code):
+        if out.get("error"):
+            print(f"gpu_peers.py: {out['error']}")
         if args.out:
             with open(args.out, "w") as f:
                 json.dump(out, f, indent=1)

@@ -451,7 +451,7 @@ elif skip_unless_time ceilings 20; then
   if [ "$RC" = 0 ]; then
     record ceilings PASS "$DUR" "$("$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); g=j["gemm"]; print("copy %.0f GB/s, SGEMM %.1f, TF32 %.1f, DGEMM %.1f TFLOP/s" % (j["copy"]["gbps"], g["sgemm"]["tflops"], g["tf32"]["tflops"], g["dgemm"]["tflops"]))' "$WORK/ceilings.json" 2>&1 | tail -1)"
   else
-    record ceilings FAIL "$DUR" "exit $RC: $(tail -1 "$REST/ceilings.txt")"
+    record ceilings FAIL "$DUR" "exit $RC: $("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["error"])' "$WORK/ceilings.json" 2>/dev/null || tail -1 "$REST/ceilings.txt")"
   fi
 fi
 
@@ -468,7 +468,7 @@ run_tests() {  # run_tests STAGE FILTER XML BUDGET MIN
   s=$(echo "$key" | awk -F', ' '{ print $3 + 0 }')
   if [ "$RC" != 0 ]; then record "$1" FAIL "$DUR" "exit $RC; $key"
   elif [ "$n" = 0 ]; then record "$1" FAIL "$DUR" "no test ran"
-  elif [ "$DRY" = 0 ] && [ "$s" = "$n" ]; then record "$1" FAIL "$DUR" "$key: the tests found no usable GPU ($(grep -m1 -o 'Skipped.*' "$REST/$1.txt"))"
+  elif [ "$DRY" = 0 ] && [ "$s" = "$n" ]; then record "$1" FAIL "$DUR" "$key: the tests found no usable GPU ($(awk 'f { print; exit } /: Skipped$/ { f = 1 }' "$REST/$1.txt"))"
   else record "$1" PASS "$DUR" "$key"
   fi
 }
@@ -526,7 +526,8 @@ run_sanitizer() {  # run_sanitizer TOOL BUDGET MIN
   local summary ok
   summary="$(grep -Eo '[A-Z]+ SUMMARY: .*' "$REST/$stage.txt" | tail -2 | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
   ok=$(grep -c '^\[       OK \]' "$REST/$stage.txt")
-  if [ "$RC" = 0 ]; then record "$stage" PASS "$DUR" "${summary:-no summary}; $ok tests passed"
+  if [ "$RC" = 0 ] && [ "$ok" = 0 ]; then record "$stage" FAIL "$DUR" "no test passed under $1 (skipped: no usable GPU?); ${summary:-no summary}"
+  elif [ "$RC" = 0 ]; then record "$stage" PASS "$DUR" "${summary:-no summary}; $ok tests passed"
   elif [ "$RC" = 124 ]; then record "$stage" FAIL "$DUR" "timed out after $ok tests; ${summary:-no summary}"
   else record "$stage" FAIL "$DUR" "exit $RC; ${summary:-no summary}; $ok tests passed"
   fi
@@ -543,10 +544,21 @@ run_bench() {  # run_bench NAME BUDGET MIN ARGS...
   skip_unless_time "bench_$name" "$min" || return
   timed "bench_$name" "$budget" "$REST/bench_$name.txt" "$WORK/bin/bench_kmeans" --no-peers \
     --json "$WORK/bench_$name.json" "$@"
-  local row  # the first row of ours: classic "ours: cuda  cuda  1.2e-05 ...", case "  cuda  float32 ..."
-  row="$(awk '/^ours: (cuda|cpu) / { print $2, "s/iter", $4; exit }
-              /^  (cuda|cpu) / { print $1, "s/iter", $7; exit }' "$REST/bench_$name.txt")"
-  if [ "$RC" = 0 ] && [ -s "$WORK/bench_$name.json" ]; then record "bench_$name" PASS "$DUR" "${row:-no row}"
+  # Passed when the JSON holds a timed row of the backend that matters: cuda, or cpu in a dry run.
+  local want=cuda note
+  [ "$DRY" = 1 ] && want=cpu
+  note="$("$PY" -c 'import json, sys
+rows = json.load(open(sys.argv[1])).get("rows", [])
+mine = [r for r in rows if r.get("kind") == "ours" and r.get("backend") == sys.argv[2]]
+ok = [r for r in mine if "s_per_iter" in r]
+if ok:
+    print("%s %.3e s/iter, %s it" % (sys.argv[2], ok[0]["s_per_iter"], ok[0].get("n_iter")))
+else:
+    print("no timed %s row: %s" % (sys.argv[2], mine[0].get("error", "?") if mine else "none"))
+    sys.exit(1)' "$WORK/bench_$name.json" "$want" 2>&1 | tail -1)"
+  local ok=$?
+  if [ "$RC" = 0 ] && [ $ok = 0 ]; then record "bench_$name" PASS "$DUR" "$note"
+  elif [ "$RC" = 0 ]; then record "bench_$name" FAIL "$DUR" "$note"
   else record "bench_$name" FAIL "$DUR" "exit $RC: $(tail -1 "$REST/bench_$name.txt")"
   fi
 }
