@@ -17,6 +17,15 @@ import sys
 import time
 
 
+def set_tf32(torch, on):
+    """TF32 for float32 matmuls on or off: the newer fp32_precision switch where PyTorch has it."""
+    m = torch.backends.cuda.matmul
+    if hasattr(m, "fp32_precision"):
+        m.fp32_precision = "tf32" if on else "ieee"
+    else:
+        m.allow_tf32 = on
+
+
 def timed(torch, fn, repeats, warmup=2):
     """Median seconds of fn() over repeats, each bracketed by CUDA events."""
     for _ in range(warmup):
@@ -92,7 +101,7 @@ def main():
     res["gemm"] = {"n": n}
     for name, dtype, tf32 in (("sgemm", torch.float32, False), ("tf32", torch.float32, True),
                               ("dgemm", torch.float64, False)):
-        torch.backends.cuda.matmul.allow_tf32 = tf32
+        set_tf32(torch, tf32)
         a = torch.randn(n, n, dtype=dtype, device="cuda")
         b = torch.randn(n, n, dtype=dtype, device="cuda")
         c = torch.empty(n, n, dtype=dtype, device="cuda")
@@ -101,7 +110,9 @@ def main():
                              "allow_tf32": tf32}
         del a, b, c
         torch.cuda.empty_cache()
-    torch.backends.cuda.matmul.allow_tf32 = False
+    set_tf32(torch, False)
+    # TF32 runs on tensor cores at several times the FP32 rate: if not, the switch did not engage.
+    res["gemm"]["tf32_engaged"] = res["gemm"]["tf32"]["tflops"] > 1.5 * res["gemm"]["sgemm"]["tflops"]
     res["seconds"] = round(time.time() - t0, 2)
     return finish(0)
 

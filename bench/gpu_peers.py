@@ -109,13 +109,22 @@ def make_data(np, n, d, k, seed):
     return x
 
 
+def no_tf32(torch):
+    """float32 matmuls in IEEE float32 (the newer fp32_precision switch where PyTorch has it)."""
+    m = torch.backends.cuda.matmul
+    if hasattr(m, "fp32_precision"):
+        m.fp32_precision = "ieee"
+    else:
+        m.allow_tf32 = False
+
+
 def rows_per_chunk(k, budget_bytes=2 << 30):
     return max(1024, min(1 << 20, budget_bytes // (4 * max(k, 1))))
 
 
 def exact_labels(torch, x, c):
     """argmin_j |x - c_j|^2 in float32 (TF32 off), by chunks of rows."""
-    torch.backends.cuda.matmul.allow_tf32 = False
+    no_tf32(torch)
     cn = (c * c).sum(1)
     out = torch.empty(x.shape[0], dtype=torch.int64, device=x.device)
     step = rows_per_chunk(c.shape[0])
@@ -138,7 +147,7 @@ def inertia(torch, x, c):
 
 def torch_lloyd(torch, x, c0, iters):
     """Plain Lloyd: cdist + argmin, index_add_ sums, bincount counts; empty clusters kept."""
-    torch.backends.cuda.matmul.allow_tf32 = False
+    no_tf32(torch)
     k = c0.shape[0]
     c = c0.clone()
     step = rows_per_chunk(k)

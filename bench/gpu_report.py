@@ -252,6 +252,19 @@ def main():
                "torch": (ceil or {}).get("torch"), "torch_cuda": (ceil or {}).get("torch_cuda"),
                "ceilings": {k: v for k, v in (ceil or {}).items() if k in ("copy", "gemm", "error")},
                "device_txt": "rest.tar.gz: rest/device.txt (nvidia-smi -q, tool versions, kit manifest)"}
+    device_txt = read(os.path.join(work, "rest", "device.txt"))
+    m = re.search(r"CUDA Version: ([0-9.]+)", device_txt)
+    machine["cuda_driver_api"] = m.group(1) if m else None
+    for tool, pat in (("nvcc", r"---- nvcc\n.*?release ([0-9.]+)"), ("compute_sanitizer", r"---- compute-sanitizer\n(.*)"),
+                      ("ncu", r"---- ncu\n(.*)")):
+        m = re.search(pat, device_txt)
+        machine[tool] = m.group(1).strip() if m else None
+    # What the CUDA runtime itself reports (bench_kmeans' machine block): SMs, clocks, versions.
+    for p in sorted(glob.glob(os.path.join(work, "bench_*.json"))):
+        gpu = ((load_json(p) or {}).get("machine") or {}).get("gpu")
+        if gpu:
+            machine["cuda_runtime_view"] = gpu
+            break
     with open(os.path.join(out, "machine.json"), "w") as f:
         json.dump(machine, f, indent=1)
         f.write("\n")
@@ -260,7 +273,8 @@ def main():
     dev = (ceil or {}).get("device") or {}
     lines = [f"kmeans GPU kit - mode {env.get('mode')} - commit {env.get('commit')} - binaries {env.get('binaries')}",
              f"device: {g.get('name', 'none')}, driver {g.get('driver_version', '-')}, "
-             f"{dev.get('sm_count', '-')} SMs, SM clock {g.get('clocks.current.sm [MHz]', '-')} "
+             f"{dev.get('sm_count') or (machine.get('cuda_runtime_view') or {}).get('sms', '-')} SMs, "
+             f"CUDA {machine.get('cuda_driver_api') or '-'}, SM clock {g.get('clocks.current.sm [MHz]', '-')} "
              f"(max {g.get('clocks.max.sm [MHz]', '-')}), memory {g.get('memory.total [MiB]', '-')}; "
              f"{env.get('cublas', '')}"]
     if ceil and "copy" in ceil:
