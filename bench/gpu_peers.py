@@ -93,8 +93,15 @@ def check_api(wheels):
 
 
 def extract_wheels(wheels, dest):
-    """Pure-Python wheels unpacked into dest (put first on sys.path)."""
-    for whl in wheels.values():
+    """The peers' pure-Python wheels unpacked into dest, first on sys.path; tqdm (which
+    flash-kmeans imports) only when the machine has none of its own."""
+    for pkg, whl in wheels.items():
+        if pkg == "tqdm":
+            try:
+                import tqdm  # noqa: F401
+                continue
+            except ImportError:
+                pass
         with zipfile.ZipFile(whl) as z:
             z.extractall(dest)
     sys.path.insert(0, dest)

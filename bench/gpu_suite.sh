@@ -196,6 +196,23 @@ FAILED=0
 RESERVE=15  # seconds kept for the report, the archive and the output check
 
 say() { echo "$*" | tee -a "$LOG"; }
+# log_output TITLE FILE: the file into log.txt, its first 300 and last 100 lines when longer (the
+# whole file is in rest.tar.gz).
+log_output() {
+  local n
+  n=$(wc -l < "$2" 2>/dev/null || echo 0)
+  {
+    echo "---- output of $1"
+    if [ "$n" -le 400 ]; then cat "$2"
+    else head -300 "$2"; echo "[... $((n - 400)) lines left out: rest.tar.gz has them all ...]"; tail -100 "$2"
+    fi
+    echo "---- end"
+  } >> "$LOG"
+}
+# first_error FILE: the first line that reads like a tool's error (for a stage's note).
+first_error() {
+  grep -m1 -iE 'not supported|error|failed|cannot|unable' "$1" | grep -v 'SUMMARY' | cut -c1-200
+}
 left() { echo $((DEADLINE - SECONDS - RESERVE)); }
 secs_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -228,7 +245,7 @@ timed() {
   DUR=$(secs_since "$t0")
   [ "$RC" = 137 ] && RC=124
   [ "$RC" = 124 ] && echo "gpu_suite.sh: timed out after ${budget}s" >> "$out"
-  { echo "---- output of $stage ($out, exit $RC, ${DUR}s)"; cat "$out"; echo "---- end of $stage"; } >> "$LOG"
+  log_output "$stage ($out, exit $RC, ${DUR}s)" "$out"
 }
 
 MODE=gpu
@@ -405,7 +422,7 @@ else
     done
     if skip_unless_time build 60; then
       timed build 300 "$WORK/build.log" bash "$0" --archs "$ARCHS" --build-tree "$B" "$WORK/build.log.inner" "$GSRC"
-      cat "$WORK/build.log.inner" >> "$LOG" 2>/dev/null
+      log_output "the build (build.log in rest.tar.gz)" "$WORK/build.log.inner"
       cp "$WORK/build.log.inner" "$REST/build.log" 2>/dev/null
       if [ "$RC" = 0 ] || [ "$RC" = 3 ]; then
         [ "$RC" = 0 ] && TEST_CUDA="$B/tests/test_cuda"
@@ -529,7 +546,7 @@ run_sanitizer() {  # run_sanitizer TOOL BUDGET MIN
   if [ "$RC" = 0 ] && [ "$ok" = 0 ]; then record "$stage" FAIL "$DUR" "no test passed under $1 (skipped: no usable GPU?); ${summary:-no summary}"
   elif [ "$RC" = 0 ]; then record "$stage" PASS "$DUR" "${summary:-no summary}; $ok tests passed"
   elif [ "$RC" = 124 ]; then record "$stage" FAIL "$DUR" "timed out after $ok tests; ${summary:-no summary}"
-  else record "$stage" FAIL "$DUR" "exit $RC; ${summary:-no summary}; $ok tests passed"
+  else record "$stage" FAIL "$DUR" "exit $RC; ${summary:-no summary}; $ok tests passed; $(first_error "$REST/$stage.txt")"
   fi
 }
 run_sanitizer memcheck 90 25
@@ -655,7 +672,7 @@ run_ncu() {  # run_ncu NAME KERNEL CASE
     "$NCU" --import "$REST/$stage.ncu-rep" --page details > "$REST/$stage.details.txt" 2>&1
     record "$stage" PASS "$DUR" "$(grep -m1 -E 'Duration' "$REST/$stage.details.txt" | tr -s ' ')"
   else
-    record "$stage" FAIL "$DUR" "exit $RC: $(grep -m1 -E 'No kernels|ERROR|error' "$REST/$stage.txt")"
+    record "$stage" FAIL "$DUR" "exit $RC: $(grep -m1 -E 'No kernels' "$REST/$stage.txt" || first_error "$REST/$stage.txt")"
   fi
 }
 run_ncu assign assign_tile_kernel n=2000000,d=32,k=64,dtype=float32,iters=2,backend=cuda
@@ -682,12 +699,21 @@ fi
 cp "$STAGES" "$REST/stages.tsv"
 cp "$WORK"/*.json "$WORK"/*.xml "$WORK/run.env" "$REST/" 2>/dev/null
 tar czf "$OUT/rest.tar.gz" -C "$WORK" rest || record archive FAIL 0 "tar failed"
+# A file comes back from the GPU machine only under 16 MiB: the profiles go first if it is over.
+if [ "$(stat -c %s "$OUT/rest.tar.gz")" -gt $((15 << 20)) ]; then
+  rm -f "$REST"/*.ncu-rep
+  tar czf "$OUT/rest.tar.gz" -C "$WORK" rest
+  say "rest.tar.gz was over 15 MiB: written again without the .ncu-rep files"
+fi
 
 # The output rule: exactly these 8 plain files directly in OUT, nothing else.
 WANT="bench.json log.txt machine.json rest.tar.gz sanitizers.txt sass.txt summary.txt tests.xml"
 HAVE="$(cd "$OUT" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')"
 EXTRA="$(cd "$OUT" && find . -mindepth 1 \( -type d -o ! -type f \) -printf '%P ' )"
-if [ "$HAVE" = "$WANT" ] && [ -z "$EXTRA" ]; then
+BIG="$(cd "$OUT" && find . -mindepth 1 -type f -size +15M -printf '%P ')"  # log.txt still grows
+if [ -n "$BIG" ]; then
+  record outputs FAIL 0 "over 15 MiB (a file comes back from the GPU machine under 16 MiB): $BIG"
+elif [ "$HAVE" = "$WANT" ] && [ -z "$EXTRA" ]; then
   record outputs PASS 0 "8 files, no folders ($(du -sk "$OUT" | cut -f1) KiB)"
 else
   record outputs FAIL 0 "OUT holds [$HAVE]${EXTRA:+, not plain files: $EXTRA}; want [$WANT]"
