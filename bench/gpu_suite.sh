@@ -144,14 +144,14 @@ if [ -n "$PREBUILD" ]; then
   WHEELS_NOTE="flash-kmeans, fastkmeans, tqdm"
   for p in flash_kmeans:flash-kmeans fastkmeans:fastkmeans tqdm:tqdm; do
     ls "$DL/wheels/${p%%:*}"-*.whl > /dev/null 2>&1 ||
-      pip download "${PIPARGS[@]}" -d "$DL/wheels" "${p#*:}" >> "$PLOG" 2>&1 ||
+      "$PY" -m pip download "${PIPARGS[@]}" -d "$DL/wheels" "${p#*:}" >> "$PLOG" 2>&1 ||
       WHEELS_NOTE="$WHEELS_NOTE; ${p#*:}: pip download failed"
   done
   cp "$DL"/wheels/*.whl "$NEW/wheels/" 2>/dev/null || WHEELS_NOTE="no wheels"
   TOOLS_NOTE="cuobjdump, nvdisasm"
   for p in cuobjdump nvdisasm; do
     ls "$DL/tools/nvidia_cuda_$p"-*.whl > /dev/null 2>&1 ||
-      pip download "${PIPARGS[@]}" -d "$DL/tools" "nvidia-cuda-$p" >> "$PLOG" 2>&1 ||
+      "$PY" -m pip download "${PIPARGS[@]}" -d "$DL/tools" "nvidia-cuda-$p" >> "$PLOG" 2>&1 ||
       TOOLS_NOTE="$TOOLS_NOTE; $p: pip download failed"
     w="$(ls "$DL/tools/nvidia_cuda_$p"-*.whl 2>/dev/null | tail -1)"
     [ -n "$w" ] && unzip -o -q -j "$w" "nvidia/*/bin/$p" -d "$NEW/tools/bin" >> "$PLOG" 2>&1
