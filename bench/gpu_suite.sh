@@ -81,7 +81,7 @@ configure_and_build() {
   local b="$1" log="$2" gsrc="${3:-}" tests=ON targets=(test_cuda bench_kmeans kmeans_cli)
   local args=(-S "$REPO" -B "$b" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release
               -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" -DKMEANS_BUILD_BENCH=ON -DKMEANS_BUILD_CLI=ON
-              -DKMEANS_INSTALL=OFF)
+              -DKMEANS_INSTALL=ON)
   [ -n "$gsrc" ] && args+=(-DKMEANS_GTEST_SOURCE_DIR="$gsrc")
   # shellcheck disable=SC2206  # split on purpose: several arguments in one variable
   [ -n "${KMEANS_SUITE_CMAKE_ARGS:-}" ] && args+=($KMEANS_SUITE_CMAKE_ARGS)
