@@ -130,11 +130,34 @@ def sanitizers(work, out, env, st):
         lines += ["   " + l for l in keep]
         if len(reports) > len(keep):
             lines.append(f"   ... {len(reports) - len(keep)} more sanitizer lines in rest.tar.gz")
+        times = re.findall(r"^\[ +(OK|FAILED) +\] (\S+) \((\d+) ms\)", text, re.M)
+        if times:
+            lines.append("   per test: " + ", ".join(f"{name} {status} {int(ms) / 1000:.1f}s" for status, name, ms in times))
         done = len(re.findall(r"^\[       OK \]", text, re.M))
         bad = re.findall(r"^\[  FAILED  \] (\S+)", text, re.M)
         lines.append(f"   tests passed under {tool}: {done}" + (f"; failed: {', '.join(sorted(set(bad)))}" if bad else ""))
     with open(os.path.join(out, "sanitizers.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+NCU_METRICS = ("Duration", "DRAM Throughput", "Memory Throughput", "Compute (SM) Throughput",
+               "Registers Per Thread", "Achieved Occupancy", "Theoretical Occupancy")
+
+
+def ncu_lines(work):
+    """Key metrics of each ncu profile (rest/ncu_*.details.txt, ncu --page details)."""
+    out = []
+    for p in sorted(glob.glob(os.path.join(work, "rest", "ncu_*.details.txt"))):
+        text = read(p)
+        kernel = next((l.strip() for l in text.splitlines() if "Context" in l and "Device" in l), "?")
+        got = []
+        for name in NCU_METRICS:
+            m = re.search(r"^\s+" + re.escape(name) + r"\s{2,}(\S+)\s+([\d.,]+)\s*$", text, re.M)
+            if m:
+                got.append(f"{name} {m.group(2)} {m.group(1)}")
+        out.append(f"  {os.path.basename(p)[4:-12]}: {kernel[:90]}")
+        out.append("    " + ("; ".join(got) if got else "no metrics found (see rest.tar.gz)"))
+    return out
 
 
 def cuda_row(doc, mode):
@@ -294,6 +317,9 @@ def main():
                   f"{tests['seconds']:.1f} s" + (f"; failed: {', '.join(tests['failures'])}" if tests["failures"] else "")]
     if tests["slowest"]:
         lines.append("  slowest: " + ", ".join(f"{n} {t:.1f}s" for t, n in tests["slowest"][:3]))
+    prof = ncu_lines(work)
+    if prof:
+        lines += ["ncu (--clock-control none, one launch each):"] + prof
     san = [s for s in st if s["stage"].startswith("sanitizer_")]
     lines.append("sanitizers (sanitizers.txt): " + ("; ".join(f"{s['stage'][10:]} {s['status']} {s['note']}" for s in san) or "none"))
     sass = read(os.path.join(out, "sass.txt"))
