@@ -315,7 +315,7 @@ def main():
     lines += ["", "peers on the same card, same data and initial centroids (bench/gpu_peers.py):"] + peer_lines
     lines += ["", f"tests (tests.xml): {tests['tests']} run, {tests['failed']} failed, {tests['skipped']} skipped, "
                   f"{tests['seconds']:.1f} s" + (f"; failed: {', '.join(tests['failures'])}" if tests["failures"] else "")]
-    if tests["slowest"]:
+    if tests["slowest"] and tests["slowest"][0][0] >= 0.1:
         lines.append("  slowest: " + ", ".join(f"{n} {t:.1f}s" for t, n in tests["slowest"][:3]))
     prof = ncu_lines(work)
     if prof:
