@@ -230,6 +230,8 @@ def run_case(torch, np, args, n, d, k, iters, deadline):
                      s_per_iter=(tm["assign"] + tm["update"]) / max(1, n_iter),
                      process_s=j.get("seconds"), timings=tm, own_inertia=j.get("inertia"),
                      n_empty_relocated=j.get("n_empty_relocated"),
+                     # the fit's wall time less its phases: CUDA context, upload, engine set-up
+                     setup_s=j["seconds"] - sum(tm.get(x, 0.0) for x in ("init", "assign", "update", "final_assign")),
                      inertia=inertia(torch, xg, torch.from_numpy(np.load(cent_path)).to(dev)),
                      how="(timings.assign + timings.update) / n_iter of one kmeans fit")
         except Exception as e:  # noqa: BLE001 - recorded, the other peers still run

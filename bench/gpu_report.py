@@ -233,6 +233,8 @@ def peers_table(work):
                 lines.append(f"    {r['name']:<20} not run: {r.get('skipped') or r.get('error')}")
                 continue
             extra = ""
+            if r.get("setup_s") is not None:
+                extra = f"  set-up {r['setup_s']:.3f} s (first fit in the process)"
             if "same_init" in r:
                 extra = f"  same init: {r['same_init']}"
             lines.append(f"    {r['name']:<20} {fmt(r['s_per_iter'], '.3e'):>10} s/iter  "
