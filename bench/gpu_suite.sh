@@ -25,6 +25,8 @@
 #                   the peers' API check, SASS) and records why the rest is skipped
 #   --fast          with --dry: no binaries at all - the stage logic, the report and the output
 #                   rule check in a few seconds (the ctest gpu_suite.dry_fast)
+#   --skip LIST     stages to leave out, comma-separated name prefixes (e.g. a second run that
+#                   spends its time on what the first skipped: --skip tests,bench,peers)
 #   --archs A       CMAKE_CUDA_ARCHITECTURES for a build (default 90, env KMEANS_CUDA_ARCHS)
 # Env: KMEANS_SUITE_CMAKE_ARGS (extra configure arguments of a build), KMEANS_PYTHON (python3).
 # Exit status: the number of failed stages (0: all passed or were skipped).
@@ -44,6 +46,7 @@ FAST=0
 BUILD_DIR=""
 ARCHS="${KMEANS_CUDA_ARCHS:-90}"
 BUILD_TREE=()
+SKIP_LIST=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --prebuild) shift; PREBUILD="${1:?--prebuild needs a folder}" ;;
@@ -53,6 +56,7 @@ while [ $# -gt 0 ]; do
     --fast) FAST=1 ;;
     --build-dir) shift; BUILD_DIR="${1:?--build-dir needs a folder}" ;;
     --archs) shift; ARCHS="${1:?--archs needs a value}" ;;
+    --skip) shift; SKIP_LIST="${1:?--skip needs stage names}" ;;
     --build-tree) BUILD_TREE=("${2:?}" "${3:?}" "${4-}"); shift 3 ;;  # internal: the fallback build
     -h|--help) usage; exit 0 ;;
     -*) echo "gpu_suite.sh: error: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -222,9 +226,13 @@ record() {
   [ "$2" = FAIL ] && FAILED=$((FAILED + 1))
   say "== $1: $2 (${3}s) $4"
 }
-# skip_unless_time STAGE MIN: true (0) when the stage may start; else records SKIP.
+# skip_unless_time STAGE MIN: true (0) when the stage may start; else records SKIP (--skip, or
+# not enough time left).
 skip_unless_time() {
-  local l
+  local l p
+  for p in ${SKIP_LIST//,/ }; do
+    case "$1" in "$p"*) record "$1" SKIP 0 "--skip $p"; return 1 ;; esac
+  done
   l=$(left)
   [ "$l" -ge "$2" ] && return 0
   record "$1" SKIP 0 "deadline: ${l}s left, it needs ${2}s"
