@@ -42,6 +42,24 @@ __global__ void first_out_of_range_kernel(const T* x, std::int64_t total, T boun
   }
 }
 
+/// The largest |x| of x[0, total) (already checked finite), as the bits of a non-negative T
+/// (their order is the values' order), combined by an integer atomicMax into *max_bits.
+template <class T, class Bits>
+__global__ void max_abs_kernel(const T* x, std::int64_t total, Bits* max_bits) {
+  static_assert(sizeof(T) == sizeof(Bits), "bits of T");
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  T m = 0;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+       i < total; i += stride)
+    m = fmax(m, fabs(x[i]));
+  for (int offset = 16; offset > 0; offset /= 2) m = fmax(m, __shfl_down_sync(0xffffffffu, m, offset));
+  if ((threadIdx.x & 31) == 0) {
+    Bits b;
+    memcpy(&b, &m, sizeof b);
+    atomicMax(max_bits, b);
+  }
+}
+
 /// Weights: smallest index of a negative weight (first_negative) and whether any is positive.
 /// Run after first_nonfinite_kernel has cleared NaN and Inf.
 template <class T>

@@ -505,6 +505,55 @@ TEST_F(CudaFit, ChangingKRecapturesTheGraph) {
   }
 }
 
+// Device data gets the host's range rules: values beyond max_abs_value are rejected with the
+// host's message; values or weights that the host would rescale exactly are refused with a
+// message that says to pass host memory (device input is not copied to be rescaled).
+TEST_F(CudaFit, DeviceDataOutsideTheExactRangeIsRefusedClearly) {
+  const std::int64_t n = 1000, d = 2;
+  auto big = make_data<float>(n, d, Shape::Uniform, 42);
+  big[5 * d + 1] = 1e20f;
+  TestDeviceArray<float> dbig(big);
+  Params<float> pf;
+  pf.k = 3;
+  pf.backend = Backend::Cuda;
+  try {
+    fit(dbig.get(), n, d, pf);
+    FAIL() << "1e20 in float32 device data was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("data value 1e+20 at row 5, column 1 is outside the supported range"),
+              std::string::npos) << e.what();
+  }
+  auto tiny = make_data<float>(n, d, Shape::Uniform, 43);
+  for (float& v : tiny) v *= 1e-30f;
+  TestDeviceArray<float> dtiny(tiny);
+  try {
+    fit(dtiny.get(), n, d, pf);
+    FAIL() << "float32 device data near 1e-30 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("data in GPU memory is too small"), std::string::npos)
+        << e.what();
+  }
+  // The same tiny values in host memory are rescaled and fit.
+  EXPECT_NO_THROW(fit(tiny.data(), n, d, pf));
+  const auto clean = make_data<double>(n, d, Shape::Uniform, 44);
+  TestDeviceArray<double> dclean(clean);
+  std::vector<double> w(static_cast<std::size_t>(n), 1e-300);
+  TestDeviceArray<double> dw(w);
+  Params<double> pd;
+  pd.k = 3;
+  pd.backend = Backend::Cuda;
+  pd.sample_weight = {dw.get(), w.size()};
+  try {
+    fit(dclean.get(), n, d, pd);
+    FAIL() << "device weights that need rescaling were accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sample_weight in GPU memory would need rescaling"),
+              std::string::npos) << e.what();
+  }
+  pd.sample_weight = nullptr;
+  EXPECT_NO_THROW(fit(dclean.get(), n, d, pd));
+}
+
 TEST_F(CudaFit, NonFiniteDeviceDataIsRejected) {
   const std::int64_t n = 1000, d = 4;
   auto x = make_data<double>(n, d, Shape::Uniform, 40);

@@ -184,6 +184,25 @@ void CudaEngine<T>::validate_device_input() {
     throw Error(point_error("data", static_cast<double>(read_element(d_x_ + at)), at / v_.d,
                             at % v_.d, v_.d, std::is_same<T, float>::value));
   }
+  // Values so small that squared distances would leave T's normal range are rescaled exactly
+  // for host data (data_scale_exponent); device data is not copied, so it is refused instead.
+  KMEANS_CUDA_TRY(cudaMemsetAsync(d_first.get(), 0, sizeof(unsigned long long), s));
+  using Bits = std::conditional_t<sizeof(T) == 4, unsigned int, unsigned long long>;
+  max_abs_kernel<T, Bits><<<grid(total), tn::kSmallThreads, 0, s>>>(
+      d_x_, total, reinterpret_cast<Bits*>(d_first.get()));
+  KMEANS_CUDA_CHECK_LAUNCH(s);
+  T max_abs = 0;
+  KMEANS_CUDA_TRY(cudaMemcpyAsync(&max_abs, d_first.get(), sizeof max_abs, cudaMemcpyDeviceToHost, s));
+  KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
+  if (data_scale_exponent<T>(static_cast<double>(max_abs)) != 0) {
+    std::ostringstream msg;
+    msg << "data in GPU memory is too small to cluster exactly in "
+        << (std::is_same<T, float>::value ? "float32" : "float64") << " (largest |x| = "
+        << static_cast<double>(max_abs)
+        << "): the library rescales such data exactly only in host memory; pass host memory "
+           "or scale the data";
+    throw Error(msg.str());
+  }
   if (!d_w_) return;
   if (first[1] < static_cast<unsigned long long>(v_.n)) report(d_w_, first[1], 1, "sample_weight");
   KMEANS_CUDA_TRY(cudaMemsetAsync(d_first.get(), 0xFF, sizeof(unsigned long long), s));
@@ -204,6 +223,16 @@ void CudaEngine<T>::validate_device_input() {
   }
   if (positive == 0)
     throw Error("sample_weight sums to 0: at least one weight must be positive");
+  // The host's total and scale checks on a host copy of the weights (kept: init reads it too).
+  const WeightStats stats = validate_weights(host_weights(), v_.n, v_.n_threads);
+  if (weight_scale_exponent<T>(stats) != 0) {
+    std::ostringstream msg;
+    msg << "sample_weight in GPU memory would need rescaling (largest weight " << stats.max
+        << ", total " << stats.total
+        << "): the library rescales weights exactly only in host memory; pass host weights or "
+           "scale them";
+    throw Error(msg.str());
+  }
 }
 
 /// One element of device memory, for error messages.
