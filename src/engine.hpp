@@ -175,4 +175,20 @@ class Workspace {
   std::int64_t rebinds = 0;       ///< Calls that reused an engine (for tests).
 };
 
+/// kmeans::fit / predict / transform / score reusing the engines held by `ws` (created on
+/// first use): what KMeans<T> calls (src/estimator.cpp, src/driver.cpp).
+template <class T>
+Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+              const Params<T>& p);
+template <class T>
+std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_t n,
+                                  std::size_t d, const T* centroids, std::size_t k,
+                                  Backend backend);
+template <class T>
+std::vector<T> transform(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+                         const T* centroids, std::size_t k, Backend backend);
+template <class T>
+double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+             const T* centroids, std::size_t k, ArrayView<T> sample_weight, Backend backend);
+
 }  // namespace kmeans::detail

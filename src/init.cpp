@@ -48,20 +48,34 @@ KMEANS_ALWAYS_INLINE void tile_squared_distances_body(const double* __restrict__
 
 }  // namespace
 
+namespace {
+
 /// s[r] = sum_j (xt[j * ld + r] - c[j])^2 for r < rows, each sum formed in feature order
 /// (s = s + u * u): the exact distance of every backend (Engine::distances), one point per
 /// SIMD lane. Lanes are independent, so vectorising changes no bit: no fused multiply-add (this
 /// file is built with -ffp-contract=off) and no reassociation (no -ffast-math). An AVX2 clone
-/// is chosen at run time where the CPU has it.
+/// is chosen at run time where the CPU has it. Internal linkage: GCC would export the ifunc of
+/// a clone with external linkage from the shared library, whatever the visibility.
 KMEANS_INIT_CLONES
-void tile_squared_distances(const double* xt, std::int64_t ld, std::int64_t rows, std::int64_t d,
-                            const float* c, double* s) {
+void squared_distances_clone(const double* xt, std::int64_t ld, std::int64_t rows,
+                             std::int64_t d, const float* c, double* s) {
   tile_squared_distances_body(xt, ld, rows, d, c, s);
 }
 KMEANS_INIT_CLONES
+void squared_distances_clone(const double* xt, std::int64_t ld, std::int64_t rows,
+                             std::int64_t d, const double* c, double* s) {
+  tile_squared_distances_body(xt, ld, rows, d, c, s);
+}
+
+}  // namespace
+
+void tile_squared_distances(const double* xt, std::int64_t ld, std::int64_t rows, std::int64_t d,
+                            const float* c, double* s) {
+  squared_distances_clone(xt, ld, rows, d, c, s);
+}
 void tile_squared_distances(const double* xt, std::int64_t ld, std::int64_t rows, std::int64_t d,
                             const double* c, double* s) {
-  tile_squared_distances_body(xt, ld, rows, d, c, s);
+  squared_distances_clone(xt, ld, rows, d, c, s);
 }
 
 template <class T>

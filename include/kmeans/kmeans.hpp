@@ -194,30 +194,15 @@ KMEANS_API double score(const T* data, std::size_t n, std::size_t d, const T* ce
 
 namespace detail {
 /// Engines (and, on the GPU, device buffers, stream and captured graphs) kept between the calls
-/// of one KMeans object. Opaque: defined inside the library.
+/// of one KMeans object. Opaque: defined inside the library, which also does all its handling.
 template <class T>
 class Workspace;
 template <class T>
-struct KMEANS_API WorkspaceDeleter {
+struct WorkspaceDeleter {
   void operator()(Workspace<T>* w) const noexcept;
 };
 template <class T>
 using WorkspacePtr = std::unique_ptr<Workspace<T>, WorkspaceDeleter<T>>;
-
-/// The free functions above, reusing the engines held by `ws` (created on first use).
-template <class T>
-KMEANS_API Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
-              const Params<T>& p);
-template <class T>
-KMEANS_API std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_t n,
-                                  std::size_t d, const T* centroids, std::size_t k,
-                                  Backend backend);
-template <class T>
-KMEANS_API std::vector<T> transform(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
-                         const T* centroids, std::size_t k, Backend backend);
-template <class T>
-KMEANS_API double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
-             const T* centroids, std::size_t k, ArrayView<T> sample_weight, Backend backend);
 }  // namespace detail
 
 /// An estimator in scikit-learn's shape: holds the parameters and, after fit, the result.
@@ -235,79 +220,28 @@ KMEANS_API double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::
 /// not disturb it. When the outer fit returns, its result and engines replace whatever the
 /// nested calls left. The one thing the callback must not do is destroy the object.
 template <class T>
-class KMeans {
+class KMEANS_API KMeans {
  public:
-  explicit KMeans(Params<T> p = {}) : params_(std::move(p)) {}
-  KMeans(const KMeans& o) : params_(o.params_), result_(o.result_), d_(o.d_), fitted_(o.fitted_) {}
-  KMeans& operator=(const KMeans& o) {
-    if (this != &o) {
-      params_ = o.params_;
-      result_ = o.result_;
-      d_ = o.d_;
-      fitted_ = o.fitted_;
-      ws_.reset();
-    }
-    return *this;
-  }
+  explicit KMeans(Params<T> p = {});
+  KMeans(const KMeans& o);
+  KMeans& operator=(const KMeans& o);
   /// A moved-from object is unfitted (its methods throw as before the first fit).
-  KMeans(KMeans&& o) noexcept
-      : params_(std::move(o.params_)), result_(std::move(o.result_)), d_(o.d_),
-        fitted_(o.fitted_), ws_(std::move(o.ws_)) {
-    o.d_ = 0;
-    o.fitted_ = false;
-  }
-  KMeans& operator=(KMeans&& o) noexcept {
-    if (this != &o) {
-      params_ = std::move(o.params_);
-      result_ = std::move(o.result_);
-      d_ = o.d_;
-      fitted_ = o.fitted_;
-      ws_ = std::move(o.ws_);
-      o.d_ = 0;
-      o.fitted_ = false;
-    }
-    return *this;
-  }
-  ~KMeans() = default;
+  KMeans(KMeans&& o) noexcept;
+  KMeans& operator=(KMeans&& o) noexcept;
+  ~KMeans();
 
   /// Fits to n x d data; the result (centroids, labels, inertia, ...) is kept.
-  KMeans& fit(const T* data, std::size_t n, std::size_t d) {
-    // The engines leave the object for the duration of the fit, so nothing done from inside
-    // on_iteration (a nested fit, release(), an assignment) can free or rebind them.
-    detail::WorkspacePtr<T> ws = std::move(ws_);
-    Result<T> r;
-    try {
-      r = detail::fit(ws, data, n, d, params_);
-    } catch (...) {
-      ws_ = std::move(ws);
-      throw;
-    }
-    ws_ = std::move(ws);
-    result_ = std::move(r);
-    d_ = d;
-    fitted_ = true;
-    return *this;
-  }
+  KMeans& fit(const T* data, std::size_t n, std::size_t d);
   /// fit, then the labels of the same data.
   std::vector<std::int32_t> fit_predict(const T* data, std::size_t n, std::size_t d) {
     return fit(data, n, d).result_.labels;
   }
   /// Labels of new data (n x d, the d of the fit), on the backend that ran the fit.
-  std::vector<std::int32_t> predict(const T* data, std::size_t n) const {
-    check_fitted();
-    return detail::predict(ws_, data, n, d_, result_.centroids.data(), k(), result_.backend);
-  }
+  std::vector<std::int32_t> predict(const T* data, std::size_t n) const;
   /// n x k Euclidean distances of new data to the fitted centroids.
-  std::vector<T> transform(const T* data, std::size_t n) const {
-    check_fitted();
-    return detail::transform(ws_, data, n, d_, result_.centroids.data(), k(), result_.backend);
-  }
+  std::vector<T> transform(const T* data, std::size_t n) const;
   /// Negative inertia of new data against the fitted centroids (sample_weight: n weights).
-  double score(const T* data, std::size_t n, ArrayView<T> sample_weight = {}) const {
-    check_fitted();
-    return detail::score(ws_, data, n, d_, result_.centroids.data(), k(), sample_weight,
-                         result_.backend);
-  }
+  double score(const T* data, std::size_t n, ArrayView<T> sample_weight = {}) const;
 
   bool fitted() const { return fitted_; }
   const Params<T>& params() const { return params_; }
@@ -319,7 +253,7 @@ class KMeans {
   }
   /// Releases the kept engines (device memory included); the fitted result stays. Called from
   /// inside on_iteration it releases only engines made inside the callback.
-  void release() noexcept { ws_.reset(); }
+  void release() noexcept;
 
  private:
   void check_fitted() const {
@@ -337,6 +271,10 @@ class KMeans {
   bool fitted_ = false;
   mutable detail::WorkspacePtr<T> ws_;
 };
+
+// Defined in the library (src/estimator.cpp), for float and double.
+extern template class KMeans<float>;
+extern template class KMeans<double>;
 
 /// "auto", "cuda", "cpu" or "reference".
 KMEANS_API const char* to_string(Backend b);

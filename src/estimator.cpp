@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+// kmeans::KMeans<T>, the estimator class: its members are defined here, in the library, so that
+// the engines it keeps (kmeans::detail) stay internal to the shared library.
+#include <utility>
+
+#include "engine.hpp"
+#include "kmeans/kmeans.hpp"
+
+namespace kmeans {
+
+template <class T>
+KMeans<T>::KMeans(Params<T> p) : params_(std::move(p)) {}
+
+template <class T>
+KMeans<T>::KMeans(const KMeans& o)
+    : params_(o.params_), result_(o.result_), d_(o.d_), fitted_(o.fitted_) {}
+
+template <class T>
+KMeans<T>& KMeans<T>::operator=(const KMeans& o) {
+  if (this != &o) {
+    params_ = o.params_;
+    result_ = o.result_;
+    d_ = o.d_;
+    fitted_ = o.fitted_;
+    ws_.reset();  // copies share no engines
+  }
+  return *this;
+}
+
+template <class T>
+KMeans<T>::KMeans(KMeans&& o) noexcept
+    : params_(std::move(o.params_)), result_(std::move(o.result_)), d_(o.d_),
+      fitted_(o.fitted_), ws_(std::move(o.ws_)) {
+  o.d_ = 0;
+  o.fitted_ = false;
+}
+
+template <class T>
+KMeans<T>& KMeans<T>::operator=(KMeans&& o) noexcept {
+  if (this != &o) {
+    params_ = std::move(o.params_);
+    result_ = std::move(o.result_);
+    d_ = o.d_;
+    fitted_ = o.fitted_;
+    ws_ = std::move(o.ws_);
+    o.d_ = 0;
+    o.fitted_ = false;
+  }
+  return *this;
+}
+
+template <class T>
+KMeans<T>::~KMeans() = default;
+
+template <class T>
+KMeans<T>& KMeans<T>::fit(const T* data, std::size_t n, std::size_t d) {
+  // The engines leave the object for the duration of the fit, so nothing done from inside
+  // on_iteration (a nested fit, release(), an assignment) can free or rebind them.
+  detail::WorkspacePtr<T> ws = std::move(ws_);
+  Result<T> r;
+  try {
+    r = detail::fit(ws, data, n, d, params_);
+  } catch (...) {
+    ws_ = std::move(ws);
+    throw;
+  }
+  ws_ = std::move(ws);
+  result_ = std::move(r);
+  d_ = d;
+  fitted_ = true;
+  return *this;
+}
+
+template <class T>
+std::vector<std::int32_t> KMeans<T>::predict(const T* data, std::size_t n) const {
+  check_fitted();
+  return detail::predict(ws_, data, n, d_, result_.centroids.data(), k(), result_.backend);
+}
+
+template <class T>
+std::vector<T> KMeans<T>::transform(const T* data, std::size_t n) const {
+  check_fitted();
+  return detail::transform(ws_, data, n, d_, result_.centroids.data(), k(), result_.backend);
+}
+
+template <class T>
+double KMeans<T>::score(const T* data, std::size_t n, ArrayView<T> sample_weight) const {
+  check_fitted();
+  return detail::score(ws_, data, n, d_, result_.centroids.data(), k(), sample_weight,
+                       result_.backend);
+}
+
+template <class T>
+void KMeans<T>::release() noexcept {
+  ws_.reset();
+}
+
+template class KMeans<float>;
+template class KMeans<double>;
+
+}  // namespace kmeans
