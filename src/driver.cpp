@@ -266,8 +266,15 @@ void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const
     if (r.converged) break;
   }
   // The final assignment: the returned labels and inertia belong to the returned centroids.
+  // In scaled units (Units::data_exp) the centroids first take the values they will have in
+  // the caller's units (a mean of subnormal values rounds there), so the labels are the exact
+  // ones for the centroids returned.
   ProfileRange final_range("kmeans::final_assign");
   const auto t_final = Clock::now();
+  if (u.data_exp != 0) {
+    u.to_caller(r.centroids);
+    u.to_engine(r.centroids);
+  }
   r.inertia = e.assign(r.centroids.data(), k, nullptr, nullptr).sse;
   r.labels.resize(static_cast<std::size_t>(n));
   e.labels(r.labels.data());

@@ -247,3 +247,31 @@ TEST(Weights, FloatWeightsAtTheTopOfTheRangeAreExact) {
 }
 
 }  // namespace
+
+// Means of subnormal values round when they are returned in the caller's units; the final
+// labels are those of the returned centroids (found by fuzz_fit: predict disagreed).
+TEST(Validation, LabelsOfSubnormalDataBelongToTheReturnedCentroids) {
+  const double v[] = {7.2109320963895041e-178, 5.2218072486209093e-310, 2.6687090373417403e-309};
+  const std::int64_t n = 40, d = 4;
+  const int k = 29;
+  std::vector<double> x(static_cast<std::size_t>(n * d)), w(static_cast<std::size_t>(n)),
+      c(static_cast<std::size_t>(k * d));
+  std::size_t at = 0;
+  for (std::vector<double>* a : {&x, &w, &c})
+    for (double& e : *a) e = v[at++ % 3];
+  for (Backend b : kHostBackends) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    for (int threads : {1, 2}) {
+      kmeans::Params<double> p;
+      p.k = k;
+      p.init = kmeans::Init::Array;
+      p.init_centroids = c;
+      p.sample_weight = w;
+      p.max_iter = 7;
+      p.n_threads = threads;
+      p.backend = b;
+      const auto r = kmeans::fit(x.data(), n, d, p);
+      EXPECT_EQ(kmeans::predict(x.data(), n, d, r.centroids.data(), k, b), r.labels);
+    }
+  }
+}
