@@ -62,11 +62,18 @@ def _seed(random_state):
                     % (random_state, type(random_state).__name__))
 
 
+# The library's messages, with the words scikit-learn's users (and its checks) look for.
+_MESSAGE_NOTES = ((" contains NaN at row ", " (input must not contain NaN or infinity)"),
+                  (" contains Inf at row ", " (input must not contain NaN or infinity)"),
+                  ("sample_weight sums to 0", " (every sample weight is zero)"))
+
+
 def _raise_from_library(e):
-    """The library's ValueError, with what sklearn users look for when the data is not finite."""
+    """The library's ValueError, its message kept (with a note for some, see above)."""
     msg = str(e)
-    if " contains NaN at row " in msg or " contains Inf at row " in msg:
-        raise ValueError(msg + " (input must not contain NaN or infinity)") from None
+    for needle, note in _MESSAGE_NOTES:
+        if needle in msg:
+            raise ValueError(msg + note) from None
     raise e
 
 
