@@ -1,10 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 # kmeans.KMeans's parameters, methods, fitted attributes, callback, verbose output, errors and
 # pickling.
+import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -248,3 +251,35 @@ def test_classic_study_converges_to_the_four_blobs():
     km = kmeans.KMeans(4, init=x[[17, 1017, 2017, 3017]], max_iter=50, tol=0).fit(x)
     assert km.cluster_sizes_.min() > 800  # one cluster per blob of 1000
     assert km.inertia_ / len(x) < 100
+
+
+def test_the_module_has_the_cuda_backend_when_the_build_has_it():
+    expect = os.environ.get("KMEANS_PY_EXPECT_CUDA_BUILD")
+    if expect is None:
+        pytest.skip("KMEANS_PY_EXPECT_CUDA_BUILD is set by ctest only")
+    assert kmeans.built_with_cuda() == (expect.upper() in ("ON", "TRUE", "1"))
+    assert kmeans.cuda_available()[0] or kmeans.cuda_available()[1]  # a reason when not
+
+
+def test_ctrl_c_stops_a_long_fit():
+    """SIGINT during a fit (the GIL released, no Python callback) raises KeyboardInterrupt at
+    the next iteration instead of waiting for the fit to end."""
+    code = textwrap.dedent("""
+        import sys, time, numpy as np, kmeans
+        x = np.random.default_rng(0).uniform(size=(1_000_000, 2))
+        print("start", flush=True)
+        t0 = time.perf_counter()
+        try:  # about 50 ms an iteration on 2 cores: the whole fit would take over 15 s
+            kmeans.KMeans(256, init=x[:256], max_iter=1000, tol=0).fit(x)
+            print("finished", time.perf_counter() - t0)
+        except KeyboardInterrupt:
+            print("interrupted", time.perf_counter() - t0)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "start"
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=120)
+    word, seconds = out.split()
+    assert word == "interrupted", out
+    assert float(seconds) < 5, out
