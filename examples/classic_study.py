@@ -9,6 +9,7 @@ article's figures: the data in 3-D, the SSE per iteration, the points coloured b
 
 usage: classic_study.py [--out DIR] [--quick]
 """
+
 import argparse
 import os
 import statistics
@@ -24,13 +25,16 @@ MEANS = np.array([[5, 5, 5], [4, 20, 20], [25, 20, 5], [30, 30, 30]], dtype=np.f
 SDS = np.array([4.0, 3.0, 5.0, 5.0])
 PER_BLOB = 1000
 # The original study's figures, measured on its machine (not here): seconds per iteration.
-ARTICLE = [("article: Python loop (figure)", 0.053), ("article: NumPy vectorized (figure)", 0.00073)]
+ARTICLE = [
+    ("article: Python loop (figure)", 0.053),
+    ("article: NumPy vectorized (figure)", 0.00073),
+]
 
 
 def make_data(seed=2024):
     """The 4 blobs, drawn exactly as examples/classic_study.cpp draws them (splitmix64 uniforms,
     Box-Muller normals), so the C++ and Python examples cluster the same points."""
-    count = 2 * PER_BLOB * 4 * 3                      # two uniforms per normal
+    count = 2 * PER_BLOB * 4 * 3  # two uniforms per normal
     i = np.arange(1, count + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
         z = np.uint64(seed) + i * np.uint64(0x9E3779B97F4A7C15)
@@ -42,7 +46,7 @@ def make_data(seed=2024):
     normal = np.sqrt(-2.0 * np.log(u1)) * np.cos(6.283185307179586 * u2)
     x = normal.reshape(4, PER_BLOB, 3) * SDS[:, None, None] + MEANS[:, None, :]
     x = x.reshape(-1, 3)
-    init = x[[b * PER_BLOB + 17 for b in range(4)]].copy()   # one point of each blob's rows
+    init = x[[b * PER_BLOB + 17 for b in range(4)]].copy()  # one point of each blob's rows
     return x, init
 
 
@@ -70,8 +74,10 @@ def lloyd_loop(points, centroids, max_iter):
             counts[j] += 1
             for f in range(3):
                 sums[j][f] += p[f]
-        centroids = [[s / counts[j] for s in sums[j]] if counts[j] else centroids[j]
-                     for j in range(len(centroids))]
+        centroids = [
+            [s / counts[j] for s in sums[j]] if counts[j] else centroids[j]
+            for j in range(len(centroids))
+        ]
     return labels, history
 
 
@@ -112,7 +118,7 @@ def main(argv=None):
     x, init = make_data()
     n = len(x)
     quick = args.quick
-    rows = []   # (name, device, seconds per iteration, n_iter, final mean SSE)
+    rows = []  # (name, device, seconds per iteration, n_iter, final mean SSE)
 
     pts = x.tolist()
 
@@ -133,28 +139,38 @@ def main(argv=None):
     histories = {"Python loop": loop_hist, "NumPy": np_hist}
     fitted = None
     for b in backends:
+
         def run(b=b):
             km = kmeans.KMeans(K, init=init, max_iter=MAX_ITER, tol=0, backend=b).fit(x)
             return km, km.n_iter_
+
         s, km = per_iteration(run, 5 if quick else (21 if b == "reference" else 101))
-        rows.append(("kmeans %s" % b, "gpu" if b == "cuda" else "cpu", s, km.n_iter_,
-                     km.inertia_ / n))
+        rows.append(
+            ("kmeans %s" % b, "gpu" if b == "cuda" else "cpu", s, km.n_iter_, km.inertia_ / n)
+        )
         histories["kmeans " + b] = list(km.sse_history_)
         fitted = km if fitted is None or b == "cpu" else fitted
     # Every implementation runs the same algorithm from the same centroids: same clusters.
     assert list(np_labels) == loop_labels and np.array_equal(fitted.labels_, np_labels)
 
-    lines = ["Classic k-means study: n = %d points in 3-D, k = %d, at most %d iterations, "
-             "float64, same initial centroids for every row" % (n, K, MAX_ITER), "",
-             "%-36s %-6s %12s %14s %7s %15s" % ("implementation", "device", "s/iteration",
-                                                "vs Python loop", "n_iter", "final mean SSE")]
+    lines = [
+        "Classic k-means study: n = %d points in 3-D, k = %d, at most %d iterations, "
+        "float64, same initial centroids for every row" % (n, K, MAX_ITER),
+        "",
+        "%-36s %-6s %12s %14s %7s %15s"
+        % ("implementation", "device", "s/iteration", "vs Python loop", "n_iter", "final mean SSE"),
+    ]
     for name, s in ARTICLE:
-        lines.append("%-36s %-6s %12.3e %13.1fx %7s %15s" % (name, "-", s, ARTICLE[0][1] / s, "-", "-"))
+        lines.append(
+            "%-36s %-6s %12.3e %13.1fx %7s %15s" % (name, "-", s, ARTICLE[0][1] / s, "-", "-")
+        )
     for name, dev, s, it, sse in rows:
         lines.append("%-36s %-6s %12.3e %13.1fx %7d %15.6f" % (name, dev, s, loop_s / s, it, sse))
     lines.append("")
-    lines.append("(article rows: the original study's figures on its machine, compared with its "
-                 "own loop; the others were measured here, compared with the loop measured here)")
+    lines.append(
+        "(article rows: the original study's figures on its machine, compared with its "
+        "own loop; the others were measured here, compared with the loop measured here)"
+    )
     table = "\n".join(lines)
     print(table)
     with open(os.path.join(args.out, "classic_table.txt"), "w") as f:
@@ -180,8 +196,11 @@ def draw(out, x, km, histories):
     fig, ax = plt.subplots(figsize=(6, 4))
     for (name, h), style in zip(histories.items(), ["-", "--", ":", "-.", "-"]):
         ax.plot(range(len(h)), np.asarray(h) / len(x), style, marker="o", ms=3, label=name)
-    ax.set(title="SSE per iteration (mean over points)", xlabel="iteration",
-           ylabel="mean squared distance to centroid")
+    ax.set(
+        title="SSE per iteration (mean over points)",
+        xlabel="iteration",
+        ylabel="mean squared distance to centroid",
+    )
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.legend()
     fig.tight_layout()
@@ -190,17 +209,38 @@ def draw(out, x, km, histories):
 
     fig = plt.figure(figsize=(6, 5))
     ax = fig.add_subplot(projection="3d", computed_zorder=False)  # centroids drawn on top
-    ax.scatter(x[:, 0], x[:, 1], x[:, 2], s=4, alpha=0.6, c=km.labels_, cmap="tab10", vmin=0, vmax=9)
+    ax.scatter(
+        x[:, 0], x[:, 1], x[:, 2], s=4, alpha=0.6, c=km.labels_, cmap="tab10", vmin=0, vmax=9
+    )
     c = km.cluster_centers_
-    ax.scatter(c[:, 0], c[:, 1], c[:, 2], s=160, marker="X", color="black",
-               edgecolor="white", depthshade=False, zorder=10, label="centroids")
-    ax.set(title="Clusters found by kmeans (%s backend)" % km.backend_, xlabel="x", ylabel="y",
-           zlabel="z")
+    ax.scatter(
+        c[:, 0],
+        c[:, 1],
+        c[:, 2],
+        s=160,
+        marker="X",
+        color="black",
+        edgecolor="white",
+        depthshade=False,
+        zorder=10,
+        label="centroids",
+    )
+    ax.set(
+        title="Clusters found by kmeans (%s backend)" % km.backend_,
+        xlabel="x",
+        ylabel="y",
+        zlabel="z",
+    )
     ax.legend()
     fig.savefig(os.path.join(out, "classic_clusters.png"), dpi=110)
     plt.close(fig)
-    print("figures: %s" % ", ".join(os.path.join(out, f) for f in
-                                    ("classic_data.png", "classic_sse.png", "classic_clusters.png")))
+    print(
+        "figures: %s"
+        % ", ".join(
+            os.path.join(out, f)
+            for f in ("classic_data.png", "classic_sse.png", "classic_clusters.png")
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 ``transform``, ``score``, ...). NumPy float32/float64 C-contiguous arrays are used in place;
 CUDA arrays (CuPy, PyTorch) go to the GPU in place.
 """
+
 try:
     from . import _core
 except ImportError as e:  # pragma: no cover - a broken install

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The data path: NumPy arrays in place (converted once when their layout or dtype needs it)
 and CUDA device arrays (__dlpack__ / __cuda_array_interface__) by address, in place."""
+
 import numpy as np
 
 from . import _core
@@ -28,8 +29,16 @@ class Data:
 def host(array):
     """Data for a NumPy array that is already 2-D, float32/float64 and C-contiguous."""
     assert array.dtype in _FLOATS and array.ndim == 2 and array.flags.c_contiguous
-    return Data(array.__array_interface__["data"][0], array.shape[0], array.shape[1],
-                array.dtype, False, array, array, array)
+    return Data(
+        array.__array_interface__["data"][0],
+        array.shape[0],
+        array.shape[1],
+        array.dtype,
+        False,
+        array,
+        array,
+        array,
+    )
 
 
 def host_1d(values, dtype):
@@ -45,17 +54,22 @@ def _describe(shape, typestr):
 def _check_device_layout(what, shape, dtype, strides):
     """Device arrays are used in place, never converted: 2-D, float32/64, C-contiguous."""
     if len(shape) != 2:
-        raise ValueError("%s: a device array must be 2-D (n_samples, n_features); got %s"
-                         % (what, _describe(shape, dtype)))
+        raise ValueError(
+            "%s: a device array must be 2-D (n_samples, n_features); got %s"
+            % (what, _describe(shape, dtype))
+        )
     if dtype not in _FLOATS:
-        raise ValueError("%s: a device array must be float32 or float64 (device arrays are not "
-                         "converted: use x.astype(...) on the device); got %s"
-                         % (what, _describe(shape, dtype)))
+        raise ValueError(
+            "%s: a device array must be float32 or float64 (device arrays are not "
+            "converted: use x.astype(...) on the device); got %s" % (what, _describe(shape, dtype))
+        )
     n, d = shape
     if strides is not None and ((d > 1 and strides[1] != 1) or (n > 1 and strides[0] != d)):
-        raise ValueError("%s: a device array must be C-contiguous (device arrays are not "
-                         "copied: pass a contiguous copy); got %s with strides %s (in elements)"
-                         % (what, _describe(shape, dtype), tuple(strides)))
+        raise ValueError(
+            "%s: a device array must be C-contiguous (device arrays are not "
+            "copied: pass a contiguous copy); got %s with strides %s (in elements)"
+            % (what, _describe(shape, dtype), tuple(strides))
+        )
 
 
 def device(obj, what="X", ndim=2):
@@ -118,5 +132,7 @@ def to_output(array, like, output):
         import torch  # noqa: PLC0415
 
         return torch.as_tensor(array, device=like.device)
-    raise ValueError("output='device' returns CuPy arrays or PyTorch tensors; the input is a %s"
-                     % type(like).__name__)
+    raise ValueError(
+        "output='device' returns CuPy arrays or PyTorch tensors; the input is a %s"
+        % type(like).__name__
+    )

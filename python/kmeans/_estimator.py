@@ -2,6 +2,7 @@
 """kmeans.KMeans: scikit-learn's KMeans interface (names, defaults, fitted attributes) over the
 C++ library. scikit-learn is optional: when it is importable the estimator inherits its
 BaseEstimator / ClusterMixin / TransformerMixin and validates input with its check_array."""
+
 import collections
 import numbers
 import sys
@@ -50,22 +51,27 @@ def _seed(random_state):
     if random_state is None:
         random_state = np.random.mtrand._rand
     if isinstance(random_state, (bool, np.bool_)):
-        raise TypeError("random_state must be None, an int or a NumPy generator, got %r"
-                        % (random_state,))
+        raise TypeError(
+            "random_state must be None, an int or a NumPy generator, got %r" % (random_state,)
+        )
     if isinstance(random_state, numbers.Integral):
         return _check_int("random_state", random_state, 0, 2**64 - 1)
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, _INT32_MAX))
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(0, 2**63 - 1))
-    raise TypeError("random_state must be None, an int or a NumPy generator, got %r (%s)"
-                    % (random_state, type(random_state).__name__))
+    raise TypeError(
+        "random_state must be None, an int or a NumPy generator, got %r (%s)"
+        % (random_state, type(random_state).__name__)
+    )
 
 
 # The library's messages, with the words scikit-learn's users (and its checks) look for.
-_MESSAGE_NOTES = ((" contains NaN at row ", " (input must not contain NaN or infinity)"),
-                  (" contains Inf at row ", " (input must not contain NaN or infinity)"),
-                  ("sample_weight sums to 0", " (every sample weight is zero)"))
+_MESSAGE_NOTES = (
+    (" contains NaN at row ", " (input must not contain NaN or infinity)"),
+    (" contains Inf at row ", " (input must not contain NaN or infinity)"),
+    ("sample_weight sums to 0", " (every sample weight is zero)"),
+)
 
 
 def _raise_from_library(e):
@@ -84,22 +90,30 @@ def _host_array(X, what):
         raise TypeError("%s is a sparse matrix; kmeans needs dense data (use X.toarray())" % what)
     a = np.asarray(X)
     if a.dtype.kind == "c":
-        raise ValueError("%s is complex (dtype %s); complex data is not supported" % (what, a.dtype))
+        raise ValueError(
+            "%s is complex (dtype %s); complex data is not supported" % (what, a.dtype)
+        )
     if a.ndim != 2:
-        raise ValueError("Expected 2D array, got %dD array instead: %s must be (n_samples, "
-                         "n_features); reshape 1-D data with .reshape(-1, 1) (one feature) or "
-                         ".reshape(1, -1) (one sample)" % (a.ndim, what))
+        raise ValueError(
+            "Expected 2D array, got %dD array instead: %s must be (n_samples, "
+            "n_features); reshape 1-D data with .reshape(-1, 1) (one feature) or "
+            ".reshape(1, -1) (one sample)" % (a.ndim, what)
+        )
     dtype = a.dtype if a.dtype in _arrays._FLOATS else np.float64
     try:
         a = np.ascontiguousarray(a, dtype=dtype)
     except (TypeError, ValueError) as e:
         raise ValueError("%s cannot be converted to float64: %s" % (what, e)) from None
     if a.shape[0] < 1:
-        raise ValueError("Found array with 0 sample(s) (shape=%s) while a minimum of 1 is "
-                         "required." % (a.shape,))
+        raise ValueError(
+            "Found array with 0 sample(s) (shape=%s) while a minimum of 1 is "
+            "required." % (a.shape,)
+        )
     if a.shape[1] < 1:
-        raise ValueError("Found array with 0 feature(s) (shape=%s) while a minimum of 1 is "
-                         "required." % (a.shape,))
+        raise ValueError(
+            "Found array with 0 feature(s) (shape=%s) while a minimum of 1 is "
+            "required." % (a.shape,)
+        )
     return a
 
 
@@ -129,9 +143,22 @@ class KMeans(*_BASES):
     cluster_sizes_, n_empty_relocated_, warnings_.
     """
 
-    def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4,
-                 random_state=None, algorithm="lloyd", backend="auto", n_threads=None,
-                 verbose=False, callback=None, output="numpy"):
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        init="k-means++",
+        n_init=1,
+        max_iter=300,
+        tol=1e-4,
+        random_state=None,
+        algorithm="lloyd",
+        backend="auto",
+        n_threads=None,
+        verbose=False,
+        callback=None,
+        output="numpy",
+    ):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -156,8 +183,10 @@ class KMeans(*_BASES):
                 if hasattr(self, "feature_names_in_"):
                     del self.feature_names_in_
             elif dev.d != self.n_features_in_:
-                raise ValueError("X has %d features, but KMeans is expecting %d features as "
-                                 "input." % (dev.d, self.n_features_in_))
+                raise ValueError(
+                    "X has %d features, but KMeans is expecting %d features as "
+                    "input." % (dev.d, self.n_features_in_)
+                )
             return dev
         kw = dict(dtype=[np.float64, np.float32], order="C", accept_sparse=False, copy=False)
         if _sk_validate_data is not None:  # scikit-learn >= 1.6
@@ -169,8 +198,10 @@ class KMeans(*_BASES):
             if reset:
                 self.n_features_in_ = a.shape[1]
             elif a.shape[1] != self.n_features_in_:
-                raise ValueError("X has %d features, but KMeans is expecting %d features as "
-                                 "input." % (a.shape[1], self.n_features_in_))
+                raise ValueError(
+                    "X has %d features, but KMeans is expecting %d features as "
+                    "input." % (a.shape[1], self.n_features_in_)
+                )
         # check_array keeps float32/float64 C-contiguous arrays as they are; be sure of it.
         a = np.ascontiguousarray(a)
         if a.dtype not in _arrays._FLOATS:
@@ -184,11 +215,14 @@ class KMeans(*_BASES):
         if data.on_device:
             w = _arrays.device(sample_weight, "sample_weight", ndim=1)
             if w is None:
-                raise ValueError("sample_weight must be a device array (CuPy, PyTorch CUDA) "
-                                 "when X is one")
+                raise ValueError(
+                    "sample_weight must be a device array (CuPy, PyTorch CUDA) " "when X is one"
+                )
             if w.dtype != data.dtype:
-                raise ValueError("sample_weight has dtype %s; the device data is %s (device "
-                                 "arrays are not converted)" % (w.dtype, data.dtype))
+                raise ValueError(
+                    "sample_weight has dtype %s; the device data is %s (device "
+                    "arrays are not converted)" % (w.dtype, data.dtype)
+                )
             if w.n != data.n:
                 raise ValueError("sample_weight has %d values; X has %d samples" % (w.n, data.n))
             return w.address, w.n, w.keep
@@ -196,8 +230,10 @@ class KMeans(*_BASES):
             sample_weight = np.full(data.n, sample_weight, dtype=data.dtype)
         w = np.asarray(sample_weight)
         if w.ndim != 1 or w.shape[0] != data.n:
-            raise ValueError("sample_weight has shape %s; expected (%d,), one weight per sample"
-                             % (w.shape, data.n))
+            raise ValueError(
+                "sample_weight has shape %s; expected (%d,), one weight per sample"
+                % (w.shape, data.n)
+            )
         address, w = _arrays.host_1d(w, data.dtype)
         return address, w.shape[0], w
 
@@ -207,8 +243,10 @@ class KMeans(*_BASES):
         if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real):
             raise TypeError("tol must be a float, got %r" % (self.tol,))
         if self.algorithm != "lloyd":
-            raise ValueError("algorithm = %r is not supported: kmeans implements 'lloyd' only"
-                             % (self.algorithm,))
+            raise ValueError(
+                "algorithm = %r is not supported: kmeans implements 'lloyd' only"
+                % (self.algorithm,)
+            )
         if self.backend not in _BACKENDS:
             raise ValueError("backend = %r is not one of %s" % (self.backend, _BACKENDS))
         if self.output not in ("numpy", "device"):
@@ -219,8 +257,10 @@ class KMeans(*_BASES):
         init = self.init
         if isinstance(init, str):
             if init not in _INITS:
-                raise ValueError("init = %r is not one of %s, an array of shape (n_clusters, "
-                                 "n_features) or a callable" % (init, _INITS))
+                raise ValueError(
+                    "init = %r is not one of %s, an array of shape (n_clusters, "
+                    "n_features) or a callable" % (init, _INITS)
+                )
             if self.n_init == "auto":
                 n_init = 10 if init == "random" else 1
             else:
@@ -237,8 +277,10 @@ class KMeans(*_BASES):
                 init = np.asarray(init)
         c = np.ascontiguousarray(init, dtype=data.dtype)
         if c.ndim != 2 or c.shape != (k, data.d):
-            raise ValueError("init has shape %s; expected (n_clusters, n_features) = (%d, %d)"
-                             % (c.shape, k, data.d))
+            raise ValueError(
+                "init has shape %s; expected (n_clusters, n_features) = (%d, %d)"
+                % (c.shape, k, data.d)
+            )
         if self.n_init != "auto":
             _check_int("n_init", self.n_init, 1)
         return k, "array", c, 1, max_iter, float(self.tol), threads
@@ -251,8 +293,12 @@ class KMeans(*_BASES):
 
         def hook(iteration, sse, shift, seconds):
             if verbose:
-                print("Iteration %d, inertia %.10g, center shift %.6g, %.3f ms"
-                      % (iteration, sse, shift, seconds * 1e3), file=sys.stdout, flush=True)
+                print(
+                    "Iteration %d, inertia %.10g, center shift %.6g, %.3f ms"
+                    % (iteration, sse, shift, seconds * 1e3),
+                    file=sys.stdout,
+                    flush=True,
+                )
             if user is not None:
                 r = user(IterationInfo(iteration, sse, shift, seconds))
                 return r is None or bool(r)
@@ -276,8 +322,24 @@ class KMeans(*_BASES):
         c_address = 0 if centroids is None else centroids.__array_interface__["data"][0]
         c_size = 0 if centroids is None else centroids.size
         try:
-            r = fit(data.address, data.n, data.d, k, init, c_address, c_size, n_init, max_iter,
-                    tol, seed, self.backend, threads, w_address, w_size, self._on_iteration())
+            r = fit(
+                data.address,
+                data.n,
+                data.d,
+                k,
+                init,
+                c_address,
+                c_size,
+                n_init,
+                max_iter,
+                tol,
+                seed,
+                self.backend,
+                threads,
+                w_address,
+                w_size,
+                self._on_iteration(),
+            )
         except ValueError as e:
             _raise_from_library(e)
         del w_keep, centroids
@@ -299,8 +361,7 @@ class KMeans(*_BASES):
     def fit_predict(self, X, y=None, sample_weight=None):
         """fit(X), then the labels of X (labels_)."""
         data = self._fit(X, sample_weight)
-        return _arrays.to_output(self.labels_, data.source if data.on_device else None,
-                                 self.output)
+        return _arrays.to_output(self.labels_, data.source if data.on_device else None, self.output)
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """fit(X), then transform(X)."""
@@ -311,8 +372,10 @@ class KMeans(*_BASES):
         if _sk_check_is_fitted is not None:
             _sk_check_is_fitted(self, "cluster_centers_")
         elif not hasattr(self, "cluster_centers_"):
-            raise AttributeError("This KMeans instance is not fitted yet. Call 'fit' with "
-                                 "appropriate arguments before using this estimator.")
+            raise AttributeError(
+                "This KMeans instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
 
     def _apply(self, X, which, sample_weight=None):
         self._check_fitted()
@@ -326,11 +389,13 @@ class KMeans(*_BASES):
             if which == "score":
                 w_address, w_size, w_keep = self._weights(sample_weight, data)
                 value, _ = getattr(_core, "score_" + suffix)(
-                    data.address, data.n, data.d, c_address, k, w_address, w_size, backend)
+                    data.address, data.n, data.d, c_address, k, w_address, w_size, backend
+                )
                 del w_keep
                 return value
-            out, _ = getattr(_core, which + "_" + suffix)(data.address, data.n, data.d,
-                                                          c_address, k, backend)
+            out, _ = getattr(_core, which + "_" + suffix)(
+                data.address, data.n, data.d, c_address, k, backend
+            )
         except ValueError as e:
             _raise_from_library(e)
         return _arrays.to_output(out, data.source if data.on_device else None, self.output)

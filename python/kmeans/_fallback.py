@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """get_params / set_params / repr in scikit-learn's manner, for when scikit-learn is absent."""
+
 import inspect
 
 
@@ -9,8 +10,9 @@ class BaseEstimator:
     @classmethod
     def _get_param_names(cls):
         sig = inspect.signature(cls.__init__)
-        return sorted(p.name for p in sig.parameters.values()
-                      if p.name != "self" and p.kind != p.VAR_KEYWORD)
+        return sorted(
+            p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD
+        )
 
     def get_params(self, deep=True):
         """The constructor's parameters and their current values."""
@@ -21,16 +23,22 @@ class BaseEstimator:
         valid = self._get_param_names()
         for name, value in params.items():
             if name not in valid:
-                raise ValueError("Invalid parameter %r for estimator %s. Valid parameters are: "
-                                 "%s." % (name, type(self).__name__, valid))
+                raise ValueError(
+                    "Invalid parameter %r for estimator %s. Valid parameters are: "
+                    "%s." % (name, type(self).__name__, valid)
+                )
             setattr(self, name, value)
         return self
 
     def __repr__(self):
-        defaults = {p.name: p.default
-                    for p in inspect.signature(type(self).__init__).parameters.values()}
-        changed = ["%s=%r" % (k, v) for k, v in self.get_params().items()
-                   if not (defaults.get(k) is v or _equal(defaults.get(k), v))]
+        defaults = {
+            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
+        }
+        changed = [
+            "%s=%r" % (k, v)
+            for k, v in self.get_params().items()
+            if not (defaults.get(k) is v or _equal(defaults.get(k), v))
+        ]
         return "%s(%s)" % (type(self).__name__, ", ".join(changed))
 
 

@@ -222,7 +222,8 @@ void stream_synchronize(std::uintptr_t stream) {
     throw py::value_error(std::string("cudaStreamSynchronize failed: ") + cudaGetErrorString(e));
 #else
   (void)stream;
-  throw py::value_error("kmeans was built without the CUDA backend: device arrays are not supported");
+  throw py::value_error(
+      "kmeans was built without the CUDA backend: device arrays are not supported");
 #endif
 }
 

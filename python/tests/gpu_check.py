@@ -6,6 +6,7 @@
 
 Exit 0: every available producer (CuPy, PyTorch) passed; 77: no GPU or neither producer is
 installed (reason printed); 1: a check failed. One line per check on stdout."""
+
 import sys
 
 import numpy as np
@@ -34,25 +35,35 @@ def run(producer, to_device, from_device):
         tag = "%s %s" % (producer, np.dtype(dtype).name)
         host = kmeans.KMeans(8, init=init, max_iter=50, backend="cuda").fit(x)
         xd = to_device(x)
-        dev = kmeans.KMeans(8, init=init, max_iter=50).fit(xd)   # auto: device data -> cuda
+        dev = kmeans.KMeans(8, init=init, max_iter=50).fit(xd)  # auto: device data -> cuda
         check(tag + ": backend of device input", dev.backend_ == "cuda", dev.backend_)
         check(tag + ": labels equal the NumPy path's", np.array_equal(dev.labels_, host.labels_))
-        check(tag + ": inertia equals the NumPy path's",
-              abs(dev.inertia_ - host.inertia_) <= 1e-6 * host.inertia_,
-              "%r vs %r" % (dev.inertia_, host.inertia_))
+        check(
+            tag + ": inertia equals the NumPy path's",
+            abs(dev.inertia_ - host.inertia_) <= 1e-6 * host.inertia_,
+            "%r vs %r" % (dev.inertia_, host.inertia_),
+        )
         check(tag + ": predict on device", np.array_equal(dev.predict(xd), host.labels_))
         t = dev.transform(xd)
-        check(tag + ": transform on device", isinstance(t, np.ndarray) and
-              np.allclose(t, host.transform(x), rtol=1e-5))
-        check(tag + ": score on device", abs(dev.score(xd) - host.score(x)) <= 1e-6 * abs(host.score(x)))
+        check(
+            tag + ": transform on device",
+            isinstance(t, np.ndarray) and np.allclose(t, host.transform(x), rtol=1e-5),
+        )
+        check(
+            tag + ": score on device",
+            abs(dev.score(xd) - host.score(x)) <= 1e-6 * abs(host.score(x)),
+        )
         w = np.linspace(0.5, 2.0, len(x)).astype(dtype)
         hw = kmeans.KMeans(8, init=init, max_iter=50, backend="cuda").fit(x, sample_weight=w)
         dw = kmeans.KMeans(8, init=init, max_iter=50).fit(xd, sample_weight=to_device(w))
         check(tag + ": device sample_weight", np.array_equal(dw.labels_, hw.labels_))
         out = kmeans.KMeans(8, init=init, max_iter=50, output="device").fit_predict(xd)
-        check(tag + ": output='device' stays on the device",
-              type(out).__module__.split(".")[0] == producer and
-              np.array_equal(from_device(out), host.labels_), type(out).__name__)
+        check(
+            tag + ": output='device' stays on the device",
+            type(out).__module__.split(".")[0] == producer
+            and np.array_equal(from_device(out), host.labels_),
+            type(out).__name__,
+        )
         # the CPU backend cannot read device memory: a clear error, not a crash
         try:
             kmeans.KMeans(8, init=init, backend="cpu").fit(xd)

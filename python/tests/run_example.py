@@ -16,14 +16,20 @@ for module, package in (("numpy", "python3-numpy"), ("matplotlib", "python3-matp
 
 script, out = sys.argv[1], sys.argv[2]
 shutil.rmtree(out, ignore_errors=True)
-run = subprocess.run([sys.executable, script, "--quick", "--out", out], capture_output=True,
-                     text=True, timeout=240)
+run = subprocess.run(
+    [sys.executable, script, "--quick", "--out", out], capture_output=True, text=True, timeout=240
+)
 print(run.stdout, run.stderr)
 if run.returncode != 0:
     sys.exit("classic_study.py failed with exit code %d" % run.returncode)
 table = open(os.path.join(out, "classic_table.txt")).read()
-for row in ("article: Python loop", "this machine: Python loop", "this machine: NumPy vectorized",
-            "kmeans cpu", "kmeans reference"):
+for row in (
+    "article: Python loop",
+    "this machine: Python loop",
+    "this machine: NumPy vectorized",
+    "kmeans cpu",
+    "kmeans reference",
+):
     if row not in table:
         sys.exit("the table has no row %r" % row)
 for name in ("classic_data.png", "classic_sse.png", "classic_clusters.png"):

@@ -18,7 +18,9 @@ from conftest import blobs
 
 
 def _fit(x, **kw):
-    return kmeans.KMeans(5, init=np.asarray(x)[:5], **kw).fit(x)
+    """A fit from the first 5 points, on the CPU backend (also where a GPU is usable: these
+    tests are about the host data path)."""
+    return kmeans.KMeans(5, init=np.asarray(x)[:5], **{"backend": "cpu", **kw}).fit(x)
 
 
 def test_float32_stays_float32(x32):
@@ -30,11 +32,14 @@ def test_float32_stays_float32(x32):
     np.testing.assert_array_equal(km.predict(x32.astype(np.float64)), km.labels_)
 
 
-@pytest.mark.parametrize("convert", [
-    lambda x: np.asfortranarray(x),                 # F order
-    lambda x: np.repeat(x, 2, axis=0)[::2],         # strided rows
-    lambda x: x.tolist(),                           # nested lists
-])
+@pytest.mark.parametrize(
+    "convert",
+    [
+        lambda x: np.asfortranarray(x),  # F order
+        lambda x: np.repeat(x, 2, axis=0)[::2],  # strided rows
+        lambda x: x.tolist(),  # nested lists
+    ],
+)
 def test_other_layouts_are_converted_once_with_the_same_result(x64, convert):
     ref = _fit(x64)
     km = _fit(convert(x64))
@@ -62,7 +67,7 @@ def test_read_only_arrays_are_fine(x64):
 def test_c_contiguous_arrays_are_not_copied(dtype):
     """No NumPy allocation near the data's size during fit, predict, transform or score."""
     x = blobs(n=400_000, d=8, k=4, seed=2, dtype=dtype)  # 12.8 / 25.6 MB
-    km = kmeans.KMeans(4, init=x[:4], max_iter=3)
+    km = kmeans.KMeans(4, init=x[:4], max_iter=3, backend="cpu")
     tracemalloc.start()
     try:
         km.fit(x)
@@ -84,12 +89,12 @@ def test_a_1_gb_array_is_used_in_place():
         x[:] = (np.arange(n, dtype=np.float32) % 1000)[:, None]
         x[:, 1] *= 0.5
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        km = kmeans.KMeans(4, init=x[[0, 250, 500, 750]], max_iter=2, tol=0).fit(x)
+        km = kmeans.KMeans(4, init=x[[0, 250, 500, 750]], max_iter=2, tol=0,
+                           backend="cpu").fit(x)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         print(x.nbytes, after - before, km.n_iter_)
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=240)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr
     nbytes, growth, n_iter = map(int, out.stdout.split())
     print("1 GiB array: peak RSS grew by %.1f MiB during fit" % (growth / 2**20))
@@ -115,18 +120,30 @@ def test_the_gil_is_released_during_fit():
     assert gaps.max() < 0.5 * duration, (gaps.max(), duration)
 
 
-@pytest.mark.parametrize("bad, error, match", [
-    (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 13, np.nan, x), ValueError,
-     r"^data contains NaN at row 3, column 1 \(input must not contain NaN or infinity\)$"),
-    (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 9, np.inf, x), ValueError,
-     r"data contains Inf at row 2, column 1"),
-    (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 0, 1e300, x), ValueError,
-     r"data value 1e\+300 at row 0, column 0 is outside the supported range"),
-    (lambda x: x[:, 0], ValueError, r"Expected 2D array, got 1D array"),
-    (lambda x: x[:0], ValueError, r"0 sample"),
-    (lambda x: x.astype(np.complex128), ValueError, r"[Cc]omplex"),
-    (lambda x: np.array([["a", "b"]] * 10), ValueError, r"float|convert"),
-])
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (
+            lambda x: np.where(np.arange(x.size).reshape(x.shape) == 13, np.nan, x),
+            ValueError,
+            r"^data contains NaN at row 3, column 1 \(input must not contain NaN or infinity\)$",
+        ),
+        (
+            lambda x: np.where(np.arange(x.size).reshape(x.shape) == 9, np.inf, x),
+            ValueError,
+            r"data contains Inf at row 2, column 1",
+        ),
+        (
+            lambda x: np.where(np.arange(x.size).reshape(x.shape) == 0, 1e300, x),
+            ValueError,
+            r"data value 1e\+300 at row 0, column 0 is outside the supported range",
+        ),
+        (lambda x: x[:, 0], ValueError, r"Expected 2D array, got 1D array"),
+        (lambda x: x[:0], ValueError, r"0 sample"),
+        (lambda x: x.astype(np.complex128), ValueError, r"[Cc]omplex"),
+        (lambda x: np.array([["a", "b"]] * 10), ValueError, r"float|convert"),
+    ],
+)
 def test_bad_data_is_a_clear_error(bad, error, match):
     x = blobs(n=100, d=4, k=3)
     with pytest.raises(error, match=match):
@@ -141,16 +158,19 @@ def test_sparse_input_is_a_type_error():
 
 def test_sample_weight(x64):
     w = np.random.default_rng(0).integers(1, 4, size=len(x64))
-    weighted = kmeans.KMeans(5, init=x64[:5], tol=0).fit(x64, sample_weight=w)
-    repeated = kmeans.KMeans(5, init=x64[:5], tol=0).fit(np.repeat(x64, w, axis=0))
+    weighted = _fit(x64, tol=0).fit(x64, sample_weight=w)
+    repeated = kmeans.KMeans(5, init=x64[:5], tol=0, backend="cpu")
+    repeated.fit(np.repeat(x64, w, axis=0))
     np.testing.assert_allclose(weighted.cluster_centers_, repeated.cluster_centers_, rtol=1e-12)
     assert weighted.inertia_ == pytest.approx(repeated.inertia_, rel=1e-12)
     # scalars and lists are accepted; float32 data takes float32 weights
     assert _fit(x64).fit(x64, sample_weight=2.0).inertia_ == pytest.approx(2 * _fit(x64).inertia_)
     _fit(x64.astype(np.float32)).fit(x64.astype(np.float32), sample_weight=list(w))
-    for bad, match in [(-w, r"sample_weight\[0\] = -\d+ is negative"),
-                       (w[:10], r"sample_weight has shape \(10,\); expected \(2000,\)"),
-                       (np.zeros(len(x64)), r"sample_weight sums to 0: .* \(every sample weight is zero\)$")]:
+    for bad, match in [
+        (-w, r"sample_weight\[0\] = -\d+ is negative"),
+        (w[:10], r"sample_weight has shape \(10,\); expected \(2000,\)"),
+        (np.zeros(len(x64)), r"sample_weight sums to 0: .* \(every sample weight is zero\)$"),
+    ]:
         with pytest.raises(ValueError, match=match):
             _fit(x64).fit(x64, sample_weight=bad)
 
@@ -162,9 +182,12 @@ class FakeCudaArray:
     def __init__(self, a, strides=None, typestr=None, shape=None):
         self.a = a
         self.__cuda_array_interface__ = {
-            "shape": a.shape if shape is None else shape, "typestr": typestr or a.dtype.str,
-            "data": (a.__array_interface__["data"][0], False), "version": 3,
-            "strides": strides}
+            "shape": a.shape if shape is None else shape,
+            "typestr": typestr or a.dtype.str,
+            "data": (a.__array_interface__["data"][0], False),
+            "version": 3,
+            "strides": strides,
+        }
 
 
 class FakeDLPack:
@@ -187,7 +210,7 @@ def test_device_protocols_are_read_in_place(wrap, dtype):
     x = blobs(dtype=dtype)
     ref = _fit(x)
     dev = wrap(x)
-    km = kmeans.KMeans(5, init=x[:5]).fit(dev)
+    km = kmeans.KMeans(5, init=x[:5], backend="cpu").fit(dev)  # host memory behind it
     np.testing.assert_array_equal(km.labels_, ref.labels_)
     np.testing.assert_array_equal(km.cluster_centers_, ref.cluster_centers_)
     np.testing.assert_array_equal(km.predict(dev), ref.labels_)
@@ -208,16 +231,24 @@ def test_dlpack_capsules_are_parsed():
 
 def _named_capsule():
     import ctypes
+
     make = ctypes.pythonapi.PyCapsule_New
-    make.restype, make.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    make.restype, make.argtypes = ctypes.py_object, [
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_void_p,
+    ]
     return make(ctypes.c_void_p(8), b"used_dltensor", None)
 
 
-@pytest.mark.parametrize("kw, match", [
-    (dict(strides=(8, 32000)), r"must be C-contiguous"),
-    (dict(typestr="<i8"), r"must be float32 or float64"),
-    (dict(shape=(16000,)), r"must be 2-D"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(strides=(8, 32000)), r"must be C-contiguous"),
+        (dict(typestr="<i8"), r"must be float32 or float64"),
+        (dict(shape=(16000,)), r"must be 2-D"),
+    ],
+)
 def test_device_arrays_with_other_layouts_are_refused(kw, match):
     x = blobs()
     with pytest.raises(ValueError, match=match):
@@ -225,10 +256,11 @@ def test_device_arrays_with_other_layouts_are_refused(kw, match):
 
 
 def test_device_weights_must_be_device_arrays_of_the_same_dtype(x64):
-    km = kmeans.KMeans(5, init=x64[:5])
+    km = kmeans.KMeans(5, init=x64[:5], backend="cpu")
     w = np.ones(len(x64))
-    np.testing.assert_array_equal(km.fit(FakeCudaArray(x64), sample_weight=FakeCudaArray(w)).labels_,
-                                  _fit(x64).labels_)
+    np.testing.assert_array_equal(
+        km.fit(FakeCudaArray(x64), sample_weight=FakeCudaArray(w)).labels_, _fit(x64).labels_
+    )
     with pytest.raises(ValueError, match="must be a device array"):
         km.fit(FakeCudaArray(x64), sample_weight=w)
     with pytest.raises(ValueError, match="sample_weight has dtype float32"):
@@ -236,7 +268,7 @@ def test_device_weights_must_be_device_arrays_of_the_same_dtype(x64):
 
 
 def test_output_device_needs_cupy_or_torch_input(x64):
-    km = kmeans.KMeans(5, init=x64[:5], output="device")
+    km = kmeans.KMeans(5, init=x64[:5], output="device", backend="cpu")
     # host input: NumPy out, whatever output says
     assert isinstance(km.fit_predict(x64), np.ndarray)
     with pytest.raises(ValueError, match="output='device' returns CuPy arrays or PyTorch"):

@@ -18,9 +18,20 @@ from conftest import blobs, classic_study
 
 def test_defaults_are_scikit_learns_names_and_values():
     p = kmeans.KMeans().get_params()
-    assert p == dict(n_clusters=8, init="k-means++", n_init=1, max_iter=300, tol=1e-4,
-                     random_state=None, algorithm="lloyd", backend="auto", n_threads=None,
-                     verbose=False, callback=None, output="numpy")
+    assert p == dict(
+        n_clusters=8,
+        init="k-means++",
+        n_init=1,
+        max_iter=300,
+        tol=1e-4,
+        random_state=None,
+        algorithm="lloyd",
+        backend="auto",
+        n_threads=None,
+        verbose=False,
+        callback=None,
+        output="numpy",
+    )
 
 
 def test_set_params_changes_what_get_params_reports():
@@ -37,7 +48,7 @@ def test_fitted_attributes(x64):
     assert set(np.unique(km.labels_)) <= set(range(5))
     assert km.n_features_in_ == 4
     assert 1 <= km.n_iter_ <= 300 and km.sse_history_.shape == (km.n_iter_,)
-    assert km.backend_ == "cpu"
+    assert km.backend_ == ("cuda" if kmeans.cuda_available()[0] else "cpu")
     assert set(km.timings_) == {"init", "assign", "update", "final_assign"}
     assert all(v >= 0 for v in km.timings_.values())
     # inertia_ is the SSE of the labels against the centroids
@@ -103,12 +114,17 @@ def test_init_array_and_callable(x64):
 
 
 def test_n_init_keeps_the_best_run(x64):
-    one = [kmeans.KMeans(5, init="random", random_state=s, n_init=1).fit(x64).inertia_
-           for s in range(5)]
+    one = [
+        kmeans.KMeans(5, init="random", random_state=s, n_init=1).fit(x64).inertia_
+        for s in range(5)
+    ]
     best = kmeans.KMeans(5, init="random", random_state=0, n_init=5).fit(x64).inertia_
     assert best == pytest.approx(min(one), rel=1e-12)
-    assert kmeans.KMeans(5, init="random", n_init="auto", random_state=0).fit(x64).inertia_ == \
-        pytest.approx(kmeans.KMeans(5, init="random", n_init=10, random_state=0).fit(x64).inertia_)
+    assert kmeans.KMeans(5, init="random", n_init="auto", random_state=0).fit(
+        x64
+    ).inertia_ == pytest.approx(
+        kmeans.KMeans(5, init="random", n_init=10, random_state=0).fit(x64).inertia_
+    )
 
 
 def test_max_iter_and_tol(x64):
@@ -122,8 +138,11 @@ def test_max_iter_and_tol(x64):
 @pytest.mark.parametrize("backend", ["cpu", "reference", "auto"])
 def test_backend(backend, x64):
     km = kmeans.KMeans(5, init=x64[:5], backend=backend).fit(x64)
-    assert km.backend_ == ("cpu" if backend == "auto" and not kmeans.cuda_available()[0]
-                           else backend if backend != "auto" else "cuda")
+    assert km.backend_ == (
+        "cpu"
+        if backend == "auto" and not kmeans.cuda_available()[0]
+        else backend if backend != "auto" else "cuda"
+    )
 
 
 def test_cuda_backend_without_a_gpu_is_a_value_error(x64):
@@ -169,23 +188,26 @@ def test_an_exception_in_the_callback_stops_the_fit_and_propagates(x64):
         kmeans.KMeans(5, callback=boom).fit(x64)
 
 
-@pytest.mark.parametrize("params, error, match", [
-    (dict(n_clusters=0), ValueError, r"n_clusters = 0 is out of range"),
-    (dict(n_clusters=2.5), TypeError, r"n_clusters must be an int, got 2.5"),
-    (dict(n_clusters=5000), ValueError, r"k = 5000 exceeds the number of samples n = 2000"),
-    (dict(max_iter=-1), ValueError, r"max_iter = -1 is out of range"),
-    (dict(tol=-1.0), ValueError, r"tol"),
-    (dict(tol="x"), TypeError, r"tol must be a float, got 'x'"),
-    (dict(n_init=0), ValueError, r"n_init = 0 is out of range"),
-    (dict(init="kmeans"), ValueError, r"init = 'kmeans' is not one of"),
-    (dict(algorithm="elkan"), ValueError, r"algorithm = 'elkan' is not supported"),
-    (dict(backend="gpu"), ValueError, r"backend = 'gpu' is not one of"),
-    (dict(output="cupy"), ValueError, r"output = 'cupy' is not one of"),
-    (dict(n_threads=0), ValueError, r"n_threads = 0 is out of range"),
-    (dict(random_state=-1), ValueError, r"random_state = -1 is out of range"),
-    (dict(random_state="a"), TypeError, r"random_state must be None, an int"),
-    (dict(callback=3), TypeError, r"callback must be callable"),
-])
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        (dict(n_clusters=0), ValueError, r"n_clusters = 0 is out of range"),
+        (dict(n_clusters=2.5), TypeError, r"n_clusters must be an int, got 2.5"),
+        (dict(n_clusters=5000), ValueError, r"k = 5000 exceeds the number of samples n = 2000"),
+        (dict(max_iter=-1), ValueError, r"max_iter = -1 is out of range"),
+        (dict(tol=-1.0), ValueError, r"tol"),
+        (dict(tol="x"), TypeError, r"tol must be a float, got 'x'"),
+        (dict(n_init=0), ValueError, r"n_init = 0 is out of range"),
+        (dict(init="kmeans"), ValueError, r"init = 'kmeans' is not one of"),
+        (dict(algorithm="elkan"), ValueError, r"algorithm = 'elkan' is not supported"),
+        (dict(backend="gpu"), ValueError, r"backend = 'gpu' is not one of"),
+        (dict(output="cupy"), ValueError, r"output = 'cupy' is not one of"),
+        (dict(n_threads=0), ValueError, r"n_threads = 0 is out of range"),
+        (dict(random_state=-1), ValueError, r"random_state = -1 is out of range"),
+        (dict(random_state="a"), TypeError, r"random_state must be None, an int"),
+        (dict(callback=3), TypeError, r"callback must be callable"),
+    ],
+)
 def test_bad_parameters_name_the_value(params, error, match, x64):
     with pytest.raises(error, match=match):
         kmeans.KMeans(**{"n_clusters": 5, **params}).fit(x64)

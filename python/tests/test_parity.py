@@ -14,11 +14,21 @@ REL_TOL_F64 = 1e-9
 def _cases():
     rng = np.random.default_rng(11)
     out = [("classic study", classic_study(), 4, 50, 0.0)]
-    for n, d, k, spread, max_iter, tol in [(3000, 2, 3, 1.0, 300, 1e-4), (5000, 8, 10, 3.0, 100, 0.0),
-                                           (2000, 30, 6, 5.0, 300, 1e-6), (500, 3, 40, 1.0, 300, 1e-4)]:
-        out.append(("n=%d d=%d k=%d" % (n, d, k),
-                    blobs(n=n, d=d, k=max(2, k // 2), spread=spread, seed=int(rng.integers(1 << 30))),
-                    k, max_iter, tol))
+    for n, d, k, spread, max_iter, tol in [
+        (3000, 2, 3, 1.0, 300, 1e-4),
+        (5000, 8, 10, 3.0, 100, 0.0),
+        (2000, 30, 6, 5.0, 300, 1e-6),
+        (500, 3, 40, 1.0, 300, 1e-4),
+    ]:
+        out.append(
+            (
+                "n=%d d=%d k=%d" % (n, d, k),
+                blobs(n=n, d=d, k=max(2, k // 2), spread=spread, seed=int(rng.integers(1 << 30))),
+                k,
+                max_iter,
+                tol,
+            )
+        )
     return out
 
 
@@ -30,8 +40,9 @@ def _init(x, k, seed=0):
 
 
 def _sk(x, init, max_iter, tol, sample_weight=None):
-    sk = sklearn_cluster.KMeans(n_clusters=len(init), init=init, n_init=1, max_iter=max_iter,
-                                tol=tol, algorithm="lloyd")
+    sk = sklearn_cluster.KMeans(
+        n_clusters=len(init), init=init, n_init=1, max_iter=max_iter, tol=tol, algorithm="lloyd"
+    )
     return sk.fit(x, sample_weight=sample_weight)
 
 
@@ -58,8 +69,9 @@ def test_weighted_float64_matches_scikit_learn():
     ours = kmeans.KMeans(6, init=init).fit(x, sample_weight=w)
     np.testing.assert_array_equal(ours.labels_, sk.labels_)
     assert ours.inertia_ == pytest.approx(sk.inertia_, rel=REL_TOL_F64)
-    assert ours.score(x, sample_weight=w) == pytest.approx(sk.score(x, sample_weight=w),
-                                                            rel=REL_TOL_F64)
+    assert ours.score(x, sample_weight=w) == pytest.approx(
+        sk.score(x, sample_weight=w), rel=REL_TOL_F64
+    )
 
 
 def test_float32_agrees_closely_with_scikit_learn():

@@ -16,8 +16,8 @@ VERSION = tuple(int(p) for p in sklearn.__version__.split(".")[:2])
 # own KMeans lists these checks as expected failures for this reason.
 REASON = "sample_weight is not equivalent to removing/repeating samples (random init)"
 EXPECTED_FAILURES = {
-    "check_sample_weight_equivalence_on_dense_data": REASON,   # scikit-learn >= 1.6
-    "check_sample_weights_invariance": REASON,                  # its name before 1.6
+    "check_sample_weight_equivalence_on_dense_data": REASON,  # scikit-learn >= 1.6
+    "check_sample_weights_invariance": REASON,  # its name before 1.6
 }
 
 
@@ -40,14 +40,17 @@ def test_check_estimator():
         warnings.simplefilter("ignore")
         if VERSION >= (1, 6):
             results = estimator_checks.check_estimator(
-                kmeans.KMeans(), on_fail=None, expected_failed_checks=EXPECTED_FAILURES)
+                kmeans.KMeans(), on_fail=None, expected_failed_checks=EXPECTED_FAILURES
+            )
             ran = [r["check_name"] for r in results]
             failed = {r["check_name"]: r["exception"] for r in results if r["status"] == "failed"}
         elif VERSION >= (1, 2):
             ran, failed = _run_old_style()
         else:
-            pytest.skip("scikit-learn %s is older than 1.2, the oldest whose check_estimator "
-                        "this suite runs" % sklearn.__version__)
+            pytest.skip(
+                "scikit-learn %s is older than 1.2, the oldest whose check_estimator "
+                "this suite runs" % sklearn.__version__
+            )
     assert len(ran) > 30, ran
     unexpected = {k: v for k, v in failed.items() if k not in EXPECTED_FAILURES}
     assert not unexpected, unexpected
