@@ -270,11 +270,9 @@ class KMeans(*_BASES):
             if data.on_device:
                 raise ValueError("a callable init needs host data; pass the centroids as an array")
             init = init(data.array, k, self.random_state)
-        if hasattr(init, "__cuda_array_interface__") or hasattr(init, "__dlpack_device__"):
-            try:
-                init = np.asarray(init.get() if hasattr(init, "get") else init.cpu())
-            except AttributeError:
-                init = np.asarray(init)
+        if not isinstance(init, np.ndarray) and hasattr(init, "__cuda_array_interface__"):
+            # centroids on the device (CuPy, PyTorch): the library takes them from host memory
+            init = init.get() if hasattr(init, "get") else init.cpu().numpy()
         c = np.ascontiguousarray(init, dtype=data.dtype)
         if c.ndim != 2 or c.shape != (k, data.d):
             raise ValueError(

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-# The GPU kit's check of the Python CUDA-array path: CuPy arrays and PyTorch CUDA tensors are
-# fitted in place on the CUDA backend and agree with the NumPy path.
+# The GPU kit's check of the Python CUDA-array path: device arrays (raw driver allocations,
+# CuPy arrays, PyTorch CUDA tensors) are fitted in place on the CUDA backend and agree with the
+# NumPy path.
 """usage: PYTHONPATH=build/python python3 python/tests/gpu_check.py
 
-Exit 0: every available producer (CuPy, PyTorch) passed; 77: no GPU or neither producer is
-installed (reason printed); 1: a check failed. One line per check on stdout."""
+Needs only NumPy and a GPU: device memory made with the CUDA driver API through ctypes
+(__cuda_array_interface__) is always checked; CuPy (__dlpack__ and __cuda_array_interface__)
+and PyTorch CUDA tensors (__dlpack__) too when they are installed.
+Exit 0: every check passed; 77: no usable GPU (reason printed); 1: a check failed.
+One line per check on stdout."""
 
+import ctypes
 import sys
 
 import numpy as np
@@ -26,6 +31,56 @@ def blobs(n, d, k, dtype, seed=0):
     rng = np.random.default_rng(seed)
     centers = rng.uniform(-10, 10, size=(k, d))
     return (centers[rng.integers(0, k, size=n)] + rng.normal(0, 1.0, size=(n, d))).astype(dtype)
+
+
+class DriverArray:
+    """A device copy of a NumPy array in memory from cuMemAlloc (libcuda.so.1 via ctypes, in
+    the primary context, which the library's CUDA runtime uses too), exposed through
+    __cuda_array_interface__ version 3."""
+
+    lib = None
+
+    @classmethod
+    def _lib(cls):
+        if cls.lib is None:
+            lib = ctypes.CDLL("libcuda.so.1")
+            lib.cuMemAlloc_v2.argtypes = [ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
+            lib.cuMemcpyHtoD_v2.argtypes = [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_size_t]
+            lib.cuMemFree_v2.argtypes = [ctypes.c_uint64]
+            dev, ctx = ctypes.c_int(), ctypes.c_void_p()
+            for call in (
+                lambda: lib.cuInit(0),
+                lambda: lib.cuDeviceGet(ctypes.byref(dev), 0),
+                lambda: lib.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev),
+                lambda: lib.cuCtxSetCurrent(ctx),
+            ):
+                _cu(call())
+            cls.lib = lib
+        return cls.lib
+
+    def __init__(self, a):
+        a = np.ascontiguousarray(a)
+        self.ptr = ctypes.c_uint64()
+        lib = self._lib()
+        _cu(lib.cuMemAlloc_v2(ctypes.byref(self.ptr), max(a.nbytes, 1)))
+        _cu(lib.cuMemcpyHtoD_v2(self.ptr.value, a.ctypes.data, a.nbytes))
+        self.__cuda_array_interface__ = {
+            "shape": a.shape,
+            "typestr": a.dtype.str,
+            "data": (self.ptr.value, False),
+            "version": 3,
+            "strides": None,
+            "stream": None,
+        }
+
+    def __del__(self):
+        if self.lib is not None and self.ptr.value:
+            self.lib.cuMemFree_v2(self.ptr.value)
+
+
+def _cu(status):
+    if status != 0:
+        raise RuntimeError("CUDA driver call failed with CUresult %d" % status)
 
 
 def run(producer, to_device, from_device):
@@ -57,6 +112,13 @@ def run(producer, to_device, from_device):
         hw = kmeans.KMeans(8, init=init, max_iter=50, backend="cuda").fit(x, sample_weight=w)
         dw = kmeans.KMeans(8, init=init, max_iter=50).fit(xd, sample_weight=to_device(w))
         check(tag + ": device sample_weight", np.array_equal(dw.labels_, hw.labels_))
+        if from_device is None:  # not CuPy / PyTorch: output="device" has no type to give
+            try:
+                kmeans.KMeans(8, init=init, max_iter=5, output="device").fit_predict(xd)
+                check(tag + ": output='device' refused for this producer", False, "no error")
+            except ValueError as e:
+                check(tag + ": output='device' refused for this producer", True, str(e)[:80])
+            continue
         out = kmeans.KMeans(8, init=init, max_iter=50, output="device").fit_predict(xd)
         check(
             tag + ": output='device' stays on the device",
@@ -64,6 +126,9 @@ def run(producer, to_device, from_device):
             and np.array_equal(from_device(out), host.labels_),
             type(out).__name__,
         )
+        if from_device is not None:  # centroids given as a device array of the same kind
+            di = kmeans.KMeans(8, init=to_device(init), max_iter=50).fit(xd)
+            check(tag + ": device init array", np.array_equal(di.labels_, host.labels_))
         # the CPU backend cannot read device memory: a clear error, not a crash
         try:
             kmeans.KMeans(8, init=init, backend="cpu").fit(xd)
@@ -77,13 +142,12 @@ def main():
     if not ok:
         print("skipped: no usable GPU: %s" % why)
         return 77
-    ran = False
+    run("cuda-driver", DriverArray, None)
     try:
         import cupy
     except ImportError:
         print("cupy not installed: its checks are skipped")
     else:
-        ran = True
         run("cupy", cupy.asarray, cupy.asnumpy)
         # a non-contiguous CuPy view is refused with the reason
         try:
@@ -97,13 +161,9 @@ def main():
         print("torch not installed: its checks are skipped")
     else:
         if torch.cuda.is_available():
-            ran = True
             run("torch", lambda a: torch.from_numpy(a).cuda(), lambda t: t.cpu().numpy())
         else:
             print("torch has no CUDA device: its checks are skipped")
-    if not ran:
-        print("skipped: neither CuPy nor PyTorch with CUDA is installed")
-        return 77
     print("%d failed" % len(failures) if failures else "all passed")
     return 1 if failures else 0
 
