@@ -3,6 +3,7 @@
 # pickling.
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -305,3 +306,17 @@ def test_ctrl_c_stops_a_long_fit():
     word, seconds = out.split()
     assert word == "interrupted", out
     assert float(seconds) < 5, out
+
+
+def test_the_module_needs_no_cuda_library_at_load_time():
+    """Like libkmeans: the CUDA runtime is linked in statically and cuBLAS is opened on use, so
+    kmeans._core imports on machines without CUDA."""
+    from kmeans import _core
+
+    if shutil.which("readelf") is None:
+        pytest.skip("readelf is not installed")
+    out = subprocess.run(["readelf", "-d", _core.__file__], capture_output=True, text=True)
+    needed = [line.split()[-1] for line in out.stdout.splitlines() if "(NEEDED)" in line]
+    assert needed, out.stdout
+    assert not [n for n in needed if any(c in n for c in ("cuda", "cublas", "nvidia", "nvrtc"))]
+    assert not [n for n in needed if "kmeans" in n]  # the library is inside the module
