@@ -320,3 +320,30 @@ def test_the_module_needs_no_cuda_library_at_load_time():
     assert needed, out.stdout
     assert not [n for n in needed if any(c in n for c in ("cuda", "cublas", "nvidia", "nvrtc"))]
     assert not [n for n in needed if "kmeans" in n]  # the library is inside the module
+
+
+@pytest.mark.parametrize(
+    "hide, expect_code, expect_text",
+    [
+        ("numpy", 77, "has no NumPy"),
+        ("pytest", 77, "has no pytest"),
+        (None, 1, "no test collected"),
+    ],
+)
+def test_the_ctest_runner_skips_with_a_reason_or_fails_on_no_tests(
+    hide, expect_code, expect_text, tmp_path
+):
+    runner = os.path.join(os.path.dirname(__file__), "run_pytest.py")
+    empty = tmp_path / "test_empty.py"
+    empty.write_text("# no tests\n")
+    code = (
+        "import sys, runpy\n%ssys.argv = ['run_pytest.py', %r]\nrunpy.run_path(%r, run_name='__main__')"
+        % (
+            "sys.modules[%r] = None\n" % hide if hide else "",
+            str(empty),
+            runner,
+        )
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == expect_code, (out.stdout, out.stderr)
+    assert expect_text in out.stdout
