@@ -216,7 +216,7 @@ class KMeans(*_BASES):
             w = _arrays.device(sample_weight, "sample_weight", ndim=1)
             if w is None:
                 raise ValueError(
-                    "sample_weight must be a device array (CuPy, PyTorch CUDA) " "when X is one"
+                    "sample_weight must be a device array (CuPy, PyTorch CUDA) when X is one"
                 )
             if w.dtype != data.dtype:
                 raise ValueError(
@@ -279,9 +279,9 @@ class KMeans(*_BASES):
                 "init has shape %s; expected (n_clusters, n_features) = (%d, %d)"
                 % (c.shape, k, data.d)
             )
-        if self.n_init != "auto":
-            _check_int("n_init", self.n_init, 1)
-        return k, "array", c, 1, max_iter, float(self.tol), threads
+        # one fit from the given centroids; the library warns when n_init asked for more
+        n_init = 1 if self.n_init == "auto" else _check_int("n_init", self.n_init, 1)
+        return k, "array", c, n_init, max_iter, float(self.tol), threads
 
     def _on_iteration(self):
         """The per-iteration hook: the verbose line, then the user's callback."""

@@ -114,6 +114,13 @@ def test_init_array_and_callable(x64):
         kmeans.KMeans(5, init=x64[:4]).fit(x64)
 
 
+def test_n_init_with_an_init_array_runs_once_and_warns(x64):
+    with pytest.warns(UserWarning, match="n_init = 3 ignored"):
+        km = kmeans.KMeans(5, init=x64[:5], n_init=3).fit(x64)
+    ref = kmeans.KMeans(5, init=x64[:5]).fit(x64)
+    np.testing.assert_array_equal(km.cluster_centers_, ref.cluster_centers_)
+
+
 def test_n_init_keeps_the_best_run(x64):
     one = [
         kmeans.KMeans(5, init="random", random_state=s, n_init=1).fit(x64).inertia_
