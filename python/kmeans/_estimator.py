@@ -16,6 +16,12 @@ try:
     from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 
     _BASES = (ClusterMixin, TransformerMixin, BaseEstimator)
+    try:  # get_feature_names_out: "kmeans0", "kmeans1", ... as sklearn.cluster.KMeans
+        from sklearn.base import ClassNamePrefixFeaturesOutMixin
+
+        _BASES = (ClassNamePrefixFeaturesOutMixin,) + _BASES
+    except ImportError:
+        pass
     try:  # scikit-learn >= 1.6
         from sklearn.utils.validation import validate_data as _sk_validate_data
     except ImportError:
@@ -171,6 +177,11 @@ class KMeans(*_BASES):
         self.verbose = verbose
         self.callback = callback
         self.output = output
+
+    @property
+    def _n_features_out(self):
+        """The number of columns of transform's output (get_feature_names_out)."""
+        return self.cluster_centers_.shape[0]
 
     # ---------------------------------------------------------------- input
     def _data(self, X, reset, what="X"):

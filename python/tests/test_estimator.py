@@ -75,6 +75,12 @@ def test_methods_agree(x64):
     np.testing.assert_allclose(kmeans.KMeans(5, random_state=3).fit_transform(x64), dist)
 
 
+def test_feature_names_out_as_scikit_learn(x64):
+    pytest.importorskip("sklearn")
+    km = kmeans.KMeans(3, random_state=0).fit(x64)
+    assert list(km.get_feature_names_out()) == ["kmeans0", "kmeans1", "kmeans2"]
+
+
 def test_random_state_int_is_reproducible_and_changes_the_init(x64):
     a = kmeans.KMeans(5, init="random", random_state=7, max_iter=0).fit(x64)
     b = kmeans.KMeans(5, init="random", random_state=7, max_iter=0).fit(x64)
