@@ -12,6 +12,10 @@ command -v g++ >/dev/null 2>&1 || need+=(g++)
 [ -f /usr/lib/x86_64-linux-gnu/libgtest.a ] || [ -f /usr/lib/aarch64-linux-gnu/libgtest.a ] ||
   [ -f /usr/lib/libgtest.a ] || need+=(libgtest-dev)
 /usr/bin/python3 -c "import numpy, sklearn" >/dev/null 2>&1 || need+=(python3-numpy python3-sklearn)
+# The Python package (python/): its headers and pybind11 to build, pytest and matplotlib to test.
+/usr/bin/python3 -c "import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" >/dev/null 2>&1 || need+=(python3-dev)
+[ -f /usr/include/pybind11/pybind11.h ] || need+=(pybind11-dev)
+/usr/bin/python3 -c "import pytest, matplotlib" >/dev/null 2>&1 || need+=(python3-pytest python3-matplotlib)
 if [ "${KMEANS_BENCH_PEERS:-0}" = 1 ]; then
   /usr/bin/python3 -c "import matplotlib, faiss, torch" >/dev/null 2>&1 ||
     need+=(python3-matplotlib python3-faiss python3-torch)

@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: Apache-2.0
+// kmeans._core: the pybind11 bridge from Python to kmeans::fit / predict / transform / score.
+//
+// The Python layer (python/kmeans/_estimator.py) validates and lays out the arrays; this module
+// takes their addresses (host memory, or device memory for the CUDA backend) and runs the
+// library on them in place, with the GIL released. Results come back as NumPy arrays that own
+// the library's vectors (moved, not copied).
+#include <kmeans/kmeans.hpp>
+
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#ifdef KMEANS_PY_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace py = pybind11;
+
+namespace {
+
+/// A NumPy array that takes over `v` (no copy): the vector lives in a capsule the array owns.
+template <class T>
+py::array_t<T> adopt(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
+  auto* owned = new std::vector<T>(std::move(v));
+  py::capsule keep(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+  return py::array_t<T>(std::move(shape), owned->data(), keep);
+}
+
+kmeans::Backend parse_backend(const std::string& s) {
+  if (s == "auto") return kmeans::Backend::Auto;
+  if (s == "cuda") return kmeans::Backend::Cuda;
+  if (s == "cpu") return kmeans::Backend::Cpu;
+  if (s == "reference") return kmeans::Backend::Reference;
+  throw py::value_error("backend = '" + s + "' is not one of 'auto', 'cuda', 'cpu', 'reference'");
+}
+
+kmeans::Init parse_init(const std::string& s) {
+  if (s == "random") return kmeans::Init::Random;
+  if (s == "k-means++") return kmeans::Init::KMeansPlusPlus;
+  if (s == "k-means||") return kmeans::Init::KMeansParallel;
+  if (s == "array") return kmeans::Init::Array;
+  throw py::value_error("init = '" + s + "' is not one of 'k-means++', 'random', 'k-means||'");
+}
+
+template <class T>
+const T* as_ptr(std::uintptr_t address) {
+  return reinterpret_cast<const T*>(address);  // NOLINT: addresses come from the Python layer
+}
+
+/// kmeans::fit on n x d values of type T at `data` (host or device memory); the GIL is released
+/// while it runs and taken back only to call `callback(iteration, sse, center_shift, seconds)`,
+/// whose false return stops the fit. An exception raised by the callback (KeyboardInterrupt
+/// included: signals are checked at every iteration) stops the fit and is raised again here.
+template <class T>
+py::dict fit(std::uintptr_t data, std::size_t n, std::size_t d, int k, const std::string& init,
+             std::uintptr_t init_centroids, std::size_t init_size, int n_init, int max_iter,
+             double tol, std::uint64_t seed, const std::string& backend, int n_threads,
+             std::uintptr_t sample_weight, std::size_t weight_size, py::object callback) {
+  kmeans::Params<T> p;
+  p.k = k;
+  p.init = parse_init(init);
+  p.n_init = n_init;
+  p.max_iter = max_iter;
+  p.tol = tol;
+  p.seed = seed;
+  p.backend = parse_backend(backend);
+  p.n_threads = n_threads;
+  if (init_centroids) p.init_centroids = kmeans::ArrayView<T>(as_ptr<T>(init_centroids), init_size);
+  if (sample_weight) p.sample_weight = kmeans::ArrayView<T>(as_ptr<T>(sample_weight), weight_size);
+  std::optional<py::error_already_set> raised;
+  p.on_iteration = [&](const kmeans::IterationInfo& it) {
+    py::gil_scoped_acquire gil;
+    try {
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+      if (callback.is_none()) return true;
+      py::object r = callback(it.iteration, it.sse, it.center_shift, it.seconds);
+      return r.is_none() || r.cast<bool>();
+    } catch (py::error_already_set& e) {
+      raised.emplace(std::move(e));
+      return false;
+    }
+  };
+  kmeans::Result<T> r;
+  {
+    py::gil_scoped_release release;
+    r = kmeans::fit(as_ptr<T>(data), n, d, p);
+  }
+  if (raised) throw std::move(*raised);
+  py::dict out;
+  const auto kk = static_cast<py::ssize_t>(r.centroids.size() / d);
+  out["labels"] = adopt(std::move(r.labels), {static_cast<py::ssize_t>(n)});
+  out["centroids"] = adopt(std::move(r.centroids), {kk, static_cast<py::ssize_t>(d)});
+  out["inertia"] = r.inertia;
+  const auto n_history = static_cast<py::ssize_t>(r.sse_history.size());
+  out["sse_history"] = adopt(std::move(r.sse_history), {n_history});
+  out["n_iter"] = r.n_iter;
+  out["converged"] = r.converged;
+  out["n_empty_relocated"] = r.n_empty_relocated;
+  out["cluster_sizes"] = adopt(std::move(r.cluster_sizes), {kk});
+  out["backend"] = kmeans::to_string(r.backend);
+  py::dict t;
+  t["init"] = r.timings.init;
+  t["assign"] = r.timings.assign;
+  t["update"] = r.timings.update;
+  t["final_assign"] = r.timings.final_assign;
+  out["timings"] = t;
+  out["warnings"] = r.warnings;
+  return out;
+}
+
+template <class T>
+py::tuple predict(std::uintptr_t data, std::size_t n, std::size_t d, std::uintptr_t centroids,
+                  std::size_t k, const std::string& backend) {
+  kmeans::Backend used = kmeans::Backend::Auto;
+  std::vector<std::int32_t> labels;
+  const kmeans::Backend b = parse_backend(backend);
+  {
+    py::gil_scoped_release release;
+    labels = kmeans::predict(as_ptr<T>(data), n, d, as_ptr<T>(centroids), k, b, &used);
+  }
+  return py::make_tuple(adopt(std::move(labels), {static_cast<py::ssize_t>(n)}),
+                        kmeans::to_string(used));
+}
+
+template <class T>
+py::tuple transform(std::uintptr_t data, std::size_t n, std::size_t d, std::uintptr_t centroids,
+                    std::size_t k, const std::string& backend) {
+  kmeans::Backend used = kmeans::Backend::Auto;
+  std::vector<T> dist;
+  const kmeans::Backend b = parse_backend(backend);
+  {
+    py::gil_scoped_release release;
+    dist = kmeans::transform(as_ptr<T>(data), n, d, as_ptr<T>(centroids), k, b, &used);
+  }
+  return py::make_tuple(
+      adopt(std::move(dist), {static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(k)}),
+      kmeans::to_string(used));
+}
+
+template <class T>
+py::tuple score(std::uintptr_t data, std::size_t n, std::size_t d, std::uintptr_t centroids,
+                std::size_t k, std::uintptr_t sample_weight, std::size_t weight_size,
+                const std::string& backend) {
+  kmeans::Backend used = kmeans::Backend::Auto;
+  kmeans::ArrayView<T> w;
+  if (sample_weight) w = kmeans::ArrayView<T>(as_ptr<T>(sample_weight), weight_size);
+  const kmeans::Backend b = parse_backend(backend);
+  double s = 0;
+  {
+    py::gil_scoped_release release;
+    s = kmeans::score(as_ptr<T>(data), n, d, as_ptr<T>(centroids), k, w, b, &used);
+  }
+  return py::make_tuple(s, kmeans::to_string(used));
+}
+
+/// The layout of a DLPack tensor (dlpack.h, ABI version 0.x "dltensor" capsules): only the
+/// fields read here, in the order the specification fixes.
+struct DLDevice {
+  std::int32_t device_type;  // kDLCPU = 1, kDLCUDA = 2, kDLCUDAHost = 3, kDLCUDAManaged = 13
+  std::int32_t device_id;
+};
+struct DLDataType {
+  std::uint8_t code;  // kDLInt = 0, kDLUInt = 1, kDLFloat = 2
+  std::uint8_t bits;
+  std::uint16_t lanes;
+};
+struct DLTensor {
+  void* data;
+  DLDevice device;
+  std::int32_t ndim;
+  DLDataType dtype;
+  std::int64_t* shape;
+  std::int64_t* strides;  // in elements; null means C-contiguous
+  std::uint64_t byte_offset;
+};
+struct DLManagedTensor {
+  DLTensor dl_tensor;
+  void* manager_ctx;
+  void (*deleter)(DLManagedTensor*);
+};
+
+/// What a "dltensor" capsule describes: (address, shape, strides or None, dtype code, bits,
+/// lanes, device type, device id). The capsule stays unconsumed: its owner (the caller keeps
+/// it alive for the duration of the call) frees the tensor.
+py::tuple dlpack_info(py::capsule cap) {
+  if (std::string(cap.name() ? cap.name() : "") != "dltensor")
+    throw py::value_error("not an unconsumed DLPack capsule (name '" +
+                          std::string(cap.name() ? cap.name() : "") + "')");
+  const auto* m = static_cast<const DLManagedTensor*>(cap.get_pointer());
+  const DLTensor& t = m->dl_tensor;
+  py::list shape, strides;
+  for (int i = 0; i < t.ndim; ++i) {
+    shape.append(t.shape[i]);
+    if (t.strides) strides.append(t.strides[i]);
+  }
+  const auto address = reinterpret_cast<std::uintptr_t>(t.data) + t.byte_offset;
+  return py::make_tuple(address, py::tuple(shape),
+                        t.strides ? py::object(py::tuple(strides)) : py::object(py::none()),
+                        t.dtype.code, t.dtype.bits, t.dtype.lanes, t.device.device_type,
+                        t.device.device_id);
+}
+
+/// Waits for the work queued on a CUDA stream (a cudaStream_t given as an integer, as in
+/// __cuda_array_interface__'s "stream"), so that the library reads data that is complete.
+void stream_synchronize(std::uintptr_t stream) {
+#ifdef KMEANS_PY_WITH_CUDA
+  cudaError_t e;
+  {
+    py::gil_scoped_release release;
+    e = cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(stream));  // NOLINT
+  }
+  if (e != cudaSuccess)
+    throw py::value_error(std::string("cudaStreamSynchronize failed: ") + cudaGetErrorString(e));
+#else
+  (void)stream;
+  throw py::value_error(
+      "kmeans was built without the CUDA backend: device arrays are not supported");
+#endif
+}
+
+py::tuple cuda_available() {
+  std::string why;
+  const bool ok = kmeans::cuda_available(&why);
+  return py::make_tuple(ok, why);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "kmeans' compiled core: thin bindings of kmeans::fit/predict/transform/score";
+  // Every kmeans::Error is bad input or an unusable backend: a ValueError with its message.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const kmeans::Error& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+  m.def("fit_float32", &fit<float>);
+  m.def("fit_float64", &fit<double>);
+  m.def("predict_float32", &predict<float>);
+  m.def("predict_float64", &predict<double>);
+  m.def("transform_float32", &transform<float>);
+  m.def("transform_float64", &transform<double>);
+  m.def("score_float32", &score<float>);
+  m.def("score_float64", &score<double>);
+  m.def("max_abs_value_float32", &kmeans::max_abs_value<float>);
+  m.def("max_abs_value_float64", &kmeans::max_abs_value<double>);
+  m.def("dlpack_info", &dlpack_info);
+  m.def("stream_synchronize", &stream_synchronize);
+  m.def("cuda_available", &cuda_available);
+  m.def("version", [] { return std::string(kmeans::version()); });
+#ifdef KMEANS_PY_WITH_CUDA
+  m.attr("with_cuda") = true;
+#else
+  m.attr("with_cuda") = false;
+#endif
+}
