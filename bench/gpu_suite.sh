@@ -634,6 +634,26 @@ elif skip_unless_time peers 45; then
   fi
 fi
 
+# ---------------------------------------------------------------------------- e2. Python on the GPU
+# The Python package's device-array path (CuPy / PyTorch CUDA tensors in place, DLPack and the
+# CUDA array interface): the extension is built here for this python3 (offline: pybind11 and
+# scikit-build-core come from the image), then python/tests/gpu_check.py runs (exit 77: no GPU).
+if [ "$DRY" = 1 ]; then
+  record python_gpu SKIP 0 "$GPU_SKIP"
+elif ! "$PY" -c "import pybind11, scikit_build_core, numpy" > /dev/null 2>&1; then
+  record python_gpu SKIP 0 "$PY lacks pybind11, scikit-build-core or numpy: the extension cannot be built offline"
+elif skip_unless_time python_gpu 90; then
+  mkdir -p "$WORK/pysite"
+  timed python_gpu 170 "$REST/python_gpu.txt" bash -c '
+    CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90" "$1" -m pip install -q --no-build-isolation \
+      --no-deps --no-index --target "$2" "$3" &&
+    PYTHONPATH="$2" "$1" "$3/python/tests/gpu_check.py"' _ "$PY" "$WORK/pysite" "$REPO"
+  if [ "$RC" = 0 ]; then record python_gpu PASS "$DUR" "$(tail -1 "$REST/python_gpu.txt")"
+  elif [ "$RC" = 77 ]; then record python_gpu FAIL "$DUR" "gpu_check.py found no GPU: $(tail -1 "$REST/python_gpu.txt")"
+  else record python_gpu FAIL "$DUR" "exit $RC: $(tail -1 "$REST/python_gpu.txt")"
+  fi
+fi
+
 # ---------------------------------------------------------------------------- f. SASS
 # The hot kernels' instruction mix, against what the design expects: the tile kernel reads its
 # centroid tile with 16-byte shared loads (LDS.128) and spends them on FFMAs (kRegTile = 16
