@@ -189,9 +189,13 @@ double update_centroids(const double* sums, const double* weights, int k, std::i
   double shift = 0;
   for (int j = 0; j < k; ++j) {
     if (!(weights[j] > 0)) continue;
+    // Multiplying by the inverse is scikit-learn's arithmetic (the same bits); a subnormal
+    // weight has no finite inverse, so such a cluster divides instead (0 * inf would be NaN).
     const double inv = 1.0 / weights[j];
+    const bool divide = !std::isfinite(inv);
     for (std::int64_t f = 0; f < d; ++f) {
-      const T next = static_cast<T>(sums[j * d + f] * inv);
+      const double mean = divide ? sums[j * d + f] / weights[j] : sums[j * d + f] * inv;
+      const T next = static_cast<T>(mean);
       const double diff = static_cast<double>(next) - static_cast<double>(c[j * d + f]);
       shift += diff * diff;
       c[j * d + f] = next;

@@ -275,3 +275,24 @@ TEST(Validation, LabelsOfSubnormalDataBelongToTheReturnedCentroids) {
     }
   }
 }
+
+// A cluster whose weights are subnormal has no finite 1 / weight: its mean is still finite and
+// right (found by fuzz_fit: 0 * inf gave NaN centroids).
+TEST(Weights, AClusterOfSubnormalWeightsGetsAFiniteMean) {
+  const double x[] = {1, 2, 100, 101};
+  const double w[] = {1, 1, 1e-310, 1e-310};
+  const double c[] = {1.5, 100.2};
+  for (Backend b : kHostBackends) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    kmeans::Params<double> p;
+    p.k = 2;
+    p.init = kmeans::Init::Array;
+    p.init_centroids = c;
+    p.sample_weight = w;
+    p.backend = b;
+    const auto r = kmeans::fit(x, 4, 1, p);
+    EXPECT_DOUBLE_EQ(r.centroids[0], 1.5);
+    EXPECT_NEAR(r.centroids[1], 100.5, 1e-9);
+    EXPECT_EQ(r.labels, (std::vector<std::int32_t>{0, 0, 1, 1}));
+  }
+}
