@@ -424,10 +424,7 @@ KMeans<T> model_from_text(const std::string& text, const std::string& name) {
     doc.fail("d", "k x d = " + std::to_string(k) + " x " + std::to_string(d) + " overflows");
   }
   Params<T> p;
-  static_cast<Options&>(p) = read_params(doc);
-  if (static_cast<std::size_t>(p.k) != k) {
-    doc.fail("params", "params.k = " + std::to_string(p.k) + " but the model has k = " + std::to_string(k));
-  }
+  static_cast<Options&>(p) = read_params(doc);  // params.k may differ from k (changed after the fit)
   Result<T> r;
   r.inertia = doc.real("inertia", true);
   if (!(r.inertia >= 0)) doc.fail("inertia", "inertia must be >= 0");
@@ -458,10 +455,10 @@ KMeans<T> KMeans<T>::from_result(Params<T> params, Result<T> result, std::size_t
                 std::to_string(d) + " and some k >= 1");
   }
   const std::size_t k = size / d;
-  if (k > static_cast<std::size_t>(kIntMax) || static_cast<std::size_t>(params.k) != k) {
-    throw Error("KMeans::from_result: params.k = " + std::to_string(params.k) + " but the result has k = " +
-                std::to_string(k) + " centroids");
+  if (k > static_cast<std::size_t>(kIntMax)) {
+    throw Error("KMeans::from_result: k = " + std::to_string(k) + " centroids exceed the largest int");
   }
+  if (params.k < 1) throw Error("KMeans::from_result: params.k = " + std::to_string(params.k) + " must be >= 1");
   if (!result.cluster_sizes.empty() && result.cluster_sizes.size() != k) {
     throw Error("KMeans::from_result: cluster_sizes has " + std::to_string(result.cluster_sizes.size()) +
                 " values but k = " + std::to_string(k));

@@ -255,9 +255,8 @@ TEST(ModelFile, NonFiniteAndOutOfRangeValuesAreRefused) {
 
 TEST(ModelFile, CentroidCountMustBeKTimesD) {
   const std::string text = fitted<double>().to_json();
-  expect_refused(edited("\"k\": 4,", "\"k\": 5,"), "params.k = 4 but the model has k = 5");
+  expect_refused(edited("\"k\": 4,", "\"k\": 5,"), "\"cluster_sizes\" has 4 values but k = 5");
   std::string k5 = edited("\"k\": 4,", "\"k\": 5,");
-  k5.replace(k5.find("{\"k\": 4"), 7, "{\"k\": 5");
   k5.replace(k5.find("\"cluster_sizes\": ["), 18, "\"cluster_sizes\": [0, ");
   expect_refused(k5, "\"centroids\" has 4 rows (8 values) but k x d = 5 x 2 needs 10");
   expect_refused(edited("\"d\": 2", "\"d\": 3"), "centroid 0 has 2 values but d = 3");
@@ -302,6 +301,17 @@ TEST(ModelFile, LoadedModelServesOnItsParamsBackendAndCanBeRefit) {
   EXPECT_EQ(km.result().labels.size(), q.size() / 2);
 }
 
+TEST(ModelFile, LoadedModelDoesNotServeOnTheStoredFitBackend) {
+  // Fitted on a GPU, served where there may be none: predict runs on params().backend (Cpu
+  // here), not on result().backend (Cuda), so it works on a machine without CUDA too.
+  const std::string text = edited("\"backend\": \"cpu\",\n", "\"backend\": \"cuda\",\n");
+  const auto km = kmeans::KMeans<double>::from_json(text);
+  EXPECT_EQ(km.result().backend, Backend::Cuda);
+  EXPECT_EQ(km.params().backend, Backend::Cpu);
+  const std::vector<double> q = kmeans_test::four_blobs<double>(5, 3, 3.0);
+  EXPECT_EQ(km.predict(q.data(), q.size() / 2), fitted<double>().predict(q.data(), q.size() / 2));
+}
+
 TEST(ModelFile, FromResultChecksItsParts) {
   kmeans::Params<double> p;
   p.k = 2;
@@ -310,7 +320,15 @@ TEST(ModelFile, FromResultChecksItsParts) {
   expect_error([&] { kmeans::KMeans<double>::from_result(p, r, 2); }, "3 centroid values are not k x d for d = 2");
   r.centroids = {1, 2, 3, 4};
   expect_error([&] { kmeans::KMeans<double>::from_result(p, r, 0); }, "d = 0");
-  expect_error([&] { kmeans::KMeans<double>::from_result(p, r, 1); }, "params.k = 2 but the result has k = 4");
+  // params.k is the next fit's k: kept as given (a model whose params changed after its fit).
+  const auto km = kmeans::KMeans<double>::from_result(p, r, 1);
+  EXPECT_EQ(km.params().k, 2);
+  EXPECT_EQ(km.result().centroids.size(), 4u);
+  EXPECT_EQ(km.n_features(), 1u);
+  EXPECT_EQ(kmeans::KMeans<double>::from_json(km.to_json()).params().k, 2);
+  p.k = 0;
+  expect_error([&] { kmeans::KMeans<double>::from_result(p, r, 1); }, "params.k = 0 must be >= 1");
+  p.k = 2;
   r.centroids[1] = std::nan("");
   expect_error([&] { kmeans::KMeans<double>::from_result(p, r, 2); }, "centroids contains NaN at row 0, column 1");
 }

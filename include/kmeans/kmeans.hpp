@@ -244,6 +244,11 @@ class KMEANS_API KMeans {
   double score(const T* data, std::size_t n, ArrayView<T> sample_weight = {}) const;
 
   bool fitted() const { return fitted_; }
+  /// The number of features d of the fitted model; throws kmeans::Error before the first fit.
+  std::size_t n_features() const {
+    check_fitted();
+    return d_;
+  }
   const Params<T>& params() const { return params_; }
   Params<T>& params() { return params_; }
   /// The last fit's result; throws kmeans::Error before the first fit.
@@ -277,9 +282,10 @@ class KMEANS_API KMeans {
   /// load() from the text of a model file; `name` names it in error messages.
   static KMeans from_json(const std::string& text, const std::string& name = "model text");
   /// A fitted estimator from given parts (what load() builds after reading a file): `result`'s
-  /// centroids are k x d values (k >= 1, params.k == k), finite and within max_abs_value<T>(d);
-  /// its cluster_sizes are empty or k values. The params' arrays are not kept (they would
-  /// dangle); predict / transform / score run on params.backend.
+  /// centroids are k x d values (k >= 1), finite and within max_abs_value<T>(d); its
+  /// cluster_sizes are empty or k values. The params are kept as given (params.k is the next
+  /// fit's k; it differs from k only when it was changed after the fit) but for the arrays,
+  /// which would dangle; predict / transform / score run on params.backend.
   static KMeans from_result(Params<T> params, Result<T> result, std::size_t d);
 
  private:

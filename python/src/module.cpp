@@ -203,8 +203,8 @@ py::dict load_model_as(const std::string& path) {
   kmeans::KMeans<T> model = kmeans::KMeans<T>::load(path);
   kmeans::Result<T> r = model.result();
   const kmeans::Params<T>& p = model.params();
-  const auto k = static_cast<py::ssize_t>(p.k);
-  const auto d = static_cast<py::ssize_t>(r.centroids.size()) / k;
+  const auto d = static_cast<py::ssize_t>(model.n_features());
+  const auto k = static_cast<py::ssize_t>(r.centroids.size()) / d;
   py::dict params;
   params["k"] = p.k;
   params["max_iter"] = p.max_iter;

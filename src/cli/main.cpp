@@ -143,8 +143,8 @@ Matrix model_centroids(const Options& o, const Matrix& data) {
   const std::vector<T>& cent = model.result().centroids;
   Matrix c;
   c.dtype = data.dtype;
-  c.cols = static_cast<std::int64_t>(model.result().centroids.size()) / model.params().k;
-  c.rows = model.params().k;
+  c.cols = static_cast<std::int64_t>(model.n_features());
+  c.rows = static_cast<std::int64_t>(cent.size()) / c.cols;
   values<T>(c) = cent;
   if (c.cols != data.cols) {
     throw kmeans::Error("--model " + o.model_in + " has d = " + std::to_string(c.cols) +
