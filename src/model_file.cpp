@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Model files: KMeans<T>::save / load / to_json / from_json / from_result and model_dtype. The
 // format (README, "Model files") is one JSON object; model_json.cpp reads and writes the JSON.
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -128,7 +129,7 @@ std::string model_text(const Options& p, const Result<T>& r, std::size_t d) {
 
 /// Writes `text` to `path` through a temporary file beside it, renamed over it when complete.
 void write_atomically(const std::string& path, const std::string& text) {
-  static int counter = 0;
+  static std::atomic<int> counter{0};  // distinct temporaries for saves from several threads
   const std::string what = "model file '" + path + "'";
   if (path.empty()) throw Error("model file path is empty");
   std::error_code ec;
