@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Backend::Cpu: the fast multithreaded CPU backend. OpenMP over fixed blocks of points; each
-// block runs the register-blocked SIMD kernel (cpu_kernel.inl) and accumulates its own partial
-// per-cluster sums, which are merged in block order: the result does not depend on the number
-// of threads or on scheduling. When k * d is too large for per-block partials, the points are
-// bucketed by label and each cluster is summed in index order instead (also thread-independent).
-#include <omp.h>
-
+// Backend::Cpu: the fast multithreaded CPU backend. A thread pool (cpu_pool.hpp) hands out fixed
+// blocks of points dynamically; each block runs the register-blocked SIMD kernel (cpu_kernel.inl)
+// and accumulates its own partial per-cluster sums, which are merged in block order: the result
+// does not depend on the number of threads or on scheduling. When k * d is too large for
+// per-block partials, the points are bucketed by label and each cluster is summed in index order
+// instead (also thread-independent).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "cpu_kernel.hpp"
+#include "cpu_pool.hpp"
 #include "engine.hpp"
 #include "internal.hpp"
 
@@ -161,29 +161,33 @@ class CpuEngine final : public Engine<T> {
     const int nt = n_blocks_ > 1 ? threads_for(n_threads_, double(n) * d * (k + 1)) : 1;
     double* part = partials ? partial_.get(static_cast<std::size_t>(n_blocks_ * stride)) : nullptr;
 
-#pragma omp parallel num_threads(nt)
-    {
-      std::vector<std::int32_t> lab(static_cast<std::size_t>(kBlock));
-      std::vector<T> scratch(small_k ? 0 : static_cast<std::size_t>(kBlock));
-#pragma omp for schedule(static)
-      for (std::int64_t b = 0; b < n_blocks_; ++b) {
-        const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
-        if (small_k)
-          small_k_kernel_(v_.data + i0 * d, rows, d, centroids, k, lab.data(), dist_.data() + i0);
-        else
-          kernel_(v_.data + i0 * d, rows, d, centroids, k, mean_.data(), tiles, n_tiles,
-                  lab.data(), dist_.data() + i0, scratch.data());
-        double* ps = part ? part + b * stride : nullptr;
-        if (ps) std::fill(ps, ps + stride, 0.0);
-        // Unit weights get their own loop: no multiply, no per-point branch.
-        if (v_.weights)
-          accumulate_block<true>(i0, rows, k, lab.data(), ps, b);
-        else
-          accumulate_block<false>(i0, rows, k, lab.data(), ps, b);
-      }
-      if (part) {  // merge partials in block order, entries split across threads
-#pragma omp for schedule(static)
-        for (std::int64_t e = 0; e < stride; ++e) {
+    if (slots_.size() < static_cast<std::size_t>(nt)) slots_.resize(static_cast<std::size_t>(nt));
+    for (int t = 0; t < nt; ++t) {
+      slots_[t].lab.resize(static_cast<std::size_t>(kBlock));
+      if (!small_k) slots_[t].scratch.resize(static_cast<std::size_t>(kBlock));
+    }
+    auto block = [&](std::int64_t b, int slot) {
+      std::int32_t* lab = slots_[slot].lab.data();
+      const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
+      if (small_k)
+        small_k_kernel_(v_.data + i0 * d, rows, d, centroids, k, lab, dist_.data() + i0);
+      else
+        kernel_(v_.data + i0 * d, rows, d, centroids, k, mean_.data(), tiles, n_tiles, lab,
+                dist_.data() + i0, slots_[slot].scratch.data());
+      double* ps = part ? part + b * stride : nullptr;
+      if (ps) std::fill(ps, ps + stride, 0.0);
+      // Unit weights get their own loop: no multiply, no per-point branch.
+      if (v_.weights)
+        accumulate_block<true>(i0, rows, k, lab, ps, b);
+      else
+        accumulate_block<false>(i0, rows, k, lab, ps, b);
+    };
+    cpu::parallel_for(nt, n_blocks_, block);
+    if (part) {  // merge partials in block order, runs of entries spread over threads
+      constexpr std::int64_t kRun = 1024;
+      auto merge = [&](std::int64_t run, int) {
+        const std::int64_t e1 = std::min(stride, (run + 1) * kRun);
+        for (std::int64_t e = run * kRun; e < e1; ++e) {
           double s = 0;
           for (std::int64_t b = 0; b < n_blocks_; ++b) s += part[b * stride + e];
           if (e < k * d)
@@ -191,7 +195,8 @@ class CpuEngine final : public Engine<T> {
           else
             weights[e - k * d] = s;
         }
-      }
+      };
+      cpu::parallel_for(nt, (stride + kRun - 1) / kRun, merge);
     }
     if (sums && !partials) sum_by_cluster(k, sums, weights);
 
@@ -307,8 +312,7 @@ class CpuEngine final : public Engine<T> {
     order_.resize(static_cast<std::size_t>(n));
     std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
     for (std::int64_t i = 0; i < n; ++i) order_[fill[labels_[i]]++] = i;
-#pragma omp parallel for schedule(dynamic, 16) num_threads(threads_for(n_threads_, double(n) * d))
-    for (int c = 0; c < k; ++c) {
+    auto cluster = [&](std::int64_t c, int) {
       double* s = sums + c * d;
       std::fill(s, s + d, 0.0);
       double wsum = 0;
@@ -320,7 +324,8 @@ class CpuEngine final : public Engine<T> {
         wsum += w;
       }
       weights[c] = wsum;
-    }
+    };
+    cpu::parallel_for(threads_for(n_threads_, double(n) * d), k, cluster);
   }
 
   DataView<T> v_;
@@ -338,6 +343,12 @@ class CpuEngine final : public Engine<T> {
   std::vector<std::int64_t> order_;
   AlignedBuffer<T> tiles_;
   AlignedBuffer<double> partial_;
+  /// Per-thread scratch of assign (index = the pool's slot), kept across passes.
+  struct Slot {
+    std::vector<std::int32_t> lab;
+    std::vector<T> scratch;
+  };
+  std::vector<Slot> slots_;
 };
 
 }  // namespace
