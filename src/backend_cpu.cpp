@@ -85,6 +85,8 @@ constexpr std::int64_t kSmallKWideWork = KMEANS_SMALL_K_WIDE_WORK;
 /// Per-block partial sums are used while blocks * (k * d + k) stays under this many doubles
 /// (128 MiB); above it the bucket-by-label path avoids the memory.
 constexpr std::int64_t kMaxPartialDoubles = std::int64_t{16} << 20;
+/// Bytes of rows per sub-block of a block (kernel, then accumulation, while the rows are cached).
+constexpr std::int64_t kSubBlockBytes = 256 * 1024;
 
 /// 64-byte aligned scratch for the centroid tiles (the kernel loads whole vectors).
 template <class T>
@@ -122,6 +124,13 @@ cpu::AssignSmallKFn<double> small_k_kernel_of<double>(const cpu::KernelTable& t)
 }
 
 template <class T>
+cpu::AccumulateFn<T> accumulate_of(const cpu::KernelTable& t);
+template <>
+cpu::AccumulateFn<float> accumulate_of<float>(const cpu::KernelTable& t) { return t.accumulate_f; }
+template <>
+cpu::AccumulateFn<double> accumulate_of<double>(const cpu::KernelTable& t) { return t.accumulate_d; }
+
+template <class T>
 int tile_of(const cpu::KernelTable& t) {
   return sizeof(T) == sizeof(float) ? t.tile_f : t.tile_d;
 }
@@ -138,6 +147,7 @@ class CpuEngine final : public Engine<T> {
         max_partial_doubles_(max_partial_doubles),
         kernel_(kernel_of<T>(kt)),
         small_k_kernel_(small_k_kernel_of<T>(kt)),
+        accumulate_(accumulate_of<T>(kt)),
         tile_(tile_of<T>(kt)),
         n_threads_(resolve_threads(v.n_threads)),
         n_blocks_((v.n + kBlock - 1) / kBlock),
@@ -152,9 +162,9 @@ class CpuEngine final : public Engine<T> {
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
     const std::int64_t n = v_.n, d = v_.d;
     const int n_tiles = (k + tile_ - 1) / tile_;
-    const bool small_k = d <= cpu::kSmallKMaxD &&
-                         (k <= kSmallK ||
-                          (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_));
+    const bool small_k =
+        (k <= kSmallK && (d <= cpu::kSmallKChunkD || k <= cpu::kSmallKChunkedMaxK)) ||
+        (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_);
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
@@ -166,21 +176,32 @@ class CpuEngine final : public Engine<T> {
       slots_[t].lab.resize(static_cast<std::size_t>(kBlock));
       if (!small_k) slots_[t].scratch.resize(static_cast<std::size_t>(kBlock));
     }
+    // A block goes through the kernel and the accumulation a sub-block at a time, so that the
+    // accumulation finds its rows still in cache: one read of the data per pass.
+    const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(T));
+    const std::int64_t sub = std::min(kBlock, std::max<std::int64_t>(64, kSubBlockBytes / row_bytes / 64 * 64));
     auto block = [&](std::int64_t b, int slot) {
       std::int32_t* lab = slots_[slot].lab.data();
       const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
-      if (small_k)
-        small_k_kernel_(v_.data + i0 * d, rows, d, centroids, k, lab, dist_.data() + i0);
-      else
-        kernel_(v_.data + i0 * d, rows, d, centroids, k, mean_.data(), tiles, n_tiles, lab,
-                dist_.data() + i0, slots_[slot].scratch.data());
       double* ps = part ? part + b * stride : nullptr;
       if (ps) std::fill(ps, ps + stride, 0.0);
-      // Unit weights get their own loop: no multiply, no per-point branch.
-      if (v_.weights)
-        accumulate_block<true>(i0, rows, k, lab, ps, b);
-      else
-        accumulate_block<false>(i0, rows, k, lab, ps, b);
+      double sse = 0;
+      std::int64_t changed = 0;
+      for (std::int64_t s0 = 0; s0 < rows; s0 += sub) {
+        const std::int64_t r0 = i0 + s0, sr = std::min(sub, rows - s0);
+        if (small_k)
+          small_k_kernel_(v_.data + r0 * d, sr, d, centroids, k, lab + s0, dist_.data() + r0);
+        else
+          kernel_(v_.data + r0 * d, sr, d, centroids, k, mean_.data(), tiles, n_tiles, lab + s0,
+                  dist_.data() + r0, slots_[slot].scratch.data());
+        // Unit weights get their own loop: no multiply, no per-point branch.
+        if (v_.weights)
+          accumulate_rows<true>(r0, sr, k, lab + s0, ps, sse, changed);
+        else
+          accumulate_rows<false>(r0, sr, k, lab + s0, ps, sse, changed);
+      }
+      block_sse_[b] = sse;
+      block_changed_[b] = changed;
     };
     cpu::parallel_for(nt, n_blocks_, block);
     if (part) {  // merge partials in block order, runs of entries spread over threads
@@ -243,31 +264,32 @@ class CpuEngine final : public Engine<T> {
   }
 
  private:
-  /// Labels of one block into labels_, its changed count and SSE, and (when ps is not null)
-  /// its per-cluster weighted sums (k x d) then weights (k) into ps.
+  /// Labels of rows [i0, i0 + rows) into labels_, their changed count and SSE added to
+  /// `changed` and `sse` (in row order), and (when ps is not null) their per-cluster weighted sums
+  /// (k x d) then weights (k) added into ps.
   template <bool kWeighted>
-  void accumulate_block(std::int64_t i0, std::int64_t rows, int k, const std::int32_t* lab,
-                        double* ps, std::int64_t b) {
+  void accumulate_rows(std::int64_t i0, std::int64_t rows, int k, const std::int32_t* lab,
+                       double* ps, double& sse, std::int64_t& changed) {
     const std::int64_t d = v_.d;
-    std::int64_t changed = 0;
-    double sse = 0;
     for (std::int64_t r = 0; r < rows; ++r) {
       const std::int64_t i = i0 + r;
       const std::int32_t c = lab[r];
       changed += labels_[i] != c;
       labels_[i] = c;
-      const double w = kWeighted ? static_cast<double>(v_.weights[i]) : 1.0;
-      sse += kWeighted ? w * static_cast<double>(dist_[i]) : static_cast<double>(dist_[i]);
-      if (ps) {
-        double* s = ps + c * d;
-        const T* xi = v_.data + i * d;
-        for (std::int64_t j = 0; j < d; ++j)
-          s[j] += kWeighted ? w * static_cast<double>(xi[j]) : static_cast<double>(xi[j]);
-        ps[k * d + c] += w;
-      }
+      sse += kWeighted ? static_cast<double>(v_.weights[i]) * static_cast<double>(dist_[i])
+                       : static_cast<double>(dist_[i]);
     }
-    block_sse_[b] = sse;
-    block_changed_[b] = changed;
+    if (!ps) return;
+    if (!kWeighted) return accumulate_(v_.data + i0 * d, rows, d, lab, ps, ps + k * d);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int64_t i = i0 + r;
+      const std::int32_t c = lab[r];
+      const double w = static_cast<double>(v_.weights[i]);
+      double* s = ps + c * d;
+      const T* xi = v_.data + i * d;
+      for (std::int64_t j = 0; j < d; ++j) s[j] += w * static_cast<double>(xi[j]);
+      ps[k * d + c] += w;
+    }
   }
 
   /// Centroids centred on the data mean and transposed into [tile][d + 1][tile_] blocks; row 0
@@ -332,6 +354,7 @@ class CpuEngine final : public Engine<T> {
   std::int64_t max_partial_doubles_;
   cpu::AssignFn<T> kernel_;
   cpu::AssignSmallKFn<T> small_k_kernel_;
+  cpu::AccumulateFn<T> accumulate_;
   int tile_;
   int n_threads_;
   std::int64_t n_blocks_;

@@ -22,15 +22,24 @@ using AssignFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T
                           int k, const T* mean, const T* tiles, int n_tiles,
                           std::int32_t* labels, T* dist, T* scratch);
 
-/// The small-k kernel: points in SIMD lanes, centroids (k x d, d <= kSmallKMaxD) broadcast;
-/// the ranking is the direct formula itself (same arithmetic as AssignFn's), so its argmin is
-/// exact. Ties go to the lowest centroid index.
+/// The small-k kernel: points in SIMD lanes, centroids (k x d) broadcast; the ranking is the
+/// direct formula itself (same arithmetic as AssignFn's), so its argmin is exact. Ties go to the
+/// lowest centroid index. Any d; for d > kSmallKChunkD, k must be at most kSmallKChunkedMaxK.
 template <class T>
 using AssignSmallKFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
                                 int k, std::int32_t* labels, T* dist);
 
-/// The small-k kernel serves d up to this (its transposed points live on the stack).
-constexpr std::int64_t kSmallKMaxD = 64;
+/// Adds each row to its cluster's sums, unit weights: sums[lab[r] * d + j] += double(x[r * d + j])
+/// and counts[lab[r]] += 1, rows in order (the same bits on every table: one rounding per add).
+template <class T>
+using AccumulateFn = void (*)(const T* x, std::int64_t rows, std::int64_t d,
+                              const std::int32_t* lab, double* sums, double* counts);
+
+/// Features per chunk of the small-k kernel's transposed points (a stack buffer). A wider row is
+/// read once per group of points, its running distances to every centroid kept on the stack
+/// between chunks: for at most kSmallKChunkedMaxK centroids.
+constexpr std::int64_t kSmallKChunkD = 64;
+constexpr int kSmallKChunkedMaxK = 16;
 
 struct KernelTable {
   const char* name;        ///< "generic", "avx2" or "avx512".
@@ -42,6 +51,8 @@ struct KernelTable {
   AssignFn<double> assign_d;
   AssignSmallKFn<float> assign_small_k_f;
   AssignSmallKFn<double> assign_small_k_d;
+  AccumulateFn<float> accumulate_f;
+  AccumulateFn<double> accumulate_d;
 };
 
 const KernelTable& kernels_generic();

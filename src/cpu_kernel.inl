@@ -379,58 +379,17 @@ void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, s
   }
 }
 
-/// Small k: points in the SIMD lanes (a group of 2 vectors of points, transposed into a stack
-/// buffer), centroids broadcast one at a time, distances in the direct form sum((x - c)^2).
-/// No horizontal argmin and no padding waste, which dominate the tiled kernel when k is a few
-/// vectors wide. The lane-wise strict comparison in ascending centroid order keeps ties at the
-/// lowest index.
-template <class T>
-void assign_rows_small_k(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
-                         int k, std::int32_t* labels, T* dist) {
-  using VT = typename Simd<T>::V;
-  using VI = typename Simd<T>::I;
-  constexpr int W = Simd<T>::W;
-  constexpr int G = 2;
-  using LI = typename LaneInt<T>::type;
-  alignas(64) T xt[kSmallKMaxD][G * W];
-  const T inf = __builtin_inf();
+#include "cpu_kernel_small_k.inl"
 
-  for (std::int64_t i0 = 0; i0 < rows; i0 += G * W) {
-    for (int l = 0; l < G * W; ++l) {
-      const std::int64_t r = i0 + l < rows ? i0 + l : rows - 1;  // tail: repeat the last row
-      for (std::int64_t j = 0; j < d; ++j) xt[j][l] = x[r * d + j];
-    }
-    VT best[G];
-    VI bidx[G];
-    KMEANS_UNROLL
-    for (int g = 0; g < G; ++g) {
-      best[g] = VT{} + inf;
-      bidx[g] = VI{};
-    }
-    for (int c = 0; c < k; ++c) {
-      const T* cc = centroids + static_cast<std::int64_t>(c) * d;
-      VT acc[G];
-      KMEANS_UNROLL
-      for (int g = 0; g < G; ++g) acc[g] = VT{};
-      for (std::int64_t j = 0; j < d; ++j) {
-        const T cj = cc[j];
-        KMEANS_UNROLL
-        for (int g = 0; g < G; ++g) {
-          acc[g] = direct_step_v<T>(*reinterpret_cast<const VT*>(&xt[j][g * W]), cj, acc[g]);
-        }
-      }
-      const VI cv = VI{} + static_cast<LI>(c);
-      KMEANS_UNROLL
-      for (int g = 0; g < G; ++g) {
-        const auto less = acc[g] < best[g];
-        best[g] = less ? acc[g] : best[g];
-        bidx[g] = less ? cv : bidx[g];
-      }
-    }
-    for (int l = 0; l < G * W && i0 + l < rows; ++l) {
-      labels[i0 + l] = static_cast<std::int32_t>(bidx[l / W][l % W]);
-      dist[i0 + l] = best[l / W][l % W];
-    }
+/// AccumulateFn: vectorised here with this table's instruction set (pure adds: no contraction).
+template <class T>
+void accumulate_rows(const T* x, std::int64_t rows, std::int64_t d, const std::int32_t* lab,
+                     double* __restrict__ sums, double* __restrict__ counts) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double* __restrict__ s = sums + static_cast<std::int64_t>(lab[r]) * d;
+    const T* __restrict__ xr = x + r * d;
+    for (std::int64_t j = 0; j < d; ++j) s[j] += static_cast<double>(xr[j]);
+    counts[lab[r]] += 1.0;
   }
 }
 
@@ -444,7 +403,9 @@ const KernelTable& KMEANS_TABLE() {
                                  &assign_rows<float>,
                                  &assign_rows<double>,
                                  &assign_rows_small_k<float>,
-                                 &assign_rows_small_k<double>};
+                                 &assign_rows_small_k<double>,
+                                 &accumulate_rows<float>,
+                                 &accumulate_rows<double>};
   return table;
 }
 
