@@ -131,6 +131,13 @@ template <>
 cpu::AccumulateFn<double> accumulate_of<double>(const cpu::KernelTable& t) { return t.accumulate_d; }
 
 template <class T>
+cpu::FinishFn<T> finish_of(const cpu::KernelTable& t);
+template <>
+cpu::FinishFn<float> finish_of<float>(const cpu::KernelTable& t) { return t.finish_f; }
+template <>
+cpu::FinishFn<double> finish_of<double>(const cpu::KernelTable& t) { return t.finish_d; }
+
+template <class T>
 int tile_of(const cpu::KernelTable& t) {
   return sizeof(T) == sizeof(float) ? t.tile_f : t.tile_d;
 }
@@ -148,6 +155,7 @@ class CpuEngine final : public Engine<T> {
         kernel_(kernel_of<T>(kt)),
         small_k_kernel_(small_k_kernel_of<T>(kt)),
         accumulate_(accumulate_of<T>(kt)),
+        finish_(finish_of<T>(kt)),
         tile_(tile_of<T>(kt)),
         n_threads_(resolve_threads(v.n_threads)),
         n_blocks_((v.n + kBlock - 1) / kBlock),
@@ -185,7 +193,7 @@ class CpuEngine final : public Engine<T> {
       const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
       double* ps = part ? part + b * stride : nullptr;
       if (ps) std::fill(ps, ps + stride, 0.0);
-      double sse = 0;
+      double sse[4] = {0, 0, 0, 0};  // row r of the block adds into sse[r % 4]
       std::int64_t changed = 0;
       for (std::int64_t s0 = 0; s0 < rows; s0 += sub) {
         const std::int64_t r0 = i0 + s0, sr = std::min(sub, rows - s0);
@@ -200,7 +208,7 @@ class CpuEngine final : public Engine<T> {
         else
           accumulate_rows<false>(r0, sr, k, lab + s0, ps, sse, changed);
       }
-      block_sse_[b] = sse;
+      block_sse_[b] = (sse[0] + sse[1]) + (sse[2] + sse[3]);
       block_changed_[b] = changed;
     };
     cpu::parallel_for(nt, n_blocks_, block);
@@ -264,23 +272,49 @@ class CpuEngine final : public Engine<T> {
   }
 
  private:
-  /// Labels of rows [i0, i0 + rows) into labels_, their changed count and SSE added to
-  /// `changed` and `sse` (in row order), and (when ps is not null) their per-cluster weighted sums
+  /// Labels of rows [i0, i0 + rows) into labels_, their changed count added to `changed` and
+  /// their SSE to sse[(i - block start) % 4] (four chains, in row order; i0 is a multiple of 4
+  /// from the block's start), and (when ps is not null) their per-cluster weighted sums
   /// (k x d) then weights (k) added into ps.
   template <bool kWeighted>
   void accumulate_rows(std::int64_t i0, std::int64_t rows, int k, const std::int32_t* lab,
-                       double* ps, double& sse, std::int64_t& changed) {
+                       double* ps, double* sse, std::int64_t& changed) {
     const std::int64_t d = v_.d;
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const std::int64_t i = i0 + r;
-      const std::int32_t c = lab[r];
-      changed += labels_[i] != c;
-      labels_[i] = c;
-      sse += kWeighted ? static_cast<double>(v_.weights[i]) * static_cast<double>(dist_[i])
-                       : static_cast<double>(dist_[i]);
+    if (!kWeighted) {
+      finish_(lab, dist_.data() + i0, rows, labels_.data() + i0, sse, &changed);
+    } else {
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t i = i0 + r;
+        const std::int32_t c = lab[r];
+        changed += labels_[i] != c;
+        labels_[i] = c;
+        sse[r & 3] += static_cast<double>(v_.weights[i]) * static_cast<double>(dist_[i]);
+      }
     }
     if (!ps) return;
-    if (!kWeighted) return accumulate_(v_.data + i0 * d, rows, d, lab, ps, ps + k * d);
+    if (!kWeighted) return accumulate_(v_.data + i0 * d, rows, d, k, lab, ps, ps + k * d);
+    if (cpu::accumulate_interleaved(d, k)) {  // the unit-weight kernel's scheme, weighted
+      const std::int64_t S = d + 1;
+      double acc[4][cpu::kAccumulateSmallMax];
+      for (auto& a : acc) std::fill(a, a + k * S, 0.0);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t i = i0 + r;
+        const double w = static_cast<double>(v_.weights[i]);
+        double* a = acc[r & 3] + lab[r] * S;
+        for (std::int64_t j = 0; j < d; ++j) a[j] += w * static_cast<double>(v_.data[i * d + j]);
+        a[d] += w;
+      }
+      for (int c = 0; c < k; ++c)
+        for (std::int64_t j = 0; j <= d; ++j) {
+          const std::int64_t e = c * S + j;
+          const double v = (acc[0][e] + acc[1][e]) + (acc[2][e] + acc[3][e]);
+          if (j < d)
+            ps[c * d + j] += v;
+          else
+            ps[k * d + c] += v;
+        }
+      return;
+    }
     for (std::int64_t r = 0; r < rows; ++r) {
       const std::int64_t i = i0 + r;
       const std::int32_t c = lab[r];
@@ -355,6 +389,7 @@ class CpuEngine final : public Engine<T> {
   cpu::AssignFn<T> kernel_;
   cpu::AssignSmallKFn<T> small_k_kernel_;
   cpu::AccumulateFn<T> accumulate_;
+  cpu::FinishFn<T> finish_;
   int tile_;
   int n_threads_;
   std::int64_t n_blocks_;

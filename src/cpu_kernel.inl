@@ -381,10 +381,73 @@ void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, s
 
 #include "cpu_kernel_small_k.inl"
 
+
+/// FinishFn: four SSE chains as one vector of four doubles (lane q holds rows r = q mod 4).
+template <class T>
+void finish_rows(const std::int32_t* lab, const T* dist, std::int64_t rows, std::int32_t* labels,
+                 double* sse4, std::int64_t* changed) {
+  typedef double D4 __attribute__((vector_size(32)));
+  D4 acc;
+  __builtin_memcpy(&acc, sse4, sizeof(acc));
+  std::int64_t ch = 0;
+  std::int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const D4 v = {static_cast<double>(dist[r]), static_cast<double>(dist[r + 1]),
+                  static_cast<double>(dist[r + 2]), static_cast<double>(dist[r + 3])};
+    acc += v;
+  }
+  __builtin_memcpy(sse4, &acc, sizeof(acc));
+  for (; r < rows; ++r) sse4[r & 3] += static_cast<double>(dist[r]);
+  for (std::int64_t q = 0; q < rows; ++q) {
+    ch += labels[q] != lab[q];
+    labels[q] = lab[q];
+  }
+  *changed += ch;
+}
+
+/// AccumulateFn for small d and k: four interleaved copies of the k x (d + 1) sums (row r adds
+/// into copy r % 4), so that rows of the same cluster do not wait on each other's stores; the
+/// copies are then added into sums in a fixed order.
+template <class T, int D>
+void accumulate_rows_small(const T* x, std::int64_t rows, int k, const std::int32_t* lab,
+                           double* __restrict__ sums, double* __restrict__ counts) {
+  constexpr int S = D + 1;
+  double acc[4][kAccumulateSmallMax];
+  for (int q = 0; q < 4; ++q)
+    for (int e = 0; e < k * S; ++e) acc[q][e] = 0;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double* a = acc[r & 3] + lab[r] * S;
+    KMEANS_UNROLL
+    for (int j = 0; j < D; ++j) a[j] += static_cast<double>(x[r * D + j]);
+    a[D] += 1.0;
+  }
+  for (int c = 0; c < k; ++c) {
+    KMEANS_UNROLL
+    for (int j = 0; j <= D; ++j) {
+      const int e = c * S + j;
+      const double v = (acc[0][e] + acc[1][e]) + (acc[2][e] + acc[3][e]);
+      if (j < D)
+        sums[c * D + j] += v;
+      else
+        counts[c] += v;
+    }
+  }
+}
+
 /// AccumulateFn: vectorised here with this table's instruction set (pure adds: no contraction).
 template <class T>
-void accumulate_rows(const T* x, std::int64_t rows, std::int64_t d, const std::int32_t* lab,
-                     double* __restrict__ sums, double* __restrict__ counts) {
+void accumulate_rows(const T* x, std::int64_t rows, std::int64_t d, int k,
+                     const std::int32_t* lab, double* __restrict__ sums,
+                     double* __restrict__ counts) {
+  if (accumulate_interleaved(d, k)) {
+    switch (d) {
+      case 1: return accumulate_rows_small<T, 1>(x, rows, k, lab, sums, counts);
+      case 2: return accumulate_rows_small<T, 2>(x, rows, k, lab, sums, counts);
+      case 3: return accumulate_rows_small<T, 3>(x, rows, k, lab, sums, counts);
+      case 4: return accumulate_rows_small<T, 4>(x, rows, k, lab, sums, counts);
+      default: return accumulate_rows_small<T, 8>(x, rows, k, lab, sums, counts);
+    }
+  }
   for (std::int64_t r = 0; r < rows; ++r) {
     double* __restrict__ s = sums + static_cast<std::int64_t>(lab[r]) * d;
     const T* __restrict__ xr = x + r * d;
@@ -405,7 +468,9 @@ const KernelTable& KMEANS_TABLE() {
                                  &assign_rows_small_k<float>,
                                  &assign_rows_small_k<double>,
                                  &accumulate_rows<float>,
-                                 &accumulate_rows<double>};
+                                 &accumulate_rows<double>,
+                                 &finish_rows<float>,
+                                 &finish_rows<double>};
   return table;
 }
 
