@@ -183,14 +183,22 @@ void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, con
       // Wide rows: L rows read a chunk at a time are more streams than the hardware prefetcher
       // follows; fetch the next chunk (of this group, or the next group's first) meanwhile
       // (60k x 784 float, k = 10, one thread: 8% faster).
-      if (D == 0 && d > JC) {
+      if (d <= JC) {  // one chunk: the rows of the group after next, contiguous
+        const std::int64_t ahead = i0 + 2 * L;
+        if (ahead < rows) {
+          const std::int64_t n_rows = rows - ahead < L ? rows - ahead : L;
+          const char* p = reinterpret_cast<const char*>(x + ahead * d);
+          const std::int64_t bytes = n_rows * d * static_cast<std::int64_t>(sizeof(T));
+          for (std::int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 3);
+        }
+      } else {
         const bool more = j0 + JC < d;
         const std::int64_t nj0 = more ? j0 + JC : 0, ni0 = more ? i0 : i0 + L;
         const std::int64_t nbytes = (d - nj0 < JC ? d - nj0 : JC) * static_cast<std::int64_t>(sizeof(T));
         const int n_rows = rows - ni0 < L ? static_cast<int>(rows - ni0) : L;
         for (int l = 0; l < n_rows; ++l) {
           const char* p = reinterpret_cast<const char*>(x + (ni0 + l) * d + nj0);
-          for (std::int64_t b = 0; b < nbytes; b += 64) __builtin_prefetch(p + b, 0, 3);
+          for (std::int64_t b = 0; b < nbytes; b += 64) __builtin_prefetch(p + b, 0, 2);
         }
       }
       const bool first = j0 == 0, last = j0 + jn >= d;
