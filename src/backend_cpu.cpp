@@ -73,7 +73,10 @@ namespace {
 /// Points per parallel work item; also the unit of the fixed-order reductions.
 constexpr std::int64_t kBlock = kReduceBlock;
 /// Up to this many centroids the small-k kernel (points in SIMD lanes) runs instead of the
-/// tiled one: measured on 4000 x 3 and 1M x 8 (bench/NOTES.md).
+/// tiled one: measured on 4000 x 3 and 1M x 8 (bench/NOTES.md). With rows wider than one chunk
+/// (d > kSmallKChunkD) it runs up to cpu::kSmallKChunkedMaxK = 64 centroids: there the tiled
+/// kernel's rounding bound grows with d and sends many points to the re-check (5000 x 2048,
+/// k = 32: 2.7x faster; 100k x 128, k = 64: 1.9x).
 constexpr int kSmallK = KMEANS_SMALL_K_DEFAULT;
 /// It also runs while d <= kSmallKWideMaxD and k * d <= kSmallKWideWork * tile / 32: there the
 /// tiled kernel's exactness checks (runner-up tracking, direct distance, bound test) cost more
@@ -172,6 +175,7 @@ class CpuEngine final : public Engine<T> {
     const int n_tiles = (k + tile_ - 1) / tile_;
     const bool small_k =
         (k <= kSmallK && (d <= cpu::kSmallKChunkD || k <= cpu::kSmallKChunkedMaxK)) ||
+        (d > cpu::kSmallKChunkD && k <= cpu::kSmallKChunkedMaxK) ||  // wide rows: no bound
         (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_);
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;

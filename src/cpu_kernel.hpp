@@ -57,7 +57,7 @@ using FinishFn = void (*)(const std::int32_t* lab, const T* dist, std::int64_t r
 /// read once per group of points, its running distances to every centroid kept on the stack
 /// between chunks: for at most kSmallKChunkedMaxK centroids.
 constexpr std::int64_t kSmallKChunkD = 64;
-constexpr int kSmallKChunkedMaxK = 16;
+constexpr int kSmallKChunkedMaxK = 64;
 
 struct KernelTable {
   const char* name;        ///< "generic", "avx2" or "avx512".

@@ -258,6 +258,7 @@ TEST(CpuExact, NearTiesFloat) {
   near_ties<float>(333, 784, 10, 1e4, 7);  // small-k kernel, wide rows: chunks, transposes
   near_ties<float>(301, 65, 16, 0, 8);     // one feature past a chunk, k = the limit
   near_ties<float>(129, 131, 3, 1e4, 9);   // k below the centroids per pass, odd d
+  near_ties<float>(200, 100, 64, 1e4, 10); // wide rows, k = the chunked limit
 }
 
 TEST(CpuExact, NearTiesDouble) {
@@ -270,6 +271,7 @@ TEST(CpuExact, NearTiesDouble) {
   near_ties<double>(333, 784, 10, 1e4, 17);
   near_ties<double>(301, 65, 16, 0, 18);
   near_ties<double>(129, 131, 3, 1e4, 19);
+  near_ties<double>(200, 100, 41, 0, 20);
 }
 
 TEST(CpuExact, ClusteredDataOffsetFarFromTheOrigin) {
