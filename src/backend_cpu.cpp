@@ -76,7 +76,9 @@ constexpr std::int64_t kBlock = kReduceBlock;
 /// tiled one: measured on 4000 x 3 and 1M x 8 (bench/NOTES.md). With rows wider than one chunk
 /// (d > kSmallKChunkD) it runs up to cpu::kSmallKChunkedMaxK = 64 centroids: there the tiled
 /// kernel's rounding bound grows with d and sends many points to the re-check (5000 x 2048,
-/// k = 32: 2.7x faster; 100k x 128, k = 64: 1.9x).
+/// k = 32: 2.7x faster; 100k x 128, k = 64: 1.9x). With AVX-512 float tiles (32 centroids) it
+/// also wins up to k = 64 on narrower rows (100k x 32, k = 48: 1.44x; 100k x 48, k = 64: 1.13x;
+/// with AVX2's 16-centroid tiles it did not, so they keep the tiled kernel there).
 constexpr int kSmallK = KMEANS_SMALL_K_DEFAULT;
 /// It also runs while d <= kSmallKWideMaxD and k * d <= kSmallKWideWork * tile / 32: there the
 /// tiled kernel's exactness checks (runner-up tracking, direct distance, bound test) cost more
@@ -176,6 +178,7 @@ class CpuEngine final : public Engine<T> {
     const bool small_k =
         (k <= kSmallK && (d <= cpu::kSmallKChunkD || k <= cpu::kSmallKChunkedMaxK)) ||
         (d > cpu::kSmallKChunkD && k <= cpu::kSmallKChunkedMaxK) ||  // wide rows: no bound
+        (tile_ >= 32 && k <= cpu::kSmallKChunkedMaxK) ||  // 32-centroid tiles (AVX-512 float)
         (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_);
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;

@@ -376,6 +376,7 @@ TEST(CpuDeterminism, SameBitsForAnyThreadCount) {
     same_bits_for_any_thread_count<float>(9000, 200, 10, wt, big);   // small-k, wide rows
     same_bits_for_any_thread_count<double>(9000, 70, 16, wt, big);   // small-k, two chunks
     same_bits_for_any_thread_count<float>(9000, 130, 50, wt, big);   // small-k, wide, k > 16
+    same_bits_for_any_thread_count<float>(9000, 32, 48, wt, big);    // small-k on AVX-512 only
     same_bits_for_any_thread_count<float>(12289, 16, 100, wt, big);  // tiled
     same_bits_for_any_thread_count<double>(12289, 16, 100, wt, 1);   // tiled, bucketed sums
   }

@@ -259,6 +259,7 @@ TEST(CpuExact, NearTiesFloat) {
   near_ties<float>(301, 65, 16, 0, 8);     // one feature past a chunk, k = the limit
   near_ties<float>(129, 131, 3, 1e4, 9);   // k below the centroids per pass, odd d
   near_ties<float>(200, 100, 64, 1e4, 10); // wide rows, k = the chunked limit
+  near_ties<float>(1000, 40, 64, 1e4, 11); // one chunk, k = 64 (small-k with AVX-512 tiles)
 }
 
 TEST(CpuExact, NearTiesDouble) {
