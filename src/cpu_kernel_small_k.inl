@@ -142,9 +142,7 @@ inline void small_k_accumulate(const T (*xt)[2 * Simd<T>::W], int jn, const T* c
                                std::int64_t cd, typename Simd<T>::V (&acc)[NC][2]) {
   using VT = typename Simd<T>::V;
   constexpr int W = Simd<T>::W;
-  const int n = JN > 0 ? JN : jn;
-  KMEANS_UNROLL
-  for (int j = 0; j < n; ++j) {
+  auto step = [&](int j) {
     const VT x0 = *reinterpret_cast<const VT*>(&xt[j][0]);
     const VT x1 = *reinterpret_cast<const VT*>(&xt[j][W]);
     KMEANS_UNROLL
@@ -153,6 +151,12 @@ inline void small_k_accumulate(const T (*xt)[2 * Simd<T>::W], int jn, const T* c
       acc[q][0] = direct_step_v<T>(x0, cj, acc[q][0]);
       acc[q][1] = direct_step_v<T>(x1, cj, acc[q][1]);
     }
+  };
+  if constexpr (JN > 0) {  // compile-time length: unrolled completely
+    KMEANS_UNROLL
+    for (int j = 0; j < JN; ++j) step(j);
+  } else {
+    for (int j = 0; j < jn; ++j) step(j);
   }
 }
 
