@@ -3,6 +3,7 @@
 // format (README, "Model files") is one JSON object; model_json.cpp reads and writes the JSON.
 #include <atomic>
 #include <cerrno>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -283,7 +284,9 @@ class Document {
   std::vector<T> centroids(std::size_t k, std::size_t d) const {
     Reader r = at("centroids");
     std::vector<T> c;
-    c.reserve(k * d);
+    // A file cannot hold more numbers than it has characters: a k and d that claim more are
+    // refused below without reserving their product first (found by fuzz_model).
+    c.reserve(std::min(k * d, r.text_size() / 2 + 1));
     const double bound = max_abs_value<T>(d);
     r.expect('[', "an array of k arrays for \"centroids\"");
     std::size_t rows = 0;

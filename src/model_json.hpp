@@ -25,6 +25,8 @@ class Reader {
   /// Skips whitespace.
   void ws();
   bool at_end() const { return pos_ >= text_.size(); }
+  /// The length of the whole text: no array in it can hold more values than this.
+  std::size_t text_size() const { return text_.size(); }
   std::size_t pos() const { return pos_; }
   /// Moves to byte `pos` (an offset this reader reported before).
   void seek(std::size_t pos) { pos_ = pos; }

@@ -264,6 +264,10 @@ TEST(ModelFile, CentroidCountMustBeKTimesD) {
   expect_refused(edited("\"d\": 2", "\"d\": 0"), "d = 0 is out of range");
   expect_refused(edited("\"k\": 4,", "\"k\": 2.5,"), "k = 2.5 is not an integer");
   expect_refused(edited("\"d\": 2", "\"d\": 1152921504606846975"), "overflows");
+  // A k x d far beyond what the file holds is refused, not allocated first (fuzz_model: a
+  // d of 27777777777 asked for 222 GB before any value was read).
+  expect_refused(edited("\"d\": 2", "\"d\": 27777777777"),
+                 "centroid 0 has 2 values but d = 27777777777");
 }
 
 TEST(ModelFile, UnknownMetricOrAlgorithmIsRefused) {
