@@ -1,0 +1,529 @@
+// SPDX-License-Identifier: Apache-2.0
+// Mini-batch k-means and KMeans::partial_fit against a plain-loop oracle of the same steps from the same draws.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "kmeans/kmeans.hpp"
+#include "minibatch.hpp"
+#include "test_helpers.hpp"
+
+namespace {
+
+using kmeans::Backend;
+using kmeans::Init;
+using kmeans::Params;
+using kmeans::Result;
+using kmeans::detail::SplitMix64;
+using kmeans_test::expect_error;
+
+/// n points of d features around `centres` blobs far apart (spread `width`, LCG noise), with
+/// every `dup`-th row a copy of the previous one when dup > 0.
+template <class T>
+std::vector<T> blobs(std::int64_t n, std::int64_t d, int centres, double width, int dup = 0,
+                     std::uint64_t seed = 7) {
+  std::uint64_t s = seed;
+  auto u = [&]() {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<double>(s >> 11) * 0x1.0p-53 - 0.5;
+  };
+  std::vector<T> x(static_cast<std::size_t>(n * d));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t b = i % centres;
+    for (std::int64_t j = 0; j < d; ++j)
+      x[i * d + j] = static_cast<T>(20.0 * static_cast<double>((b * 7 + j * 3) % 11) + width * u());
+    if (dup > 0 && i > 0 && i % dup == 0)
+      std::copy_n(x.begin() + (i - 1) * d, d, x.begin() + i * d);
+  }
+  return x;
+}
+
+/// What the oracle computes: the fields a mini-batch fit must reproduce.
+template <class T>
+struct Expected {
+  std::vector<T> centroids;
+  std::vector<double> sse_history;
+  int n_steps = 0;
+  bool converged = false;
+  std::vector<std::int32_t> labels;
+  double inertia = 0;
+  std::vector<double> counts;
+};
+
+/// Nearest centre of x (ties: the lowest index) and its squared distance, in double.
+template <class T>
+int nearest(const T* x, const std::vector<T>& c, int k, std::int64_t d, double& dist) {
+  int best = 0;
+  dist = std::numeric_limits<double>::infinity();
+  for (int j = 0; j < k; ++j) {
+    double s = 0;
+    for (std::int64_t f = 0; f < d; ++f) {
+      const double t = static_cast<double>(x[f]) - static_cast<double>(c[j * d + f]);
+      s += t * t;
+    }
+    if (s < dist) {
+      dist = s;
+      best = j;
+    }
+  }
+  return best;
+}
+
+/// The oracle: scikit-learn's MiniBatchKMeans written out in plain loops over the rows, from
+/// Init::Array centroids. Fit mode (batches empty): batches of min(batch_size, n) rows drawn
+/// with the library's draw_indices from SplitMix64(seed), max_iter * n / batch steps with early
+/// stopping. Stream mode: one step per given batch (row indices into x), no stopping, the
+/// generator (seeded by `seed`) used by reassignment only, counts starting from `counts`.
+template <class T>
+Expected<T> oracle(const std::vector<T>& x, const std::vector<T>& w, std::int64_t n,
+                   std::int64_t d, const Params<T>& p, double tol,
+                   const std::vector<std::vector<std::int64_t>>& batches = {},
+                   std::vector<double> counts = {}) {
+  const int k = p.k;
+  const bool stream = !batches.empty();
+  Expected<T> out;
+  std::vector<T> c(p.init_centroids.data(), p.init_centroids.data() + k * d);
+  if (counts.empty()) counts.assign(static_cast<std::size_t>(k), 0.0);
+  SplitMix64 g(p.seed);
+  const std::int64_t nb = stream ? 0 : std::min<std::int64_t>(p.batch_size, n);
+  const std::int64_t steps = stream ? static_cast<std::int64_t>(batches.size())
+                                    : std::int64_t{p.max_iter} * n / nb;
+  std::int64_t since = 0;
+  double ewa = 0, ewa_min = 0;
+  int no_improvement = 0;
+  for (std::int64_t step = 0; step < steps; ++step) {
+    std::vector<std::int64_t> idx;
+    if (stream) {
+      idx = batches[static_cast<std::size_t>(step)];
+    } else {
+      idx.resize(static_cast<std::size_t>(nb));
+      kmeans::detail::draw_indices(g, n, nb, idx.data());
+    }
+    const auto b = static_cast<std::int64_t>(idx.size());
+    since += b;
+    bool reassign = false;
+    if (std::count(counts.begin(), counts.end(), 0.0) > 0 || since >= 10 * k) {
+      since = 0;
+      reassign = true;
+    }
+    std::vector<double> sums(static_cast<std::size_t>(k * d), 0.0), bw(k, 0.0);
+    double sse = 0;
+    for (std::int64_t i : idx) {
+      double dist = 0;
+      const int l = nearest(x.data() + i * d, c, k, d, dist);
+      const double wi = w.empty() ? 1.0 : static_cast<double>(w[i]);
+      sse += wi * dist;
+      for (std::int64_t f = 0; f < d; ++f) sums[l * d + f] += wi * static_cast<double>(x[i * d + f]);
+      bw[l] += wi;
+    }
+    const std::vector<T> old = c;
+    for (int j = 0; j < k; ++j) {
+      if (!(bw[j] > 0)) continue;
+      const double before = counts[j];
+      counts[j] += bw[j];
+      const double inv = 1.0 / counts[j];
+      for (std::int64_t f = 0; f < d; ++f)
+        c[j * d + f] = static_cast<T>((static_cast<double>(c[j * d + f]) * before + sums[j * d + f]) * inv);
+    }
+    if (reassign && p.reassignment_ratio > 0) {
+      const double top = *std::max_element(counts.begin(), counts.end());
+      std::vector<int> flagged;
+      for (int j = 0; j < k; ++j)
+        if (counts[j] < p.reassignment_ratio * top && counts[j] != top) flagged.push_back(j);
+      if (2 * static_cast<std::int64_t>(flagged.size()) > b) {  // keep the b / 2 lowest counts
+        std::vector<int> order(k);
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](int a, int z) { return counts[a] < counts[z]; });
+        std::vector<int> keep;
+        for (int j : flagged)
+          if (std::find(order.begin(), order.begin() + b / 2, j) != order.begin() + b / 2) keep.push_back(j);
+        flagged = keep;
+      }
+      const auto m = static_cast<std::int64_t>(flagged.size());
+      if (m > 0) {
+        const auto chosen = kmeans::detail::choose_distinct(g, b, m);
+        for (std::int64_t t = 0; t < m; ++t)
+          for (std::int64_t f = 0; f < d; ++f)
+            c[flagged[t] * d + f] = x[idx[chosen[t]] * d + f];
+      }
+      double low = std::numeric_limits<double>::infinity();
+      for (int j = 0; j < k; ++j)
+        if (std::find(flagged.begin(), flagged.end(), j) == flagged.end()) low = std::min(low, counts[j]);
+      for (int j : flagged) counts[j] = low;
+    }
+    out.sse_history.push_back(sse);
+    out.n_steps = static_cast<int>(step + 1);
+    if (stream || step == 0) continue;
+    double shift = 0;
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      const double t = static_cast<double>(c[i]) - static_cast<double>(old[i]);
+      shift += t * t;
+    }
+    const double alpha = std::min(1.0, nb * 2.0 / (n + 1.0));
+    ewa = step == 1 ? sse / nb : ewa * (1 - alpha) + sse / nb * alpha;
+    if (tol > 0 && shift <= tol) {
+      out.converged = true;
+      break;
+    }
+    if (step == 1 || ewa < ewa_min) {
+      no_improvement = 0;
+      ewa_min = ewa;
+    } else if (++no_improvement >= p.max_no_improvement && p.max_no_improvement > 0) {
+      out.converged = true;
+      break;
+    }
+  }
+  out.centroids = c;
+  out.counts = counts;
+  for (std::int64_t i = 0; i < n; ++i) {
+    double dist = 0;
+    out.labels.push_back(nearest(x.data() + i * d, c, k, d, dist));
+    out.inertia += (w.empty() ? 1.0 : static_cast<double>(w[i])) * dist;
+  }
+  return out;
+}
+
+/// Mean over features of the population variance of each: Params::tol's scale.
+template <class T>
+double feature_variance(const std::vector<T>& x, std::int64_t n, std::int64_t d) {
+  double total = 0;
+  for (std::int64_t f = 0; f < d; ++f) {
+    double mean = 0, var = 0;
+    for (std::int64_t i = 0; i < n; ++i) mean += static_cast<double>(x[i * d + f]);
+    mean /= static_cast<double>(n);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double t = static_cast<double>(x[i * d + f]) - mean;
+      var += t * t;
+    }
+    total += var / static_cast<double>(n);
+  }
+  return total / static_cast<double>(d);
+}
+
+struct Case {
+  std::int64_t n, d;
+  int k, batch, max_iter;
+  double ratio, tol;
+  int max_no_improvement;
+  bool weighted;
+  int dup;
+  bool stops;  ///< the case is meant to stop early
+};
+
+std::string describe(const Case& c) {
+  return "n=" + std::to_string(c.n) + " d=" + std::to_string(c.d) + " k=" + std::to_string(c.k) +
+         " batch=" + std::to_string(c.batch) + " ratio=" + std::to_string(c.ratio) +
+         " tol=" + std::to_string(c.tol) + (c.weighted ? " weighted" : "") +
+         (c.dup ? " duplicates" : "");
+}
+
+const std::vector<Case> kCases = {
+    {1000, 3, 5, 64, 4, 0.01, 0.0, 10, false, 0, false},   // n not a multiple of the batch
+    {999, 1, 4, 100, 3, 0.01, 0.0, 10, true, 0, false},    // d = 1, weights
+    {500, 4, 1, 50, 3, 0.01, 0.0, 10, false, 0, false},    // k = 1
+    {12, 2, 12, 5, 6, 0.01, 0.0, 0, false, 0, false},      // k = n
+    {300, 3, 6, 40, 5, 0.01, 0.0, 10, false, 2, false},    // duplicated rows
+    {200, 2, 4, 1000, 5, 0.01, 0.0, 10, false, 0, false},  // batch larger than n: clamped to n
+    {400, 3, 40, 10, 2, 0.5, 0.0, 0, false, 0, false},     // heavy reassignment, capped at batch / 2
+    {300, 2, 5, 1, 2, 0.01, 0.0, 0, true, 0, false},       // batch of one row
+    {2000, 3, 4, 100, 30, 0.01, 1e-7, 0, false, 0, true},   // stops on the centre change
+    {2000, 3, 8, 50, 30, 0.0, 0.0, 3, false, 0, true},    // stops on no improvement, no reassignment
+};
+
+template <class T>
+void check_against_oracle(const Case& cs, Backend backend, int n_threads) {
+  SCOPED_TRACE(describe(cs) + " backend=" + kmeans::to_string(backend) +
+               " threads=" + std::to_string(n_threads));
+  const std::vector<T> x = blobs<T>(cs.n, cs.d, std::max(1, std::min(cs.k, 6)), 3.0, cs.dup);
+  std::vector<T> w;
+  if (cs.weighted)
+    for (std::int64_t i = 0; i < cs.n; ++i) w.push_back(static_cast<T>(0.25 * (1 + i % 7)) * (i % 11 == 0 ? 0 : 1));
+  std::vector<T> init(x.begin(), x.begin() + cs.k * cs.d);  // the first k rows
+  Params<T> p;
+  p.k = cs.k;
+  p.init = Init::Array;
+  p.init_centroids = init;
+  p.batch_size = cs.batch;
+  p.max_iter = cs.max_iter;
+  p.tol = cs.tol;
+  p.reassignment_ratio = cs.ratio;
+  p.max_no_improvement = cs.max_no_improvement;
+  p.seed = 42;
+  p.sample_weight = w;
+  p.backend = backend;
+  p.n_threads = n_threads;
+  const Result<T> r = kmeans::fit(x.data(), cs.n, cs.d, p);
+  const Expected<T> e = oracle(x, w, cs.n, cs.d, p, cs.tol * feature_variance(x, cs.n, cs.d));
+  const std::int64_t b = std::min<std::int64_t>(cs.batch, cs.n);
+  EXPECT_EQ(r.backend, backend);
+  EXPECT_EQ(r.n_steps, e.n_steps);
+  EXPECT_EQ(r.n_iter, static_cast<int>((e.n_steps * b + cs.n - 1) / cs.n));
+  EXPECT_EQ(r.converged, e.converged);
+  ASSERT_EQ(r.sse_history.size(), e.sse_history.size());
+  EXPECT_EQ(r.imbalance_history.size(), e.sse_history.size());
+  if (backend == Backend::Reference) {  // the same loops in the same order: the same bits
+    EXPECT_EQ(r.centroids, e.centroids);
+    EXPECT_EQ(r.sse_history, e.sse_history);
+    EXPECT_EQ(r.inertia, e.inertia);
+  } else {
+    for (std::size_t i = 0; i < e.centroids.size(); ++i)
+      EXPECT_NEAR(r.centroids[i], e.centroids[i], 1e-4 * (1 + std::abs(e.centroids[i])));
+    for (std::size_t i = 0; i < e.sse_history.size(); ++i)
+      EXPECT_NEAR(r.sse_history[i], e.sse_history[i], 1e-4 * (1 + e.sse_history[i]));
+    EXPECT_NEAR(r.inertia, e.inertia, 1e-4 * (1 + e.inertia));
+  }
+  EXPECT_EQ(r.labels, e.labels);
+  if (cs.stops) EXPECT_TRUE(r.converged);
+}
+
+TEST(MiniBatch, ReferenceMatchesOracleBitForBitFloat) {
+  for (const Case& c : kCases) check_against_oracle<float>(c, Backend::Reference, 1);
+}
+TEST(MiniBatch, ReferenceMatchesOracleBitForBitDouble) {
+  for (const Case& c : kCases) check_against_oracle<double>(c, Backend::Reference, 1);
+}
+TEST(MiniBatch, CpuMatchesOracleFloat) {
+  for (const Case& c : kCases) check_against_oracle<float>(c, Backend::Cpu, 2);
+}
+TEST(MiniBatch, CpuMatchesOracleDouble) {
+  for (const Case& c : kCases) check_against_oracle<double>(c, Backend::Cpu, 3);
+}
+
+/// A fit big enough for the CPU engine to run its passes in parallel: 1, 2 and 3 threads (and
+/// the default) give the same bits, k-means++ initialisation with n_init = 2 included.
+template <class T>
+void check_thread_counts(Init init) {
+  const std::int64_t n = 20000, d = 10;
+  const std::vector<T> x = blobs<T>(n, d, 16, 4.0);
+  Params<T> p;
+  p.k = 16;
+  p.init = init;
+  p.n_init = 2;
+  p.batch_size = 8192;
+  p.max_iter = 3;
+  p.seed = 5;
+  p.backend = Backend::Cpu;
+  p.n_threads = 1;
+  const Result<T> one = kmeans::fit(x.data(), n, d, p);
+  EXPECT_GT(one.n_steps, 0);
+  for (int t : {2, 3, 0}) {
+    SCOPED_TRACE("threads=" + std::to_string(t));
+    p.n_threads = t;
+    const Result<T> r = kmeans::fit(x.data(), n, d, p);
+    kmeans_test::expect_same_fit(one, r);
+    EXPECT_EQ(r.n_steps, one.n_steps);
+  }
+}
+TEST(MiniBatch, ThreadCountsGiveTheSameBitsFloat) { check_thread_counts<float>(Init::KMeansPlusPlus); }
+TEST(MiniBatch, ThreadCountsGiveTheSameBitsDouble) { check_thread_counts<double>(Init::Random); }
+
+/// k-means++ / random / k-means|| initialisation on a subset: reference and cpu agree, the fit
+/// finds the separated blobs, and the same seed repeats the same bits.
+template <class T>
+void check_drawn_init(Init init) {
+  const std::int64_t n = 3000, d = 3;
+  const int k = 6;
+  const std::vector<T> x = blobs<T>(n, d, k, 1.0);
+  Params<T> p;
+  p.k = k;
+  p.init = init;
+  p.n_init = 3;
+  p.batch_size = 100;
+  p.seed = 11;
+  p.backend = Backend::Reference;
+  const Result<T> ref = kmeans::fit(x.data(), n, d, p);
+  kmeans_test::expect_same_fit(ref, kmeans::fit(x.data(), n, d, p));
+  p.backend = Backend::Cpu;
+  const Result<T> cpu = kmeans::fit(x.data(), n, d, p);
+  EXPECT_EQ(cpu.labels, ref.labels);
+  EXPECT_EQ(cpu.n_steps, ref.n_steps);
+  if (init == Init::Random) return;  // random draws may put two centres in one blob
+  // One label per blob (blob i % k).
+  std::vector<int> label_of_blob(k, -1);
+  for (std::int64_t i = 0; i < n; ++i) {
+    int& l = label_of_blob[i % k];
+    if (l < 0) l = ref.labels[i];
+    ASSERT_EQ(ref.labels[i], l) << "row " << i;
+  }
+  EXPECT_LT(ref.inertia, n * d * 0.2);
+}
+TEST(MiniBatch, DrawnInitKMeansPlusPlus) { check_drawn_init<double>(Init::KMeansPlusPlus); }
+TEST(MiniBatch, DrawnInitRandom) { check_drawn_init<float>(Init::Random); }
+TEST(MiniBatch, DrawnInitKMeansParallel) { check_drawn_init<double>(Init::KMeansParallel); }
+
+/// partial_fit over the batches a fit would draw equals that fit (no reassignment, no stopping),
+/// and with reassignment the oracle's stream mode, call after call.
+template <class T>
+void check_partial_fit(Backend backend, double ratio) {
+  SCOPED_TRACE(std::string("backend=") + kmeans::to_string(backend) + " ratio=" + std::to_string(ratio));
+  const std::int64_t n = 700, d = 3, b = 64;
+  const int k = 7;
+  const std::vector<T> x = blobs<T>(n, d, 5, 3.0);
+  std::vector<T> init(x.begin() + 10 * d, x.begin() + (10 + k) * d);
+  Params<T> p;
+  p.k = k;
+  p.init = Init::Array;
+  p.init_centroids = init;
+  p.batch_size = static_cast<int>(b);
+  p.max_iter = 3;
+  p.tol = 0;
+  p.max_no_improvement = 0;
+  p.reassignment_ratio = ratio;
+  p.seed = 3;
+  p.backend = backend;
+  // The fit's batches, from the documented draw order (Init::Array: batches only).
+  SplitMix64 g(p.seed);
+  std::vector<std::vector<std::int64_t>> batches;
+  std::int64_t i_steps = p.max_iter * n / b;
+  for (std::int64_t s = 0; s < i_steps; ++s) {
+    std::vector<std::int64_t> idx(b);
+    kmeans::detail::draw_indices(g, n, b, idx.data());
+    batches.push_back(idx);
+  }
+  kmeans::KMeans<T> model(p);
+  std::vector<T> rows;
+  for (const auto& idx : batches) {
+    rows.clear();
+    for (std::int64_t i : idx) rows.insert(rows.end(), x.begin() + i * d, x.begin() + (i + 1) * d);
+    model.partial_fit(rows.data(), idx.size(), d);
+  }
+  const Result<T>& r = model.result();
+  EXPECT_EQ(r.n_steps, static_cast<int>(batches.size()));
+  EXPECT_EQ(r.labels.size(), static_cast<std::size_t>(b));  // the last batch's labels
+  const Expected<T> e = oracle(x, {}, n, d, p, 0.0, batches);
+  if (backend == Backend::Reference) {
+    EXPECT_EQ(r.centroids, e.centroids);
+  } else {
+    for (std::size_t i = 0; i < e.centroids.size(); ++i)
+      EXPECT_NEAR(r.centroids[i], e.centroids[i], 1e-4 * (1 + std::abs(e.centroids[i])));
+  }
+  // The last batch's labels and inertia against the final centroids.
+  double inertia = 0;
+  for (std::size_t i = 0; i < batches.back().size(); ++i) {
+    double dist = 0;
+    EXPECT_EQ(r.labels[i], nearest(x.data() + batches.back()[i] * d, r.centroids, k, d, dist));
+    inertia += dist;
+  }
+  EXPECT_NEAR(r.inertia, inertia, (sizeof(T) == 4 ? 1e-6 : 1e-9) * (1 + inertia));
+  if (ratio == 0) {  // without reassignment the generator is unused: exactly the fit
+    const Result<T> f = kmeans::fit(x.data(), n, d, p);
+    EXPECT_EQ(f.n_steps, r.n_steps);
+    EXPECT_EQ(f.centroids, r.centroids);
+  }
+}
+TEST(MiniBatch, PartialFitEqualsFitFloat) { check_partial_fit<float>(Backend::Reference, 0.0); }
+TEST(MiniBatch, PartialFitEqualsFitDouble) { check_partial_fit<double>(Backend::Cpu, 0.0); }
+TEST(MiniBatch, PartialFitReassignsAsTheOracleFloat) { check_partial_fit<float>(Backend::Cpu, 0.3); }
+TEST(MiniBatch, PartialFitReassignsAsTheOracleDouble) { check_partial_fit<double>(Backend::Reference, 0.3); }
+
+TEST(MiniBatch, PartialFitAfterFitContinuesWithClusterSizesAsCounts) {
+  const std::int64_t n = 400, d = 2;
+  const std::vector<double> x = blobs<double>(n, d, 4, 2.0);
+  Params<double> p;
+  p.k = 4;
+  p.seed = 1;
+  p.backend = Backend::Reference;
+  p.reassignment_ratio = 0;
+  kmeans::KMeans<double> model(p);
+  model.fit(x.data(), n, d);  // Lloyd
+  const Result<double> lloyd = model.result();
+  model.partial_fit(x.data() + 100 * d, 50, d);
+  // The oracle's stream mode from the Lloyd centroids with their cluster sizes as counts.
+  Params<double> q = p;
+  q.init = Init::Array;
+  q.init_centroids = lloyd.centroids;
+  std::vector<std::int64_t> idx(50);
+  std::iota(idx.begin(), idx.end(), 100);
+  const Expected<double> e = oracle(x, {}, n, d, q, 0.0, {idx}, lloyd.cluster_sizes);
+  EXPECT_EQ(model.result().centroids, e.centroids);
+  EXPECT_EQ(model.result().n_steps, 1);
+  expect_error([&] { model.partial_fit(x.data(), n / 2, 3); }, "partial_fit: d = 3 differs from the fitted d = 2");
+}
+
+TEST(MiniBatch, PartialFitInitialisesFromTheFirstBatchAndIsReproducible) {
+  const std::int64_t n = 600, d = 2;
+  const std::vector<float> x = blobs<float>(n, d, 3, 1.0);
+  Params<float> p;
+  p.k = 3;
+  p.seed = 9;
+  p.backend = Backend::Cpu;
+  kmeans::KMeans<float> a(p), b(p);
+  for (int s = 0; s < 3; ++s) {
+    a.partial_fit(x.data() + s * 200 * d, 200, d);
+    b.partial_fit(x.data() + s * 200 * d, 200, d);
+  }
+  kmeans_test::expect_same_fit(a.result(), b.result());
+  EXPECT_EQ(a.result().n_steps, 3);
+  EXPECT_EQ(a.result().labels.size(), 200u);
+  // Each of the three blobs got a centre: the batch inertia is that of the blob spread.
+  EXPECT_LT(a.result().inertia, 200 * d * 0.2);
+  // A copy carries the counts and generator: it continues as the original.
+  kmeans::KMeans<float> c = a;
+  a.partial_fit(x.data(), 100, d);
+  c.partial_fit(x.data(), 100, d);
+  EXPECT_EQ(a.result().centroids, c.result().centroids);
+}
+
+TEST(MiniBatch, LloydIsTheDefaultAndMaxIterZeroOnlyInitialises) {
+  const std::vector<double> x = blobs<double>(100, 2, 4, 1.0);
+  Params<double> p;
+  p.k = 4;
+  p.backend = Backend::Reference;
+  const Result<double> lloyd = kmeans::fit(x.data(), 100, 2, p);
+  EXPECT_EQ(lloyd.n_steps, 0);
+  p.batch_size = 10;
+  p.max_iter = 0;
+  const Result<double> none = kmeans::fit(x.data(), 100, 2, p);
+  EXPECT_EQ(none.n_steps, 0);
+  EXPECT_TRUE(none.sse_history.empty());
+  EXPECT_EQ(none.labels.size(), 100u);
+}
+
+TEST(MiniBatch, CallbackSeesEveryStepAndCanStop) {
+  const std::vector<double> x = blobs<double>(500, 2, 4, 1.0);
+  Params<double> p;
+  p.k = 4;
+  p.batch_size = 20;
+  p.max_no_improvement = 0;
+  p.tol = 0;
+  p.backend = Backend::Cpu;
+  int calls = 0;
+  p.on_iteration = [&](const kmeans::IterationInfo& info) {
+    EXPECT_EQ(info.iteration, calls);
+    return ++calls < 7;
+  };
+  const Result<double> r = kmeans::fit(x.data(), 500, 2, p);
+  EXPECT_EQ(calls, 7);
+  EXPECT_EQ(r.n_steps, 7);
+  EXPECT_FALSE(r.converged);
+}
+
+TEST(MiniBatch, BadParametersNameTheValue) {
+  const std::vector<float> x = blobs<float>(50, 2, 2, 1.0);
+  Params<float> p;
+  p.k = 2;
+  p.batch_size = -1;
+  expect_error([&] { kmeans::fit(x.data(), 50, 2, p); }, "batch_size = -1 is negative");
+  p.batch_size = 10;
+  p.max_no_improvement = -3;
+  expect_error([&] { kmeans::fit(x.data(), 50, 2, p); }, "max_no_improvement = -3 is negative");
+  p.max_no_improvement = 10;
+  for (double bad : {-0.5, std::nan(""), std::numeric_limits<double>::infinity()}) {
+    p.reassignment_ratio = bad;
+    expect_error([&] { kmeans::fit(x.data(), 50, 2, p); }, "reassignment_ratio = ");
+  }
+  p.reassignment_ratio = -0.5;
+  expect_error([&] { kmeans::fit(x.data(), 50, 2, p); }, "reassignment_ratio = -0.5 must be finite and >= 0");
+  p.reassignment_ratio = 0.01;
+  kmeans::KMeans<float> m(p);
+  expect_error([&] { m.partial_fit(x.data(), 1, 2); }, "k = 2 exceeds the number of samples n = 1");
+  EXPECT_FALSE(m.fitted());
+}
+
+}  // namespace
