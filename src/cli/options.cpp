@@ -281,6 +281,8 @@ Options parse_args(int argc, char** argv) {
   if (o.data != kStdin && !kmeans::io::has_matrix_extension(o.data)) {
     throw UsageError("DATA '" + o.data + "': expected a .npy or .csv file, or - for standard input");
   }
+  // scikit-learn's MiniBatchKMeans defaults to tol = 0 (its KMeans to 1e-4).
+  if (o.batch_size > 0 && !known(seen, "--tol")) o.tol = 0;
   if (o.batch_size == 0 && (o.max_no_improvement || o.reassignment_ratio)) {
     throw UsageError(std::string(o.max_no_improvement ? "--max-no-improvement" : "--reassignment-ratio") +
                      " applies to mini-batch k-means only: give --batch-size N too");

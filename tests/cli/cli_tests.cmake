@@ -85,15 +85,15 @@ kmeans_cli_case(fit_human_summary RC 0
 # the labels are Lloyd's; max_iter 2 with batches of 2 of the 6 rows and no stopping rule is
 # exactly 2 * 6 / 2 = 6 steps.
 kmeans_cli_case(fit_minibatch_json RC 0
-  ARGS fit @DATA@/tiny.npy --init @DATA@/tiny_init.npy --batch-size 3 --backend cpu --json
+  ARGS fit @DATA@/tiny.npy --init @DATA@/tiny_init.npy --batch-size 3 --backend cpu --json --tol 0.001
        --labels-out @WORK@/labels.npy
   JSON_KEYS "${FIT_KEYS}|algorithm|minibatch.batch_size|minibatch.n_steps|minibatch.max_no_improvement|minibatch.reassignment_ratio"
-  JSON_EQUAL "algorithm=minibatch|minibatch.batch_size=3|minibatch.max_no_improvement=10|n=6|k=2|cluster_sizes.0=3|cluster_sizes.1=3"
+  JSON_EQUAL "algorithm=minibatch|minibatch.batch_size=3|minibatch.max_no_improvement=10|tol=0.001|n=6|k=2|cluster_sizes.0=3|cluster_sizes.1=3"
   LABELS_NPY @WORK@/labels.npy=6,2 EXPECT_LABELS 0,0,0,1,1,1)
 kmeans_cli_case(fit_minibatch_steps RC 0
   ARGS fit @DATA@/tiny_f32.npy --k 2 --batch-size 2 --seed 3 --max-iter 2 --reassignment-ratio 0
-       --max-no-improvement 0 --tol 0 --json
-  JSON_EQUAL "algorithm=minibatch|dtype=float32|minibatch.n_steps=6|n_iter=2|converged=OFF|minibatch.reassignment_ratio=0")
+       --max-no-improvement 0 --json
+  JSON_EQUAL "algorithm=minibatch|dtype=float32|minibatch.n_steps=6|n_iter=2|converged=OFF|minibatch.reassignment_ratio=0|tol=0")
 kmeans_cli_case(fit_minibatch_summary RC 0
   ARGS fit @DATA@/tiny.csv --init @DATA@/tiny_init.npy --batch-size 4
   EXPECT_STDOUT "mini-batch k-means \\(batch_size 4\\): converged after [0-9]+ steps, [0-9]+ epochs? \\(max_iter 300\\)")
