@@ -253,7 +253,7 @@ void minibatch(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d, co
     }
     const StepStats s = be->assign(r.centroids.data(), k, sums.data(), weights.data());
     const auto t1 = Clock::now();
-    if (tol > 0) old = r.centroids;
+    old = r.centroids;  // for the centre change (reported, and the tol rule)
     for (int j = 0; j < k; ++j) {
       if (!(weights[j] > 0)) continue;  // no batch weight: the centre and its count stay
       minibatch_update_centre(r.centroids.data() + j * d, sums.data() + j * d, weights[j],
@@ -262,11 +262,9 @@ void minibatch(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d, co
     if (reassign && p.reassignment_ratio > 0)
       reassign_centres(counts, d, p.reassignment_ratio, batch, g, fetch, r.centroids);
     double shift = 0;
-    if (tol > 0) {
-      for (std::size_t i = 0; i < old.size(); ++i) {
-        const double diff = static_cast<double>(r.centroids[i]) - static_cast<double>(old[i]);
-        shift += diff * diff;
-      }
+    for (std::size_t i = 0; i < old.size(); ++i) {
+      const double diff = static_cast<double>(r.centroids[i]) - static_cast<double>(old[i]);
+      shift += diff * diff;
     }
     r.sse_history.push_back(u.sse(s.sse));
     r.imbalance_history.push_back(imbalance_factor(weights));

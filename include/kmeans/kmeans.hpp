@@ -49,8 +49,9 @@ class KMEANS_API Error : public std::runtime_error {
 
 /// Per-iteration report given to Params::on_iteration.
 struct IterationInfo {
-  int iteration;        ///< 0-based iteration index.
-  double sse;           ///< Sum of squared distances of the assignment step of this iteration.
+  int iteration;        ///< 0-based iteration index (mini-batch: step index).
+  double sse;           ///< Sum of squared distances of the assignment step of this iteration
+                        ///< (mini-batch: of the step's batch).
   double center_shift;  ///< Total squared centroid movement of this iteration's update.
   double seconds;       ///< Wall time of this iteration.
 };

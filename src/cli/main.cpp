@@ -250,7 +250,9 @@ int run_fit(const Options& o, Matrix& data) {
     weights = load_weights(o.sample_weight, data, o.data_name);
     p.sample_weight = values<T>(weights);
   }
-  if (o.verbose) p.on_iteration = verbose_printer(p.init == kmeans::Init::Array ? 1 : p.n_init);
+  // Mini-batch: the steps of one run follow the n_init initialisations (no per-run prefix).
+  if (o.verbose)
+    p.on_iteration = verbose_printer(p.init == kmeans::Init::Array || p.batch_size > 0 ? 1 : p.n_init);
 
   const auto t0 = std::chrono::steady_clock::now();
   const kmeans::Result<T> r = run_with_weights(o.sample_weight, [&] {
