@@ -49,6 +49,7 @@ template <class T>
 struct Expected {
   std::vector<T> centroids;
   std::vector<double> sse_history;
+  std::vector<double> shifts;  ///< each step's total squared centre change
   int n_steps = 0;
   bool converged = false;
   std::vector<std::int32_t> labels;
@@ -157,14 +158,15 @@ Expected<T> oracle(const std::vector<T>& x, const std::vector<T>& w, std::int64_
         if (std::find(flagged.begin(), flagged.end(), j) == flagged.end()) low = std::min(low, counts[j]);
       for (int j : flagged) counts[j] = low;
     }
-    out.sse_history.push_back(sse);
-    out.n_steps = static_cast<int>(step + 1);
-    if (stream || step == 0) continue;
     double shift = 0;
     for (std::size_t i = 0; i < c.size(); ++i) {
       const double t = static_cast<double>(c[i]) - static_cast<double>(old[i]);
       shift += t * t;
     }
+    out.sse_history.push_back(sse);
+    out.shifts.push_back(shift);
+    out.n_steps = static_cast<int>(step + 1);
+    if (stream || step == 0) continue;
     const double alpha = std::min(1.0, nb * 2.0 / (n + 1.0));
     ewa = step == 1 ? sse / nb : ewa * (1 - alpha) + sse / nb * alpha;
     if (tol > 0 && shift <= tol) {
@@ -258,6 +260,11 @@ void check_against_oracle(const Case& cs, Backend backend, int n_threads) {
   p.sample_weight = w;
   p.backend = backend;
   p.n_threads = n_threads;
+  std::vector<double> shifts;
+  p.on_iteration = [&](const kmeans::IterationInfo& info) {
+    shifts.push_back(info.center_shift);
+    return true;
+  };
   const Result<T> r = kmeans::fit(x.data(), cs.n, cs.d, p);
   const Expected<T> e = oracle(x, w, cs.n, cs.d, p, cs.tol * feature_variance(x, cs.n, cs.d));
   const std::int64_t b = std::min<std::int64_t>(cs.batch, cs.n);
@@ -270,12 +277,16 @@ void check_against_oracle(const Case& cs, Backend backend, int n_threads) {
   if (backend == Backend::Reference) {  // the same loops in the same order: the same bits
     EXPECT_EQ(r.centroids, e.centroids);
     EXPECT_EQ(r.sse_history, e.sse_history);
+    EXPECT_EQ(shifts, e.shifts);
     EXPECT_EQ(r.inertia, e.inertia);
   } else {
     for (std::size_t i = 0; i < e.centroids.size(); ++i)
       EXPECT_NEAR(r.centroids[i], e.centroids[i], 1e-4 * (1 + std::abs(e.centroids[i])));
-    for (std::size_t i = 0; i < e.sse_history.size(); ++i)
+    ASSERT_EQ(shifts.size(), e.shifts.size());
+    for (std::size_t i = 0; i < e.sse_history.size(); ++i) {
       EXPECT_NEAR(r.sse_history[i], e.sse_history[i], 1e-4 * (1 + e.sse_history[i]));
+      EXPECT_NEAR(shifts[i], e.shifts[i], 1e-4 * (1 + e.shifts[i]));
+    }
     EXPECT_NEAR(r.inertia, e.inertia, 1e-4 * (1 + e.inertia));
   }
   EXPECT_EQ(r.labels, e.labels);
@@ -468,6 +479,45 @@ TEST(MiniBatch, PartialFitInitialisesFromTheFirstBatchAndIsReproducible) {
   a.partial_fit(x.data(), 100, d);
   c.partial_fit(x.data(), 100, d);
   EXPECT_EQ(a.result().centroids, c.result().centroids);
+}
+
+/// Data below the underflow threshold (rescaled inside by a power of two) and weights totalling
+/// more than 2^64 (likewise) give exactly the scaled fit of ordinary data and weights: the same
+/// labels and steps, the centroids scaled by 2^-500, the counts carried by partial_fit intact.
+TEST(MiniBatch, RescaledDataAndWeightsGiveTheScaledFit) {
+  const std::int64_t n = 600, d = 3;
+  const std::vector<double> x = blobs<double>(n, d, 4, 2.0);
+  std::vector<double> tiny(x.size()), w(n), heavy(n);
+  for (std::size_t i = 0; i < x.size(); ++i) tiny[i] = std::ldexp(x[i], -500);
+  for (std::int64_t i = 0; i < n; ++i) {
+    w[i] = 1.0 + static_cast<double>(i % 5);
+    heavy[i] = std::ldexp(w[i], 70);
+  }
+  Params<double> p;
+  p.k = 4;
+  p.batch_size = 50;
+  p.seed = 2;
+  p.backend = Backend::Cpu;
+  p.sample_weight = w;
+  const Result<double> plain = kmeans::fit(x.data(), n, d, p);
+  p.sample_weight = heavy;
+  const Result<double> scaled = kmeans::fit(tiny.data(), n, d, p);
+  EXPECT_EQ(scaled.labels, plain.labels);
+  EXPECT_EQ(scaled.n_steps, plain.n_steps);
+  ASSERT_EQ(scaled.centroids.size(), plain.centroids.size());
+  for (std::size_t i = 0; i < plain.centroids.size(); ++i)
+    EXPECT_EQ(scaled.centroids[i], std::ldexp(plain.centroids[i], -500)) << i;
+  EXPECT_EQ(scaled.inertia, std::ldexp(plain.inertia, 70 - 1000));
+  // partial_fit: counts in the caller's units survive the per-call rescaling.
+  kmeans::KMeans<double> a(p), b(p);
+  a.params().sample_weight = {w.data(), 200};
+  b.params().sample_weight = {heavy.data(), 200};
+  for (int s = 0; s < 3; ++s) {
+    a.partial_fit(x.data() + s * 200 * d, 200, d);
+    b.partial_fit(tiny.data() + s * 200 * d, 200, d);
+  }
+  for (std::size_t i = 0; i < a.result().centroids.size(); ++i)
+    EXPECT_EQ(b.result().centroids[i], std::ldexp(a.result().centroids[i], -500)) << i;
 }
 
 TEST(MiniBatch, LloydIsTheDefaultAndMaxIterZeroOnlyInitialises) {
