@@ -385,8 +385,11 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   best.inertia = u.sse(best.inertia);
   for (double& c : best.cluster_sizes) c = u.size(c);
   if (!u.gpu_passed_over.empty()) best.warnings.push_back(u.gpu_passed_over);
-  if (u.weight_exp != 0 && !std::isfinite(best.inertia))
-    best.warnings.push_back("the weighted inertia exceeds the largest double: reported as inf");
+  bool sse_overflow = !std::isfinite(best.inertia);
+  for (double v : best.sse_history) sse_overflow = sse_overflow || !std::isfinite(v);
+  if (u.weight_exp != 0 && sse_overflow)
+    best.warnings.push_back("the weighted inertia (or an iteration's SSE) exceeds the largest "
+                            "double: reported as inf");
   if (p.init == Init::Array && p.n_init > 1)
     best.warnings.push_back("init = Array: n_init = " + std::to_string(p.n_init) +
                             " ignored, one fit from the given centroids");

@@ -14,7 +14,8 @@ KMeans<T>::KMeans(Params<T> p) : params_(std::move(p)) {}
 
 template <class T>
 KMeans<T>::KMeans(const KMeans& o)
-    : params_(o.params_), result_(o.result_), d_(o.d_), fitted_(o.fitted_), stream_(o.stream_) {}
+    : params_(o.params_), result_(o.result_), d_(o.d_), fitted_(o.fitted_), loaded_(o.loaded_),
+      stream_(o.stream_) {}
 
 template <class T>
 KMeans<T>& KMeans<T>::operator=(const KMeans& o) {
@@ -23,6 +24,7 @@ KMeans<T>& KMeans<T>::operator=(const KMeans& o) {
     result_ = o.result_;
     d_ = o.d_;
     fitted_ = o.fitted_;
+    loaded_ = o.loaded_;
     stream_ = o.stream_;
     ws_.reset();  // copies share no engines
   }
@@ -32,9 +34,10 @@ KMeans<T>& KMeans<T>::operator=(const KMeans& o) {
 template <class T>
 KMeans<T>::KMeans(KMeans&& o) noexcept
     : params_(std::move(o.params_)), result_(std::move(o.result_)), d_(o.d_),
-      fitted_(o.fitted_), ws_(std::move(o.ws_)), stream_(std::move(o.stream_)) {
+      fitted_(o.fitted_), loaded_(o.loaded_), ws_(std::move(o.ws_)), stream_(std::move(o.stream_)) {
   o.d_ = 0;
   o.fitted_ = false;
+  o.loaded_ = false;
   o.stream_ = detail::StreamState{};
 }
 
@@ -45,10 +48,12 @@ KMeans<T>& KMeans<T>::operator=(KMeans&& o) noexcept {
     result_ = std::move(o.result_);
     d_ = o.d_;
     fitted_ = o.fitted_;
+    loaded_ = o.loaded_;
     ws_ = std::move(o.ws_);
     stream_ = std::move(o.stream_);
     o.d_ = 0;
     o.fitted_ = false;
+    o.loaded_ = false;
     o.stream_ = detail::StreamState{};
   }
   return *this;
@@ -73,6 +78,7 @@ KMeans<T>& KMeans<T>::fit(const T* data, std::size_t n, std::size_t d) {
   result_ = std::move(r);
   d_ = d;
   fitted_ = true;
+  loaded_ = false;
   stream_ = detail::StreamState{};  // a later partial_fit starts from this fit
   return *this;
 }
@@ -106,26 +112,27 @@ KMeans<T>& KMeans<T>::partial_fit(const T* data, std::size_t n, std::size_t d) {
   stream_ = std::move(st);
   d_ = d;
   fitted_ = true;
+  loaded_ = false;
   return *this;
 }
 
 template <class T>
 std::vector<std::int32_t> KMeans<T>::predict(const T* data, std::size_t n) const {
   check_fitted();
-  return detail::predict(ws_, data, n, d_, result_.centroids.data(), k(), result_.backend);
+  return detail::predict(ws_, data, n, d_, result_.centroids.data(), k(), serving_backend());
 }
 
 template <class T>
 std::vector<T> KMeans<T>::transform(const T* data, std::size_t n) const {
   check_fitted();
-  return detail::transform(ws_, data, n, d_, result_.centroids.data(), k(), result_.backend);
+  return detail::transform(ws_, data, n, d_, result_.centroids.data(), k(), serving_backend());
 }
 
 template <class T>
 double KMeans<T>::score(const T* data, std::size_t n, ArrayView<T> sample_weight) const {
   check_fitted();
   return detail::score(ws_, data, n, d_, result_.centroids.data(), k(), sample_weight,
-                       result_.backend);
+                       serving_backend());
 }
 
 template <class T>

@@ -3,6 +3,8 @@
 // writes, file identity (same_file), and the removal of staged temporaries on SIGINT/SIGTERM/SIGHUP.
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -103,6 +105,31 @@ TEST_F(IoTest, StagedWritesAreAllOrNothing) {
   const Matrix l = kmeans::io::read_matrix(path("l.csv"));
   EXPECT_EQ(l.f64, (std::vector<double>{1, 0, 1}));
   EXPECT_EQ(entries().size(), 2u);
+}
+
+TEST_F(IoTest, StagedTextIsWrittenAsIsWithTheOthers) {
+  {
+    kmeans::io::StagedWrites out;
+    out.add(path("c.npy"), kSix.data(), 3, 2);
+    out.add_text(path("m.kmeans"), "{\"a\": 1}\n");
+    EXPECT_FALSE(fs::exists(path("m.kmeans")));  // not before commit
+    EXPECT_EQ(entries().size(), 2u);
+  }
+  EXPECT_TRUE(entries().empty());  // no commit: nothing left
+  {
+    kmeans::io::StagedWrites out;
+    out.add_text(path("m.kmeans"), "{\"a\": 1}\n");
+    EXPECT_THROW(out.add_text(path("missing/m2.kmeans"), "x"), kmeans::Error);
+  }
+  EXPECT_TRUE(entries().empty()) << "a failed second file must not leave the first one";
+  {
+    kmeans::io::StagedWrites out;
+    out.add_text(path("m.kmeans"), std::string("{\"a\": 1}\n\0z", 11));
+    out.commit();
+  }
+  std::ifstream in(path("m.kmeans"), std::ios::binary);
+  const std::string back((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(back, std::string("{\"a\": 1}\n\0z", 11));
 }
 
 #if !defined(_WIN32)

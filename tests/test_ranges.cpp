@@ -296,3 +296,25 @@ TEST(Weights, AClusterOfSubnormalWeightsGetsAFiniteMean) {
     EXPECT_EQ(r.labels, (std::vector<std::int32_t>{0, 0, 1, 1}));
   }
 }
+
+// Huge weights on huge (but accepted) values: the true inertia exceeds the largest double. It
+// reads inf, and the result says so; the centroids stay finite (found by fuzz_fit).
+TEST(Weights, AnInertiaBeyondTheDoubleRangeIsInfWithAWarning) {
+  const double x[] = {1e103, -1e103, 2e103, -2e103, 0, 1};
+  const double w[] = {1e103, 1e103, 1e103, 1e103, 1, 1};
+  for (Backend b : kHostBackends) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    kmeans::Params<double> p;
+    p.k = 2;
+    p.init = kmeans::Init::Random;
+    p.sample_weight = w;
+    p.backend = b;
+    const auto r = kmeans::fit(x, 6, 1, p);
+    for (double c : r.centroids) EXPECT_TRUE(std::isfinite(c)) << c;
+    EXPECT_TRUE(std::isinf(r.inertia)) << r.inertia;
+    bool warned = false;
+    for (const std::string& m : r.warnings)
+      warned = warned || m.find("exceeds the largest double: reported as inf") != std::string::npos;
+    EXPECT_TRUE(warned);
+  }
+}

@@ -280,6 +280,11 @@ class KMEANS_API KMeans {
   double score(const T* data, std::size_t n, ArrayView<T> sample_weight = {}) const;
 
   bool fitted() const { return fitted_; }
+  /// The number of features d of the fitted model; throws kmeans::Error before the first fit.
+  std::size_t n_features() const {
+    check_fitted();
+    return d_;
+  }
   const Params<T>& params() const { return params_; }
   Params<T>& params() { return params_; }
   /// The last fit's result; throws kmeans::Error before the first fit.
@@ -291,6 +296,34 @@ class KMEANS_API KMeans {
   /// inside on_iteration it releases only engines made inside the callback.
   void release() noexcept;
 
+  // Model files (README, "Model files"): one JSON document holding the format version, the
+  // library version, dtype, k, d, metric, algorithm, the scalar params, the result's inertia,
+  // n_iter, converged, backend, histories, cluster sizes and warnings, and the k x d centroids
+  // as exact decimal numbers (they read back bit for bit). Labels and timings are not stored.
+
+  /// Writes the fitted model to `path`: to a temporary file beside it, renamed over `path` when
+  /// complete, so a failure never leaves a partial file. Throws kmeans::Error when unfitted or
+  /// when the file cannot be written.
+  void save(const std::string& path) const;
+  /// The text save() writes.
+  std::string to_json() const;
+  /// Reads a model file written by save() (of this dtype: a float64 model loaded as
+  /// KMeans<float> is an error, see model_dtype). Throws kmeans::Error naming the file and the
+  /// problem for a truncated, foreign or newer-format file, an unknown metric or algorithm, or
+  /// inconsistent contents (k, d, the centroid array, a NaN or out-of-range value). The loaded
+  /// object is fitted: predict, transform and score work and run on params().backend (the
+  /// stored one, usually Auto); result() holds what the file holds, result().labels is empty.
+  /// params().init_centroids and sample_weight are empty (the arrays are not stored).
+  static KMeans load(const std::string& path);
+  /// load() from the text of a model file; `name` names it in error messages.
+  static KMeans from_json(const std::string& text, const std::string& name = "model text");
+  /// A fitted estimator from given parts (what load() builds after reading a file): `result`'s
+  /// centroids are k x d values (k >= 1), finite and within max_abs_value<T>(d); its
+  /// cluster_sizes are empty or k values. The params are kept as given (params.k is the next
+  /// fit's k; it differs from k only when it was changed after the fit) but for the arrays,
+  /// which would dangle; predict / transform / score run on params.backend.
+  static KMeans from_result(Params<T> params, Result<T> result, std::size_t d);
+
  private:
   void check_fitted() const {
     if (!fitted_) throw Error("KMeans: call fit() before using the fitted model");
@@ -301,10 +334,15 @@ class KMEANS_API KMeans {
     return result_.centroids.size() / d_;
   }
 
+  /// The engine predict / transform / score ask for: the fit's, or params_.backend for a
+  /// model that was loaded (or made by from_result) rather than fitted here.
+  Backend serving_backend() const { return loaded_ ? params_.backend : result_.backend; }
+
   Params<T> params_;
   Result<T> result_;
   std::size_t d_ = 0;
   bool fitted_ = false;
+  bool loaded_ = false;
   mutable detail::WorkspacePtr<T> ws_;
   detail::StreamState stream_;  ///< partial_fit's counts and generator (reset by fit)
 };
@@ -322,5 +360,13 @@ KMEANS_API bool cuda_available(std::string* why = nullptr);
 
 /// The library version, "MAJOR.MINOR.PATCH".
 KMEANS_API const char* version();
+
+/// The dtype of the model file at `path`, "float32" or "float64": which of KMeans<float> /
+/// KMeans<double>::load reads it. Checks the file as load() does up to its dtype (a JSON
+/// document of this format, not a newer version); throws kmeans::Error otherwise.
+KMEANS_API std::string model_dtype(const std::string& path);
+
+/// The model file format version this build writes and the newest it reads.
+inline constexpr int kModelFormatVersion = 1;
 
 }  // namespace kmeans

@@ -5,6 +5,7 @@ BaseEstimator / ClusterMixin / TransformerMixin and validates input with its che
 
 import collections
 import numbers
+import os
 import sys
 import warnings
 
@@ -147,6 +148,9 @@ class KMeans(*_BASES):
     (feature_names_in_ for named columns), sse_history_ (SSE of each iteration's assignment
     step), backend_ (the engine that ran), timings_ (seconds per phase), converged_,
     cluster_sizes_, n_empty_relocated_, warnings_.
+
+    ``save(path)`` writes the fitted model to the library's model file (JSON, the same file as
+    ``kmeans fit --model-out`` and C++ ``KMeans<T>::save``); ``KMeans.load(path)`` reads one.
     """
 
     def __init__(
@@ -327,6 +331,7 @@ class KMeans(*_BASES):
         k, init, centroids, n_init, max_iter, tol, threads = self._check_params(data)
         w_address, w_size, w_keep = self._weights(sample_weight, data)
         seed = _seed(self.random_state)
+        self._seed_used = seed  # what save() records as the params' seed
         fit = _core.fit_float32 if data.dtype == np.float32 else _core.fit_float64
         c_address = 0 if centroids is None else centroids.__array_interface__["data"][0]
         c_size = 0 if centroids is None else centroids.size
@@ -420,3 +425,79 @@ class KMeans(*_BASES):
     def score(self, X, y=None, sample_weight=None):
         """Opposite of the (weighted) inertia of X against the fitted centroids."""
         return float(self._apply(X, "score", sample_weight))
+
+    # ---------------------------------------------------------------- model files
+    def save(self, path):
+        """Write the fitted model to `path`: the library's model file (one JSON document with
+        the params, the result and the exact centroids; README, "Model files"). The file is
+        written to a temporary beside `path` and renamed over it when complete. labels_ and
+        timings_ are not stored."""
+        self._check_fitted()
+        centers = np.asarray(self.cluster_centers_)
+        if centers.dtype not in _arrays._FLOATS:
+            raise ValueError(
+                "cluster_centers_ has dtype %s; a model file holds float32 or float64"
+                % centers.dtype
+            )
+        init = self.init if isinstance(self.init, str) else "array"
+        if self.n_init == "auto":
+            n_init = 10 if init == "random" else 1
+        else:
+            n_init = _check_int("n_init", self.n_init, 1)
+        seed = getattr(self, "_seed_used", None)
+        if seed is None:  # fitted by a version that did not record it
+            seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
+        info = dict(
+            max_iter=_check_int("max_iter", self.max_iter, 0),
+            tol=float(self.tol),
+            init=init,
+            n_init=n_init,
+            seed=int(seed),
+            backend=self.backend,
+            n_threads=0 if self.n_threads is None else _check_int("n_threads", self.n_threads, 1),
+            inertia=float(self.inertia_),
+            n_iter=int(self.n_iter_),
+            converged=bool(getattr(self, "converged_", False)),
+            n_empty_relocated=int(getattr(self, "n_empty_relocated_", 0)),
+            result_backend=getattr(self, "backend_", "auto"),
+            sse_history=[float(v) for v in getattr(self, "sse_history_", ())],
+            imbalance_history=[float(v) for v in getattr(self, "imbalance_history_", ())],
+            cluster_sizes=[float(v) for v in getattr(self, "cluster_sizes_", ())],
+            warnings=[str(w) for w in getattr(self, "warnings_", ())],
+        )
+        save = _core.save_model_float32 if centers.dtype == np.float32 else _core.save_model_float64
+        save(os.fspath(path), centers, info)
+
+    @classmethod
+    def load(cls, path):
+        """A fitted KMeans read from a model file (written by save, `kmeans fit --model-out` or
+        C++ KMeans<T>::save): cluster_centers_ in the file's dtype, n_features_in_, inertia_,
+        n_iter_, sse_history_, backend_, converged_, cluster_sizes_, n_empty_relocated_,
+        warnings_ and the params. labels_ and timings_ are not stored. A fit that started from
+        an init array comes back with init = its fitted centroids (the array is not stored).
+        A truncated, foreign or newer-format file raises ValueError naming the problem."""
+        m = _core.load_model(os.fspath(path))
+        p = m["params"]
+        centers = m["centroids"]
+        km = cls(
+            n_clusters=int(p["k"]),
+            init=centers.copy() if p["init"] == "array" else p["init"],
+            n_init=int(p["n_init"]),
+            max_iter=int(p["max_iter"]),
+            tol=float(p["tol"]),
+            random_state=int(p["seed"]),
+            backend=p["backend"],
+            n_threads=None if p["n_threads"] == 0 else int(p["n_threads"]),
+        )
+        km.cluster_centers_ = centers
+        km.n_features_in_ = centers.shape[1]
+        km.inertia_ = float(m["inertia"])
+        km.n_iter_ = int(m["n_iter"])
+        km.sse_history_ = m["sse_history"]
+        km.backend_ = m["backend"]
+        km.converged_ = bool(m["converged"])
+        km.cluster_sizes_ = m["cluster_sizes"]
+        km.n_empty_relocated_ = int(m["n_empty_relocated"])
+        km.warnings_ = list(m["warnings"])
+        km._seed_used = int(p["seed"])
+        return km

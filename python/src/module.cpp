@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// kmeans._core: the pybind11 bridge from Python to kmeans::fit / predict / transform / score.
+// kmeans._core: the pybind11 bridge from Python to kmeans::fit/predict/transform/score and model files.
 //
 // The Python layer (python/kmeans/_estimator.py) validates and lays out the arrays; this module
 // takes their addresses (host memory, or device memory for the CUDA backend) and runs the
@@ -12,6 +12,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -162,6 +163,83 @@ py::tuple score(std::uintptr_t data, std::size_t n, std::size_t d, std::uintptr_
   return py::make_tuple(s, kmeans::to_string(used));
 }
 
+/// Writes a model file (KMeans<T>::save) of fitted centroids (k x d) and the fit's facts in
+/// `info`: the params (max_iter, tol, init, n_init, seed, backend, n_threads) and the result
+/// (inertia, n_iter, converged, n_empty_relocated, result_backend, sse_history,
+/// imbalance_history, cluster_sizes, warnings).
+template <class T>
+void save_model(const std::string& path, py::array_t<T, py::array::c_style | py::array::forcecast> centers,
+                const py::dict& info) {
+  if (centers.ndim() != 2) throw py::value_error("cluster_centers_ must be 2-D (n_clusters, n_features)");
+  const auto k = static_cast<std::size_t>(centers.shape(0));
+  const auto d = static_cast<std::size_t>(centers.shape(1));
+  kmeans::Params<T> p;
+  p.k = static_cast<int>(std::min<std::size_t>(k, static_cast<std::size_t>(INT32_MAX)));
+  p.max_iter = info["max_iter"].cast<int>();
+  p.tol = info["tol"].cast<double>();
+  p.init = parse_init(info["init"].cast<std::string>());
+  p.n_init = info["n_init"].cast<int>();
+  p.seed = info["seed"].cast<std::uint64_t>();
+  p.backend = parse_backend(info["backend"].cast<std::string>());
+  p.n_threads = info["n_threads"].cast<int>();
+  kmeans::Result<T> r;
+  r.centroids.assign(centers.data(), centers.data() + k * d);
+  r.inertia = info["inertia"].cast<double>();
+  r.n_iter = info["n_iter"].cast<int>();
+  r.converged = info["converged"].cast<bool>();
+  r.n_empty_relocated = info["n_empty_relocated"].cast<int>();
+  r.backend = parse_backend(info["result_backend"].cast<std::string>());
+  r.sse_history = info["sse_history"].cast<std::vector<double>>();
+  r.imbalance_history = info["imbalance_history"].cast<std::vector<double>>();
+  r.cluster_sizes = info["cluster_sizes"].cast<std::vector<double>>();
+  r.warnings = info["warnings"].cast<std::vector<std::string>>();
+  const kmeans::KMeans<T> model = kmeans::KMeans<T>::from_result(std::move(p), std::move(r), d);
+  py::gil_scoped_release release;
+  model.save(path);
+}
+
+template <class T>
+py::dict load_model_as(const std::string& path) {
+  kmeans::KMeans<T> model = kmeans::KMeans<T>::load(path);
+  kmeans::Result<T> r = model.result();
+  const kmeans::Params<T>& p = model.params();
+  const auto d = static_cast<py::ssize_t>(model.n_features());
+  const auto k = static_cast<py::ssize_t>(r.centroids.size()) / d;
+  py::dict params;
+  params["k"] = p.k;
+  params["max_iter"] = p.max_iter;
+  params["tol"] = p.tol;
+  params["init"] = p.init == kmeans::Init::Random ? "random"
+                   : p.init == kmeans::Init::KMeansPlusPlus ? "k-means++"
+                   : p.init == kmeans::Init::KMeansParallel ? "k-means||" : "array";
+  params["n_init"] = p.n_init;
+  params["seed"] = p.seed;
+  params["backend"] = kmeans::to_string(p.backend);
+  params["n_threads"] = p.n_threads;
+  py::dict out;
+  out["params"] = params;
+  out["centroids"] = adopt(std::move(r.centroids), {k, d});
+  out["inertia"] = r.inertia;
+  out["n_iter"] = r.n_iter;
+  out["converged"] = r.converged;
+  out["n_empty_relocated"] = r.n_empty_relocated;
+  out["backend"] = kmeans::to_string(r.backend);
+  const auto n_sse = static_cast<py::ssize_t>(r.sse_history.size());
+  out["sse_history"] = adopt(std::move(r.sse_history), {n_sse});
+  const auto n_imb = static_cast<py::ssize_t>(r.imbalance_history.size());
+  out["imbalance_history"] = adopt(std::move(r.imbalance_history), {n_imb});
+  const auto n_sizes = static_cast<py::ssize_t>(r.cluster_sizes.size());
+  out["cluster_sizes"] = adopt(std::move(r.cluster_sizes), {n_sizes});
+  out["warnings"] = r.warnings;
+  return out;
+}
+
+/// Reads a model file of either dtype: a dict of its params, centroids and result.
+py::dict load_model(const std::string& path) {
+  return kmeans::model_dtype(path) == "float32" ? load_model_as<float>(path)
+                                                : load_model_as<double>(path);
+}
+
 /// The layout of a DLPack tensor (dlpack.h, ABI version 0.x "dltensor" capsules): only the
 /// fields read here, in the order the specification fixes.
 struct DLDevice {
@@ -253,6 +331,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("transform_float64", &transform<double>);
   m.def("score_float32", &score<float>);
   m.def("score_float64", &score<double>);
+  m.def("save_model_float32", &save_model<float>);
+  m.def("save_model_float64", &save_model<double>);
+  m.def("load_model", &load_model);
   m.def("max_abs_value_float32", &kmeans::max_abs_value<float>);
   m.def("max_abs_value_float64", &kmeans::max_abs_value<double>);
   m.def("dlpack_info", &dlpack_info);

@@ -135,9 +135,30 @@ auto run_with_weights(const std::string& weights_path, F&& call) {
   }
 }
 
-/// Reads --centroids in the data's dtype and checks it against the data's d.
+/// The centroids of --model (a model file of the data's dtype: run() converts DATA to it) as a
+/// matrix, checked against the data's d.
+template <class T>
+Matrix model_centroids(const Options& o, const Matrix& data) {
+  const kmeans::KMeans<T> model = kmeans::KMeans<T>::load(o.model_in);
+  const std::vector<T>& cent = model.result().centroids;
+  Matrix c;
+  c.dtype = data.dtype;
+  c.cols = static_cast<std::int64_t>(model.n_features());
+  c.rows = static_cast<std::int64_t>(cent.size()) / c.cols;
+  values<T>(c) = cent;
+  if (c.cols != data.cols) {
+    throw kmeans::Error("--model " + o.model_in + " has d = " + std::to_string(c.cols) +
+                        " features (k = " + std::to_string(c.rows) + ") but " + o.data_name +
+                        " has d = " + std::to_string(data.cols));
+  }
+  return c;
+}
+
+/// Reads --centroids in the data's dtype (or --model's centroids) and checks it against the
+/// data's d.
 template <class T>
 Matrix load_centroids(const Options& o, const Matrix& data) {
+  if (!o.model_in.empty()) return model_centroids<T>(o, data);
   Matrix c = load(o.centroids_in, data.dtype);
   check_matrix<T>(c, o.centroids_in);
   if (c.cols != data.cols) {
@@ -168,7 +189,7 @@ void preflight(const Options& o) {
     std::string why;
     if (!kmeans::cuda_available(&why)) throw kmeans::Error("--backend cuda is not usable: " + why);
   }
-  for (const std::string* path : {&o.centroids_out, &o.labels_out, &o.out}) {
+  for (const std::string* path : {&o.centroids_out, &o.labels_out, &o.out, &o.model_out}) {
     if (!path->empty()) kmeans::io::check_writable(*path);
   }
 }
@@ -272,6 +293,9 @@ int run_fit(const Options& o, Matrix& data) {
   kmeans::io::StagedWrites out;
   if (!o.centroids_out.empty()) out.add(o.centroids_out, r.centroids.data(), p.k, data.cols);
   if (!o.labels_out.empty()) out.add(o.labels_out, r.labels.data(), data.rows, 0);
+  if (!o.model_out.empty()) {
+    out.add_text(o.model_out, kmeans::KMeans<T>::from_result(p, r, static_cast<std::size_t>(data.cols)).to_json());
+  }
   out.commit();
 
   if (o.json) {
@@ -299,7 +323,8 @@ int run_fit(const Options& o, Matrix& data) {
         .field("seconds", seconds)
         .field("timings", timings)
         .null_or("centroids_out", o.centroids_out)
-        .null_or("labels_out", o.labels_out);
+        .null_or("labels_out", o.labels_out)
+        .null_or("model_out", o.model_out);
     if (p.batch_size > 0) {
       Json mb;
       mb.field("batch_size", p.batch_size)
@@ -332,6 +357,7 @@ int run_fit(const Options& o, Matrix& data) {
                 fmt(r.timings.update).c_str(), fmt(r.timings.final_assign).c_str());
     if (!o.centroids_out.empty()) std::printf("centroids written to %s\n", o.centroids_out.c_str());
     if (!o.labels_out.empty()) std::printf("labels written to %s\n", o.labels_out.c_str());
+    if (!o.model_out.empty()) std::printf("model written to %s\n", o.model_out.c_str());
     // After the summary, so a terminal shows them last; stdout first keeps the order in a log.
     std::fflush(stdout);
     for (const std::string& w : r.warnings) std::fprintf(stderr, "kmeans: warning: %s\n", w.c_str());
@@ -370,7 +396,8 @@ int run_predict(const Options& o, Matrix& data) {
   const char* backend = kmeans::to_string(used);  // the engine that ran
   if (o.json) {
     Json j = json_header("predict", o.backend, used, data, c.rows);
-    j.field("inertia", inertia)
+    j.null_or("model", o.model_in)
+        .field("inertia", inertia)
         .field("seconds", seconds)
         .null_or("labels_out", o.labels_out);
     std::printf("%s\n", j.str().c_str());
@@ -407,7 +434,8 @@ int run_transform(const Options& o, Matrix& data) {
   const char* backend = kmeans::to_string(used);  // the engine that ran
   if (o.json) {
     Json j = json_header("transform", o.backend, used, data, c.rows);
-    j.field("seconds", seconds)
+    j.null_or("model", o.model_in)
+        .field("seconds", seconds)
         .null_or("out", o.out);
     std::printf("%s\n", j.str().c_str());
     return kExitOk;
@@ -456,7 +484,8 @@ int run_score(const Options& o, Matrix& data) {
   const char* backend = kmeans::to_string(used);  // the engine that ran
   if (o.json) {
     Json j = json_header("score", o.backend, used, data, c.rows);
-    j.field("score", score)
+    j.null_or("model", o.model_in)
+        .field("score", score)
         .null_or("sample_weight", o.sample_weight)
         .field("seconds", seconds);
     std::printf("%s\n", j.str().c_str());
@@ -485,7 +514,16 @@ int run(int argc, char** argv) {
     return kExitOk;
   }
   preflight(o);
-  Matrix data = load(o.data, o.dtype, o.header);
+  std::optional<Dtype> dtype = o.dtype;
+  if (!o.model_in.empty()) {  // the model's dtype is the computation's: DATA is converted to it
+    const Dtype model = kmeans::model_dtype(o.model_in) == "float32" ? Dtype::Float32 : Dtype::Float64;
+    if (o.dtype && *o.dtype != model) {
+      throw kmeans::Error(std::string("--dtype ") + dtype_name(*o.dtype) + " but --model " +
+                          o.model_in + " is a " + dtype_name(model) + " model");
+    }
+    dtype = model;
+  }
+  Matrix data = load(o.data, dtype, o.header);
   const bool f32 = data.dtype == Dtype::Float32;
   if (o.command == "fit") return f32 ? run_fit<float>(o, data) : run_fit<double>(o, data);
   if (o.command == "predict") return f32 ? run_predict<float>(o, data) : run_predict<double>(o, data);

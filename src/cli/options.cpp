@@ -103,14 +103,16 @@ struct CommandFlags {
 CommandFlags flags_of(const std::string& command) {
   if (command == "fit") {
     return {{"--k", "--init", "--n-init", "--max-iter", "--tol", "--seed", "--sample-weight",
-             "--backend", "--dtype", "--centroids-out", "--labels-out", "--threads",
+             "--backend", "--dtype", "--centroids-out", "--labels-out", "--model-out", "--threads",
              "--batch-size", "--max-no-improvement", "--reassignment-ratio"},
             {"--json", "--verbose", "--header", "--no-header"}};
   }
   const std::vector<std::string> switches = {"--json", "--header", "--no-header"};
-  if (command == "predict") return {{"--centroids", "--backend", "--dtype", "--labels-out"}, switches};
-  if (command == "transform") return {{"--centroids", "--out", "--backend", "--dtype"}, switches};
-  return {{"--centroids", "--sample-weight", "--backend", "--dtype"}, switches};  // score
+  if (command == "predict") {
+    return {{"--centroids", "--model", "--backend", "--dtype", "--labels-out"}, switches};
+  }
+  if (command == "transform") return {{"--centroids", "--model", "--out", "--backend", "--dtype"}, switches};
+  return {{"--centroids", "--model", "--sample-weight", "--backend", "--dtype"}, switches};  // score
 }
 
 bool is_command(const std::string& c) {
@@ -128,10 +130,12 @@ void check_distinct_files(const Options& o) {
   if (o.data != kStdin) inputs.push_back({"DATA", o.data});
   if (init_is_file(o)) inputs.push_back({"--init", o.init});
   inputs.push_back({"--centroids", o.centroids_in});
+  inputs.push_back({"--model", o.model_in});
   inputs.push_back({"--sample-weight", o.sample_weight});
   outputs.push_back({"--centroids-out", o.centroids_out});
   outputs.push_back({"--labels-out", o.labels_out});
   outputs.push_back({"--out", o.out});
+  outputs.push_back({"--model-out", o.model_out});
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const Named& out = outputs[i];
     if (out.path.empty()) continue;
@@ -270,6 +274,16 @@ Options parse_args(int argc, char** argv) {
       o.reassignment_ratio = parse_real(arg, v);
       if (!std::isfinite(*o.reassignment_ratio) || *o.reassignment_ratio < 0)
         throw UsageError("--reassignment-ratio " + v + " must be finite and >= 0");
+    } else if (arg == "--model-out") {
+      if (kmeans::io::has_matrix_extension(v)) {
+        throw UsageError("--model-out '" + v + "': a model file is JSON, not a matrix; name it "
+                         "e.g. model.kmeans (.npy and .csv are for --centroids-out)");
+      }
+      if (v.empty()) throw UsageError("--model-out needs a file name");
+      o.model_out = v;
+    } else if (arg == "--model") {
+      if (v.empty()) throw UsageError("--model needs a file name");
+      o.model_in = v;
     } else if (arg == "--threads") {
       o.threads = parse_integer<int>(arg, v, 0, kMaxThreads);  // 0 = all
     }
@@ -288,7 +302,12 @@ Options parse_args(int argc, char** argv) {
                      " applies to mini-batch k-means only: give --batch-size N too");
   }
   if (fit && !o.k && !init_is_file(o)) throw UsageError("--k is required (the number of clusters)");
-  if (!fit && o.centroids_in.empty()) throw UsageError("--centroids is required for " + o.command);
+  if (!fit && o.centroids_in.empty() && o.model_in.empty()) {
+    throw UsageError("--centroids or --model is required for " + o.command);
+  }
+  if (!o.centroids_in.empty() && !o.model_in.empty()) {
+    throw UsageError("--centroids and --model both give the centroids: use one of them");
+  }
   check_distinct_files(o);
   return o;
 }

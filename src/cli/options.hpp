@@ -37,6 +37,8 @@ struct Options {
   kmeans::Backend backend = kmeans::Backend::Auto;
   std::optional<Dtype> dtype;
   std::string centroids_in;
+  std::string model_in;   // --model: a model file serving predict / transform / score
+  std::string model_out;  // fit --model-out
   std::string centroids_out;
   std::string labels_out;
   std::string out;  // transform's distance matrix

@@ -90,6 +90,9 @@ class StagedWrites {
   template <class T>  // float, double, std::int32_t
   void add(const std::string& path, const T* data, std::int64_t rows, std::int64_t cols);
 
+  /// Writes `text` as it is (e.g. a model file, KMeans::to_json()), whatever the extension.
+  void add_text(const std::string& path, const std::string& text);
+
   /// Renames every temporary over its target.
   void commit();
 

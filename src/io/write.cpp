@@ -224,6 +224,16 @@ void StagedWrites::add(const std::string& path, const T* data, std::int64_t rows
   }
 }
 
+void StagedWrites::add_text(const std::string& path, const std::string& text) {
+  Staged f{temp_name_for(path), path, -1};
+  files_.reserve(files_.size() + 1);
+  f.slot = register_temp(f.temp);
+  files_.push_back(f);
+  OutFile out(f.temp, path);
+  out.write(text.data(), text.size());
+  out.close();
+}
+
 void StagedWrites::commit() {
   // All renames, or (after a failed one) none of the rest: a signal cannot stop it half-way.
   CleanupSignalsBlocked blocked;

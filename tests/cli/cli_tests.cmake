@@ -116,7 +116,8 @@ kmeans_cli_case(predict_csv_centroids RC 0
 kmeans_cli_case(version RC 0 ARGS --version EXPECT_STDOUT "^kmeans [0-9]+\\.[0-9]+\\.[0-9]+[^ -~]*$")
 kmeans_cli_case(help RC 0 ARGS --help EXPECT_STDOUT "usage: kmeans fit.*Exit codes")
 kmeans_cli_case(fit_help RC 0 ARGS fit --help EXPECT_STDOUT "--max-iter.*--centroids-out")
-kmeans_cli_case(predict_help RC 0 ARGS predict --help EXPECT_STDOUT "--centroids PATH")
+kmeans_cli_case(predict_help RC 0 ARGS predict --help EXPECT_STDOUT "--centroids PATH.*--model PATH")
+kmeans_cli_case(fit_help_model_out RC 0 ARGS fit --help EXPECT_STDOUT "--model-out PATH")
 
 # --- estimator features: sample weights, k-means||, n_init, --verbose, warnings ----------------
 # weights_tiny doubles (0,0) and (11,10): the weighted means are (1/4, 1/4) and (21/2, 41/4),
@@ -390,7 +391,7 @@ kmeans_cli_case(usage_no_command RC 2 ARGS ""
   STDERR_USAGE "^usage: kmeans COMMAND DATA .*kmeans fit .*kmeans predict .*kmeans transform .*kmeans score .*-k/--k K.*--help")
 kmeans_cli_case(usage_unknown_command RC 2 ARGS train @DATA@/tiny.csv EXPECT_STDERR "unknown command 'train'")
 kmeans_cli_case(usage_predict_without_centroids RC 2 ARGS predict @DATA@/tiny.csv --labels-out @WORK@/l.npy
-  EXPECT_STDERR "--centroids is required")
+  EXPECT_STDERR "--centroids or --model is required")
 kmeans_cli_case(usage_output_extension RC 2 ARGS fit @DATA@/tiny.csv --k 2 --labels-out @WORK@/l.npy
   --centroids-out c.txt EXPECT_STDERR "--centroids-out 'c.txt': expected a file name ending in .npy or .csv")
 kmeans_cli_case(usage_same_output RC 2 ARGS fit @DATA@/tiny.csv --k 2 --labels-out @WORK@/x.npy
@@ -424,9 +425,9 @@ kmeans_cli_case(usage_sample_weight_twice RC 2
 kmeans_cli_case(usage_sample_weight_missing_value RC 2 ARGS fit @DATA@/tiny.csv --k 2 ${OUT} --sample-weight
   EXPECT_STDERR "option --sample-weight needs a value")
 kmeans_cli_case(usage_transform_without_centroids RC 2 ARGS transform @DATA@/tiny.csv --out @WORK@/dist.npy
-  EXPECT_STDERR "--centroids is required for transform")
+  EXPECT_STDERR "--centroids or --model is required for transform")
 kmeans_cli_case(usage_score_without_centroids RC 2 ARGS score @DATA@/tiny.csv --json
-  EXPECT_STDERR "--centroids is required for score")
+  EXPECT_STDERR "--centroids or --model is required for score")
 kmeans_cli_case(usage_transform_out_extension RC 2
   ARGS transform @DATA@/tiny.csv --centroids @DATA@/tiny_init.npy --out @WORK@/dist.txt
   EXPECT_STDERR "--out '.*dist.txt': expected a file name ending in .npy or .csv")
@@ -505,6 +506,68 @@ kmeans_cli_case(init_untouched_by_refused_centroids_out RC 2
   COPY_FILES "${COPY_TINY}" SYMLINKS "@WORK@/init.npy=@WORK@/link_init.npy"
   EXPECT_STDERR "--centroids-out '.*link_init.npy' is the same file as --init"
   SAME_FILES "@WORK@/init.npy|@WORK@/init_orig.npy")
+
+# --- model files: fit --model-out, predict / transform / score --model -----------------------
+set(FIT_MODEL fit @DATA@/tiny.csv --init @DATA@/tiny_init.npy --model-out @WORK@/m.kmeans)
+kmeans_cli_case(model_out_fit_json RC 0
+  ARGS fit @DATA@/tiny.csv --init @DATA@/tiny_init.npy --model-out @WORK@/m.kmeans --json
+  JSON_MATCH "model_out=.*/m.kmeans$" JSON_EQUAL "k=2")
+kmeans_cli_case(model_out_fit_summary RC 0
+  ARGS fit @DATA@/tiny.csv -k 2 --model-out @WORK@/m.kmeans EXPECT_STDOUT "model written to .*m.kmeans")
+kmeans_cli_case(model_predict_matches_fit RC 0
+  PRE fit @DATA@/tiny.npy --k 2 --seed 3 --model-out @WORK@/m.kmeans --labels-out @WORK@/fit.npy
+  ARGS predict @DATA@/tiny.npy --model @WORK@/m.kmeans --labels-out @WORK@/predict.npy --json
+  JSON_KEYS "${PREDICT_KEYS}|model" JSON_EQUAL "n=6|d=2|k=2|dtype=float64" JSON_MATCH "model=.*/m.kmeans$"
+  LABELS_NPY @WORK@/predict.npy=6,2 SAME_FILES "@WORK@/fit.npy|@WORK@/predict.npy")
+kmeans_cli_case(model_transform RC 0 PRE ${FIT_MODEL}
+  ARGS transform @DATA@/tiny.csv --model @WORK@/m.kmeans --out @WORK@/dist.csv
+  MATRIX_CSV @WORK@/dist.csv=6,2
+  EXPECT_MATRIX "0.471404,0.471405|14.613540,14.613541|0.745355,0.745356|13.924399,13.924400|0.745355,0.745356|13.924399,13.924400|13.670731,13.670732|0.471404,0.471405|14.395215,14.395216|0.745355,0.745356|14.395215,14.395216|0.745355,0.745356")
+kmeans_cli_case(model_score RC 0 PRE ${FIT_MODEL}
+  ARGS score @DATA@/tiny.csv --model @WORK@/m.kmeans --json
+  JSON_RANGE "score=-2.6666666667,-2.6666666666" JSON_MATCH "model=.*/m.kmeans$")
+kmeans_cli_case(model_float32_converts_data RC 0
+  PRE fit @DATA@/tiny_f32.npy --k 2 --model-out @WORK@/m.kmeans
+  ARGS predict @DATA@/tiny.csv --model @WORK@/m.kmeans --json JSON_EQUAL "dtype=float32|k=2")
+kmeans_cli_case(bad_model_dtype_flag RC 1 PRE ${FIT_MODEL}
+  ARGS predict @DATA@/tiny.csv --model @WORK@/m.kmeans --dtype float32
+  EXPECT_STDERR "--dtype float32 but --model .*m.kmeans is a float64 model")
+kmeans_cli_case(bad_model_d_mismatch RC 1 PRE ${FIT_MODEL}
+  ARGS predict @DATA@/centroids_d3.npy --model @WORK@/m.kmeans --labels-out @WORK@/l.npy
+  EXPECT_STDERR "--model .*m.kmeans has d = 2 features \\(k = 2\\) but .*centroids_d3.npy has d = 3")
+kmeans_cli_case(bad_model_foreign RC 1 ARGS score @DATA@/tiny.csv --model @DATA@/tiny_init.npy
+  EXPECT_STDERR "model file '.*tiny_init.npy': is not a kmeans model file")
+kmeans_cli_case(bad_model_missing RC 1 ARGS transform @DATA@/tiny.csv --model @WORK@/none.kmeans
+  EXPECT_STDERR "cannot open model file '.*none.kmeans'")
+kmeans_cli_case(bad_model_truncated RC 1 ARGS predict @DATA@/tiny.csv --model @WORK@/m.kmeans
+  WRITE_FILES "m.kmeans={\"format\": \"kmeans-model\", \"format_version\": 1, \"dtype\": \"float64\", \"k\": 2"
+  EXPECT_STDERR "model file '.*m.kmeans': truncated: the file ends")
+kmeans_cli_case(bad_model_newer RC 1 ARGS predict @DATA@/tiny.csv --model @WORK@/m.kmeans
+  WRITE_FILES "m.kmeans={\"format\": \"kmeans-model\", \"format_version\": 2, \"dtype\": \"float64\"}"
+  EXPECT_STDERR "written by a newer kmeans \\(model format version 2")
+kmeans_cli_case(bad_model_nan RC 1 ARGS predict @DATA@/tiny.csv --model @WORK@/m.kmeans
+  WRITE_FILES "m.kmeans={\"format\": \"kmeans-model\", \"format_version\": 1, \"dtype\": \"float64\", \"centroids\": [[NaN]]}"
+  EXPECT_STDERR "NaN is not a JSON number")
+kmeans_cli_case(bad_fit_leaves_no_model RC 1 ARGS fit @DATA@/bad_nan.csv -k 1 --model-out @WORK@/m.kmeans
+  EXPECT_STDERR "NaN at row 1, column 1")
+kmeans_cli_case(bad_model_out_directory RC 1 ARGS fit @DATA@/tiny.csv -k 1 --model-out @WORK@/no/m.kmeans
+  EXPECT_STDERR "does not exist")
+kmeans_cli_case(usage_model_and_centroids RC 2
+  ARGS predict @DATA@/tiny.csv --model @WORK@/m.kmeans --centroids @DATA@/tiny_init.npy
+  EXPECT_STDERR "--centroids and --model both give the centroids: use one of them")
+kmeans_cli_case(usage_model_or_centroids_required RC 2 ARGS score @DATA@/tiny.csv
+  EXPECT_STDERR "--centroids or --model is required for score")
+kmeans_cli_case(usage_model_out_matrix_name RC 2 ARGS fit @DATA@/tiny.csv -k 2 --model-out @WORK@/m.npy
+  EXPECT_STDERR "--model-out '.*m.npy': a model file is JSON, not a matrix")
+kmeans_cli_case(usage_model_not_for_fit RC 2 ARGS fit @DATA@/tiny.csv -k 2 --model @WORK@/m.kmeans
+  EXPECT_STDERR "unknown option '--model' for kmeans fit")
+kmeans_cli_case(usage_model_out_is_data RC 2 ARGS fit @WORK@/d.npy -k 2 --model-out @WORK@/link.kmeans
+  COPY_FILES "${COPY_TINY}" SYMLINKS "@WORK@/d.npy=@WORK@/link.kmeans"
+  EXPECT_STDERR "--model-out '.*link.kmeans' is the same file as DATA" SAME_FILES "@WORK@/d.npy|@WORK@/d_orig.npy")
+kmeans_cli_case(usage_labels_out_is_model RC 2 PRE ${FIT_MODEL}
+  ARGS predict @DATA@/tiny.csv --model @WORK@/m.kmeans --labels-out @WORK@/link.npy
+  SYMLINKS "@WORK@/m.kmeans=@WORK@/link.npy"
+  EXPECT_STDERR "--labels-out '.*link.npy' is the same file as --model")
 
 # --- CSV header guess, --header / --no-header, line endings ------------------------------------
 kmeans_cli_case(bad_csv_typo_in_first_row RC 1 ARGS fit @WORK@/t.csv -k 2 ${OUT}

@@ -15,6 +15,7 @@ if [ -n "$internal" ]; then
 fi
 for want in 'kmeans::fit<float>' 'kmeans::fit<double>' 'kmeans::KMeans<float>::fit(' \
             'kmeans::predict<double>' 'kmeans::version()' 'kmeans::cuda_available(' \
+            'kmeans::KMeans<float>::save(' 'kmeans::KMeans<double>::load(' 'kmeans::model_dtype(' \
             'typeinfo for kmeans::Error'; do
   grep -qF "$want" <<<"$symbols" || { echo "FAIL: $lib does not export $want" >&2; exit 1; }
 done

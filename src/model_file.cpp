@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: Apache-2.0
+// Model files: KMeans<T>::save / load / to_json / from_json / from_result and model_dtype. The
+// format (README, "Model files") is one JSON object; model_json.cpp reads and writes the JSON.
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#if defined(_WIN32)
+#include <process.h>
+#define KMEANS_GETPID _getpid
+#else
+#include <unistd.h>
+#define KMEANS_GETPID getpid
+#endif
+
+#include "internal.hpp"
+#include "kmeans/kmeans.hpp"
+#include "model_json.hpp"
+
+namespace kmeans {
+namespace {
+
+namespace fs = std::filesystem;
+using detail::json::Reader;
+
+constexpr const char* kFormatName = "kmeans-model";
+constexpr int kIntMax = std::numeric_limits<int>::max();
+/// The threads limit of Params::n_threads (src/validate.cpp).
+constexpr int kMaxThreads = 1024;
+
+template <class T>
+constexpr const char* dtype_name() {
+  return sizeof(T) == 4 ? "float32" : "float64";
+}
+
+const char* init_text(Init i) {
+  switch (i) {
+    case Init::Random: return "random";
+    case Init::KMeansPlusPlus: return "k-means++";
+    case Init::KMeansParallel: return "k-means||";
+    case Init::Array: return "array";
+  }
+  return "unknown";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+template <class T>
+void put_value(std::string& out, T v) {
+  if constexpr (sizeof(T) == 4) {
+    detail::json::put_float(out, v);
+  } else {
+    detail::json::put_double(out, v);
+  }
+}
+
+void put_doubles(std::string& out, const std::vector<double>& v) {
+  out += '[';
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) out += ", ";
+    detail::json::put_double(out, v[i]);
+  }
+  out += ']';
+}
+
+template <class T>
+std::string model_text(const Options& p, const Result<T>& r, std::size_t d) {
+  using detail::json::put_double;
+  using detail::json::put_string;
+  const std::size_t k = r.centroids.size() / d;
+  std::string o = "{\n  \"format\": \"kmeans-model\",\n  \"format_version\": ";
+  o += std::to_string(kModelFormatVersion);
+  o += ",\n  \"library_version\": ";
+  put_string(o, version());
+  o += ",\n  \"dtype\": \"";
+  o += dtype_name<T>();
+  o += "\",\n  \"k\": " + std::to_string(k) + ",\n  \"d\": " + std::to_string(d);
+  o += ",\n  \"metric\": \"euclidean\",\n  \"algorithm\": \"lloyd\",\n  \"params\": {\"k\": ";
+  o += std::to_string(p.k) + ", \"max_iter\": " + std::to_string(p.max_iter) + ", \"tol\": ";
+  put_double(o, p.tol);
+  o += ", \"init\": \"";
+  o += init_text(p.init);
+  o += "\", \"n_init\": " + std::to_string(p.n_init) + ", \"seed\": " + std::to_string(p.seed);
+  o += ", \"backend\": \"";
+  o += to_string(p.backend);
+  o += "\", \"n_threads\": " + std::to_string(p.n_threads) + "},\n  \"inertia\": ";
+  put_double(o, r.inertia);
+  o += ",\n  \"n_iter\": " + std::to_string(r.n_iter);
+  o += ",\n  \"converged\": ";
+  o += r.converged ? "true" : "false";
+  o += ",\n  \"n_empty_relocated\": " + std::to_string(r.n_empty_relocated);
+  o += ",\n  \"backend\": \"";
+  o += to_string(r.backend);
+  o += "\",\n  \"sse_history\": ";
+  put_doubles(o, r.sse_history);
+  o += ",\n  \"imbalance_history\": ";
+  put_doubles(o, r.imbalance_history);
+  o += ",\n  \"cluster_sizes\": ";
+  put_doubles(o, r.cluster_sizes);
+  o += ",\n  \"warnings\": [";
+  for (std::size_t i = 0; i < r.warnings.size(); ++i) {
+    if (i) o += ", ";
+    put_string(o, r.warnings[i]);
+  }
+  o += "],\n  \"centroids\": [";
+  for (std::size_t c = 0; c < k; ++c) {
+    o += c ? ",\n    [" : "\n    [";
+    for (std::size_t j = 0; j < d; ++j) {
+      if (j) o += ", ";
+      put_value(o, r.centroids[c * d + j]);
+    }
+    o += ']';
+  }
+  o += "\n  ]\n}\n";
+  return o;
+}
+
+/// Writes `text` to `path` through a temporary file beside it, renamed over it when complete.
+void write_atomically(const std::string& path, const std::string& text) {
+  static std::atomic<int> counter{0};  // distinct temporaries for saves from several threads
+  const std::string what = "model file '" + path + "'";
+  if (path.empty()) throw Error("model file path is empty");
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw Error(what + " is a directory; expected a file name");
+  const fs::path target(path);
+  const std::string temp = (target.parent_path() / ("." + target.filename().string() + ".tmp-" +
+                                                    std::to_string(KMEANS_GETPID()) + "-" +
+                                                    std::to_string(++counter))).string();
+  {
+    errno = 0;
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error("cannot write " + what + ": " + std::strerror(errno ? errno : EACCES));
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    out.close();
+    if (!out) {
+      const int e = errno ? errno : EIO;
+      fs::remove(temp, ec);
+      throw Error("cannot write " + what + ": " + std::strerror(e));
+    }
+  }
+  fs::rename(temp, target, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(temp, ignored);
+    throw Error("cannot write " + what + ": " + ec.message());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+std::string read_file(const std::string& path) {
+  const std::string what = "model file '" + path + "'";
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw Error(what + " is a directory");
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open " + what + ": " + std::strerror(errno ? errno : ENOENT));
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (in.bad()) throw Error("cannot read " + what);
+  return s.str();
+}
+
+/// A checked model document: the top-level members (name -> byte offset of the value, the
+/// whole text checked as JSON), the format and version checked, the dtype read.
+class Document {
+ public:
+  Document(std::string_view text, const std::string& name) : reader_(text, name) {
+    Reader& r = reader_;
+    r.ws();
+    if (r.at_end() || r.peek() != '{') {
+      throw Error(name + ": is not a kmeans model file (it does not start with a JSON object; "
+                         "model files are written by kmeans fit --model-out or KMeans::save)");
+    }
+    r.expect('{', "'{'");
+    if (!r.accept('}')) {
+      do {
+        r.ws();
+        const std::size_t at = r.pos();
+        std::string key = r.string();
+        r.expect(':', "':' after a member name");
+        if (members_.count(key)) r.fail_at(at, "member \"" + key + "\" appears twice");
+        r.ws();
+        members_[key] = r.pos();
+        r.skip_value(1);
+      } while (r.accept(','));
+      r.expect('}', "',' or '}' in the top-level object");
+    }
+    r.ws();
+    if (!r.at_end()) r.fail("unexpected text after the JSON document");
+    if (!members_.count("format") || peek_char("format") != '"' || string("format") != kFormatName) {
+      throw Error(name + ": is not a kmeans model file (a JSON object without \"format\": \"" +
+                  kFormatName + "\")");
+    }
+    const std::int64_t v = integer("format_version", 1, std::numeric_limits<std::int64_t>::max());
+    if (v > kModelFormatVersion) {
+      throw Error(name + ": written by a newer kmeans (model format version " + std::to_string(v) +
+                  "; this kmeans " + version() + " reads version " +
+                  std::to_string(kModelFormatVersion) + "): upgrade kmeans to load it");
+    }
+    dtype_ = string("dtype");
+    if (dtype_ != "float32" && dtype_ != "float64") {
+      fail("dtype", "dtype \"" + dtype_ + "\" is not float32 or float64");
+    }
+  }
+
+  const std::string& dtype() const { return dtype_; }
+  const std::string& name() const { return reader_.name(); }
+
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+    reader_.fail_at(members_.at(key), what);
+  }
+  /// A reader at the value of member `key`; a missing member is an error.
+  Reader at(const std::string& key) const {
+    auto it = members_.find(key);
+    if (it == members_.end()) throw Error(name() + ": the member \"" + key + "\" is missing");
+    Reader r = reader_;
+    r.seek(it->second);
+    return r;
+  }
+  char peek_char(const std::string& key) const { return at(key).peek(); }
+  std::string string(const std::string& key) const {
+    Reader r = at(key);
+    if (r.peek() != '"') fail(key, "\"" + key + "\" must be a string");
+    return r.string();
+  }
+  std::int64_t integer(const std::string& key, std::int64_t lo, std::int64_t hi) const {
+    Reader r = at(key);
+    r.ws();
+    const std::size_t pos = r.pos();
+    return detail::json::to_int(r, pos, r.number_token(), key, lo, hi);
+  }
+  double real(const std::string& key, bool allow_inf) const {
+    Reader r = at(key);
+    r.ws();
+    const std::size_t pos = r.pos();
+    return detail::json::to_double(r, pos, r.number_token(), key, allow_inf);
+  }
+  bool boolean(const std::string& key) const { return at(key).boolean(); }
+  /// An array of numbers, each >= 0 (NaN never; +inf, written 1e999, when allow_inf).
+  std::vector<double> reals(const std::string& key, bool allow_inf) const {
+    Reader r = at(key);
+    std::vector<double> v;
+    r.expect('[', ("an array for \"" + key + "\"").c_str());
+    if (r.accept(']')) return v;
+    do {
+      r.ws();
+      const std::size_t pos = r.pos();
+      const std::string what = key + "[" + std::to_string(v.size()) + "]";
+      const double x = detail::json::to_double(r, pos, r.number_token(), what, allow_inf);
+      if (!(x >= 0)) r.fail_at(pos, what + " = " + std::to_string(x) + " is negative");
+      v.push_back(x);
+    } while (r.accept(','));
+    r.expect(']', "',' or ']'");
+    return v;
+  }
+  std::vector<std::string> strings(const std::string& key) const {
+    Reader r = at(key);
+    std::vector<std::string> v;
+    r.expect('[', ("an array for \"" + key + "\"").c_str());
+    if (r.accept(']')) return v;
+    do {
+      v.push_back(r.string());
+    } while (r.accept(','));
+    r.expect(']', "',' or ']'");
+    return v;
+  }
+  /// The k x d centroids: k arrays of d numbers, each finite and within max_abs_value<T>(d).
+  template <class T>
+  std::vector<T> centroids(std::size_t k, std::size_t d) const {
+    Reader r = at("centroids");
+    std::vector<T> c;
+    c.reserve(k * d);
+    const double bound = max_abs_value<T>(d);
+    r.expect('[', "an array of k arrays for \"centroids\"");
+    std::size_t rows = 0;
+    if (!r.accept(']')) {
+      do {
+        r.ws();
+        const std::size_t row_at = r.pos();
+        if (rows == k) r.fail_at(row_at, "\"centroids\" has more than k = " + std::to_string(k) + " rows");
+        r.expect('[', "an array of d numbers (a centroid)");
+        std::size_t cols = 0;
+        if (!r.accept(']')) {
+          do {
+            r.ws();
+            const std::size_t pos = r.pos();
+            const std::string what = "centroids[" + std::to_string(rows) + "][" + std::to_string(cols) + "]";
+            if (cols == d) r.fail_at(pos, what + ": centroid " + std::to_string(rows) + " has more than d = " + std::to_string(d) + " values");
+            const double x = detail::json::to_double(r, pos, r.number_token(), what, false);
+            if (!(std::fabs(x) <= bound)) {
+              r.fail_at(pos, detail::point_error("centroid", x, static_cast<std::int64_t>(rows),
+                                                 static_cast<std::int64_t>(cols),
+                                                 static_cast<std::int64_t>(d), sizeof(T) == 4));
+            }
+            c.push_back(static_cast<T>(x));
+            ++cols;
+          } while (r.accept(','));
+          r.expect(']', "',' or ']' in a centroid");
+        }
+        if (cols != d) {
+          r.fail_at(row_at, "centroid " + std::to_string(rows) + " has " + std::to_string(cols) +
+                                " values but d = " + std::to_string(d));
+        }
+        ++rows;
+      } while (r.accept(','));
+      r.expect(']', "',' or ']' in \"centroids\"");
+    }
+    if (rows != k) {
+      fail("centroids", "\"centroids\" has " + std::to_string(rows) + " rows (" +
+                            std::to_string(rows * d) + " values) but k x d = " + std::to_string(k) +
+                            " x " + std::to_string(d) + " needs " + std::to_string(k * d));
+    }
+    return c;
+  }
+
+ private:
+  Reader reader_;
+  std::map<std::string, std::size_t> members_;
+  std::string dtype_;
+};
+
+Backend backend_named(const Document& doc, const std::string& key, const std::string& s) {
+  if (s == "auto") return Backend::Auto;
+  if (s == "cuda") return Backend::Cuda;
+  if (s == "cpu") return Backend::Cpu;
+  if (s == "reference") return Backend::Reference;
+  doc.fail(key, key + " \"" + s + "\" is not auto, cuda, cpu or reference");
+}
+
+/// The params object: every member of Options but on_iteration.
+Options read_params(const Document& doc) {
+  Reader r = doc.at("params");
+  if (r.peek() != '{') doc.fail("params", "\"params\" must be an object");
+  const std::size_t start = r.pos();
+  Options p;
+  std::map<std::string, bool> seen;
+  r.expect('{', "'{'");
+  if (!r.accept('}')) {
+    do {
+      r.ws();
+      const std::size_t at = r.pos();
+      const std::string key = r.string();
+      const std::string what = "params." + key;
+      r.expect(':', "':' after a member name");
+      if (seen[key]) r.fail_at(at, "member \"" + what + "\" appears twice");
+      seen[key] = true;
+      r.ws();
+      const std::size_t pos = r.pos();
+      if (key == "k") {
+        p.k = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 1, kIntMax));
+      } else if (key == "max_iter") {
+        p.max_iter = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 0, kIntMax));
+      } else if (key == "tol") {
+        p.tol = detail::json::to_double(r, pos, r.number_token(), what, false);
+        if (!(p.tol >= 0)) r.fail_at(pos, what + " must be >= 0");
+      } else if (key == "init") {
+        const std::string s = r.peek() == '"' ? r.string() : std::string();
+        if (s == "random") p.init = Init::Random;
+        else if (s == "k-means++") p.init = Init::KMeansPlusPlus;
+        else if (s == "k-means||") p.init = Init::KMeansParallel;
+        else if (s == "array") p.init = Init::Array;
+        else r.fail_at(pos, what + " must be \"random\", \"k-means++\", \"k-means||\" or \"array\"");
+      } else if (key == "n_init") {
+        p.n_init = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 1, kIntMax));
+      } else if (key == "seed") {
+        p.seed = detail::json::to_uint64(r, pos, r.number_token(), what);
+      } else if (key == "backend") {
+        if (r.peek() != '"') r.fail_at(pos, what + " must be a string");
+        const std::string s = r.string();
+        if (s == "auto") p.backend = Backend::Auto;
+        else if (s == "cuda") p.backend = Backend::Cuda;
+        else if (s == "cpu") p.backend = Backend::Cpu;
+        else if (s == "reference") p.backend = Backend::Reference;
+        else r.fail_at(pos, what + " \"" + s + "\" is not auto, cuda, cpu or reference");
+      } else if (key == "n_threads") {
+        p.n_threads = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 0, kMaxThreads));
+      } else {
+        r.skip_value(2);  // a member a later 1.x writer added: ignored
+      }
+    } while (r.accept(','));
+    r.expect('}', "',' or '}' in \"params\"");
+  }
+  for (const char* key : {"k", "max_iter", "tol", "init", "n_init", "seed", "backend", "n_threads"}) {
+    if (!seen[key]) r.fail_at(start, std::string("\"params\" has no member \"") + key + "\"");
+  }
+  return p;
+}
+
+template <class T>
+KMeans<T> model_from_text(const std::string& text, const std::string& name) {
+  const Document doc(text, name);
+  if (doc.dtype() != dtype_name<T>()) {
+    doc.fail("dtype", "the model holds " + doc.dtype() + " centroids; load it as KMeans<" +
+                          (doc.dtype() == "float32" ? "float" : "double") + "> (this is KMeans<" +
+                          (sizeof(T) == 4 ? "float" : "double") + ">)");
+  }
+  const std::string metric = doc.string("metric");
+  if (metric != "euclidean") {
+    doc.fail("metric", "metric \"" + metric + "\" is not known to this kmeans " + version() +
+                           " (it knows \"euclidean\")");
+  }
+  const std::string algorithm = doc.string("algorithm");
+  if (algorithm != "lloyd") {
+    doc.fail("algorithm", "algorithm \"" + algorithm + "\" is not known to this kmeans " +
+                              version() + " (it knows \"lloyd\")");
+  }
+  const auto k = static_cast<std::size_t>(doc.integer("k", 1, kIntMax));
+  // d: k * d values must be addressable (and k * d * 8 bytes).
+  const auto d = static_cast<std::size_t>(doc.integer("d", 1, std::numeric_limits<std::int64_t>::max() / 8));
+  if (d > static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max() / 8) / k) {
+    doc.fail("d", "k x d = " + std::to_string(k) + " x " + std::to_string(d) + " overflows");
+  }
+  Params<T> p;
+  static_cast<Options&>(p) = read_params(doc);  // params.k may differ from k (changed after the fit)
+  Result<T> r;
+  r.inertia = doc.real("inertia", true);
+  if (!(r.inertia >= 0)) doc.fail("inertia", "inertia must be >= 0");
+  r.n_iter = static_cast<int>(doc.integer("n_iter", 0, kIntMax));
+  r.converged = doc.boolean("converged");
+  r.n_empty_relocated = static_cast<int>(doc.integer("n_empty_relocated", 0, kIntMax));
+  r.backend = backend_named(doc, "backend", doc.string("backend"));
+  r.sse_history = doc.reals("sse_history", true);
+  r.imbalance_history = doc.reals("imbalance_history", false);
+  r.cluster_sizes = doc.reals("cluster_sizes", false);
+  if (!r.cluster_sizes.empty() && r.cluster_sizes.size() != k) {
+    doc.fail("cluster_sizes", "\"cluster_sizes\" has " + std::to_string(r.cluster_sizes.size()) +
+                                  " values but k = " + std::to_string(k));
+  }
+  r.warnings = doc.strings("warnings");
+  r.centroids = doc.centroids<T>(k, d);
+  return KMeans<T>::from_result(std::move(p), std::move(r), d);
+}
+
+}  // namespace
+
+template <class T>
+KMeans<T> KMeans<T>::from_result(Params<T> params, Result<T> result, std::size_t d) {
+  if (d == 0) throw Error("KMeans::from_result: d = 0 (a model needs d >= 1 features)");
+  const std::size_t size = result.centroids.size();
+  if (size == 0 || size % d != 0) {
+    throw Error("KMeans::from_result: " + std::to_string(size) + " centroid values are not k x d for d = " +
+                std::to_string(d) + " and some k >= 1");
+  }
+  const std::size_t k = size / d;
+  if (k > static_cast<std::size_t>(kIntMax)) {
+    throw Error("KMeans::from_result: k = " + std::to_string(k) + " centroids exceed the largest int");
+  }
+  if (params.k < 1) throw Error("KMeans::from_result: params.k = " + std::to_string(params.k) + " must be >= 1");
+  if (!result.cluster_sizes.empty() && result.cluster_sizes.size() != k) {
+    throw Error("KMeans::from_result: cluster_sizes has " + std::to_string(result.cluster_sizes.size()) +
+                " values but k = " + std::to_string(k));
+  }
+  detail::validate_points(result.centroids.data(), static_cast<std::int64_t>(k),
+                          static_cast<std::int64_t>(d), "centroids", params.n_threads);
+  params.init_centroids = {};
+  params.sample_weight = {};
+  KMeans<T> m(std::move(params));
+  m.result_ = std::move(result);
+  m.d_ = d;
+  m.fitted_ = true;
+  m.loaded_ = true;
+  return m;
+}
+
+template <class T>
+std::string KMeans<T>::to_json() const {
+  check_fitted();
+  return model_text<T>(params_, result_, d_);
+}
+
+template <class T>
+void KMeans<T>::save(const std::string& path) const {
+  write_atomically(path, to_json());
+}
+
+template <class T>
+KMeans<T> KMeans<T>::from_json(const std::string& text, const std::string& name) {
+  return model_from_text<T>(text, name);
+}
+
+template <class T>
+KMeans<T> KMeans<T>::load(const std::string& path) {
+  return model_from_text<T>(read_file(path), "model file '" + path + "'");
+}
+
+std::string model_dtype(const std::string& path) {
+  return Document(read_file(path), "model file '" + path + "'").dtype();
+}
+
+template KMeans<float> KMeans<float>::from_result(Params<float>, Result<float>, std::size_t);
+template KMeans<double> KMeans<double>::from_result(Params<double>, Result<double>, std::size_t);
+template std::string KMeans<float>::to_json() const;
+template std::string KMeans<double>::to_json() const;
+template void KMeans<float>::save(const std::string&) const;
+template void KMeans<double>::save(const std::string&) const;
+template KMeans<float> KMeans<float>::from_json(const std::string&, const std::string&);
+template KMeans<double> KMeans<double>::from_json(const std::string&, const std::string&);
+template KMeans<float> KMeans<float>::load(const std::string&);
+template KMeans<double> KMeans<double>::load(const std::string&);
+
+}  // namespace kmeans
