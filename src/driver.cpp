@@ -330,13 +330,17 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   // The fit holds the workspace's engine while it runs (and gives it back however it ends):
   // a nested fit on the same workspace, from on_iteration, makes an engine of its own.
   std::unique_ptr<Engine<T>> held = ws ? std::move(ws->fit_engine) : nullptr;
+  std::unique_ptr<Engine<T>> held_batch = ws ? std::move(ws->batch_engine) : nullptr;
   struct GiveBack {
     Workspace<T>* ws;
     std::unique_ptr<Engine<T>>& held;
+    std::unique_ptr<Engine<T>>& held_batch;
     ~GiveBack() {
-      if (ws) ws->fit_engine = std::move(held);
+      if (!ws) return;
+      ws->fit_engine = std::move(held);
+      ws->batch_engine = std::move(held_batch);
     }
-  } give_back{ws, held};
+  } give_back{ws, held, held_batch};
   Units<T> u;
   Engine<T>& e = bind_engine(data, n, d, p.sample_weight, p.k, p.backend, p.n_threads, held, ws,
                              cuda_init_bytes(p.init, static_cast<std::int64_t>(n), p.k),
@@ -354,7 +358,8 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   const bool mini_batch = p.batch_size > 0 || stream;
   if (mini_batch) {  // its own initialisation and steps, then the final assignment over all
     best.backend = e.kind();
-    minibatch(e, ops, ni, di, p, tol, u, stream, best);
+    minibatch(e, ops, ni, di, p, tol, u, stream, held_batch, ws ? &ws->engines_made : nullptr,
+              best);
     Params<T> final_only = p;
     final_only.max_iter = 0;
     lloyd(e, ops, ni, di, final_only, tol, u, best);

@@ -171,6 +171,7 @@ class Workspace {
  public:
   std::unique_ptr<Engine<T>> fit_engine;
   std::unique_ptr<Engine<T>> predict_engine;
+  std::unique_ptr<Engine<T>> batch_engine;  ///< mini-batch fits' engine over one batch
   std::int64_t engines_made = 0;  ///< Engines constructed for this workspace (for tests).
   std::int64_t rebinds = 0;       ///< Calls that reused an engine (for tests).
 };

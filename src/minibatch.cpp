@@ -199,7 +199,8 @@ void validate_minibatch_params(const Options& p) {
 
 template <class T>
 void minibatch(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d, const Params<T>& p,
-               double tol, const Units<T>& u, StreamState* stream, Result<T>& r) {
+               double tol, const Units<T>& u, StreamState* stream,
+               std::unique_ptr<Engine<T>>& batch_engine, std::int64_t* made, Result<T>& r) {
   const int k = p.k;
   const auto uk = static_cast<std::size_t>(k);
   const auto t_init = Clock::now();
@@ -221,7 +222,6 @@ void minibatch(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d, co
   const double alpha = std::min(1.0, static_cast<double>(batch) * 2.0 / (static_cast<double>(n) + 1));
   std::vector<std::int64_t> idx(static_cast<std::size_t>(batch));
   std::vector<T> bx, bw, old;
-  std::unique_ptr<Engine<T>> batch_engine;
   std::vector<double> sums(uk * static_cast<std::size_t>(d)), weights(uk);
   double ewa = 0, ewa_min = 0;
   bool have_ewa = false, have_min = false;
@@ -241,7 +241,18 @@ void minibatch(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d, co
       draw_indices(g, n, batch, idx.data());
       gather(ops, idx, d, bx, bw);
       const DataView<T> v = view_of(bx, bw, batch, d, p.n_threads);
-      if (!batch_engine || !batch_engine->rebind(v)) batch_engine = engine_of(e.kind(), v);
+      bool rebound = false;
+      try {
+        rebound = batch_engine && batch_engine->kind() == e.kind() && batch_engine->rebind(v);
+      } catch (...) {
+        batch_engine.reset();  // a rebind that failed half-way leaves nothing behind
+        throw;
+      }
+      if (!rebound) {
+        batch_engine.reset();  // free its memory before the new engine takes its own
+        batch_engine = engine_of(e.kind(), v);
+        if (made) ++*made;
+      }
       be = batch_engine.get();
     }
     // scikit-learn's _random_reassign, evaluated on the counts before this step's update.
@@ -315,7 +326,7 @@ void minibatch(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d, co
 #define KMEANS_INSTANTIATE(T)                                                              \
   template void minibatch<T>(Engine<T>&, DataOps<T>&, std::int64_t, std::int64_t,          \
                              const Params<T>&, double, const Units<T>&, StreamState*,      \
-                             Result<T>&);
+                             std::unique_ptr<Engine<T>>&, std::int64_t*, Result<T>&);
 KMEANS_INSTANTIATE(float)
 KMEANS_INSTANTIATE(double)
 #undef KMEANS_INSTANTIATE

@@ -74,9 +74,11 @@ void minibatch_update_centre(T* c, const double* s, double w, double& count, std
 /// assignment over the whole data. `tol` is absolute (scaled by the data variance). With
 /// `stream` (partial_fit) the data is the batch itself: one step over every row, no draws of
 /// batches, counts and generator carried in *stream (counts in the caller's units; empty:
-/// initialise from p first).
+/// initialise from p first). `batch_engine`: the engine over the batch buffer, kept by the
+/// caller between fits (rebound, or replaced by one of e's backend; `made` counts new ones).
 template <class T>
 void minibatch(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d, const Params<T>& p,
-               double tol, const Units<T>& u, StreamState* stream, Result<T>& r);
+               double tol, const Units<T>& u, StreamState* stream,
+               std::unique_ptr<Engine<T>>& batch_engine, std::int64_t* made, Result<T>& r);
 
 }  // namespace kmeans::detail

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine.hpp"
 #include "kmeans/kmeans.hpp"
 #include "minibatch.hpp"
 #include "test_helpers.hpp"
@@ -518,6 +519,30 @@ TEST(MiniBatch, RescaledDataAndWeightsGiveTheScaledFit) {
   }
   for (std::size_t i = 0; i < a.result().centroids.size(); ++i)
     EXPECT_EQ(b.result().centroids[i], std::ldexp(a.result().centroids[i], -500)) << i;
+}
+
+/// A workspace keeps the batch engine: a same-shape mini-batch refit builds no engine and gives
+/// the bits of a fresh fit.
+TEST(MiniBatch, RefitReusesTheBatchEngine) {
+  const std::int64_t n = 800, d = 3;
+  const std::vector<double> x1 = blobs<double>(n, d, 4, 2.0, 0, 1), x2 = blobs<double>(n, d, 4, 2.0, 0, 2);
+  for (Backend b : {Backend::Reference, Backend::Cpu}) {
+    SCOPED_TRACE(kmeans::to_string(b));
+    Params<double> p;
+    p.k = 4;
+    p.batch_size = 64;
+    p.backend = b;
+    kmeans::detail::WorkspacePtr<double> ws;
+    kmeans_test::expect_same_fit(kmeans::detail::fit(ws, x1.data(), n, d, p), kmeans::fit(x1.data(), n, d, p));
+    ASSERT_NE(ws, nullptr);
+    EXPECT_EQ(ws->engines_made, 2);  // the data's and the batch's
+    ASSERT_NE(ws->batch_engine, nullptr);
+    kmeans_test::expect_same_fit(kmeans::detail::fit(ws, x2.data(), n, d, p), kmeans::fit(x2.data(), n, d, p));
+    EXPECT_EQ(ws->engines_made, 2);
+    p.batch_size = 100;  // host engines take any shape
+    kmeans_test::expect_same_fit(kmeans::detail::fit(ws, x2.data(), n, d, p), kmeans::fit(x2.data(), n, d, p));
+    EXPECT_EQ(ws->engines_made, 2);
+  }
 }
 
 TEST(MiniBatch, LloydIsTheDefaultAndMaxIterZeroOnlyInitialises) {
