@@ -545,6 +545,39 @@ TEST(MiniBatch, RefitReusesTheBatchEngine) {
   }
 }
 
+/// A fit or partial_fit made from inside on_iteration on the same object does not disturb the
+/// running mini-batch fit, whose result and engines win when it returns.
+TEST(MiniBatch, ReentryFromTheCallbackLeavesTheRunningFitAlone) {
+  const std::int64_t n = 500, d = 2;
+  const std::vector<float> x = blobs<float>(n, d, 3, 1.0);
+  Params<float> p;
+  p.k = 3;
+  p.batch_size = 32;
+  p.tol = 0;
+  p.max_no_improvement = 0;
+  p.max_iter = 1;
+  p.backend = Backend::Cpu;
+  const Result<float> alone = kmeans::fit(x.data(), n, d, p);
+  kmeans::KMeans<float> model(p);
+  int nested = 0;
+  model.params().on_iteration = [&](const kmeans::IterationInfo& info) {
+    if (info.iteration == 2 && nested == 0) {  // the nested fit calls back too
+      ++nested;
+      model.params().batch_size = 7;  // the running fit works on its own copy
+      model.fit(x.data() + 100 * d, 200, d);
+      model.partial_fit(x.data(), 50, d);
+    }
+    return true;
+  };
+  model.fit(x.data(), n, d);
+  EXPECT_EQ(nested, 1);
+  Result<float> got = model.result();
+  EXPECT_EQ(got.centroids, alone.centroids);
+  EXPECT_EQ(got.labels, alone.labels);
+  EXPECT_EQ(got.sse_history, alone.sse_history);
+  EXPECT_EQ(got.n_steps, alone.n_steps);
+}
+
 TEST(MiniBatch, LloydIsTheDefaultAndMaxIterZeroOnlyInitialises) {
   const std::vector<double> x = blobs<double>(100, 2, 4, 1.0);
   Params<double> p;
