@@ -578,6 +578,27 @@ TEST(MiniBatch, ReentryFromTheCallbackLeavesTheRunningFitAlone) {
   EXPECT_EQ(got.n_steps, alone.n_steps);
 }
 
+/// A model saved after a mini-batch fit and loaded back continues under partial_fit exactly as
+/// the original object does (counts from cluster_sizes, generator from the stored seed).
+TEST(MiniBatch, PartialFitAfterLoadContinuesAsTheOriginal) {
+  const std::int64_t n = 400, d = 2;
+  const std::vector<double> x = blobs<double>(n, d, 4, 2.0);
+  Params<double> p;
+  p.k = 4;
+  p.batch_size = 40;
+  p.seed = 6;
+  p.backend = Backend::Cpu;
+  kmeans::KMeans<double> original(p);
+  original.fit(x.data(), n, d);
+  kmeans::KMeans<double> loaded = kmeans::KMeans<double>::from_json(original.to_json());
+  for (int s = 0; s < 3; ++s) {
+    original.partial_fit(x.data() + s * 100 * d, 100, d);
+    loaded.partial_fit(x.data() + s * 100 * d, 100, d);
+  }
+  EXPECT_EQ(loaded.result().centroids, original.result().centroids);
+  EXPECT_EQ(loaded.result().labels, original.result().labels);
+}
+
 TEST(MiniBatch, LloydIsTheDefaultAndMaxIterZeroOnlyInitialises) {
   const std::vector<double> x = blobs<double>(100, 2, 4, 1.0);
   Params<double> p;
