@@ -30,7 +30,7 @@ namespace {
 }
 
 const char* kUsage =
-    "usage: bench_kmeans [--grid [--quick] | --case SPEC] [options]\n"
+    "usage: bench_kmeans [--grid [--quick] | --case SPEC | --cpu-peers [--quick]] [options]\n"
     "\n"
     "With no mode: the classic loop-vs-vectorized study (4 blobs in 3-D, k = 4, 50 iterations)\n"
     "for every available backend, with the original study's figures and peers.\n"
@@ -42,13 +42,18 @@ const char* kUsage =
     "  --case SPEC            one point: n=1000000,d=8,k=64,dtype=float32[,iters=20]\n"
     "                         [,backend=cpu|cuda|reference|all][,seed=S]\n"
     "                         [,init=random|k-means++|k-means||]: also time that initialisation\n"
+    "  --cpu-peers            our cpu backend against every CPU peer (scikit-learn,\n"
+    "                         scikit-learn-intelex, FAISS, PyTorch) on a fixed list of shapes, each\n"
+    "                         shape's share of its limit, and the busy-core case (another process\n"
+    "                         spinning: default threads over 1 thread); --quick: the first six\n"
     "options:\n"
     "  --json FILE            write every row and a machine description as JSON\n"
-    "  --peers / --no-peers   run scikit-learn, FAISS and PyTorch in the same run (default: on,\n"
+    "  --peers / --no-peers   run the peers in the same run (default: on,\n"
     "                         except for --grid)\n"
     "  --peers-script PATH    peers.py to run (default: " KMEANS_BENCH_PEERS_SCRIPT ")\n"
-    "  --python PATH          interpreter for the peers (default: $KMEANS_PYTHON, python3 or\n"
-    "                         /usr/bin/python3, the first that imports numpy)\n"
+    "  --python PATH          interpreter for the peers (default: $KMEANS_PYTHON, the source\n"
+    "                         tree's .venv/bin/python, python3 or /usr/bin/python3, the first\n"
+    "                         that imports numpy; a peer it lacks runs with /usr/bin/python3)\n"
     "  --threads N            CPU threads for our backends and the peers (default: OpenMP's)\n"
     "  --budget SECONDS       time per grid point and per peer for repeats (default 3, quick 0.3)\n"
     "  -h, --help             this text\n";
@@ -156,6 +161,8 @@ Options parse_options(int argc, char** argv) {
     if (flag == "-h" || flag == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
+    } else if (flag == "--cpu-peers") {
+      o.cpu_peers = true;
     } else if (flag == "--grid") {
       no_value();
       o.grid = true;
@@ -194,7 +201,8 @@ Options parse_options(int argc, char** argv) {
       usage_error("unknown argument '" + std::string(argv[i]) + "'");
     }
   }
-  if (o.grid && o.has_case) usage_error("--grid and --case are separate modes: choose one");
+  if (int(o.grid) + int(o.has_case) + int(o.cpu_peers) > 1)
+    usage_error("--grid, --case and --cpu-peers are separate modes: choose one");
   return o;
 }
 
@@ -241,17 +249,24 @@ int bench_main(int argc, char** argv) {
                               "noisy)"
                             : "");
   }
-  run.cpu = measure_cpu(run.threads, o.quick || (!o.grid && !o.has_case));
+  run.cpu = measure_cpu(run.threads, o.quick || (!o.grid && !o.has_case && !o.cpu_peers));
   run.gpu = measure_gpu(o.quick);
   print_limits(run.cpu, run.gpu);
   if (run.peers) {
     std::string log;
     run.python = resolve_python(o.python, &log);
-    std::printf("peers: %s via %s; python: %s\n", "scikit-learn, FAISS, PyTorch",
-                o.peers_script.c_str(), log.c_str());
+    run.fallback_python = fallback_python(run.python);
+    std::printf("peers: %s via %s; python: %s%s\n",
+                "scikit-learn, scikit-learn-intelex, FAISS, PyTorch", o.peers_script.c_str(),
+                log.c_str(),
+                run.fallback_python.empty()
+                    ? ""
+                    : ("; a peer it lacks: " + run.fallback_python).c_str());
   }
 
-  if (o.grid) {
+  if (o.cpu_peers) {
+    run_cpu_peers(run);
+  } else if (o.grid) {
     run_grid(run);
   } else if (o.has_case) {
     run_case(run);
@@ -267,7 +282,7 @@ int bench_main(int argc, char** argv) {
         .set("compiler", KMEANS_BENCH_COMPILER)
         .set("date_utc", utc_now())
         .set("command", o.command_line)
-        .set("mode", o.grid ? "grid" : o.has_case ? "case" : "classic")
+        .set("mode", o.cpu_peers ? "cpu-peers" : o.grid ? "grid" : o.has_case ? "case" : "classic")
         .set("quick", o.quick)
         .set("threads", run.threads)
         .set("load_average_start", load_start)

@@ -123,6 +123,8 @@ std::vector<PeerResult> run_peers_on(const Run& run, const T* x, std::int64_t n,
     TempDir dir;
     PeerRequest req;
     req.python = run.python;
+    req.fallback_python = run.fallback_python;
+    req.cpu_only = run.opt.cpu_peers;
     req.script = run.opt.peers_script;
     req.data_path = dir.path() + "/data.npy";
     req.init_path = dir.path() + "/init.npy";

@@ -49,6 +49,7 @@ struct CaseSpec {
 
 struct Options {
   bool grid = false;
+  bool cpu_peers = false;
   bool quick = false;
   bool has_case = false;
   CaseSpec case_spec;
@@ -68,15 +69,17 @@ struct Run {
   int threads = 1;
   bool peers = false;
   std::string python;
+  std::string fallback_python;  ///< for a peer `python` lacks (fallback_python())
   CpuLimits cpu;
   GpuLimits gpu;
   Json rows = Json::array();
 };
 
-/// The three modes (classic.cpp, grid.cpp, case.cpp).
+/// The modes (classic.cpp, grid.cpp, case.cpp, cpu_peers.cpp).
 void run_classic(Run& run);
 void run_grid(Run& run);
 void run_case(Run& run);
+void run_cpu_peers(Run& run);
 
 // ------------------------------------------------------------------------- measuring ours
 

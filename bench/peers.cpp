@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Runs the peer implementations (scikit-learn, FAISS, PyTorch) through bench/peers.py on the
-// same data, initial centroids, iteration count and thread count as our own rows.
+// Runs the peer implementations (scikit-learn, scikit-learn-intelex, FAISS, PyTorch) through
+// bench/peers.py on the same data, initial centroids, iteration count and thread count as ours.
 #include "peers.hpp"
 
 #include <sys/wait.h>
@@ -100,7 +100,8 @@ std::string last_line(const std::string& text) {
 }  // namespace
 
 const std::vector<std::string>& peer_names() {
-  static const std::vector<std::string> kNames = {"sklearn", "faiss", "faiss-gpu", "torch"};
+  static const std::vector<std::string> kNames = {"sklearn", "sklearnex", "faiss", "faiss-gpu",
+                                                  "torch"};
   return kNames;
 }
 
@@ -118,6 +119,11 @@ std::string resolve_python(const std::string& explicit_python, std::string* log)
   std::vector<Candidate> candidates;
   if (const char* env = std::getenv("KMEANS_PYTHON"); env && *env)
     candidates.push_back({env, std::string("$KMEANS_PYTHON (") + env + ")"});
+#ifdef KMEANS_BENCH_VENV_PYTHON
+  if (access(KMEANS_BENCH_VENV_PYTHON, X_OK) == 0)
+    candidates.push_back({KMEANS_BENCH_VENV_PYTHON,
+                          std::string("the source tree's venv (") + KMEANS_BENCH_VENV_PYTHON + ")"});
+#endif
   const std::string on_path = find_on_path("python3");
   if (!on_path.empty())
     candidates.push_back({"python3", "python3 on PATH (" + on_path + ")"});
@@ -145,10 +151,65 @@ std::string resolve_python(const std::string& explicit_python, std::string* log)
   return {};
 }
 
+std::string fallback_python(const std::string& python) {
+  const std::string sys = "/usr/bin/python3";
+  if (python == sys || access(sys.c_str(), X_OK) != 0 || !can_import_numpy(sys)) return {};
+  return sys;
+}
+
+namespace {
+
+/// One peer with one interpreter.
+PeerResult run_peer(const PeerRequest& req, const std::string& name, const std::string& python,
+                    bool have_timeout) {
+  PeerResult r;
+  r.name = name;
+  r.python = python;
+  std::string cmd;
+  if (have_timeout) cmd = "/usr/bin/timeout " + std::to_string(req.timeout_s) + " ";
+  cmd += shell_quote(python) + " " + shell_quote(req.script) + " --peer " + name +
+         " --data " + shell_quote(req.data_path) + " --init " + shell_quote(req.init_path) +
+         " --iters " + std::to_string(req.iters) + " --threads " + std::to_string(req.threads) +
+         " --budget " + std::to_string(req.budget_s) + " 2>&1";
+  std::fflush(stdout);
+  int status = 0;
+  const std::string text = run_command(cmd, &status);
+  const Json j = last_json_line(text);
+  if (j.is_null()) {
+    r.error = status == 124 ? "timed out after " + std::to_string(req.timeout_s) + " s"
+                            : "peers.py gave no report (exit " + std::to_string(status) +
+                                  "): " + last_line(text);
+    return r;
+  }
+  r.ok = j.get("ok").boolean();
+  r.error = j.get("error").string();
+  r.device = j.get("device").string();
+  r.version = j.get("version").string();
+  r.timing_how = j.get("timing").string();
+  r.s_per_iter = j.get("s_per_iter").number(0);
+  for (const auto& v : j.get("s_per_iter_runs").items()) r.s_per_iter_runs.push_back(v.number(0));
+  r.repeats = static_cast<int>(j.get("repeats").number(0));
+  if (r.repeats == 0) r.repeats = static_cast<int>(r.s_per_iter_runs.size());
+  r.threads = static_cast<int>(j.get("threads").number(0));
+  r.blas_name = j.get("blas_name").string();
+  r.n_iter = static_cast<int>(j.get("n_iter").number(0));
+  r.final_sse = j.get("final_sse").number(0);
+  for (const auto& v : j.get("sse_history").items()) r.sse_history.push_back(v.number(0));
+  for (const auto& v : j.get("blas").items()) r.blas.push_back(v.string());
+  if (r.ok && !(r.s_per_iter > 0)) {
+    r.ok = false;
+    r.error = "peers.py reported no time per iteration";
+  }
+  return r;
+}
+
+}  // namespace
+
 std::vector<PeerResult> run_peers(const PeerRequest& req) {
   std::vector<PeerResult> out;
   const bool have_timeout = access("/usr/bin/timeout", X_OK) == 0;
   for (const auto& name : peer_names()) {
+    if (req.cpu_only && name == "faiss-gpu") continue;
     PeerResult r;
     r.name = name;
     if (req.python.empty()) {
@@ -161,41 +222,12 @@ std::vector<PeerResult> run_peers(const PeerRequest& req) {
       out.push_back(r);
       continue;
     }
-    std::string cmd;
-    if (have_timeout) cmd = "/usr/bin/timeout " + std::to_string(req.timeout_s) + " ";
-    cmd += shell_quote(req.python) + " " + shell_quote(req.script) + " --peer " + name +
-           " --data " + shell_quote(req.data_path) + " --init " + shell_quote(req.init_path) +
-           " --iters " + std::to_string(req.iters) + " --threads " + std::to_string(req.threads) +
-           " --budget " + std::to_string(req.budget_s) + " 2>&1";
-    std::fflush(stdout);
-    int status = 0;
-    const std::string text = run_command(cmd, &status);
-    const Json j = last_json_line(text);
-    if (j.is_null()) {
-      r.error = status == 124 ? "timed out after " + std::to_string(req.timeout_s) + " s"
-                              : "peers.py gave no report (exit " + std::to_string(status) +
-                                    "): " + last_line(text);
-      out.push_back(r);
-      continue;
-    }
-    r.ok = j.get("ok").boolean();
-    r.error = j.get("error").string();
-    r.device = j.get("device").string();
-    r.version = j.get("version").string();
-    r.timing_how = j.get("timing").string();
-    r.s_per_iter = j.get("s_per_iter").number(0);
-    for (const auto& v : j.get("s_per_iter_runs").items()) r.s_per_iter_runs.push_back(v.number(0));
-    r.repeats = static_cast<int>(j.get("repeats").number(0));
-    if (r.repeats == 0) r.repeats = static_cast<int>(r.s_per_iter_runs.size());
-    r.threads = static_cast<int>(j.get("threads").number(0));
-    r.blas_name = j.get("blas_name").string();
-    r.n_iter = static_cast<int>(j.get("n_iter").number(0));
-    r.final_sse = j.get("final_sse").number(0);
-    for (const auto& v : j.get("sse_history").items()) r.sse_history.push_back(v.number(0));
-    for (const auto& v : j.get("blas").items()) r.blas.push_back(v.string());
-    if (r.ok && !(r.s_per_iter > 0)) {
-      r.ok = false;
-      r.error = "peers.py reported no time per iteration";
+    r = run_peer(req, name, req.python, have_timeout);
+    // A module the chosen interpreter (e.g. the venv) lacks: Debian's packages instead.
+    if (!r.ok && !req.fallback_python.empty() &&
+        r.error.find("not importable") != std::string::npos) {
+      PeerResult again = run_peer(req, name, req.fallback_python, have_timeout);
+      if (again.ok || again.error.find("not importable") == std::string::npos) r = again;
     }
     out.push_back(r);
   }
@@ -205,6 +237,7 @@ std::vector<PeerResult> run_peers(const PeerRequest& req) {
 Json peer_json(const PeerResult& p) {
   Json j = Json::object();
   j.set("peer", p.name).set("ok", p.ok);
+  if (!p.python.empty()) j.set("python", p.python);
   if (!p.ok) {
     j.set("error", p.error);
     return j;

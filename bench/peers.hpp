@@ -13,7 +13,8 @@ namespace bench {
 
 /// One peer's report (peers.py prints it as one JSON line).
 struct PeerResult {
-  std::string name;              ///< "sklearn", "faiss", "faiss-gpu", "torch".
+  std::string name;              ///< "sklearn", "sklearnex", "faiss", "faiss-gpu", "torch".
+  std::string python;            ///< The interpreter that produced this row.
   bool ok = false;
   std::string error;             ///< Why there is no number (missing module, crash, ...).
   std::string device;            ///< "cpu" or "cuda".
@@ -32,6 +33,8 @@ struct PeerResult {
 
 struct PeerRequest {
   std::string python;            ///< Interpreter (resolve_python).
+  std::string fallback_python;   ///< Tried for a peer whose module `python` lacks (or empty).
+  bool cpu_only = false;         ///< Leave out the GPU peers.
   std::string script;            ///< Path of peers.py.
   std::string data_path;         ///< n x d .npy (float32 or float64).
   std::string init_path;         ///< k x d .npy, same dtype.
@@ -44,10 +47,14 @@ struct PeerRequest {
 /// The peers in their display order.
 const std::vector<std::string>& peer_names();
 
-/// The first of (explicit | $KMEANS_PYTHON, python3 on PATH, /usr/bin/python3) that can import
-/// numpy; an explicit choice is kept even when it cannot. Empty when none works; `log` says in
+/// The first of (explicit | $KMEANS_PYTHON, the source tree's .venv/bin/python, python3 on PATH,
+/// /usr/bin/python3) that can import numpy; an explicit choice is kept even when it cannot. Empty when none works; `log` says in
 /// words which interpreter is used and why the ones before it were passed over.
 std::string resolve_python(const std::string& explicit_python, std::string* log);
+
+/// /usr/bin/python3 when it differs from `python` and imports numpy (Debian's packages: the
+/// fallback for a peer the chosen interpreter lacks), else empty.
+std::string fallback_python(const std::string& python);
 
 /// Runs every peer in its own process (a crash or a clashing OpenMP runtime in one cannot take
 /// the others down). Never throws for a peer's failure: its row carries the error instead.

@@ -24,7 +24,7 @@ import sys
 import time
 import warnings
 
-PEERS = ("sklearn", "faiss", "faiss-gpu", "torch")
+PEERS = ("sklearn", "sklearnex", "faiss", "faiss-gpu", "torch")
 MAX_REPEATS = 7
 
 
@@ -135,14 +135,33 @@ def final_sse(np, x, c):
     return total
 
 
-def run_sklearn(np, x, c, args):
+def run_sklearn(np, x, c, args, intelex=False):
+    """scikit-learn's KMeans(lloyd); with intelex, scikit-learn-intelex's (Intel oneDAL)."""
     try:
         import sklearn
-        from sklearn.cluster import KMeans
         from threadpoolctl import threadpool_info, threadpool_limits
+        if intelex:
+            import sklearnex
+            from sklearnex.cluster import KMeans
+        else:
+            from sklearn.cluster import KMeans
     except ImportError as e:
-        raise Unavailable(f"scikit-learn/threadpoolctl not importable with {sys.executable}: {e}")
+        what = "scikit-learn-intelex" if intelex else "scikit-learn/threadpoolctl"
+        raise Unavailable(f"{what} not importable with {sys.executable}: {e}")
     k = c.shape[0]
+    fallbacks = []
+    if intelex:  # sklearnex says per call whether oneDAL ran or it fell back to scikit-learn
+        import logging
+
+        class Seen(logging.Handler):
+            def emit(self, record):
+                if "fallback" in record.getMessage().lower():
+                    fallbacks.append(record.getMessage())
+
+        log = logging.getLogger("sklearnex")
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        log.addHandler(Seen())
 
     def fit(iters):
         km = KMeans(n_clusters=k, init=c, n_init=1, max_iter=iters, tol=0.0, algorithm="lloyd")
@@ -174,10 +193,20 @@ def run_sklearn(np, x, c, args):
         per = whole
         how = "median over repeats of fit(max_iter=iters) / n_iter_"
     s, per = median_per_iter(per)
+    if intelex:
+        how += ("; sklearnex fell back to scikit-learn: " + fallbacks[-1]) if fallbacks else \
+            "; oneDAL (sklearnex reported no fallback)"
     threads = max([lib.get("num_threads") or 0 for lib in info] or [0]) or args.threads
+    version = sklearn.__version__
+    if intelex:
+        try:
+            from importlib.metadata import version as dist_version
+            version = dist_version("scikit-learn-intelex") + " (on scikit-learn " + version + ")"
+        except Exception:
+            version = "? (on scikit-learn " + version + ")"
     return {
         "device": "cpu",
-        "version": sklearn.__version__,
+        "version": version,
         "s_per_iter": s,
         "s_per_iter_runs": per,
         "s_per_iter_whole_fit": median(whole),
@@ -360,8 +389,8 @@ def main():
         c = np.load(args.init)
         if x.ndim != 2 or c.ndim != 2 or x.shape[1] != c.shape[1]:
             raise ValueError(f"shapes do not match: data {x.shape}, init {c.shape}")
-        if args.peer == "sklearn":
-            r = run_sklearn(np, x, c, args)
+        if args.peer in ("sklearn", "sklearnex"):
+            r = run_sklearn(np, x, c, args, intelex=args.peer == "sklearnex")
         elif args.peer in ("faiss", "faiss-gpu"):
             r = run_faiss(np, x, c, args, gpu=args.peer == "faiss-gpu")
         else:

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Backend::Cpu: the fast multithreaded CPU backend. OpenMP over fixed blocks of points; each
-// block runs the register-blocked SIMD kernel (cpu_kernel.inl) and accumulates its own partial
-// per-cluster sums, which are merged in block order: the result does not depend on the number
-// of threads or on scheduling. When k * d is too large for per-block partials, the points are
-// bucketed by label and each cluster is summed in index order instead (also thread-independent).
-#include <omp.h>
-
+// Backend::Cpu: the fast multithreaded CPU backend. A thread pool (cpu_pool.hpp) hands out fixed
+// blocks of points dynamically; each block runs the register-blocked SIMD kernel (cpu_kernel.inl)
+// and accumulates its own partial per-cluster sums, which are merged in block order: the result
+// does not depend on the number of threads or on scheduling. When k * d is too large for
+// per-block partials, the points are bucketed by label and each cluster is summed in index order
+// instead (also thread-independent).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "cpu_kernel.hpp"
+#include "cpu_pool.hpp"
 #include "engine.hpp"
 #include "internal.hpp"
 
@@ -73,7 +73,12 @@ namespace {
 /// Points per parallel work item; also the unit of the fixed-order reductions.
 constexpr std::int64_t kBlock = kReduceBlock;
 /// Up to this many centroids the small-k kernel (points in SIMD lanes) runs instead of the
-/// tiled one: measured on 4000 x 3 and 1M x 8 (bench/NOTES.md).
+/// tiled one: measured on 4000 x 3 and 1M x 8 (bench/NOTES.md). With rows wider than one chunk
+/// (d > kSmallKChunkD) it runs up to cpu::kSmallKChunkedMaxK = 64 centroids: there the tiled
+/// kernel's rounding bound grows with d and sends many points to the re-check (5000 x 2048,
+/// k = 32: 2.7x faster; 100k x 128, k = 64: 1.9x). With AVX-512 float tiles (32 centroids) it
+/// also wins up to k = 64 on narrower rows (100k x 32, k = 48: 1.44x; 100k x 48, k = 64: 1.13x;
+/// with AVX2's 16-centroid tiles it did not, so they keep the tiled kernel there).
 constexpr int kSmallK = KMEANS_SMALL_K_DEFAULT;
 /// It also runs while d <= kSmallKWideMaxD and k * d <= kSmallKWideWork * tile / 32: there the
 /// tiled kernel's exactness checks (runner-up tracking, direct distance, bound test) cost more
@@ -85,6 +90,8 @@ constexpr std::int64_t kSmallKWideWork = KMEANS_SMALL_K_WIDE_WORK;
 /// Per-block partial sums are used while blocks * (k * d + k) stays under this many doubles
 /// (128 MiB); above it the bucket-by-label path avoids the memory.
 constexpr std::int64_t kMaxPartialDoubles = std::int64_t{16} << 20;
+/// Bytes of rows per sub-block of a block (kernel, then accumulation, while the rows are cached).
+constexpr std::int64_t kSubBlockBytes = 256 * 1024;
 
 /// 64-byte aligned scratch for the centroid tiles (the kernel loads whole vectors).
 template <class T>
@@ -122,6 +129,20 @@ cpu::AssignSmallKFn<double> small_k_kernel_of<double>(const cpu::KernelTable& t)
 }
 
 template <class T>
+cpu::AccumulateFn<T> accumulate_of(const cpu::KernelTable& t);
+template <>
+cpu::AccumulateFn<float> accumulate_of<float>(const cpu::KernelTable& t) { return t.accumulate_f; }
+template <>
+cpu::AccumulateFn<double> accumulate_of<double>(const cpu::KernelTable& t) { return t.accumulate_d; }
+
+template <class T>
+cpu::FinishFn<T> finish_of(const cpu::KernelTable& t);
+template <>
+cpu::FinishFn<float> finish_of<float>(const cpu::KernelTable& t) { return t.finish_f; }
+template <>
+cpu::FinishFn<double> finish_of<double>(const cpu::KernelTable& t) { return t.finish_d; }
+
+template <class T>
 int tile_of(const cpu::KernelTable& t) {
   return sizeof(T) == sizeof(float) ? t.tile_f : t.tile_d;
 }
@@ -138,6 +159,8 @@ class CpuEngine final : public Engine<T> {
         max_partial_doubles_(max_partial_doubles),
         kernel_(kernel_of<T>(kt)),
         small_k_kernel_(small_k_kernel_of<T>(kt)),
+        accumulate_(accumulate_of<T>(kt)),
+        finish_(finish_of<T>(kt)),
         tile_(tile_of<T>(kt)),
         n_threads_(resolve_threads(v.n_threads)),
         n_blocks_((v.n + kBlock - 1) / kBlock),
@@ -152,38 +175,55 @@ class CpuEngine final : public Engine<T> {
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
     const std::int64_t n = v_.n, d = v_.d;
     const int n_tiles = (k + tile_ - 1) / tile_;
-    const bool small_k = d <= cpu::kSmallKMaxD &&
-                         (k <= kSmallK ||
-                          (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_));
+    const bool small_k =
+        (k <= kSmallK && (d <= cpu::kSmallKChunkD || k <= cpu::kSmallKChunkedMaxK)) ||
+        (d > cpu::kSmallKChunkD && k <= cpu::kSmallKChunkedMaxK) ||  // wide rows: no bound
+        (tile_ >= 32 && k <= cpu::kSmallKChunkedMaxK) ||  // 32-centroid tiles (AVX-512 float)
+        (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_);
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
     const int nt = n_blocks_ > 1 ? threads_for(n_threads_, double(n) * d * (k + 1)) : 1;
     double* part = partials ? partial_.get(static_cast<std::size_t>(n_blocks_ * stride)) : nullptr;
 
-#pragma omp parallel num_threads(nt)
-    {
-      std::vector<std::int32_t> lab(static_cast<std::size_t>(kBlock));
-      std::vector<T> scratch(small_k ? 0 : static_cast<std::size_t>(kBlock));
-#pragma omp for schedule(static)
-      for (std::int64_t b = 0; b < n_blocks_; ++b) {
-        const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
+    if (slots_.size() < static_cast<std::size_t>(nt)) slots_.resize(static_cast<std::size_t>(nt));
+    for (int t = 0; t < nt; ++t) {
+      slots_[t].lab.resize(static_cast<std::size_t>(kBlock));
+      if (!small_k) slots_[t].scratch.resize(static_cast<std::size_t>(kBlock));
+    }
+    // A block goes through the kernel and the accumulation a sub-block at a time, so that the
+    // accumulation finds its rows still in cache: one read of the data per pass.
+    const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(T));
+    const std::int64_t sub = std::min(kBlock, std::max<std::int64_t>(64, kSubBlockBytes / row_bytes / 64 * 64));
+    auto block = [&](std::int64_t b, int slot) {
+      std::int32_t* lab = slots_[slot].lab.data();
+      const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
+      double* ps = part ? part + b * stride : nullptr;
+      if (ps) std::fill(ps, ps + stride, 0.0);
+      double sse[4] = {0, 0, 0, 0};  // row r of the block adds into sse[r % 4]
+      std::int64_t changed = 0;
+      for (std::int64_t s0 = 0; s0 < rows; s0 += sub) {
+        const std::int64_t r0 = i0 + s0, sr = std::min(sub, rows - s0);
         if (small_k)
-          small_k_kernel_(v_.data + i0 * d, rows, d, centroids, k, lab.data(), dist_.data() + i0);
+          small_k_kernel_(v_.data + r0 * d, sr, d, centroids, k, lab + s0, dist_.data() + r0);
         else
-          kernel_(v_.data + i0 * d, rows, d, centroids, k, mean_.data(), tiles, n_tiles,
-                  lab.data(), dist_.data() + i0, scratch.data());
-        double* ps = part ? part + b * stride : nullptr;
-        if (ps) std::fill(ps, ps + stride, 0.0);
+          kernel_(v_.data + r0 * d, sr, d, centroids, k, mean_.data(), tiles, n_tiles, lab + s0,
+                  dist_.data() + r0, slots_[slot].scratch.data());
         // Unit weights get their own loop: no multiply, no per-point branch.
         if (v_.weights)
-          accumulate_block<true>(i0, rows, k, lab.data(), ps, b);
+          accumulate_rows<true>(r0, sr, k, lab + s0, ps, sse, changed);
         else
-          accumulate_block<false>(i0, rows, k, lab.data(), ps, b);
+          accumulate_rows<false>(r0, sr, k, lab + s0, ps, sse, changed);
       }
-      if (part) {  // merge partials in block order, entries split across threads
-#pragma omp for schedule(static)
-        for (std::int64_t e = 0; e < stride; ++e) {
+      block_sse_[b] = (sse[0] + sse[1]) + (sse[2] + sse[3]);
+      block_changed_[b] = changed;
+    };
+    cpu::parallel_for(nt, n_blocks_, block);
+    if (part) {  // merge partials in block order, runs of entries spread over threads
+      constexpr std::int64_t kRun = 1024;
+      auto merge = [&](std::int64_t run, int) {
+        const std::int64_t e1 = std::min(stride, (run + 1) * kRun);
+        for (std::int64_t e = run * kRun; e < e1; ++e) {
           double s = 0;
           for (std::int64_t b = 0; b < n_blocks_; ++b) s += part[b * stride + e];
           if (e < k * d)
@@ -191,7 +231,8 @@ class CpuEngine final : public Engine<T> {
           else
             weights[e - k * d] = s;
         }
-      }
+      };
+      cpu::parallel_for(nt, (stride + kRun - 1) / kRun, merge);
     }
     if (sums && !partials) sum_by_cluster(k, sums, weights);
 
@@ -238,31 +279,58 @@ class CpuEngine final : public Engine<T> {
   }
 
  private:
-  /// Labels of one block into labels_, its changed count and SSE, and (when ps is not null)
-  /// its per-cluster weighted sums (k x d) then weights (k) into ps.
+  /// Labels of rows [i0, i0 + rows) into labels_, their changed count added to `changed` and
+  /// their SSE to sse[(i - block start) % 4] (four chains, in row order; i0 is a multiple of 4
+  /// from the block's start), and (when ps is not null) their per-cluster weighted sums
+  /// (k x d) then weights (k) added into ps.
   template <bool kWeighted>
-  void accumulate_block(std::int64_t i0, std::int64_t rows, int k, const std::int32_t* lab,
-                        double* ps, std::int64_t b) {
+  void accumulate_rows(std::int64_t i0, std::int64_t rows, int k, const std::int32_t* lab,
+                       double* ps, double* sse, std::int64_t& changed) {
     const std::int64_t d = v_.d;
-    std::int64_t changed = 0;
-    double sse = 0;
+    if (!kWeighted) {
+      finish_(lab, dist_.data() + i0, rows, labels_.data() + i0, sse, &changed);
+    } else {
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t i = i0 + r;
+        const std::int32_t c = lab[r];
+        changed += labels_[i] != c;
+        labels_[i] = c;
+        sse[r & 3] += static_cast<double>(v_.weights[i]) * static_cast<double>(dist_[i]);
+      }
+    }
+    if (!ps) return;
+    if (!kWeighted) return accumulate_(v_.data + i0 * d, rows, d, k, lab, ps, ps + k * d);
+    if (cpu::accumulate_interleaved(d, k)) {  // the unit-weight kernel's scheme, weighted
+      const std::int64_t S = d + 1;
+      double acc[4][cpu::kAccumulateSmallMax];
+      for (auto& a : acc) std::fill(a, a + k * S, 0.0);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t i = i0 + r;
+        const double w = static_cast<double>(v_.weights[i]);
+        double* a = acc[r & 3] + lab[r] * S;
+        for (std::int64_t j = 0; j < d; ++j) a[j] += w * static_cast<double>(v_.data[i * d + j]);
+        a[d] += w;
+      }
+      for (int c = 0; c < k; ++c)
+        for (std::int64_t j = 0; j <= d; ++j) {
+          const std::int64_t e = c * S + j;
+          const double v = (acc[0][e] + acc[1][e]) + (acc[2][e] + acc[3][e]);
+          if (j < d)
+            ps[c * d + j] += v;
+          else
+            ps[k * d + c] += v;
+        }
+      return;
+    }
     for (std::int64_t r = 0; r < rows; ++r) {
       const std::int64_t i = i0 + r;
       const std::int32_t c = lab[r];
-      changed += labels_[i] != c;
-      labels_[i] = c;
-      const double w = kWeighted ? static_cast<double>(v_.weights[i]) : 1.0;
-      sse += kWeighted ? w * static_cast<double>(dist_[i]) : static_cast<double>(dist_[i]);
-      if (ps) {
-        double* s = ps + c * d;
-        const T* xi = v_.data + i * d;
-        for (std::int64_t j = 0; j < d; ++j)
-          s[j] += kWeighted ? w * static_cast<double>(xi[j]) : static_cast<double>(xi[j]);
-        ps[k * d + c] += w;
-      }
+      const double w = static_cast<double>(v_.weights[i]);
+      double* s = ps + c * d;
+      const T* xi = v_.data + i * d;
+      for (std::int64_t j = 0; j < d; ++j) s[j] += w * static_cast<double>(xi[j]);
+      ps[k * d + c] += w;
     }
-    block_sse_[b] = sse;
-    block_changed_[b] = changed;
   }
 
   /// Centroids centred on the data mean and transposed into [tile][d + 1][tile_] blocks; row 0
@@ -307,8 +375,7 @@ class CpuEngine final : public Engine<T> {
     order_.resize(static_cast<std::size_t>(n));
     std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
     for (std::int64_t i = 0; i < n; ++i) order_[fill[labels_[i]]++] = i;
-#pragma omp parallel for schedule(dynamic, 16) num_threads(threads_for(n_threads_, double(n) * d))
-    for (int c = 0; c < k; ++c) {
+    auto cluster = [&](std::int64_t c, int) {
       double* s = sums + c * d;
       std::fill(s, s + d, 0.0);
       double wsum = 0;
@@ -320,13 +387,16 @@ class CpuEngine final : public Engine<T> {
         wsum += w;
       }
       weights[c] = wsum;
-    }
+    };
+    cpu::parallel_for(threads_for(n_threads_, double(n) * d), k, cluster);
   }
 
   DataView<T> v_;
   std::int64_t max_partial_doubles_;
   cpu::AssignFn<T> kernel_;
   cpu::AssignSmallKFn<T> small_k_kernel_;
+  cpu::AccumulateFn<T> accumulate_;
+  cpu::FinishFn<T> finish_;
   int tile_;
   int n_threads_;
   std::int64_t n_blocks_;
@@ -338,6 +408,12 @@ class CpuEngine final : public Engine<T> {
   std::vector<std::int64_t> order_;
   AlignedBuffer<T> tiles_;
   AlignedBuffer<double> partial_;
+  /// Per-thread scratch of assign (index = the pool's slot), kept across passes.
+  struct Slot {
+    std::vector<std::int32_t> lab;
+    std::vector<T> scratch;
+  };
+  std::vector<Slot> slots_;
 };
 
 }  // namespace

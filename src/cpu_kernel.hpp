@@ -22,15 +22,42 @@ using AssignFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T
                           int k, const T* mean, const T* tiles, int n_tiles,
                           std::int32_t* labels, T* dist, T* scratch);
 
-/// The small-k kernel: points in SIMD lanes, centroids (k x d, d <= kSmallKMaxD) broadcast;
-/// the ranking is the direct formula itself (same arithmetic as AssignFn's), so its argmin is
-/// exact. Ties go to the lowest centroid index.
+/// The small-k kernel: points in SIMD lanes, centroids (k x d) broadcast; the ranking is the
+/// direct formula itself (same arithmetic as AssignFn's), so its argmin is exact. Ties go to the
+/// lowest centroid index. Any d; for d > kSmallKChunkD, k must be at most kSmallKChunkedMaxK.
 template <class T>
 using AssignSmallKFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
                                 int k, std::int32_t* labels, T* dist);
 
-/// The small-k kernel serves d up to this (its transposed points live on the stack).
-constexpr std::int64_t kSmallKMaxD = 64;
+/// Adds each row to its cluster's sums, unit weights: sums[lab[r] * d + j] += x[r * d + j] and
+/// counts[lab[r]] += 1, in double (k clusters). The order of the adds is fixed by the rows alone
+/// (the same for any thread count); see accumulate_interleaved.
+template <class T>
+using AccumulateFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, int k,
+                              const std::int32_t* lab, double* sums, double* counts);
+
+/// Up to this many sums (k x (d + 1)) the accumulation keeps four copies on the stack.
+constexpr int kAccumulateSmallMax = 288;
+
+/// Whether AccumulateFn interleaves four copies of the sums for this shape (d in 1..4 or 8, small
+/// k): row r of a call adds into copy r % 4, and the copies are added into the sums as
+/// (c0 + c1) + (c2 + c3). The weighted accumulation follows the same scheme, so that uniform
+/// power-of-two weights give the unweighted bits.
+inline bool accumulate_interleaved(std::int64_t d, int k) {
+  return (d <= 4 || d == 8) && k * (d + 1) <= kAccumulateSmallMax;
+}
+
+/// The per-row bookkeeping of a pass, unit weights: changed += labels[r] != lab[r], labels[r] =
+/// lab[r], sse4[r % 4] += double(dist[r]) (four chains, each in row order).
+template <class T>
+using FinishFn = void (*)(const std::int32_t* lab, const T* dist, std::int64_t rows,
+                          std::int32_t* labels, double* sse4, std::int64_t* changed);
+
+/// Features per chunk of the small-k kernel's transposed points (a stack buffer). A wider row is
+/// read once per group of points, its running distances to every centroid kept on the stack
+/// between chunks: for at most kSmallKChunkedMaxK centroids.
+constexpr std::int64_t kSmallKChunkD = 64;
+constexpr int kSmallKChunkedMaxK = 64;
 
 struct KernelTable {
   const char* name;        ///< "generic", "avx2" or "avx512".
@@ -42,6 +69,10 @@ struct KernelTable {
   AssignFn<double> assign_d;
   AssignSmallKFn<float> assign_small_k_f;
   AssignSmallKFn<double> assign_small_k_d;
+  AccumulateFn<float> accumulate_f;
+  AccumulateFn<double> accumulate_d;
+  FinishFn<float> finish_f;
+  FinishFn<double> finish_d;
 };
 
 const KernelTable& kernels_generic();

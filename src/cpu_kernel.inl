@@ -379,58 +379,80 @@ void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, s
   }
 }
 
-/// Small k: points in the SIMD lanes (a group of 2 vectors of points, transposed into a stack
-/// buffer), centroids broadcast one at a time, distances in the direct form sum((x - c)^2).
-/// No horizontal argmin and no padding waste, which dominate the tiled kernel when k is a few
-/// vectors wide. The lane-wise strict comparison in ascending centroid order keeps ties at the
-/// lowest index.
-template <class T>
-void assign_rows_small_k(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
-                         int k, std::int32_t* labels, T* dist) {
-  using VT = typename Simd<T>::V;
-  using VI = typename Simd<T>::I;
-  constexpr int W = Simd<T>::W;
-  constexpr int G = 2;
-  using LI = typename LaneInt<T>::type;
-  alignas(64) T xt[kSmallKMaxD][G * W];
-  const T inf = __builtin_inf();
+#include "cpu_kernel_small_k.inl"
 
-  for (std::int64_t i0 = 0; i0 < rows; i0 += G * W) {
-    for (int l = 0; l < G * W; ++l) {
-      const std::int64_t r = i0 + l < rows ? i0 + l : rows - 1;  // tail: repeat the last row
-      for (std::int64_t j = 0; j < d; ++j) xt[j][l] = x[r * d + j];
-    }
-    VT best[G];
-    VI bidx[G];
+
+/// FinishFn: four SSE chains as one vector of four doubles (lane q holds rows r = q mod 4).
+template <class T>
+void finish_rows(const std::int32_t* lab, const T* dist, std::int64_t rows, std::int32_t* labels,
+                 double* sse4, std::int64_t* changed) {
+  typedef double D4 __attribute__((vector_size(32)));
+  D4 acc;
+  __builtin_memcpy(&acc, sse4, sizeof(acc));
+  std::int64_t ch = 0;
+  std::int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const D4 v = {static_cast<double>(dist[r]), static_cast<double>(dist[r + 1]),
+                  static_cast<double>(dist[r + 2]), static_cast<double>(dist[r + 3])};
+    acc += v;
+  }
+  __builtin_memcpy(sse4, &acc, sizeof(acc));
+  for (; r < rows; ++r) sse4[r & 3] += static_cast<double>(dist[r]);
+  for (std::int64_t q = 0; q < rows; ++q) {
+    ch += labels[q] != lab[q];
+    labels[q] = lab[q];
+  }
+  *changed += ch;
+}
+
+/// AccumulateFn for small d and k: four interleaved copies of the k x (d + 1) sums (row r adds
+/// into copy r % 4), so that rows of the same cluster do not wait on each other's stores; the
+/// copies are then added into sums in a fixed order.
+template <class T, int D>
+void accumulate_rows_small(const T* x, std::int64_t rows, int k, const std::int32_t* lab,
+                           double* __restrict__ sums, double* __restrict__ counts) {
+  constexpr int S = D + 1;
+  double acc[4][kAccumulateSmallMax];
+  for (int q = 0; q < 4; ++q)
+    for (int e = 0; e < k * S; ++e) acc[q][e] = 0;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double* a = acc[r & 3] + lab[r] * S;
     KMEANS_UNROLL
-    for (int g = 0; g < G; ++g) {
-      best[g] = VT{} + inf;
-      bidx[g] = VI{};
+    for (int j = 0; j < D; ++j) a[j] += static_cast<double>(x[r * D + j]);
+    a[D] += 1.0;
+  }
+  for (int c = 0; c < k; ++c) {
+    KMEANS_UNROLL
+    for (int j = 0; j <= D; ++j) {
+      const int e = c * S + j;
+      const double v = (acc[0][e] + acc[1][e]) + (acc[2][e] + acc[3][e]);
+      if (j < D)
+        sums[c * D + j] += v;
+      else
+        counts[c] += v;
     }
-    for (int c = 0; c < k; ++c) {
-      const T* cc = centroids + static_cast<std::int64_t>(c) * d;
-      VT acc[G];
-      KMEANS_UNROLL
-      for (int g = 0; g < G; ++g) acc[g] = VT{};
-      for (std::int64_t j = 0; j < d; ++j) {
-        const T cj = cc[j];
-        KMEANS_UNROLL
-        for (int g = 0; g < G; ++g) {
-          acc[g] = direct_step_v<T>(*reinterpret_cast<const VT*>(&xt[j][g * W]), cj, acc[g]);
-        }
-      }
-      const VI cv = VI{} + static_cast<LI>(c);
-      KMEANS_UNROLL
-      for (int g = 0; g < G; ++g) {
-        const auto less = acc[g] < best[g];
-        best[g] = less ? acc[g] : best[g];
-        bidx[g] = less ? cv : bidx[g];
-      }
+  }
+}
+
+/// AccumulateFn: vectorised here with this table's instruction set (pure adds: no contraction).
+template <class T>
+void accumulate_rows(const T* x, std::int64_t rows, std::int64_t d, int k,
+                     const std::int32_t* lab, double* __restrict__ sums,
+                     double* __restrict__ counts) {
+  if (accumulate_interleaved(d, k)) {
+    switch (d) {
+      case 1: return accumulate_rows_small<T, 1>(x, rows, k, lab, sums, counts);
+      case 2: return accumulate_rows_small<T, 2>(x, rows, k, lab, sums, counts);
+      case 3: return accumulate_rows_small<T, 3>(x, rows, k, lab, sums, counts);
+      case 4: return accumulate_rows_small<T, 4>(x, rows, k, lab, sums, counts);
+      default: return accumulate_rows_small<T, 8>(x, rows, k, lab, sums, counts);
     }
-    for (int l = 0; l < G * W && i0 + l < rows; ++l) {
-      labels[i0 + l] = static_cast<std::int32_t>(bidx[l / W][l % W]);
-      dist[i0 + l] = best[l / W][l % W];
-    }
+  }
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double* __restrict__ s = sums + static_cast<std::int64_t>(lab[r]) * d;
+    const T* __restrict__ xr = x + r * d;
+    for (std::int64_t j = 0; j < d; ++j) s[j] += static_cast<double>(xr[j]);
+    counts[lab[r]] += 1.0;
   }
 }
 
@@ -444,7 +466,11 @@ const KernelTable& KMEANS_TABLE() {
                                  &assign_rows<float>,
                                  &assign_rows<double>,
                                  &assign_rows_small_k<float>,
-                                 &assign_rows_small_k<double>};
+                                 &assign_rows_small_k<double>,
+                                 &accumulate_rows<float>,
+                                 &accumulate_rows<double>,
+                                 &finish_rows<float>,
+                                 &finish_rows<double>};
   return table;
 }
 

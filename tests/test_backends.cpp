@@ -317,7 +317,40 @@ TEST(CpuVsReference, DuplicatePoints) {
   }
 }
 
-// Results do not depend on the number of threads: bitwise identical.
+// Results do not depend on the number of threads: bitwise identical, on every kernel (small-k
+// with narrow and wide rows, tiled, bucketed sums) and with weights.
+template <class T>
+void same_bits_for_any_thread_count(std::int64_t n, std::int64_t d, int k, bool weighted,
+                                    std::int64_t max_partial_doubles) {
+  SCOPED_TRACE("n=" + std::to_string(n) + " d=" + std::to_string(d) + " k=" + std::to_string(k) +
+               (weighted ? " weighted" : "") + (sizeof(T) == 4 ? " float" : " double"));
+  const auto x = make_data<T>(n, d, k, 1);
+  std::vector<T> w;
+  for (std::int64_t i = 0; i < (weighted ? n : 0); ++i) w.push_back(static_cast<T>(0.5 + (i % 7) * 0.25));
+  kmeans::detail::DataView<T> v{x.data(), weighted ? w.data() : nullptr, n, d, 1};
+  std::vector<T> c(x.begin(), x.begin() + k * d);
+  std::vector<double> sums0, w0;
+  std::vector<std::int32_t> lab0;
+  kmeans::detail::StepStats st0;
+  for (int threads : {1, 2, 3}) {
+    v.n_threads = threads;
+    auto e = kmeans::detail::make_cpu_engine(v, max_partial_doubles);
+    std::vector<double> sums(static_cast<std::size_t>(k * d)), ws(static_cast<std::size_t>(k));
+    const auto st = e->assign(c.data(), k, sums.data(), ws.data());
+    std::vector<std::int32_t> lab(static_cast<std::size_t>(n));
+    e->labels(lab.data());
+    if (threads == 1) {
+      sums0 = sums, w0 = ws, lab0 = lab, st0 = st;
+      continue;
+    }
+    EXPECT_EQ(sums, sums0) << threads;
+    EXPECT_EQ(ws, w0) << threads;
+    EXPECT_EQ(lab, lab0) << threads;
+    EXPECT_EQ(st.sse, st0.sse) << threads;
+    EXPECT_EQ(st.n_changed, st0.n_changed) << threads;
+  }
+}
+
 TEST(CpuDeterminism, SameBitsForAnyThreadCount) {
   const auto x = make_data<float>(50000, 6, 10, 1);
   kmeans::Params<float> p;
@@ -335,6 +368,17 @@ TEST(CpuDeterminism, SameBitsForAnyThreadCount) {
     EXPECT_EQ(r->labels, a.labels);
     EXPECT_EQ(r->inertia, a.inertia);
     EXPECT_EQ(r->sse_history, a.sse_history);
+  }
+  const std::int64_t big = std::int64_t{1} << 40;
+  for (bool wt : {false, true}) {
+    same_bits_for_any_thread_count<float>(20001, 3, 4, wt, big);     // small-k, d = 3
+    same_bits_for_any_thread_count<double>(20001, 1, 7, wt, big);    // small-k, d = 1
+    same_bits_for_any_thread_count<float>(9000, 200, 10, wt, big);   // small-k, wide rows
+    same_bits_for_any_thread_count<double>(9000, 70, 16, wt, big);   // small-k, two chunks
+    same_bits_for_any_thread_count<float>(9000, 130, 50, wt, big);   // small-k, wide, k > 16
+    same_bits_for_any_thread_count<float>(9000, 32, 48, wt, big);    // small-k on AVX-512 only
+    same_bits_for_any_thread_count<float>(12289, 16, 100, wt, big);  // tiled
+    same_bits_for_any_thread_count<double>(12289, 16, 100, wt, 1);   // tiled, bucketed sums
   }
 }
 

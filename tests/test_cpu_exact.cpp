@@ -5,13 +5,16 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cpu_kernel.hpp"
+#include "cpu_pool.hpp"
 #include "engine.hpp"
 #include "kmeans/kmeans.hpp"
 
@@ -252,6 +255,11 @@ TEST(CpuExact, NearTiesFloat) {
   near_ties<float>(1200, 33, 301, 0, 4);   // k not a multiple of any tile, several chunks
   near_ties<float>(300, 600, 40, 1e4, 5);  // d > 512: centred on the fly, one tile a chunk
   near_ties<float>(500, 8, 1, 1e4, 6);     // k = 1
+  near_ties<float>(333, 784, 10, 1e4, 7);  // small-k kernel, wide rows: chunks, transposes
+  near_ties<float>(301, 65, 16, 0, 8);     // one feature past a chunk, k = the limit
+  near_ties<float>(129, 131, 3, 1e4, 9);   // k below the centroids per pass, odd d
+  near_ties<float>(200, 100, 64, 1e4, 10); // wide rows, k = the chunked limit
+  near_ties<float>(1000, 40, 64, 1e4, 11); // one chunk, k = 64 (small-k with AVX-512 tiles)
 }
 
 TEST(CpuExact, NearTiesDouble) {
@@ -261,6 +269,10 @@ TEST(CpuExact, NearTiesDouble) {
   near_ties<double>(1200, 33, 301, 0, 14);
   near_ties<double>(300, 600, 40, 1e4, 15);
   near_ties<double>(500, 8, 1, 1e4, 16);
+  near_ties<double>(333, 784, 10, 1e4, 17);
+  near_ties<double>(301, 65, 16, 0, 18);
+  near_ties<double>(129, 131, 3, 1e4, 19);
+  near_ties<double>(200, 100, 41, 0, 20);
 }
 
 TEST(CpuExact, ClusteredDataOffsetFarFromTheOrigin) {
@@ -281,6 +293,42 @@ TEST(CpuExact, ClusteredDataOffsetFarFromTheOrigin) {
       expect_exact(*table, xf, n, d, cf, k, "clustered, offset 1e4");
       expect_exact(*table, xd, n, d, cd, k, "clustered, offset 1e4");
     }
+  }
+}
+
+// The pool runs every item exactly once, with slots below the thread count, also when called
+// nested (then on the caller) and from two threads at once (one of them then runs alone).
+TEST(CpuPool, EveryItemOnceAnySlotBelowThreads) {
+  for (int threads : {1, 2, 3, 5}) {
+    for (std::int64_t n : {0, 1, 2, 7, 1000}) {
+      std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
+      std::atomic<int> bad_slot{0};
+      auto f = [&](std::int64_t i, int slot) {
+        hits[static_cast<std::size_t>(i)].fetch_add(1);
+        if (slot < 0 || slot >= threads) bad_slot.fetch_add(1);
+        if (i == 3) {  // nested: runs on this thread, slot 0
+          int inner = 0;
+          auto g = [&](std::int64_t, int s) { inner += s == 0; };
+          cpu::parallel_for(threads, 4, g);
+          if (inner != 4) bad_slot.fetch_add(1);
+        }
+      };
+      cpu::parallel_for(threads, n, f);
+      for (std::int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << threads << " " << i;
+      EXPECT_EQ(bad_slot.load(), 0);
+    }
+  }
+  std::vector<std::atomic<int>> a(5000), b(5000);
+  auto fa = [&](std::int64_t i, int) { a[static_cast<std::size_t>(i)].fetch_add(1); };
+  auto fb = [&](std::int64_t i, int) { b[static_cast<std::size_t>(i)].fetch_add(1); };
+  std::thread other([&] {
+    for (int r = 0; r < 50; ++r) cpu::parallel_for(3, 100, fb);
+  });
+  for (int r = 0; r < 50; ++r) cpu::parallel_for(3, 100, fa);
+  other.join();
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(a[i].load(), 50);
+    EXPECT_EQ(b[i].load(), 50);
   }
 }
 

@@ -3,6 +3,7 @@
 // (shape, dtype, backend, init, weights, values). Any input must either be refused with
 // kmeans::Error or give a result that keeps the library's promises: labels in [0, k) that
 // predict reproduces, finite centroids, finite non-negative inertia and distances.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -43,19 +44,27 @@ class Bytes {
   std::abort();
 }
 
-/// True when some values are below the library's exact-rescaling threshold (2^-28 for float,
-/// 2^-432 for double) and others, of the data or the initial centroids, are above it.
+/// True when some values' squared differences underflow in T at the call's scale, so that the
+/// fit and a later predict (whose scale comes from other centroids) may evaluate them
+/// differently (README, Semantics: value range). The library scales a call by 2^e (e from its
+/// largest |value| when that is below 2^-28 for float, 2^-432 for double; else e = 0); a
+/// nonzero value below 2^-63 (float) or 2^-511 (double) after that scaling squares to
+/// something subnormal.
 template <class T>
 bool mixes_underflowing_values(const std::vector<T>& x, const std::vector<T>& c) {
-  const double small = sizeof(T) == 4 ? 0x1p-28 : 0x1p-432;
-  bool below = false, above = false;
+  const bool f = sizeof(T) == 4;
+  double max_abs = 0;
   for (const std::vector<T>* v : {&x, &c})
-    for (T e : *v) {
-      const double a = std::fabs(static_cast<double>(e));
-      below = below || (a > 0 && a < small);
-      above = above || a >= small;
+    for (T e : *v) max_abs = std::max(max_abs, std::fabs(static_cast<double>(e)));
+  const double small = f ? 0x1p-28 : 0x1p-432;
+  const int e = (max_abs > 0 && max_abs < small) ? -std::ilogb(max_abs) : 0;
+  const double floor = f ? 0x1p-63 : 0x1p-511;
+  for (const std::vector<T>* v : {&x, &c})
+    for (T v_e : *v) {
+      const double a = std::ldexp(std::fabs(static_cast<double>(v_e)), e);
+      if (a > 0 && a < floor) return true;
     }
-  return below && above;
+  return false;
 }
 
 template <class T>
@@ -121,9 +130,9 @@ void run(Bytes& in, std::uint8_t flags) {
     if (!(s >= 0) || (!std::isfinite(s) && !inertia_overflow))
       finding("sse_history not finite and >= 0 (and no overflow warning)");
   // The returned labels belong to the returned centroids: predict on the same backend agrees.
-  // Not where values below the exact-rescaling threshold mix with larger ones: one scale serves
-  // a call, and the fit's (data and initial centroids) and predict's (data and final
-  // centroids) may differ there (README, Semantics: value range).
+  // Not where values span so many binades that their squared differences underflow at the
+  // call's scale: one scale serves a call, and the fit's (data and initial centroids) and
+  // predict's (data and final centroids) may differ there (README, Semantics: value range).
   const std::vector<std::int32_t> again =
       kmeans::predict(x.data(), n, d, r.centroids.data(), static_cast<std::size_t>(k), r.backend);
   if (again != r.labels && !mixes_underflowing_values(x, c))

@@ -18,8 +18,10 @@ void load(const std::string& text) {
   try {
     const kmeans::KMeans<T> m = kmeans::KMeans<T>::from_json(text, "fuzz");
     const kmeans::Result<T>& r = m.result();
-    const std::size_t k = static_cast<std::size_t>(m.params().k);
-    if (!m.fitted() || k == 0 || r.centroids.empty() || r.centroids.size() % k != 0) std::abort();
+    // The model's k is its centroid count: params().k is the next fit's k, which a model may
+    // carry changed since its fit.
+    const std::size_t d = m.n_features();
+    if (!m.fitted() || d == 0 || r.centroids.empty() || r.centroids.size() % d != 0) std::abort();
     for (const T c : r.centroids)
       if (!std::isfinite(c)) std::abort();
     if (!r.labels.empty() || !(r.inertia >= 0)) std::abort();

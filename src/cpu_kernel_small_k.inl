@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: Apache-2.0
+// The small-k CPU kernel (included by cpu_kernel.inl inside its anonymous namespace, after
+// direct_step_v): points in SIMD lanes, every centroid's direct distance sum((x - c)^2).
+//
+// A group of G vectors of points is transposed, a chunk of features at a time, into a stack
+// buffer; centroids are broadcast, C at a time, so G * C independent accumulation chains hide the
+// latency of the fused multiply-add. Each lane adds its features in order 0..d-1 with the table's
+// direct_step: the distance is the direct formula itself, so the argmin is exact with no bound
+// and no re-check. A wide row (d > one chunk) is read once per group: its running distances to
+// all k centroids wait in a small stack array between chunks. Small d is a template parameter,
+// so the feature loops unroll completely.
+
+/// Centroids per pass over a chunk of features: as many accumulation chains as the registers hold.
+constexpr int kSmallKC = KMEANS_VBYTES == 64 ? 4 : 2;
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12, inside the unpack and gather intrinsics
+#endif
+#if KMEANS_VBYTES == 64 && defined(__AVX512F__)
+#define KMEANS_HAVE_TRANSPOSE 1
+/// transpose_block(r, j, out, stride): W rows r[0..W) of features [j, j + W) into
+/// out[f * stride + i] = r[i][j + f] (out and stride aligned to the vector), in registers.
+inline void transpose_block(const float* const* r, std::int64_t j, float* out, std::int64_t stride) {
+  __m512 a[16], t[16];
+  for (int i = 0; i < 16; ++i) a[i] = _mm512_loadu_ps(r[i] + j);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(a[i], a[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(a[i], a[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    a[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    a[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    a[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    a[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(a[i], a[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(a[i], a[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(a[i + 8], a[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(a[i + 8], a[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) {
+    a[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    a[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+  for (int f = 0; f < 16; ++f) _mm512_store_ps(out + f * stride, a[f]);
+}
+inline void transpose_block(const double* const* r, std::int64_t j, double* out, std::int64_t stride) {
+  __m512d a[8], t[8];
+  for (int i = 0; i < 8; ++i) a[i] = _mm512_loadu_pd(r[i] + j);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm512_unpacklo_pd(a[i], a[i + 1]);
+    t[i + 1] = _mm512_unpackhi_pd(a[i], a[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    a[i] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0x88);
+    a[i + 1] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0x88);
+    a[i + 2] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0xdd);
+    a[i + 3] = _mm512_shuffle_f64x2(t[i + 1], t[i + 3], 0xdd);
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f64x2(a[i], a[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f64x2(a[i], a[i + 4], 0xdd);
+  }
+  for (int f = 0; f < 8; ++f) _mm512_store_pd(out + f * stride, t[f]);
+}
+#elif KMEANS_VBYTES == 32 && defined(__AVX__)
+#define KMEANS_HAVE_TRANSPOSE 1
+inline void transpose_block(const float* const* r, std::int64_t j, float* out, std::int64_t stride) {
+  __m256 a[8], t[8];
+  for (int i = 0; i < 8; ++i) a[i] = _mm256_loadu_ps(r[i] + j);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(a[i], a[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(a[i], a[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    a[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    a[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+    a[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    a[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm256_permute2f128_ps(a[i], a[i + 4], 0x20);
+    t[i + 4] = _mm256_permute2f128_ps(a[i], a[i + 4], 0x31);
+  }
+  for (int f = 0; f < 8; ++f) _mm256_store_ps(out + f * stride, t[f]);
+}
+inline void transpose_block(const double* const* r, std::int64_t j, double* out, std::int64_t stride) {
+  __m256d a[4], t[4];
+  for (int i = 0; i < 4; ++i) a[i] = _mm256_loadu_pd(r[i] + j);
+  t[0] = _mm256_unpacklo_pd(a[0], a[1]);
+  t[1] = _mm256_unpackhi_pd(a[0], a[1]);
+  t[2] = _mm256_unpacklo_pd(a[2], a[3]);
+  t[3] = _mm256_unpackhi_pd(a[2], a[3]);
+  _mm256_store_pd(out, _mm256_permute2f128_pd(t[0], t[2], 0x20));
+  _mm256_store_pd(out + stride, _mm256_permute2f128_pd(t[1], t[3], 0x20));
+  _mm256_store_pd(out + 2 * stride, _mm256_permute2f128_pd(t[0], t[2], 0x31));
+  _mm256_store_pd(out + 3 * stride, _mm256_permute2f128_pd(t[1], t[3], 0x31));
+}
+#endif
+#if (KMEANS_VBYTES == 64 && defined(__AVX512F__)) || (KMEANS_VBYTES == 32 && defined(__AVX2__))
+#define KMEANS_HAVE_GATHER 1
+/// Narrow rows (D features), 2 W contiguous rows from x: out[j * stride + l] = x[l * D + j], one
+/// gather per feature and vector (scalar stores then vector loads would stall on store
+/// forwarding: measured on 2M x 2, k = 8).
+template <class T, int D, int W>
+inline void gather_features(const T* x, T* out, std::int64_t stride) {
+  for (int g = 0; g < 2; ++g) {
+    const T* base = x + g * W * D;
+    for (int j = 0; j < D; ++j) {
+#if KMEANS_VBYTES == 64
+      if constexpr (sizeof(T) == 4) {
+        const __m512i idx = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(D));
+        _mm512_store_ps(out + j * stride + g * W, _mm512_i32gather_ps(idx, base + j, 4));
+      } else {
+        const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(D));
+        _mm512_store_pd(out + j * stride + g * W, _mm512_i32gather_pd(idx, base + j, 8));
+      }
+#else
+      if constexpr (sizeof(T) == 4) {
+        const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(D));
+        _mm256_store_ps(out + j * stride + g * W, _mm256_i32gather_ps(base + j, idx, 4));
+      } else {
+        const __m128i idx = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(D));
+        _mm256_store_pd(out + j * stride + g * W, _mm256_i32gather_pd(base + j, idx, 8));
+      }
+#endif
+    }
+  }
+}
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+/// Accumulates features [0, jn) of the transposed chunk xt against NC centroids starting at
+/// centroid `cbase` (rows of `cd` features, already offset to the chunk's first feature).
+template <class T, int NC, int JN>
+inline void small_k_accumulate(const T (*xt)[2 * Simd<T>::W], int jn, const T* cbase,
+                               std::int64_t cd, typename Simd<T>::V (&acc)[NC][2]) {
+  using VT = typename Simd<T>::V;
+  constexpr int W = Simd<T>::W;
+  auto step = [&](int j) {
+    const VT x0 = *reinterpret_cast<const VT*>(&xt[j][0]);
+    const VT x1 = *reinterpret_cast<const VT*>(&xt[j][W]);
+    KMEANS_UNROLL
+    for (int q = 0; q < NC; ++q) {
+      const T cj = cbase[q * cd + j];
+      acc[q][0] = direct_step_v<T>(x0, cj, acc[q][0]);
+      acc[q][1] = direct_step_v<T>(x1, cj, acc[q][1]);
+    }
+  };
+  if constexpr (JN > 0) {  // compile-time length: unrolled completely
+    KMEANS_UNROLL
+    for (int j = 0; j < JN; ++j) step(j);
+  } else {
+    for (int j = 0; j < jn; ++j) step(j);
+  }
+}
+
+/// D > 0: d == D (at most kSmallKChunkD, one chunk). D == 0: any d; then, when d exceeds one
+/// chunk, k must not exceed kSmallKChunkedMaxK (the running distances' stack array).
+template <class T, int D>
+void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, const T* centroids,
+                           int k, std::int32_t* labels, T* dist) {
+  using VT = typename Simd<T>::V;
+  using VI = typename Simd<T>::I;
+  constexpr int W = Simd<T>::W;
+  constexpr int G = 2;
+  constexpr int L = G * W;
+  constexpr int C = kSmallKC;
+  using LI = typename LaneInt<T>::type;
+  const std::int64_t d = D > 0 ? D : d_rt;
+  constexpr std::int64_t JC = D > 0 ? D : kSmallKChunkD;
+  alignas(64) T xt[JC][L];
+  alignas(64) VT running[D > 0 ? 1 : kSmallKChunkedMaxK][G];
+  alignas(64) T out_best[L];
+  alignas(64) LI out_idx[L];
+  const T inf = __builtin_inf();
+
+  for (std::int64_t i0 = 0; i0 < rows; i0 += L) {
+    const T* xr[L];
+    for (int l = 0; l < L; ++l) xr[l] = x + (i0 + l < rows ? i0 + l : rows - 1) * d;  // tail: repeat
+    VT best[G];
+    VI bidx[G];
+    KMEANS_UNROLL
+    for (int g = 0; g < G; ++g) {
+      best[g] = VT{} + inf;
+      bidx[g] = VI{};
+    }
+    // Lane-wise strict compare in ascending centroid order: ties keep the lowest index.
+    auto take = [&](const VT (&a)[G], int c) {
+      const VI cv = VI{} + static_cast<LI>(c);
+      KMEANS_UNROLL
+      for (int g = 0; g < G; ++g) {
+        const auto less = a[g] < best[g];
+        best[g] = less ? a[g] : best[g];
+        bidx[g] = less ? cv : bidx[g];
+      }
+    };
+    for (std::int64_t j0 = 0; j0 < d; j0 += JC) {
+      const int jn = static_cast<int>(d - j0 < JC ? d - j0 : JC);
+      if constexpr (D > 0) {
+        bool done = false;
+#if defined(KMEANS_HAVE_GATHER)
+        if (i0 + L <= rows) {  // a full group: its rows are contiguous, gather each feature
+          gather_features<T, D, W>(x + i0 * D, &xt[0][0], L);
+          done = true;
+        }
+#endif
+        if (!done)
+          for (int l = 0; l < L; ++l)
+            KMEANS_UNROLL
+            for (int j = 0; j < D; ++j) xt[j][l] = xr[l][j];
+      } else {
+        for (int g = 0; g < G; ++g) {
+          int j = 0;
+#if defined(KMEANS_HAVE_TRANSPOSE)
+          for (; j + W <= jn; j += W) transpose_block(xr + g * W, j0 + j, &xt[j][g * W], L);
+#endif
+          for (; j < jn; ++j)
+            for (int l = g * W; l < (g + 1) * W; ++l) xt[j][l] = xr[l][j0 + j];
+        }
+      }
+      // Wide rows: L rows read a chunk at a time are more streams than the hardware prefetcher
+      // follows; fetch the next chunk (of this group, or the next group's first) meanwhile
+      // (60k x 784 float, k = 10, one thread: 8% faster).
+      if (d <= JC) {  // one chunk: the rows of the group after next, contiguous
+        const std::int64_t ahead = i0 + 2 * L;
+        if (ahead < rows) {
+          const std::int64_t n_rows = rows - ahead < L ? rows - ahead : L;
+          const char* p = reinterpret_cast<const char*>(x + ahead * d);
+          const std::int64_t bytes = n_rows * d * static_cast<std::int64_t>(sizeof(T));
+          for (std::int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 3);
+        }
+      } else {
+        const bool more = j0 + JC < d;
+        const std::int64_t nj0 = more ? j0 + JC : 0, ni0 = more ? i0 : i0 + L;
+        const std::int64_t nbytes = (d - nj0 < JC ? d - nj0 : JC) * static_cast<std::int64_t>(sizeof(T));
+        const int n_rows = rows - ni0 < L ? static_cast<int>(rows - ni0) : L;
+        for (int l = 0; l < n_rows; ++l) {
+          const char* p = reinterpret_cast<const char*>(x + (ni0 + l) * d + nj0);
+          for (std::int64_t b = 0; b < nbytes; b += 64) __builtin_prefetch(p + b, 0, 2);
+        }
+      }
+      const bool first = j0 == 0, last = j0 + jn >= d;
+      int c = 0;
+      for (; c + C <= k; c += C) {
+        VT acc[C][G];
+        KMEANS_UNROLL
+        for (int q = 0; q < C; ++q)
+          KMEANS_UNROLL
+          for (int g = 0; g < G; ++g) acc[q][g] = first ? VT{} : running[c + q][g];
+        small_k_accumulate<T, C, D>(xt, jn, centroids + static_cast<std::int64_t>(c) * d + j0, d, acc);
+        KMEANS_UNROLL
+        for (int q = 0; q < C; ++q) {
+          if (last) {
+            take(acc[q], c + q);
+          } else {
+            KMEANS_UNROLL
+            for (int g = 0; g < G; ++g) running[c + q][g] = acc[q][g];
+          }
+        }
+      }
+      for (; c < k; ++c) {
+        VT acc[1][G];
+        KMEANS_UNROLL
+        for (int g = 0; g < G; ++g) acc[0][g] = first ? VT{} : running[c][g];
+        small_k_accumulate<T, 1, D>(xt, jn, centroids + static_cast<std::int64_t>(c) * d + j0, d, acc);
+        if (last)
+          take(acc[0], c);
+        else
+          KMEANS_UNROLL
+          for (int g = 0; g < G; ++g) running[c][g] = acc[0][g];
+      }
+    }
+    KMEANS_UNROLL
+    for (int g = 0; g < G; ++g) {
+      *reinterpret_cast<VT*>(&out_best[g * W]) = best[g];
+      *reinterpret_cast<VI*>(&out_idx[g * W]) = bidx[g];
+    }
+    const int valid = rows - i0 < L ? static_cast<int>(rows - i0) : L;
+    for (int l = 0; l < valid; ++l) {
+      labels[i0 + l] = static_cast<std::int32_t>(out_idx[l]);
+      dist[i0 + l] = out_best[l];
+    }
+  }
+}
+
+/// The table's small-k entry: compile-time d up to 8, then any d.
+template <class T>
+void assign_rows_small_k(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
+                         int k, std::int32_t* labels, T* dist) {
+  switch (d) {
+    case 1: return assign_rows_small_k_d<T, 1>(x, rows, d, centroids, k, labels, dist);
+    case 2: return assign_rows_small_k_d<T, 2>(x, rows, d, centroids, k, labels, dist);
+    case 3: return assign_rows_small_k_d<T, 3>(x, rows, d, centroids, k, labels, dist);
+    case 4: return assign_rows_small_k_d<T, 4>(x, rows, d, centroids, k, labels, dist);
+    case 5: return assign_rows_small_k_d<T, 5>(x, rows, d, centroids, k, labels, dist);
+    case 6: return assign_rows_small_k_d<T, 6>(x, rows, d, centroids, k, labels, dist);
+    case 7: return assign_rows_small_k_d<T, 7>(x, rows, d, centroids, k, labels, dist);
+    case 8: return assign_rows_small_k_d<T, 8>(x, rows, d, centroids, k, labels, dist);
+    default: return assign_rows_small_k_d<T, 0>(x, rows, d, centroids, k, labels, dist);
+  }
+}
