@@ -14,6 +14,7 @@
 
 #include "engine.hpp"
 #include "internal.hpp"
+#include "minibatch.hpp"
 
 namespace kmeans {
 
@@ -217,6 +218,7 @@ void validate_params(const Options& p, std::size_t n) {
     msg << "tol = " << p.tol << " must be finite and >= 0";
     throw Error(msg.str());
   }
+  validate_minibatch_params(p);
 }
 
 using Clock = std::chrono::steady_clock;
@@ -314,9 +316,10 @@ void warn_empty_clusters(const T* data, std::int64_t n, std::int64_t d, const Re
                      (r.converged ? "" : " (the fit stopped before converging: raise max_iter)"));
 }
 
+/// `stream`: partial_fit's state (minibatch.hpp), or null for a fit.
 template <class T>
 Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
-                  const Params<T>& params) {
+                  const Params<T>& params, StreamState* stream = nullptr) {
   ProfileRange fit_range("kmeans::fit");
   // A copy: the callback may change the caller's params (or refit a KMeans object) meanwhile.
   const Params<T> p = params;
@@ -327,13 +330,17 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   // The fit holds the workspace's engine while it runs (and gives it back however it ends):
   // a nested fit on the same workspace, from on_iteration, makes an engine of its own.
   std::unique_ptr<Engine<T>> held = ws ? std::move(ws->fit_engine) : nullptr;
+  std::unique_ptr<Engine<T>> held_batch = ws ? std::move(ws->batch_engine) : nullptr;
   struct GiveBack {
     Workspace<T>* ws;
     std::unique_ptr<Engine<T>>& held;
+    std::unique_ptr<Engine<T>>& held_batch;
     ~GiveBack() {
-      if (ws) ws->fit_engine = std::move(held);
+      if (!ws) return;
+      ws->fit_engine = std::move(held);
+      ws->batch_engine = std::move(held_batch);
     }
-  } give_back{ws, held};
+  } give_back{ws, held, held_batch};
   Units<T> u;
   Engine<T>& e = bind_engine(data, n, d, p.sample_weight, p.k, p.backend, p.n_threads, held, ws,
                              cuda_init_bytes(p.init, static_cast<std::int64_t>(n), p.k),
@@ -348,7 +355,17 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   const int n_init = p.init == Init::Array ? 1 : p.n_init;
   Result<T> best;
   Timings total;
-  for (int run = 0; run < n_init; ++run) {
+  const bool mini_batch = p.batch_size > 0 || stream;
+  if (mini_batch) {  // its own initialisation and steps, then the final assignment over all
+    best.backend = e.kind();
+    minibatch(e, ops, ni, di, p, tol, u, stream, held_batch, ws ? &ws->engines_made : nullptr,
+              best);
+    Params<T> final_only = p;
+    final_only.max_iter = 0;
+    lloyd(e, ops, ni, di, final_only, tol, u, best);
+    total = best.timings;
+  }
+  for (int run = 0; run < (mini_batch ? 0 : n_init); ++run) {
     Result<T> r;
     r.backend = e.kind();
     const auto t_init = Clock::now();
@@ -381,7 +398,7 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   if (p.init == Init::Array && p.n_init > 1)
     best.warnings.push_back("init = Array: n_init = " + std::to_string(p.n_init) +
                             " ignored, one fit from the given centroids");
-  warn_empty_clusters(data, ni, di, best, p.k, best.warnings);
+  if (!stream) warn_empty_clusters(data, ni, di, best, p.k, best.warnings);
   return best;
 }
 
@@ -513,8 +530,8 @@ void WorkspaceDeleter<T>::operator()(Workspace<T>* w) const noexcept {
 
 template <class T>
 Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
-              const Params<T>& p) {
-  return run_fit(workspace(ws), data, n, d, p);
+              const Params<T>& p, StreamState* stream) {
+  return run_fit(workspace(ws), data, n, d, p, stream);
 }
 template <class T>
 std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_t n,
@@ -537,7 +554,7 @@ double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
   template void host_distances<T>(const T*, std::int64_t, std::int64_t, const T*, int, T*, int); \
   template struct WorkspaceDeleter<T>;                                                          \
   template Result<T> fit<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t,             \
-                            const Params<T>&);                                                  \
+                            const Params<T>&, StreamState*);                                    \
   template std::vector<std::int32_t> predict<T>(WorkspacePtr<T>&, const T*, std::size_t,        \
                                                 std::size_t, const T*, std::size_t, Backend);   \
   template std::vector<T> transform<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t,    \

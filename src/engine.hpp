@@ -171,15 +171,17 @@ class Workspace {
  public:
   std::unique_ptr<Engine<T>> fit_engine;
   std::unique_ptr<Engine<T>> predict_engine;
+  std::unique_ptr<Engine<T>> batch_engine;  ///< mini-batch fits' engine over one batch
   std::int64_t engines_made = 0;  ///< Engines constructed for this workspace (for tests).
   std::int64_t rebinds = 0;       ///< Calls that reused an engine (for tests).
 };
 
 /// kmeans::fit / predict / transform / score reusing the engines held by `ws` (created on
-/// first use): what KMeans<T> calls (src/estimator.cpp, src/driver.cpp).
+/// first use): what KMeans<T> calls (src/estimator.cpp, src/driver.cpp). fit with `stream`
+/// is KMeans::partial_fit's one mini-batch step over the data (src/minibatch.cpp).
 template <class T>
 Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
-              const Params<T>& p);
+              const Params<T>& p, StreamState* stream = nullptr);
 template <class T>
 std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_t n,
                                   std::size_t d, const T* centroids, std::size_t k,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // kmeans::KMeans<T>, the estimator class: its members are defined here, in the library, so that
 // the engines it keeps (kmeans::detail) stay internal to the shared library.
+#include <string>
 #include <utility>
 
 #include "engine.hpp"
@@ -13,7 +14,8 @@ KMeans<T>::KMeans(Params<T> p) : params_(std::move(p)) {}
 
 template <class T>
 KMeans<T>::KMeans(const KMeans& o)
-    : params_(o.params_), result_(o.result_), d_(o.d_), fitted_(o.fitted_), loaded_(o.loaded_) {}
+    : params_(o.params_), result_(o.result_), d_(o.d_), fitted_(o.fitted_), loaded_(o.loaded_),
+      stream_(o.stream_) {}
 
 template <class T>
 KMeans<T>& KMeans<T>::operator=(const KMeans& o) {
@@ -23,6 +25,7 @@ KMeans<T>& KMeans<T>::operator=(const KMeans& o) {
     d_ = o.d_;
     fitted_ = o.fitted_;
     loaded_ = o.loaded_;
+    stream_ = o.stream_;
     ws_.reset();  // copies share no engines
   }
   return *this;
@@ -31,10 +34,11 @@ KMeans<T>& KMeans<T>::operator=(const KMeans& o) {
 template <class T>
 KMeans<T>::KMeans(KMeans&& o) noexcept
     : params_(std::move(o.params_)), result_(std::move(o.result_)), d_(o.d_),
-      fitted_(o.fitted_), loaded_(o.loaded_), ws_(std::move(o.ws_)) {
+      fitted_(o.fitted_), loaded_(o.loaded_), ws_(std::move(o.ws_)), stream_(std::move(o.stream_)) {
   o.d_ = 0;
   o.fitted_ = false;
   o.loaded_ = false;
+  o.stream_ = detail::StreamState{};
 }
 
 template <class T>
@@ -46,9 +50,11 @@ KMeans<T>& KMeans<T>::operator=(KMeans&& o) noexcept {
     fitted_ = o.fitted_;
     loaded_ = o.loaded_;
     ws_ = std::move(o.ws_);
+    stream_ = std::move(o.stream_);
     o.d_ = 0;
     o.fitted_ = false;
     o.loaded_ = false;
+    o.stream_ = detail::StreamState{};
   }
   return *this;
 }
@@ -70,6 +76,40 @@ KMeans<T>& KMeans<T>::fit(const T* data, std::size_t n, std::size_t d) {
   }
   ws_ = std::move(ws);
   result_ = std::move(r);
+  d_ = d;
+  fitted_ = true;
+  loaded_ = false;
+  stream_ = detail::StreamState{};  // a later partial_fit starts from this fit
+  return *this;
+}
+
+template <class T>
+KMeans<T>& KMeans<T>::partial_fit(const T* data, std::size_t n, std::size_t d) {
+  Params<T> q = params_;
+  q.n_init = 1;
+  detail::StreamState st = stream_;
+  if (fitted_) {
+    if (d != d_) {
+      throw Error("partial_fit: d = " + std::to_string(d) + " differs from the fitted d = " +
+                  std::to_string(d_));
+    }
+    // Continue from the fitted centroids (and, after fit(), counts = its cluster sizes).
+    q.k = static_cast<int>(k());
+    q.init = Init::Array;
+    q.init_centroids = result_.centroids;
+    if (st.counts.empty()) st.counts = result_.cluster_sizes;
+  }
+  detail::WorkspacePtr<T> ws = std::move(ws_);
+  Result<T> r;
+  try {
+    r = detail::fit(ws, data, n, d, q, &st);
+  } catch (...) {
+    ws_ = std::move(ws);
+    throw;
+  }
+  ws_ = std::move(ws);
+  result_ = std::move(r);
+  stream_ = std::move(st);
   d_ = d;
   fitted_ = true;
   loaded_ = false;

@@ -24,6 +24,8 @@ class SplitMix64 {
   }
   /// Uniform in [0, 1) with 53 random bits.
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  /// The current state: SplitMix64(state()) continues the stream from here.
+  std::uint64_t state() const { return state_; }
 
  private:
   std::uint64_t state_;

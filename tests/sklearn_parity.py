@@ -4,7 +4,7 @@
 # fixed seeds: `fit` from the same initial centroids (unweighted and with sample weights) gives
 # identical labels and inertia within 1e-9 (float64) and close agreement in float32; `transform`
 # and `score` match KMeans.transform / KMeans.score; --verbose reports every iteration; --n-init
-# keeps the best of the runs it stands for.
+# keeps the best of the runs it stands for; --batch-size finds MiniBatchKMeans' partition.
 """usage: sklearn_parity.py --kmeans PATH/TO/kmeans --workdir DIR [--backends cpu,reference]"""
 import argparse
 import json
@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import numpy as np
-from sklearn.cluster import KMeans
+from sklearn.cluster import KMeans, MiniBatchKMeans
 
 # float64: the CLI and scikit-learn run the same algorithm on the same numbers; only rounding
 # (scikit-learn centres the data and uses the dot-product distance form) separates them.
@@ -375,6 +375,33 @@ def check_n_init(kmeans, workdir, case, backend, init):
     return "best of %d: run %d, inertia %.10g" % (runs, best + 1, out["inertia"])
 
 
+def check_minibatch(kmeans, workdir, backend, dtype):
+    """Mini-batch k-means (--batch-size) against MiniBatchKMeans with the same parameters from
+    the same centroids, on well-separated blobs: the batches differ (another generator), so the
+    check is the outcome: both give the blobs' partition (labels identical), inertias within 0.1%,
+    and the reported steps and epochs follow scikit-learn's formulas."""
+    rng = np.random.default_rng(31)
+    n, d, k, batch = 6000, 5, 6, 256
+    centers = rng.uniform(-20.0, 20.0, size=(k, d))
+    which = np.arange(n) % k
+    x = (centers[which] + rng.normal(0.0, 0.5, size=(n, d))).astype(dtype)
+    init = (centers + rng.normal(0.0, 0.5, size=(k, d))).astype(dtype)
+    stem = os.path.join(workdir, "minibatch_%s_%s" % (backend, np.dtype(dtype).name))
+    np.save(stem + "_x.npy", x)
+    np.save(stem + "_init.npy", init)
+    out = run_cli(kmeans, ["fit", stem + "_x.npy", "--init", stem + "_init.npy", "--batch-size", str(batch),
+                           "--seed", "4", "--backend", backend, "--json", "--labels-out", stem + "_labels.npy"])
+    labels = np.load(stem + "_labels.npy")
+    km = MiniBatchKMeans(n_clusters=k, init=init, n_init=1, batch_size=batch, random_state=4).fit(x)
+    assert out["algorithm"] == "minibatch" and out["tol"] == 0, out
+    assert np.array_equal(labels, which) and np.array_equal(km.labels_, which)
+    assert rel_diff(out["inertia"], km.inertia_) <= 1e-3, (out["inertia"], km.inertia_)
+    steps = out["minibatch"]["n_steps"]
+    assert 1 <= steps <= 300 * n // batch and len(out["sse_history"]) == steps, out
+    assert out["n_iter"] == -(-steps * batch // n), (out["n_iter"], steps)
+    return "inertia %.8g (sklearn %.8g), %d steps (sklearn %d)" % (out["inertia"], km.inertia_, steps, km.n_steps_)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kmeans", required=True)
@@ -424,6 +451,11 @@ def main():
         for init in ("k-means||", "k-means++", "random"):
             checks.append(("%s --init %s --n-init [%s]" % (cases[1].name, init, backend),
                            lambda i=init, b=backend: check_n_init(args.kmeans, args.workdir, cases[1], b, i)))
+
+    for backend in args.backends.split(","):
+        for dtype in (np.float64, np.float32):
+            checks.append(("minibatch %s [%s]" % (np.dtype(dtype).name, backend),
+                           lambda b=backend, t=dtype: check_minibatch(args.kmeans, args.workdir, b, t)))
 
     failures = 0
     for name, check in checks:

@@ -406,6 +406,69 @@ void check_deterministic(std::int64_t n, std::int64_t d, int k) {
   EXPECT_EQ(a.sse_history, b.sse_history);
 }
 
+/// Mini-batch k-means on the GPU (every batch pass a CUDA engine's) against the Reference
+/// backend from the same draws: double gives its labels and step count, both types its inertia
+/// within tolerance; device-resident data gives the host data's bits; partial_fit agrees too.
+template <class T>
+void check_minibatch_matches_reference(std::int64_t n, std::int64_t d, int k, int batch) {
+  SCOPED_TRACE("mini-batch n=" + std::to_string(n) + " d=" + std::to_string(d) +
+               " k=" + std::to_string(k) + " batch=" + std::to_string(batch));
+  std::vector<T> centers;
+  const auto x = make_data<T>(n, d, Shape::Blobs, 21, k, &centers);
+  std::vector<T> init(centers.size());
+  std::mt19937_64 gen(4);
+  std::normal_distribution<double> g(0, 0.5);
+  for (std::size_t i = 0; i < init.size(); ++i)
+    init[i] = static_cast<T>(static_cast<double>(centers[i]) + g(gen));
+  Params<T> p;
+  p.k = k;
+  p.init = Init::Array;
+  p.init_centroids = init;
+  p.batch_size = batch;
+  p.max_iter = 3;
+  p.tol = 0;
+  p.max_no_improvement = 0;  // a fixed step count: 3 n / batch
+  p.seed = 8;
+  p.backend = Backend::Cuda;
+  const Result<T> rc = fit(x.data(), n, d, p);
+  p.backend = Backend::Reference;
+  const Result<T> rr = fit(x.data(), n, d, p);
+  EXPECT_EQ(rc.backend, Backend::Cuda);
+  EXPECT_EQ(rc.n_steps, rr.n_steps);
+  EXPECT_NEAR(rc.inertia, rr.inertia, rel_tol<T>() * rr.inertia);
+  if (sizeof(T) == sizeof(double)) {
+    EXPECT_EQ(rc.labels, rr.labels);
+    for (std::size_t i = 0; i < rc.centroids.size(); ++i)
+      EXPECT_NEAR(rc.centroids[i], rr.centroids[i], 1e-9 * (1 + std::abs(rr.centroids[i])));
+  }
+  // Device-resident data: the batches are gathered on the device, the same bits as host data.
+  TestDeviceArray<T> dx(x);
+  ASSERT_NE(dx.get(), nullptr);
+  p.backend = Backend::Cuda;
+  const Result<T> rd = fit(dx.get(), n, d, p);
+  EXPECT_EQ(rd.labels, rc.labels);
+  EXPECT_EQ(rd.centroids, rc.centroids);
+  EXPECT_EQ(rd.inertia, rc.inertia);
+  // partial_fit over consecutive slices: the GPU's centroids near the reference's.
+  KMeans<T> gpu(p), ref(p);
+  ref.params().backend = Backend::Reference;
+  for (std::int64_t s = 0; s + batch <= n && s < 8 * batch; s += batch) {
+    gpu.partial_fit(x.data() + s * d, static_cast<std::size_t>(batch), static_cast<std::size_t>(d));
+    ref.partial_fit(x.data() + s * d, static_cast<std::size_t>(batch), static_cast<std::size_t>(d));
+  }
+  EXPECT_EQ(gpu.result().backend, Backend::Cuda);
+  if (sizeof(T) == sizeof(double)) EXPECT_EQ(gpu.result().labels, ref.result().labels);
+  for (std::size_t i = 0; i < ref.result().centroids.size(); ++i)
+    EXPECT_NEAR(gpu.result().centroids[i], ref.result().centroids[i],
+                (sizeof(T) == sizeof(double) ? 1e-9 : 1e-3) * (1 + std::abs(ref.result().centroids[i])));
+}
+
+TEST_F(CudaFit, MiniBatchMatchesReference) {
+  check_minibatch_matches_reference<double>(20000, 16, 20, 1024);
+  check_minibatch_matches_reference<float>(20000, 16, 20, 1024);
+  check_minibatch_matches_reference<double>(9000, 40, 150, 700);  // GEMM-sized passes
+}
+
 TEST_F(CudaFit, TwoRunsGiveIdenticalBits) {
   check_deterministic<float>(20000, 16, 16);    // partials
   check_deterministic<float>(20000, 20, 200);   // sort

@@ -49,8 +49,9 @@ class KMEANS_API Error : public std::runtime_error {
 
 /// Per-iteration report given to Params::on_iteration.
 struct IterationInfo {
-  int iteration;        ///< 0-based iteration index.
-  double sse;           ///< Sum of squared distances of the assignment step of this iteration.
+  int iteration;        ///< 0-based iteration index (mini-batch: step index).
+  double sse;           ///< Sum of squared distances of the assignment step of this iteration
+                        ///< (mini-batch: of the step's batch).
   double center_shift;  ///< Total squared centroid movement of this iteration's update.
   double seconds;       ///< Wall time of this iteration.
 };
@@ -104,6 +105,19 @@ struct Options {
                                        ///< run i of n_init uses seed + i.
   Backend backend = Backend::Auto;     ///< Engine to use; see Backend.
   int n_threads = 0;                   ///< CPU threads (0 = OpenMP default).
+  /// Mini-batch k-means (scikit-learn's MiniBatchKMeans) when > 0: each step assigns
+  /// min(batch_size, n) rows drawn uniformly with replacement from the seed and moves every
+  /// centre towards its batch mean with learning rate batch weight / its running count;
+  /// max_iter then counts epochs (max_iter * n / batch_size steps), tol bounds the squared
+  /// centre change of a step, and the labels and inertia are those of the whole data. 0 (the
+  /// default) runs Lloyd's algorithm; scikit-learn's own default is 1024.
+  int batch_size = 0;
+  /// Mini-batch only: stop after this many steps without improvement of the smoothed batch
+  /// inertia (0 disables the rule, scikit-learn's None).
+  int max_no_improvement = 10;
+  /// Mini-batch only: centres whose count falls below this fraction of the largest count are
+  /// moved to random batch rows (0 disables).
+  double reassignment_ratio = 0.01;
   /// Optional progress callback, called after every iteration; return false to stop early.
   /// A fit works on a copy of its Params taken when it starts, so the callback may change the
   /// caller's Params (or refit the same KMeans object) without disturbing the running fit.
@@ -137,8 +151,11 @@ struct Result {
   std::vector<std::int32_t> labels;  ///< n labels in [0, k).
   double inertia = 0;                ///< Sum of (weighted) squared distances to the assigned centroid.
   std::vector<double> sse_history;   ///< sse_history[i]: the SSE of iteration i's assignment step
-                                     ///< (points against the centroids that iteration started from).
-  int n_iter = 0;                    ///< Lloyd iterations run.
+                                     ///< (points against the centroids that iteration started from;
+                                     ///< mini-batch: of step i's batch).
+  int n_iter = 0;                    ///< Lloyd iterations run (mini-batch: epochs begun,
+                                     ///< ceil(n_steps * batch_size / n), as scikit-learn).
+  int n_steps = 0;                   ///< Mini-batch steps run (partial_fit: calls so far; Lloyd: 0).
   bool converged = false;            ///< True when labels stopped changing or the shift fell below tol.
   int n_empty_relocated = 0;         ///< Empty clusters moved to the farthest point, over all iterations.
   std::vector<double> cluster_sizes; ///< k values: the total sample weight (the point count when
@@ -203,6 +220,15 @@ struct WorkspaceDeleter {
 };
 template <class T>
 using WorkspacePtr = std::unique_ptr<Workspace<T>, WorkspaceDeleter<T>>;
+
+/// What KMeans::partial_fit carries from one call to the next (scikit-learn's _counts,
+/// _n_since_last_reassign and random state).
+struct StreamState {
+  std::vector<double> counts;       ///< Per-centre weight seen so far; empty before the first call.
+  std::uint64_t rng = 0;            ///< The state of the portable generator (reassignment draws).
+  std::int64_t since_reassign = 0;  ///< Rows seen since the last reassignment check fired.
+  int steps = 0;                    ///< partial_fit calls so far.
+};
 }  // namespace detail
 
 /// An estimator in scikit-learn's shape: holds the parameters and, after fit, the result.
@@ -236,6 +262,16 @@ class KMEANS_API KMeans {
   std::vector<std::int32_t> fit_predict(const T* data, std::size_t n, std::size_t d) {
     return fit(data, n, d).result_.labels;
   }
+  /// One mini-batch step (scikit-learn's MiniBatchKMeans.partial_fit) over n x d rows that
+  /// arrive in batches, weighted by params().sample_weight when given (n values). The first
+  /// call on an object that fit() did not fit initialises from this batch (params().init,
+  /// seed and init_centroids; one init) with zero counts; later calls continue from the
+  /// current centroids and counts (after a fit(): counts = the fit's cluster_sizes). Each call
+  /// needs k <= n rows of the first call's d. Afterwards result() holds the updated centroids,
+  /// and the labels, inertia and cluster_sizes of this batch against them; n_steps counts the
+  /// calls. Centres with counts below reassignment_ratio * the largest count are moved to rows
+  /// of the batch as in fit (checked every 10 k rows, and whenever a count is 0).
+  KMeans& partial_fit(const T* data, std::size_t n, std::size_t d);
   /// Labels of new data (n x d, the d of the fit), on the backend that ran the fit.
   std::vector<std::int32_t> predict(const T* data, std::size_t n) const;
   /// n x k Euclidean distances of new data to the fitted centroids.
@@ -308,6 +344,7 @@ class KMEANS_API KMeans {
   bool fitted_ = false;
   bool loaded_ = false;
   mutable detail::WorkspacePtr<T> ws_;
+  detail::StreamState stream_;  ///< partial_fit's counts and generator (reset by fit)
 };
 
 // Defined in the library (src/estimator.cpp), for float and double.

@@ -245,6 +245,9 @@ int run_fit(const Options& o, Matrix& data) {
   p.n_init = o.n_init;
   p.backend = o.backend;
   p.n_threads = o.threads;
+  p.batch_size = o.batch_size;
+  if (o.max_no_improvement) p.max_no_improvement = *o.max_no_improvement;
+  if (o.reassignment_ratio) p.reassignment_ratio = *o.reassignment_ratio;
   Matrix init;
   if (init_is_file(o)) {
     init = load(o.init, data.dtype);
@@ -268,7 +271,9 @@ int run_fit(const Options& o, Matrix& data) {
     weights = load_weights(o.sample_weight, data, o.data_name);
     p.sample_weight = values<T>(weights);
   }
-  if (o.verbose) p.on_iteration = verbose_printer(p.init == kmeans::Init::Array ? 1 : p.n_init);
+  // Mini-batch: the steps of one run follow the n_init initialisations (no per-run prefix).
+  if (o.verbose)
+    p.on_iteration = verbose_printer(p.init == kmeans::Init::Array || p.batch_size > 0 ? 1 : p.n_init);
 
   const auto t0 = std::chrono::steady_clock::now();
   const kmeans::Result<T> r = run_with_weights(o.sample_weight, [&] {
@@ -300,7 +305,8 @@ int run_fit(const Options& o, Matrix& data) {
         .field("update", r.timings.update)
         .field("final_assign", r.timings.final_assign);
     Json j = json_header("fit", o.backend, r.backend, data, p.k);
-    j.field("init", init_name(p.init))
+    j.field("algorithm", p.batch_size > 0 ? "minibatch" : "lloyd")
+        .field("init", init_name(p.init))
         .field("n_init", n_init_ran)
         .field("max_iter", p.max_iter)
         .field("tol", p.tol)
@@ -319,15 +325,30 @@ int run_fit(const Options& o, Matrix& data) {
         .null_or("centroids_out", o.centroids_out)
         .null_or("labels_out", o.labels_out)
         .null_or("model_out", o.model_out);
+    if (p.batch_size > 0) {
+      Json mb;
+      mb.field("batch_size", p.batch_size)
+          .field("max_no_improvement", p.max_no_improvement)
+          .field("reassignment_ratio", p.reassignment_ratio)
+          .field("n_steps", r.n_steps);
+      j.field("minibatch", mb);
+    }
     std::printf("%s\n", j.str().c_str());
   } else {
     std::printf("kmeans fit: n = %lld, d = %lld, k = %d (%s, backend %s, init %s, n_init %d%s)\n",
                 static_cast<long long>(data.rows), static_cast<long long>(data.cols), p.k,
                 dtype_name(data.dtype), kmeans::to_string(r.backend), init_name(p.init), n_init_ran,
                 o.sample_weight.empty() ? "" : ", weighted");
-    std::printf("%s after %d iteration%s (max_iter %d)\n",
-                r.converged ? "converged" : "stopped without converging", r.n_iter,
-                r.n_iter == 1 ? "" : "s", p.max_iter);
+    if (p.batch_size > 0) {
+      std::printf("mini-batch k-means (batch_size %d): %s after %d step%s, %d epoch%s (max_iter %d)\n",
+                  p.batch_size, r.converged ? "converged" : "stopped without converging",
+                  r.n_steps, r.n_steps == 1 ? "" : "s", r.n_iter, r.n_iter == 1 ? "" : "s",
+                  p.max_iter);
+    } else {
+      std::printf("%s after %d iteration%s (max_iter %d)\n",
+                  r.converged ? "converged" : "stopped without converging", r.n_iter,
+                  r.n_iter == 1 ? "" : "s", p.max_iter);
+    }
     std::printf("inertia %s (mean squared distance %s), %d empty cluster%s relocated\n",
                 fmt(r.inertia).c_str(), fmt(r.inertia / static_cast<double>(data.rows)).c_str(),
                 r.n_empty_relocated, r.n_empty_relocated == 1 ? "" : "s");

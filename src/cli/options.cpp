@@ -103,7 +103,8 @@ struct CommandFlags {
 CommandFlags flags_of(const std::string& command) {
   if (command == "fit") {
     return {{"--k", "--init", "--n-init", "--max-iter", "--tol", "--seed", "--sample-weight",
-             "--backend", "--dtype", "--centroids-out", "--labels-out", "--model-out", "--threads"},
+             "--backend", "--dtype", "--centroids-out", "--labels-out", "--model-out", "--threads",
+             "--batch-size", "--max-no-improvement", "--reassignment-ratio"},
             {"--json", "--verbose", "--header", "--no-header"}};
   }
   const std::vector<std::string> switches = {"--json", "--header", "--no-header"};
@@ -265,6 +266,14 @@ Options parse_args(int argc, char** argv) {
         throw UsageError("--centroids '" + v + "': expected a .npy or .csv file");
       }
       o.centroids_in = v;
+    } else if (arg == "--batch-size") {
+      o.batch_size = parse_integer<int>(arg, v, 1, std::numeric_limits<int>::max());
+    } else if (arg == "--max-no-improvement") {
+      o.max_no_improvement = parse_integer<int>(arg, v, 0, std::numeric_limits<int>::max());
+    } else if (arg == "--reassignment-ratio") {
+      o.reassignment_ratio = parse_real(arg, v);
+      if (!std::isfinite(*o.reassignment_ratio) || *o.reassignment_ratio < 0)
+        throw UsageError("--reassignment-ratio " + v + " must be finite and >= 0");
     } else if (arg == "--model-out") {
       if (kmeans::io::has_matrix_extension(v)) {
         throw UsageError("--model-out '" + v + "': a model file is JSON, not a matrix; name it "
@@ -285,6 +294,12 @@ Options parse_args(int argc, char** argv) {
   o.data_name = o.data == kStdin ? kStdinName : o.data;
   if (o.data != kStdin && !kmeans::io::has_matrix_extension(o.data)) {
     throw UsageError("DATA '" + o.data + "': expected a .npy or .csv file, or - for standard input");
+  }
+  // scikit-learn's MiniBatchKMeans defaults to tol = 0 (its KMeans to 1e-4).
+  if (o.batch_size > 0 && !known(seen, "--tol")) o.tol = 0;
+  if (o.batch_size == 0 && (o.max_no_improvement || o.reassignment_ratio)) {
+    throw UsageError(std::string(o.max_no_improvement ? "--max-no-improvement" : "--reassignment-ratio") +
+                     " applies to mini-batch k-means only: give --batch-size N too");
   }
   if (fit && !o.k && !init_is_file(o)) throw UsageError("--k is required (the number of clusters)");
   if (!fit && o.centroids_in.empty() && o.model_in.empty()) {

@@ -30,6 +30,9 @@ struct Options {
   int n_init = 1;
   int max_iter = 300;
   double tol = 1e-4;
+  int batch_size = 0;  // > 0: mini-batch k-means
+  std::optional<int> max_no_improvement;
+  std::optional<double> reassignment_ratio;
   std::uint64_t seed = 0;
   kmeans::Backend backend = kmeans::Backend::Auto;
   std::optional<Dtype> dtype;

@@ -81,6 +81,28 @@ kmeans_cli_case(fit_max_iter_zero RC 0
 kmeans_cli_case(fit_human_summary RC 0
   ARGS fit @DATA@/tiny.csv --k 2 --init @DATA@/tiny_init.npy --labels-out @WORK@/labels.csv
   EXPECT_STDOUT "kmeans fit: n = 6, d = 2, k = 2 .*converged after 2 iterations.*inertia 2.66667.*labels written to")
+# Mini-batch k-means: from tiny_init every batch row is nearest its own cluster's centroid, so
+# the labels are Lloyd's; max_iter 2 with batches of 2 of the 6 rows and no stopping rule is
+# exactly 2 * 6 / 2 = 6 steps.
+kmeans_cli_case(fit_minibatch_json RC 0
+  ARGS fit @DATA@/tiny.npy --init @DATA@/tiny_init.npy --batch-size 3 --backend cpu --json --tol 0.001
+       --labels-out @WORK@/labels.npy
+  JSON_KEYS "${FIT_KEYS}|algorithm|minibatch.batch_size|minibatch.n_steps|minibatch.max_no_improvement|minibatch.reassignment_ratio"
+  JSON_EQUAL "algorithm=minibatch|minibatch.batch_size=3|minibatch.max_no_improvement=10|tol=0.001|n=6|k=2|cluster_sizes.0=3|cluster_sizes.1=3"
+  LABELS_NPY @WORK@/labels.npy=6,2 EXPECT_LABELS 0,0,0,1,1,1)
+kmeans_cli_case(fit_minibatch_steps RC 0
+  ARGS fit @DATA@/tiny_f32.npy --k 2 --batch-size 2 --seed 3 --max-iter 2 --reassignment-ratio 0
+       --max-no-improvement 0 --json
+  JSON_EQUAL "algorithm=minibatch|dtype=float32|minibatch.n_steps=6|n_iter=2|converged=OFF|minibatch.reassignment_ratio=0|tol=0")
+kmeans_cli_case(fit_minibatch_summary RC 0
+  ARGS fit @DATA@/tiny.csv --init @DATA@/tiny_init.npy --batch-size 4
+  EXPECT_STDOUT "mini-batch k-means \\(batch_size 4\\): converged after [0-9]+ steps, [0-9]+ epochs? \\(max_iter 300\\)")
+kmeans_cli_case(fit_lloyd_algorithm RC 0
+  ARGS fit @DATA@/tiny.npy --init @DATA@/tiny_init.npy --json
+  JSON_EQUAL "algorithm=lloyd|n_iter=2")
+kmeans_cli_case(usage_minibatch_flag_without_batch_size RC 2
+  ARGS fit @DATA@/tiny.csv --k 2 ${OUT} --reassignment-ratio 0.1
+  EXPECT_STDERR "--reassignment-ratio applies to mini-batch k-means only: give --batch-size N too")
 kmeans_cli_case(predict_matches_fit RC 0
   PRE fit @DATA@/tiny.npy --k 2 --centroids-out @WORK@/c.npy --labels-out @WORK@/fit.npy
   ARGS predict @DATA@/tiny.npy --centroids @WORK@/c.npy --labels-out @WORK@/predict.npy --json
@@ -332,7 +354,13 @@ foreach(spec
     "threads_huge|--threads|100000|--threads '100000' is out of range: expected an integer from 0 to 1024"
     "unknown_backend|--backend|tpu|--backend 'tpu' is unknown"
     "unknown_dtype|--dtype|int8|--dtype 'int8' is unknown"
-    "unknown_init|--init|kmeans|--init 'kmeans' is unknown")
+    "unknown_init|--init|kmeans|--init 'kmeans' is unknown"
+    "batch_size_zero|--batch-size|0|--batch-size '0' is out of range: expected an integer from 1 to 2147483647"
+    "batch_size_negative|--batch-size|-5|--batch-size '-5' is out of range: expected an integer from 1 to"
+    "batch_size_text|--batch-size|many|--batch-size 'many' is not an integer"
+    "max_no_improvement_negative|--max-no-improvement|-1|--max-no-improvement '-1' is out of range: expected an integer from 0 to 2147483647"
+    "reassignment_ratio_negative|--reassignment-ratio|-0.1|--reassignment-ratio -0.1 must be finite and >= 0"
+    "reassignment_ratio_inf|--reassignment-ratio|inf|--reassignment-ratio inf must be finite and >= 0")
   string(REPLACE "|" ";" spec "${spec}")
   list(GET spec 0 name)
   list(GET spec 1 flag)

@@ -228,8 +228,12 @@ if(DEFINED JSON_KEYS OR DEFINED JSON_EQUAL OR DEFINED JSON_MATCH OR DEFINED JSON
       fail("JSON ${CMAKE_MATCH_1} = '${value}' is not in (${CMAKE_MATCH_2}, ${CMAKE_MATCH_3})\n${context}")
     endif()
   endforeach()
-  # The history has one SSE per iteration.
+  # The history has one SSE per iteration (mini-batch: per step).
   string(JSON n_iter ERROR_VARIABLE no_iter GET "${json}" n_iter)
+  string(JSON n_steps ERROR_VARIABLE no_steps GET "${json}" minibatch n_steps)
+  if(NOT no_steps)
+    set(n_iter "${n_steps}")
+  endif()
   if(NOT no_iter)
     string(JSON n_hist LENGTH "${json}" sse_history)
     if(NOT n_iter EQUAL n_hist)
