@@ -44,12 +44,13 @@ class Bytes {
   std::abort();
 }
 
-/// True when some values' squared differences underflow in T at the call's scale, so that the
-/// fit and a later predict (whose scale comes from other centroids) may evaluate them
+/// True when some values' squared differences can underflow in T at the call's scale, so that
+/// the fit and a later predict (whose scale comes from other centroids) may evaluate them
 /// differently (README, Semantics: value range). The library scales a call by 2^e (e from its
-/// largest |value| when that is below 2^-28 for float, 2^-432 for double; else e = 0); a
-/// nonzero value below 2^-63 (float) or 2^-511 (double) after that scaling squares to
-/// something subnormal.
+/// largest |value| when that is below 2^-28 for float, 2^-432 for double; else e = 0). After
+/// that scaling, the difference of two neighbouring values of magnitude v squares to about
+/// (v 2^-p)^2 (p = 23 or 52), which leaves T's normal range below v = 2^-40 (float) or 2^-459
+/// (double); a margin of 2^4 is kept.
 template <class T>
 bool mixes_underflowing_values(const std::vector<T>& x, const std::vector<T>& c) {
   const bool f = sizeof(T) == 4;
@@ -58,7 +59,7 @@ bool mixes_underflowing_values(const std::vector<T>& x, const std::vector<T>& c)
     for (T e : *v) max_abs = std::max(max_abs, std::fabs(static_cast<double>(e)));
   const double small = f ? 0x1p-28 : 0x1p-432;
   const int e = (max_abs > 0 && max_abs < small) ? -std::ilogb(max_abs) : 0;
-  const double floor = f ? 0x1p-63 : 0x1p-511;
+  const double floor = f ? 0x1p-36 : 0x1p-455;
   for (const std::vector<T>* v : {&x, &c})
     for (T v_e : *v) {
       const double a = std::ldexp(std::fabs(static_cast<double>(v_e)), e);
