@@ -23,7 +23,7 @@ using kmeans_test::expect_error;
 
 constexpr double kExactTol = 1e-12;
 
-const Backend kHostBackends[] = {Backend::Reference, Backend::Cpu};
+using kmeans_test::kHostBackends;
 
 /// Params for Init::Array from `init` (a built-in array or a std::vector of the data's type).
 template <class A>

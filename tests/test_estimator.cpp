@@ -24,12 +24,9 @@ using kmeans::Backend;
 using kmeans::Init;
 using kmeans_test::expect_same_fit;
 
-const Backend kHostBackends[] = {Backend::Reference, Backend::Cpu};
+using kmeans_test::kHostBackends;
 
-template <class T = double>
-std::vector<T> blobs(int per_blob, std::uint64_t seed) {
-  return kmeans_test::four_blobs<T>(per_blob, seed, 3.0);
-}
+using kmeans_test::blobs;
 
 TEST(KMeansParallel, SeededPicksDataPointsOnePerBlob) {
   const auto x = blobs(250, 3);

@@ -1,14 +1,28 @@
 // SPDX-License-Identifier: Apache-2.0
-// GoogleTest helpers shared by the host test suites: error-message and whole-result checks.
+// GoogleTest helpers shared by the host test suites: the host backends, blob data, error-message
+// and whole-result checks.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "kmeans/kmeans.hpp"
+#include "test_data.hpp"
 
 namespace kmeans_test {
+
+/// The backends every host test runs on.
+inline constexpr kmeans::Backend kHostBackends[] = {kmeans::Backend::Reference,
+                                                    kmeans::Backend::Cpu};
+
+/// Four well-separated Gaussian blobs in 2-D (four_blobs with width 3), per_blob points each.
+template <class T = double>
+std::vector<T> blobs(int per_blob, std::uint64_t seed) {
+  return four_blobs<T>(per_blob, seed, 3.0);
+}
 
 /// Fails unless calling f raises kmeans::Error whose message contains `needle`.
 template <class F>

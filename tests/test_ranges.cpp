@@ -21,7 +21,7 @@ using kmeans::Backend;
 using kmeans::Init;
 using kmeans_test::expect_error;
 
-const Backend kHostBackends[] = {Backend::Reference, Backend::Cpu};
+using kmeans_test::kHostBackends;
 
 // ---- Value ranges and array lengths -------------------------------------------------------
 

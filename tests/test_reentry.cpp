@@ -22,12 +22,9 @@ using kmeans::Backend;
 using kmeans::Init;
 using kmeans_test::expect_same_fit;
 
-const Backend kHostBackends[] = {Backend::Reference, Backend::Cpu};
+using kmeans_test::kHostBackends;
 
-template <class T = double>
-std::vector<T> blobs(int per_blob, std::uint64_t seed) {
-  return kmeans_test::four_blobs<T>(per_blob, seed, 3.0);
-}
+using kmeans_test::blobs;
 
 // Before the first fit every model method throws kmeans::Error (it used to divide by the
 // unset d = 0 first: SIGFPE).
