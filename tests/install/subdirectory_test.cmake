@@ -4,13 +4,7 @@
 # installs nothing of kmeans and that the library follows the parent's BUILD_SHARED_LIBS.
 # Inputs: SOURCE_DIR, WORK_DIR, CXX_COMPILER, GENERATOR.
 file(REMOVE_RECURSE "${WORK_DIR}")
-function(run what)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${what} failed (${rc}):\n${out}\n${err}")
-  endif()
-  set(last_output "${out}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/run_step.cmake)
 run("configure" ${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/install/subdirectory" -B "${WORK_DIR}/build"
     -G "${GENERATOR}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
     -DKMEANS_SOURCE_DIR=${SOURCE_DIR} -DKMEANS_ENABLE_CUDA=OFF)
