@@ -527,7 +527,7 @@ fi
 #     choose_trial, take_trial, lower_closest, nearest,
 #     block_column_sums, gather_rows (init.cuh)
 #   first_out_of_range_kernel, max_abs_kernel (validate.cuh)  CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly
-#   first_nonfinite_kernel, check_weights_kernel (validate.cuh) CudaFit.NonFiniteDeviceDataIsRejected
+#   first_out_of_range_kernel on NaN/Inf; device weights        CudaFit.NonFiniteDeviceDataIsRejected
 #   cub::DeviceSegmentedReduce (every pass)                   all of the above
 #   probe_kernel (availability.cu)                            none: never launched (cudaFuncGetAttributes only)
 SUBSET='Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly'

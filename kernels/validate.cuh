@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Device-side input checks for data that arrives in device memory (src/cuda/engine.cu): the
-// first NaN/Inf or out-of-range value, negative weights and an all-zero weight vector, found
-// without copying the data.
+// first NaN/Inf or out-of-range value and the largest magnitude, found without copying the
+// data (device weights are checked on a host copy).
 #pragma once
 
 #include <cmath>
@@ -10,21 +10,6 @@
 namespace kmeans::detail {
 
 #if defined(__CUDACC__)
-
-/// Smallest flat index of a NaN or Inf in x[0, total) (total when none). Integer atomicMin:
-/// the answer does not depend on scheduling.
-template <class T>
-__global__ void first_nonfinite_kernel(const T* x, std::int64_t total,
-                                       unsigned long long* first) {
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-       i < total; i += stride) {
-    if (!isfinite(x[i])) {
-      atomicMin(first, static_cast<unsigned long long>(i));
-      return;  // later elements of this thread have larger indices
-    }
-  }
-}
 
 /// Smallest flat index of a value outside [-bound, bound] in x[0, total) (total when none);
 /// NaN fails the test too, so this is the data's whole range check (internal.hpp's
@@ -58,24 +43,6 @@ __global__ void max_abs_kernel(const T* x, std::int64_t total, Bits* max_bits) {
     memcpy(&b, &m, sizeof b);
     atomicMax(max_bits, b);
   }
-}
-
-/// Weights: smallest index of a negative weight (first_negative) and whether any is positive.
-/// Run after first_nonfinite_kernel has cleared NaN and Inf.
-template <class T>
-__global__ void check_weights_kernel(const T* w, std::int64_t n, unsigned long long* first_negative,
-                                     unsigned int* any_positive) {
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  bool positive = false;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += stride) {
-    if (w[i] < T(0)) {
-      atomicMin(first_negative, static_cast<unsigned long long>(i));
-      break;
-    }
-    positive = positive || w[i] > T(0);
-  }
-  if (positive) atomicOr(any_positive, 1u);
 }
 
 #endif  // __CUDACC__

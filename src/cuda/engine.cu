@@ -141,17 +141,14 @@ bool CudaEngine<T>::rebind(const DataView<T>& v) {
 }
 
 /// Device data gets the checks the driver gives host data: finite values within
-/// max_abs_value<T>(d), and weights that
-/// are finite, >= 0 and not all 0. The messages match the host checks (validate.cpp).
+/// max_abs_value<T>(d) (on the device) and weights that are finite, >= 0, not all 0 and of
+/// a finite total (on a host copy), with the host's messages (validate.cpp).
 template <class T>
 void CudaEngine<T>::validate_device_input() {
   const cudaStream_t s = stream_.get();
-  grow(d_first_, 2, "validation flags");
-  grow(d_positive_, 1, "validation flags");
+  grow(d_first_, 1, "validation flags");
   DeviceBuffer<unsigned long long>& d_first = d_first_;
-  DeviceBuffer<unsigned int>& d_positive = d_positive_;
   KMEANS_CUDA_TRY(cudaMemsetAsync(d_first.get(), 0xFF, d_first.bytes(), s));
-  KMEANS_CUDA_TRY(cudaMemsetAsync(d_positive.get(), 0, d_positive.bytes(), s));
   const std::int64_t total = v_.n * v_.d;
   const auto grid = [&](std::int64_t count) {
     return static_cast<unsigned>(
@@ -162,25 +159,11 @@ void CudaEngine<T>::validate_device_input() {
   first_out_of_range_kernel<T><<<grid(total), tn::kSmallThreads, 0, s>>>(d_x_, total, bound,
                                                                          d_first.get());
   KMEANS_CUDA_CHECK_LAUNCH(s);
-  if (d_w_) {
-    first_nonfinite_kernel<T><<<grid(v_.n), tn::kSmallThreads, 0, s>>>(d_w_, v_.n,
-                                                                        d_first.get() + 1);
-    KMEANS_CUDA_CHECK_LAUNCH(s);
-  }
-  unsigned long long first[2];
-  KMEANS_CUDA_TRY(cudaMemcpyAsync(first, d_first.get(), sizeof first, cudaMemcpyDeviceToHost, s));
+  unsigned long long first = 0;
+  KMEANS_CUDA_TRY(cudaMemcpyAsync(&first, d_first.get(), sizeof first, cudaMemcpyDeviceToHost, s));
   KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
-  const auto report = [&](const T* d_ptr, unsigned long long at, std::int64_t cols,
-                          const char* what) {
-    const T value = read_element(d_ptr + at);
-    std::ostringstream msg;
-    msg << what << " contains " << (std::isnan(value) ? "NaN" : "Inf") << " at row "
-        << at / static_cast<unsigned long long>(cols) << ", column "
-        << at % static_cast<unsigned long long>(cols);
-    throw Error(msg.str());
-  };
-  if (first[0] < static_cast<unsigned long long>(total)) {
-    const auto at = static_cast<std::int64_t>(first[0]);
+  if (first < static_cast<unsigned long long>(total)) {
+    const auto at = static_cast<std::int64_t>(first);
     throw Error(point_error("data", static_cast<double>(read_element(d_x_ + at)), at / v_.d,
                             at % v_.d, v_.d, std::is_same<T, float>::value));
   }
@@ -204,26 +187,8 @@ void CudaEngine<T>::validate_device_input() {
     throw Error(msg.str());
   }
   if (!d_w_) return;
-  if (first[1] < static_cast<unsigned long long>(v_.n)) report(d_w_, first[1], 1, "sample_weight");
-  KMEANS_CUDA_TRY(cudaMemsetAsync(d_first.get(), 0xFF, sizeof(unsigned long long), s));
-  check_weights_kernel<T><<<grid(v_.n), tn::kSmallThreads, 0, s>>>(d_w_, v_.n, d_first.get(),
-                                                                    d_positive.get());
-  KMEANS_CUDA_CHECK_LAUNCH(s);
-  unsigned int positive = 0;
-  KMEANS_CUDA_TRY(cudaMemcpyAsync(first, d_first.get(), sizeof(unsigned long long),
-                                  cudaMemcpyDeviceToHost, s));
-  KMEANS_CUDA_TRY(cudaMemcpyAsync(&positive, d_positive.get(), sizeof positive,
-                                  cudaMemcpyDeviceToHost, s));
-  KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
-  if (first[0] < static_cast<unsigned long long>(v_.n)) {
-    const T value = read_element(d_w_ + first[0]);
-    std::ostringstream msg;
-    msg << "sample_weight[" << first[0] << "] = " << value << " is negative";
-    throw Error(msg.str());
-  }
-  if (positive == 0)
-    throw Error("sample_weight sums to 0: at least one weight must be positive");
-  // The host's total and scale checks on a host copy of the weights (kept: init reads it too).
+  // The weights get the host's checks (finite, >= 0, not all 0, a finite total; the same
+  // messages) on a host copy: n values, which initialisation reads there anyway.
   const WeightStats stats = validate_weights(host_weights(), v_.n, v_.n_threads);
   if (weight_scale_exponent<T>(stats) != 0) {
     std::ostringstream msg;
@@ -277,7 +242,7 @@ std::size_t CudaEngine<T>::device_bytes() const {
   add(x_copy_, w_copy_, d_labels_, d_dist_, d_centroids_, d_partials_, d_totals_,
       d_record_offsets_, d_reduce_tmp_, d_sorted_labels_, d_order_in_, d_order_,
       d_cluster_offsets_, d_sort_tmp_, d_cublas_ws_, d_products_, d_centred_, d_terms_, d_mean_,
-      d_mean_partial_, d_mean_norm_, d_first_, d_positive_, d_transform_centroids_,
+      d_mean_partial_, d_mean_norm_, d_first_, d_transform_centroids_,
       d_transform_out_, d_closest_, d_cumsum_, d_trial_dist_, d_block_total_, d_block_offset_,
       d_trial_block_sum_, d_uniforms_, d_scalar_, d_index_, d_candidates_, d_chosen_,
       d_nearest_, d_best_, d_gather_, d_var_part_, d_var_mean_);

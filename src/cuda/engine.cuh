@@ -131,8 +131,8 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
   void prefix(const double* v, double* total);
   void release_init_buffers() noexcept;
   /// Device data gets the checks the driver gives host data: finite values within
-/// max_abs_value<T>(d), and weights that
-  /// are finite, >= 0 and not all 0. The messages match the host checks (validate.cpp).
+  /// max_abs_value<T>(d) (on the device) and weights that are finite, >= 0, not all 0 and of
+  /// a finite total (on a host copy), with the host's messages (validate.cpp).
   void validate_device_input();
   /// One element of device memory, for error messages.
   T read_element(const T* d_ptr);
@@ -180,8 +180,7 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
   bool mean_valid_ = false;                  // d_mean_ and d_mean_norm_ hold this data's
   DeviceBuffer<double> d_mean_norm_;
   DeviceBuffer<double> d_mean_partial_;     // GEMM path: column sums per row chunk
-  DeviceBuffer<unsigned long long> d_first_;  // device-input validation flags
-  DeviceBuffer<unsigned int> d_positive_;
+  DeviceBuffer<unsigned long long> d_first_;  // device-input validation flag
   DeviceBuffer<T> d_transform_centroids_, d_transform_out_;  // distances(): grow only
   // Initialisation (DataOps), grow only.
   DeviceBuffer<double> d_closest_, d_cumsum_, d_trial_dist_, d_block_total_, d_block_offset_;
