@@ -1,14 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 // Small helpers of bench_kmeans: a JSON value (write and parse), portable random data,
-// statistics and number formatting.
+// statistics, number formatting and a wall clock.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace bench {
+
+using Clock = std::chrono::steady_clock;
+/// Wall seconds since t.
+inline double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 /// A JSON value: enough for the result file and the one-line reports of peers.py.
 class Json {

@@ -19,16 +19,12 @@
 #define KMEANS_BENCH_X86 1
 #include <cpuid.h>
 #include <immintrin.h>
+
+#include "bench_util.hpp"
 #endif
 
 namespace bench {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 // Two chains on different units must agree this closely to be believed.
 constexpr double kClockAgreement = 0.10;

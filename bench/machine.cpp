@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cpu_probe.hpp"
+#include "bench_util.hpp"
 #include "kmeans/kmeans.hpp"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -31,12 +32,6 @@
 
 namespace bench {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 /// The value of the first "key : value" line of /proc/cpuinfo, or empty.
 std::string cpuinfo_field(const std::string& key) {

@@ -20,8 +20,6 @@
 
 namespace bench {
 
-using Clock = std::chrono::steady_clock;
-
 constexpr std::uint64_t kDataSeed = 20240611;
 constexpr std::uint64_t kInitSeed = 7;
 // The reference backend is a plain triple loop: run it only where n*k*d stays this small.
@@ -30,9 +28,6 @@ constexpr double kReferenceMaxWork = 5e7;
 constexpr double kHostMemoryShare = 0.6;
 constexpr double kDeviceMemoryShare = 0.7;
 
-inline double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 // ------------------------------------------------------------------------- options
 

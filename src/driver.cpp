@@ -221,10 +221,6 @@ void validate_params(const Options& p, std::size_t n) {
   validate_minibatch_params(p);
 }
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 /// FAISS's imbalance factor of cluster sizes: k * sum size^2 / (sum size)^2 (1 when balanced).
 double imbalance_factor(const double* sizes, int k) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -11,6 +12,12 @@
 #include "kmeans/kmeans.hpp"
 
 namespace kmeans::detail {
+
+using Clock = std::chrono::steady_clock;
+/// Wall seconds since t (the driver's phase timings).
+inline double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 /// Portable generator (splitmix64): the same seed gives the same stream on every platform.
 class SplitMix64 {

@@ -24,10 +24,6 @@
 namespace kmeans::detail {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 /// A new engine of the backend `kind` (never Auto) bound to v.
 template <class T>
