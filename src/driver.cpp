@@ -14,6 +14,7 @@
 
 #include "engine.hpp"
 #include "internal.hpp"
+#include "driver.hpp"
 #include "minibatch.hpp"
 
 namespace kmeans {
@@ -205,6 +206,8 @@ double update_centroids(const double* sums, const double* weights, int k, std::i
   return shift;
 }
 
+}  // namespace
+
 void validate_params(const Options& p, std::size_t n) {
   if (p.k < 1) throw Error("k = " + std::to_string(p.k) + " must be at least 1");
   if (static_cast<std::size_t>(p.k) > n) {
@@ -221,6 +224,7 @@ void validate_params(const Options& p, std::size_t n) {
   validate_minibatch_params(p);
 }
 
+namespace {
 
 /// FAISS's imbalance factor of cluster sizes: k * sum size^2 / (sum size)^2 (1 when balanced).
 double imbalance_factor(const double* sizes, int k) {
@@ -312,40 +316,13 @@ void warn_empty_clusters(const T* data, std::int64_t n, std::int64_t d, const Re
                      (r.converged ? "" : " (the fit stopped before converging: raise max_iter)"));
 }
 
-/// `stream`: partial_fit's state (minibatch.hpp), or null for a fit.
+}  // namespace
+
 template <class T>
-Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
-                  const Params<T>& params, StreamState* stream = nullptr) {
-  ProfileRange fit_range("kmeans::fit");
-  // A copy: the callback may change the caller's params (or refit a KMeans object) meanwhile.
-  const Params<T> p = params;
-  validate_shape(data, n, d, "data");
-  validate_params(p, n);
-  const double init_max_abs = validate_init_centroids(p, d);
-  const auto t_bind = Clock::now();
-  // The fit holds the workspace's engine while it runs (and gives it back however it ends):
-  // a nested fit on the same workspace, from on_iteration, makes an engine of its own.
-  std::unique_ptr<Engine<T>> held = ws ? std::move(ws->fit_engine) : nullptr;
-  std::unique_ptr<Engine<T>> held_batch = ws ? std::move(ws->batch_engine) : nullptr;
-  struct GiveBack {
-    Workspace<T>* ws;
-    std::unique_ptr<Engine<T>>& held;
-    std::unique_ptr<Engine<T>>& held_batch;
-    ~GiveBack() {
-      if (!ws) return;
-      ws->fit_engine = std::move(held);
-      ws->batch_engine = std::move(held_batch);
-    }
-  } give_back{ws, held, held_batch};
-  Units<T> u;
-  Engine<T>& e = bind_engine(data, n, d, p.sample_weight, p.k, p.backend, p.n_threads, held, ws,
-                             cuda_init_bytes(p.init, static_cast<std::int64_t>(n), p.k),
-                             init_max_abs, u);
-  const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
-  std::unique_ptr<DataOps<T>> host_ops;
-  DataOps<T>& ops = data_ops_of(e, host_ops, ni, di, p.n_threads);
+Result<T> fit_bound(Engine<T>& e, DataOps<T>& ops, std::int64_t ni, std::int64_t di,
+                    const Params<T>& p, Units<T>& u, double bind_seconds, StreamState* stream,
+                    std::unique_ptr<Engine<T>>& held_batch, std::int64_t* engines_made) {
   const double tol = p.tol > 0 ? p.tol * ops.mean_feature_variance() : 0.0;
-  const double bind_seconds = seconds_since(t_bind);
 
   // Explicit centroids are one starting point: n_init > 1 would repeat the same fit.
   const int n_init = p.init == Init::Array ? 1 : p.n_init;
@@ -354,8 +331,7 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   const bool mini_batch = p.batch_size > 0 || stream;
   if (mini_batch) {  // its own initialisation and steps, then the final assignment over all
     best.backend = e.kind();
-    minibatch(e, ops, ni, di, p, tol, u, stream, held_batch, ws ? &ws->engines_made : nullptr,
-              best);
+    minibatch(e, ops, ni, di, p, tol, u, stream, held_batch, engines_made, best);
     Params<T> final_only = p;
     final_only.max_iter = 0;
     lloyd(e, ops, ni, di, final_only, tol, u, best);
@@ -394,6 +370,45 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   if (p.init == Init::Array && p.n_init > 1)
     best.warnings.push_back("init = Array: n_init = " + std::to_string(p.n_init) +
                             " ignored, one fit from the given centroids");
+  return best;
+}
+
+namespace {
+
+/// `stream`: partial_fit's state (minibatch.hpp), or null for a fit.
+template <class T>
+Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
+                  const Params<T>& params, StreamState* stream = nullptr) {
+  ProfileRange fit_range("kmeans::fit");
+  // A copy: the callback may change the caller's params (or refit a KMeans object) meanwhile.
+  const Params<T> p = params;
+  validate_shape(data, n, d, "data");
+  validate_params(p, n);
+  const double init_max_abs = validate_init_centroids(p, d);
+  const auto t_bind = Clock::now();
+  // The fit holds the workspace's engine while it runs (and gives it back however it ends):
+  // a nested fit on the same workspace, from on_iteration, makes an engine of its own.
+  std::unique_ptr<Engine<T>> held = ws ? std::move(ws->fit_engine) : nullptr;
+  std::unique_ptr<Engine<T>> held_batch = ws ? std::move(ws->batch_engine) : nullptr;
+  struct GiveBack {
+    Workspace<T>* ws;
+    std::unique_ptr<Engine<T>>& held;
+    std::unique_ptr<Engine<T>>& held_batch;
+    ~GiveBack() {
+      if (!ws) return;
+      ws->fit_engine = std::move(held);
+      ws->batch_engine = std::move(held_batch);
+    }
+  } give_back{ws, held, held_batch};
+  Units<T> u;
+  Engine<T>& e = bind_engine(data, n, d, p.sample_weight, p.k, p.backend, p.n_threads, held, ws,
+                             cuda_init_bytes(p.init, static_cast<std::int64_t>(n), p.k),
+                             init_max_abs, u);
+  const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
+  std::unique_ptr<DataOps<T>> host_ops;
+  DataOps<T>& ops = data_ops_of(e, host_ops, ni, di, p.n_threads);
+  Result<T> best = fit_bound(e, ops, ni, di, p, u, seconds_since(t_bind), stream, held_batch,
+                             ws ? &ws->engines_made : nullptr);
   if (!stream) warn_empty_clusters(data, ni, di, best, p.k, best.warnings);
   return best;
 }
@@ -547,6 +562,9 @@ double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
 }
 
 #define KMEANS_INSTANTIATE(T)                                                                   \
+  template Result<T> fit_bound<T>(Engine<T>&, DataOps<T>&, std::int64_t, std::int64_t,          \
+                                  const Params<T>&, Units<T>&, double, StreamState*,            \
+                                  std::unique_ptr<Engine<T>>&, std::int64_t*);                  \
   template void host_distances<T>(const T*, std::int64_t, std::int64_t, const T*, int, T*, int); \
   template struct WorkspaceDeleter<T>;                                                          \
   template Result<T> fit<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t,             \

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: Apache-2.0
+// The driver's entry points for engines bound outside run_fit (MPI shards, streamed data).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "engine.hpp"
+#include "internal.hpp"
+
+namespace kmeans::detail {
+
+/// Checks the scalar params of a fit of n points (k in [1, n], max_iter, tol, n_init, the
+/// mini-batch knobs); throws kmeans::Error naming the value.
+void validate_params(const Options& p, std::size_t n);
+
+/// The fit proper on an engine already bound to n x d data (validated, in the engine's units
+/// `u`): n_init initialisations through `ops` and Lloyd's iterations (or mini-batch steps when
+/// p.batch_size > 0 or `stream` is given), then the final assignment. The result is in the
+/// caller's units. `bind_seconds` is added to timings.init; `held_batch` keeps mini-batch's
+/// batch engine; `engines_made` (may be null) counts the engines it makes.
+template <class T>
+Result<T> fit_bound(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d,
+                    const Params<T>& p, Units<T>& u, double bind_seconds, StreamState* stream,
+                    std::unique_ptr<Engine<T>>& held_batch, std::int64_t* engines_made);
+
+}  // namespace kmeans::detail
