@@ -26,9 +26,11 @@ std::string zero_row_error(const char* what, std::int64_t row) {
 
 namespace {
 
-/// One row (normalise_rows' rules); returns false for a zero row.
+enum class RowKind { Done, Zero, NonFinite };
+
+/// One row (normalise_rows' rules).
 template <class T>
-bool normalise_row(const T* x, std::int64_t d, T* out, double tolerance) {
+RowKind normalise_row(const T* x, std::int64_t d, T* out, double tolerance) {
   double m = 0;
   bool finite = true;
   for (std::int64_t j = 0; j < d; ++j) {
@@ -38,9 +40,9 @@ bool normalise_row(const T* x, std::int64_t d, T* out, double tolerance) {
   }
   if (!finite) {  // left for the caller's validation to name
     if (out != x) std::copy(x, x + d, out);
-    return true;
+    return RowKind::NonFinite;
   }
-  if (m == 0) return false;
+  if (m == 0) return RowKind::Zero;
   const int e = std::ilogb(m);  // x * 2^-e has its largest |value| in [1, 2)
   double s = 0;
   for (std::int64_t j = 0; j < d; ++j) {
@@ -49,12 +51,12 @@ bool normalise_row(const T* x, std::int64_t d, T* out, double tolerance) {
   }
   if (std::fabs(std::ldexp(s, 2 * e) - 1.0) <= tolerance) {  // unit already (exact rescale)
     if (out != x) std::copy(x, x + d, out);
-    return true;
+    return RowKind::Done;
   }
   const double norm = std::sqrt(s);
   for (std::int64_t j = 0; j < d; ++j)
     out[j] = static_cast<T>(std::ldexp(static_cast<double>(x[j]), -e) / norm);
-  return true;
+  return RowKind::Done;
 }
 
 }  // namespace
@@ -63,13 +65,16 @@ template <class T>
 void normalise_rows(const T* x, std::int64_t n, std::int64_t d, T* out, const char* what,
                     int n_threads) {
   const double tolerance = unit_tolerance<T>(d);
-  std::int64_t first_zero = n;
-#pragma omp parallel for schedule(static) reduction(min : first_zero) \
+  std::int64_t first_zero = n, first_non_finite = n;
+#pragma omp parallel for schedule(static) reduction(min : first_zero, first_non_finite) \
     num_threads(threads_for(n_threads, static_cast<double>(n) * static_cast<double>(d)))
   for (std::int64_t i = 0; i < n; ++i) {
-    if (!normalise_row(x + i * d, d, out + i * d, tolerance)) first_zero = std::min(first_zero, i);
+    const RowKind kind = normalise_row(x + i * d, d, out + i * d, tolerance);
+    if (kind == RowKind::Zero) first_zero = std::min(first_zero, i);
+    if (kind == RowKind::NonFinite) first_non_finite = std::min(first_non_finite, i);
   }
-  if (first_zero < n) throw Error(zero_row_error(what, first_zero));
+  // The first bad row is named: a NaN or infinity before it is left to the validation.
+  if (first_zero < first_non_finite) throw Error(zero_row_error(what, first_zero));
 }
 
 template <class T>

@@ -23,7 +23,8 @@ double unit_tolerance(std::int64_t d);
 /// prescaling by the row's largest |x_j| (no underflow or overflow). Rows already unit within
 /// unit_tolerance are copied unchanged; rows holding a NaN or an infinity are copied unchanged
 /// too, for the caller's validation to name. A row whose values are all 0 throws kmeans::Error
-/// naming `what`, the row index and the cosine metric. Deterministic whatever n_threads.
+/// naming `what`, the row index and the cosine metric, unless a non-finite row comes before it
+/// (the validation then names that). Deterministic whatever n_threads.
 template <class T>
 void normalise_rows(const T* x, std::int64_t n, std::int64_t d, T* out, const char* what,
                     int n_threads);

@@ -16,11 +16,12 @@ namespace {
 
 /// One thread per row, each row in feature order with explicitly rounded double operations
 /// (no fused multiply-adds): the arithmetic of sphere.cpp's normalise_row, the same bits.
-/// The first row of zeros goes to *first_zero (atomicMin; it starts at all ones).
+/// The first row of zeros goes to first[0], the first non-finite row to first[1] (atomicMin;
+/// they start at all ones).
 template <class T>
 __global__ void normalise_rows_kernel(const T* __restrict__ x, std::int64_t n, std::int64_t d,
                                       T* __restrict__ out, double tolerance,
-                                      unsigned long long* first_zero) {
+                                      unsigned long long* first) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += stride) {
@@ -34,11 +35,12 @@ __global__ void normalise_rows_kernel(const T* __restrict__ x, std::int64_t n, s
       m = a > m ? a : m;
     }
     bool copy = !finite;  // left for the engine's validation to name
+    if (!finite) atomicMin(first + 1, static_cast<unsigned long long>(i));
     double norm = 1;
     int e = 0;
     if (finite) {
       if (m == 0) {
-        atomicMin(first_zero, static_cast<unsigned long long>(i));
+        atomicMin(first, static_cast<unsigned long long>(i));
         continue;
       }
       e = ilogb(m);
@@ -64,10 +66,10 @@ std::shared_ptr<void> normalise_rows_device(const T* x, std::int64_t n, std::int
   cuda::DeviceGuard guard(cuda::device_for(x, true));
   auto rows = std::make_shared<DeviceBuffer<T>>(static_cast<std::size_t>(n * d),
                                                 "metric = cosine unit rows");
-  DeviceBuffer<unsigned long long> first(1, "metric = cosine zero-row flag");
+  DeviceBuffer<unsigned long long> first(2, "metric = cosine row flags");
   // The legacy default stream: after the caller's work on it, before the engine's (which
   // waits for it, cuda/engine.cu).
-  KMEANS_CUDA_TRY(cudaMemsetAsync(first.get(), 0xFF, sizeof(unsigned long long), 0));
+  KMEANS_CUDA_TRY(cudaMemsetAsync(first.get(), 0xFF, first.bytes(), 0));
   int device = 0, sms = 0;
   KMEANS_CUDA_TRY(cudaGetDevice(&device));
   KMEANS_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
@@ -76,11 +78,11 @@ std::shared_ptr<void> normalise_rows_device(const T* x, std::int64_t n, std::int
   normalise_rows_kernel<T><<<grid, 128, 0, 0>>>(x, n, d, rows->get(), unit_tolerance<T>(d),
                                                 first.get());
   KMEANS_CUDA_TRY(cudaGetLastError());
-  unsigned long long zero = 0;
-  KMEANS_CUDA_TRY(cudaMemcpyAsync(&zero, first.get(), sizeof zero, cudaMemcpyDeviceToHost, 0));
+  unsigned long long bad[2] = {0, 0};
+  KMEANS_CUDA_TRY(cudaMemcpyAsync(bad, first.get(), sizeof bad, cudaMemcpyDeviceToHost, 0));
   KMEANS_CUDA_TRY(cudaStreamSynchronize(0));
-  if (zero < static_cast<unsigned long long>(n))
-    throw Error(zero_row_error(what, static_cast<std::int64_t>(zero)));
+  // As on the host: a NaN or infinity before the first zero row is left to the validation.
+  if (bad[0] < bad[1]) throw Error(zero_row_error(what, static_cast<std::int64_t>(bad[0])));
   return std::shared_ptr<void>(rows, rows->get());
 }
 
