@@ -28,9 +28,20 @@ namespace {
 
 enum class RowKind { Done, Zero, NonFinite };
 
-/// One row (normalise_rows' rules).
+/// x * 2^-e, exactly ldexp(x, -e) (a product by a power of two is rounded once, as ldexp):
+/// a multiplication where 2^-e is a normal double, which is much faster than ldexp.
+struct PowerOfTwo {
+  int e;
+  double scale;
+  explicit PowerOfTwo(int exponent)
+      : e(exponent), scale(exponent > -1000 && exponent < 1000 ? std::ldexp(1.0, -exponent) : 0) {}
+  double apply(double x) const { return scale != 0 ? x * scale : std::ldexp(x, -e); }
+};
+
+/// What normalise_rows sees in one row: its kind, and for a finite non-zero row the exponent
+/// e of its largest |x_j| and s = sum_j (x_j 2^-e)^2 (in feature order).
 template <class T>
-RowKind normalise_row(const T* x, std::int64_t d, T* out, double tolerance) {
+RowKind inspect_row(const T* x, std::int64_t d, int& e, double& s) {
   double m = 0;
   bool finite = true;
   for (std::int64_t j = 0; j < d; ++j) {
@@ -38,24 +49,45 @@ RowKind normalise_row(const T* x, std::int64_t d, T* out, double tolerance) {
     finite = finite && std::isfinite(a);
     m = std::max(m, a);
   }
-  if (!finite) {  // left for the caller's validation to name
-    if (out != x) std::copy(x, x + d, out);
-    return RowKind::NonFinite;
-  }
+  if (!finite) return RowKind::NonFinite;
   if (m == 0) return RowKind::Zero;
-  const int e = std::ilogb(m);  // x * 2^-e has its largest |value| in [1, 2)
-  double s = 0;
+  e = std::ilogb(m);  // x * 2^-e has its largest |value| in [1, 2)
+  const PowerOfTwo p(e);
+  s = 0;
   for (std::int64_t j = 0; j < d; ++j) {
-    const double v = std::ldexp(static_cast<double>(x[j]), -e);
+    const double v = p.apply(static_cast<double>(x[j]));
     s += v * v;
   }
-  if (std::fabs(std::ldexp(s, 2 * e) - 1.0) <= tolerance) {  // unit already (exact rescale)
+  return RowKind::Done;
+}
+
+/// True when sum_j x_j^2 is within `tolerance` of 1 (exact: 2^(2e) s).
+inline bool within(int e, double s, double tolerance) {
+  return std::fabs(std::ldexp(s, 2 * e) - 1.0) <= tolerance;
+}
+
+/// True for a finite row that is unit already (normalise_rows keeps it as it is).
+template <class T>
+bool is_unit_row(const T* x, std::int64_t d, double tolerance) {
+  int e = 0;
+  double s = 0;
+  return inspect_row(x, d, e, s) == RowKind::Done && within(e, s, tolerance);
+}
+
+/// One row (normalise_rows' rules).
+template <class T>
+RowKind normalise_row(const T* x, std::int64_t d, T* out, double tolerance) {
+  int e = 0;
+  double s = 0;
+  const RowKind kind = inspect_row(x, d, e, s);
+  if (kind == RowKind::Zero) return kind;
+  if (kind == RowKind::NonFinite || within(e, s, tolerance)) {  // kept as it is
     if (out != x) std::copy(x, x + d, out);
-    return RowKind::Done;
+    return kind;
   }
+  const PowerOfTwo p(e);
   const double norm = std::sqrt(s);
-  for (std::int64_t j = 0; j < d; ++j)
-    out[j] = static_cast<T>(std::ldexp(static_cast<double>(x[j]), -e) / norm);
+  for (std::int64_t j = 0; j < d; ++j) out[j] = static_cast<T>(p.apply(static_cast<double>(x[j])) / norm);
   return RowKind::Done;
 }
 
@@ -82,14 +114,14 @@ bool unit_from_mean(const double* mean, std::int64_t d, T* c) {
   double m = 0;
   for (std::int64_t j = 0; j < d; ++j) m = std::max(m, std::fabs(mean[j]));
   if (!(m > 0) || !std::isfinite(m)) return false;
-  const int e = std::ilogb(m);
+  const PowerOfTwo p(std::ilogb(m));
   double s = 0;
   for (std::int64_t j = 0; j < d; ++j) {
-    const double v = std::ldexp(mean[j], -e);
+    const double v = p.apply(mean[j]);
     s += v * v;
   }
   const double norm = std::sqrt(s);
-  for (std::int64_t j = 0; j < d; ++j) c[j] = static_cast<T>(std::ldexp(mean[j], -e) / norm);
+  for (std::int64_t j = 0; j < d; ++j) c[j] = static_cast<T>(p.apply(mean[j]) / norm);
   return true;
 }
 
@@ -100,6 +132,19 @@ const T* to_sphere(const T* data, std::int64_t n, std::int64_t d, const char* wh
   if (is_device_pointer(data)) {
     out.device = normalise_rows_device(data, n, d, what);
     out.data = static_cast<const T*>(out.device.get());
+    return out.data;
+  }
+  // Data already on the sphere (normalised embeddings) is used in place: no copy. The first
+  // row decides cheaply for most other data.
+  const double tolerance = unit_tolerance<T>(d);
+  bool unit = is_unit_row(data, d, tolerance);
+  if (unit) {
+#pragma omp parallel for schedule(static) reduction(&& : unit) \
+    num_threads(threads_for(n_threads, static_cast<double>(n) * static_cast<double>(d)))
+    for (std::int64_t i = 1; i < n; ++i) unit = unit && is_unit_row(data + i * d, d, tolerance);
+  }
+  if (unit) {
+    out.data = data;
     return out.data;
   }
   out.host.resize(static_cast<std::size_t>(n * d));

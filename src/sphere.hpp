@@ -45,7 +45,8 @@ struct SphereData {
 };
 
 /// data (n x d, host or device memory) onto the unit sphere (normalise_rows' rules, in the same
-/// bits on the device) into `out`; returns out.data.
+/// bits on the device) into `out`; returns out.data: `data` itself when every row of host data
+/// is unit already (no copy), else the normalised copy.
 template <class T>
 const T* to_sphere(const T* data, std::int64_t n, std::int64_t d, const char* what,
                    int n_threads, SphereData<T>& out);

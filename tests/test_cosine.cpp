@@ -549,6 +549,14 @@ TEST(Cosine, NormalisationIsIdempotentAndKeepsUnitRows) {
   EXPECT_NEAR(out[1], -2 / std::sqrt(5.0), 1e-15);
   kmeans::detail::normalise_rows(huge, 1, 3, out, "data", 0);
   EXPECT_NEAR(out[0], 1 / std::sqrt(2.0), 1e-15);
+  // Beyond 2^+-1000 the prescaling is ldexp's (subnormal rows included).
+  const double subnormal[] = {3e-310, 0, -4e-310};
+  const double top[] = {1e306, -1e306, 1e306};
+  kmeans::detail::normalise_rows(subnormal, 1, 3, out, "data", 0);
+  EXPECT_NEAR(out[0], 0.6, 1e-12);
+  EXPECT_NEAR(out[2], -0.8, 1e-12);
+  kmeans::detail::normalise_rows(top, 1, 3, out, "data", 0);
+  EXPECT_NEAR(out[1], -1 / std::sqrt(3.0), 1e-15);
 }
 
 }  // namespace
