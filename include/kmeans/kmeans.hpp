@@ -114,7 +114,6 @@ struct Options {
   std::uint64_t seed = 0;              ///< Seed of the portable generator (splitmix64) used by init;
                                        ///< run i of n_init uses seed + i.
   Backend backend = Backend::Auto;     ///< Engine to use; see Backend.
-  Metric metric = Metric::Euclidean;   ///< Euclidean (k-means) or Cosine (spherical k-means).
   int n_threads = 0;                   ///< CPU threads (0 = OpenMP default).
   /// Mini-batch k-means (scikit-learn's MiniBatchKMeans) when > 0: each step assigns
   /// min(batch_size, n) rows drawn uniformly with replacement from the seed and moves every
@@ -133,6 +132,8 @@ struct Options {
   /// A fit works on a copy of its Params taken when it starts, so the callback may change the
   /// caller's Params (or refit the same KMeans object) without disturbing the running fit.
   std::function<bool(const IterationInfo&)> on_iteration;
+  /// Euclidean (k-means, the default) or Cosine (spherical k-means; see Metric).
+  Metric metric = Metric::Euclidean;
 };
 
 /// The parameters of a fit of data of type T: the scalar knobs plus the arrays, typed as the
