@@ -39,8 +39,9 @@ __global__ void normalise_rows_kernel(const T* __restrict__ x, std::int64_t n, s
     double norm = 1;
     int e = 0;
     if (finite) {
-      if (m == 0) {
+      if (m == 0) {  // refused (unless a NaN row comes first); zeros keep the copy defined
         atomicMin(first, static_cast<unsigned long long>(i));
+        for (std::int64_t j = 0; j < d; ++j) o[j] = T(0);
         continue;
       }
       e = ilogb(m);
