@@ -37,14 +37,15 @@ template std::unique_ptr<Engine<float>> make_cuda_engine(const DataView<float>&)
 template std::unique_ptr<Engine<double>> make_cuda_engine(const DataView<double>&);
 
 template <class T>
-std::shared_ptr<void> normalise_rows_device(const T*, std::int64_t, std::int64_t, const char*) {
+std::shared_ptr<void> normalise_rows_device(const T*, std::int64_t, std::int64_t, const char*,
+                                            void*) {
   throw Error("metric = cosine on GPU data, but the library was built without the CUDA backend");
 }
 
 template std::shared_ptr<void> normalise_rows_device(const float*, std::int64_t, std::int64_t,
-                                                     const char*);
+                                                     const char*, void*);
 template std::shared_ptr<void> normalise_rows_device(const double*, std::int64_t, std::int64_t,
-                                                     const char*);
+                                                     const char*, void*);
 
 }  // namespace detail
 }  // namespace kmeans

@@ -79,7 +79,7 @@ template <class T>
 Engine<T>& bind_engine(const T* data, std::size_t n, std::size_t d, ArrayView<T> weights_view,
                        int k, Backend backend, int n_threads, std::unique_ptr<Engine<T>>& slot,
                        Workspace<T>* ws, std::size_t extra_bytes, double centroid_max_abs,
-                       Units<T>& u) {
+                       Units<T>& u, void* stream = nullptr) {
   ProfileRange range("kmeans::bind");
   validate_shape(data, n, d, "data");
   check_weights_view(weights_view, n);
@@ -106,7 +106,7 @@ Engine<T>& bind_engine(const T* data, std::size_t n, std::size_t d, ArrayView<T>
       }
     }
   }
-  DataView<T> v{data, weights, ni, di, n_threads};
+  DataView<T> v{data, weights, ni, di, n_threads, stream};
   if (slot) {
     // A kept engine serves Auto too (it was chosen for this shape before), unless it is a GPU
     // engine on host data and this call's working set (k may have changed) no longer fits in
@@ -425,7 +425,7 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   std::vector<T> unit_init;
   const auto n64 = static_cast<std::int64_t>(n), d64 = static_cast<std::int64_t>(d);
   if (p.metric == Metric::Cosine) {
-    data = to_sphere(data, n64, d64, "data", p.n_threads, unit_data);
+    data = to_sphere(data, n64, d64, "data", p.n_threads, unit_data, p.cuda_stream);
     if (p.init == Init::Array) {
       unit_init.resize(static_cast<std::size_t>(p.k) * d);
       normalise_rows(p.init_centroids.data(), p.k, d64, unit_init.data(), "init_centroids",
@@ -452,7 +452,7 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   Units<T> u;
   Engine<T>& e = bind_engine(data, n, d, p.sample_weight, p.k, p.backend, p.n_threads, held, ws,
                              cuda_init_bytes(p.init, static_cast<std::int64_t>(n), p.k),
-                             init_max_abs, u);
+                             init_max_abs, u, p.cuda_stream);
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
   std::unique_ptr<DataOps<T>> host_ops;
   DataOps<T>& ops = data_ops_of(e, host_ops, ni, di, p.n_threads);

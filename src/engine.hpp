@@ -31,6 +31,9 @@ struct DataView {
   std::int64_t n = 0;
   std::int64_t d = 0;
   int n_threads = 0;          ///< CPU threads, 0 = OpenMP default.
+  /// CUDA: the stream (cudaStream_t) after whose work device data is read; null = the legacy
+  /// default stream (Options::cuda_stream).
+  void* stream = nullptr;
 };
 
 /// The arithmetic on the points that the driver needs beside the Lloyd passes: initialisation

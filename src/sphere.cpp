@@ -127,10 +127,10 @@ bool unit_from_mean(const double* mean, std::int64_t d, T* c) {
 
 template <class T>
 const T* to_sphere(const T* data, std::int64_t n, std::int64_t d, const char* what,
-                   int n_threads, SphereData<T>& out) {
+                   int n_threads, SphereData<T>& out, void* stream) {
   out = SphereData<T>{};
   if (is_device_pointer(data)) {
-    out.device = normalise_rows_device(data, n, d, what);
+    out.device = normalise_rows_device(data, n, d, what, stream);
     out.data = static_cast<const T*>(out.device.get());
     return out.data;
   }
@@ -158,7 +158,7 @@ const T* to_sphere(const T* data, std::int64_t n, std::int64_t d, const char* wh
   template void normalise_rows<T>(const T*, std::int64_t, std::int64_t, T*, const char*, int); \
   template bool unit_from_mean<T>(const double*, std::int64_t, T*);                            \
   template const T* to_sphere<T>(const T*, std::int64_t, std::int64_t, const char*, int,       \
-                                 SphereData<T>&);
+                                 SphereData<T>&, void*);
 KMEANS_INSTANTIATE(float)
 KMEANS_INSTANTIATE(double)
 #undef KMEANS_INSTANTIATE

@@ -46,16 +46,17 @@ struct SphereData {
 
 /// data (n x d, host or device memory) onto the unit sphere (normalise_rows' rules, in the same
 /// bits on the device) into `out`; returns out.data: `data` itself when every row of host data
-/// is unit already (no copy), else the normalised copy.
+/// is unit already (no copy), else the normalised copy. Device data is read after the work
+/// queued on `stream` (a cudaStream_t; null = the legacy default stream).
 template <class T>
 const T* to_sphere(const T* data, std::int64_t n, std::int64_t d, const char* what,
-                   int n_threads, SphereData<T>& out);
+                   int n_threads, SphereData<T>& out, void* stream = nullptr);
 
 /// normalise_rows on device data into a new device array; throws like normalise_rows (the
 /// first zero row). Defined by the CUDA backend (cuda/sphere.cu); without it, throws.
 template <class T>
 std::shared_ptr<void> normalise_rows_device(const T* x, std::int64_t n, std::int64_t d,
-                                            const char* what);
+                                            const char* what, void* stream = nullptr);
 
 /// The message for a zero row (shared with the CUDA kernel's caller).
 std::string zero_row_error(const char* what, std::int64_t row);

@@ -134,6 +134,12 @@ struct Options {
   std::function<bool(const IterationInfo&)> on_iteration;
   /// Euclidean (k-means, the default) or Cosine (spherical k-means; see Metric).
   Metric metric = Metric::Euclidean;
+  /// CUDA backend: the caller's CUDA stream (a cudaStream_t cast to void*; the header stays
+  /// CUDA-free) after whose earlier work a fit reads device-resident data and weights, as if its
+  /// work were queued on that stream. Null (the default): the legacy default stream, and so
+  /// every blocking stream. The fit runs on the engine's own stream and is complete when it
+  /// returns (results are host memory). Ignored by the host backends.
+  void* cuda_stream = nullptr;
 };
 
 /// The parameters of a fit of data of type T: the scalar knobs plus the arrays, typed as the

@@ -25,6 +25,13 @@ namespace kmeans::detail::cuda {
 
 namespace tn = tuning;
 
+/// The stream after whose work the caller's device data is read: Options::cuda_stream, or the
+/// legacy default stream when none is given.
+template <class T>
+cudaStream_t caller_stream(const DataView<T>& v) {
+  return v.stream ? static_cast<cudaStream_t>(v.stream) : cudaStreamLegacy;
+}
+
 template <class T>
 CudaEngine<T>::CudaEngine(const DataView<T>& v, int device, bool on_device)
     : v_(v), device_(device), on_device_(on_device) {
@@ -41,10 +48,11 @@ CudaEngine<T>::CudaEngine(const DataView<T>& v, int device, bool on_device)
   if (on_device_) {
     d_x_ = v.data;
     d_w_ = v.weights;
-    // The caller may have just written the data on the legacy default stream (or any stream
-    // that synchronises with it) without waiting: the non-blocking stream_ would not.
+    // The caller may have just written the data on its stream (Options::cuda_stream; null: the
+    // legacy default stream, with which every blocking stream synchronises) without waiting:
+    // the non-blocking stream_ would not wait for it.
     Event ready;
-    KMEANS_CUDA_TRY(cudaEventRecord(ready.get(), cudaStreamLegacy));
+    KMEANS_CUDA_TRY(cudaEventRecord(ready.get(), caller_stream(v)));
     KMEANS_CUDA_TRY(cudaStreamWaitEvent(s, ready.get(), 0));
   } else {  // host data is copied once; the driver has validated it
     x_copy_.allocate(nd, "data");
@@ -113,8 +121,8 @@ bool CudaEngine<T>::rebind(const DataView<T>& v) {
   if (on_device_) {
     d_x_ = v.data;
     d_w_ = v.weights;
-    Event ready;  // ordered after the caller's work on the legacy default stream
-    KMEANS_CUDA_TRY(cudaEventRecord(ready.get(), cudaStreamLegacy));
+    Event ready;  // ordered after the caller's work on its stream (as at construction)
+    KMEANS_CUDA_TRY(cudaEventRecord(ready.get(), caller_stream(v)));
     KMEANS_CUDA_TRY(cudaStreamWaitEvent(s, ready.get(), 0));
   } else {
     const std::size_t nd = static_cast<std::size_t>(v.n) * static_cast<std::size_t>(v.d);

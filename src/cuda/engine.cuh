@@ -28,9 +28,9 @@
 // scale, row gathers: once at its end, greedy k-means++ included) and the first
 // host_data()/host_weights() of device data synchronise the engine's stream. Changing k
 // reallocates the k-sized buffers (cudaMalloc/cudaFree synchronise the device). Device input is
-// ordered after the caller's earlier work on the legacy default stream (and so on every blocking
-// stream) by one event recorded there at construction and at each rebind; nothing else touches
-// the legacy default stream.
+// ordered after the caller's earlier work on its stream (Options::cuda_stream; by default the
+// legacy default stream, and so every blocking stream) by one event recorded there at
+// construction and at each rebind; nothing else touches the caller's stream.
 #pragma once
 
 #include <cuda_runtime.h>

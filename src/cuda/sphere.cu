@@ -63,33 +63,34 @@ __global__ void normalise_rows_kernel(const T* __restrict__ x, std::int64_t n, s
 
 template <class T>
 std::shared_ptr<void> normalise_rows_device(const T* x, std::int64_t n, std::int64_t d,
-                                            const char* what) {
+                                            const char* what, void* stream) {
   cuda::DeviceGuard guard(cuda::device_for(x, true));
   auto rows = std::make_shared<DeviceBuffer<T>>(static_cast<std::size_t>(n * d),
                                                 "metric = cosine unit rows");
   DeviceBuffer<unsigned long long> first(2, "metric = cosine row flags");
-  // The legacy default stream: after the caller's work on it, before the engine's (which
-  // waits for it, cuda/engine.cu).
-  KMEANS_CUDA_TRY(cudaMemsetAsync(first.get(), 0xFF, first.bytes(), 0));
+  // The caller's stream (Options::cuda_stream; null: the legacy default stream): after the
+  // caller's work on it, and done (synchronised below) before the engine reads the copy.
+  const cudaStream_t s = stream ? static_cast<cudaStream_t>(stream) : cudaStreamLegacy;
+  KMEANS_CUDA_TRY(cudaMemsetAsync(first.get(), 0xFF, first.bytes(), s));
   int device = 0, sms = 0;
   KMEANS_CUDA_TRY(cudaGetDevice(&device));
   KMEANS_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   const auto grid = static_cast<unsigned>(std::max<std::int64_t>(
       1, std::min<std::int64_t>(cuda::ceil_div(n, 128), std::int64_t{sms} * 16)));
-  normalise_rows_kernel<T><<<grid, 128, 0, 0>>>(x, n, d, rows->get(), unit_tolerance<T>(d),
+  normalise_rows_kernel<T><<<grid, 128, 0, s>>>(x, n, d, rows->get(), unit_tolerance<T>(d),
                                                 first.get());
   KMEANS_CUDA_TRY(cudaGetLastError());
   unsigned long long bad[2] = {0, 0};
-  KMEANS_CUDA_TRY(cudaMemcpyAsync(bad, first.get(), sizeof bad, cudaMemcpyDeviceToHost, 0));
-  KMEANS_CUDA_TRY(cudaStreamSynchronize(0));
+  KMEANS_CUDA_TRY(cudaMemcpyAsync(bad, first.get(), sizeof bad, cudaMemcpyDeviceToHost, s));
+  KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
   // As on the host: a NaN or infinity before the first zero row is left to the validation.
   if (bad[0] < bad[1]) throw Error(zero_row_error(what, static_cast<std::int64_t>(bad[0])));
   return std::shared_ptr<void>(rows, rows->get());
 }
 
 template std::shared_ptr<void> normalise_rows_device(const float*, std::int64_t, std::int64_t,
-                                                     const char*);
+                                                     const char*, void*);
 template std::shared_ptr<void> normalise_rows_device(const double*, std::int64_t, std::int64_t,
-                                                     const char*);
+                                                     const char*, void*);
 
 }  // namespace kmeans::detail
