@@ -208,8 +208,8 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* centroi
   const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(T));
   const std::int64_t tile_bytes = (row_bytes + static_cast<std::int64_t>(sizeof(T))) * KT;
   // The GEMM kernel's sub-blocks are whole register blocks and whole groups of W (the direct
-  // distances, W at a time): multiples of 48 on AVX-512 (12 and 16), at least one.
-  constexpr int PB = kGemm ? (KMEANS_VBYTES == 64 ? 48 : kGemmMR * 4) : P;
+  // distances, W at a time), at least one.
+  constexpr int PB = kGemm ? (kGemmMR % 4 == 0 ? kGemmMR * 4 : kGemmMR * 16) : P;
   std::int64_t sub_rows = kCacheBlockBytes / row_bytes / PB * PB;
   if (sub_rows < PB) sub_rows = PB;
   std::int64_t chunk_tiles = kCacheBlockBytes / tile_bytes;

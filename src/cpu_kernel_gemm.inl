@@ -3,7 +3,7 @@
 // anonymous namespace, after cpu_kernel_exact.inl): the same centroid tiles and the same exact
 // labels as assign_chunk / recheck_rows, with a larger register block and a shorter rounding chain.
 //
-// Register block: MR points x one tile (V vectors of W centroids), MR * V accumulators (24 of the
+// Register block: MR points x one tile (V vectors of W centroids), MR * V accumulators (28 of the
 // 32 AVX-512 registers, 12 of AVX2's 16); per feature, V vector loads of the tile and MR scalar
 // broadcasts feed MR * V fused multiply-adds. The points of a group are centred once, into a
 // packed buffer laid out [chunk][MR][kGemmKC] (a constant offset per point: one index register
@@ -24,8 +24,10 @@
 // instead of gamma_2053. The re-check evaluates its candidates' rankings with the
 // very same code, so they obey the same bound (the proof needs it of every r_c it compares).
 
-#if KMEANS_VBYTES == 64
-constexpr int kGemmMR = 12;
+#if defined(KMEANS_GEMM_MR)
+constexpr int kGemmMR = KMEANS_GEMM_MR;
+#elif KMEANS_VBYTES == 64
+constexpr int kGemmMR = 14;  // 12 measured 0.90-1.0x of 14 (100k x 128 k = 1024, 5000 x 2048 k = 256)
 #elif KMEANS_VBYTES == 32
 constexpr int kGemmMR = 6;
 #else
