@@ -92,7 +92,7 @@ constexpr std::int64_t kSmallKWideWork = KMEANS_SMALL_K_WIDE_WORK;
 /// d = 48, k = 1024: 1.05 (1.03); d = 64, k = 512: 1.10 (1.11); d = 128, k = 512: 1.13 (1.06);
 /// d = 2048, k = 128: 1.47 (1.10); AVX2 float 1.17 to 1.42, generic 1.04 to 1.18 on the same
 /// shapes. At d = 8..32 its per-tile bookkeeping costs more than it saves: 0.69 to 0.95
-/// (bench/NOTES.md, "GEMM-shaped ranking").
+/// (bench/NOTES.md, "a GEMM-shaped ranking pass").
 constexpr std::int64_t kGemmMinD = 48;
 inline bool use_gemm(std::int64_t d, int /*k*/) { return d >= kGemmMinD; }
 /// Per-block partial sums are used while blocks * (k * d + k) stays under this many doubles
@@ -241,8 +241,9 @@ class CpuEngine final : public Engine<T> {
         if (small_k)
           small_k_kernel_(v_.data + r0 * d, sr, d, centroids, k, lab + s0, dist_.data() + r0);
         else
-          (gemm ? gemm_kernel_ : kernel_)(v_.data + r0 * d, sr, d, centroids, k, mean_.data(), tiles, n_tiles, lab + s0,
-                  dist_.data() + r0, slots_[slot].scratch.data());
+          (gemm ? gemm_kernel_ : kernel_)(v_.data + r0 * d, sr, d, centroids, k, mean_.data(),
+                                          tiles, n_tiles, lab + s0, dist_.data() + r0,
+                                          slots_[slot].scratch.data());
         // Unit weights get their own loop: no multiply, no per-point branch.
         if (v_.weights)
           accumulate_rows<true>(r0, sr, k, lab + s0, ps, sse, changed);
