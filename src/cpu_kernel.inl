@@ -87,9 +87,9 @@ constexpr std::int64_t kMaxCentredD = 512;
 constexpr std::int64_t kDirectLanesMinD = 32;
 
 #include "cpu_kernel_exact.inl"
-#include "cpu_kernel_gemm.inl"
 #include "cpu_kernel_small_k.inl"
 #include "cpu_kernel_direct_lanes.inl"
+#include "cpu_kernel_gemm.inl"
 
 template <class T, bool kCentred>
 void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, std::int64_t d,

@@ -39,18 +39,11 @@ inline typename Simd<T>::V direct_step_vv(typename Simd<T>::V a, typename Simd<T
 #endif
 }
 
-/// out[l] = direct_distance(x + l * d, centroids + labels[l] * d, d) for l in [0, W).
+/// out[l] = direct_distance(xr[l], cr[l], d) for l in [0, W): any W pairs of rows.
 template <class T>
-inline void direct_distance_lanes(const T* x, std::int64_t d, const T* centroids,
-                                  const std::int32_t* labels, T* out) {
+inline void direct_distance_pairs(const T* const* xr, const T* const* cr, std::int64_t d, T* out) {
   using VT = typename Simd<T>::V;
   constexpr int W = Simd<T>::W;
-  const T* xr[W];
-  const T* cr[W];
-  for (int l = 0; l < W; ++l) {
-    xr[l] = x + l * d;
-    cr[l] = centroids + static_cast<std::int64_t>(labels[l]) * d;
-  }
   alignas(64) T xt[W * W];
   alignas(64) T ct[W * W];
   VT s = VT{};
@@ -69,8 +62,40 @@ inline void direct_distance_lanes(const T* x, std::int64_t d, const T* centroids
     out[l] = sl;
   }
 }
+
+/// out[l] = direct_distance(x + l * d, centroids + labels[l] * d, d) for l in [0, W).
+template <class T>
+inline void direct_distance_lanes(const T* x, std::int64_t d, const T* centroids,
+                                  const std::int32_t* labels, T* out) {
+  constexpr int W = Simd<T>::W;
+  const T* xr[W];
+  const T* cr[W];
+  for (int l = 0; l < W; ++l) {
+    xr[l] = x + l * d;
+    cr[l] = centroids + static_cast<std::int64_t>(labels[l]) * d;
+  }
+  direct_distance_pairs(xr, cr, d, out);
+}
 #else
 constexpr bool kHaveDirectLanes = false;
 template <class T>
 inline void direct_distance_lanes(const T*, std::int64_t, const T*, const std::int32_t*, T*) {}
+template <class T>
+inline void direct_distance_pairs(const T* const*, const T* const*, std::int64_t, T*) {}
 #endif
+
+/// direct_distance of four pairs of rows, interleaved (four independent chains).
+template <class T>
+inline void direct_distance_4p(const T* const* xr, const T* const* cr, std::int64_t d, T* out) {
+  T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (std::int64_t j = 0; j < d; ++j) {
+    s0 = direct_step(xr[0][j], cr[0][j], s0);
+    s1 = direct_step(xr[1][j], cr[1][j], s1);
+    s2 = direct_step(xr[2][j], cr[2][j], s2);
+    s3 = direct_step(xr[3][j], cr[3][j], s3);
+  }
+  out[0] = s0;
+  out[1] = s1;
+  out[2] = s2;
+  out[3] = s3;
+}

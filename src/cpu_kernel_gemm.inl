@@ -227,6 +227,38 @@ void gemm_recheck(const T* x, std::int64_t d, const T* centroids, int k, const T
   constexpr int KT = V * W;
   T* const xc = sc.xc;
   VT (*const tot)[V] = sc.tot;
+  // Candidate pairs (row, centroid) wait here and get their direct distances kPairs at a time:
+  // one pair per lane for wide rows, else four interleaved chains. The winner of a row is the
+  // smallest (distance, index), whatever the order the pairs come in.
+  constexpr int kPairs = W > 4 ? W : 4;
+  std::int64_t pair_i[kPairs];
+  int pair_c[kPairs];
+  int n_pairs = 0;
+  auto flush = [&]() {
+    if (n_pairs == 0) return;
+    const T* xr[kPairs];
+    const T* cr[kPairs];
+    for (int q = 0; q < kPairs; ++q) {
+      const int e = q < n_pairs ? q : 0;  // pad with a repeat of the first pair
+      xr[q] = x + pair_i[e] * d;
+      cr[q] = centroids + static_cast<std::int64_t>(pair_c[e]) * d;
+    }
+    T dq[kPairs];
+    if (kHaveDirectLanes && kPairs == W && d >= kDirectLanesMinD) {
+      direct_distance_pairs(xr, cr, d, dq);
+    } else {
+      for (int q = 0; q < n_pairs; q += 4) direct_distance_4p(xr + q, cr + q, d, dq + q);
+    }
+    for (int q = 0; q < n_pairs; ++q) {
+      const std::int64_t i = pair_i[q];
+      const int c = pair_c[q];
+      if (dq[q] < dist[i] || (dq[q] == dist[i] && c < labels[i])) {
+        dist[i] = dq[q];
+        labels[i] = c;
+      }
+    }
+    n_pairs = 0;
+  };
   for (std::int64_t q0 = 0; q0 < m; q0 += P) {
     const int valid = m - q0 < P ? static_cast<int>(m - q0) : P;
     const T* xp[P];
@@ -239,22 +271,6 @@ void gemm_recheck(const T* x, std::int64_t d, const T* centroids, int k, const T
       if (static_cast<double>(thr_t[p]) < thr[q]) thr_t[p] = __builtin_nextafter(thr_t[p], __builtin_inf());
     }
     gemm_pack(xp, mean, d, xc);
-    // Candidates are measured four at a time (independent chains), as in recheck_rows.
-    int pending[P][4];
-    int n_pending[P];
-    for (int p = 0; p < P; ++p) n_pending[p] = 0;
-    auto measure = [&](int p, int count) {
-      const std::int64_t i = idx[q0 + p];
-      for (int r = count; r < 4; ++r) pending[p][r] = pending[p][0];  // pad with a repeat
-      T dq[4];
-      direct_distance_4c(x + i * d, d, centroids, pending[p], dq);
-      for (int r = 0; r < count; ++r)
-        if (dq[r] < dist[i] || (dq[r] == dist[i] && pending[p][r] < labels[i])) {
-          dist[i] = dq[r];
-          labels[i] = pending[p][r];
-        }
-      n_pending[p] = 0;
-    };
     for (int t = 0; t < n_tiles; ++t) {
       VT (*const acc)[V] = tot;
       gemm_rank_tile<T>(xc, d, tiles + static_cast<std::int64_t>(t) * (d + 1) * KT, acc);
@@ -265,12 +281,12 @@ void gemm_recheck(const T* x, std::int64_t d, const T* centroids, int k, const T
             const int c = t * KT + v * W + __builtin_ctzll(bits);
             bits &= bits - 1;
             if (c >= k) continue;
-            pending[p][n_pending[p]++] = c;
-            if (n_pending[p] == 4) measure(p, 4);
+            pair_i[n_pairs] = idx[q0 + p];
+            pair_c[n_pairs++] = c;
+            if (n_pairs == kPairs) flush();
           }
         }
     }
-    for (int p = 0; p < valid; ++p)
-      if (n_pending[p] > 0) measure(p, n_pending[p]);
   }
+  flush();
 }
