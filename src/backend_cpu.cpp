@@ -87,6 +87,14 @@ constexpr int kSmallK = KMEANS_SMALL_K_DEFAULT;
 /// of 16 halve the limit, as measured on 1M x 8 and 200k x 8 with k = 64 and 128).
 constexpr std::int64_t kSmallKWideMaxD = 16;
 constexpr std::int64_t kSmallKWideWork = KMEANS_SMALL_K_WIDE_WORK;
+/// Where the tiled kernel runs, the GEMM-shaped ranking pass (cpu_kernel_gemm.inl) replaces it
+/// from this many features: measured one thread, tiled / GEMM time, AVX-512 float (double):
+/// d = 48, k = 1024: 1.05 (1.03); d = 64, k = 512: 1.10 (1.11); d = 128, k = 512: 1.13 (1.06);
+/// d = 2048, k = 128: 1.47 (1.10); AVX2 float 1.17 to 1.42, generic 1.04 to 1.18 on the same
+/// shapes. At d = 8..32 its per-tile bookkeeping costs more than it saves: 0.69 to 0.95
+/// (bench/NOTES.md, "a GEMM-shaped ranking pass").
+constexpr std::int64_t kGemmMinD = 48;
+inline bool use_gemm(std::int64_t d, int /*k*/) { return d >= kGemmMinD; }
 /// Per-block partial sums are used while blocks * (k * d + k) stays under this many doubles
 /// (128 MiB); above it the bucket-by-label path avoids the memory.
 constexpr std::int64_t kMaxPartialDoubles = std::int64_t{16} << 20;
@@ -116,6 +124,24 @@ template <>
 cpu::AssignFn<float> kernel_of<float>(const cpu::KernelTable& t) { return t.assign_f; }
 template <>
 cpu::AssignFn<double> kernel_of<double>(const cpu::KernelTable& t) { return t.assign_d; }
+
+template <class T>
+cpu::AssignFn<T> gemm_kernel_of(const cpu::KernelTable& t);
+template <>
+cpu::AssignFn<float> gemm_kernel_of<float>(const cpu::KernelTable& t) { return t.assign_gemm_f; }
+template <>
+cpu::AssignFn<double> gemm_kernel_of<double>(const cpu::KernelTable& t) { return t.assign_gemm_d; }
+
+/// The internal hook KMEANS_CPU_KERNEL (tests and benchmarks): "tiled" or "gemm" runs that
+/// ranking pass on every shape, unset or empty the size rules decide. Both give the same bits.
+enum class ForcedKernel { None, Tiled, Gemm };
+ForcedKernel forced_kernel() {
+  const char* f = std::getenv("KMEANS_CPU_KERNEL");
+  if (f == nullptr || *f == '\0') return ForcedKernel::None;
+  if (std::strcmp(f, "tiled") == 0) return ForcedKernel::Tiled;
+  if (std::strcmp(f, "gemm") == 0) return ForcedKernel::Gemm;
+  throw Error(std::string("KMEANS_CPU_KERNEL = ") + f + " is unknown (valid: tiled, gemm)");
+}
 
 template <class T>
 cpu::AssignSmallKFn<T> small_k_kernel_of(const cpu::KernelTable& t);
@@ -158,6 +184,8 @@ class CpuEngine final : public Engine<T> {
       : v_(v),
         max_partial_doubles_(max_partial_doubles),
         kernel_(kernel_of<T>(kt)),
+        gemm_kernel_(gemm_kernel_of<T>(kt)),
+        forced_(forced_kernel()),
         small_k_kernel_(small_k_kernel_of<T>(kt)),
         accumulate_(accumulate_of<T>(kt)),
         finish_(finish_of<T>(kt)),
@@ -175,11 +203,16 @@ class CpuEngine final : public Engine<T> {
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
     const std::int64_t n = v_.n, d = v_.d;
     const int n_tiles = (k + tile_ - 1) / tile_;
-    const bool small_k =
+    bool small_k =
         (k <= kSmallK && (d <= cpu::kSmallKChunkD || k <= cpu::kSmallKChunkedMaxK)) ||
         (d > cpu::kSmallKChunkD && k <= cpu::kSmallKChunkedMaxK) ||  // wide rows: no bound
         (tile_ >= 32 && k <= cpu::kSmallKChunkedMaxK) ||  // 32-centroid tiles (AVX-512 float)
         (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_);
+    bool gemm = !small_k && use_gemm(d, k);
+    if (forced_ != ForcedKernel::None) {
+      small_k = false;
+      gemm = forced_ == ForcedKernel::Gemm;
+    }
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
@@ -189,7 +222,8 @@ class CpuEngine final : public Engine<T> {
     if (slots_.size() < static_cast<std::size_t>(nt)) slots_.resize(static_cast<std::size_t>(nt));
     for (int t = 0; t < nt; ++t) {
       slots_[t].lab.resize(static_cast<std::size_t>(kBlock));
-      if (!small_k) slots_[t].scratch.resize(static_cast<std::size_t>(kBlock));
+      if (!small_k)
+        slots_[t].scratch.resize(static_cast<std::size_t>(kBlock + (gemm ? cpu::gemm_scratch(d) : 0)));
     }
     // A block goes through the kernel and the accumulation a sub-block at a time, so that the
     // accumulation finds its rows still in cache: one read of the data per pass.
@@ -207,8 +241,9 @@ class CpuEngine final : public Engine<T> {
         if (small_k)
           small_k_kernel_(v_.data + r0 * d, sr, d, centroids, k, lab + s0, dist_.data() + r0);
         else
-          kernel_(v_.data + r0 * d, sr, d, centroids, k, mean_.data(), tiles, n_tiles, lab + s0,
-                  dist_.data() + r0, slots_[slot].scratch.data());
+          (gemm ? gemm_kernel_ : kernel_)(v_.data + r0 * d, sr, d, centroids, k, mean_.data(),
+                                          tiles, n_tiles, lab + s0, dist_.data() + r0,
+                                          slots_[slot].scratch.data());
         // Unit weights get their own loop: no multiply, no per-point branch.
         if (v_.weights)
           accumulate_rows<true>(r0, sr, k, lab + s0, ps, sse, changed);
@@ -394,6 +429,8 @@ class CpuEngine final : public Engine<T> {
   DataView<T> v_;
   std::int64_t max_partial_doubles_;
   cpu::AssignFn<T> kernel_;
+  cpu::AssignFn<T> gemm_kernel_;
+  ForcedKernel forced_;
   cpu::AssignSmallKFn<T> small_k_kernel_;
   cpu::AccumulateFn<T> accumulate_;
   cpu::FinishFn<T> finish_;

@@ -59,6 +59,15 @@ using FinishFn = void (*)(const std::int32_t* lab, const T* dist, std::int64_t r
 constexpr std::int64_t kSmallKChunkD = 64;
 constexpr int kSmallKChunkedMaxK = 64;
 
+/// Features per chunk of the GEMM-shaped ranking (cpu_kernel_gemm.inl): its rounding chain.
+constexpr std::int64_t kGemmKC = 64;
+
+/// Scratch values the GEMM-shaped AssignFn needs beyond its `rows` (the packed points of one
+/// register block, at most 16 of them, and its running state: 4096 values).
+inline std::int64_t gemm_scratch(std::int64_t d) {
+  return 16 * ((d + kGemmKC - 1) / kGemmKC * kGemmKC) + 4096;
+}
+
 struct KernelTable {
   const char* name;        ///< "generic", "avx2" or "avx512".
   int tile_f;              ///< Centroids per tile for float.
@@ -67,6 +76,10 @@ struct KernelTable {
                            ///< s = fma(x_j - c_j, x_j - c_j, s); otherwise s + round((x_j - c_j)^2).
   AssignFn<float> assign_f;
   AssignFn<double> assign_d;
+  /// The same labels and distances (bit for bit) with the GEMM-shaped ranking pass: `scratch`
+  /// holds rows + gemm_scratch(d) values.
+  AssignFn<float> assign_gemm_f;
+  AssignFn<double> assign_gemm_d;
   AssignSmallKFn<float> assign_small_k_f;
   AssignSmallKFn<double> assign_small_k_d;
   AccumulateFn<float> accumulate_f;

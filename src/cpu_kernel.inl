@@ -82,7 +82,14 @@ constexpr std::int64_t kCacheBlockBytes = 128 * 1024;
 /// inner loop broadcasts straight from memory; wider rows are centred on the fly.
 constexpr std::int64_t kMaxCentredD = 512;
 
+/// From this many features the ranking's choice gets its direct distance W points at a time
+/// (direct_distance_lanes: two transposes per W features, which narrow rows do not repay).
+constexpr std::int64_t kDirectLanesMinD = 32;
+
 #include "cpu_kernel_exact.inl"
+#include "cpu_kernel_small_k.inl"
+#include "cpu_kernel_direct_lanes.inl"
+#include "cpu_kernel_gemm.inl"
 
 template <class T, bool kCentred>
 void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, std::int64_t d,
@@ -173,7 +180,9 @@ void recheck_rows(const T* x, std::int64_t d, const T* centroids, int k, const T
   }
 }
 
-template <class T>
+/// AssignFn, ranking with assign_chunk / recheck_rows (kGemm false) or with the GEMM-shaped
+/// gemm_chunk / gemm_recheck (kGemm true: scratch holds rows + gemm_scratch(d) values).
+template <class T, bool kGemm>
 void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* centroids, int k,
                  const T* mean, const T* tiles, int n_tiles, std::int32_t* labels, T* dist,
                  T* second) {
@@ -188,7 +197,8 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* centroi
   KMEANS_UNROLL
   for (int v = 0; v < V; ++v)
     for (int l = 0; l < W; ++l) lane[v][l] = static_cast<LI>(v * W + l);
-  const BoundTerms bt = bound_terms<T>(d);
+  const BoundTerms bt = bound_terms<T>(d, kGemm ? gemm_rank_length(d) : d);
+  const GemmScratch<T> gs(second + rows);  // the GEMM ranking's state (kGemm only)
 
   // Cache blocking: a sub-block of rows and a chunk of centroid tiles, each about half of a
   // typical per-core L2, are paired so that neither streams from memory when k * d is large.
@@ -197,8 +207,11 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* centroi
   // wins only when strictly smaller: ties keep the lower index).
   const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(T));
   const std::int64_t tile_bytes = (row_bytes + static_cast<std::int64_t>(sizeof(T))) * KT;
-  std::int64_t sub_rows = kCacheBlockBytes / row_bytes / P * P;
-  if (sub_rows < P) sub_rows = P;
+  // The GEMM kernel's sub-blocks are whole register blocks and whole groups of W (the direct
+  // distances, W at a time), at least one.
+  constexpr int PB = kGemm ? (kGemmMR % 4 == 0 ? kGemmMR * 4 : kGemmMR * 16) : P;
+  std::int64_t sub_rows = kCacheBlockBytes / row_bytes / PB * PB;
+  if (sub_rows < PB) sub_rows = PB;
   std::int64_t chunk_tiles = kCacheBlockBytes / tile_bytes;
   if (chunk_tiles < 1) chunk_tiles = 1;
 
@@ -209,7 +222,10 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* centroi
   int n_flagged = 0;
   auto recheck = [&]() {
     if (n_flagged == 0) return;
-    if (d <= kMaxCentredD)
+    if constexpr (kGemm)
+      gemm_recheck<T>(x, d, centroids, k, mean, tiles, n_tiles, flagged, flagged_thr, n_flagged,
+                      labels, dist, gs);
+    else if (d <= kMaxCentredD)
       recheck_rows<T, true>(x, d, centroids, k, mean, tiles, n_tiles, chunk_tiles, flagged,
                             flagged_thr, n_flagged, labels, dist);
     else
@@ -222,7 +238,10 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* centroi
     const std::int64_t r1 = r0 + sub_rows < rows ? r0 + sub_rows : rows;
     for (std::int64_t t0 = 0; t0 < n_tiles; t0 += chunk_tiles) {
       const int t1 = static_cast<int>(t0 + chunk_tiles < n_tiles ? t0 + chunk_tiles : n_tiles);
-      if (d <= kMaxCentredD)
+      if constexpr (kGemm)
+        gemm_chunk<T>(x, mean, r0, r1, d, tiles, static_cast<int>(t0), t1, labels, dist, second,
+                      lane, gs);
+      else if (d <= kMaxCentredD)
         assign_chunk<T, true>(x, mean, r0, r1, d, tiles, static_cast<int>(t0), t1, labels, dist,
                               second, lane);
       else
@@ -232,13 +251,20 @@ void assign_rows(const T* x, std::int64_t rows, std::int64_t d, const T* centroi
     // The direct distance of the ranking's choice (four points at a time, for independent
     // dependency chains); a rival ranking within the bound sends the point to the re-check,
     // which makes the label the exact argmin of the direct formula.
-    for (std::int64_t i0 = r0; i0 < r1; i0 += 4) {
-      const int q_n = r1 - i0 < 4 ? static_cast<int>(r1 - i0) : 4;
-      T dq[4];
-      if (q_n == 4) {
-        direct_distance_x4(x + i0 * d, d, centroids, labels + i0, dq);
+    // Wide rows: W points at once, one per lane (the same bits, see cpu_kernel_direct_lanes.inl).
+    constexpr int DW = kHaveDirectLanes ? Simd<T>::W : 4;
+    const bool lanes = kHaveDirectLanes && d >= kDirectLanesMinD;
+    const int step = lanes ? DW : 4;
+    for (std::int64_t i0 = r0; i0 < r1; i0 += step) {
+      const int q_n = r1 - i0 < step ? static_cast<int>(r1 - i0) : step;
+      T dq[DW > 4 ? DW : 4];
+      if (lanes && q_n == DW) {
+        direct_distance_lanes(x + i0 * d, d, centroids, labels + i0, dq);
       } else {
-        for (int q = 0; q < q_n; ++q)
+        int q = 0;
+        for (; q + 4 <= q_n; q += 4)
+          direct_distance_x4(x + (i0 + q) * d, d, centroids, labels + i0 + q, dq + q);
+        for (; q < q_n; ++q)
           dq[q] = direct_distance(x + (i0 + q) * d,
                                   centroids + static_cast<std::int64_t>(labels[i0 + q]) * d, d);
       }
@@ -379,7 +405,6 @@ void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, s
   }
 }
 
-#include "cpu_kernel_small_k.inl"
 
 
 /// FinishFn: four SSE chains as one vector of four doubles (lane q holds rows r = q mod 4).
@@ -463,8 +488,10 @@ const KernelTable& KMEANS_TABLE() {
                                  kVecsPerTile * Simd<float>::W,
                                  kVecsPerTile * Simd<double>::W,
                                  KMEANS_DIRECT_FMA != 0,
-                                 &assign_rows<float>,
-                                 &assign_rows<double>,
+                                 &assign_rows<float, false>,
+                                 &assign_rows<double, false>,
+                                 &assign_rows<float, true>,
+                                 &assign_rows<double, true>,
                                  &assign_rows_small_k<float>,
                                  &assign_rows_small_k<double>,
                                  &accumulate_rows<float>,

@@ -174,14 +174,16 @@ struct BoundTerms {
   bool usable = false;
 };
 
+/// rank_len: the most roundings any term of the ranking's evaluation undergoes, less one (d for
+/// assign_chunk's sequential chain, gemm_rank_length(d) for the GEMM kernel's chunked one).
 template <class T>
-BoundTerms bound_terms(std::int64_t d) {
+BoundTerms bound_terms(std::int64_t d, std::int64_t rank_len) {
   const double u = sizeof(T) == 4 ? 0x1p-24 : 0x1p-53;
   const double denorm = sizeof(T) == 4 ? 0x1p-149 : 0x1p-1074;
   auto gamma = [](double n, double unit) { return n * unit < 0.5 ? n * unit / (1 - n * unit) : -1.0; };
   BoundTerms b;
   const double gd = gamma(static_cast<double>(d), 0x1p-53);
-  const double g5 = gamma(static_cast<double>(d) + 5, u);
+  const double g5 = gamma(static_cast<double>(rank_len) + 5, u);
   const double gamma_d = gamma(static_cast<double>(d) + 2, u);
   if (gd < 0 || g5 < 0 || gamma_d < 0) return b;
   const double uh = u + (1 + u) * gd;
