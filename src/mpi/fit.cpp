@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: Apache-2.0
+// kmeans::mpi::fit: shapes, validation and units agreed across ranks (one error for all), then
+// the single-process driver (fit_bound) on the distributed engine.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "driver.hpp"
+#include "internal.hpp"
+#include "kmeans/mpi.hpp"
+#include "mpi/comm.hpp"
+#include "mpi/dist_engine.hpp"
+
+namespace kmeans::mpi {
+
+using detail::Comm;
+
+Shard shard_rows(std::size_t n, int rank, int size) {
+  if (size < 1 || rank < 0 || rank >= size)
+    throw Error("shard_rows: rank " + std::to_string(rank) + " is not in [0, " +
+                std::to_string(size) + ")");
+  const std::size_t blocks = (n + kBlockRows - 1) / kBlockRows;
+  const auto r = static_cast<std::size_t>(rank), p = static_cast<std::size_t>(size);
+  const std::size_t b0 = blocks * r / p, b1 = blocks * (r + 1) / p;
+  Shard s;
+  s.offset = std::min(n, b0 * kBlockRows);
+  s.rows = std::min(n, b1 * kBlockRows) - s.offset;
+  return s;
+}
+
+void agree(MPI_Comm comm, const std::function<void()>& fn) {
+  std::string msg;
+  bool failed = false;
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    failed = true;
+    msg = e.what();
+  } catch (...) {
+    failed = true;
+    msg = "unknown error";
+  }
+  const Comm c(comm);
+  int mine = failed ? c.rank : c.size, first = c.size;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (first == c.size) return;
+  int len = c.rank == first ? static_cast<int>(msg.size()) : 0;
+  MPI_Bcast(&len, 1, MPI_INT, first, comm);
+  msg.resize(static_cast<std::size_t>(len));
+  MPI_Bcast(msg.data(), len, MPI_CHAR, first, comm);
+  throw Error("rank " + std::to_string(first) + ": " + msg);
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+template <class T>
+Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
+              const Params<T>& params, CommStats* stats) {
+  int initialised = 0, finalised = 0;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalised);
+  if (!initialised || finalised) throw Error("kmeans::mpi::fit: MPI is not initialised (call MPI_Init first)");
+  const auto t_setup = Clock::now();
+  const Comm c(comm);
+  const Params<T> p = params;  // a copy, as kmeans::fit (the callback may change the caller's)
+  if (stats) *stats = CommStats{};
+
+  // Shapes: every rank's (n, d) first, so that every later check runs on every rank.
+  std::int64_t mine[2] = {static_cast<std::int64_t>(local_n), static_cast<std::int64_t>(d_in)};
+  std::vector<std::int64_t> shapes(2 * static_cast<std::size_t>(c.size));
+  MPI_Allgather(mine, 2, MPI_INT64_T, shapes.data(), 2, MPI_INT64_T, comm);
+  detail::Layout layout;
+  layout.offset.assign(static_cast<std::size_t>(c.size) + 1, 0);
+  for (int r = 0; r < c.size; ++r) layout.offset[r + 1] = layout.offset[r] + shapes[2 * r];
+  layout.d = shapes[1];
+  const std::int64_t n = layout.n(), d = layout.d;
+  const bool weighted_here = p.sample_weight.size() > 0;
+  int weighted_int = weighted_here ? 1 : 0;
+  MPI_Allreduce(MPI_IN_PLACE, &weighted_int, 1, MPI_INT, MPI_MAX, comm);
+  const bool weighted = weighted_int != 0;
+
+  // Phase 1: each rank checks its own inputs.
+  double max_abs = 0, init_max_abs = 0;
+  kmeans::detail::WeightStats ws;
+  agree(comm, [&] {
+    if (static_cast<std::int64_t>(d_in) != d)
+      throw Error("d = " + std::to_string(d_in) + " differs from rank 0's d = " + std::to_string(d));
+    if (d < 1) throw Error("d = 0: the data must have at least one feature");
+    if (n < 1) throw Error("the ranks hold n = 0 rows in all");
+    if (local_n > 0 && x == nullptr) throw Error("local data is a null pointer with local_n = " + std::to_string(local_n));
+    const std::int64_t after = n - layout.offset[c.rank + 1];
+    if (local_n % kBlockRows != 0 && after > 0)
+      throw Error("local_n = " + std::to_string(local_n) + " is not a multiple of " +
+                  std::to_string(kBlockRows) +
+                  " rows, and later ranks hold rows: every shard but the last must be whole "
+                  "blocks (kmeans::mpi::shard_rows gives such a partition)");
+    if (p.backend != Backend::Auto && p.backend != Backend::Cpu)
+      throw Error(std::string("backend = ") + to_string(p.backend) +
+                  ": kmeans::mpi runs the CPU engine on every rank (use Backend::Auto or Cpu)");
+    if (p.batch_size > 0)
+      throw Error("batch_size = " + std::to_string(p.batch_size) +
+                  ": mini-batch k-means is not supported by kmeans::mpi (Lloyd only)");
+    kmeans::detail::validate_params(p, static_cast<std::size_t>(n));
+    if ((p.init == Init::KMeansPlusPlus || p.init == Init::KMeansParallel) &&
+        static_cast<double>(n) * d * sizeof(T) > static_cast<double>(kGatherInitLimitBytes))
+      throw Error(std::string("init = ") + (p.init == Init::KMeansPlusPlus ? "k-means++" : "k-means||") +
+                  " gathers the data to every rank, but n x d = " + std::to_string(n) + " x " +
+                  std::to_string(d) + " exceeds kmeans::mpi::kGatherInitLimitBytes (" +
+                  std::to_string(kGatherInitLimitBytes) + " bytes): use Init::Random or Init::Array");
+    if (c.rank == 0 && p.init == Init::Array)
+      init_max_abs = kmeans::detail::validate_init_centroids(p, static_cast<std::size_t>(d));
+    if (local_n > 0) {
+      const std::string what = "data (rank " + std::to_string(c.rank) + "'s rows start at global row " +
+                               std::to_string(layout.offset[c.rank]) + ")";
+      max_abs = kmeans::detail::validate_points(x, static_cast<std::int64_t>(local_n), d,
+                                                what.c_str(), p.n_threads);
+    }
+    if (weighted) {
+      if (!weighted_here && local_n > 0)
+        throw Error("sample_weight is missing here but given on other ranks");
+      kmeans::detail::check_weights_view(p.sample_weight, local_n);
+      const T* w = p.sample_weight.data();
+      kmeans::detail::validate_finite(w, static_cast<std::int64_t>(local_n), 1, "sample_weight",
+                                      p.n_threads);
+      for (std::size_t i = 0; i < local_n; ++i) {
+        if (w[i] < 0)
+          throw Error("sample_weight[" + std::to_string(i) + "] (global row " +
+                      std::to_string(layout.offset[c.rank] + static_cast<std::int64_t>(i)) +
+                      ") = " + std::to_string(static_cast<double>(w[i])) + " is negative");
+        ws.total += w[i];
+        ws.max = std::max(ws.max, static_cast<double>(w[i]));
+      }
+    }
+  });
+
+  // Phase 2: the global units (the single-process rules on the global maxima).
+  double maxima[3] = {max_abs, init_max_abs, ws.max};
+  MPI_Allreduce(MPI_IN_PLACE, maxima, 3, MPI_DOUBLE, MPI_MAX, comm);
+  std::vector<double> totals(static_cast<std::size_t>(c.size));
+  MPI_Allgather(&ws.total, 1, MPI_DOUBLE, totals.data(), 1, MPI_DOUBLE, comm);
+  kmeans::detail::WeightStats global_ws;
+  global_ws.max = maxima[2];
+  for (double t : totals) global_ws.total += t;  // rank order (the threshold test only)
+  kmeans::detail::Units<T> u;
+  std::vector<T> init_c;
+  agree(comm, [&] {
+    if (weighted && !(global_ws.max > 0))
+      throw Error("sample_weight sums to 0: at least one weight must be positive");
+    if (weighted && !(global_ws.total <= std::numeric_limits<double>::max()))
+      throw Error("sample_weight sums to more than the largest double: scale the weights down");
+    u.data_exp = kmeans::detail::data_scale_exponent<T>(std::max(maxima[0], maxima[1]));
+    if (weighted) u.weight_exp = kmeans::detail::weight_scale_exponent<T>(global_ws);
+  });
+  const T* data = x;
+  if (u.data_exp != 0) {
+    u.points.assign(x, x + local_n * static_cast<std::size_t>(d));
+    for (T& v : u.points) v = std::ldexp(v, u.data_exp);
+    data = u.points.data();
+  }
+  const T* w = weighted && local_n > 0 ? p.sample_weight.data() : nullptr;
+  if (w && u.weight_exp != 0) {
+    u.weights.resize(local_n);
+    for (std::size_t i = 0; i < local_n; ++i) u.weights[i] = std::ldexp(w[i], -u.weight_exp);
+    w = u.weights.data();
+  }
+  std::vector<T> global_w;
+  if (weighted) {
+    global_w = detail::allgatherv(c, w, static_cast<std::int64_t>(w ? local_n : 0), "weights");
+  }
+  // Init::Array: rank 0's centroids on every rank.
+  Params<T> pr = p;
+  if (p.init == Init::Array) {
+    init_c.resize(static_cast<std::size_t>(p.k) * static_cast<std::size_t>(d));
+    if (c.rank == 0) std::copy(p.init_centroids.data(), p.init_centroids.data() + init_c.size(), init_c.begin());
+    MPI_Bcast(init_c.data(), detail::count_of(static_cast<std::int64_t>(init_c.size()), "init_centroids"),
+              detail::type_of<T>(), 0, comm);
+    pr.init_centroids = ArrayView<T>(init_c.data(), init_c.size());
+  }
+  pr.sample_weight = ArrayView<T>();
+
+  detail::Distributed<T> dist;
+  agree(comm, [&] {
+    dist = detail::make_distributed(c, layout, data, w, std::move(global_w), p.n_threads, stats);
+  });
+  const double setup = std::chrono::duration<double>(Clock::now() - t_setup).count();
+  if (stats) stats->setup_seconds = setup;
+  std::unique_ptr<kmeans::detail::Engine<T>> held_batch;
+  Result<T> r = kmeans::detail::fit_bound(*dist.engine, *dist.ops, n, d, pr, u, setup, nullptr,
+                                          held_batch, nullptr);
+  // This rank's labels; the empty-cluster warning without the data hint (the data is spread).
+  std::vector<char> used(static_cast<std::size_t>(p.k), 0);
+  for (auto l : r.labels) used[static_cast<std::size_t>(l)] = 1;
+  const auto distinct = std::count(used.begin(), used.end(), 1);
+  if (distinct < p.k)
+    r.warnings.push_back("number of distinct clusters (" + std::to_string(distinct) +
+                         ") found smaller than k = " + std::to_string(p.k) + ": " +
+                         std::to_string(p.k - distinct) +
+                         " cluster(s) ended empty in the final assignment");
+  r.labels.erase(r.labels.begin() + layout.offset[c.rank + 1], r.labels.end());
+  r.labels.erase(r.labels.begin(), r.labels.begin() + layout.offset[c.rank]);
+  return r;
+}
+
+}  // namespace
+
+template <class T>
+Result<T> fit(MPI_Comm comm, const T* local_data, std::size_t local_n, std::size_t d,
+              const Params<T>& p, CommStats* stats) {
+  return run<T>(comm, local_data, local_n, d, p, stats);
+}
+
+template Result<float> fit<float>(MPI_Comm, const float*, std::size_t, std::size_t,
+                                  const Params<float>&, CommStats*);
+template Result<double> fit<double>(MPI_Comm, const double*, std::size_t, std::size_t,
+                                    const Params<double>&, CommStats*);
+
+}  // namespace kmeans::mpi
