@@ -115,10 +115,17 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
     if (c.rank == 0 && p.init == Init::Array)
       init_max_abs = kmeans::detail::validate_init_centroids(p, static_cast<std::size_t>(d));
     if (local_n > 0) {
-      const std::string what = "data (rank " + std::to_string(c.rank) + "'s rows start at global row " +
-                               std::to_string(layout.offset[c.rank]) + ")";
-      max_abs = kmeans::detail::validate_points(x, static_cast<std::int64_t>(local_n), d,
-                                                what.c_str(), p.n_threads);
+      try {
+        max_abs = kmeans::detail::validate_points(x, static_cast<std::int64_t>(local_n), d,
+                                                  "data", p.n_threads);
+      } catch (const Error&) {  // the same message with the global row
+        const double bound = max_abs_value<T>(static_cast<std::size_t>(d));
+        std::int64_t i = 0;
+        while (std::fabs(static_cast<double>(x[i])) <= bound) ++i;
+        throw Error(kmeans::detail::point_error("data", static_cast<double>(x[i]),
+                                                layout.offset[c.rank] + i / d, i % d, d,
+                                                sizeof(T) == sizeof(float)));
+      }
     }
     if (weighted) {
       if (!weighted_here && local_n > 0)

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "io/io.hpp"
 #include "kmeans/kmeans.hpp"
 #include "kmeans/mpi.hpp"
 
@@ -239,7 +240,21 @@ TEST(Mpi, ShardRowsPartition) {
 
 }  // namespace
 
+/// test_mpi --write-data DIR: the CLI test's files (tests/mpi/cli_mpi.cmake), no MPI.
+int write_data(const std::string& dir) {
+  const std::size_t n = 3 * kB + 1000, d = 3;
+  auto x = make_data<float>(n, d, 5, 42);
+  std::vector<float> w;
+  for (std::size_t i = 0; i < n; ++i) w.push_back(0.5f + static_cast<float>(i % 7) * 0.25f);
+  kmeans::io::write_npy(dir + "/x.npy", x.data(), n, d);
+  kmeans::io::write_npy(dir + "/w.npy", w.data(), n, 0);
+  x[(n - 10) * d + 1] = std::numeric_limits<float>::quiet_NaN();  // in the last shard
+  kmeans::io::write_npy(dir + "/bad.npy", x.data(), n, d);
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--write-data") return write_data(argv[2]);
   MPI_Init(&argc, &argv);
   ::testing::InitGoogleTest(&argc, argv);
   int rc = RUN_ALL_TESTS();
