@@ -37,10 +37,16 @@ KMEANS_API Shard shard_rows(std::size_t n, int rank, int size);
 struct CommStats {
   int passes = 0;                  ///< Assignment passes (iterations + final assignments).
   double compute_seconds = 0;      ///< The local passes (distances, argmin, block partials).
-  double comm_seconds = 0;         ///< Combining the passes' tree nodes and broadcasting totals.
+  double comm_seconds = 0;         ///< Combining the passes' tree nodes and broadcasting totals
+                                   ///< (including waits for slower ranks, unless measure_wait).
   std::int64_t bytes_sent = 0;     ///< Bytes this rank sent in the passes' combines.
   std::int64_t bytes_received = 0; ///< Bytes it received there.
   double setup_seconds = 0;        ///< Shapes, validation, variance, weights (before init).
+  /// Input: when true, every pass first waits at a barrier, timed as wait_seconds, so that
+  /// comm_seconds is the combine alone, not the wait for slower ranks (for benchmarks: the
+  /// barrier costs a round of latency per pass).
+  bool measure_wait = false;
+  double wait_seconds = 0;         ///< With measure_wait: the passes' barrier waits.
 };
 
 /// Clusters the rows held by all ranks of `comm` (collective: every rank calls it with its own

@@ -68,7 +68,11 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
   const auto t_setup = Clock::now();
   const Comm c(comm);
   const Params<T> p = params;  // a copy, as kmeans::fit (the callback may change the caller's)
-  if (stats) *stats = CommStats{};
+  if (stats) {
+    const bool wait = stats->measure_wait;
+    *stats = CommStats{};
+    stats->measure_wait = wait;
+  }
 
   // Shapes: every rank's (n, d) first, so that every later check runs on every rank.
   std::int64_t mine[2] = {static_cast<std::int64_t>(local_n), static_cast<std::int64_t>(d_in)};
