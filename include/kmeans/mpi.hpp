@@ -60,7 +60,9 @@ struct CommStats {
 /// Returns on every rank the single-process Result of the concatenated data, bit for bit
 /// (centroids, inertia, SSE history, iterations, cluster sizes), except that `labels` holds
 /// this rank's local_n labels only. A bad input or error on any rank throws, on every rank, one
-/// kmeans::Error carrying the failing rank's message ("rank r: ..."), never a hang.
+/// kmeans::Error carrying the failing rank's message ("rank r: ..."), never a hang. Past the
+/// checks the ranks run the same steps (an Error then is every rank's); another failure on one
+/// rank during the iterations (std::bad_alloc) calls MPI_Abort rather than leave a hang.
 template <class T>
 KMEANS_API Result<T> fit(MPI_Comm comm, const T* local_data, std::size_t local_n, std::size_t d,
                          const Params<T>& p, CommStats* stats = nullptr);

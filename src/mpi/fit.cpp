@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -201,8 +203,20 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
   const double setup = std::chrono::duration<double>(Clock::now() - t_setup).count();
   if (stats) stats->setup_seconds = setup;
   std::unique_ptr<kmeans::detail::Engine<T>> held_batch;
-  Result<T> r = kmeans::detail::fit_bound(*dist.engine, *dist.ops, n, d, pr, u, setup, nullptr,
-                                          held_batch, nullptr);
+  // Past the checks every rank takes the same steps: a kmeans::Error raised in them (from the
+  // data, e.g. too few positive weights for init) is raised on every rank alike. Anything else
+  // (out of memory on one rank) would leave the others waiting in a collective: end the job.
+  Result<T> r;
+  try {
+    r = kmeans::detail::fit_bound(*dist.engine, *dist.ops, n, d, pr, u, setup, nullptr,
+                                  held_batch, nullptr);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kmeans::mpi::fit: rank %d: %s: aborting the job\n", c.rank, e.what());
+    MPI_Abort(comm, 1);
+    throw;
+  }
   // This rank's labels; the empty-cluster warning without the data hint (the data is spread).
   std::vector<char> used(static_cast<std::size_t>(p.k), 0);
   for (auto l : r.labels) used[static_cast<std::size_t>(l)] = 1;

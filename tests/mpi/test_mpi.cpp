@@ -122,7 +122,7 @@ void check(const Case& c, Split split = Split::Even, const std::vector<T>* init_
 
   const auto sh = shard_of(c.n, split);
   Params<T> pl = p;
-  pl.n_threads = 1;
+  pl.n_threads = 1 + rank() % 2;  // ranks with different thread counts: the same bits
   if (!w.empty()) pl.sample_weight = kmeans::ArrayView<T>(w.data() + sh.offset, sh.rows);
   kmeans::mpi::CommStats st;
   const Result<T> dist =
