@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "driver.hpp"
@@ -59,6 +60,52 @@ void agree(MPI_Comm comm, const std::function<void()>& fn) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+/// Init::Random over the shards, with init_random's bits: its generator (one uniform per global
+/// row from SplitMix64(seed), whose state after m draws is seed + m * its increment, so each
+/// rank starts at its first row), its keys log(1 - u) / w, every rank's k largest merged with
+/// its order. O(n_r + P k) per rank instead of a key per global row. `w`: this rank's weights
+/// in the engine's units, or null. Returns the centroids in the engine's units.
+template <class T>
+std::vector<T> distributed_random(const Comm& c, const detail::Layout& l, const T* w, int k,
+                                  std::uint64_t seed, kmeans::detail::DataOps<T>& ops) {
+  const std::int64_t n_r = l.rows(c.rank), off = l.offset[c.rank];
+  kmeans::detail::SplitMix64 rng(seed + static_cast<std::uint64_t>(off) * 0x9E3779B97F4A7C15ull);
+  std::vector<std::pair<double, std::int64_t>> keys;
+  keys.reserve(static_cast<std::size_t>(n_r));
+  for (std::int64_t i = 0; i < n_r; ++i) {
+    const double u = rng.uniform();
+    const double wi = w ? static_cast<double>(w[i]) : 1.0;
+    if (wi > 0) keys.emplace_back(std::log1p(-u) / wi, off + i);
+  }
+  std::int64_t positive = static_cast<std::int64_t>(keys.size());
+  MPI_Allreduce(MPI_IN_PLACE, &positive, 1, MPI_INT64_T, MPI_SUM, c.comm);
+  if (positive < k)
+    throw Error("init: only " + std::to_string(positive) +
+                " points have a positive weight, fewer than k = " + std::to_string(k));
+  auto by_key = [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  };
+  const std::size_t mine = std::min(keys.size(), static_cast<std::size_t>(k));
+  std::partial_sort(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(mine), keys.end(),
+                    by_key);
+  std::vector<double> packed;  // (key, index): indices below 2^53 are exact in double
+  for (std::size_t j = 0; j < mine; ++j) {
+    packed.push_back(keys[j].first);
+    packed.push_back(static_cast<double>(keys[j].second));
+  }
+  const std::vector<double> all =
+      detail::allgatherv(c, packed.data(), static_cast<std::int64_t>(packed.size()), "init keys");
+  std::vector<std::pair<double, std::int64_t>> merged;
+  for (std::size_t j = 0; j + 1 < all.size(); j += 2)
+    merged.emplace_back(all[j], static_cast<std::int64_t>(all[j + 1]));
+  std::partial_sort(merged.begin(), merged.begin() + k, merged.end(), by_key);
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(k));
+  for (int j = 0; j < k; ++j) idx[static_cast<std::size_t>(j)] = merged[static_cast<std::size_t>(j)].second;
+  std::vector<T> centroids(static_cast<std::size_t>(k) * static_cast<std::size_t>(l.d));
+  ops.rows(idx.data(), k, centroids.data());
+  return centroids;
+}
 
 template <class T>
 Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
@@ -208,8 +255,37 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
   // (out of memory on one rank) would leave the others waiting in a collective: end the job.
   Result<T> r;
   try {
-    r = kmeans::detail::fit_bound(*dist.engine, *dist.ops, n, d, pr, u, setup, nullptr,
-                                  held_batch, nullptr);
+    if (p.init != Init::Random) {
+      r = kmeans::detail::fit_bound(*dist.engine, *dist.ops, n, d, pr, u, setup, nullptr,
+                                    held_batch, nullptr);
+    } else {
+      // fit_bound's n_init loop with the draws distributed: each run starts from its centroids
+      // as Init::Array (in the caller's units, exactly), the lowest inertia kept (the earliest
+      // on ties).
+      Timings total;
+      for (int run = 0; run < p.n_init; ++run) {
+        const auto t_init = Clock::now();
+        std::vector<T> start = distributed_random(c, layout, w, p.k,
+                                                  p.seed + static_cast<std::uint64_t>(run),
+                                                  *dist.ops);
+        u.to_caller(start);
+        Params<T> pa = pr;
+        pa.init = Init::Array;
+        pa.n_init = 1;
+        pa.init_centroids = ArrayView<T>(start.data(), start.size());
+        Result<T> one = kmeans::detail::fit_bound(*dist.engine, *dist.ops, n, d, pa, u, 0.0,
+                                                  nullptr, held_batch, nullptr);
+        one.timings.init += std::chrono::duration<double>(Clock::now() - t_init).count() -
+                            one.timings.assign - one.timings.update - one.timings.final_assign;
+        total.init += one.timings.init;
+        total.assign += one.timings.assign;
+        total.update += one.timings.update;
+        total.final_assign += one.timings.final_assign;
+        if (run == 0 || one.inertia < r.inertia) r = std::move(one);
+      }
+      r.timings = total;
+      r.timings.init += setup;
+    }
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {

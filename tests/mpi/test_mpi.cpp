@@ -66,6 +66,9 @@ kmeans::mpi::Shard shard_of(std::size_t n, Split split) {
   return {front, 0};
 }
 
+template <class F>
+void expect_error_everywhere(F&& f, const std::vector<std::string>& needles);
+
 template <class T>
 void expect_same_bits(const Result<T>& one, const Result<T>& dist, const kmeans::mpi::Shard& sh,
                       bool compare_warnings) {
@@ -155,6 +158,39 @@ TEST(Mpi, SameBitsWithEmptyClustersAndDuplicates) {
   check<float>({4 * kB + 5, d, 6, Init::Array, true, 1, 1, false}, Split::Front, &c);
   // k = n (every point its own cluster) and n < one block.
   check<double>({40, 2, 40, Init::Random, false, 1, 1, false});
+}
+
+TEST(Mpi, SameBitsForRandomInitWithSeveralRunsAndZeroWeights) {
+  check<float>({8 * kB + 321, 4, 9, Init::Random, true, 1, 3});  // n_init = 3: the best run
+  // A third of the weights 0: those rows are never drawn.
+  const std::size_t n = 6 * kB + 50;
+  std::vector<double> w;
+  for (std::size_t i = 0; i < n; ++i) w.push_back(i % 3 == 0 ? 0.0 : 1.0 + (i % 4));
+  check<double>({n, 2, 5, Init::Random, true, 1, 2}, Split::Front, nullptr, &w);
+}
+
+TEST(Mpi, TooFewPositiveWeightsIsTheSingleProcessError) {
+  const std::size_t n = 2 * kB + 7, d = 2;
+  const auto x = make_data<float>(n, d, 2, 5);
+  std::vector<float> w(n, 0.0f);
+  w[3] = w[n - 2] = 1;  // two positive weights, k = 3
+  Params<float> p;
+  p.k = 3;
+  p.init = Init::Random;
+  p.backend = kmeans::Backend::Cpu;
+  p.sample_weight = w;
+  std::string single;
+  try {
+    kmeans::fit(x.data(), n, d, p);
+  } catch (const kmeans::Error& e) {
+    single = e.what();
+  }
+  ASSERT_FALSE(single.empty());
+  const auto sh = kmeans::mpi::shard_rows(n, rank(), size());
+  p.sample_weight = kmeans::ArrayView<float>(w.data() + sh.offset, sh.rows);
+  expect_error_everywhere(
+      [&] { kmeans::mpi::fit(MPI_COMM_WORLD, x.data() + sh.offset * d, sh.rows, d, p); },
+      {single});
 }
 
 TEST(Mpi, SameBitsWhenUnitsAreRescaled) {
