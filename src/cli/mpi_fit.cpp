@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -261,12 +262,26 @@ int run_fit_mpi(const Options& o, int argc, char** argv) {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
+  std::string error;
   try {
     return fit_mpi(o, rank, size);
-  } catch (const std::exception&) {
-    if (rank == 0) throw;  // main prints the one message
-    return 1;              // the same error, already in rank 0's message
+  } catch (const std::bad_alloc&) {
+    error = "out of memory";
+  } catch (const std::exception& e) {
+    error = e.what();  // every rank holds the same message (agree)
   }
+  // Rank 0 prints the one line (as main's report does) before any rank ends: mpirun ends the
+  // job when a rank exits with an error, which could cut rank 0's line short. So the other
+  // ranks wait for it and exit 0; rank 0's exit code 1 is mpirun's.
+  if (rank == 0) {
+    for (char& ch : error)
+      if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';
+    std::fflush(stdout);
+    std::fprintf(stderr, "kmeans: error: %s\n", error.c_str());
+    std::fflush(stderr);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  return rank == 0 ? 1 : 0;
 }
 
 #endif

@@ -7,9 +7,9 @@
 namespace kmeans_cli {
 
 /// Runs `fit` with --mpi on this rank (initialising MPI when the program has not): each rank
-/// reads its rows of DATA, rank 0 prints and writes. Returns the exit code; an error is thrown
-/// on rank 0 (main prints it) and is a silent exit code 1 on the others. Without MPI in the
-/// build: a UsageError.
+/// reads its rows of DATA, rank 0 prints and writes. Returns the exit code: on an error rank 0
+/// prints the one `kmeans: error:` line and returns 1, the others return 0 after it (mpirun
+/// would otherwise end the job before the line is out). Without MPI in the build: a UsageError.
 int run_fit_mpi(const Options& o, int argc, char** argv);
 
 }  // namespace kmeans_cli
