@@ -42,13 +42,20 @@ double seconds(Clock::time_point a, Clock::time_point b) {
 template <class T>
 class MpiDataOps final : public DataOps<T> {
  public:
-  MpiDataOps(const Comm& c, const Layout& l, const T* x, const T* w, std::vector<T> global_w,
+  MpiDataOps(const Comm& c, const Layout& l, const T* x, const T* w, bool weighted,
              int n_threads)
-      : c_(c), l_(l), x_(x), w_(w), global_w_(std::move(global_w)), n_threads_(n_threads) {}
+      : c_(c), l_(l), x_(x), w_(w), weighted_(weighted), n_threads_(n_threads) {}
 
   std::int64_t size() const override { return l_.n(); }
   std::int64_t dim() const override { return l_.d; }
-  const T* weights() override { return global_w_.empty() ? nullptr : global_w_.data(); }
+  /// All n weights, gathered on first use (collective): only k-means++ and k-means|| ask (the
+  /// driver takes cluster sizes and relocation weights from the engine).
+  const T* weights() override {
+    if (!weighted_) return nullptr;
+    if (global_w_.empty())
+      global_w_ = allgatherv(c_, w_, w_ ? l_.rows(c_.rank) : 0, "weights");
+    return global_w_.data();
+  }
 
   /// Every rank packs the requested rows it owns (in idx order); one allgatherv; unpacked by
   /// owner in idx order.
@@ -130,6 +137,7 @@ class MpiDataOps final : public DataOps<T> {
   const Layout& l_;
   const T* x_;
   const T* w_;
+  bool weighted_;
   std::vector<T> global_w_;
   int n_threads_;
   std::vector<T> all_x_;
@@ -139,9 +147,9 @@ class MpiDataOps final : public DataOps<T> {
 template <class T>
 class MpiEngine final : public Engine<T> {
  public:
-  MpiEngine(const Comm& c, const Layout& l, std::unique_ptr<ShardEngine<T>> local,
+  MpiEngine(const Comm& c, const Layout& l, std::unique_ptr<ShardEngine<T>> local, const T* w,
             DataOps<T>& ops, CommStats* stats)
-      : c_(c), l_(l), local_(std::move(local)), ops_(ops), stats_(stats) {}
+      : c_(c), l_(l), local_(std::move(local)), w_(w), ops_(ops), stats_(stats) {}
 
   Backend kind() const override { return Backend::Cpu; }
 
@@ -216,7 +224,7 @@ class MpiEngine final : public Engine<T> {
     return st;
   }
 
-  /// Every rank's labels, in rank order (the driver wants all n: cluster sizes in point order).
+  /// Every rank's labels, in rank order (all n; the driver uses local_labels_and_sizes).
   void labels(std::int32_t* out) override {
     std::vector<std::int32_t> mine(static_cast<std::size_t>(l_.rows(c_.rank)));
     if (local_) local_->labels(mine.data());
@@ -224,7 +232,24 @@ class MpiEngine final : public Engine<T> {
     std::copy(all.begin(), all.end(), out);
   }
 
-  /// Every rank's m farthest (distance, global index, label), merged by decreasing distance,
+  /// This rank's labels; the sizes summed in point order over all ranks by passing the running
+  /// sums from rank to rank (rank r adds its rows to rank r - 1's sums), then broadcast from
+  /// the last rank: the single-process bits at P - 1 latencies, once per fit.
+  bool local_labels_and_sizes(int k, std::vector<std::int32_t>& labels,
+                              std::vector<double>& sizes) override {
+    labels.assign(static_cast<std::size_t>(l_.rows(c_.rank)), 0);
+    if (local_) local_->labels(labels.data());
+    sizes.assign(static_cast<std::size_t>(k), 0.0);
+    if (c_.rank > 0)
+      MPI_Recv(sizes.data(), k, MPI_DOUBLE, c_.rank - 1, 1, c_.comm, MPI_STATUS_IGNORE);
+    for (std::size_t i = 0; i < labels.size(); ++i)
+      sizes[static_cast<std::size_t>(labels[i])] += w_ ? static_cast<double>(w_[i]) : 1.0;
+    if (c_.rank + 1 < c_.size) MPI_Send(sizes.data(), k, MPI_DOUBLE, c_.rank + 1, 1, c_.comm);
+    MPI_Bcast(sizes.data(), k, MPI_DOUBLE, c_.size - 1, c_.comm);
+    return true;
+  }
+
+  /// Every rank's m farthest (distance, global index, label, weight), merged by decreasing distance,
   /// ties to the lowest index: the single-process order.
   std::vector<FarPoint> farthest(std::int64_t m) override {
     std::vector<double> mine;
@@ -234,18 +259,19 @@ class MpiEngine final : public Engine<T> {
         mine.push_back(static_cast<double>(dist[f.index]));
         mine.push_back(static_cast<double>(f.index + l_.offset[c_.rank]));
         mine.push_back(static_cast<double>(f.label));
+        mine.push_back(w_ ? static_cast<double>(w_[f.index]) : 1.0);
       }
     }
     const auto all = allgatherv(c_, mine.data(), static_cast<std::int64_t>(mine.size()), "farthest");
-    std::vector<std::size_t> order(all.size() / 3);
+    std::vector<std::size_t> order(all.size() / 4);
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      return all[3 * a] != all[3 * b] ? all[3 * a] > all[3 * b] : all[3 * a + 1] < all[3 * b + 1];
+      return all[4 * a] != all[4 * b] ? all[4 * a] > all[4 * b] : all[4 * a + 1] < all[4 * b + 1];
     });
     std::vector<FarPoint> out;
     for (std::size_t i = 0; i < order.size() && static_cast<std::int64_t>(i) < m; ++i)
-      out.push_back({static_cast<std::int64_t>(all[3 * order[i] + 1]),
-                     static_cast<std::int32_t>(all[3 * order[i] + 2])});
+      out.push_back({static_cast<std::int64_t>(all[4 * order[i] + 1]),
+                     static_cast<std::int32_t>(all[4 * order[i] + 2]), all[4 * order[i] + 3]});
     return out;
   }
 
@@ -268,6 +294,7 @@ class MpiEngine final : public Engine<T> {
   const Comm& c_;
   const Layout& l_;
   std::unique_ptr<ShardEngine<T>> local_;
+  const T* w_;  ///< this rank's weights (engine units) or null
   DataOps<T>& ops_;
   CommStats* stats_;
   std::vector<double> rows_, msg_, total_;
@@ -277,23 +304,22 @@ class MpiEngine final : public Engine<T> {
 
 template <class T>
 Distributed<T> make_distributed(const Comm& c, const Layout& layout, const T* x, const T* w,
-                                std::vector<T> global_w, int n_threads, CommStats* stats) {
+                                bool weighted, int n_threads, CommStats* stats) {
   Distributed<T> out;
-  out.ops = std::make_unique<MpiDataOps<T>>(c, layout, x, w, std::move(global_w), n_threads);
+  out.ops = std::make_unique<MpiDataOps<T>>(c, layout, x, w, weighted, n_threads);
   std::unique_ptr<ShardEngine<T>> local;
   const std::int64_t n_local = layout.rows(c.rank);
   if (n_local > 0) {
     kmeans::detail::DataView<T> v{x, w, n_local, layout.d, n_threads};
     local = kmeans::detail::make_cpu_shard_engine(v, layout.first_block(c.rank));
   }
-  out.engine = std::make_unique<MpiEngine<T>>(c, layout, std::move(local), *out.ops, stats);
+  out.engine = std::make_unique<MpiEngine<T>>(c, layout, std::move(local), w, *out.ops, stats);
   return out;
 }
 
 template Distributed<float> make_distributed(const Comm&, const Layout&, const float*,
-                                             const float*, std::vector<float>, int, CommStats*);
+                                             const float*, bool, int, CommStats*);
 template Distributed<double> make_distributed(const Comm&, const Layout&, const double*,
-                                              const double*, std::vector<double>, int,
-                                              CommStats*);
+                                              const double*, bool, int, CommStats*);
 
 }  // namespace kmeans::mpi::detail

@@ -35,10 +35,10 @@ struct Distributed {
 };
 
 /// The engine and DataOps over this rank's shard x (rows x d, already in the engine's units;
-/// weights w likewise or null) of the global data `layout`. `global_w` holds all n weights (in
-/// rank order, the engine's units) when the fit is weighted, else is empty. `stats` may be null.
+/// weights w likewise, null when unweighted or the rank holds no rows) of the global data
+/// `layout`; `weighted`: whether the fit is (on every rank). `stats` may be null.
 template <class T>
 Distributed<T> make_distributed(const Comm& c, const Layout& layout, const T* x, const T* w,
-                                std::vector<T> global_w, int n_threads, CommStats* stats);
+                                bool weighted, int n_threads, CommStats* stats);
 
 }  // namespace kmeans::mpi::detail

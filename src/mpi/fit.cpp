@@ -228,10 +228,6 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
     for (std::size_t i = 0; i < local_n; ++i) u.weights[i] = std::ldexp(w[i], -u.weight_exp);
     w = u.weights.data();
   }
-  std::vector<T> global_w;
-  if (weighted) {
-    global_w = detail::allgatherv(c, w, static_cast<std::int64_t>(w ? local_n : 0), "weights");
-  }
   // Init::Array: rank 0's centroids on every rank.
   Params<T> pr = p;
   if (p.init == Init::Array) {
@@ -245,7 +241,7 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
 
   detail::Distributed<T> dist;
   agree(comm, [&] {
-    dist = detail::make_distributed(c, layout, data, w, std::move(global_w), p.n_threads, stats);
+    dist = detail::make_distributed(c, layout, data, w, weighted, p.n_threads, stats);
   });
   const double setup = std::chrono::duration<double>(Clock::now() - t_setup).count();
   if (stats) stats->setup_seconds = setup;
@@ -293,17 +289,17 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
     MPI_Abort(comm, 1);
     throw;
   }
-  // This rank's labels; the empty-cluster warning without the data hint (the data is spread).
-  std::vector<char> used(static_cast<std::size_t>(p.k), 0);
+  // r.labels are this rank's. The empty-cluster warning without the data hint (the data is
+  // spread), from every rank's used clusters.
+  std::vector<int> used(static_cast<std::size_t>(p.k), 0);
   for (auto l : r.labels) used[static_cast<std::size_t>(l)] = 1;
+  MPI_Allreduce(MPI_IN_PLACE, used.data(), p.k, MPI_INT, MPI_MAX, comm);
   const auto distinct = std::count(used.begin(), used.end(), 1);
   if (distinct < p.k)
     r.warnings.push_back("number of distinct clusters (" + std::to_string(distinct) +
                          ") found smaller than k = " + std::to_string(p.k) + ": " +
                          std::to_string(p.k - distinct) +
                          " cluster(s) ended empty in the final assignment");
-  r.labels.erase(r.labels.begin() + layout.offset[c.rank + 1], r.labels.end());
-  r.labels.erase(r.labels.begin(), r.labels.begin() + layout.offset[c.rank]);
   return r;
 }
 

@@ -122,6 +122,7 @@ void check(const Case& c, Split split = Split::Even, const std::vector<T>* init_
   if (init_c) p.init_centroids = *init_c;
   if (!w.empty()) p.sample_weight = w;
   const Result<T> one = kmeans::fit(x.data(), c.n, c.d, p);
+  if (init_c) EXPECT_GT(one.n_empty_relocated, 0) << "the far centroids were meant to go empty";
 
   const auto sh = shard_of(c.n, split);
   Params<T> pl = p;
