@@ -84,6 +84,7 @@ int fit_typed(const Options& o, Inputs& in, int rank, int size) {
   p.n_init = o.n_init;
   p.backend = o.backend;
   p.n_threads = o.threads;
+  p.metric = o.metric.value_or(kmeans::Metric::Euclidean);
   if (init_is_file(o)) {
     p.k = static_cast<int>(in.init.rows);
     p.init = kmeans::Init::Array;
@@ -159,6 +160,7 @@ int fit_typed(const Options& o, Inputs& in, int rank, int size) {
         .field("n", in.n)
         .field("d", in.d)
         .field("k", p.k)
+        .field("metric", kmeans::to_string(p.metric))
         .field("algorithm", "lloyd")
         .field("init", init_name(p.init))
         .field("n_init", n_init_ran)
@@ -183,10 +185,11 @@ int fit_typed(const Options& o, Inputs& in, int rank, int size) {
     std::printf("%s\n", j.str().c_str());
     return 0;
   }
-  std::printf("kmeans fit: n = %lld, d = %lld, k = %d (%s, backend %s, init %s, n_init %d%s)\n",
+  std::printf("kmeans fit: n = %lld, d = %lld, k = %d (%s, backend %s, init %s, n_init %d%s%s)\n",
               static_cast<long long>(in.n), static_cast<long long>(in.d), p.k,
               dtype_name(in.data.dtype), kmeans::to_string(r.backend), init_name(p.init),
-              n_init_ran, o.sample_weight.empty() ? "" : ", weighted");
+              n_init_ran, o.sample_weight.empty() ? "" : ", weighted",
+              p.metric == kmeans::Metric::Cosine ? ", metric cosine" : "");
   std::printf("%s after %d iteration%s (max_iter %d)\n",
               r.converged ? "converged" : "stopped without converging", r.n_iter,
               r.n_iter == 1 ? "" : "s", p.max_iter);

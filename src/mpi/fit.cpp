@@ -16,6 +16,7 @@
 #include "kmeans/mpi.hpp"
 #include "mpi/comm.hpp"
 #include "mpi/dist_engine.hpp"
+#include "sphere.hpp"
 
 namespace kmeans::mpi {
 
@@ -140,6 +141,7 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
   // Phase 1: each rank checks its own inputs.
   double max_abs = 0, init_max_abs = 0;
   kmeans::detail::WeightStats ws;
+  kmeans::detail::SphereData<T> unit_data;  // Metric::Cosine: this rank's rows on the sphere
   agree(comm, [&] {
     if (static_cast<std::int64_t>(d_in) != d)
       throw Error("d = " + std::to_string(d_in) + " differs from rank 0's d = " + std::to_string(d));
@@ -165,8 +167,24 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
                   " gathers the data to every rank, but n x d = " + std::to_string(n) + " x " +
                   std::to_string(d) + " exceeds kmeans::mpi::kGatherInitLimitBytes (" +
                   std::to_string(kGatherInitLimitBytes) + " bytes): use Init::Random or Init::Array");
-    if (c.rank == 0 && p.init == Init::Array)
+    if (c.rank == 0 && p.init == Init::Array) {
       init_max_abs = kmeans::detail::validate_init_centroids(p, static_cast<std::size_t>(d));
+      if (p.metric == Metric::Cosine) {  // zero rows are an error here, before any work
+        std::vector<T> unit(p.init_centroids.size());
+        kmeans::detail::normalise_rows(p.init_centroids.data(), p.k, d, unit.data(),
+                                       "init_centroids", p.n_threads);
+        init_max_abs = std::min(init_max_abs, 1.0);
+      }
+    }
+    if (local_n > 0 && p.metric == Metric::Cosine) {  // run_fit's normalisation, per row
+      try {
+        x = kmeans::detail::to_sphere(x, static_cast<std::int64_t>(local_n), d, "data",
+                                      p.n_threads, unit_data);
+      } catch (const Error& e) {
+        throw Error(std::string(e.what()) + " (the row of this rank's rows; they start at global row " +
+                    std::to_string(layout.offset[c.rank]) + ")");
+      }
+    }
     if (local_n > 0) {
       try {
         max_abs = kmeans::detail::validate_points(x, static_cast<std::int64_t>(local_n), d,
@@ -235,6 +253,12 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
     if (c.rank == 0) std::copy(p.init_centroids.data(), p.init_centroids.data() + init_c.size(), init_c.begin());
     MPI_Bcast(init_c.data(), detail::count_of(static_cast<std::int64_t>(init_c.size()), "init_centroids"),
               detail::type_of<T>(), 0, comm);
+    if (p.metric == Metric::Cosine) {  // run_fit's normalisation (checked on rank 0 above)
+      std::vector<T> unit(init_c.size());
+      kmeans::detail::normalise_rows(init_c.data(), p.k, d, unit.data(), "init_centroids",
+                                     p.n_threads);
+      init_c = std::move(unit);
+    }
     pr.init_centroids = ArrayView<T>(init_c.data(), init_c.size());
   }
   pr.sample_weight = ArrayView<T>();
