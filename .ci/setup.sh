@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Installs what a fresh Debian machine (with the CUDA toolkit, or without it) lacks to build
-# and test kmeans: a compiler, CMake, Ninja, GoogleTest, OpenMP, and numpy + scikit-learn for
-# the parity cross-check. Idempotent; needs root (or sudo) only when something is missing.
+# and test kmeans: a compiler, CMake, Ninja, GoogleTest, OpenMP, Open MPI, and numpy +
+# scikit-learn for the parity cross-check. Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
 need=()
@@ -16,6 +16,9 @@ command -v g++ >/dev/null 2>&1 || need+=(g++)
 /usr/bin/python3 -c "import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" >/dev/null 2>&1 || need+=(python3-dev)
 [ -f /usr/include/pybind11/pybind11.h ] || need+=(pybind11-dev)
 /usr/bin/python3 -c "import pytest, matplotlib" >/dev/null 2>&1 || need+=(python3-pytest python3-matplotlib)
+# kmeans::mpi and its mpirun tests (tests/mpi): Open MPI's headers, libraries and mpirun.
+command -v mpicxx >/dev/null 2>&1 || need+=(libopenmpi-dev)
+command -v mpirun >/dev/null 2>&1 || need+=(openmpi-bin)
 if [ "${KMEANS_BENCH_PEERS:-0}" = 1 ]; then
   /usr/bin/python3 -c "import matplotlib, faiss, torch" >/dev/null 2>&1 ||
     need+=(python3-matplotlib python3-faiss python3-torch)

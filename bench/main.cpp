@@ -42,6 +42,8 @@ const char* kUsage =
     "  --case SPEC            one point: n=1000000,d=8,k=64,dtype=float32[,iters=20]\n"
     "                         [,backend=cpu|cuda|reference|all][,seed=S]\n"
     "                         [,init=random|k-means++|k-means||]: also time that initialisation\n"
+    "  --scaling              kmeans::mpi under mpiexec for 1..4 ranks: per pass the compute\n"
+    "                         and communication time and the bytes per rank (--scaling --help)\n"
     "  --cpu-peers            our cpu backend against every CPU peer (scikit-learn,\n"
     "                         scikit-learn-intelex, FAISS, PyTorch) on a fixed list of shapes, each\n"
     "                         shape's share of its limit, and the busy-core case (another process\n"
@@ -216,6 +218,9 @@ std::string utc_now() {
 }
 
 int bench_main(int argc, char** argv) {
+  // --scaling: its own runs under mpiexec (scaling_driver.cpp), nothing else.
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--scaling") return run_scaling(argc, argv);
   Run run;
   run.opt = parse_options(argc, argv);
   const Options& o = run.opt;

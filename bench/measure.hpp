@@ -72,6 +72,8 @@ struct Run {
 
 /// The modes (classic.cpp, grid.cpp, case.cpp, cpu_peers.cpp).
 void run_classic(Run& run);
+/// --scaling (scaling_driver.cpp): kmeans::mpi under mpiexec; its own options and output.
+int run_scaling(int argc, char** argv);
 void run_grid(Run& run);
 void run_case(Run& run);
 void run_cpu_peers(Run& run);

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installation (KMEANS_INSTALL): headers, the library (shared libkmeans.so.0.1 by default), the
 # kmeans CLI and bench_kmeans, the CMake package
-# (kmeansConfig.cmake, kmeansConfigVersion.cmake, exported kmeans::kmeans) and kmeans.pc.
+# (kmeansConfig.cmake, kmeansConfigVersion.cmake, exported kmeans::kmeans and, with MPI,
+# kmeans::mpi) and kmeans.pc.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -13,6 +14,16 @@ install(TARGETS kmeans EXPORT kmeansTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# kmeans::mpi (when built): exported as kmeans::mpi beside kmeans::kmeans.
+if(TARGET kmeans_mpi)
+  install(TARGETS kmeans_mpi EXPORT kmeansTargets
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+else()
+  # The public header needs <mpi.h>: not installed without the library.
+  install(CODE "file(REMOVE \"\$ENV{DESTDIR}${CMAKE_INSTALL_FULL_INCLUDEDIR}/kmeans/mpi.hpp\")")
+endif()
 # The installed programs find libkmeans beside them ($ORIGIN/../lib), wherever the prefix moves.
 file(RELATIVE_PATH kmeans_bin_to_lib ${CMAKE_INSTALL_FULL_BINDIR} ${CMAKE_INSTALL_FULL_LIBDIR})
 foreach(program kmeans_cli bench_kmeans)

@@ -176,12 +176,14 @@ int relocate_empty_clusters(Engine<T>& e, DataOps<T>& data, std::int64_t d, int 
   for (std::size_t i = 0; i < n_moved; ++i) idx[i] = far[i].index;
   std::vector<T> rows(n_moved * static_cast<std::size_t>(d));
   data.rows(idx.data(), static_cast<std::int64_t>(n_moved), rows.data());
-  const T* w = data.weights();
+  // The weights from the engine when it gives them (spread data), else DataOps'.
+  const T* w = n_moved > 0 && far[0].weight >= 0 ? nullptr : data.weights();
   for (std::size_t i = 0; i < n_moved; ++i) {
     const int to = empty[i];
     const int from = far[i].label;
     const T* xi = rows.data() + i * d;
-    const double wi = w ? static_cast<double>(w[far[i].index]) : 1.0;
+    const double wi = far[i].weight >= 0 ? far[i].weight
+                                         : w ? static_cast<double>(w[far[i].index]) : 1.0;
     for (std::int64_t j = 0; j < d; ++j) {
       sums[from * d + j] -= wi * static_cast<double>(xi[j]);
       sums[to * d + j] = wi * static_cast<double>(xi[j]);
@@ -316,13 +318,15 @@ void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const
     u.to_engine(r.centroids);
   }
   r.inertia = to_metric * e.assign(r.centroids.data(), k, nullptr, nullptr).sse;
-  r.labels.resize(static_cast<std::size_t>(n));
-  e.labels(r.labels.data());
-  // Cluster sizes from the labels, in point order (the same bits on every backend).
-  r.cluster_sizes.assign(static_cast<std::size_t>(k), 0.0);
-  const T* w = data.weights();
-  for (std::int64_t i = 0; i < n; ++i)
-    r.cluster_sizes[static_cast<std::size_t>(r.labels[i])] += w ? static_cast<double>(w[i]) : 1.0;
+  if (!e.local_labels_and_sizes(k, r.labels, r.cluster_sizes)) {  // spread data: its own way
+    r.labels.resize(static_cast<std::size_t>(n));
+    e.labels(r.labels.data());
+    // Cluster sizes from the labels, in point order (the same bits on every backend).
+    r.cluster_sizes.assign(static_cast<std::size_t>(k), 0.0);
+    const T* w = data.weights();
+    for (std::int64_t i = 0; i < n; ++i)
+      r.cluster_sizes[static_cast<std::size_t>(r.labels[i])] += w ? static_cast<double>(w[i]) : 1.0;
+  }
   r.timings.final_assign += seconds_since(t_final);
 }
 

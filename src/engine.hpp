@@ -21,6 +21,9 @@ struct StepStats {
 struct FarPoint {
   std::int64_t index;
   std::int32_t label;
+  /// Its weight when the engine gives it (data spread over processes, kmeans::mpi), else -1:
+  /// the driver reads DataOps::weights().
+  double weight = -1;
 };
 
 /// The data set an engine is bound to.
@@ -110,6 +113,16 @@ class Engine {
   /// was, when the engine cannot take the data (the caller then makes a new one); the CUDA
   /// engine takes only the same n, d, device and memory space.
   virtual bool rebind(const DataView<T>& v) = 0;
+
+  /// For an engine over data spread across processes (kmeans::mpi): this process's labels of
+  /// the last pass into `labels` and the cluster sizes (the weights summed in point order over
+  /// all n points) into `sizes` (k); false (the default) when the driver forms both from
+  /// labels() and DataOps::weights() over all n points.
+  virtual bool local_labels_and_sizes(int k, std::vector<std::int32_t>& labels,
+                                      std::vector<double>& sizes) {
+    (void)k, (void)labels, (void)sizes;
+    return false;
+  }
 
   /// The engine's own DataOps, or null: the driver then uses make_host_data_ops over
   /// host_data() and host_weights().

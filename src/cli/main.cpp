@@ -24,6 +24,7 @@
 
 #include "cli/help.hpp"
 #include "cli/json.hpp"
+#include "cli/mpi_fit.hpp"
 #include "cli/options.hpp"
 
 namespace {
@@ -534,6 +535,7 @@ int run(int argc, char** argv) {
     std::printf("kmeans %s\n", kmeans::version());
     return kExitOk;
   }
+  if (o.mpi) return run_fit_mpi(o, argc, argv);  // its own reading, outputs and errors
   preflight(o);
   std::optional<Dtype> dtype = o.dtype;
   if (!o.model_in.empty()) {  // the model's dtype is the computation's: DATA is converted to it

@@ -111,7 +111,7 @@ CommandFlags flags_of(const std::string& command) {
     return {{"--k", "--init", "--n-init", "--max-iter", "--tol", "--seed", "--sample-weight",
              "--backend", "--dtype", "--centroids-out", "--labels-out", "--model-out", "--threads",
              "--batch-size", "--max-no-improvement", "--reassignment-ratio", "--metric"},
-            {"--json", "--verbose", "--header", "--no-header"}};
+            {"--json", "--verbose", "--header", "--no-header", "--mpi"}};
   }
   const std::vector<std::string> switches = {"--json", "--header", "--no-header"};
   if (command == "predict") {
@@ -210,6 +210,8 @@ Options parse_args(int argc, char** argv) {
         if (header_flag && *header_flag != arg) throw UsageError("--header and --no-header contradict each other");
         header_flag = arg;
         o.header = arg == "--header" ? kmeans::io::CsvHeader::Present : kmeans::io::CsvHeader::Absent;
+      } else if (arg == "--mpi") {
+        o.mpi = true;
       } else {
         (arg == "--json" ? o.json : o.verbose) = true;
       }

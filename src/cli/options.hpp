@@ -49,6 +49,7 @@ struct Options {
   bool json = false;
   bool verbose = false;
   bool help = false;
+  bool mpi = false;  // fit --mpi: one rank of an MPI job (src/cli/mpi_fit.cpp)
 };
 
 /// DATA "-": standard input.

@@ -46,6 +46,14 @@ Matrix read_vector(const std::string& path);
 template <class T>  // float, double, std::int32_t
 std::vector<T> read_npy(const std::string& path, std::vector<std::int64_t>& shape);
 
+/// Reads rows [first, first + count) of a 2-D float32/float64 .npy (or, with as_vector, of a
+/// 1-D (n,) / column (n, 1) one) by seeking past the others: a shard of a file that may not fit
+/// in memory (kmeans fit --mpi). The whole file's rows and columns go to total_rows/total_cols
+/// (when not null); count 0 only checks the file. The same checks as read_matrix.
+Matrix read_npy_rows(const std::string& path, std::int64_t first, std::int64_t count,
+                     bool as_vector = false, std::int64_t* total_rows = nullptr,
+                     std::int64_t* total_cols = nullptr);
+
 /// Converts in place to the requested dtype.
 void convert(Matrix& m, Dtype to);
 

@@ -319,6 +319,53 @@ std::vector<T> read_npy(const std::string& path, std::vector<std::int64_t>& shap
   return read_npy_data<T>(in, h, path);
 }
 
+Matrix read_npy_rows(const std::string& path, std::int64_t first, std::int64_t count,
+                     bool as_vector, std::int64_t* total_rows, std::int64_t* total_cols) {
+  using namespace detail;
+  if (!host_is_little_endian()) fail(path, ".npy reading is implemented for little-endian hosts only");
+  std::ifstream in;
+  const std::uint64_t size = open_for_reading(path, in);
+  const NpyHeader h = read_npy_header(in, path, size);
+  if (!header_is<float>(h) && !header_is<double>(h)) {
+    fail(path, "unsupported dtype " + quoted(h.descr) + " (" + dtype_name(h.kind, h.itemsize) +
+                   "); expected float32 '<f4' or float64 '<f8'");
+  }
+  const std::size_t ndim = h.shape.size();
+  if (as_vector && !(ndim == 1 || (ndim == 2 && h.shape[1] == 1))) {
+    fail(path, "is " + std::to_string(ndim) + "-D with shape " + shape_string(h.shape) +
+                   "; expected a 1-D array (n,) or a column (n, 1)");
+  }
+  if (!as_vector && ndim != 2) {
+    fail(path, "is " + std::to_string(ndim) + "-D with shape " + shape_string(h.shape) +
+                   "; expected a 2-D array (n, d)");
+  }
+  check_npy_data_size(h, path, size);
+  const std::int64_t rows = h.shape[0], cols = as_vector ? 1 : h.shape[1];
+  if (total_rows) *total_rows = rows;
+  if (total_cols) *total_cols = cols;
+  if (first < 0 || count < 0 || first > rows || count > rows - first) {
+    fail(path, "rows [" + std::to_string(first) + ", " + std::to_string(first + count) +
+                   ") are outside its " + std::to_string(rows) + " rows");
+  }
+  Matrix m;
+  m.rows = count;
+  m.cols = cols;
+  m.dtype = h.itemsize == 4 ? Dtype::Float32 : Dtype::Float64;
+  const auto values = static_cast<std::size_t>(count * cols);
+  char* out = nullptr;
+  if (m.dtype == Dtype::Float32) {
+    m.f32.resize(values);
+    out = reinterpret_cast<char*>(m.f32.data());
+  } else {
+    m.f64.resize(values);
+    out = reinterpret_cast<char*>(m.f64.data());
+  }
+  in.seekg(static_cast<std::streamoff>(h.data_offset + static_cast<std::uint64_t>(first * cols) * h.itemsize));
+  if (!in) fail(path, "cannot seek to row " + std::to_string(first));
+  read_exact(in, path, out, values * h.itemsize);
+  return m;
+}
+
 template std::vector<float> read_npy<float>(const std::string&, std::vector<std::int64_t>&);
 template std::vector<double> read_npy<double>(const std::string&, std::vector<std::int64_t>&);
 template std::vector<std::int32_t> read_npy<std::int32_t>(const std::string&,
