@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // Backend::Cpu: the fast multithreaded CPU backend. A thread pool (cpu_pool.hpp) hands out fixed
 // blocks of points dynamically; each block runs the register-blocked SIMD kernel (cpu_kernel.inl)
-// and accumulates its own partial per-cluster sums, which are merged in block order: the result
-// does not depend on the number of threads or on scheduling. When k * d is too large for
-// per-block partials, the points are bucketed by label and each cluster is summed in index order
-// instead (also thread-independent).
+// and accumulates its own partial per-cluster sums, which are combined in the canonical dyadic
+// tree over the blocks (tree_sum.hpp): the result depends neither on the number of threads nor
+// on how the blocks are split between shards (ShardEngine). When k * d is too large for
+// per-block partials, the points are bucketed by label and each cluster forms its block partials
+// and the same tree from its own points (the same bits).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -19,6 +20,8 @@
 #include "cpu_pool.hpp"
 #include "engine.hpp"
 #include "internal.hpp"
+#include "shard_engine.hpp"
+#include "tree_sum.hpp"
 
 #ifndef KMEANS_SMALL_K_DEFAULT
 #define KMEANS_SMALL_K_DEFAULT 16
@@ -152,10 +155,12 @@ int tile_of(const cpu::KernelTable& t) {
 namespace {
 
 template <class T>
-class CpuEngine final : public Engine<T> {
+class CpuEngine final : public ShardEngine<T> {
  public:
-  CpuEngine(const DataView<T>& v, const cpu::KernelTable& kt, std::int64_t max_partial_doubles)
+  CpuEngine(const DataView<T>& v, const cpu::KernelTable& kt, std::int64_t max_partial_doubles,
+            std::int64_t first_block = 0)
       : v_(v),
+        first_block_(first_block),
         max_partial_doubles_(max_partial_doubles),
         kernel_(kernel_of<T>(kt)),
         small_k_kernel_(small_k_kernel_of<T>(kt)),
@@ -168,11 +173,38 @@ class CpuEngine final : public Engine<T> {
         labels_(static_cast<std::size_t>(v.n), -1),
         dist_(static_cast<std::size_t>(v.n)),
         block_sse_(static_cast<std::size_t>(n_blocks_)),
-        block_changed_(static_cast<std::size_t>(n_blocks_)) {}
+        block_changed_(static_cast<std::size_t>(n_blocks_)),
+        nodes_(tree::decompose(first_block_, first_block_ + n_blocks_)) {}
 
   Backend kind() const override { return Backend::Cpu; }
 
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
+    return pass(centroids, k, sums != nullptr, sums, weights, nullptr);
+  }
+
+  const std::vector<tree::Node>& nodes() const override { return nodes_; }
+
+  StepStats assign_nodes(const T* centroids, int k, bool with_sums,
+                         std::vector<double>& out) override {
+    const std::int64_t width = with_sums ? k * v_.d + k + 1 : 1;
+    out.assign(nodes_.size() * static_cast<std::size_t>(width), 0.0);
+    return pass(centroids, k, with_sums, nullptr, nullptr, out.data());
+  }
+
+  const T* point_distances() const override { return dist_.data(); }
+
+ private:
+  /// The rows of one sub-block of a block (the kernel, then the accumulation while the rows are
+  /// cached): the bucket path reproduces the accumulation's per-call scheme with it.
+  std::int64_t sub_block_rows() const {
+    const std::int64_t row_bytes = v_.d * static_cast<std::int64_t>(sizeof(T));
+    return std::min(kBlock, std::max<std::int64_t>(64, kSubBlockBytes / row_bytes / 64 * 64));
+  }
+
+  /// One pass. The sums (when with_sums), weights and SSE are totalled into sums, weights and
+  /// the returned SSE when `out` is null, else left as node values in `out` (assign_nodes).
+  StepStats pass(const T* centroids, int k, bool with_sums, double* sums, double* weights,
+                 double* out) {
     const std::int64_t n = v_.n, d = v_.d;
     const int n_tiles = (k + tile_ - 1) / tile_;
     const bool small_k =
@@ -181,7 +213,7 @@ class CpuEngine final : public Engine<T> {
         (tile_ >= 32 && k <= cpu::kSmallKChunkedMaxK) ||  // 32-centroid tiles (AVX-512 float)
         (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_);
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
-    const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
+    const bool partials = with_sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
     const int nt = n_blocks_ > 1 ? threads_for(n_threads_, double(n) * d * (k + 1)) : 1;
     double* part = partials ? partial_.get(static_cast<std::size_t>(n_blocks_ * stride)) : nullptr;
@@ -193,8 +225,7 @@ class CpuEngine final : public Engine<T> {
     }
     // A block goes through the kernel and the accumulation a sub-block at a time, so that the
     // accumulation finds its rows still in cache: one read of the data per pass.
-    const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(T));
-    const std::int64_t sub = std::min(kBlock, std::max<std::int64_t>(64, kSubBlockBytes / row_bytes / 64 * 64));
+    const std::int64_t sub = sub_block_rows();
     auto block = [&](std::int64_t b, int slot) {
       std::int32_t* lab = slots_[slot].lab.data();
       const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
@@ -219,31 +250,48 @@ class CpuEngine final : public Engine<T> {
       block_changed_[b] = changed;
     };
     cpu::parallel_for(nt, n_blocks_, block);
-    if (part) {  // merge partials in block order, runs of entries spread over threads
+    const auto m = static_cast<std::int64_t>(nodes_.size());
+    const std::int64_t width = with_sums ? stride + 1 : 1;  // a row of `out`
+    if (part) {  // each node's tree, then the right fold of the nodes (tree_sum.hpp)
       constexpr std::int64_t kRun = 1024;
       auto merge = [&](std::int64_t run, int) {
-        const std::int64_t e1 = std::min(stride, (run + 1) * kRun);
-        for (std::int64_t e = run * kRun; e < e1; ++e) {
-          double s = 0;
-          for (std::int64_t b = 0; b < n_blocks_; ++b) s += part[b * stride + e];
+        const std::int64_t e0 = run * kRun, e1 = std::min(stride, (run + 1) * kRun);
+        for (std::int64_t j = 0; j < m; ++j) {
+          double* row = part + (nodes_[j].start - first_block_) * stride;
+          tree::reduce_node(row, nodes_[j].size, stride, e0, e1);
+          if (out) std::copy(row + e0, row + e1, out + j * width + e0);
+        }
+        if (out) return;
+        for (std::int64_t e = e0; e < e1; ++e) {
+          double acc = part[(nodes_[m - 1].start - first_block_) * stride + e];
+          for (std::int64_t j = m - 2; j >= 0; --j)
+            acc = part[(nodes_[j].start - first_block_) * stride + e] + acc;
           if (e < k * d)
-            sums[e] = s;
+            sums[e] = acc;
           else
-            weights[e - k * d] = s;
+            weights[e - k * d] = acc;
         }
       };
       cpu::parallel_for(nt, (stride + kRun - 1) / kRun, merge);
     }
-    if (sums && !partials) sum_by_cluster(k, sums, weights);
+    if (with_sums && !partials) sum_by_cluster(k, sums, weights, out, width);
 
     StepStats stats;
-    for (std::int64_t b = 0; b < n_blocks_; ++b) {
-      stats.sse += block_sse_[b];
-      stats.n_changed += block_changed_[b];
+    for (std::int64_t b = 0; b < n_blocks_; ++b) stats.n_changed += block_changed_[b];
+    // The SSE: the same tree over the block SSEs.
+    sse_tree_.assign(block_sse_.begin(), block_sse_.end());
+    for (std::int64_t j = 0; j < m; ++j) {
+      double* leaf = sse_tree_.data() + (nodes_[j].start - first_block_);
+      tree::reduce_node(leaf, nodes_[j].size, 1, 0, 1);
+      if (out) out[j * width + width - 1] = *leaf;
     }
+    stats.sse = sse_tree_[static_cast<std::size_t>(nodes_[m - 1].start - first_block_)];
+    for (std::int64_t j = m - 2; j >= 0; --j)
+      stats.sse = sse_tree_[static_cast<std::size_t>(nodes_[j].start - first_block_)] + stats.sse;
     return stats;
   }
 
+ public:
   void labels(std::int32_t* out) override { std::copy(labels_.begin(), labels_.end(), out); }
 
   std::vector<FarPoint> farthest(std::int64_t m) override {
@@ -275,6 +323,7 @@ class CpuEngine final : public Engine<T> {
     dist_.resize(static_cast<std::size_t>(v.n));
     block_sse_.resize(static_cast<std::size_t>(n_blocks_));
     block_changed_.resize(static_cast<std::size_t>(n_blocks_));
+    nodes_ = tree::decompose(first_block_, first_block_ + n_blocks_);
     return true;
   }
 
@@ -365,33 +414,133 @@ class CpuEngine final : public Engine<T> {
     return out;
   }
 
-  /// Large k * d: bucket point indices by label (counting sort, stable), then each cluster sums
-  /// its points in index order, clusters spread over threads.
-  void sum_by_cluster(int k, double* sums, double* weights) {
-    const std::int64_t n = v_.n, d = v_.d;
+  /// Large k * d: bucket point indices by label (counting sort, stable), then each cluster
+  /// forms the block partials of its points (the partials path's in-block order: rows in order,
+  /// in sub-block calls, four interleaved copies where accumulate_interleaved says so) and
+  /// combines them in the canonical tree, its absent blocks being zeros (the identity), with a
+  /// stack of O(log B) partials; clusters spread over threads. Totals go to sums and weights, or
+  /// node values to `out` (rows of `width`).
+  void sum_by_cluster(int k, double* sums, double* weights, double* out, std::int64_t width) {
+    const std::int64_t n = v_.n, d = v_.d, S = d + 1;
     std::vector<std::int64_t> start(static_cast<std::size_t>(k) + 1, 0);
     for (std::int64_t i = 0; i < n; ++i) ++start[labels_[i] + 1];
     std::partial_sum(start.begin(), start.end(), start.begin());
     order_.resize(static_cast<std::size_t>(n));
     std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
     for (std::int64_t i = 0; i < n; ++i) order_[fill[labels_[i]]++] = i;
-    auto cluster = [&](std::int64_t c, int) {
-      double* s = sums + c * d;
-      std::fill(s, s + d, 0.0);
-      double wsum = 0;
-      for (std::int64_t q = start[c]; q < start[c + 1]; ++q) {
-        const std::int64_t i = order_[q];
-        const double w = v_.weights ? static_cast<double>(v_.weights[i]) : 1.0;
-        const T* xi = v_.data + i * d;
-        for (std::int64_t j = 0; j < d; ++j) s[j] += w * static_cast<double>(xi[j]);
-        wsum += w;
+    const bool interleaved = cpu::accumulate_interleaved(d, k);
+    const std::int64_t sub = sub_block_rows();
+    const auto m = static_cast<std::int64_t>(nodes_.size());
+    const int nt = threads_for(n_threads_, double(n) * d);
+    if (bucket_slots_.size() < static_cast<std::size_t>(nt))
+      bucket_slots_.resize(static_cast<std::size_t>(nt));
+    auto cluster = [&](std::int64_t c, int slot) {
+      BucketSlot& bs = bucket_slots_[static_cast<std::size_t>(slot)];
+      bs.acc.resize(static_cast<std::size_t>(4 * S));
+      bs.leaf.resize(static_cast<std::size_t>(S));
+      bs.stack.resize(static_cast<std::size_t>((66 + m) * S));
+      bs.pos.resize(66);
+      double* node_val = bs.stack.data() + 66 * S;  // m node values
+      std::vector<char>& present = bs.present;
+      present.assign(static_cast<std::size_t>(m), 0);
+      std::int64_t q = start[c];
+      const std::int64_t q_end = start[c + 1];
+      for (std::int64_t j = 0; j < m; ++j) {
+        const std::int64_t hi = std::min(n, (nodes_[j].start - first_block_ + nodes_[j].size) * kBlock);
+        std::int64_t depth = 0;  // the stack: partials of disjoint subtrees, by position
+        while (q < q_end && order_[q] < hi) {
+          const std::int64_t b = order_[q] / kBlock;
+          double* val = bs.leaf.data();  // this block's partial
+          std::fill(val, val + S, 0.0);
+          // One sub-block call at a time, as the partials path accumulates.
+          while (q < q_end && order_[q] / kBlock == b) {
+            const std::int64_t call = (order_[q] - b * kBlock) / sub;
+            const std::int64_t call_end = std::min((b + 1) * kBlock, b * kBlock + (call + 1) * sub);
+            if (interleaved) {
+              std::fill(bs.acc.begin(), bs.acc.end(), 0.0);
+              for (; q < q_end && order_[q] < call_end; ++q) {
+                const std::int64_t i = order_[q];
+                const double w = v_.weights ? static_cast<double>(v_.weights[i]) : 1.0;
+                double* a = bs.acc.data() + ((i - b * kBlock - call * sub) & 3) * S;
+                const T* xi = v_.data + i * d;
+                for (std::int64_t f = 0; f < d; ++f) a[f] += w * static_cast<double>(xi[f]);
+                a[d] += w;
+              }
+              const double* a = bs.acc.data();
+              for (std::int64_t f = 0; f < S; ++f)
+                val[f] += (a[f] + a[S + f]) + (a[2 * S + f] + a[3 * S + f]);
+            } else {
+              for (; q < q_end && order_[q] < call_end; ++q) {
+                const std::int64_t i = order_[q];
+                const double w = v_.weights ? static_cast<double>(v_.weights[i]) : 1.0;
+                const T* xi = v_.data + i * d;
+                for (std::int64_t f = 0; f < d; ++f) val[f] += w * static_cast<double>(xi[f]);
+                val[d] += w;
+              }
+            }
+          }
+          // Before the next leaf: combine the top two partials while their smallest common
+          // subtree cannot hold it (then it is complete: left part + right part).
+          const std::int64_t x = b - (nodes_[j].start - first_block_);  // within the node
+          while (depth >= 2) {
+            const std::int64_t pa = bs.pos[static_cast<std::size_t>(depth - 2)];
+            const std::int64_t pb = bs.pos[static_cast<std::size_t>(depth - 1)];
+            const int level = 64 - __builtin_clzll(static_cast<unsigned long long>(pa ^ pb));
+            if ((x >> level) == (pa >> level)) break;
+            pop_into(bs, depth, S);
+          }
+          std::copy(val, val + S, bs.stack.data() + depth * S);
+          bs.pos[static_cast<std::size_t>(depth)] = x;
+          ++depth;
+        }
+        while (depth >= 2) pop_into(bs, depth, S);
+        if (depth == 1) {
+          present[static_cast<std::size_t>(j)] = 1;
+          std::copy(bs.stack.data(), bs.stack.data() + S, node_val + j * S);
+        }
       }
-      weights[c] = wsum;
+      if (out) {
+        for (std::int64_t j = 0; j < m; ++j) {
+          if (!present[static_cast<std::size_t>(j)]) continue;  // out holds zeros
+          double* row = out + j * width;
+          std::copy(node_val + j * S, node_val + j * S + d, row + c * d);
+          row[k * d + c] = node_val[j * S + d];
+        }
+        return;
+      }
+      // The right fold of the nodes; absent ones are zeros, the identity.
+      double* total = bs.acc.data();
+      std::fill(total, total + S, 0.0);
+      bool any = false;
+      for (std::int64_t j = m - 1; j >= 0; --j) {
+        if (!present[static_cast<std::size_t>(j)]) continue;
+        const double* v = node_val + j * S;
+        for (std::int64_t f = 0; f < S; ++f) total[f] = any ? v[f] + total[f] : v[f];
+        any = true;
+      }
+      std::copy(total, total + d, sums + c * d);
+      weights[c] = total[d];
     };
-    cpu::parallel_for(threads_for(n_threads_, double(n) * d), k, cluster);
+    cpu::parallel_for(nt, k, cluster);
+  }
+
+  /// Per-thread scratch of sum_by_cluster: a block's partial, its interleaved copies, the stack
+  /// of partials (and its positions) and the node values.
+  struct BucketSlot {
+    std::vector<double> leaf, acc, stack;
+    std::vector<std::int64_t> pos;
+    std::vector<char> present;
+  };
+  /// Combines the top two partials of the stack (left + right) into the lower one.
+  static void pop_into(BucketSlot& bs, std::int64_t& depth, std::int64_t S) {
+    double* l = bs.stack.data() + (depth - 2) * S;
+    const double* r = l + S;
+    for (std::int64_t f = 0; f < S; ++f) l[f] = l[f] + r[f];
+    --depth;
   }
 
   DataView<T> v_;
+  std::int64_t first_block_;
   std::int64_t max_partial_doubles_;
   cpu::AssignFn<T> kernel_;
   cpu::AssignSmallKFn<T> small_k_kernel_;
@@ -405,7 +554,10 @@ class CpuEngine final : public Engine<T> {
   std::vector<T> dist_;
   std::vector<double> block_sse_;
   std::vector<std::int64_t> block_changed_;
+  std::vector<tree::Node> nodes_;  ///< the canonical decomposition of this data's blocks
+  std::vector<double> sse_tree_;
   std::vector<std::int64_t> order_;
+  std::vector<BucketSlot> bucket_slots_;
   AlignedBuffer<T> tiles_;
   AlignedBuffer<double> partial_;
   /// Per-thread scratch of assign (index = the pool's slot), kept across passes.
@@ -428,9 +580,23 @@ std::unique_ptr<Engine<T>> make_cpu_engine(const DataView<T>& v) {
   return make_cpu_engine(v, kMaxPartialDoubles);
 }
 
+template <class T>
+std::unique_ptr<ShardEngine<T>> make_cpu_shard_engine(const DataView<T>& v,
+                                                      std::int64_t first_block,
+                                                      std::int64_t max_partial_doubles) {
+  if (first_block < 0) throw Error("first_block = " + std::to_string(first_block) + " is negative");
+  return std::make_unique<CpuEngine<T>>(
+      v, cpu::select_kernels(), max_partial_doubles > 0 ? max_partial_doubles : kMaxPartialDoubles,
+      first_block);
+}
+
 template std::unique_ptr<Engine<float>> make_cpu_engine(const DataView<float>&);
 template std::unique_ptr<Engine<double>> make_cpu_engine(const DataView<double>&);
 template std::unique_ptr<Engine<float>> make_cpu_engine(const DataView<float>&, std::int64_t);
 template std::unique_ptr<Engine<double>> make_cpu_engine(const DataView<double>&, std::int64_t);
+template std::unique_ptr<ShardEngine<float>> make_cpu_shard_engine(const DataView<float>&,
+                                                                   std::int64_t, std::int64_t);
+template std::unique_ptr<ShardEngine<double>> make_cpu_shard_engine(const DataView<double>&,
+                                                                    std::int64_t, std::int64_t);
 
 }  // namespace kmeans::detail
