@@ -127,7 +127,7 @@ void run_cases() {
   const Case cases[] = {
       {odd, 5, 7, Init::Random, 4096, false, 0, 1},
       {odd, 5, 7, Init::KMeansParallel, 8192, false, 0, 1},
-      {odd, 5, 7, Init::Array, 12288, false, 0, 1},
+      {odd, 5, 7, Init::Array, 16384, false, 0, 1},
       {odd, 5, 7, Init::KMeansParallel, 4096, true, 1e-4, 1},
       {odd, 3, 4, Init::Random, 8192, true, 0, 3},
       {odd, 1, 3, Init::KMeansParallel, 4096, false, 0, 1},     // d = 1
@@ -215,8 +215,8 @@ TEST(Stream, RescaledDataAndWeights) {
 }
 
 TEST(Stream, BucketSumsBeyondThePartialRule) {
-  // Above the CPU engine's size rule each cluster is summed in point order: the streamed
-  // engine keeps running sums. Compared with an in-memory CPU engine made with the same rule.
+  // Above the CPU engine's size rule the sums go by label (the bucket path); the chunk engines
+  // made with that rule must still give the in-memory engine's bits.
   const std::int64_t n = 4096 * 3 + 9, d = 4;
   const int k = 5;
   const std::vector<double> x = clustered<double>(n, d, k, 9);
@@ -240,6 +240,8 @@ TEST(Stream, BucketSumsBeyondThePartialRule) {
     so.chunk_rows = 8192;
     const auto st = kmeans::detail::stream::fit(src, p, so, rule);
     expect_same(mem, st);
+    // The tree makes both paths one: the default rule (partials) gives the same bits.
+    expect_same(kmeans::fit(x.data(), n, d, p), st);
   }
 }
 
@@ -346,7 +348,9 @@ TEST(Stream, RefusalsAndBadInput) {
   p.k = 3;
   kmeans::StreamOptions so;
   so.chunk_rows = 1000;
-  expect_error([&] { kmeans::fit(src, p, so); }, "chunk_rows = 1000 is not a multiple");
+  expect_error([&] { kmeans::fit(src, p, so); }, "chunk_rows = 1000 is not 4096 times a power of two");
+  so.chunk_rows = 3 * 4096;
+  expect_error([&] { kmeans::fit(src, p, so); }, "chunk_rows = 12288 is not 4096 times");
   so.chunk_rows = 0;
   so.memory_limit = 1000;
   expect_error([&] { kmeans::fit(src, p, so); }, "memory_limit = 1000 bytes (0.0 MiB) is too small");

@@ -78,7 +78,8 @@ struct StreamOptions {
   /// when even one 4096-row block does not fit beside the per-point arrays (README, Streamed
   /// fits).
   std::size_t memory_limit = 0;
-  /// Rows per chunk (a multiple of 4096), 0: the largest the budget allows. For tests.
+  /// Rows per chunk: 4096 times a power of two (chunks are aligned nodes of the sums' tree);
+  /// 0: the largest the budget allows.
   std::size_t chunk_rows = 0;
 };
 
@@ -96,7 +97,7 @@ template <class T>
 KMEANS_API StreamFootprint stream_footprint(std::size_t n, std::size_t d, const Params<T>& p);
 
 /// Lloyd k-means over a RowSource: every phase (validation, initialisation, the passes,
-/// empty-cluster repair, the final labels) reads the rows in chunks of whole 4096-row blocks,
+/// empty-cluster repair, the final labels) reads the rows in chunks of 2^m whole 4096-row blocks,
 /// so the result (centroids, labels, inertia, n_iter, sse_history, cluster_sizes) is bitwise
 /// the in-memory kmeans::fit's on the CPU backend. Init::Random, Init::KMeansParallel and
 /// Init::Array are supported; Init::KMeansPlusPlus is refused (kmeans::Error: its k - 1 greedy

@@ -20,7 +20,7 @@ namespace kmeans::detail::stream {
 /// Rows per block: the engine's fixed reduction block (chunks are whole blocks).
 constexpr std::int64_t kBlock = kReduceBlock;
 
-/// The source's rows a chunk at a time (chunk_rows a multiple of kBlock), multiplied by
+/// The source's rows a chunk at a time (chunk_rows: kBlock times a power of two), multiplied by
 /// 2^data_exp (Units) when that is not 0. A chunk is a view of the source when it has one and no
 /// rescaling is needed, else a copy in one buffer of chunk_rows rows.
 template <class T>
@@ -148,17 +148,13 @@ std::unique_ptr<DataOps<T>> make_stream_data_ops(Chunks<T>& chunks, const T* w, 
 template <class T>
 double validate_stream_points(Chunks<T>& chunks, int n_threads);
 
-/// The CPU engine over chunks (stream_engine.cpp): every block of a chunk goes through a CPU
-/// engine bound to that block, and the per-block sums, SSEs and changed counts are combined in
-/// the in-memory engine's order. `max_partial_doubles`: the CPU engine's size rule (the
-/// bucket-by-label sums above it), evaluated for the whole data set. `ops` is its data_ops().
+/// The CPU engine over chunks of 2^m blocks (stream_engine.cpp): a CPU shard engine bound to
+/// each chunk in turn gives its canonical tree nodes, merged in block order (tree_sum.hpp).
+/// `max_partial_doubles`: the shard engine's size rule (<= 0: the default; both of its paths
+/// give the same bits). `ops` is its data_ops().
 template <class T>
 std::unique_ptr<Engine<T>> make_stream_engine(Chunks<T>& chunks, const T* w, int n_threads,
                                               std::int64_t max_partial_doubles, DataOps<T>* ops);
-
-/// The CPU engine's default size rule (backend_cpu.cpp's kMaxPartialDoubles): per-block partial
-/// sums while blocks * (k * d + k) stays under this many doubles.
-constexpr std::int64_t kCpuMaxPartialDoubles = std::int64_t{16} << 20;
 
 /// The streamed fit with the CPU engine's size rule overridden (for tests, as make_cpu_engine's).
 template <class T>

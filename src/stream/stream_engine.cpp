@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The CPU engine over chunks: each 4096-row block runs through a CPU engine bound to it, and the
-// per-block sums, SSEs and changed counts are combined in the in-memory engine's block order.
+// The CPU engine over chunks: a CPU shard engine bound to one chunk of 2^m whole blocks at a
+// time gives the chunk's sums, weights and SSE as canonical tree nodes (tree_sum.hpp), merged
+// across chunks in block order: the in-memory engine's bits.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -12,26 +13,12 @@
 #include <malloc.h>
 #endif
 
-#include "cpu_pool.hpp"
+#include "shard_engine.hpp"
 #include "stream/chunks.hpp"
+#include "tree_sum.hpp"
 
 namespace kmeans::detail::stream {
 namespace {
-
-/// The in-memory CPU engine's combination of per-block values (backend_cpu.cpp): each entry is
-/// the left fold 0 + v_0 + v_1 + ... over the blocks in block order.
-class BlockFold {
- public:
-  void reset(std::int64_t width) { acc_.assign(static_cast<std::size_t>(width), 0.0); }
-  /// Adds the next block's values (width of them).
-  void add(const double* v) {
-    for (std::size_t e = 0; e < acc_.size(); ++e) acc_[e] += v[e];
-  }
-  const double* total() const { return acc_.data(); }
-
- private:
-  std::vector<double> acc_;
-};
 
 template <class T>
 class StreamEngine final : public Engine<T> {
@@ -40,7 +27,7 @@ class StreamEngine final : public Engine<T> {
                DataOps<T>* ops)
       : c_(chunks),
         w_(w),
-        n_threads_(resolve_threads(n_threads)),
+        n_threads_(n_threads),
         max_partial_doubles_(max_partial_doubles),
         ops_(ops) {}
 
@@ -49,11 +36,8 @@ class StreamEngine final : public Engine<T> {
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
     const std::int64_t n = c_.n(), d = c_.d();
     const std::int64_t stride = k * d + k;
-    const std::int64_t n_blocks = (n + kBlock - 1) / kBlock;
-    // The in-memory engine's size rule, for the whole data set: per-block partials, or each
-    // cluster summed in point order (bucket-by-label), which streams as running sums.
-    const bool bucket = sums && n_blocks * stride > max_partial_doubles_;
-    const bool partials = sums && !bucket;
+    const bool with_sums = sums != nullptr;
+    const std::int64_t width = with_sums ? stride + 1 : 1;  // sums, weights, then the SSE
     last_centroids_.assign(centroids, centroids + k * d);
     last_k_ = k;
     if (labels_.empty()) {
@@ -63,54 +47,33 @@ class StreamEngine final : public Engine<T> {
       labels_.allocate(n);
       fresh_ = true;
     }
-    if (partials) fold_.reset(stride);
-    if (bucket) {
-      std::fill(sums, sums + k * d, 0.0);
-      std::fill(weights, weights + k, 0.0);
-    }
-    double sse = 0;
+    tree::NodeStack stack(width);
     std::int64_t changed = 0;
     std::int32_t* labels = labels_.data();
     c_.for_each([&](std::int64_t first, std::int64_t rows, const T* x) {
-      const std::int64_t nb = (rows + kBlock - 1) / kBlock;
-      const int nt = threads_for(n_threads_, double(rows) * d * (k + 1));
-      prepare(nt, x, first, rows);
-      if (partials) part_.resize(static_cast<std::size_t>(nb * stride));
-      block_sse_.resize(static_cast<std::size_t>(nb));
-      block_changed_.resize(static_cast<std::size_t>(nb));
-      auto block = [&](std::int64_t b, int slot) {
-        Engine<T>& e = *engines_[static_cast<std::size_t>(slot)];
-        const std::int64_t r0 = b * kBlock, br = std::min(kBlock, rows - r0);
-        e.rebind(view(x, first, r0, br));
-        double* ps = partials ? part_.data() + b * stride : nullptr;
-        const StepStats s = e.assign(centroids, k, ps, ps ? ps + k * d : nullptr);
-        std::int32_t* lab = slot_labels_[static_cast<std::size_t>(slot)].data();
-        e.labels(lab);
-        std::int32_t* out = labels + first + r0;
-        std::int64_t ch = 0;
-        for (std::int64_t r = 0; r < br; ++r) {
-          ch += fresh_ || out[r] != lab[r];
-          out[r] = lab[r];
-        }
-        block_sse_[static_cast<std::size_t>(b)] = s.sse;
-        block_changed_[static_cast<std::size_t>(b)] = ch;
-      };
-      cpu::parallel_for(nt, nb, block);
-      for (std::int64_t b = 0; b < nb; ++b) {
-        if (partials) fold_.add(part_.data() + b * stride);
-        sse += block_sse_[static_cast<std::size_t>(b)];
-        changed += block_changed_[static_cast<std::size_t>(b)];
+      ShardEngine<T>& e = bind(x, first, rows);
+      e.assign_nodes(centroids, k, with_sums, nodes_out_);
+      push_nodes(e, first, stack);
+      chunk_labels_.resize(static_cast<std::size_t>(rows));
+      e.labels(chunk_labels_.data());
+      std::int32_t* out = labels + first;
+      const std::int32_t* lab = chunk_labels_.data();
+      std::int64_t ch = 0;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        ch += fresh_ || out[r] != lab[r];
+        out[r] = lab[r];
       }
-      if (bucket) sum_in_point_order(x, first, rows, k, sums, weights);
+      changed += ch;
     });
     fresh_ = false;
-    if (partials) {
-      const double* t = fold_.total();
-      std::copy(t, t + k * d, sums);
-      std::copy(t + k * d, t + stride, weights);
+    total_.resize(static_cast<std::size_t>(width));
+    stack.total(total_.data());
+    if (with_sums) {
+      std::copy(total_.begin(), total_.begin() + k * d, sums);
+      std::copy(total_.begin() + k * d, total_.begin() + stride, weights);
     }
     StepStats stats;
-    stats.sse = sse;
+    stats.sse = total_[static_cast<std::size_t>(width - 1)];
     stats.n_changed = changed;
     return stats;
   }
@@ -119,62 +82,34 @@ class StreamEngine final : public Engine<T> {
   /// counts every label as changed, as after a rebind).
   void labels(std::int32_t* out) override { labels_.move_out(out); }
 
-  /// A pass with the last centroids: every block's m farthest points (by the block engine),
-  /// then, chunk by chunk, the m farthest of those and of the earlier chunks' m farthest (a
-  /// CPU engine bound to their rows in point order: its order is (distance, index)).
+  /// A pass with the last centroids: each chunk's m farthest points and their distances (the
+  /// key, point_distances), merged by (decreasing distance, index), as the CPU engine orders.
   std::vector<FarPoint> farthest(std::int64_t m) override {
-    const std::int64_t n = c_.n(), d = c_.d();
+    const std::int64_t n = c_.n();
     const int k = last_k_;
-    const T* cent = last_centroids_.data();
     m = std::min(m, n);
-    std::vector<FarPoint> best;      // the m farthest so far, by decreasing distance
-    std::vector<std::int64_t> keep;  // their indices, ascending
-    std::vector<T> keep_rows;        // their rows, in `keep` order
-    std::unique_ptr<Engine<T>> pick;
+    struct Cand {
+      T dist;
+      std::int64_t index;
+      std::int32_t label;
+    };
+    auto before = [](const Cand& a, const Cand& b) {
+      return a.dist != b.dist ? a.dist > b.dist : a.index < b.index;
+    };
+    std::vector<Cand> best;
     c_.for_each([&](std::int64_t first, std::int64_t rows, const T* x) {
-      const std::int64_t nb = (rows + kBlock - 1) / kBlock;
-      const int nt = threads_for(n_threads_, double(rows) * d * (k + 1));
-      prepare(nt, x, first, rows);
-      std::vector<std::vector<FarPoint>> per_block(static_cast<std::size_t>(nb));
-      auto block = [&](std::int64_t b, int slot) {
-        Engine<T>& e = *engines_[static_cast<std::size_t>(slot)];
-        const std::int64_t r0 = b * kBlock, br = std::min(kBlock, rows - r0);
-        e.rebind(view(x, first, r0, br));
-        e.assign(cent, k, nullptr, nullptr);
-        per_block[static_cast<std::size_t>(b)] = e.farthest(std::min(m, br));
-      };
-      cpu::parallel_for(nt, nb, block);
-      std::vector<std::int64_t> cand = keep;
-      std::vector<T> cand_rows = keep_rows;
-      std::vector<std::int64_t> local;
-      for (std::int64_t b = 0; b < nb; ++b)
-        for (const FarPoint& f : per_block[static_cast<std::size_t>(b)])
-          local.push_back(b * kBlock + f.index);
-      std::sort(local.begin(), local.end());
-      for (std::int64_t r : local) {
-        cand.push_back(first + r);
-        cand_rows.insert(cand_rows.end(), x + r * d, x + (r + 1) * d);
-      }
-      DataView<T> v{cand_rows.data(), nullptr, static_cast<std::int64_t>(cand.size()), d, 1};
-      if (!pick || !pick->rebind(v)) pick = make_cpu_engine(v);
-      pick->assign(cent, k, nullptr, nullptr);
-      best = pick->farthest(m);
-      std::vector<std::int64_t> pos;
-      for (FarPoint& f : best) {
-        pos.push_back(f.index);
-        f.index = cand[static_cast<std::size_t>(f.index)];
-      }
-      std::sort(pos.begin(), pos.end());
-      keep.clear();
-      keep_rows.clear();
-      for (std::int64_t q : pos) {
-        keep.push_back(cand[static_cast<std::size_t>(q)]);
-        keep_rows.insert(keep_rows.end(), cand_rows.begin() + q * d, cand_rows.begin() + (q + 1) * d);
-      }
+      ShardEngine<T>& e = bind(x, first, rows);
+      e.assign(last_centroids_.data(), k, nullptr, nullptr);
+      const T* dist = e.point_distances();
+      for (const FarPoint& f : e.farthest(std::min(m, rows)))
+        best.push_back({dist[f.index], first + f.index, f.label});
+      std::sort(best.begin(), best.end(), before);
+      if (static_cast<std::int64_t>(best.size()) > m) best.resize(static_cast<std::size_t>(m));
     });
-    return best;
+    std::vector<FarPoint> out;
+    for (const Cand& c : best) out.push_back({c.index, c.label});
+    return out;
   }
-
   const T* host_data() override {
     throw Error("streamed data has no host copy (internal: host_data on a stream engine)");
   }
@@ -189,36 +124,22 @@ class StreamEngine final : public Engine<T> {
   DataOps<T>* data_ops() override { return ops_; }
 
  private:
-  /// Block engines for `nt` slots (the first bound to the chunk's first block) and their label
-  /// buffers.
-  void prepare(int nt, const T* x, std::int64_t first, std::int64_t rows) {
-    while (engines_.size() < static_cast<std::size_t>(nt)) {
-      // Per-block partials whatever the size: the whole data set's rule is applied by assign.
-      engines_.push_back(make_cpu_engine(view(x, first, 0, std::min(kBlock, rows)),
-                                         std::numeric_limits<std::int64_t>::max()));
-      slot_labels_.emplace_back(static_cast<std::size_t>(kBlock));
-    }
+  /// The shard engine bound to the chunk at `first` (a whole number of blocks, 2^m per chunk
+  /// and aligned to it: its canonical nodes are the whole data set's, shifted).
+  ShardEngine<T>& bind(const T* x, std::int64_t first, std::int64_t rows) {
+    const DataView<T> v{x, w_ ? w_ + first : nullptr, rows, c_.d(), n_threads_};
+    if (!engine_ || !engine_->rebind(v)) engine_ = make_cpu_shard_engine(v, 0, max_partial_doubles_);
+    return *engine_;
   }
 
-  /// Rows [r0, r0 + count) of the chunk at `first` (x), with their weights.
-  DataView<T> view(const T* x, std::int64_t first, std::int64_t r0, std::int64_t count) const {
-    return DataView<T>{x + r0 * c_.d(), w_ ? w_ + first + r0 : nullptr, count, c_.d(), 1};
-  }
-
-  /// backend_cpu.cpp's sum_by_cluster as running sums: each cluster adds its points in point
-  /// order (the chunks come in order), weighted sums then the weight.
-  void sum_in_point_order(const T* x, std::int64_t first, std::int64_t rows, int,
-                          double* sums, double* weights) {
-    const std::int64_t d = c_.d();
-    const std::int32_t* labels = labels_.data() + first;
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const std::int64_t c = labels[r];
-      const double w = w_ ? static_cast<double>(w_[first + r]) : 1.0;
-      double* s = sums + c * d;
-      const T* xi = x + r * d;
-      for (std::int64_t j = 0; j < d; ++j) s[j] += w * static_cast<double>(xi[j]);
-      weights[c] += w;
-    }
+  /// Pushes the bound chunk's node values (nodes_out_) onto `stack`, shifted to the chunk's
+  /// first block.
+  void push_nodes(const ShardEngine<T>& e, std::int64_t first, tree::NodeStack& stack) const {
+    const std::int64_t b0 = first / kBlock;
+    const std::vector<tree::Node>& nodes = e.nodes();
+    for (std::size_t j = 0; j < nodes.size(); ++j)
+      stack.push({b0 + nodes[j].start, nodes[j].size},
+                 nodes_out_.data() + static_cast<std::int64_t>(j) * stack.width());
   }
 
   Chunks<T>& c_;
@@ -230,12 +151,10 @@ class StreamEngine final : public Engine<T> {
   bool fresh_ = true;
   std::vector<T> last_centroids_;
   int last_k_ = 0;
-  std::vector<std::unique_ptr<Engine<T>>> engines_;
-  std::vector<std::vector<std::int32_t>> slot_labels_;
-  std::vector<double> part_;
-  std::vector<double> block_sse_;
-  std::vector<std::int64_t> block_changed_;
-  BlockFold fold_;
+  std::unique_ptr<ShardEngine<T>> engine_;
+  std::vector<double> nodes_out_;
+  std::vector<double> total_;
+  std::vector<std::int32_t> chunk_labels_;
 };
 
 }  // namespace

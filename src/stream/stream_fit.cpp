@@ -63,16 +63,17 @@ StreamFootprint footprint(std::size_t n, std::size_t d, const Params<T>& p, bool
   }
   const double best_labels = p.n_init > 1 && p.init != Init::Array ? 4.0 : 0.0;
   const double per_point = std::max(labels, init + best_labels) + (weight_copy ? t : 0.0);
-  // Whatever n: centroids, sums and their copies; per thread a block engine (labels, distances
-  // and scratch of a block, one block's partial sums, the centroid tiles).
+  // Whatever n: centroids, sums, the tree's node stack and their copies; per thread the chunk
+  // engine's block scratch; the centroid tiles.
   const double stride = k * ud + k;
   const double threads = resolve_threads(p.n_threads);
-  const double block_engine = kBlock * (8 + 2 * t) + stride * 8 + (k + 64) * (ud + 1) * t + ud * 8;
-  const double fixed = 6 * stride * 8 + 4 * k * ud * t + threads * block_engine + init_rows +
+  const double fixed = 80 * (stride + 1) * 8 + 4 * k * ud * t + threads * kBlock * (4 + t) +
+                       (k + 64) * (ud + 1) * t + init_rows +
                        (std::size_t{1} << 20);  // the labels' copy window
-  // Per row of a chunk: its values (mapped, or copied when rescaled), its share of the
-  // per-block partial sums, of farthest()'s candidate rows and of the init tiles' scratch.
-  const double per_row = ud * t + (stride * 8 + k * ud * t) / kBlock;
+  // Per row of a chunk: its values (mapped, or copied when rescaled), the chunk engine's
+  // label, distance and copied label, and its share of the per-block partial sums (or the
+  // bucket path's point order).
+  const double per_row = ud * t + 4 + t + 4 + std::max(stride * 8 / kBlock, 8.0);
   StreamFootprint f;
   f.fixed = static_cast<std::size_t>(std::ceil(un * per_point + fixed));
   f.per_row = static_cast<std::size_t>(std::ceil(per_row));
@@ -131,18 +132,22 @@ Result<T> fit(RowSource<T>& source, const Params<T>& params, const StreamOptions
         << mib(f.per_row * kBlock) << " need " << mib(need_block);
     throw Error(msg.str());
   }
-  std::int64_t chunk_rows;
+  // Chunks of 2^m whole blocks (aligned to 2^m: each is one canonical tree node).
+  std::int64_t chunk_blocks;
   if (so.chunk_rows) {
-    if (so.chunk_rows % kBlock != 0)
+    const std::size_t b = so.chunk_rows / kBlock;
+    if (so.chunk_rows % kBlock != 0 || (b & (b - 1)) != 0)
       throw Error("chunk_rows = " + std::to_string(so.chunk_rows) +
-                  " is not a multiple of the 4096-row block");
-    chunk_rows = static_cast<std::int64_t>(so.chunk_rows);
+                  " is not 4096 times a power of two");
+    chunk_blocks = static_cast<std::int64_t>(b);
   } else {
-    const std::size_t rows = (limit - now - f.fixed) / f.per_row;
-    chunk_rows = static_cast<std::int64_t>(rows / kBlock * kBlock);
+    const std::size_t fit_blocks = (limit - now - f.fixed) / f.per_row / kBlock;
+    chunk_blocks = 1;
+    while (static_cast<std::size_t>(chunk_blocks) * 2 <= fit_blocks) chunk_blocks *= 2;
   }
-  const std::int64_t all_rows = (ni + kBlock - 1) / kBlock * kBlock;
-  chunk_rows = std::max<std::int64_t>(kBlock, std::min(chunk_rows, all_rows));
+  const std::int64_t n_blocks = (ni + kBlock - 1) / kBlock;
+  while (chunk_blocks / 2 >= n_blocks) chunk_blocks /= 2;  // no larger than the data needs
+  const std::int64_t chunk_rows = chunk_blocks * kBlock;
 
   // The points' range check (one pass), then their units.
   double max_abs = 0;
@@ -198,7 +203,7 @@ StreamFootprint stream_footprint(std::size_t n, std::size_t d, const Params<T>& 
 
 template <class T>
 Result<T> fit(RowSource<T>& source, const Params<T>& p, const StreamOptions& s) {
-  return detail::stream::fit<T>(source, p, s, detail::stream::kCpuMaxPartialDoubles);
+  return detail::stream::fit<T>(source, p, s, 0);
 }
 
 template KMEANS_API StreamFootprint stream_footprint<float>(std::size_t, std::size_t,
