@@ -48,6 +48,8 @@ struct Options {
   bool json = false;
   bool verbose = false;
   bool help = false;
+  bool stream = false;                      // fit --stream: out-of-core (src/cli/stream_fit.cpp)
+  std::optional<std::size_t> memory_limit;  // fit --memory-limit, bytes
 };
 
 /// DATA "-": standard input.
