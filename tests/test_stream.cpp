@@ -126,6 +126,11 @@ void run_cases() {
   const std::int64_t odd = 4096 * 5 + 123;  // not a multiple of the block or of the chunks
   const Case cases[] = {
       {odd, 5, 7, Init::Random, 4096, false, 0, 1},
+      {odd, 5, 7, Init::KMeansPlusPlus, 8192, false, 0, 1},
+      {odd, 4, 9, Init::KMeansPlusPlus, 4096, true, 1e-4, 2},
+      {odd, 1, 5, Init::KMeansPlusPlus, 4096, false, 0, 1},
+      {9000, 130, 12, Init::KMeansPlusPlus, 4096, false, 0, 1},
+      {200, 3, 200, Init::KMeansPlusPlus, 0, false, 0, 1},        // k = n, one partial block
       {odd, 5, 7, Init::KMeansParallel, 8192, false, 0, 1},
       {odd, 5, 7, Init::Array, 16384, false, 0, 1},
       {odd, 5, 7, Init::KMeansParallel, 4096, true, 1e-4, 1},
@@ -146,7 +151,7 @@ TEST(Stream, KEqualsNAndDuplicates) {
   // k = n with duplicate rows: clusters end empty, repair moves the farthest points.
   std::vector<double> x = clustered<double>(60, 3, 4, 7);
   for (int i = 0; i < 20; ++i) std::copy(x.begin(), x.begin() + 3, x.begin() + 3 * (40 + i));
-  for (Init init : {Init::Random, Init::KMeansParallel}) {
+  for (Init init : {Init::Random, Init::KMeansParallel, Init::KMeansPlusPlus}) {
     kmeans::Params<double> p;
     p.k = 60;
     p.init = init;
@@ -334,8 +339,6 @@ TEST(Stream, RefusalsAndBadInput) {
   auto src = source_of(x, d);
   kmeans::Params<float> p;
   p.k = 3;
-  p.init = Init::KMeansPlusPlus;
-  expect_error([&] { kmeans::fit(src, p); }, "k-means++ is not supported by a streamed fit");
   p.init = Init::Random;
   p.batch_size = 100;
   expect_error([&] { kmeans::fit(src, p); }, "batch_size = 100: a streamed fit runs Lloyd");

@@ -167,5 +167,6 @@ const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new Cleanup);
 
 TEST(StreamCli, RandomInitFourTimesTheBudget) { check("random", 16); }
 TEST(StreamCli, KMeansParallelFourTimesTheBudget) { check("k-means||", 4); }
+TEST(StreamCli, KMeansPlusPlusFourTimesTheBudget) { check("k-means++", 8); }
 
 }  // namespace

@@ -99,10 +99,10 @@ KMEANS_API StreamFootprint stream_footprint(std::size_t n, std::size_t d, const 
 /// Lloyd k-means over a RowSource: every phase (validation, initialisation, the passes,
 /// empty-cluster repair, the final labels) reads the rows in chunks of 2^m whole 4096-row blocks,
 /// so the result (centroids, labels, inertia, n_iter, sse_history, cluster_sizes) is bitwise
-/// the in-memory kmeans::fit's on the CPU backend. Init::Random, Init::KMeansParallel and
-/// Init::Array are supported; Init::KMeansPlusPlus is refused (kmeans::Error: its k - 1 greedy
-/// steps would each need two passes over the data), as are mini-batch params (batch_size > 0)
-/// and backends other than Auto and Cpu. Params::sample_weight (n values) stays in memory.
+/// the in-memory kmeans::fit's on the CPU backend. Every Init works; Init::KMeansPlusPlus reads
+/// the data twice per greedy step (2 (k - 1) passes: Init::KMeansParallel needs 7). Mini-batch
+/// params (batch_size > 0) and backends other than Auto and Cpu are refused (kmeans::Error).
+/// Params::sample_weight (n values) stays in memory.
 template <class T>
 KMEANS_API Result<T> fit(RowSource<T>& source, const Params<T>& p, const StreamOptions& s = {});
 

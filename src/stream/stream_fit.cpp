@@ -58,7 +58,12 @@ StreamFootprint footprint(std::size_t n, std::size_t d, const Params<T>& p, bool
       init_rows = m * ud * t + m * 8 * (3 + trials) + m * t;
       break;
     }
-    case Init::KMeansPlusPlus:
+    case Init::KMeansPlusPlus: {  // closest; the candidates' rows and per-block sums
+      const double trials = 2 + std::floor(std::log(k));
+      init = 8;
+      init_rows = trials * ud * t + trials * (un / kBlock + 1) * 8;
+      break;
+    }
     case Init::Array: break;
   }
   const double best_labels = p.n_init > 1 && p.init != Init::Array ? 4.0 : 0.0;
@@ -82,9 +87,6 @@ StreamFootprint footprint(std::size_t n, std::size_t d, const Params<T>& p, bool
 
 template <class T>
 void check_stream_params(const Params<T>& p) {
-  if (p.init == Init::KMeansPlusPlus)
-    throw Error("init = k-means++ is not supported by a streamed fit (its k - 1 greedy steps "
-                "would each read the data twice); use k-means|| or random");
   if (p.batch_size > 0)
     throw Error("batch_size = " + std::to_string(p.batch_size) +
                 ": a streamed fit runs Lloyd's algorithm (mini-batch is not supported)");

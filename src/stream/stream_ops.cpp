@@ -26,9 +26,120 @@ class StreamDataOps final : public DataOps<T> {
 
   void rows(const std::int64_t* idx, std::int64_t m, T* out) override { c_.gather(idx, m, out); }
 
-  std::vector<std::int64_t> greedy_kmeanspp(int, int, const double*) override {
-    throw Error("init = k-means++ is not supported by a streamed fit (its k - 1 greedy steps "
-                "would each read the data twice); use k-means|| or random");
+  /// init.cpp's greedy k-means++ over chunks. Its prefix sums (per block from 0 in point
+  /// order, then the block offsets in block order) are not stored: a draw finds its block from
+  /// the block totals and forms that block's prefix sums again, with the same bits. Each step
+  /// reads the data twice: the candidates' potentials, then the chosen one's distances.
+  std::vector<std::int64_t> greedy_kmeanspp(int k, int n_trials, const double* u) override {
+    const std::int64_t n = c_.n(), d = c_.d();
+    const T* w = w_;
+    const std::int64_t n_blocks = (n + kBlock - 1) / kBlock;
+    std::vector<std::int64_t> chosen(static_cast<std::size_t>(k));
+    std::vector<double> closest(static_cast<std::size_t>(n));
+    std::vector<double> block_total(static_cast<std::size_t>(n_blocks));
+    const int nt = threads_for(n_threads_, static_cast<double>(n) * 4);
+    auto weight = [w](std::int64_t i) { return w ? static_cast<double>(w[i]) : 1.0; };
+    // The block totals of w * dist (dist null: 1); returns the last prefix sum (the total).
+    auto totals = [&](const double* dist) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (std::int64_t b = 0; b < n_blocks; ++b) {
+        double s = 0;
+        const std::int64_t end = std::min(n, (b + 1) * kBlock);
+        for (std::int64_t i = b * kBlock; i < end; ++i) s += weight(i) * (dist ? dist[i] : 1.0);
+        block_total[static_cast<std::size_t>(b)] = s;
+      }
+      double offset = 0;
+      for (std::int64_t b = 0; b + 1 < n_blocks; ++b) offset += block_total[static_cast<std::size_t>(b)];
+      return n_blocks == 1 ? block_total[0] : block_total[static_cast<std::size_t>(n_blocks - 1)] + offset;
+    };
+    // The first prefix sum >= r (numpy searchsorted, side="left"), clipped to n - 1.
+    auto search = [&](double r, const double* dist) {
+      double offset = 0;
+      for (std::int64_t b = 0; b < n_blocks; ++b) {
+        const double bt = block_total[static_cast<std::size_t>(b)];
+        if ((b == 0 ? bt : bt + offset) >= r) {
+          double s = 0;
+          const std::int64_t end = std::min(n, (b + 1) * kBlock);
+          for (std::int64_t i = b * kBlock; i < end; ++i) {
+            s += weight(i) * (dist ? dist[i] : 1.0);
+            if ((b == 0 ? s : s + offset) >= r) return i;
+          }
+          return end - 1;
+        }
+        offset += bt;
+      }
+      return n - 1;
+    };
+    // closest = min(closest, |x - c|^2) (or = when `assign`), a chunk at a time.
+    auto lower = [&](const T* c, bool assign) {
+      c_.for_each([&](std::int64_t first, std::int64_t rows, const T* x) {
+        const int tnt = threads_for(n_threads_, static_cast<double>(rows) * d);
+        double* cl = closest.data() + first;
+        for_each_tile(x, rows, d, tnt, [&](TileScratch& ts, std::int64_t i0, std::int64_t r) {
+          tile_squared_distances(ts.xt.data(), ts.rows, r, d, c, ts.s.data());
+          for (std::int64_t q = 0; q < r; ++q)
+            cl[i0 + q] = assign ? ts.s[q] : std::min(cl[i0 + q], ts.s[q]);
+        });
+      });
+    };
+
+    chosen[0] = search(u[0] * totals(nullptr), nullptr);
+    std::vector<T> rows(static_cast<std::size_t>(n_trials * d));
+    c_.gather(&chosen[0], 1, rows.data());
+    lower(rows.data(), true);
+    double potential = totals(closest.data());
+
+    std::vector<std::int64_t> cand(static_cast<std::size_t>(n_trials));
+    std::vector<double> block_sum(static_cast<std::size_t>(n_blocks) * n_trials);
+    for (int cidx = 1; cidx < k; ++cidx) {
+      const double* uc = u + 1 + static_cast<std::int64_t>(cidx - 1) * n_trials;
+      for (int t = 0; t < n_trials; ++t) cand[t] = search(uc[t] * potential, closest.data());
+      c_.gather(cand.data(), n_trials, rows.data());
+      // Each trial's potential per block: its tiles in point order (init.cpp's loop).
+      c_.for_each([&](std::int64_t first, std::int64_t n_rows, const T* x) {
+        const std::int64_t b0 = first / kBlock, nb = (n_rows + kBlock - 1) / kBlock;
+        const int tnt = threads_for(n_threads_, static_cast<double>(n_rows) * d * n_trials);
+#pragma omp parallel num_threads(tnt)
+        {
+          TileScratch ts(d, n_rows);
+          std::vector<double> acc(static_cast<std::size_t>(n_trials));
+#pragma omp for schedule(static)
+          for (std::int64_t b = 0; b < nb; ++b) {
+            const std::int64_t end = std::min(n_rows, (b + 1) * kBlock);
+            std::fill(acc.begin(), acc.end(), 0.0);
+            for (std::int64_t i0 = b * kBlock; i0 < end; i0 += ts.rows) {
+              const std::int64_t r = std::min(ts.rows, end - i0);
+              load_tile(x, d, i0, r, ts.rows, ts.xt.data());
+              for (int t = 0; t < n_trials; ++t) {
+                tile_squared_distances(ts.xt.data(), ts.rows, r, d, rows.data() + t * d,
+                                       ts.s.data());
+                double a = acc[t];
+                for (std::int64_t q = 0; q < r; ++q) {
+                  const std::int64_t g = first + i0 + q;
+                  a += weight(g) * std::min(closest[g], ts.s[q]);
+                }
+                acc[t] = a;
+              }
+            }
+            for (int t = 0; t < n_trials; ++t)
+              block_sum[static_cast<std::size_t>(t * n_blocks + b0 + b)] = acc[t];
+          }
+        }
+      });
+      int best = 0;
+      std::vector<double> cand_pot(static_cast<std::size_t>(n_trials));
+      for (int t = 0; t < n_trials; ++t) {
+        double s = 0;
+        for (std::int64_t b = 0; b < n_blocks; ++b)
+          s += block_sum[static_cast<std::size_t>(t * n_blocks + b)];
+        cand_pot[t] = s;
+        if (s < cand_pot[best]) best = t;
+      }
+      lower(rows.data() + best * d, false);  // the chosen candidate's distances, again
+      chosen[cidx] = cand[best];
+      potential = totals(closest.data());
+    }
+    return chosen;
   }
 
   void lower_closest(const std::int64_t* idx, std::int64_t m, double* closest) override {

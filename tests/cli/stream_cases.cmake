@@ -21,8 +21,8 @@ kmeans_cli_case(usage_memory_limit_unit RC 2 ARGS fit @DATA@/tiny.npy --k 2 --st
   EXPECT_STDERR "--memory-limit '12X' has an unknown unit 'X': expected a byte count such as 24M")
 kmeans_cli_case(usage_memory_limit_zero RC 2 ARGS fit @DATA@/tiny.npy --k 2 --stream --memory-limit 0
   EXPECT_STDERR "--memory-limit '0' must be more than 0")
-kmeans_cli_case(stream_kmeanspp_refused RC 1 ARGS fit @DATA@/tiny.npy --k 2 --stream ${OUT}
-  EXPECT_STDERR "init = k-means[+][+] is not supported by a streamed fit .*use k-means[|][|] or random")
+kmeans_cli_case(stream_default_init RC 0 ARGS fit @DATA@/tiny.npy --k 2 --stream --json
+  JSON_EQUAL "init=k-means++|n=6|k=2|backend=cpu" JSON_RANGE "${TINY_INERTIA}")
 kmeans_cli_case(stream_minibatch_refused RC 1
   ARGS fit @DATA@/tiny.npy --k 2 --init random --stream --batch-size 2 ${OUT}
   EXPECT_STDERR "batch_size = 2: a streamed fit runs Lloyd's algorithm")
