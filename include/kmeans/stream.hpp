@@ -100,7 +100,7 @@ KMEANS_API StreamFootprint stream_footprint(std::size_t n, std::size_t d, const 
 /// empty-cluster repair, the final labels) reads the rows in chunks of 2^m whole 4096-row blocks,
 /// so the result (centroids, labels, inertia, n_iter, sse_history, cluster_sizes) is bitwise
 /// the in-memory kmeans::fit's on the CPU backend. Every Init works; Init::KMeansPlusPlus reads
-/// the data twice per greedy step (2 (k - 1) passes: Init::KMeansParallel needs 7). Mini-batch
+/// the data twice per greedy step (2k - 1 passes; Init::KMeansParallel needs 7). Mini-batch
 /// params (batch_size > 0) and backends other than Auto and Cpu are refused (kmeans::Error).
 /// Params::sample_weight (n values) stays in memory.
 template <class T>
