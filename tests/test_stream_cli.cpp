@@ -62,26 +62,30 @@ const std::string& big_file() {
   return path;
 }
 
-struct Run {
+struct CliRun {
   int rc = -1;
   std::size_t max_rss = 0;  // bytes
-  std::string out;
+  std::string out, err;
 };
 
 /// Runs the CLI with `args`, stdout to a file; the peak RSS from wait4's rusage.
-Run run_cli(const std::vector<std::string>& args, const std::string& stdout_path) {
+CliRun run_cli(const std::vector<std::string>& args, const std::string& stdout_path,
+            const char* auto_bytes = nullptr) {
   std::vector<char*> argv;
   std::string exe = KMEANS_CLI_EXE;
   argv.push_back(exe.data());
   std::vector<std::string> copy = args;
   for (std::string& a : copy) argv.push_back(a.data());
   argv.push_back(nullptr);
-  Run r;
+  CliRun r;
   const pid_t pid = ::fork();
   if (pid == 0) {
     const int fd = ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) ::_exit(126);
+    const int efd = ::open((stdout_path + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || efd < 0) ::_exit(126);
     ::dup2(fd, 1);
+    ::dup2(efd, 2);
+    if (auto_bytes) ::setenv("KMEANS_STREAM_AUTO_BYTES", auto_bytes, 1);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
@@ -93,6 +97,9 @@ Run run_cli(const std::vector<std::string>& args, const std::string& stdout_path
   }
   std::ifstream f(stdout_path);
   r.out.assign(std::istreambuf_iterator<char>(f), {});
+  std::ifstream e(stdout_path + ".err");
+  r.err.assign(std::istreambuf_iterator<char>(e), {});
+  std::remove((stdout_path + ".err").c_str());
   return r;
 }
 
@@ -130,7 +137,7 @@ void check(const std::string& init, int k) {
   in_memory.push_back("--labels-out");
   in_memory.push_back(d + "ml.npy");
 
-  const Run s = run_cli(streamed, d + "s.json");
+  const CliRun s = run_cli(streamed, d + "s.json");
   ASSERT_EQ(s.rc, 0) << s.out;
 #if defined(KMEANS_TEST_SANITIZED)
   // Sanitizers' shadow memory and quarantine are not the fit's: the bound is not checked there.
@@ -140,7 +147,7 @@ void check(const std::string& init, int k) {
 #endif
   EXPECT_GT(s.max_rss, 0u);
   EXPECT_EQ(json_value(s.out, "memory_limit"), std::to_string(kLimit));
-  const Run m = run_cli(in_memory, d + "m.json");
+  const CliRun m = run_cli(in_memory, d + "m.json");
   ASSERT_EQ(m.rc, 0) << m.out;
   EXPECT_GT(m.max_rss, file_size) << "the in-memory fit holds the data (the budget is binding)";
   std::printf("peak RSS: streamed %zu bytes (limit %zu), in memory %zu bytes, file %zu bytes\n",
@@ -153,6 +160,32 @@ void check(const std::string& init, int k) {
     EXPECT_EQ(json_value(s.out, key), json_value(m.out, key)) << key;
   for (const char* f : {"sc.npy", "sl.npy", "mc.npy", "ml.npy", "s.json", "m.json"})
     std::remove((d + f).c_str());
+}
+
+TEST(StreamCli, AutomaticAboveTheThreshold) {
+  // Without --stream, a .npy above the threshold (half the RAM; here 1 MB through the test
+  // variable) streams, says so on stderr and keeps the limit.
+  const std::string d = dir() + "/";
+  const CliRun s = run_cli({"fit", big_file(), "--k", "4", "--init", "random", "--max-iter", "5",
+                         "--memory-limit", "24M", "--json", "--centroids-out", d + "ac.npy"},
+                        d + "a.json", "1000000");
+  ASSERT_EQ(s.rc, 0) << s.err;
+  EXPECT_NE(s.err.find("holds 96.0 MiB of data, more than KMEANS_STREAM_AUTO_BYTES = 1000000: "
+                       "streaming it (as --stream) with --memory-limit 24.0 MiB"),
+            std::string::npos)
+      << s.err;
+  EXPECT_NE(s.out.find("\"automatic\": true"), std::string::npos) << s.out;
+#if !defined(KMEANS_TEST_SANITIZED)
+  EXPECT_LE(s.max_rss, kLimit);
+#endif
+  const CliRun m = run_cli({"fit", big_file(), "--k", "4", "--init", "random", "--max-iter", "5",
+                         "--json", "--centroids-out", d + "bc.npy"},
+                        d + "b.json", "1e12");
+  ASSERT_EQ(m.rc, 0) << m.err;
+  EXPECT_EQ(m.err, "");
+  EXPECT_EQ(m.out.find("\"stream\""), std::string::npos) << "below the threshold: in memory";
+  EXPECT_EQ(file_bytes(d + "ac.npy"), file_bytes(d + "bc.npy"));
+  for (const char* f : {"ac.npy", "bc.npy", "a.json", "b.json"}) std::remove((d + f).c_str());
 }
 
 /// Removes the data file and the folder when the tests end.

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <string>
@@ -217,10 +218,13 @@ bool use_stream(const Options& o, std::string& why) {
   const kmeans::NpyInfo info = kmeans::npy_info(o.data);
   const double bytes = static_cast<double>(info.rows) * static_cast<double>(info.cols) *
                        (info.float32 ? 4.0 : 8.0);
-  const double half_ram = static_cast<double>(kmeans::default_memory_limit());
-  if (bytes <= half_ram) return false;
-  why = o.data + " holds " + mib(static_cast<std::size_t>(bytes)) +
-        " of data, more than half the physical memory (" + mib(static_cast<std::size_t>(half_ram)) + ")";
+  double threshold = static_cast<double>(kmeans::default_memory_limit());  // half the RAM
+  const char* env = std::getenv("KMEANS_STREAM_AUTO_BYTES");  // the threshold, for tests
+  if (env && *env) threshold = std::strtod(env, nullptr);
+  if (bytes <= threshold) return false;
+  why = o.data + " holds " + mib(static_cast<std::size_t>(bytes)) + " of data, more than " +
+        (env && *env ? std::string("KMEANS_STREAM_AUTO_BYTES = ") + env
+                     : "half the physical memory (" + mib(static_cast<std::size_t>(threshold)) + ")");
   return true;
 }
 
