@@ -215,7 +215,12 @@ bool use_stream(const Options& o, std::string& why) {
   if (o.command != "fit") return false;
   if (o.stream) return true;
   if (o.data == kStdin || !is_npy(o.data)) return false;
-  const kmeans::NpyInfo info = kmeans::npy_info(o.data);
+  kmeans::NpyInfo info;
+  try {
+    info = kmeans::npy_info(o.data);
+  } catch (const kmeans::Error&) {
+    return false;  // not a streamable .npy: the in-memory reader says what is wrong with it
+  }
   const double bytes = static_cast<double>(info.rows) * static_cast<double>(info.cols) *
                        (info.float32 ? 4.0 : 8.0);
   double threshold = static_cast<double>(kmeans::default_memory_limit());  // half the RAM
