@@ -165,18 +165,22 @@ TEST(Stream, KEqualsNAndDuplicates) {
 
 TEST(Stream, EmptyClusterRepairAcrossChunks) {
   // Centroids far from every point leave clusters empty on the first pass: the farthest points
-  // come from several chunks (farthest() merges per-chunk candidates).
-  for (std::size_t chunk : {std::size_t{4096}, std::size_t{8192}, std::size_t{0}}) {
+  // come from several chunks (farthest() merges per-chunk candidates); unweighted and weighted.
+  for (std::size_t chunk : {std::size_t{4096}, std::size_t{8192}, std::size_t{0}})
+  for (bool weighted : {false, true}) {
     const std::int64_t n = 4096 * 4 + 77, d = 6;
     const std::vector<float> x = clustered<float>(n, d, 3, 11);
     std::vector<float> init(static_cast<std::size_t>(9 * d));
     for (int c = 0; c < 9; ++c)
       for (int j = 0; j < d; ++j) init[c * d + j] = c < 3 ? x[c * 997 * d + j] : 500.0f + c;
+    std::vector<float> w(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) w[i] = static_cast<float>(1 + i % 4) * 0.5f;
     kmeans::Params<float> p;
     p.k = 9;
     p.init = Init::Array;
     p.init_centroids = init;
     p.backend = kmeans::Backend::Cpu;
+    if (weighted) p.sample_weight = w;
     const auto mem = kmeans::fit(x.data(), n, d, p);
     ASSERT_GT(mem.n_empty_relocated, 0);
     auto src = source_of(x, d);
