@@ -390,7 +390,8 @@ TEST(Stream, ChunksFollowTheBudget) {
   int calls = 0;
   auto src = source_of(x, d, &calls);
   kmeans::StreamOptions so;
-  // The resident memory now, plus the footprint and 2.5 blocks: chunks of 2 blocks.
+  // The resident memory now, plus the footprint and 3 blocks: chunks of 2 blocks (the largest
+  // power of two), whatever the resident memory does meanwhile within one block.
   std::size_t resident = 0;
   {
     std::ifstream statm("/proc/self/statm");
@@ -398,7 +399,7 @@ TEST(Stream, ChunksFollowTheBudget) {
     statm >> size >> pages;
     resident = pages * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   }
-  so.memory_limit = resident + f.fixed + f.per_row * 4096 * 5 / 2;
+  so.memory_limit = resident + f.fixed + f.per_row * 4096 * 3;
   const auto st = kmeans::fit(src, p, so);
   // validation + (passes + final) x 4 chunks of 2 blocks, + k gathered rows of random init;
   // the passes run at most 3 (+1 final)
