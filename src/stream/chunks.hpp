@@ -90,7 +90,7 @@ class Chunks {
 };
 
 /// n values of T in anonymous pages that can be handed back a window at a time (the labels:
-/// copied out at the end of a run while their pages are freed).
+/// copied out at the end of a run, their pages freed behind the copy).
 template <class T>
 class PageArray {
  public:

@@ -44,8 +44,8 @@ StreamFootprint footprint(std::size_t n, std::size_t d, const Params<T>& p, bool
   const double un = static_cast<double>(n), ud = static_cast<double>(d);
   const double k = std::max(1, p.k);
   const double t = sizeof(T);
-  // Per point: the engine's labels (4) and, from the end of a run, the result's (4; the move
-  // frees the engine's pages as it copies), the best run's while another runs (4).
+  // Per point: the engine's labels (4) and, at the end of a run, the result's (4: the driver
+  // sizes them before the engine hands its own over), the best run's while another runs (4).
   const double labels = (p.n_init > 1 && p.init != Init::Array ? 8.0 : 4.0) + 4.0;
   double init = 0;  // initialisation's per-point arrays (init.cpp), before the labels exist
   double init_rows = 0;  // and its rows held in memory
