@@ -102,7 +102,8 @@ void run_classic(Run& run) {
     j.set("s_per_iter", m.s_per_iter).set("speedup_vs_study_loop", vs_study)
         .set("speedup_vs_reference", vs_loop).set("n_iter", m.n_iter)
         .set("final_mean_sse", m.inertia / n).set("n_empty_relocated", m.n_empty_relocated)
-        .set("mean_sse_history", Json(mean_hist)).set("phases", phases_json(m.phases));
+        .set("mean_sse_history", Json(mean_hist)).set("phases", phases_json(m.phases))
+        .set("setup_cold_s", m.setup_cold_s).set("setup_warm_s", m.setup_warm_s);
     run.rows.push(j);
   }
   for (const auto& p : peers) {
@@ -134,8 +135,14 @@ void run_classic(Run& run) {
   }
   std::printf("\n  s/iter: median over the repeats (reps) after a warm-up, with the fastest (min) "
               "and slowest (max) repeat;\n"
-              "    ours: (assign + update time) / n_iter of a fit; peers: timed inside "
-              "peers.py.\n");
+              "    ours: (assign + update time) / n_iter of a fit, every fit on one reused "
+              "KMeans object (engines made once); peers: timed inside peers.py.\n");
+  for (const auto& m : ours)
+    if (m.ok)
+      std::printf("  set-up of ours, %s (bind + init, not in s/iter): first fit %s s (engine "
+                  "made), later fits %s s (engine reused)\n",
+                  backend_label(m.backend).c_str(), fmt_sci(m.setup_cold_s).c_str(),
+                  fmt_sci(m.setup_warm_s).c_str());
   std::printf("  vs study loop: the original study's Python loop (%s s/iter, its own figure from "
               "its machine, not measured here) over the row's s/iter.\n",
               fmt_sci(kStudyLoopSeconds).c_str());

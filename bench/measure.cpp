@@ -39,15 +39,18 @@ Measured measure_ours(const T* x, std::int64_t n, std::int64_t d, const std::vec
   m.iters = iters;
   try {
     const auto un = static_cast<std::size_t>(n), ud = static_cast<std::size_t>(d);
-    if (warm_up) {
-      kmeans::Params<T> w = p;
-      w.max_iter = std::min(iters, 2);
-      kmeans::fit(x, un, ud, w);
+    kmeans::KMeans<T> km(p);
+    if (warm_up) {  // a short fit that makes the engines the timed fits reuse
+      km.params().max_iter = std::min(iters, 2);
+      km.fit(x, un, ud);
+      m.setup_cold_s = km.result().timings.init;
+      km.params().max_iter = iters;
     }
     std::vector<std::pair<double, kmeans::Timings>> runs;
     const auto start = Clock::now();
     do {
-      const kmeans::Result<T> r = kmeans::fit(x, un, ud, p);
+      const kmeans::Result<T>& r = km.fit(x, un, ud).result();
+      if (std::isnan(m.setup_cold_s)) m.setup_cold_s = r.timings.init;
       const double loop = r.timings.assign + r.timings.update;
       runs.emplace_back(loop / std::max(1, r.n_iter), r.timings);
       m.runs.push_back(runs.back().first);
@@ -62,6 +65,7 @@ Measured measure_ours(const T* x, std::int64_t n, std::int64_t d, const std::vec
     const auto& mid = runs[(runs.size() - 1) / 2];  // lower median: a run that happened
     m.s_per_iter = mid.first;
     m.phases = mid.second;
+    m.setup_warm_s = mid.second.init;
     m.repeats = static_cast<int>(runs.size());
     m.spread = spread_of(m.runs, m.s_per_iter);
     m.ok = true;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "engine.hpp"
+#include "sphere.hpp"
 
 namespace kmeans {
 
@@ -34,6 +35,16 @@ std::unique_ptr<Engine<T>> make_cuda_engine(const DataView<T>&) {
 
 template std::unique_ptr<Engine<float>> make_cuda_engine(const DataView<float>&);
 template std::unique_ptr<Engine<double>> make_cuda_engine(const DataView<double>&);
+
+template <class T>
+std::shared_ptr<void> normalise_rows_device(const T*, std::int64_t, std::int64_t, const char*) {
+  throw Error("metric = cosine on GPU data, but the library was built without the CUDA backend");
+}
+
+template std::shared_ptr<void> normalise_rows_device(const float*, std::int64_t, std::int64_t,
+                                                     const char*);
+template std::shared_ptr<void> normalise_rows_device(const double*, std::int64_t, std::int64_t,
+                                                     const char*);
 
 }  // namespace detail
 }  // namespace kmeans

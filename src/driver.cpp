@@ -16,6 +16,7 @@
 #include "internal.hpp"
 #include "driver.hpp"
 #include "minibatch.hpp"
+#include "sphere.hpp"
 
 namespace kmeans {
 
@@ -25,6 +26,14 @@ const char* to_string(Backend b) {
     case Backend::Cuda: return "cuda";
     case Backend::Cpu: return "cpu";
     case Backend::Reference: return "reference";
+  }
+  return "unknown";
+}
+
+const char* to_string(Metric m) {
+  switch (m) {
+    case Metric::Euclidean: return "euclidean";
+    case Metric::Cosine: return "cosine";
   }
   return "unknown";
 }
@@ -184,13 +193,31 @@ int relocate_empty_clusters(Engine<T>& e, DataOps<T>& data, std::int64_t d, int 
 }
 
 /// New centroids from sums and weights; a cluster left with no weight keeps its old centroid
-/// (possible only with zero sample weights). Returns the total squared shift.
+/// (possible only with zero sample weights). `sphere` (Metric::Cosine): each new centroid is
+/// the unit vector along the mean (sphere.hpp), or the old centroid when the mean is 0.
+/// Returns the total squared shift.
 template <class T>
 double update_centroids(const double* sums, const double* weights, int k, std::int64_t d,
-                        std::vector<T>& c) {
+                        std::vector<T>& c, bool sphere) {
   double shift = 0;
+  std::vector<double> mean(sphere ? static_cast<std::size_t>(d) : 0);
+  std::vector<T> unit(sphere ? static_cast<std::size_t>(d) : 0);
   for (int j = 0; j < k; ++j) {
     if (!(weights[j] > 0)) continue;
+    if (sphere) {
+      // The mean as below, then scaled onto the sphere from its double values.
+      const double inv = 1.0 / weights[j];
+      const bool divide = !std::isfinite(inv);
+      for (std::int64_t f = 0; f < d; ++f)
+        mean[f] = divide ? sums[j * d + f] / weights[j] : sums[j * d + f] * inv;
+      if (!unit_from_mean(mean.data(), d, unit.data())) continue;
+      for (std::int64_t f = 0; f < d; ++f) {
+        const double diff = static_cast<double>(unit[f]) - static_cast<double>(c[j * d + f]);
+        shift += diff * diff;
+        c[j * d + f] = unit[f];
+      }
+      continue;
+    }
     // Multiplying by the inverse is scikit-learn's arithmetic (the same bits); a subnormal
     // weight has no finite inverse, so such a cluster divides instead (0 * inf would be NaN).
     const double inv = 1.0 / weights[j];
@@ -216,6 +243,9 @@ void validate_params(const Options& p, std::size_t n) {
   }
   if (p.max_iter < 0) throw Error("max_iter = " + std::to_string(p.max_iter) + " is negative");
   if (p.n_init < 1) throw Error("n_init = " + std::to_string(p.n_init) + " must be at least 1");
+  if (p.metric != Metric::Euclidean && p.metric != Metric::Cosine)
+    throw Error("metric = " + std::to_string(static_cast<int>(p.metric)) +
+                " is not Metric::Euclidean or Metric::Cosine");
   if (!(p.tol >= 0) || p.tol == std::numeric_limits<double>::infinity()) {
     std::ostringstream msg;
     msg << "tol = " << p.tol << " must be finite and >= 0";
@@ -244,20 +274,24 @@ template <class T>
 void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const Params<T>& p,
            double tol, const Units<T>& u, Result<T>& r) {
   const int k = p.k;
+  const bool sphere = p.metric == Metric::Cosine;
+  // On the sphere ||x - c||^2 = 2 (1 - x . c): the engines' squared distances halved (exactly)
+  // are the cosine distances reported.
+  const double to_metric = sphere ? 0.5 : 1.0;
   std::vector<double> sums(static_cast<std::size_t>(k * d)), weights(static_cast<std::size_t>(k));
   for (int it = 0; it < p.max_iter; ++it) {
     ProfileRange iteration_range("kmeans::iteration");
     const auto t0 = Clock::now();
     const StepStats s = e.assign(r.centroids.data(), k, sums.data(), weights.data());
     const auto t1 = Clock::now();
-    const double sse = u.sse(s.sse);
+    const double sse = to_metric * u.sse(s.sse);
     r.sse_history.push_back(sse);
     r.imbalance_history.push_back(imbalance_factor(weights.data(), k));
     double shift = 0;
     {
       ProfileRange update_range("kmeans::update");
       r.n_empty_relocated += relocate_empty_clusters(e, data, d, k, sums.data(), weights.data());
-      shift = update_centroids(sums.data(), weights.data(), k, d, r.centroids);
+      shift = update_centroids(sums.data(), weights.data(), k, d, r.centroids, sphere);
     }
     r.n_iter = it + 1;
     // scikit-learn: labels identical to the previous iteration's is strict convergence;
@@ -281,7 +315,7 @@ void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const
     u.to_caller(r.centroids);
     u.to_engine(r.centroids);
   }
-  r.inertia = e.assign(r.centroids.data(), k, nullptr, nullptr).sse;
+  r.inertia = to_metric * e.assign(r.centroids.data(), k, nullptr, nullptr).sse;
   r.labels.resize(static_cast<std::size_t>(n));
   e.labels(r.labels.data());
   // Cluster sizes from the labels, in point order (the same bits on every backend).
@@ -381,10 +415,25 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
                   const Params<T>& params, StreamState* stream = nullptr) {
   ProfileRange fit_range("kmeans::fit");
   // A copy: the callback may change the caller's params (or refit a KMeans object) meanwhile.
-  const Params<T> p = params;
+  Params<T> p = params;
   validate_shape(data, n, d, "data");
   validate_params(p, n);
-  const double init_max_abs = validate_init_centroids(p, d);
+  double init_max_abs = validate_init_centroids(p, d);
+  // Metric::Cosine: the fit runs on copies of the data and the given centroids scaled onto
+  // the unit sphere (they must outlive the engine's use: this call).
+  SphereData<T> unit_data;
+  std::vector<T> unit_init;
+  const auto n64 = static_cast<std::int64_t>(n), d64 = static_cast<std::int64_t>(d);
+  if (p.metric == Metric::Cosine) {
+    data = to_sphere(data, n64, d64, "data", p.n_threads, unit_data);
+    if (p.init == Init::Array) {
+      unit_init.resize(static_cast<std::size_t>(p.k) * d);
+      normalise_rows(p.init_centroids.data(), p.k, d64, unit_init.data(), "init_centroids",
+                     p.n_threads);
+      p.init_centroids = ArrayView<T>(unit_init);
+      init_max_abs = std::min(init_max_abs, 1.0);
+    }
+  }
   const auto t_bind = Clock::now();
   // The fit holds the workspace's engine while it runs (and gives it back however it ends):
   // a nested fit on the same workspace, from on_iteration, makes an engine of its own.
@@ -419,20 +468,39 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
 template <class T>
 Engine<T>& bind_for_centroids(Workspace<T>* ws, std::unique_ptr<Engine<T>>& local,
                               const T* data, std::size_t n, std::size_t d, const T* centroids,
-                              std::size_t k, ArrayView<T> weights, Backend backend, Units<T>& u,
-                              std::vector<T>& cs, const T*& c) {
+                              std::size_t k, ArrayView<T> weights, Backend backend, Metric metric,
+                              Units<T>& u, SphereData<T>& unit, std::vector<T>& cs,
+                              const T*& c) {
   validate_shape(data, n, d, "data");
   if (centroids == nullptr) throw Error("centroids is a null pointer");
   if (is_device_pointer(centroids)) throw Error("centroids must be in host memory");
   if (k < 1 || k > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw Error("k = " + std::to_string(k) + " is out of range [1, 2^31)");
-  const double c_max = validate_points(centroids, static_cast<std::int64_t>(k),
-                                       static_cast<std::int64_t>(d), "centroids", 0);
+  if (metric != Metric::Euclidean && metric != Metric::Cosine)
+    throw Error("metric = " + std::to_string(static_cast<int>(metric)) +
+                " is not Metric::Euclidean or Metric::Cosine");
+  double c_max = validate_points(centroids, static_cast<std::int64_t>(k),
+                                 static_cast<std::int64_t>(d), "centroids", 0);
+  std::vector<T> unit_centroids;
+  if (metric == Metric::Cosine) {
+    // Data and centroids onto the unit sphere (unit rows, a fitted model's centroids among
+    // them, are kept bit for bit).
+    data = to_sphere(data, static_cast<std::int64_t>(n), static_cast<std::int64_t>(d), "data", 0,
+                     unit);
+    unit_centroids.resize(k * d);
+    normalise_rows(centroids, static_cast<std::int64_t>(k), static_cast<std::int64_t>(d),
+                   unit_centroids.data(), "centroids", 0);
+    c_max = std::min(c_max, 1.0);
+  }
   Engine<T>& e = bind_engine<T>(data, n, d, weights, static_cast<int>(k), backend, 0,
                                 ws ? ws->predict_engine : local, ws, 0, c_max, u);
   c = centroids;
+  if (metric == Metric::Cosine) {
+    cs = std::move(unit_centroids);
+    c = cs.data();
+  }
   if (u.data_exp != 0) {
-    cs.assign(centroids, centroids + k * d);
+    cs.assign(c, c + k * d);
     u.to_engine(cs);
     c = cs.data();
   }
@@ -442,14 +510,15 @@ Engine<T>& bind_for_centroids(Workspace<T>* ws, std::unique_ptr<Engine<T>>& loca
 template <class T>
 std::vector<std::int32_t> run_predict(Workspace<T>* ws, const T* data, std::size_t n,
                                       std::size_t d, const T* centroids, std::size_t k,
-                                      Backend backend, Backend* used = nullptr) {
+                                      Backend backend, Metric metric, Backend* used = nullptr) {
   ProfileRange range("kmeans::predict");
   std::unique_ptr<Engine<T>> local;
   Units<T> u;
+  SphereData<T> unit;
   std::vector<T> cs;
   const T* c = nullptr;
   Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, ArrayView<T>{},
-                                    backend, u, cs, c);
+                                    backend, metric, u, unit, cs, c);
   if (used) *used = e.kind();
   e.assign(c, static_cast<int>(k), nullptr, nullptr);
   std::vector<std::int32_t> labels(n);
@@ -460,29 +529,32 @@ std::vector<std::int32_t> run_predict(Workspace<T>* ws, const T* data, std::size
 template <class T>
 double run_score(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
                  const T* centroids, std::size_t k, ArrayView<T> weights, Backend backend,
-                 Backend* used = nullptr) {
+                 Metric metric, Backend* used = nullptr) {
   ProfileRange range("kmeans::score");
   std::unique_ptr<Engine<T>> local;
   Units<T> u;
+  SphereData<T> unit;
   std::vector<T> cs;
   const T* c = nullptr;
-  Engine<T>& e =
-      bind_for_centroids(ws, local, data, n, d, centroids, k, weights, backend, u, cs, c);
+  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, weights, backend,
+                                    metric, u, unit, cs, c);
   if (used) *used = e.kind();
-  return -u.sse(e.assign(c, static_cast<int>(k), nullptr, nullptr).sse);
+  const double to_metric = metric == Metric::Cosine ? 0.5 : 1.0;  // as lloyd's
+  return -to_metric * u.sse(e.assign(c, static_cast<int>(k), nullptr, nullptr).sse);
 }
 
 template <class T>
 std::vector<T> run_transform(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
                              const T* centroids, std::size_t k, Backend backend,
-                             Backend* used = nullptr) {
+                             Metric metric, Backend* used = nullptr) {
   ProfileRange range("kmeans::transform");
   std::unique_ptr<Engine<T>> local;
   Units<T> u;
+  SphereData<T> unit;
   std::vector<T> cs;
   const T* c = nullptr;
   Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, ArrayView<T>{},
-                                    backend, u, cs, c);
+                                    backend, metric, u, unit, cs, c);
   if (used) *used = e.kind();
   if (k > std::numeric_limits<std::size_t>::max() / sizeof(T) / n)
     throw Error("transform: the n x k = " + std::to_string(n) + " x " + std::to_string(k) +
@@ -490,6 +562,10 @@ std::vector<T> run_transform(Workspace<T>* ws, const T* data, std::size_t n, std
   std::vector<T> out(n * k);
   e.distances(c, static_cast<int>(k), out.data());
   u.to_caller(out);  // distances scale as the points
+  if (metric == Metric::Cosine) {
+    // 1 - x . c = ||x - c||^2 / 2 for unit x and c: the exact distance squared and halved.
+    for (T& v : out) v = static_cast<T>(0.5 * static_cast<double>(v) * static_cast<double>(v));
+  }
   return out;
 }
 
@@ -547,18 +623,19 @@ Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
 template <class T>
 std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_t n,
                                   std::size_t d, const T* centroids, std::size_t k,
-                                  Backend backend) {
-  return run_predict(workspace(ws), data, n, d, centroids, k, backend);
+                                  Backend backend, Metric metric) {
+  return run_predict(workspace(ws), data, n, d, centroids, k, backend, metric);
 }
 template <class T>
 std::vector<T> transform(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
-                         const T* centroids, std::size_t k, Backend backend) {
-  return run_transform(workspace(ws), data, n, d, centroids, k, backend);
+                         const T* centroids, std::size_t k, Backend backend, Metric metric) {
+  return run_transform(workspace(ws), data, n, d, centroids, k, backend, metric);
 }
 template <class T>
 double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
-             const T* centroids, std::size_t k, ArrayView<T> sample_weight, Backend backend) {
-  return run_score(workspace(ws), data, n, d, centroids, k, sample_weight, backend);
+             const T* centroids, std::size_t k, ArrayView<T> sample_weight, Backend backend,
+             Metric metric) {
+  return run_score(workspace(ws), data, n, d, centroids, k, sample_weight, backend, metric);
 }
 
 #define KMEANS_INSTANTIATE(T)                                                                   \
@@ -570,11 +647,12 @@ double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
   template Result<T> fit<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t,             \
                             const Params<T>&, StreamState*);                                    \
   template std::vector<std::int32_t> predict<T>(WorkspacePtr<T>&, const T*, std::size_t,        \
-                                                std::size_t, const T*, std::size_t, Backend);   \
+                                                std::size_t, const T*, std::size_t, Backend,    \
+                                                Metric);                                        \
   template std::vector<T> transform<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t,    \
-                                       const T*, std::size_t, Backend);                         \
+                                       const T*, std::size_t, Backend, Metric);                 \
   template double score<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t, const T*,      \
-                           std::size_t, ArrayView<T>, Backend);
+                           std::size_t, ArrayView<T>, Backend, Metric);
 KMEANS_INSTANTIATE(float)
 KMEANS_INSTANTIATE(double)
 #undef KMEANS_INSTANTIATE
@@ -589,19 +667,42 @@ Result<T> fit(const T* data, std::size_t n, std::size_t d, const Params<T>& p) {
 template <class T>
 std::vector<std::int32_t> predict(const T* data, std::size_t n, std::size_t d, const T* centroids,
                                   std::size_t k, Backend backend, Backend* used) {
-  return detail::run_predict<T>(nullptr, data, n, d, centroids, k, backend, used);
+  return detail::run_predict<T>(nullptr, data, n, d, centroids, k, backend, Metric::Euclidean,
+                                used);
+}
+
+template <class T>
+std::vector<std::int32_t> predict(const T* data, std::size_t n, std::size_t d, const T* centroids,
+                                  std::size_t k, Metric metric, Backend backend, Backend* used) {
+  return detail::run_predict<T>(nullptr, data, n, d, centroids, k, backend, metric, used);
 }
 
 template <class T>
 std::vector<T> transform(const T* data, std::size_t n, std::size_t d, const T* centroids,
                          std::size_t k, Backend backend, Backend* used) {
-  return detail::run_transform<T>(nullptr, data, n, d, centroids, k, backend, used);
+  return detail::run_transform<T>(nullptr, data, n, d, centroids, k, backend,
+                                  Metric::Euclidean, used);
+}
+
+template <class T>
+std::vector<T> transform(const T* data, std::size_t n, std::size_t d, const T* centroids,
+                         std::size_t k, Metric metric, Backend backend, Backend* used) {
+  return detail::run_transform<T>(nullptr, data, n, d, centroids, k, backend, metric, used);
 }
 
 template <class T>
 double score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
              detail::NoDeduce<ArrayView<T>> sample_weight, Backend backend, Backend* used) {
-  return detail::run_score<T>(nullptr, data, n, d, centroids, k, sample_weight, backend, used);
+  return detail::run_score<T>(nullptr, data, n, d, centroids, k, sample_weight, backend,
+                              Metric::Euclidean, used);
+}
+
+template <class T>
+double score(const T* data, std::size_t n, std::size_t d, const T* centroids, std::size_t k,
+             Metric metric, detail::NoDeduce<ArrayView<T>> sample_weight, Backend backend,
+             Backend* used) {
+  return detail::run_score<T>(nullptr, data, n, d, centroids, k, sample_weight, backend, metric,
+                              used);
 }
 
 template Result<float> fit<float>(const float*, std::size_t, std::size_t, const Params<float>&);
@@ -619,5 +720,20 @@ template double score<float>(const float*, std::size_t, std::size_t, const float
                              ArrayView<float>, Backend, Backend*);
 template double score<double>(const double*, std::size_t, std::size_t, const double*,
                               std::size_t, ArrayView<double>, Backend, Backend*);
+template std::vector<std::int32_t> predict<float>(const float*, std::size_t, std::size_t,
+                                                  const float*, std::size_t, Metric, Backend,
+                                                  Backend*);
+template std::vector<std::int32_t> predict<double>(const double*, std::size_t, std::size_t,
+                                                   const double*, std::size_t, Metric, Backend,
+                                                   Backend*);
+template std::vector<float> transform<float>(const float*, std::size_t, std::size_t, const float*,
+                                             std::size_t, Metric, Backend, Backend*);
+template std::vector<double> transform<double>(const double*, std::size_t, std::size_t,
+                                               const double*, std::size_t, Metric, Backend,
+                                               Backend*);
+template double score<float>(const float*, std::size_t, std::size_t, const float*, std::size_t,
+                             Metric, ArrayView<float>, Backend, Backend*);
+template double score<double>(const double*, std::size_t, std::size_t, const double*,
+                              std::size_t, Metric, ArrayView<double>, Backend, Backend*);
 
 }  // namespace kmeans

@@ -20,6 +20,9 @@ void validate_params(const Options& p, std::size_t n);
 /// p.batch_size > 0 or `stream` is given), then the final assignment. The result is in the
 /// caller's units. `bind_seconds` is added to timings.init; `held_batch` keeps mini-batch's
 /// batch engine; `engines_made` (may be null) counts the engines it makes.
+/// p.metric == Metric::Cosine: the engine's data (and p.init_centroids) must already be on the
+/// unit sphere (sphere.hpp: to_sphere, normalise_rows), as run_fit arranges; fit_bound then
+/// re-normalises the centroids after each update and reports cosine distances.
 template <class T>
 Result<T> fit_bound(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d,
                     const Params<T>& p, Units<T>& u, double bind_seconds, StreamState* stream,

@@ -182,15 +182,18 @@ class Workspace {
 template <class T>
 Result<T> fit(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
               const Params<T>& p, StreamState* stream = nullptr);
+/// `metric`: as kmeans::predict / transform / score's overloads with a Metric.
 template <class T>
 std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_t n,
                                   std::size_t d, const T* centroids, std::size_t k,
-                                  Backend backend);
+                                  Backend backend, Metric metric = Metric::Euclidean);
 template <class T>
 std::vector<T> transform(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
-                         const T* centroids, std::size_t k, Backend backend);
+                         const T* centroids, std::size_t k, Backend backend,
+                         Metric metric = Metric::Euclidean);
 template <class T>
 double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
-             const T* centroids, std::size_t k, ArrayView<T> sample_weight, Backend backend);
+             const T* centroids, std::size_t k, ArrayView<T> sample_weight, Backend backend,
+             Metric metric = Metric::Euclidean);
 
 }  // namespace kmeans::detail

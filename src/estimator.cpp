@@ -119,20 +119,22 @@ KMeans<T>& KMeans<T>::partial_fit(const T* data, std::size_t n, std::size_t d) {
 template <class T>
 std::vector<std::int32_t> KMeans<T>::predict(const T* data, std::size_t n) const {
   check_fitted();
-  return detail::predict(ws_, data, n, d_, result_.centroids.data(), k(), serving_backend());
+  return detail::predict(ws_, data, n, d_, result_.centroids.data(), k(), serving_backend(),
+                           params_.metric);
 }
 
 template <class T>
 std::vector<T> KMeans<T>::transform(const T* data, std::size_t n) const {
   check_fitted();
-  return detail::transform(ws_, data, n, d_, result_.centroids.data(), k(), serving_backend());
+  return detail::transform(ws_, data, n, d_, result_.centroids.data(), k(), serving_backend(),
+                           params_.metric);
 }
 
 template <class T>
 double KMeans<T>::score(const T* data, std::size_t n, ArrayView<T> sample_weight) const {
   check_fitted();
   return detail::score(ws_, data, n, d_, result_.centroids.data(), k(), sample_weight,
-                       serving_backend());
+                       serving_backend(), params_.metric);
 }
 
 template <class T>

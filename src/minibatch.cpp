@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "minibatch.hpp"
+#include "sphere.hpp"
 
 namespace kmeans::detail {
 namespace {
@@ -219,6 +220,11 @@ void minibatch(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d, co
   std::vector<std::int64_t> idx(static_cast<std::size_t>(batch));
   std::vector<T> bx, bw, old;
   std::vector<double> sums(uk * static_cast<std::size_t>(d)), weights(uk);
+  // Metric::Cosine (the driver put the data on the unit sphere): centres are re-normalised
+  // after each update and SSEs are cosine distances (half the squared distances on the sphere).
+  const bool sphere = p.metric == Metric::Cosine;
+  const double to_metric = sphere ? 0.5 : 1.0;
+  std::vector<double> unit;
   double ewa = 0, ewa_min = 0;
   bool have_ewa = false, have_min = false;
   int no_improvement = 0;
@@ -263,8 +269,12 @@ void minibatch(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d, co
     old = r.centroids;  // for the centre change (reported, and the tol rule)
     for (int j = 0; j < k; ++j) {
       if (!(weights[j] > 0)) continue;  // no batch weight: the centre and its count stay
-      minibatch_update_centre(r.centroids.data() + j * d, sums.data() + j * d, weights[j],
-                              counts[j], d);
+      T* c = r.centroids.data() + j * d;
+      minibatch_update_centre(c, sums.data() + j * d, weights[j], counts[j], d);
+      if (sphere) {  // spherical: back onto the unit sphere (the old centre if it vanished)
+        unit.assign(c, c + d);
+        if (!unit_from_mean(unit.data(), d, c)) std::copy_n(old.data() + j * d, d, c);
+      }
     }
     if (reassign && p.reassignment_ratio > 0)
       reassign_centres(counts, d, p.reassignment_ratio, batch, g, fetch, r.centroids);
@@ -273,7 +283,7 @@ void minibatch(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d, co
       const double diff = static_cast<double>(r.centroids[i]) - static_cast<double>(old[i]);
       shift += diff * diff;
     }
-    r.sse_history.push_back(u.sse(s.sse));
+    r.sse_history.push_back(to_metric * u.sse(s.sse));
     r.imbalance_history.push_back(imbalance_factor(weights));
     r.n_steps = static_cast<int>(std::min<std::int64_t>(step + 1, std::numeric_limits<int>::max()));
     // scikit-learn's _mini_batch_convergence (not in partial_fit): the first step is skipped;
@@ -301,7 +311,8 @@ void minibatch(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d, co
     r.timings.update += seconds_since(t1);
     if (p.on_iteration) {
       ProfileRange callback_range("kmeans::on_iteration");
-      const IterationInfo info{static_cast<int>(r.n_steps - 1), u.sse(s.sse), u.squared(shift),
+      const IterationInfo info{static_cast<int>(r.n_steps - 1), to_metric * u.sse(s.sse),
+                               u.squared(shift),
                                seconds_since(t0)};
       if (!p.on_iteration(info)) break;
     }

@@ -88,7 +88,9 @@ std::string model_text(const Options& p, const Result<T>& r, std::size_t d) {
   o += ",\n  \"dtype\": \"";
   o += dtype_name<T>();
   o += "\",\n  \"k\": " + std::to_string(k) + ",\n  \"d\": " + std::to_string(d);
-  o += ",\n  \"metric\": \"euclidean\",\n  \"algorithm\": \"lloyd\",\n  \"params\": {\"k\": ";
+  o += ",\n  \"metric\": \"";
+  o += to_string(p.metric);  // "euclidean" or "cosine"
+  o += "\",\n  \"algorithm\": \"lloyd\",\n  \"params\": {\"k\": ";
   o += std::to_string(p.k) + ", \"max_iter\": " + std::to_string(p.max_iter) + ", \"tol\": ";
   put_double(o, p.tol);
   o += ", \"init\": \"";
@@ -412,9 +414,9 @@ KMeans<T> model_from_text(const std::string& text, const std::string& name) {
                           (sizeof(T) == 4 ? "float" : "double") + ">)");
   }
   const std::string metric = doc.string("metric");
-  if (metric != "euclidean") {
+  if (metric != "euclidean" && metric != "cosine") {
     doc.fail("metric", "metric \"" + metric + "\" is not known to this kmeans " + version() +
-                           " (it knows \"euclidean\")");
+                           " (it knows \"euclidean\" and \"cosine\")");
   }
   const std::string algorithm = doc.string("algorithm");
   if (algorithm != "lloyd") {
@@ -429,6 +431,7 @@ KMeans<T> model_from_text(const std::string& text, const std::string& name) {
   }
   Params<T> p;
   static_cast<Options&>(p) = read_params(doc);  // params.k may differ from k (changed after the fit)
+  p.metric = metric == "cosine" ? Metric::Cosine : Metric::Euclidean;
   Result<T> r;
   r.inertia = doc.real("inertia", true);
   if (!(r.inertia >= 0)) doc.fail("inertia", "inertia must be >= 0");

@@ -41,6 +41,16 @@ enum class Init {
   Array,           ///< User centroids from Params::init_centroids (k x d, same dtype as data).
 };
 
+/// How distances are measured (README, "Spherical k-means").
+enum class Metric {
+  Euclidean,  ///< Squared Euclidean distance: Lloyd's k-means.
+  Cosine,     ///< Spherical k-means: the library scales the data (and given centroids) onto the
+              ///< unit sphere (a row of zeros is an error), assigns each point to the centroid of
+              ///< largest dot product, re-normalises the centroids after every update and reports
+              ///< cosine distances: inertia, SSEs and score sum w_i (1 - x_i . c), transform
+              ///< gives 1 - cos. Every backend; mini-batch too.
+};
+
 /// The one exception type of the library. The message names the problem and the value.
 class KMEANS_API Error : public std::runtime_error {
  public:
@@ -122,6 +132,8 @@ struct Options {
   /// A fit works on a copy of its Params taken when it starts, so the callback may change the
   /// caller's Params (or refit the same KMeans object) without disturbing the running fit.
   std::function<bool(const IterationInfo&)> on_iteration;
+  /// Euclidean (k-means, the default) or Cosine (spherical k-means; see Metric).
+  Metric metric = Metric::Euclidean;
 };
 
 /// The parameters of a fit of data of type T: the scalar knobs plus the arrays, typed as the
@@ -209,6 +221,24 @@ KMEANS_API double score(const T* data, std::size_t n, std::size_t d, const T* ce
              detail::NoDeduce<ArrayView<T>> sample_weight = {}, Backend backend = Backend::Auto,
              Backend* used = nullptr);
 
+/// predict, transform and score under a metric. Metric::Cosine scales the data and the
+/// centroids onto the unit sphere first (a row of zeros is an error; rows already unit are used
+/// as they are): labels by the largest cosine similarity, transform's n x k cosine distances
+/// 1 - cos, score the negative sum of w_i (1 - cos). Metric::Euclidean is the calls above.
+template <class T>
+KMEANS_API std::vector<std::int32_t> predict(const T* data, std::size_t n, std::size_t d,
+                                             const T* centroids, std::size_t k, Metric metric,
+                                             Backend backend = Backend::Auto,
+                                             Backend* used = nullptr);
+template <class T>
+KMEANS_API std::vector<T> transform(const T* data, std::size_t n, std::size_t d, const T* centroids,
+                                    std::size_t k, Metric metric, Backend backend = Backend::Auto,
+                                    Backend* used = nullptr);
+template <class T>
+KMEANS_API double score(const T* data, std::size_t n, std::size_t d, const T* centroids,
+                        std::size_t k, Metric metric, detail::NoDeduce<ArrayView<T>> sample_weight = {},
+                        Backend backend = Backend::Auto, Backend* used = nullptr);
+
 namespace detail {
 /// Engines (and, on the GPU, device buffers, stream and captured graphs) kept between the calls
 /// of one KMeans object. Opaque: defined inside the library, which also does all its handling.
@@ -272,9 +302,11 @@ class KMEANS_API KMeans {
   /// calls. Centres with counts below reassignment_ratio * the largest count are moved to rows
   /// of the batch as in fit (checked every 10 k rows, and whenever a count is 0).
   KMeans& partial_fit(const T* data, std::size_t n, std::size_t d);
-  /// Labels of new data (n x d, the d of the fit), on the backend that ran the fit.
+  /// Labels of new data (n x d, the d of the fit), on the backend that ran the fit. predict,
+  /// transform and score measure with params().metric.
   std::vector<std::int32_t> predict(const T* data, std::size_t n) const;
-  /// n x k Euclidean distances of new data to the fitted centroids.
+  /// n x k Euclidean distances (Metric::Cosine: cosine distances) of new data to the fitted
+  /// centroids.
   std::vector<T> transform(const T* data, std::size_t n) const;
   /// Negative inertia of new data against the fitted centroids (sample_weight: n weights).
   double score(const T* data, std::size_t n, ArrayView<T> sample_weight = {}) const;
@@ -353,6 +385,8 @@ extern template class KMeans<double>;
 
 /// "auto", "cuda", "cpu" or "reference".
 KMEANS_API const char* to_string(Backend b);
+/// "euclidean" or "cosine".
+KMEANS_API const char* to_string(Metric m);
 
 /// True when the CUDA backend is compiled in and a device of compute capability >= 8.0 is usable.
 /// When false and `why` is given, it receives the reason.

@@ -41,6 +41,7 @@ its wall time in seconds."""
 
 _INITS = ("k-means++", "random", "k-means||")
 _BACKENDS = ("auto", "cpu", "cuda", "reference")
+_METRICS = ("euclidean", "cosine")
 _INT32_MAX = 2**31 - 1
 
 
@@ -137,6 +138,10 @@ class KMeans(*_BASES):
     tol : float, default 1e-4 (relative to the mean feature variance, as scikit-learn)
     random_state : None, int, numpy RandomState or Generator
     algorithm : "lloyd" (the only algorithm)
+    metric : {"euclidean", "cosine"}, default "euclidean". "cosine" is spherical k-means: the
+        library scales the rows of X (and an init array) to unit norm (a row of zeros raises
+        ValueError), cluster_centers_ are unit vectors, inertia_, sse_history_ and score use
+        cosine distances 1 - cos (their sum), and transform returns 1 - cos per centroid
     backend : {"auto", "cpu", "cuda", "reference"}; "auto" uses a usable GPU, else the CPU
     n_threads : int or None (None: OpenMP's default)
     verbose : bool or int; prints one line per iteration on stdout
@@ -163,6 +168,7 @@ class KMeans(*_BASES):
         tol=1e-4,
         random_state=None,
         algorithm="lloyd",
+        metric="euclidean",
         backend="auto",
         n_threads=None,
         verbose=False,
@@ -176,6 +182,7 @@ class KMeans(*_BASES):
         self.tol = tol
         self.random_state = random_state
         self.algorithm = algorithm
+        self.metric = metric
         self.backend = backend
         self.n_threads = n_threads
         self.verbose = verbose
@@ -264,6 +271,8 @@ class KMeans(*_BASES):
             )
         if self.backend not in _BACKENDS:
             raise ValueError("backend = %r is not one of %s" % (self.backend, _BACKENDS))
+        if self.metric not in _METRICS:
+            raise ValueError("metric = %r is not one of %s" % (self.metric, _METRICS))
         if self.output not in ("numpy", "device"):
             raise ValueError("output = %r is not one of 'numpy', 'device'" % (self.output,))
         threads = 0 if self.n_threads is None else _check_int("n_threads", self.n_threads, 1)
@@ -353,6 +362,7 @@ class KMeans(*_BASES):
                 w_address,
                 w_size,
                 self._on_iteration(),
+                self.metric,
             )
         except ValueError as e:
             _raise_from_library(e)
@@ -398,17 +408,20 @@ class KMeans(*_BASES):
         c_address = centers.__array_interface__["data"][0]
         k = centers.shape[0]
         backend = self.backend
+        metric = self.metric
+        if metric not in _METRICS:
+            raise ValueError("metric = %r is not one of %s" % (metric, _METRICS))
         suffix = "float32" if data.dtype == np.float32 else "float64"
         try:
             if which == "score":
                 w_address, w_size, w_keep = self._weights(sample_weight, data)
                 value, _ = getattr(_core, "score_" + suffix)(
-                    data.address, data.n, data.d, c_address, k, w_address, w_size, backend
+                    data.address, data.n, data.d, c_address, k, w_address, w_size, backend, metric
                 )
                 del w_keep
                 return value
             out, _ = getattr(_core, which + "_" + suffix)(
-                data.address, data.n, data.d, c_address, k, backend
+                data.address, data.n, data.d, c_address, k, backend, metric
             )
         except ValueError as e:
             _raise_from_library(e)
@@ -419,7 +432,8 @@ class KMeans(*_BASES):
         return self._apply(X, "predict")
 
     def transform(self, X):
-        """The Euclidean distances of X's samples to the fitted centroids (n_samples, k)."""
+        """The Euclidean distances of X's samples to the fitted centroids (n_samples, k);
+        metric="cosine": the cosine distances 1 - cos."""
         return self._apply(X, "transform")
 
     def score(self, X, y=None, sample_weight=None):
@@ -455,6 +469,7 @@ class KMeans(*_BASES):
             seed=int(seed),
             backend=self.backend,
             n_threads=0 if self.n_threads is None else _check_int("n_threads", self.n_threads, 1),
+            metric=self.metric,
             inertia=float(self.inertia_),
             n_iter=int(self.n_iter_),
             converged=bool(getattr(self, "converged_", False)),
@@ -488,6 +503,7 @@ class KMeans(*_BASES):
             random_state=int(p["seed"]),
             backend=p["backend"],
             n_threads=None if p["n_threads"] == 0 else int(p["n_threads"]),
+            metric=p.get("metric", "euclidean"),
         )
         km.cluster_centers_ = centers
         km.n_features_in_ = centers.shape[1]

@@ -44,6 +44,12 @@ kmeans::Backend parse_backend(const std::string& s) {
   throw py::value_error("backend = '" + s + "' is not one of 'auto', 'cuda', 'cpu', 'reference'");
 }
 
+kmeans::Metric parse_metric(const std::string& s) {
+  if (s == "euclidean") return kmeans::Metric::Euclidean;
+  if (s == "cosine") return kmeans::Metric::Cosine;
+  throw py::value_error("metric = '" + s + "' is not one of 'euclidean', 'cosine'");
+}
+
 kmeans::Init parse_init(const std::string& s) {
   if (s == "random") return kmeans::Init::Random;
   if (s == "k-means++") return kmeans::Init::KMeansPlusPlus;
@@ -65,8 +71,10 @@ template <class T>
 py::dict fit(std::uintptr_t data, std::size_t n, std::size_t d, int k, const std::string& init,
              std::uintptr_t init_centroids, std::size_t init_size, int n_init, int max_iter,
              double tol, std::uint64_t seed, const std::string& backend, int n_threads,
-             std::uintptr_t sample_weight, std::size_t weight_size, py::object callback) {
+             std::uintptr_t sample_weight, std::size_t weight_size, py::object callback,
+             const std::string& metric) {
   kmeans::Params<T> p;
+  p.metric = parse_metric(metric);
   p.k = k;
   p.init = parse_init(init);
   p.n_init = n_init;
@@ -120,13 +128,14 @@ py::dict fit(std::uintptr_t data, std::size_t n, std::size_t d, int k, const std
 
 template <class T>
 py::tuple predict(std::uintptr_t data, std::size_t n, std::size_t d, std::uintptr_t centroids,
-                  std::size_t k, const std::string& backend) {
+                  std::size_t k, const std::string& backend, const std::string& metric) {
   kmeans::Backend used = kmeans::Backend::Auto;
   std::vector<std::int32_t> labels;
   const kmeans::Backend b = parse_backend(backend);
+  const kmeans::Metric m = parse_metric(metric);
   {
     py::gil_scoped_release release;
-    labels = kmeans::predict(as_ptr<T>(data), n, d, as_ptr<T>(centroids), k, b, &used);
+    labels = kmeans::predict(as_ptr<T>(data), n, d, as_ptr<T>(centroids), k, m, b, &used);
   }
   return py::make_tuple(adopt(std::move(labels), {static_cast<py::ssize_t>(n)}),
                         kmeans::to_string(used));
@@ -134,13 +143,14 @@ py::tuple predict(std::uintptr_t data, std::size_t n, std::size_t d, std::uintpt
 
 template <class T>
 py::tuple transform(std::uintptr_t data, std::size_t n, std::size_t d, std::uintptr_t centroids,
-                    std::size_t k, const std::string& backend) {
+                    std::size_t k, const std::string& backend, const std::string& metric) {
   kmeans::Backend used = kmeans::Backend::Auto;
   std::vector<T> dist;
   const kmeans::Backend b = parse_backend(backend);
+  const kmeans::Metric m = parse_metric(metric);
   {
     py::gil_scoped_release release;
-    dist = kmeans::transform(as_ptr<T>(data), n, d, as_ptr<T>(centroids), k, b, &used);
+    dist = kmeans::transform(as_ptr<T>(data), n, d, as_ptr<T>(centroids), k, m, b, &used);
   }
   return py::make_tuple(
       adopt(std::move(dist), {static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(k)}),
@@ -150,21 +160,22 @@ py::tuple transform(std::uintptr_t data, std::size_t n, std::size_t d, std::uint
 template <class T>
 py::tuple score(std::uintptr_t data, std::size_t n, std::size_t d, std::uintptr_t centroids,
                 std::size_t k, std::uintptr_t sample_weight, std::size_t weight_size,
-                const std::string& backend) {
+                const std::string& backend, const std::string& metric) {
   kmeans::Backend used = kmeans::Backend::Auto;
   kmeans::ArrayView<T> w;
   if (sample_weight) w = kmeans::ArrayView<T>(as_ptr<T>(sample_weight), weight_size);
   const kmeans::Backend b = parse_backend(backend);
+  const kmeans::Metric m = parse_metric(metric);
   double s = 0;
   {
     py::gil_scoped_release release;
-    s = kmeans::score(as_ptr<T>(data), n, d, as_ptr<T>(centroids), k, w, b, &used);
+    s = kmeans::score(as_ptr<T>(data), n, d, as_ptr<T>(centroids), k, m, w, b, &used);
   }
   return py::make_tuple(s, kmeans::to_string(used));
 }
 
 /// Writes a model file (KMeans<T>::save) of fitted centroids (k x d) and the fit's facts in
-/// `info`: the params (max_iter, tol, init, n_init, seed, backend, n_threads) and the result
+/// `info`: the params (max_iter, tol, init, n_init, seed, backend, n_threads, metric) and the result
 /// (inertia, n_iter, converged, n_empty_relocated, result_backend, sse_history,
 /// imbalance_history, cluster_sizes, warnings).
 template <class T>
@@ -182,6 +193,7 @@ void save_model(const std::string& path, py::array_t<T, py::array::c_style | py:
   p.seed = info["seed"].cast<std::uint64_t>();
   p.backend = parse_backend(info["backend"].cast<std::string>());
   p.n_threads = info["n_threads"].cast<int>();
+  if (info.contains("metric")) p.metric = parse_metric(info["metric"].cast<std::string>());
   kmeans::Result<T> r;
   r.centroids.assign(centers.data(), centers.data() + k * d);
   r.inertia = info["inertia"].cast<double>();
@@ -216,6 +228,7 @@ py::dict load_model_as(const std::string& path) {
   params["seed"] = p.seed;
   params["backend"] = kmeans::to_string(p.backend);
   params["n_threads"] = p.n_threads;
+  params["metric"] = kmeans::to_string(p.metric);
   py::dict out;
   out["params"] = params;
   out["centroids"] = adopt(std::move(r.centroids), {k, d});

@@ -27,6 +27,7 @@ def test_defaults_are_scikit_learns_names_and_values():
         tol=1e-4,
         random_state=None,
         algorithm="lloyd",
+        metric="euclidean",
         backend="auto",
         n_threads=None,
         verbose=False,

@@ -137,10 +137,17 @@ auto run_with_weights(const std::string& weights_path, F&& call) {
 }
 
 /// The centroids of --model (a model file of the data's dtype: run() converts DATA to it) as a
-/// matrix, checked against the data's d.
+/// matrix, checked against the data's d; `metric` receives the model's metric (a different
+/// --metric is an error).
 template <class T>
-Matrix model_centroids(const Options& o, const Matrix& data) {
+Matrix model_centroids(const Options& o, const Matrix& data, kmeans::Metric& metric) {
   const kmeans::KMeans<T> model = kmeans::KMeans<T>::load(o.model_in);
+  metric = model.params().metric;
+  if (o.metric && *o.metric != metric) {
+    throw kmeans::Error(std::string("--metric ") + kmeans::to_string(*o.metric) + " but --model " +
+                        o.model_in + " is a " + kmeans::to_string(metric) +
+                        " model (leave --metric out to use the model's)");
+  }
   const std::vector<T>& cent = model.result().centroids;
   Matrix c;
   c.dtype = data.dtype;
@@ -156,10 +163,12 @@ Matrix model_centroids(const Options& o, const Matrix& data) {
 }
 
 /// Reads --centroids in the data's dtype (or --model's centroids) and checks it against the
-/// data's d.
+/// data's d; `metric` receives the metric to serve with (--model's, else --metric, else
+/// euclidean).
 template <class T>
-Matrix load_centroids(const Options& o, const Matrix& data) {
-  if (!o.model_in.empty()) return model_centroids<T>(o, data);
+Matrix load_centroids(const Options& o, const Matrix& data, kmeans::Metric& metric) {
+  if (!o.model_in.empty()) return model_centroids<T>(o, data, metric);
+  metric = o.metric.value_or(kmeans::Metric::Euclidean);
   Matrix c = load(o.centroids_in, data.dtype);
   check_matrix<T>(c, o.centroids_in);
   if (c.cols != data.cols) {
@@ -223,7 +232,7 @@ std::string auto_reason(kmeans::Backend asked, kmeans::Backend ran) {
 }
 
 Json json_header(const char* command, kmeans::Backend asked, kmeans::Backend ran,
-                 const Matrix& data, std::int64_t k) {
+                 const Matrix& data, std::int64_t k, kmeans::Metric metric) {
   Json j;
   j.field("command", command)
       .field("version", kmeans::version())
@@ -232,7 +241,8 @@ Json json_header(const char* command, kmeans::Backend asked, kmeans::Backend ran
       .field("dtype", dtype_name(data.dtype))
       .field("n", data.rows)
       .field("d", data.cols)
-      .field("k", k);
+      .field("k", k)
+      .field("metric", kmeans::to_string(metric));
   return j;
 }
 
@@ -245,6 +255,7 @@ int run_fit(const Options& o, Matrix& data) {
   p.seed = o.seed;
   p.n_init = o.n_init;
   p.backend = o.backend;
+  p.metric = o.metric.value_or(kmeans::Metric::Euclidean);
   p.n_threads = o.threads;
   p.batch_size = o.batch_size;
   if (o.max_no_improvement) p.max_no_improvement = *o.max_no_improvement;
@@ -305,7 +316,7 @@ int run_fit(const Options& o, Matrix& data) {
         .field("assign", r.timings.assign)
         .field("update", r.timings.update)
         .field("final_assign", r.timings.final_assign);
-    Json j = json_header("fit", o.backend, r.backend, data, p.k);
+    Json j = json_header("fit", o.backend, r.backend, data, p.k, p.metric);
     j.field("algorithm", p.batch_size > 0 ? "minibatch" : "lloyd")
         .field("init", init_name(p.init))
         .field("n_init", n_init_ran)
@@ -336,10 +347,11 @@ int run_fit(const Options& o, Matrix& data) {
     }
     std::printf("%s\n", j.str().c_str());
   } else {
-    std::printf("kmeans fit: n = %lld, d = %lld, k = %d (%s, backend %s, init %s, n_init %d%s)\n",
+    std::printf("kmeans fit: n = %lld, d = %lld, k = %d (%s, backend %s, init %s, n_init %d%s%s)\n",
                 static_cast<long long>(data.rows), static_cast<long long>(data.cols), p.k,
                 dtype_name(data.dtype), kmeans::to_string(r.backend), init_name(p.init), n_init_ran,
-                o.sample_weight.empty() ? "" : ", weighted");
+                o.sample_weight.empty() ? "" : ", weighted",
+                p.metric == kmeans::Metric::Cosine ? ", metric cosine" : "");
     if (p.batch_size > 0) {
       std::printf("mini-batch k-means (batch_size %d): %s after %d step%s, %d epoch%s (max_iter %d)\n",
                   p.batch_size, r.converged ? "converged" : "stopped without converging",
@@ -350,8 +362,9 @@ int run_fit(const Options& o, Matrix& data) {
                   r.converged ? "converged" : "stopped without converging", r.n_iter,
                   r.n_iter == 1 ? "" : "s", p.max_iter);
     }
-    std::printf("inertia %s (mean squared distance %s), %d empty cluster%s relocated\n",
-                fmt(r.inertia).c_str(), fmt(r.inertia / static_cast<double>(data.rows)).c_str(),
+    std::printf("inertia %s (mean %s distance %s), %d empty cluster%s relocated\n",
+                fmt(r.inertia).c_str(), p.metric == kmeans::Metric::Cosine ? "cosine" : "squared",
+                fmt(r.inertia / static_cast<double>(data.rows)).c_str(),
                 r.n_empty_relocated, r.n_empty_relocated == 1 ? "" : "s");
     std::printf("fit time %s s (init %s, assign %s, update %s, final assign %s)\n",
                 fmt(seconds).c_str(), fmt(r.timings.init).c_str(), fmt(r.timings.assign).c_str(),
@@ -369,19 +382,23 @@ int run_fit(const Options& o, Matrix& data) {
 template <class T>
 int run_predict(const Options& o, Matrix& data) {
   check_matrix<T>(data, o.data_name);
-  Matrix c = load_centroids<T>(o, data);
+  kmeans::Metric metric = kmeans::Metric::Euclidean;
+  Matrix c = load_centroids<T>(o, data, metric);
   const T* x = values<T>(data).data();
   const T* cent = values<T>(c).data();
   const auto t0 = std::chrono::steady_clock::now();
   kmeans::Backend used = kmeans::Backend::Auto;
+  const auto n = static_cast<std::size_t>(data.rows), d = static_cast<std::size_t>(data.cols);
   const std::vector<std::int32_t> labels =
-      kmeans::predict(x, static_cast<std::size_t>(data.rows), static_cast<std::size_t>(data.cols),
-                      cent, static_cast<std::size_t>(c.rows), o.backend, &used);
+      kmeans::predict(x, n, d, cent, static_cast<std::size_t>(c.rows), metric, o.backend, &used);
   const double seconds = seconds_since(t0);
 
-  // The inertia of these labels, in double on the host (one cheap pass).
+  // The inertia of these labels, in double on the host (one cheap pass); cosine: the library's
+  // sum of cosine distances (score, on the same engine).
   double inertia = 0;
-  for (std::int64_t i = 0; i < data.rows; ++i) {
+  if (metric == kmeans::Metric::Cosine)
+    inertia = -kmeans::score(x, n, d, cent, static_cast<std::size_t>(c.rows), metric, {}, used);
+  for (std::int64_t i = 0; metric == kmeans::Metric::Euclidean && i < data.rows; ++i) {
     const T* xi = x + i * data.cols;
     const T* ci = cent + static_cast<std::int64_t>(labels[static_cast<std::size_t>(i)]) * data.cols;
     for (std::int64_t j = 0; j < data.cols; ++j) {
@@ -396,7 +413,7 @@ int run_predict(const Options& o, Matrix& data) {
 
   const char* backend = kmeans::to_string(used);  // the engine that ran
   if (o.json) {
-    Json j = json_header("predict", o.backend, used, data, c.rows);
+    Json j = json_header("predict", o.backend, used, data, c.rows, metric);
     j.null_or("model", o.model_in)
         .field("inertia", inertia)
         .field("seconds", seconds)
@@ -406,7 +423,8 @@ int run_predict(const Options& o, Matrix& data) {
     std::printf("kmeans predict: n = %lld, d = %lld, k = %lld (%s, backend %s)\n",
                 static_cast<long long>(data.rows), static_cast<long long>(data.cols),
                 static_cast<long long>(c.rows), dtype_name(data.dtype), backend);
-    std::printf("inertia %s (mean squared distance %s), predict time %s s\n", fmt(inertia).c_str(),
+    std::printf("inertia %s (mean %s distance %s), predict time %s s\n", fmt(inertia).c_str(),
+                metric == kmeans::Metric::Cosine ? "cosine" : "squared",
                 fmt(inertia / static_cast<double>(data.rows)).c_str(), fmt(seconds).c_str());
     if (!o.labels_out.empty()) std::printf("labels written to %s\n", o.labels_out.c_str());
   }
@@ -419,13 +437,14 @@ constexpr std::int64_t kPreviewRows = 5;
 template <class T>
 int run_transform(const Options& o, Matrix& data) {
   check_matrix<T>(data, o.data_name);
-  Matrix c = load_centroids<T>(o, data);
+  kmeans::Metric metric = kmeans::Metric::Euclidean;
+  Matrix c = load_centroids<T>(o, data, metric);
   const auto t0 = std::chrono::steady_clock::now();
   kmeans::Backend used = kmeans::Backend::Auto;
   const std::vector<T> dist =
       kmeans::transform(values<T>(data).data(), static_cast<std::size_t>(data.rows),
                         static_cast<std::size_t>(data.cols), values<T>(c).data(),
-                        static_cast<std::size_t>(c.rows), o.backend, &used);
+                        static_cast<std::size_t>(c.rows), metric, o.backend, &used);
   const double seconds = seconds_since(t0);
 
   kmeans::io::StagedWrites out;
@@ -434,7 +453,7 @@ int run_transform(const Options& o, Matrix& data) {
 
   const char* backend = kmeans::to_string(used);  // the engine that ran
   if (o.json) {
-    Json j = json_header("transform", o.backend, used, data, c.rows);
+    Json j = json_header("transform", o.backend, used, data, c.rows, metric);
     j.null_or("model", o.model_in)
         .field("seconds", seconds)
         .null_or("out", o.out);
@@ -450,7 +469,8 @@ int run_transform(const Options& o, Matrix& data) {
     return kExitOk;
   }
   const std::int64_t shown = std::min(data.rows, kPreviewRows);
-  std::printf("distances to the centroids (row: centroid 0, 1, ...):\n");
+  std::printf("%sdistances to the centroids (row: centroid 0, 1, ...):\n",
+              metric == kmeans::Metric::Cosine ? "cosine " : "");
   for (std::int64_t i = 0; i < shown; ++i) {
     std::printf("%lld:", static_cast<long long>(i));
     for (std::int64_t j = 0; j < c.rows; ++j) {
@@ -468,7 +488,8 @@ int run_transform(const Options& o, Matrix& data) {
 template <class T>
 int run_score(const Options& o, Matrix& data) {
   check_matrix<T>(data, o.data_name);
-  Matrix c = load_centroids<T>(o, data);
+  kmeans::Metric metric = kmeans::Metric::Euclidean;
+  Matrix c = load_centroids<T>(o, data, metric);
   Matrix weights;
   if (!o.sample_weight.empty()) weights = load_weights(o.sample_weight, data, o.data_name);
   const kmeans::ArrayView<T> w =
@@ -478,13 +499,13 @@ int run_score(const Options& o, Matrix& data) {
   const double score = run_with_weights(o.sample_weight, [&] {
     return kmeans::score(values<T>(data).data(), static_cast<std::size_t>(data.rows),
                          static_cast<std::size_t>(data.cols), values<T>(c).data(),
-                         static_cast<std::size_t>(c.rows), w, o.backend, &used);
+                         static_cast<std::size_t>(c.rows), metric, w, o.backend, &used);
   });
   const double seconds = seconds_since(t0);
 
   const char* backend = kmeans::to_string(used);  // the engine that ran
   if (o.json) {
-    Json j = json_header("score", o.backend, used, data, c.rows);
+    Json j = json_header("score", o.backend, used, data, c.rows, metric);
     j.null_or("model", o.model_in)
         .field("score", score)
         .null_or("sample_weight", o.sample_weight)

@@ -61,6 +61,12 @@ kmeans::Backend parse_backend(const std::string& text) {
   throw UsageError("--backend '" + text + "' is unknown: expected auto, cuda, cpu or reference");
 }
 
+kmeans::Metric parse_metric(const std::string& text) {
+  if (text == "euclidean") return kmeans::Metric::Euclidean;
+  if (text == "cosine") return kmeans::Metric::Cosine;
+  throw UsageError("--metric '" + text + "' is unknown: expected euclidean or cosine");
+}
+
 Dtype parse_dtype(const std::string& text) {
   if (text == "float32") return Dtype::Float32;
   if (text == "float64") return Dtype::Float64;
@@ -130,15 +136,19 @@ CommandFlags flags_of(const std::string& command) {
   if (command == "fit") {
     return {{"--k", "--init", "--n-init", "--max-iter", "--tol", "--seed", "--sample-weight",
              "--backend", "--dtype", "--centroids-out", "--labels-out", "--model-out", "--threads",
-             "--batch-size", "--max-no-improvement", "--reassignment-ratio", "--memory-limit"},
+             "--batch-size", "--max-no-improvement", "--reassignment-ratio", "--metric",
+             "--memory-limit"},
             {"--json", "--verbose", "--header", "--no-header", "--stream"}};
   }
   const std::vector<std::string> switches = {"--json", "--header", "--no-header"};
   if (command == "predict") {
-    return {{"--centroids", "--model", "--backend", "--dtype", "--labels-out"}, switches};
+    return {{"--centroids", "--model", "--backend", "--dtype", "--labels-out", "--metric"}, switches};
   }
-  if (command == "transform") return {{"--centroids", "--model", "--out", "--backend", "--dtype"}, switches};
-  return {{"--centroids", "--model", "--sample-weight", "--backend", "--dtype"}, switches};  // score
+  if (command == "transform") {
+    return {{"--centroids", "--model", "--out", "--backend", "--dtype", "--metric"}, switches};
+  }
+  return {{"--centroids", "--model", "--sample-weight", "--backend", "--dtype", "--metric"},
+          switches};  // score
 }
 
 bool is_command(const std::string& c) {
@@ -278,6 +288,8 @@ Options parse_args(int argc, char** argv) {
       o.sample_weight = v;
     } else if (arg == "--backend") {
       o.backend = parse_backend(v);
+    } else if (arg == "--metric") {
+      o.metric = parse_metric(v);
     } else if (arg == "--dtype") {
       o.dtype = parse_dtype(v);
     } else if (arg == "--centroids-out") {
