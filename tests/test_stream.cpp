@@ -147,6 +147,68 @@ void run_cases() {
 TEST(Stream, EqualsInMemoryFitFloat) { run_cases<float>(); }
 TEST(Stream, EqualsInMemoryFitDouble) { run_cases<double>(); }
 
+TEST(Stream, CosineEqualsInMemoryFit) {
+  // Metric::Cosine: chunks are normalised as they are read (read, not mapped), init centroids
+  // once, as the in-memory fit normalises its copies; unit rows (already normalised) too.
+  const std::int64_t n = 4096 * 3 + 57, d = 6;
+  for (Init init : {Init::Random, Init::KMeansPlusPlus, Init::KMeansParallel, Init::Array})
+    for (bool weighted : {false, true}) {
+      std::vector<double> x = clustered<double>(n, d, 5, 17);
+      for (std::int64_t j = 0; j < d; ++j) x[7 * d + j] = j == 0 ? 1.0 : 0.0;  // a unit row
+      std::vector<double> w(static_cast<std::size_t>(n));
+      for (std::int64_t i = 0; i < n; ++i) w[i] = 1.0 + static_cast<double>(i % 5);
+      std::vector<double> c0(x.begin(), x.begin() + 5 * d);
+      kmeans::Params<double> p;
+      p.k = 5;
+      p.init = init;
+      p.metric = kmeans::Metric::Cosine;
+      p.tol = 1e-4;
+      p.backend = kmeans::Backend::Cpu;
+      if (init == Init::Array) p.init_centroids = c0;
+      if (weighted) p.sample_weight = w;
+      const auto mem = kmeans::fit(x.data(), n, d, p);
+      auto src = source_of(x, d);
+      kmeans::StreamOptions so;
+      so.chunk_rows = 4096;
+      expect_same(mem, kmeans::fit(src, p, so));
+    }
+  // float data, tiny chunks
+  const std::vector<float> xf = clustered<float>(n, 3, 4, 19);
+  kmeans::Params<float> pf;
+  pf.k = 4;
+  pf.init = Init::KMeansParallel;
+  pf.metric = kmeans::Metric::Cosine;
+  pf.backend = kmeans::Backend::Cpu;
+  auto src = source_of(xf, 3);
+  kmeans::StreamOptions so;
+  so.chunk_rows = 4096;
+  expect_same(kmeans::fit(xf.data(), n, 3, pf), kmeans::fit(src, pf, so));
+}
+
+TEST(Stream, CosineZeroRowNamedByItsRow) {
+  const std::int64_t n = 4096 * 2 + 10, d = 3;
+  std::vector<float> x = clustered<float>(n, d, 2, 23);
+  std::fill(x.begin() + 5000 * d, x.begin() + 5001 * d, 0.0f);
+  kmeans::Params<float> p;
+  p.k = 2;
+  p.init = Init::Random;
+  p.metric = kmeans::Metric::Cosine;
+  auto src = source_of(x, d);
+  kmeans::StreamOptions so;
+  so.chunk_rows = 4096;
+  std::string in_memory;
+  try {
+    kmeans::fit(x.data(), n, d, p);
+  } catch (const kmeans::Error& e) {
+    in_memory = e.what();
+  }
+  ASSERT_NE(in_memory.find("row 5000"), std::string::npos) << in_memory;
+  expect_error([&] { kmeans::fit(src, p, so); }, in_memory);
+  // A NaN before it is named first, as in memory.
+  x[4100 * d] = std::nanf("");
+  expect_error([&] { kmeans::fit(src, p, so); }, "row 4100");
+}
+
 TEST(Stream, KEqualsNAndDuplicates) {
   // k = n with duplicate rows: clusters end empty, repair moves the farthest points.
   std::vector<double> x = clustered<double>(60, 3, 4, 7);

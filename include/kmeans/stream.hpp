@@ -102,7 +102,8 @@ KMEANS_API StreamFootprint stream_footprint(std::size_t n, std::size_t d, const 
 /// the in-memory kmeans::fit's on the CPU backend. Every Init works; Init::KMeansPlusPlus reads
 /// the data twice per greedy step (2k - 1 passes; Init::KMeansParallel needs 7). Mini-batch
 /// params (batch_size > 0) and backends other than Auto and Cpu are refused (kmeans::Error).
-/// Params::sample_weight (n values) stays in memory.
+/// Params::sample_weight (n values) stays in memory. Metric::Cosine normalises each chunk as it
+/// is read, as the in-memory fit normalises its copy.
 template <class T>
 KMEANS_API Result<T> fit(RowSource<T>& source, const Params<T>& p, const StreamOptions& s = {});
 

@@ -69,6 +69,7 @@ int run(const Options& o, const kmeans::NpyInfo& info, const std::string& why) {
   p.backend = o.backend;
   p.n_threads = o.threads;
   p.batch_size = o.batch_size;
+  p.metric = o.metric.value_or(kmeans::Metric::Euclidean);
   kmeans::io::Matrix init;
   if (init_is_file(o)) {
     init = kmeans::io::read_matrix(o.init);
@@ -157,6 +158,7 @@ int run(const Options& o, const kmeans::NpyInfo& info, const std::string& why) {
         .field("n", static_cast<std::int64_t>(n))
         .field("d", static_cast<std::int64_t>(d))
         .field("k", p.k)
+        .field("metric", kmeans::to_string(p.metric))
         .field("algorithm", "lloyd")
         .field("init", init_text(p.init))
         .field("n_init", n_init_ran)
@@ -180,15 +182,17 @@ int run(const Options& o, const kmeans::NpyInfo& info, const std::string& why) {
         .field("stream", stream);
     std::printf("%s\n", j.str().c_str());
   } else {
-    std::printf("kmeans fit: n = %zu, d = %zu, k = %d (%s, backend %s, init %s, n_init %d%s, "
+    std::printf("kmeans fit: n = %zu, d = %zu, k = %d (%s, backend %s, init %s, n_init %d%s%s, "
                 "streamed)\n",
                 n, d, p.k, dtype, kmeans::to_string(r.backend), init_text(p.init), n_init_ran,
-                o.sample_weight.empty() ? "" : ", weighted");
+                o.sample_weight.empty() ? "" : ", weighted",
+                p.metric == kmeans::Metric::Cosine ? ", metric cosine" : "");
     std::printf("%s after %d iteration%s (max_iter %d)\n",
                 r.converged ? "converged" : "stopped without converging", r.n_iter,
                 r.n_iter == 1 ? "" : "s", p.max_iter);
-    std::printf("inertia %.6g (mean squared distance %.6g), %d empty cluster%s relocated\n",
-                r.inertia, r.inertia / static_cast<double>(n), r.n_empty_relocated,
+    std::printf("inertia %.6g (mean %s distance %.6g), %d empty cluster%s relocated\n",
+                r.inertia, p.metric == kmeans::Metric::Cosine ? "cosine" : "squared",
+                r.inertia / static_cast<double>(n), r.n_empty_relocated,
                 r.n_empty_relocated == 1 ? "" : "s");
     std::printf("fit time %.6g s; peak resident memory %s (--memory-limit %s)\n", seconds,
                 mib(peak).c_str(), mib(so.memory_limit).c_str());

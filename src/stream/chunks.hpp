@@ -5,6 +5,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -14,24 +15,29 @@
 #include "engine.hpp"
 #include "internal.hpp"
 #include "kmeans/stream.hpp"
+#include "sphere.hpp"
 
 namespace kmeans::detail::stream {
 
 /// Rows per block: the engine's fixed reduction block (chunks are whole blocks).
 constexpr std::int64_t kBlock = kReduceBlock;
 
-/// The source's rows a chunk at a time (chunk_rows: kBlock times a power of two), multiplied by
-/// 2^data_exp (Units) when that is not 0. A chunk is a view of the source when it has one and no
-/// rescaling is needed, else a copy in one buffer of chunk_rows rows.
+/// The source's rows a chunk at a time (chunk_rows: kBlock times a power of two), on the unit
+/// sphere when `sphere` (Metric::Cosine: normalise_rows, as the in-memory fit's copy), then
+/// multiplied by 2^data_exp (Units) when that is not 0. A chunk is a view of the source when it
+/// has one and neither applies, else a copy in one buffer of chunk_rows rows.
 template <class T>
 class Chunks {
  public:
-  Chunks(RowSource<T>& src, std::int64_t chunk_rows, int data_exp)
+  Chunks(RowSource<T>& src, std::int64_t chunk_rows, int data_exp, bool sphere = false,
+         int n_threads = 0)
       : src_(src),
         n_(static_cast<std::int64_t>(src.rows())),
         d_(static_cast<std::int64_t>(src.cols())),
         chunk_rows_(chunk_rows),
-        data_exp_(data_exp) {}
+        data_exp_(data_exp),
+        sphere_(sphere),
+        n_threads_(n_threads) {}
   Chunks(const Chunks&) = delete;
   Chunks& operator=(const Chunks&) = delete;
   ~Chunks() { src_.release_view(); }
@@ -61,6 +67,7 @@ class Chunks {
     for (std::int64_t c = 0; c < m; ++c) {
       T* o = out + c * d_;
       src_.read(static_cast<std::size_t>(idx[c]), 1, o);
+      to_sphere(o, idx[c], 1);
       scale(o, d_);
     }
   }
@@ -70,13 +77,27 @@ class Chunks {
 
  private:
   const T* load(std::int64_t first, std::int64_t rows) {
-    if (data_exp_ == 0)
+    if (data_exp_ == 0 && !sphere_)
       if (const T* v = src_.view(static_cast<std::size_t>(first), static_cast<std::size_t>(rows)))
         return v;
     buf_.resize(static_cast<std::size_t>(chunk_rows_ * d_));
     src_.read(static_cast<std::size_t>(first), static_cast<std::size_t>(rows), buf_.data());
+    to_sphere(buf_.data(), first, rows);
     scale(buf_.data(), rows * d_);
     return buf_.data();
+  }
+  /// Rows [first, first + rows) held in x onto the unit sphere, in place; a zero row is named
+  /// by its row in the whole data set.
+  void to_sphere(T* x, std::int64_t first, std::int64_t rows) const {
+    if (!sphere_) return;
+    try {
+      normalise_rows(x, rows, d_, x, "data", n_threads_);
+    } catch (const Error&) {
+      for (std::int64_t r = 0; r < rows; ++r)
+        if (std::all_of(x + r * d_, x + (r + 1) * d_, [](T v) { return v == T(0); }))
+          throw Error(zero_row_error("data", first + r));
+      throw;
+    }
   }
   void scale(T* x, std::int64_t count) const {
     if (data_exp_ != 0)
@@ -86,6 +107,8 @@ class Chunks {
   RowSource<T>& src_;
   std::int64_t n_, d_, chunk_rows_;
   int data_exp_;
+  bool sphere_;
+  int n_threads_;
   std::vector<T> buf_;
 };
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "driver.hpp"
+#include "sphere.hpp"
 #include "stream/chunks.hpp"
 
 namespace kmeans {
@@ -101,7 +102,7 @@ template <class T>
 Result<T> fit(RowSource<T>& source, const Params<T>& params, const StreamOptions& so,
               std::int64_t max_partial_doubles) {
   const auto t_bind = Clock::now();
-  const Params<T> p = params;  // a copy: the callback may change the caller's
+  Params<T> p = params;  // a copy: the callback may change the caller's
   const std::size_t n = source.rows(), d = source.cols();
   if (n == 0) throw Error("data has n = 0 samples");
   if (d == 0) throw Error("data has d = 0 features");
@@ -110,8 +111,19 @@ Result<T> fit(RowSource<T>& source, const Params<T>& params, const StreamOptions
                 " overflows the address space");
   validate_params(p, n);
   check_stream_params(p);
-  const double init_max_abs = validate_init_centroids(p, d);
+  double init_max_abs = validate_init_centroids(p, d);
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
+  // Metric::Cosine: every chunk is normalised as it is read, and the given centroids here, as
+  // the in-memory fit normalises its copies (driver.cpp's run_fit).
+  const bool sphere = p.metric == Metric::Cosine;
+  std::vector<T> unit_init;
+  if (sphere && p.init == Init::Array) {
+    unit_init.resize(static_cast<std::size_t>(p.k) * d);
+    normalise_rows(p.init_centroids.data(), p.k, di, unit_init.data(), "init_centroids",
+                   p.n_threads);
+    p.init_centroids = ArrayView<T>(unit_init);
+    init_max_abs = std::min(init_max_abs, 1.0);
+  }
 
   Units<T> u;
   check_weights_view(p.sample_weight, n);
@@ -154,7 +166,7 @@ Result<T> fit(RowSource<T>& source, const Params<T>& params, const StreamOptions
   // The points' range check (one pass), then their units.
   double max_abs = 0;
   {
-    Chunks<T> check(source, chunk_rows, 0);
+    Chunks<T> check(source, chunk_rows, 0, sphere, p.n_threads);
     max_abs = validate_stream_points(check, p.n_threads);
   }
   u.data_exp = data_scale_exponent<T>(std::max(max_abs, init_max_abs));
@@ -164,7 +176,7 @@ Result<T> fit(RowSource<T>& source, const Params<T>& params, const StreamOptions
     w = u.weights.data();
   }
 
-  Chunks<T> chunks(source, chunk_rows, u.data_exp);
+  Chunks<T> chunks(source, chunk_rows, u.data_exp, sphere, p.n_threads);
   std::unique_ptr<DataOps<T>> ops = make_stream_data_ops(chunks, w, p.n_threads);
   std::unique_ptr<Engine<T>> e =
       make_stream_engine(chunks, w, p.n_threads, max_partial_doubles, ops.get());

@@ -38,3 +38,21 @@ kmeans_cli_case(stream_fortran_refused RC 1
 kmeans_cli_case(stream_nan_row RC 1
   ARGS fit @DATA@/bad_inf.npy --k 1 --init random --stream ${OUT}
   EXPECT_STDERR "data.*row [0-9]+")
+# Cosine (numpy_v*.npy: 4 x 3 without a zero row): the streamed fit normalises as it reads.
+kmeans_cli_case(stream_cosine_equals_in_memory RC 0
+  PRE fit @DATA@/numpy_v1_f8.npy --k 2 --init k-means|| --metric cosine --backend cpu
+      --centroids-out @WORK@/m.npy
+  ARGS fit @DATA@/numpy_v1_f8.npy --k 2 --init k-means|| --metric cosine --stream --json
+       --centroids-out @WORK@/s.npy
+  JSON_EQUAL "metric=cosine|n=4|d=3|k=2|backend=cpu"
+  SAME_FILES "@WORK@/m.npy|@WORK@/s.npy")
+kmeans_cli_case(stream_cosine_labels_equal RC 0
+  PRE fit @DATA@/numpy_v2_f4.npy --k 2 --init random --metric cosine --backend cpu
+      --labels-out @WORK@/ml.npy
+  ARGS fit @DATA@/numpy_v2_f4.npy --k 2 --init random --metric cosine --stream
+       --labels-out @WORK@/sl.npy
+  EXPECT_STDOUT "metric cosine, streamed"
+  SAME_FILES "@WORK@/ml.npy|@WORK@/sl.npy")
+kmeans_cli_case(stream_cosine_zero_row RC 1
+  ARGS fit @DATA@/tiny.npy --k 2 --init random --metric cosine --stream ${OUT}
+  EXPECT_STDERR "metric = cosine: data row 0 has zero norm")
