@@ -4,9 +4,7 @@
 // across chunks in block order: the in-memory engine's bits.
 #include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <memory>
-#include <numeric>
 #include <vector>
 
 #if defined(__GLIBC__)
