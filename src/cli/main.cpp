@@ -26,6 +26,7 @@
 #include "cli/json.hpp"
 #include "cli/mpi_fit.hpp"
 #include "cli/options.hpp"
+#include "cli/stream_fit.hpp"
 
 namespace {
 
@@ -537,6 +538,8 @@ int run(int argc, char** argv) {
   }
   if (o.mpi) return run_fit_mpi(o, argc, argv);  // its own reading, outputs and errors
   preflight(o);
+  std::string stream_why;  // fit --stream, or a .npy too large for memory: stream_fit.cpp
+  if (use_stream(o, stream_why)) return run_stream_fit(o, stream_why);
   std::optional<Dtype> dtype = o.dtype;
   if (!o.model_in.empty()) {  // the model's dtype is the computation's: DATA is converted to it
     const Dtype model = kmeans::model_dtype(o.model_in) == "float32" ? Dtype::Float32 : Dtype::Float64;

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <system_error>
 #include <type_traits>
@@ -71,6 +73,30 @@ Dtype parse_dtype(const std::string& text) {
   throw UsageError("--dtype '" + text + "' is unknown: expected float32 or float64");
 }
 
+/// A byte count: digits with an optional K, M, G or T (powers of 1024; KiB, MiB, ... too).
+std::size_t parse_memory(const std::string& flag, const std::string& text) {
+  const std::string what = flag + " '" + text + "'";
+  const std::string expected = ": expected a byte count such as 24M, 512K, 2G or 1048576";
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) throw UsageError(what + " is not a byte count" + expected);
+  std::string unit = text.substr(digits);
+  if (unit.size() > 1 && (unit.substr(1) == "iB" || unit.substr(1) == "B")) unit.resize(1);
+  int shift = 0;
+  if (unit == "K" || unit == "k") shift = 10;
+  else if (unit == "M" || unit == "m") shift = 20;
+  else if (unit == "G" || unit == "g") shift = 30;
+  else if (unit == "T" || unit == "t") shift = 40;
+  else if (!unit.empty()) throw UsageError(what + " has an unknown unit '" + unit + "'" + expected);
+  std::uint64_t v = 0;
+  const auto r = std::from_chars(text.data(), text.data() + digits, v);
+  if (r.ec != std::errc() || v > (std::numeric_limits<std::uint64_t>::max() >> shift) ||
+      (v << shift) > std::numeric_limits<std::size_t>::max())
+    throw UsageError(what + " is out of range" + expected);
+  if (v == 0) throw UsageError(what + " must be more than 0" + expected);
+  return static_cast<std::size_t>(v << shift);
+}
+
 void check_output_flag(const std::string& flag, const std::string& path) {
   if (!kmeans::io::has_matrix_extension(path)) {
     throw UsageError(flag + " '" + path + "': expected a file name ending in .npy or .csv");
@@ -110,8 +136,9 @@ CommandFlags flags_of(const std::string& command) {
   if (command == "fit") {
     return {{"--k", "--init", "--n-init", "--max-iter", "--tol", "--seed", "--sample-weight",
              "--backend", "--dtype", "--centroids-out", "--labels-out", "--model-out", "--threads",
-             "--batch-size", "--max-no-improvement", "--reassignment-ratio", "--metric"},
-            {"--json", "--verbose", "--header", "--no-header", "--mpi"}};
+             "--batch-size", "--max-no-improvement", "--reassignment-ratio", "--metric",
+             "--memory-limit"},
+            {"--json", "--verbose", "--header", "--no-header", "--mpi", "--stream"}};
   }
   const std::vector<std::string> switches = {"--json", "--header", "--no-header"};
   if (command == "predict") {
@@ -212,6 +239,8 @@ Options parse_args(int argc, char** argv) {
         o.header = arg == "--header" ? kmeans::io::CsvHeader::Present : kmeans::io::CsvHeader::Absent;
       } else if (arg == "--mpi") {
         o.mpi = true;
+      } else if (arg == "--stream") {
+        o.stream = true;
       } else {
         (arg == "--json" ? o.json : o.verbose) = true;
       }
@@ -297,6 +326,8 @@ Options parse_args(int argc, char** argv) {
     } else if (arg == "--model") {
       if (v.empty()) throw UsageError("--model needs a file name");
       o.model_in = v;
+    } else if (arg == "--memory-limit") {
+      o.memory_limit = parse_memory(arg, v);
     } else if (arg == "--threads") {
       o.threads = parse_integer<int>(arg, v, 0, kMaxThreads);  // 0 = all
     }
@@ -321,6 +352,15 @@ Options parse_args(int argc, char** argv) {
   if (!o.centroids_in.empty() && !o.model_in.empty()) {
     throw UsageError("--centroids and --model both give the centroids: use one of them");
   }
+  if (o.mpi && (o.stream || o.memory_limit))
+    throw UsageError(std::string(o.stream ? "--stream" : "--memory-limit") +
+                     " does not combine with --mpi: each rank already reads only its own rows");
+  if (o.stream && o.data == kStdin)
+    throw UsageError("--stream reads DATA in chunks from a .npy file, not from standard input");
+  std::string ext = o.data.size() >= 4 ? o.data.substr(o.data.size() - 4) : "";
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (o.stream && ext != ".npy")
+    throw UsageError("--stream reads DATA in chunks from a .npy file; '" + o.data + "' is not one");
   check_distinct_files(o);
   return o;
 }

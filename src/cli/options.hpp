@@ -50,6 +50,8 @@ struct Options {
   bool verbose = false;
   bool help = false;
   bool mpi = false;  // fit --mpi: one rank of an MPI job (src/cli/mpi_fit.cpp)
+  bool stream = false;                      // fit --stream: out-of-core (src/cli/stream_fit.cpp)
+  std::optional<std::size_t> memory_limit;  // fit --memory-limit, bytes
 };
 
 /// DATA "-": standard input.
