@@ -220,6 +220,7 @@ class CpuEngine final : public ShardEngine<T> {
   }
 
   const T* point_distances() const override { return dist_.data(); }
+  void keep_centre() override { keep_centre_ = true; }
 
  private:
   /// The rows of one sub-block of a block (the kernel, then the accumulation while the rows are
@@ -353,7 +354,7 @@ class CpuEngine final : public ShardEngine<T> {
     v_ = v;
     n_threads_ = resolve_threads(v.n_threads);
     n_blocks_ = (v.n + kBlock - 1) / kBlock;
-    mean_ = data_mean(v);
+    if (!keep_centre_) mean_ = data_mean(v);
     labels_.assign(static_cast<std::size_t>(v.n), -1);
     dist_.resize(static_cast<std::size_t>(v.n));
     block_sse_.resize(static_cast<std::size_t>(n_blocks_));
@@ -587,6 +588,7 @@ class CpuEngine final : public ShardEngine<T> {
   int n_threads_;
   std::int64_t n_blocks_;
   std::vector<T> mean_;
+  bool keep_centre_ = false;  ///< rebind keeps mean_ (ShardEngine::keep_centre)
   std::vector<std::int32_t> labels_;
   std::vector<T> dist_;
   std::vector<double> block_sse_;

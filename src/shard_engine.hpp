@@ -28,6 +28,12 @@ class ShardEngine : public Engine<T> {
   /// The squared distance (in T) of every point of the shard to its centroid in the last pass:
   /// the key of farthest().
   virtual const T* point_distances() const = 0;
+  /// Later rebinds keep the centring vector of the ranking passes (the mean of the data bound
+  /// now) instead of recomputing it from the new rows: one read of the data less per rebind.
+  /// The results do not change (labels and distances are exact whatever the centre; only how
+  /// tight the ranking's bound is depends on it), so a streamed fit that rebinds every chunk
+  /// of every pass keeps its bits.
+  virtual void keep_centre() = 0;
 };
 
 /// The CPU engine over a shard whose first row is global block `first_block`;

@@ -126,7 +126,10 @@ class StreamEngine final : public Engine<T> {
   /// and aligned to it: its canonical nodes are the whole data set's, shifted).
   ShardEngine<T>& bind(const T* x, std::int64_t first, std::int64_t rows) {
     const DataView<T> v{x, w_ ? w_ + first : nullptr, rows, c_.d(), n_threads_};
-    if (!engine_ || !engine_->rebind(v)) engine_ = make_cpu_shard_engine(v, 0, max_partial_doubles_);
+    if (!engine_ || !engine_->rebind(v)) {
+      engine_ = make_cpu_shard_engine(v, 0, max_partial_doubles_);
+      engine_->keep_centre();  // the first chunk's mean centres every chunk (shard_engine.hpp)
+    }
     return *engine_;
   }
 
