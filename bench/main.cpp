@@ -30,7 +30,8 @@ namespace {
 }
 
 const char* kUsage =
-    "usage: bench_kmeans [--grid [--quick] | --case SPEC | --cpu-peers [--quick]] [options]\n"
+    "usage: bench_kmeans [--grid [--quick] | --case SPEC | --cpu-peers [--quick] |\n"
+    "                     --minibatch [--quick]] [options]\n"
     "\n"
     "With no mode: the classic loop-vs-vectorized study (4 blobs in 3-D, k = 4, 50 iterations)\n"
     "for every available backend, with the original study's figures and peers.\n"
@@ -48,6 +49,10 @@ const char* kUsage =
     "                         scikit-learn-intelex, FAISS, PyTorch) on a fixed list of shapes, each\n"
     "                         shape's share of its limit, and the busy-core case (another process\n"
     "                         spinning: default threads over 1 thread); --quick: the first six\n"
+    "  --minibatch            time to inertia: Lloyd against mini-batch k-means (batch 1024\n"
+    "                         and 8192), ours and scikit-learn's MiniBatchKMeans / KMeans, from\n"
+    "                         the same centroids on 1e6 x 16 float32 blobs, k = 256 (minutes);\n"
+    "                         --quick: 1e5 x 16, k = 64\n"
     "options:\n"
     "  --json FILE            write every row and a machine description as JSON\n"
     "  --peers / --no-peers   run the peers in the same run (default: on,\n"
@@ -165,6 +170,9 @@ Options parse_options(int argc, char** argv) {
       std::exit(0);
     } else if (flag == "--cpu-peers") {
       o.cpu_peers = true;
+    } else if (flag == "--minibatch") {
+      no_value();
+      o.minibatch = true;
     } else if (flag == "--grid") {
       no_value();
       o.grid = true;
@@ -203,8 +211,8 @@ Options parse_options(int argc, char** argv) {
       usage_error("unknown argument '" + std::string(argv[i]) + "'");
     }
   }
-  if (int(o.grid) + int(o.has_case) + int(o.cpu_peers) > 1)
-    usage_error("--grid, --case and --cpu-peers are separate modes: choose one");
+  if (int(o.grid) + int(o.has_case) + int(o.cpu_peers) + int(o.minibatch) > 1)
+    usage_error("--grid, --case, --cpu-peers and --minibatch are separate modes: choose one");
   return o;
 }
 
@@ -254,7 +262,8 @@ int bench_main(int argc, char** argv) {
                               "noisy)"
                             : "");
   }
-  run.cpu = measure_cpu(run.threads, o.quick || (!o.grid && !o.has_case && !o.cpu_peers));
+  run.cpu = measure_cpu(run.threads,
+                        o.quick || o.minibatch || (!o.grid && !o.has_case && !o.cpu_peers));
   run.gpu = measure_gpu(o.quick);
   print_limits(run.cpu, run.gpu);
   if (run.peers) {
@@ -269,7 +278,9 @@ int bench_main(int argc, char** argv) {
                     : ("; a peer it lacks: " + run.fallback_python).c_str());
   }
 
-  if (o.cpu_peers) {
+  if (o.minibatch) {
+    run_minibatch(run);
+  } else if (o.cpu_peers) {
     run_cpu_peers(run);
   } else if (o.grid) {
     run_grid(run);
@@ -287,7 +298,8 @@ int bench_main(int argc, char** argv) {
         .set("compiler", KMEANS_BENCH_COMPILER)
         .set("date_utc", utc_now())
         .set("command", o.command_line)
-        .set("mode", o.cpu_peers ? "cpu-peers" : o.grid ? "grid" : o.has_case ? "case" : "classic")
+        .set("mode", o.minibatch ? "minibatch" : o.cpu_peers ? "cpu-peers" : o.grid ? "grid"
+                     : o.has_case ? "case" : "classic")
         .set("quick", o.quick)
         .set("threads", run.threads)
         .set("load_average_start", load_start)

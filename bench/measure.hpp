@@ -45,6 +45,7 @@ struct CaseSpec {
 struct Options {
   bool grid = false;
   bool cpu_peers = false;
+  bool minibatch = false;  ///< --minibatch: time to inertia (minibatch.cpp)
   bool quick = false;
   bool has_case = false;
   CaseSpec case_spec;
@@ -70,13 +71,14 @@ struct Run {
   Json rows = Json::array();
 };
 
-/// The modes (classic.cpp, grid.cpp, case.cpp, cpu_peers.cpp).
+/// The modes (classic.cpp, grid.cpp, case.cpp, cpu_peers.cpp, minibatch.cpp).
 void run_classic(Run& run);
 /// --scaling (scaling_driver.cpp): kmeans::mpi under mpiexec; its own options and output.
 int run_scaling(int argc, char** argv);
 void run_grid(Run& run);
 void run_case(Run& run);
 void run_cpu_peers(Run& run);
+void run_minibatch(Run& run);
 
 // ------------------------------------------------------------------------- measuring ours
 

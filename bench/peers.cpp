@@ -12,7 +12,6 @@
 #include <vector>
 
 namespace bench {
-namespace {
 
 /// Single-quotes a word for /bin/sh.
 std::string shell_quote(const std::string& s) {
@@ -42,6 +41,8 @@ std::string run_command(const std::string& cmd, int* status) {
   *status = (raw != -1 && WIFEXITED(raw)) ? WEXITSTATUS(raw) : -1;
   return out;
 }
+
+namespace {
 
 /// The first executable `name` in $PATH's directories, or empty.
 std::string find_on_path(const std::string& name) {

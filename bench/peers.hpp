@@ -44,6 +44,13 @@ struct PeerRequest {
   int timeout_s = 900;           ///< Hard limit per peer process (when `timeout` exists).
 };
 
+/// Single-quotes a word for /bin/sh.
+std::string shell_quote(const std::string& s);
+
+/// Runs a shell command; returns its stdout and sets *status to the exit status (-1 when it
+/// could not be started or did not exit normally).
+std::string run_command(const std::string& cmd, int* status);
+
 /// The peers in their display order.
 const std::vector<std::string>& peer_names();
 

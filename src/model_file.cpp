@@ -76,8 +76,12 @@ void put_doubles(std::string& out, const std::vector<double>& v) {
   out += ']';
 }
 
+/// The model's "algorithm": "minibatch" for a mini-batch model (batch_size > 0), else "lloyd".
+const char* algorithm_text(const Options& p) { return p.batch_size > 0 ? "minibatch" : "lloyd"; }
+
 template <class T>
-std::string model_text(const Options& p, const Result<T>& r, std::size_t d) {
+std::string model_text(const Options& p, const Result<T>& r, std::size_t d,
+                       const detail::StreamState& stream) {
   using detail::json::put_double;
   using detail::json::put_string;
   const std::size_t k = r.centroids.size() / d;
@@ -90,7 +94,9 @@ std::string model_text(const Options& p, const Result<T>& r, std::size_t d) {
   o += "\",\n  \"k\": " + std::to_string(k) + ",\n  \"d\": " + std::to_string(d);
   o += ",\n  \"metric\": \"";
   o += to_string(p.metric);  // "euclidean" or "cosine"
-  o += "\",\n  \"algorithm\": \"lloyd\",\n  \"params\": {\"k\": ";
+  o += "\",\n  \"algorithm\": \"";
+  o += algorithm_text(p);
+  o += "\",\n  \"params\": {\"k\": ";
   o += std::to_string(p.k) + ", \"max_iter\": " + std::to_string(p.max_iter) + ", \"tol\": ";
   put_double(o, p.tol);
   o += ", \"init\": \"";
@@ -98,9 +104,24 @@ std::string model_text(const Options& p, const Result<T>& r, std::size_t d) {
   o += "\", \"n_init\": " + std::to_string(p.n_init) + ", \"seed\": " + std::to_string(p.seed);
   o += ", \"backend\": \"";
   o += to_string(p.backend);
-  o += "\", \"n_threads\": " + std::to_string(p.n_threads) + "},\n  \"inertia\": ";
+  o += "\", \"n_threads\": " + std::to_string(p.n_threads);
+  if (p.batch_size > 0) {  // mini-batch's own params (a Lloyd model's file is as before)
+    o += ", \"batch_size\": " + std::to_string(p.batch_size) +
+         ", \"max_no_improvement\": " + std::to_string(p.max_no_improvement) +
+         ", \"reassignment_ratio\": ";
+    put_double(o, p.reassignment_ratio);
+  }
+  o += "},\n  \"inertia\": ";
   put_double(o, r.inertia);
   o += ",\n  \"n_iter\": " + std::to_string(r.n_iter);
+  if (p.batch_size > 0 || r.n_steps > 0) o += ",\n  \"n_steps\": " + std::to_string(r.n_steps);
+  if (stream.steps > 0) {  // what a later partial_fit continues from (absent: from cluster_sizes)
+    o += ",\n  \"partial_fit\": {\"steps\": " + std::to_string(stream.steps) +
+         ", \"rng\": " + std::to_string(stream.rng) +
+         ", \"since_reassign\": " + std::to_string(stream.since_reassign) + ", \"counts\": ";
+    put_doubles(o, stream.counts);
+    o += '}';
+  }
   o += ",\n  \"converged\": ";
   o += r.converged ? "true" : "false";
   o += ",\n  \"n_empty_relocated\": " + std::to_string(r.n_empty_relocated);
@@ -234,6 +255,7 @@ class Document {
     r.seek(it->second);
     return r;
   }
+  bool has(const std::string& key) const { return members_.count(key) != 0; }
   char peek_char(const std::string& key) const { return at(key).peek(); }
   std::string string(const std::string& key) const {
     Reader r = at(key);
@@ -346,6 +368,62 @@ Backend backend_named(const Document& doc, const std::string& key, const std::st
   doc.fail(key, key + " \"" + s + "\" is not auto, cuda, cpu or reference");
 }
 
+/// The optional "partial_fit" object (what KMeans::partial_fit carries between calls): steps
+/// >= 1, rng, since_reassign >= 0 and k counts, each finite and >= 0.
+detail::StreamState read_stream(const Document& doc, std::size_t k) {
+  Reader r = doc.at("partial_fit");
+  if (r.peek() != '{') doc.fail("partial_fit", "\"partial_fit\" must be an object");
+  const std::size_t start = r.pos();
+  detail::StreamState st;
+  std::map<std::string, bool> seen;
+  r.expect('{', "'{'");
+  if (!r.accept('}')) {
+    do {
+      r.ws();
+      const std::size_t at = r.pos();
+      const std::string key = r.string();
+      const std::string what = "partial_fit." + key;
+      r.expect(':', "':' after a member name");
+      if (seen[key]) r.fail_at(at, "member \"" + what + "\" appears twice");
+      seen[key] = true;
+      r.ws();
+      const std::size_t pos = r.pos();
+      if (key == "steps") {
+        st.steps = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 1, kIntMax));
+      } else if (key == "rng") {
+        st.rng = detail::json::to_uint64(r, pos, r.number_token(), what);
+      } else if (key == "since_reassign") {
+        st.since_reassign = detail::json::to_int(r, pos, r.number_token(), what, 0,
+                                                 std::numeric_limits<std::int64_t>::max());
+      } else if (key == "counts") {
+        r.expect('[', "an array for \"partial_fit.counts\"");
+        if (!r.accept(']')) {
+          do {
+            r.ws();
+            const std::size_t vpos = r.pos();
+            const std::string vwhat = what + "[" + std::to_string(st.counts.size()) + "]";
+            const double x = detail::json::to_double(r, vpos, r.number_token(), vwhat, false);
+            if (!(x >= 0)) r.fail_at(vpos, vwhat + " is negative");
+            st.counts.push_back(x);
+          } while (r.accept(','));
+          r.expect(']', "',' or ']'");
+        }
+        if (st.counts.size() != k) {
+          r.fail_at(pos, "\"partial_fit.counts\" has " + std::to_string(st.counts.size()) +
+                             " values but k = " + std::to_string(k));
+        }
+      } else {
+        r.skip_value(2);  // a member a later 1.x writer added: ignored
+      }
+    } while (r.accept(','));
+    r.expect('}', "',' or '}' in \"partial_fit\"");
+  }
+  for (const char* key : {"steps", "rng", "since_reassign", "counts"}) {
+    if (!seen[key]) r.fail_at(start, std::string("\"partial_fit\" has no member \"") + key + "\"");
+  }
+  return st;
+}
+
 /// The params object: every member of Options but on_iteration.
 Options read_params(const Document& doc) {
   Reader r = doc.at("params");
@@ -393,6 +471,13 @@ Options read_params(const Document& doc) {
         else r.fail_at(pos, what + " \"" + s + "\" is not auto, cuda, cpu or reference");
       } else if (key == "n_threads") {
         p.n_threads = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 0, kMaxThreads));
+      } else if (key == "batch_size") {
+        p.batch_size = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 0, kIntMax));
+      } else if (key == "max_no_improvement") {
+        p.max_no_improvement = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 0, kIntMax));
+      } else if (key == "reassignment_ratio") {
+        p.reassignment_ratio = detail::json::to_double(r, pos, r.number_token(), what, false);
+        if (!(p.reassignment_ratio >= 0)) r.fail_at(pos, what + " must be >= 0");
       } else {
         r.skip_value(2);  // a member a later 1.x writer added: ignored
       }
@@ -406,7 +491,8 @@ Options read_params(const Document& doc) {
 }
 
 template <class T>
-KMeans<T> model_from_text(const std::string& text, const std::string& name) {
+KMeans<T> model_from_text(const std::string& text, const std::string& name,
+                          detail::StreamState& stream) {
   const Document doc(text, name);
   if (doc.dtype() != dtype_name<T>()) {
     doc.fail("dtype", "the model holds " + doc.dtype() + " centroids; load it as KMeans<" +
@@ -419,9 +505,9 @@ KMeans<T> model_from_text(const std::string& text, const std::string& name) {
                            " (it knows \"euclidean\" and \"cosine\")");
   }
   const std::string algorithm = doc.string("algorithm");
-  if (algorithm != "lloyd") {
+  if (algorithm != "lloyd" && algorithm != "minibatch") {
     doc.fail("algorithm", "algorithm \"" + algorithm + "\" is not known to this kmeans " +
-                              version() + " (it knows \"lloyd\")");
+                              version() + " (it knows \"lloyd\" and \"minibatch\")");
   }
   const auto k = static_cast<std::size_t>(doc.integer("k", 1, kIntMax));
   // d: k * d values must be addressable (and k * d * 8 bytes).
@@ -432,10 +518,16 @@ KMeans<T> model_from_text(const std::string& text, const std::string& name) {
   Params<T> p;
   static_cast<Options&>(p) = read_params(doc);  // params.k may differ from k (changed after the fit)
   p.metric = metric == "cosine" ? Metric::Cosine : Metric::Euclidean;
+  if ((algorithm == "minibatch") != (p.batch_size > 0)) {
+    doc.fail("algorithm", "algorithm \"" + algorithm + "\" does not match params.batch_size = " +
+                              std::to_string(p.batch_size) +
+                              " (a mini-batch model has batch_size >= 1, a Lloyd model none)");
+  }
   Result<T> r;
   r.inertia = doc.real("inertia", true);
   if (!(r.inertia >= 0)) doc.fail("inertia", "inertia must be >= 0");
   r.n_iter = static_cast<int>(doc.integer("n_iter", 0, kIntMax));
+  if (doc.has("n_steps")) r.n_steps = static_cast<int>(doc.integer("n_steps", 0, kIntMax));
   r.converged = doc.boolean("converged");
   r.n_empty_relocated = static_cast<int>(doc.integer("n_empty_relocated", 0, kIntMax));
   r.backend = backend_named(doc, "backend", doc.string("backend"));
@@ -448,6 +540,7 @@ KMeans<T> model_from_text(const std::string& text, const std::string& name) {
   }
   r.warnings = doc.strings("warnings");
   r.centroids = doc.centroids<T>(k, d);
+  stream = doc.has("partial_fit") ? read_stream(doc, k) : detail::StreamState{};
   return KMeans<T>::from_result(std::move(p), std::move(r), d);
 }
 
@@ -485,7 +578,7 @@ KMeans<T> KMeans<T>::from_result(Params<T> params, Result<T> result, std::size_t
 template <class T>
 std::string KMeans<T>::to_json() const {
   check_fitted();
-  return model_text<T>(params_, result_, d_);
+  return model_text<T>(params_, result_, d_, stream_);
 }
 
 template <class T>
@@ -495,12 +588,15 @@ void KMeans<T>::save(const std::string& path) const {
 
 template <class T>
 KMeans<T> KMeans<T>::from_json(const std::string& text, const std::string& name) {
-  return model_from_text<T>(text, name);
+  detail::StreamState stream;
+  KMeans<T> m = model_from_text<T>(text, name, stream);
+  m.stream_ = std::move(stream);
+  return m;
 }
 
 template <class T>
 KMeans<T> KMeans<T>::load(const std::string& path) {
-  return model_from_text<T>(read_file(path), "model file '" + path + "'");
+  return from_json(read_file(path), "model file '" + path + "'");
 }
 
 std::string model_dtype(const std::string& path) {

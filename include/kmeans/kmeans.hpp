@@ -338,6 +338,8 @@ class KMEANS_API KMeans {
   // library version, dtype, k, d, metric, algorithm, the scalar params, the result's inertia,
   // n_iter, converged, backend, histories, cluster sizes and warnings, and the k x d centroids
   // as exact decimal numbers (they read back bit for bit). Labels and timings are not stored.
+  // A mini-batch model adds n_steps and, after partial_fit, what the next call continues from
+  // (counts, generator state), so a loaded copy continues exactly as the saved object.
 
   /// Writes the fitted model to `path`: to a temporary file beside it, renamed over `path` when
   /// complete, so a failure never leaves a partial file. Throws kmeans::Error when unfitted or

@@ -2,8 +2,9 @@
 """kmeans: Lloyd k-means on NVIDIA GPUs with a fast multithreaded CPU fallback.
 
 ``kmeans.KMeans`` is a scikit-learn style estimator over the C++ library (``fit``, ``predict``,
-``transform``, ``score``, ...). NumPy float32/float64 C-contiguous arrays are used in place;
-CUDA arrays (CuPy, PyTorch) go to the GPU in place.
+``transform``, ``score``, ...); ``kmeans.MiniBatchKMeans`` is scikit-learn's MiniBatchKMeans
+(``fit``, ``partial_fit``, ...) over its mini-batch k-means. NumPy float32/float64
+C-contiguous arrays are used in place; CUDA arrays (CuPy, PyTorch) go to the GPU in place.
 """
 
 try:
@@ -15,6 +16,7 @@ except ImportError as e:  # pragma: no cover - a broken install
     ) from e
 
 from ._estimator import IterationInfo, KMeans
+from ._minibatch import MiniBatchKMeans
 
 __version__ = _core.version()
 
@@ -30,4 +32,4 @@ def built_with_cuda():
     return bool(_core.with_cuda)
 
 
-__all__ = ["KMeans", "IterationInfo", "cuda_available", "built_with_cuda", "__version__"]
+__all__ = ["KMeans", "MiniBatchKMeans", "IterationInfo", "cuda_available", "built_with_cuda", "__version__"]

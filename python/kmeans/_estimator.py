@@ -125,7 +125,226 @@ def _host_array(X, what):
     return a
 
 
-class KMeans(*_BASES):
+class _BaseKMeans(*_BASES):
+    """What KMeans and MiniBatchKMeans share: input checks, the per-iteration hook, the
+    fitted attributes and predict / transform / score / fit_predict / fit_transform.
+    A subclass defines __init__ (its params), _fit(X, sample_weight) -> Data and save/load."""
+
+    # n_init = "auto" with init = "random" (or a callable): scikit-learn's KMeans runs 10.
+    _N_INIT_AUTO_RANDOM = 10
+
+    @property
+    def _n_features_out(self):
+        """The number of columns of transform's output (get_feature_names_out)."""
+        return self.cluster_centers_.shape[0]
+
+    # ---------------------------------------------------------------- input
+    def _data(self, X, reset, what="X"):
+        """Data for X: a device array in place, or a host array validated (and converted when
+        needed) the way scikit-learn does; sets or checks n_features_in_."""
+        dev = _arrays.device(X, what)
+        if dev is not None:
+            if reset:
+                self.n_features_in_ = dev.d
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+            elif dev.d != self.n_features_in_:
+                raise ValueError(
+                    "X has %d features, but %s is expecting %d features as "
+                    "input." % (dev.d, type(self).__name__, self.n_features_in_)
+                )
+            return dev
+        kw = dict(dtype=[np.float64, np.float32], order="C", accept_sparse=False, copy=False)
+        if _sk_validate_data is not None:  # scikit-learn >= 1.6
+            a = _sk_validate_data(self, X, reset=reset, ensure_all_finite=False, **kw)
+        elif hasattr(self, "_validate_data"):  # older scikit-learn
+            a = self._validate_data(X, reset=reset, force_all_finite=False, **kw)
+        else:
+            a = _host_array(X, what)
+            if reset:
+                self.n_features_in_ = a.shape[1]
+            elif a.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    "X has %d features, but %s is expecting %d features as "
+                    "input." % (a.shape[1], type(self).__name__, self.n_features_in_)
+                )
+        # check_array keeps float32/float64 C-contiguous arrays as they are; be sure of it.
+        a = np.ascontiguousarray(a)
+        if a.dtype not in _arrays._FLOATS:
+            a = a.astype(np.float64)
+        return _arrays.host(a)
+
+    def _weights(self, sample_weight, data):
+        """(address, length, keep) of sample_weight beside the data (None: unweighted)."""
+        if sample_weight is None:
+            return 0, 0, None
+        if data.on_device:
+            w = _arrays.device(sample_weight, "sample_weight", ndim=1)
+            if w is None:
+                raise ValueError(
+                    "sample_weight must be a device array (CuPy, PyTorch CUDA) when X is one"
+                )
+            if w.dtype != data.dtype:
+                raise ValueError(
+                    "sample_weight has dtype %s; the device data is %s (device "
+                    "arrays are not converted)" % (w.dtype, data.dtype)
+                )
+            if w.n != data.n:
+                raise ValueError("sample_weight has %d values; X has %d samples" % (w.n, data.n))
+            return w.address, w.n, w.keep
+        if isinstance(sample_weight, numbers.Number):
+            sample_weight = np.full(data.n, sample_weight, dtype=data.dtype)
+        w = np.asarray(sample_weight)
+        if w.ndim != 1 or w.shape[0] != data.n:
+            raise ValueError(
+                "sample_weight has shape %s; expected (%d,), one weight per sample"
+                % (w.shape, data.n)
+            )
+        address, w = _arrays.host_1d(w, data.dtype)
+        return address, w.shape[0], w
+
+    def _check_params(self, data):
+        """The checked common params: (k, init, centroids or None, n_init, max_iter, tol,
+        threads)."""
+        k = _check_int("n_clusters", self.n_clusters, 1)
+        max_iter = _check_int("max_iter", self.max_iter, 0)
+        if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real):
+            raise TypeError("tol must be a float, got %r" % (self.tol,))
+        if self.backend not in _BACKENDS:
+            raise ValueError("backend = %r is not one of %s" % (self.backend, _BACKENDS))
+        if self.metric not in _METRICS:
+            raise ValueError("metric = %r is not one of %s" % (self.metric, _METRICS))
+        if self.output not in ("numpy", "device"):
+            raise ValueError("output = %r is not one of 'numpy', 'device'" % (self.output,))
+        threads = 0 if self.n_threads is None else _check_int("n_threads", self.n_threads, 1)
+        if self.callback is not None and not callable(self.callback):
+            raise TypeError("callback must be callable or None, got %r" % (self.callback,))
+        init = self.init
+        if isinstance(init, str):
+            if init not in _INITS:
+                raise ValueError(
+                    "init = %r is not one of %s, an array of shape (n_clusters, "
+                    "n_features) or a callable" % (init, _INITS)
+                )
+            if self.n_init == "auto":
+                n_init = self._N_INIT_AUTO_RANDOM if init == "random" else 1
+            else:
+                n_init = _check_int("n_init", self.n_init, 1)
+            return k, init, None, n_init, max_iter, float(self.tol), threads
+        if callable(init):
+            if data.on_device:
+                raise ValueError("a callable init needs host data; pass the centroids as an array")
+            init = init(data.array, k, self.random_state)
+        if not isinstance(init, np.ndarray) and hasattr(init, "__cuda_array_interface__"):
+            # centroids on the device (CuPy, PyTorch): the library takes them from host memory
+            init = init.get() if hasattr(init, "get") else init.cpu().numpy()
+        c = np.ascontiguousarray(init, dtype=data.dtype)
+        if c.ndim != 2 or c.shape != (k, data.d):
+            raise ValueError(
+                "init has shape %s; expected (n_clusters, n_features) = (%d, %d)"
+                % (c.shape, k, data.d)
+            )
+        # one fit from the given centroids; the library warns when n_init asked for more
+        n_init = 1 if self.n_init == "auto" else _check_int("n_init", self.n_init, 1)
+        return k, "array", c, n_init, max_iter, float(self.tol), threads
+
+    def _set_result(self, r, warn=True):
+        """The fitted attributes from the library's result dict; its warnings are raised as
+        UserWarnings (at the caller of fit) when `warn`."""
+        self.cluster_centers_ = r["centroids"]
+        self.labels_ = r["labels"]
+        self.inertia_ = float(r["inertia"])
+        self.n_iter_ = int(r["n_iter"])
+        self.sse_history_ = r["sse_history"]
+        self.backend_ = r["backend"]
+        self.timings_ = dict(r["timings"])
+        self.converged_ = bool(r["converged"])
+        self.cluster_sizes_ = r["cluster_sizes"]
+        self.n_empty_relocated_ = int(r["n_empty_relocated"])
+        self.warnings_ = list(r["warnings"])
+        for message in self.warnings_ if warn else ():
+            warnings.warn(message, UserWarning, stacklevel=4)
+
+    def _on_iteration(self):
+        """The per-iteration hook: the verbose line, then the user's callback."""
+        verbose, user = self.verbose, self.callback
+        if not verbose and user is None:
+            return None
+
+        def hook(iteration, sse, shift, seconds):
+            if verbose:
+                print(
+                    "Iteration %d, inertia %.10g, center shift %.6g, %.3f ms"
+                    % (iteration, sse, shift, seconds * 1e3),
+                    file=sys.stdout,
+                    flush=True,
+                )
+            if user is not None:
+                r = user(IterationInfo(iteration, sse, shift, seconds))
+                return r is None or bool(r)
+            return True
+
+        return hook
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """fit(X), then the labels of X (labels_)."""
+        data = self._fit(X, sample_weight)
+        return _arrays.to_output(self.labels_, data.source if data.on_device else None, self.output)
+
+    def fit_transform(self, X, y=None, sample_weight=None):
+        """fit(X), then transform(X)."""
+        return self.fit(X, sample_weight=sample_weight).transform(X)
+
+    # ---------------------------------------------------------------- use
+    def _check_fitted(self):
+        if _sk_check_is_fitted is not None:
+            _sk_check_is_fitted(self, "cluster_centers_")
+        elif not hasattr(self, "cluster_centers_"):
+            raise AttributeError(
+                "This KMeans instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+
+    def _apply(self, X, which, sample_weight=None):
+        self._check_fitted()
+        data = self._data(X, reset=False)
+        centers = np.ascontiguousarray(self.cluster_centers_, dtype=data.dtype)
+        c_address = centers.__array_interface__["data"][0]
+        k = centers.shape[0]
+        backend = self.backend
+        metric = self.metric
+        if metric not in _METRICS:
+            raise ValueError("metric = %r is not one of %s" % (metric, _METRICS))
+        suffix = "float32" if data.dtype == np.float32 else "float64"
+        try:
+            if which == "score":
+                w_address, w_size, w_keep = self._weights(sample_weight, data)
+                value, _ = getattr(_core, "score_" + suffix)(
+                    data.address, data.n, data.d, c_address, k, w_address, w_size, backend, metric
+                )
+                del w_keep
+                return value
+            out, _ = getattr(_core, which + "_" + suffix)(
+                data.address, data.n, data.d, c_address, k, backend, metric
+            )
+        except ValueError as e:
+            _raise_from_library(e)
+        return _arrays.to_output(out, data.source if data.on_device else None, self.output)
+
+    def predict(self, X):
+        """The index of the closest fitted centroid of each sample of X."""
+        return self._apply(X, "predict")
+
+    def transform(self, X):
+        """The Euclidean distances of X's samples to the fitted centroids (n_samples, k)."""
+        return self._apply(X, "transform")
+
+    def score(self, X, y=None, sample_weight=None):
+        """Opposite of the (weighted) inertia of X against the fitted centroids."""
+        return float(self._apply(X, "score", sample_weight))
+
+
+class KMeans(_BaseKMeans):
     """K-means clustering (Lloyd's algorithm) on the GPU (CUDA) or the CPU.
 
     Parameters follow scikit-learn's ``sklearn.cluster.KMeans`` where it has them:
@@ -189,150 +408,19 @@ class KMeans(*_BASES):
         self.callback = callback
         self.output = output
 
-    @property
-    def _n_features_out(self):
-        """The number of columns of transform's output (get_feature_names_out)."""
-        return self.cluster_centers_.shape[0]
-
-    # ---------------------------------------------------------------- input
-    def _data(self, X, reset, what="X"):
-        """Data for X: a device array in place, or a host array validated (and converted when
-        needed) the way scikit-learn does; sets or checks n_features_in_."""
-        dev = _arrays.device(X, what)
-        if dev is not None:
-            if reset:
-                self.n_features_in_ = dev.d
-                if hasattr(self, "feature_names_in_"):
-                    del self.feature_names_in_
-            elif dev.d != self.n_features_in_:
-                raise ValueError(
-                    "X has %d features, but KMeans is expecting %d features as "
-                    "input." % (dev.d, self.n_features_in_)
-                )
-            return dev
-        kw = dict(dtype=[np.float64, np.float32], order="C", accept_sparse=False, copy=False)
-        if _sk_validate_data is not None:  # scikit-learn >= 1.6
-            a = _sk_validate_data(self, X, reset=reset, ensure_all_finite=False, **kw)
-        elif hasattr(self, "_validate_data"):  # older scikit-learn
-            a = self._validate_data(X, reset=reset, force_all_finite=False, **kw)
-        else:
-            a = _host_array(X, what)
-            if reset:
-                self.n_features_in_ = a.shape[1]
-            elif a.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    "X has %d features, but KMeans is expecting %d features as "
-                    "input." % (a.shape[1], self.n_features_in_)
-                )
-        # check_array keeps float32/float64 C-contiguous arrays as they are; be sure of it.
-        a = np.ascontiguousarray(a)
-        if a.dtype not in _arrays._FLOATS:
-            a = a.astype(np.float64)
-        return _arrays.host(a)
-
-    def _weights(self, sample_weight, data):
-        """(address, length, keep) of sample_weight beside the data (None: unweighted)."""
-        if sample_weight is None:
-            return 0, 0, None
-        if data.on_device:
-            w = _arrays.device(sample_weight, "sample_weight", ndim=1)
-            if w is None:
-                raise ValueError(
-                    "sample_weight must be a device array (CuPy, PyTorch CUDA) when X is one"
-                )
-            if w.dtype != data.dtype:
-                raise ValueError(
-                    "sample_weight has dtype %s; the device data is %s (device "
-                    "arrays are not converted)" % (w.dtype, data.dtype)
-                )
-            if w.n != data.n:
-                raise ValueError("sample_weight has %d values; X has %d samples" % (w.n, data.n))
-            return w.address, w.n, w.keep
-        if isinstance(sample_weight, numbers.Number):
-            sample_weight = np.full(data.n, sample_weight, dtype=data.dtype)
-        w = np.asarray(sample_weight)
-        if w.ndim != 1 or w.shape[0] != data.n:
-            raise ValueError(
-                "sample_weight has shape %s; expected (%d,), one weight per sample"
-                % (w.shape, data.n)
-            )
-        address, w = _arrays.host_1d(w, data.dtype)
-        return address, w.shape[0], w
-
-    def _check_params(self, data):
-        k = _check_int("n_clusters", self.n_clusters, 1)
-        max_iter = _check_int("max_iter", self.max_iter, 0)
-        if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real):
-            raise TypeError("tol must be a float, got %r" % (self.tol,))
-        if self.algorithm != "lloyd":
-            raise ValueError(
-                "algorithm = %r is not supported: kmeans implements 'lloyd' only"
-                % (self.algorithm,)
-            )
-        if self.backend not in _BACKENDS:
-            raise ValueError("backend = %r is not one of %s" % (self.backend, _BACKENDS))
-        if self.metric not in _METRICS:
-            raise ValueError("metric = %r is not one of %s" % (self.metric, _METRICS))
-        if self.output not in ("numpy", "device"):
-            raise ValueError("output = %r is not one of 'numpy', 'device'" % (self.output,))
-        threads = 0 if self.n_threads is None else _check_int("n_threads", self.n_threads, 1)
-        if self.callback is not None and not callable(self.callback):
-            raise TypeError("callback must be callable or None, got %r" % (self.callback,))
-        init = self.init
-        if isinstance(init, str):
-            if init not in _INITS:
-                raise ValueError(
-                    "init = %r is not one of %s, an array of shape (n_clusters, "
-                    "n_features) or a callable" % (init, _INITS)
-                )
-            if self.n_init == "auto":
-                n_init = 10 if init == "random" else 1
-            else:
-                n_init = _check_int("n_init", self.n_init, 1)
-            return k, init, None, n_init, max_iter, float(self.tol), threads
-        if callable(init):
-            if data.on_device:
-                raise ValueError("a callable init needs host data; pass the centroids as an array")
-            init = init(data.array, k, self.random_state)
-        if not isinstance(init, np.ndarray) and hasattr(init, "__cuda_array_interface__"):
-            # centroids on the device (CuPy, PyTorch): the library takes them from host memory
-            init = init.get() if hasattr(init, "get") else init.cpu().numpy()
-        c = np.ascontiguousarray(init, dtype=data.dtype)
-        if c.ndim != 2 or c.shape != (k, data.d):
-            raise ValueError(
-                "init has shape %s; expected (n_clusters, n_features) = (%d, %d)"
-                % (c.shape, k, data.d)
-            )
-        # one fit from the given centroids; the library warns when n_init asked for more
-        n_init = 1 if self.n_init == "auto" else _check_int("n_init", self.n_init, 1)
-        return k, "array", c, n_init, max_iter, float(self.tol), threads
-
-    def _on_iteration(self):
-        """The per-iteration hook: the verbose line, then the user's callback."""
-        verbose, user = self.verbose, self.callback
-        if not verbose and user is None:
-            return None
-
-        def hook(iteration, sse, shift, seconds):
-            if verbose:
-                print(
-                    "Iteration %d, inertia %.10g, center shift %.6g, %.3f ms"
-                    % (iteration, sse, shift, seconds * 1e3),
-                    file=sys.stdout,
-                    flush=True,
-                )
-            if user is not None:
-                r = user(IterationInfo(iteration, sse, shift, seconds))
-                return r is None or bool(r)
-            return True
-
-        return hook
-
     # ---------------------------------------------------------------- fit
     def fit(self, X, y=None, sample_weight=None):
         """Compute the k-means clustering of X (n_samples, n_features)."""
         self._fit(X, sample_weight)
         return self
+
+    def _check_params(self, data):
+        if self.algorithm != "lloyd":
+            raise ValueError(
+                "algorithm = %r is not supported: kmeans implements 'lloyd' only"
+                % (self.algorithm,)
+            )
+        return super()._check_params(data)
 
     def _fit(self, X, sample_weight):
         """fit; returns the Data of X."""
@@ -367,78 +455,8 @@ class KMeans(*_BASES):
         except ValueError as e:
             _raise_from_library(e)
         del w_keep, centroids
-        self.cluster_centers_ = r["centroids"]
-        self.labels_ = r["labels"]
-        self.inertia_ = float(r["inertia"])
-        self.n_iter_ = int(r["n_iter"])
-        self.sse_history_ = r["sse_history"]
-        self.backend_ = r["backend"]
-        self.timings_ = dict(r["timings"])
-        self.converged_ = bool(r["converged"])
-        self.cluster_sizes_ = r["cluster_sizes"]
-        self.n_empty_relocated_ = int(r["n_empty_relocated"])
-        self.warnings_ = list(r["warnings"])
-        for message in self.warnings_:
-            warnings.warn(message, UserWarning, stacklevel=2)
+        self._set_result(r)
         return data
-
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """fit(X), then the labels of X (labels_)."""
-        data = self._fit(X, sample_weight)
-        return _arrays.to_output(self.labels_, data.source if data.on_device else None, self.output)
-
-    def fit_transform(self, X, y=None, sample_weight=None):
-        """fit(X), then transform(X)."""
-        return self.fit(X, sample_weight=sample_weight).transform(X)
-
-    # ---------------------------------------------------------------- use
-    def _check_fitted(self):
-        if _sk_check_is_fitted is not None:
-            _sk_check_is_fitted(self, "cluster_centers_")
-        elif not hasattr(self, "cluster_centers_"):
-            raise AttributeError(
-                "This KMeans instance is not fitted yet. Call 'fit' with "
-                "appropriate arguments before using this estimator."
-            )
-
-    def _apply(self, X, which, sample_weight=None):
-        self._check_fitted()
-        data = self._data(X, reset=False)
-        centers = np.ascontiguousarray(self.cluster_centers_, dtype=data.dtype)
-        c_address = centers.__array_interface__["data"][0]
-        k = centers.shape[0]
-        backend = self.backend
-        metric = self.metric
-        if metric not in _METRICS:
-            raise ValueError("metric = %r is not one of %s" % (metric, _METRICS))
-        suffix = "float32" if data.dtype == np.float32 else "float64"
-        try:
-            if which == "score":
-                w_address, w_size, w_keep = self._weights(sample_weight, data)
-                value, _ = getattr(_core, "score_" + suffix)(
-                    data.address, data.n, data.d, c_address, k, w_address, w_size, backend, metric
-                )
-                del w_keep
-                return value
-            out, _ = getattr(_core, which + "_" + suffix)(
-                data.address, data.n, data.d, c_address, k, backend, metric
-            )
-        except ValueError as e:
-            _raise_from_library(e)
-        return _arrays.to_output(out, data.source if data.on_device else None, self.output)
-
-    def predict(self, X):
-        """The index of the closest fitted centroid of each sample of X."""
-        return self._apply(X, "predict")
-
-    def transform(self, X):
-        """The Euclidean distances of X's samples to the fitted centroids (n_samples, k);
-        metric="cosine": the cosine distances 1 - cos."""
-        return self._apply(X, "transform")
-
-    def score(self, X, y=None, sample_weight=None):
-        """Opposite of the (weighted) inertia of X against the fitted centroids."""
-        return float(self._apply(X, "score", sample_weight))
 
     # ---------------------------------------------------------------- model files
     def save(self, path):
@@ -493,6 +511,11 @@ class KMeans(*_BASES):
         A truncated, foreign or newer-format file raises ValueError naming the problem."""
         m = _core.load_model(os.fspath(path))
         p = m["params"]
+        if p["batch_size"] > 0:
+            raise ValueError(
+                "%s holds a mini-batch model (batch_size = %d): load it with "
+                "kmeans.MiniBatchKMeans.load" % (os.fspath(path), p["batch_size"])
+            )
         centers = m["centroids"]
         km = cls(
             n_clusters=int(p["k"]),

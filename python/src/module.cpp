@@ -63,6 +63,29 @@ const T* as_ptr(std::uintptr_t address) {
   return reinterpret_cast<const T*>(address);  // NOLINT: addresses come from the Python layer
 }
 
+template <class T>
+py::dict result_dict(kmeans::Result<T>&& r, std::size_t d);
+
+/// The on_iteration of a call made with the GIL released: takes the GIL back to check for
+/// signals and call `callback(iteration, sse, center_shift, seconds)`, whose false return
+/// stops the fit; an exception it raises (KeyboardInterrupt included) stops the fit and is kept
+/// in `raised` for the caller to raise again.
+std::function<bool(const kmeans::IterationInfo&)> iteration_hook(
+    const py::object& callback, std::optional<py::error_already_set>& raised) {
+  return [&callback, &raised](const kmeans::IterationInfo& it) {
+    py::gil_scoped_acquire gil;
+    try {
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+      if (callback.is_none()) return true;
+      py::object r = callback(it.iteration, it.sse, it.center_shift, it.seconds);
+      return r.is_none() || r.cast<bool>();
+    } catch (py::error_already_set& e) {
+      raised.emplace(std::move(e));
+      return false;
+    }
+  };
+}
+
 /// kmeans::fit on n x d values of type T at `data` (host or device memory); the GIL is released
 /// while it runs and taken back only to call `callback(iteration, sse, center_shift, seconds)`,
 /// whose false return stops the fit. An exception raised by the callback (KeyboardInterrupt
@@ -86,32 +109,29 @@ py::dict fit(std::uintptr_t data, std::size_t n, std::size_t d, int k, const std
   if (init_centroids) p.init_centroids = kmeans::ArrayView<T>(as_ptr<T>(init_centroids), init_size);
   if (sample_weight) p.sample_weight = kmeans::ArrayView<T>(as_ptr<T>(sample_weight), weight_size);
   std::optional<py::error_already_set> raised;
-  p.on_iteration = [&](const kmeans::IterationInfo& it) {
-    py::gil_scoped_acquire gil;
-    try {
-      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-      if (callback.is_none()) return true;
-      py::object r = callback(it.iteration, it.sse, it.center_shift, it.seconds);
-      return r.is_none() || r.cast<bool>();
-    } catch (py::error_already_set& e) {
-      raised.emplace(std::move(e));
-      return false;
-    }
-  };
+  p.on_iteration = iteration_hook(callback, raised);
   kmeans::Result<T> r;
   {
     py::gil_scoped_release release;
     r = kmeans::fit(as_ptr<T>(data), n, d, p);
   }
   if (raised) throw std::move(*raised);
+  return result_dict(std::move(r), d);
+}
+
+/// A fit's result as the dict the Python layer reads (the vectors moved into NumPy arrays).
+template <class T>
+py::dict result_dict(kmeans::Result<T>&& r, std::size_t d) {
   py::dict out;
   const auto kk = static_cast<py::ssize_t>(r.centroids.size() / d);
+  const auto n = r.labels.size();
   out["labels"] = adopt(std::move(r.labels), {static_cast<py::ssize_t>(n)});
   out["centroids"] = adopt(std::move(r.centroids), {kk, static_cast<py::ssize_t>(d)});
   out["inertia"] = r.inertia;
   const auto n_history = static_cast<py::ssize_t>(r.sse_history.size());
   out["sse_history"] = adopt(std::move(r.sse_history), {n_history});
   out["n_iter"] = r.n_iter;
+  out["n_steps"] = r.n_steps;
   out["converged"] = r.converged;
   out["n_empty_relocated"] = r.n_empty_relocated;
   out["cluster_sizes"] = adopt(std::move(r.cluster_sizes), {kk});
@@ -229,11 +249,15 @@ py::dict load_model_as(const std::string& path) {
   params["backend"] = kmeans::to_string(p.backend);
   params["n_threads"] = p.n_threads;
   params["metric"] = kmeans::to_string(p.metric);
+  params["batch_size"] = p.batch_size;
+  params["max_no_improvement"] = p.max_no_improvement;
+  params["reassignment_ratio"] = p.reassignment_ratio;
   py::dict out;
   out["params"] = params;
   out["centroids"] = adopt(std::move(r.centroids), {k, d});
   out["inertia"] = r.inertia;
   out["n_iter"] = r.n_iter;
+  out["n_steps"] = r.n_steps;
   out["converged"] = r.converged;
   out["n_empty_relocated"] = r.n_empty_relocated;
   out["backend"] = kmeans::to_string(r.backend);
@@ -245,6 +269,112 @@ py::dict load_model_as(const std::string& path) {
   out["cluster_sizes"] = adopt(std::move(r.cluster_sizes), {n_sizes});
   out["warnings"] = r.warnings;
   return out;
+}
+
+/// A kmeans::KMeans<T> kept between Python calls (MiniBatchKMeans): its fit and partial_fit
+/// (which carries counts and generator from call to call), and its model text (pickling) and
+/// file. Array params (init centroids, sample weights) are given per call and cleared after
+/// it, so nothing dangles between calls.
+template <class T>
+class Model {
+ public:
+  /// The scalar params of the next call, from the Python layer's checked values.
+  void set_params(int k, const std::string& init, int n_init, int max_iter, double tol,
+                  std::uint64_t seed, const std::string& backend, int n_threads, int batch_size,
+                  int max_no_improvement, double reassignment_ratio,
+                  const std::string& metric) {
+    kmeans::Params<T>& p = m_.params();
+    p.metric = parse_metric(metric);
+    p.k = k;
+    p.init = parse_init(init);
+    p.n_init = n_init;
+    p.max_iter = max_iter;
+    p.tol = tol;
+    p.seed = seed;
+    p.backend = parse_backend(backend);
+    p.n_threads = n_threads;
+    p.batch_size = batch_size;
+    p.max_no_improvement = max_no_improvement;
+    p.reassignment_ratio = reassignment_ratio;
+  }
+
+  py::dict fit(std::uintptr_t data, std::size_t n, std::size_t d, std::uintptr_t init_centroids,
+               std::size_t init_size, std::uintptr_t sample_weight, std::size_t weight_size,
+               py::object callback) {
+    return call(false, data, n, d, init_centroids, init_size, sample_weight, weight_size, callback);
+  }
+  py::dict partial_fit(std::uintptr_t data, std::size_t n, std::size_t d,
+                       std::uintptr_t init_centroids, std::size_t init_size,
+                       std::uintptr_t sample_weight, std::size_t weight_size, py::object callback) {
+    return call(true, data, n, d, init_centroids, init_size, sample_weight, weight_size, callback);
+  }
+
+  bool fitted() const { return m_.fitted(); }
+  std::string to_json() const { return m_.to_json(); }
+  void save(const std::string& path) const {
+    py::gil_scoped_release release;
+    m_.save(path);
+  }
+  static Model from_json(const std::string& text) { return Model(kmeans::KMeans<T>::from_json(text)); }
+  static Model load(const std::string& path) { return Model(kmeans::KMeans<T>::load(path)); }
+  /// The kept result (what the model file holds: labels empty after a load).
+  py::dict result() const {
+    kmeans::Result<T> r = m_.result();
+    return result_dict(std::move(r), m_.n_features());
+  }
+
+  Model() = default;
+
+ private:
+  explicit Model(kmeans::KMeans<T>&& m) : m_(std::move(m)) {}
+
+  py::dict call(bool partial, std::uintptr_t data, std::size_t n, std::size_t d,
+                std::uintptr_t init_centroids, std::size_t init_size, std::uintptr_t sample_weight,
+                std::size_t weight_size, const py::object& callback) {
+    kmeans::Params<T>& p = m_.params();
+    p.init_centroids = init_centroids ? kmeans::ArrayView<T>(as_ptr<T>(init_centroids), init_size)
+                                      : kmeans::ArrayView<T>();
+    p.sample_weight = sample_weight ? kmeans::ArrayView<T>(as_ptr<T>(sample_weight), weight_size)
+                                    : kmeans::ArrayView<T>();
+    std::optional<py::error_already_set> raised;
+    p.on_iteration = iteration_hook(callback, raised);
+    struct Clear {  // the arrays and the hook refer to this call's objects
+      kmeans::Params<T>& p;
+      ~Clear() {
+        p.init_centroids = {};
+        p.sample_weight = {};
+        p.on_iteration = nullptr;
+      }
+    } clear{p};
+    {
+      py::gil_scoped_release release;
+      if (partial) {
+        m_.partial_fit(as_ptr<T>(data), n, d);
+      } else {
+        m_.fit(as_ptr<T>(data), n, d);
+      }
+    }
+    if (raised) throw std::move(*raised);
+    kmeans::Result<T> r = m_.result();
+    return result_dict(std::move(r), d);
+  }
+
+  kmeans::KMeans<T> m_;
+};
+
+template <class T>
+void bind_model(py::module_& m, const char* name) {
+  py::class_<Model<T>>(m, name)
+      .def(py::init<>())
+      .def("set_params", &Model<T>::set_params)
+      .def("fit", &Model<T>::fit)
+      .def("partial_fit", &Model<T>::partial_fit)
+      .def("fitted", &Model<T>::fitted)
+      .def("result", &Model<T>::result)
+      .def("to_json", &Model<T>::to_json)
+      .def("save", &Model<T>::save)
+      .def_static("from_json", &Model<T>::from_json)
+      .def_static("load", &Model<T>::load);
 }
 
 /// Reads a model file of either dtype: a dict of its params, centroids and result.
@@ -347,6 +477,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("save_model_float32", &save_model<float>);
   m.def("save_model_float64", &save_model<double>);
   m.def("load_model", &load_model);
+  bind_model<float>(m, "Model_float32");
+  bind_model<double>(m, "Model_float64");
   m.def("max_abs_value_float32", &kmeans::max_abs_value<float>);
   m.def("max_abs_value_float64", &kmeans::max_abs_value<double>);
   m.def("dlpack_info", &dlpack_info);

@@ -108,6 +108,22 @@ def run(producer, to_device, from_device):
             tag + ": score on device",
             abs(dev.score(xd) - host.score(x)) <= 1e-6 * abs(host.score(x)),
         )
+        # MiniBatchKMeans: device data gives the host data's bits (the batches are gathered
+        # on the device); partial_fit on device slices agrees with it on host slices.
+        mb = dict(init=init, batch_size=2048, random_state=3, backend="cuda")
+        mh = kmeans.MiniBatchKMeans(8, **mb).fit(x)
+        md = kmeans.MiniBatchKMeans(8, **mb).fit(xd)
+        check(tag + ": MiniBatchKMeans on device data = host data",
+              md.cluster_centers_.tobytes() == mh.cluster_centers_.tobytes()
+              and md.n_steps_ == mh.n_steps_ and np.array_equal(md.labels_, mh.labels_),
+              "%d vs %d steps" % (md.n_steps_, mh.n_steps_))
+        ph = kmeans.MiniBatchKMeans(8, **mb)
+        pd = kmeans.MiniBatchKMeans(8, **mb)
+        for s in range(0, 5 * 4096, 4096):
+            ph.partial_fit(x[s:s + 4096])
+            pd.partial_fit(to_device(x[s:s + 4096]))
+        check(tag + ": MiniBatchKMeans.partial_fit on device slices = host slices",
+              pd.cluster_centers_.tobytes() == ph.cluster_centers_.tobytes() and pd.n_steps_ == 5)
         w = np.linspace(0.5, 2.0, len(x)).astype(dtype)
         hw = kmeans.KMeans(8, init=init, max_iter=50, backend="cuda").fit(x, sample_weight=w)
         dw = kmeans.KMeans(8, init=init, max_iter=50).fit(xd, sample_weight=to_device(w))

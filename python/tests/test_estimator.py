@@ -258,7 +258,12 @@ def test_works_without_scikit_learn(tmp_path):
         import sys
         sys.modules["sklearn"] = None   # import sklearn now raises ImportError
         import numpy as np, kmeans
-        assert kmeans.KMeans.__mro__[1].__module__ == "kmeans._fallback"
+        for cls in (kmeans.KMeans, kmeans.MiniBatchKMeans):
+            assert [c.__module__ for c in cls.__mro__][2:4] == ["kmeans._fallback", "builtins"]
+        mb = kmeans.MiniBatchKMeans(3, batch_size=50, random_state=0).set_params(max_iter=5)
+        assert "max_iter=5" in repr(mb)
+        mb.fit(np.random.default_rng(1).normal(size=(200, 2))).partial_fit(np.ones((10, 2)))
+        assert mb.n_steps_ == 1 and mb.cluster_centers_.shape == (3, 2)
         km = kmeans.KMeans(3, random_state=0).set_params(max_iter=50)
         assert km.get_params()["max_iter"] == 50 and "max_iter=50" in repr(km)
         x = np.random.default_rng(0).normal(size=(300, 2))

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-# scikit-learn's check_estimator on kmeans.KMeans. The checks that fail are the ones that
-# sklearn.cluster.KMeans itself marks as expected failures, for the same reason (README.md).
+# scikit-learn's check_estimator on kmeans.KMeans and kmeans.MiniBatchKMeans. The checks that
+# fail are the ones that sklearn.cluster.KMeans (MiniBatchKMeans) itself marks as expected
+# failures, for the same reason (README.md).
 import warnings
 
 import pytest
@@ -21,10 +22,13 @@ EXPECTED_FAILURES = {
 }
 
 
-def _run_old_style():
+ESTIMATORS = [kmeans.KMeans, kmeans.MiniBatchKMeans]
+
+
+def _run_old_style(estimator):
     """scikit-learn < 1.6: run every generated check; return (names run, failures)."""
     ran, failed = [], {}
-    for est, check in estimator_checks.check_estimator(kmeans.KMeans(), generate_only=True):
+    for est, check in estimator_checks.check_estimator(estimator, generate_only=True):
         name = getattr(check, "func", check).__name__
         ran.append(name)
         try:
@@ -35,17 +39,18 @@ def _run_old_style():
     return ran, failed
 
 
-def test_check_estimator():
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_check_estimator(cls):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if VERSION >= (1, 6):
             results = estimator_checks.check_estimator(
-                kmeans.KMeans(), on_fail=None, expected_failed_checks=EXPECTED_FAILURES
+                cls(), on_fail=None, expected_failed_checks=EXPECTED_FAILURES
             )
             ran = [r["check_name"] for r in results]
             failed = {r["check_name"]: r["exception"] for r in results if r["status"] == "failed"}
         elif VERSION >= (1, 2):
-            ran, failed = _run_old_style()
+            ran, failed = _run_old_style(cls())
         else:
             pytest.skip(
                 "scikit-learn %s is older than 1.2, the oldest whose check_estimator "

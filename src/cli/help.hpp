@@ -91,6 +91,8 @@ inline constexpr char kFitHelp[] =
     "  --model-out PATH       write the fitted model: one JSON file (e.g. m.kmeans) with the\n"
     "                         centroids, dtype, params, inertia, n_iter, backend, ... (not .npy\n"
     "                         or .csv); read it with --model, KMeans::load or kmeans.KMeans.load\n"
+    "                         (with --batch-size: \"algorithm\": \"minibatch\", read by\n"
+    "                         kmeans.MiniBatchKMeans.load)\n"
     "  --threads N            CPU threads, 0 <= N <= 1024, 0 = all (default 0; the OpenMP default,\n"
     "                         at most 1024)\n"
     "  --verbose              one line per Lloyd iteration on stderr (of every --n-init run):\n"
