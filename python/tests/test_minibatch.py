@@ -50,6 +50,7 @@ def test_defaults_are_scikit_learns_names_and_values():
         n_init="auto",
         reassignment_ratio=0.01,
         random_state=None,
+        metric="euclidean",
         backend="auto",
         n_threads=None,
         verbose=False,
@@ -310,3 +311,21 @@ def test_inertia_is_close_to_scikit_learns_on_blobs():
     assert max(ours.n_steps_, theirs.n_steps_) < 100 * 20000 // 1024 // 10
     lloyd = kmeans.KMeans(20, init=init).fit(x)
     assert lloyd.inertia_ <= ours.inertia_ * 1.0001  # mini-batch trades inertia for time
+
+
+def test_cosine_mini_batch_stays_on_the_sphere_and_round_trips(tmp_path):
+    rng = np.random.default_rng(4)
+    dirs = rng.normal(size=(3, 24))
+    x = (dirs[rng.integers(0, 3, 3000)] + 0.1 * rng.normal(size=(3000, 24))) * rng.uniform(
+        0.5, 4.0, size=(3000, 1))
+    mb = kmeans.MiniBatchKMeans(3, batch_size=256, random_state=2, metric="cosine",
+                                backend="cpu").fit(x)
+    np.testing.assert_allclose(np.linalg.norm(mb.cluster_centers_, axis=1), 1.0, rtol=1e-12)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    cos = unit @ mb.cluster_centers_.T
+    np.testing.assert_array_equal(mb.predict(x), np.argmax(cos, axis=1))
+    np.testing.assert_allclose(mb.transform(x), 1.0 - cos, atol=1e-12)
+    mb.save(tmp_path / "m.kmeans")
+    back = kmeans.MiniBatchKMeans.load(tmp_path / "m.kmeans")
+    assert back.metric == "cosine"
+    np.testing.assert_array_equal(back.predict(x), mb.predict(x))
