@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu_bounds.hpp"
 #include "cpu_kernel.hpp"
 #include "cpu_pool.hpp"
 #include "engine.hpp"
@@ -143,6 +144,13 @@ template <>
 cpu::FinishFn<double> finish_of<double>(const cpu::KernelTable& t) { return t.finish_d; }
 
 template <class T>
+cpu::BoundedAssignFn<T> bounded_of(const cpu::BoundsTable& t);
+template <>
+cpu::BoundedAssignFn<float> bounded_of<float>(const cpu::BoundsTable& t) { return t.assign_f; }
+template <>
+cpu::BoundedAssignFn<double> bounded_of<double>(const cpu::BoundsTable& t) { return t.assign_d; }
+
+template <class T>
 int tile_of(const cpu::KernelTable& t) {
   return sizeof(T) == sizeof(float) ? t.tile_f : t.tile_d;
 }
@@ -162,6 +170,7 @@ class CpuEngine final : public Engine<T> {
         accumulate_(accumulate_of<T>(kt)),
         finish_(finish_of<T>(kt)),
         tile_(tile_of<T>(kt)),
+        bounded_(bounded_of<T>(cpu::bounds_table_for(kt.name))),
         n_threads_(resolve_threads(v.n_threads)),
         n_blocks_((v.n + kBlock - 1) / kBlock),
         mean_(data_mean(v)),
@@ -172,6 +181,9 @@ class CpuEngine final : public Engine<T> {
 
   Backend kind() const override { return Backend::Cpu; }
 
+  void set_algorithm(Algorithm a) override { algorithm_ = a; }
+  std::int64_t last_pass_searched() const override { return last_searched_; }
+
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
     const std::int64_t n = v_.n, d = v_.d;
     const int n_tiles = (k + tile_ - 1) / tile_;
@@ -180,9 +192,13 @@ class CpuEngine final : public Engine<T> {
         (d > cpu::kSmallKChunkD && k <= cpu::kSmallKChunkedMaxK) ||  // wide rows: no bound
         (tile_ >= 32 && k <= cpu::kSmallKChunkedMaxK) ||  // 32-centroid tiles (AVX-512 float)
         (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_);
-    T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
+    const bool pruned = cpu::use_bounds(algorithm_, n, d, k, sizeof(T),
+                                        cpu::bound_consts<T>(d).usable);
+    if (pruned) bounds_.prepare(centroids, k, n, d, bounds_valid_);
+    T* tiles = small_k || pruned ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
+    if (pruned) block_searched_.assign(static_cast<std::size_t>(n_blocks_), 0);
     const int nt = n_blocks_ > 1 ? threads_for(n_threads_, double(n) * d * (k + 1)) : 1;
     double* part = partials ? partial_.get(static_cast<std::size_t>(n_blocks_ * stride)) : nullptr;
 
@@ -190,6 +206,7 @@ class CpuEngine final : public Engine<T> {
     for (int t = 0; t < nt; ++t) {
       slots_[t].lab.resize(static_cast<std::size_t>(kBlock));
       if (!small_k) slots_[t].scratch.resize(static_cast<std::size_t>(kBlock));
+      if (pruned) slots_[t].search.resize(static_cast<std::size_t>(kBlock));
     }
     // A block goes through the kernel and the accumulation a sub-block at a time, so that the
     // accumulation finds its rows still in cache: one read of the data per pass.
@@ -204,7 +221,11 @@ class CpuEngine final : public Engine<T> {
       std::int64_t changed = 0;
       for (std::int64_t s0 = 0; s0 < rows; s0 += sub) {
         const std::int64_t r0 = i0 + s0, sr = std::min(sub, rows - s0);
-        if (small_k)
+        if (pruned)  // labels_ still holds the previous pass's labels of these rows
+          block_searched_[b] += bounded_(v_.data + r0 * d, sr, d, centroids, k, bounds_.transposed(), bounds_.groups(),
+                   labels_.data() + r0, bounds_.lower() + r0, bounds_.drop(), bounds_.consts(),
+                   lab + s0, dist_.data() + r0, slots_[slot].search.data());
+        else if (small_k)
           small_k_kernel_(v_.data + r0 * d, sr, d, centroids, k, lab + s0, dist_.data() + r0);
         else
           kernel_(v_.data + r0 * d, sr, d, centroids, k, mean_.data(), tiles, n_tiles, lab + s0,
@@ -235,6 +256,12 @@ class CpuEngine final : public Engine<T> {
       cpu::parallel_for(nt, (stride + kRun - 1) / kRun, merge);
     }
     if (sums && !partials) sum_by_cluster(k, sums, weights);
+    bounds_valid_ = pruned;
+    last_searched_ = -1;
+    if (pruned) {
+      last_searched_ = 0;
+      for (std::int64_t b = 0; b < n_blocks_; ++b) last_searched_ += block_searched_[b];
+    }
 
     StepStats stats;
     for (std::int64_t b = 0; b < n_blocks_; ++b) {
@@ -268,6 +295,7 @@ class CpuEngine final : public Engine<T> {
   /// Any data set: the per-point buffers keep their memory when n is unchanged.
   bool rebind(const DataView<T>& v) override {
     v_ = v;
+    bounds_valid_ = false;
     n_threads_ = resolve_threads(v.n_threads);
     n_blocks_ = (v.n + kBlock - 1) / kBlock;
     mean_ = data_mean(v);
@@ -398,6 +426,12 @@ class CpuEngine final : public Engine<T> {
   cpu::AccumulateFn<T> accumulate_;
   cpu::FinishFn<T> finish_;
   int tile_;
+  cpu::BoundedAssignFn<T> bounded_;
+  Algorithm algorithm_ = Algorithm::Lloyd;
+  cpu::Bounds<T> bounds_;
+  bool bounds_valid_ = false;  ///< bounds_ belong to labels_ (the last pass was pruned)
+  std::int64_t last_searched_ = -1;
+  std::vector<std::int64_t> block_searched_;
   int n_threads_;
   std::int64_t n_blocks_;
   std::vector<T> mean_;
@@ -412,6 +446,7 @@ class CpuEngine final : public Engine<T> {
   struct Slot {
     std::vector<std::int32_t> lab;
     std::vector<T> scratch;
+    std::vector<std::int64_t> search;  ///< rows of a pruned pass that search every centroid
   };
   std::vector<Slot> slots_;
 };

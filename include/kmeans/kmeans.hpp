@@ -41,6 +41,15 @@ enum class Init {
   Array,           ///< User centroids from Params::init_centroids (k x d, same dtype as data).
 };
 
+/// Which form of Lloyd's algorithm runs (scikit-learn's KMeans(algorithm=...)). Every choice
+/// gives the same labels, centroids and inertia from the same start: the pruned one only skips
+/// distances that provably cannot change a label.
+enum class Algorithm {
+  Lloyd,  ///< Every point against every centroid each iteration.
+  Elkan,  ///< Bound-pruned (Hamerly-style bounds) on Backend::Cpu; the others run Lloyd.
+  Auto,   ///< Elkan where it was measured faster (Backend::Cpu, k >= 64, d <= 256), else Lloyd.
+};
+
 /// The one exception type of the library. The message names the problem and the value.
 class KMEANS_API Error : public std::runtime_error {
  public:
@@ -105,6 +114,7 @@ struct Options {
                                        ///< run i of n_init uses seed + i.
   Backend backend = Backend::Auto;     ///< Engine to use; see Backend.
   int n_threads = 0;                   ///< CPU threads (0 = OpenMP default).
+  Algorithm algorithm = Algorithm::Lloyd;  ///< Lloyd (scikit-learn's default), Elkan or Auto.
   /// Mini-batch k-means (scikit-learn's MiniBatchKMeans) when > 0: each step assigns
   /// min(batch_size, n) rows drawn uniformly with replacement from the seed and moves every
   /// centre towards its batch mean with learning rate batch weight / its running count;

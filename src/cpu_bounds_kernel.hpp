@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+// The plain-pointer interface of the bound-pruned pass's kernel (cpu_bounds_kernel.inl, compiled
+// once per instruction set with the distance kernel), and the proof that its labels are Lloyd's.
+#pragma once
+
+#include <cstdint>
+
+namespace kmeans::detail::cpu {
+
+// ---- Why a skipped point has exactly Lloyd's label ----------------------------------------------
+// Lloyd's label of x is the argmin over c of D_c, the direct formula sum_j (x_j - c_j)^2 in T
+// (cpu_kernel.hpp), ties to the lowest index. With E_c the exact squared distance,
+// |D_c - E_c| <= gamma_D E_c + tiny (gamma_D = gamma_(d+2) in T's unit roundoff; tiny: the
+// gradual-underflow allowance), the same bound the kernel's re-check rests on.
+// Each point i keeps lower_i <= min over c != a_i of |x_i - c| (exact Euclidean distance, a_i its
+// label of the previous pass). When the centroids move, the engine computes an upper bound
+// delta_c >= |c_new - c_old| for each, and lower_i - max_(c != a_i) delta_c bounds the new
+// distances from below (triangle inequality). Then if (1 - gamma_D) l^2 - tiny > D_(a_i), every
+// other centroid has D_c >= (1 - gamma_D) E_c - tiny > D_(a_i): a_i is the unique argmin, Lloyd's
+// label, strictly (so a tie never needs breaking). Its distance D_(a_i) is computed by the same
+// direct formula as Lloyd's pass, so the pass's distances, sums and SSE are Lloyd's bits.
+// Points that fail the test compute every D_c by the direct formula (argmin, ties to the lowest
+// index, exactly as Lloyd) and take lower = sqrt((D_second - tiny) / (1 + gamma_D)), rounded
+// down. Every double operation of the test is covered by factors 1 -/+ 2^-48.
+
+/// The per-pass constants of the test (they depend on d and T only).
+struct BoundConsts {
+  double lo_fac = 0;   ///< (1 - gamma_D) (1 - 2^-48): multiplies l^2
+  double hi_fac = 0;   ///< 1 + 2^-48: multiplies D_a
+  double tiny = 0;     ///< underflow allowance, added to D_a
+  double inv_hi = 0;   ///< (1 - 2^-48) / (1 + gamma_D): the new lower bound's factor
+  bool usable = false; ///< false when gamma_D is too large to prove anything (d near 1 / u)
+};
+
+template <class T>
+BoundConsts bound_consts(std::int64_t d);
+
+/// One sub-block of a pruned pass: rows x[0, rows) (d features), previous labels prev (-1 or
+/// >= k: unknown), lower bounds lower (in/out), drop[a] = max over c != a of delta_c, the k
+/// centroids row-major and transposed in groups of group_of<T>() lanes ([group][d][lanes], +inf
+/// in padding lanes). Writes lab and dist exactly as Lloyd's kernel would, and the new lower
+/// bounds. `search` holds `rows` indices of scratch; returns the number of rows that searched.
+template <class T>
+using BoundedAssignFn = std::int64_t (*)(const T* x, std::int64_t rows, std::int64_t d,
+                                         const T* centroids, int k, const T* ct, int n_groups,
+                                         const std::int32_t* prev, double* lower,
+                                         const double* drop, const BoundConsts& bc,
+                                         std::int32_t* lab, T* dist, std::int64_t* search);
+
+/// Centroids per transposed group: one 64-byte vector of T.
+template <class T>
+constexpr int group_of() {
+  return static_cast<int>(64 / sizeof(T));
+}
+
+struct BoundsTable {
+  BoundedAssignFn<float> assign_f;
+  BoundedAssignFn<double> assign_d;
+};
+
+/// The bounds kernel compiled with the same instruction set (and the same direct formula) as
+/// the kernel table called `isa_name` ("generic", "avx2", "avx512").
+const BoundsTable& bounds_table_for(const char* isa_name);
+const BoundsTable& bounds_kernels_generic();
+#if defined(KMEANS_X86_KERNELS)
+const BoundsTable& bounds_kernels_avx2();
+const BoundsTable& bounds_kernels_avx512();
+#endif
+
+}  // namespace kmeans::detail::cpu
