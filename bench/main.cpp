@@ -30,7 +30,8 @@ namespace {
 }
 
 const char* kUsage =
-    "usage: bench_kmeans [--grid [--quick] | --case SPEC | --cpu-peers [--quick]] [options]\n"
+    "usage: bench_kmeans [--grid [--quick] | --case SPEC | --cpu-peers [--quick] |\n"
+    "                    --elkan [--quick]] [options]\n"
     "\n"
     "With no mode: the classic loop-vs-vectorized study (4 blobs in 3-D, k = 4, 50 iterations)\n"
     "for every available backend, with the original study's figures and peers.\n"
@@ -46,6 +47,9 @@ const char* kUsage =
     "                         scikit-learn-intelex, FAISS, PyTorch) on a fixed list of shapes, each\n"
     "                         shape's share of its limit, and the busy-core case (another process\n"
     "                         spinning: default threads over 1 thread); --quick: the first six\n"
+    "  --elkan                whole fits with algorithm = elkan and auto against lloyd on the cpu\n"
+    "                         backend (k >= 256 clustered, Auto's boundaries), interleaved;\n"
+    "                         --quick: smaller n\n"
     "options:\n"
     "  --json FILE            write every row and a machine description as JSON\n"
     "  --peers / --no-peers   run the peers in the same run (default: on,\n"
@@ -163,6 +167,9 @@ Options parse_options(int argc, char** argv) {
       std::exit(0);
     } else if (flag == "--cpu-peers") {
       o.cpu_peers = true;
+    } else if (flag == "--elkan") {
+      no_value();
+      o.elkan = true;
     } else if (flag == "--grid") {
       no_value();
       o.grid = true;
@@ -201,8 +208,8 @@ Options parse_options(int argc, char** argv) {
       usage_error("unknown argument '" + std::string(argv[i]) + "'");
     }
   }
-  if (int(o.grid) + int(o.has_case) + int(o.cpu_peers) > 1)
-    usage_error("--grid, --case and --cpu-peers are separate modes: choose one");
+  if (int(o.grid) + int(o.has_case) + int(o.cpu_peers) + int(o.elkan) > 1)
+    usage_error("--grid, --case, --cpu-peers and --elkan are separate modes: choose one");
   return o;
 }
 
@@ -220,7 +227,7 @@ int bench_main(int argc, char** argv) {
   run.opt = parse_options(argc, argv);
   const Options& o = run.opt;
   run.threads = o.threads > 0 ? o.threads : omp_get_max_threads();
-  run.peers = o.peers >= 0 ? o.peers == 1 : !o.grid;
+  run.peers = o.peers >= 0 ? o.peers == 1 : !o.grid && !o.elkan;
 
   // Fail before a long run, not after it, when the JSON file cannot be written.
   if (!o.json_path.empty()) {
@@ -249,7 +256,7 @@ int bench_main(int argc, char** argv) {
                               "noisy)"
                             : "");
   }
-  run.cpu = measure_cpu(run.threads, o.quick || (!o.grid && !o.has_case && !o.cpu_peers));
+  run.cpu = measure_cpu(run.threads, o.quick || o.elkan || (!o.grid && !o.has_case && !o.cpu_peers));
   run.gpu = measure_gpu(o.quick);
   print_limits(run.cpu, run.gpu);
   if (run.peers) {
@@ -266,6 +273,8 @@ int bench_main(int argc, char** argv) {
 
   if (o.cpu_peers) {
     run_cpu_peers(run);
+  } else if (o.elkan) {
+    run_elkan(run);
   } else if (o.grid) {
     run_grid(run);
   } else if (o.has_case) {
@@ -282,7 +291,7 @@ int bench_main(int argc, char** argv) {
         .set("compiler", KMEANS_BENCH_COMPILER)
         .set("date_utc", utc_now())
         .set("command", o.command_line)
-        .set("mode", o.cpu_peers ? "cpu-peers" : o.grid ? "grid" : o.has_case ? "case" : "classic")
+        .set("mode", o.cpu_peers ? "cpu-peers" : o.elkan ? "elkan" : o.grid ? "grid" : o.has_case ? "case" : "classic")
         .set("quick", o.quick)
         .set("threads", run.threads)
         .set("load_average_start", load_start)

@@ -45,6 +45,7 @@ struct CaseSpec {
 struct Options {
   bool grid = false;
   bool cpu_peers = false;
+  bool elkan = false;  ///< --elkan
   bool quick = false;
   bool has_case = false;
   CaseSpec case_spec;
@@ -75,6 +76,7 @@ void run_classic(Run& run);
 void run_grid(Run& run);
 void run_case(Run& run);
 void run_cpu_peers(Run& run);
+void run_elkan(Run& run);  ///< elkan.cpp
 
 // ------------------------------------------------------------------------- measuring ours
 

@@ -144,11 +144,19 @@ template <>
 cpu::FinishFn<double> finish_of<double>(const cpu::KernelTable& t) { return t.finish_d; }
 
 template <class T>
-cpu::BoundedAssignFn<T> bounded_of(const cpu::BoundsTable& t);
+cpu::BoundsTestFn<T> bounds_test_of(const cpu::BoundsTable& t);
 template <>
-cpu::BoundedAssignFn<float> bounded_of<float>(const cpu::BoundsTable& t) { return t.assign_f; }
+cpu::BoundsTestFn<float> bounds_test_of<float>(const cpu::BoundsTable& t) { return t.test_f; }
 template <>
-cpu::BoundedAssignFn<double> bounded_of<double>(const cpu::BoundsTable& t) { return t.assign_d; }
+cpu::BoundsTestFn<double> bounds_test_of<double>(const cpu::BoundsTable& t) { return t.test_d; }
+template <class T>
+cpu::BoundsSearchFn<T> bounds_search_of(const cpu::BoundsTable& t);
+template <>
+cpu::BoundsSearchFn<float> bounds_search_of<float>(const cpu::BoundsTable& t) { return t.search_f; }
+template <>
+cpu::BoundsSearchFn<double> bounds_search_of<double>(const cpu::BoundsTable& t) {
+  return t.search_d;
+}
 
 template <class T>
 int tile_of(const cpu::KernelTable& t) {
@@ -170,7 +178,8 @@ class CpuEngine final : public Engine<T> {
         accumulate_(accumulate_of<T>(kt)),
         finish_(finish_of<T>(kt)),
         tile_(tile_of<T>(kt)),
-        bounded_(bounded_of<T>(cpu::bounds_table_for(kt.name))),
+        bounds_test_(bounds_test_of<T>(cpu::bounds_table_for(kt.name))),
+        bounds_search_(bounds_search_of<T>(cpu::bounds_table_for(kt.name))),
         n_threads_(resolve_threads(v.n_threads)),
         n_blocks_((v.n + kBlock - 1) / kBlock),
         mean_(data_mean(v)),
@@ -194,10 +203,13 @@ class CpuEngine final : public Engine<T> {
         (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_);
     const bool pruned = cpu::use_bounds(algorithm_, n, d, k, sizeof(T),
                                         cpu::bound_consts<T>(d).usable);
-    if (pruned) bounds_.prepare(centroids, k, n, d, bounds_valid_);
-    T* tiles = small_k || pruned ? nullptr : make_tiles(centroids, k, n_tiles);
+    if (pruned)
+      bounds_.prepare(centroids, k, n, d, bounds_valid_,
+                      threads_for(n_threads_, double(k) * k * d), bounds_search_);
+    T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
+    const double share = cpu::search_share(small_k);
     if (pruned) block_searched_.assign(static_cast<std::size_t>(n_blocks_), 0);
     const int nt = n_blocks_ > 1 ? threads_for(n_threads_, double(n) * d * (k + 1)) : 1;
     double* part = partials ? partial_.get(static_cast<std::size_t>(n_blocks_ * stride)) : nullptr;
@@ -218,24 +230,42 @@ class CpuEngine final : public Engine<T> {
       double* ps = part ? part + b * stride : nullptr;
       if (ps) std::fill(ps, ps + stride, 0.0);
       double sse[4] = {0, 0, 0, 0};  // row r of the block adds into sse[r % 4]
+      cpu::BlockPolicy* policy = pruned ? &bounds_.policy(b) : nullptr;
       std::int64_t changed = 0;
       for (std::int64_t s0 = 0; s0 < rows; s0 += sub) {
         const std::int64_t r0 = i0 + s0, sr = std::min(sub, rows - s0);
-        if (pruned)  // labels_ still holds the previous pass's labels of these rows
-          block_searched_[b] += bounded_(v_.data + r0 * d, sr, d, centroids, k, bounds_.transposed(), bounds_.groups(),
-                   labels_.data() + r0, bounds_.lower() + r0, bounds_.drop(), bounds_.consts(),
-                   lab + s0, dist_.data() + r0, slots_[slot].search.data());
-        else if (small_k)
+        std::int64_t* search = pruned ? slots_[slot].search.data() : nullptr;
+        std::int64_t ns = sr;
+        if (pruned) {  // labels_ still holds the previous pass's labels of these rows
+          ns = bounds_test_(v_.data + r0 * d, sr, d, centroids, k, labels_.data() + r0,
+                            bounds_.lower() + r0, bounds_.drop(), bounds_.consts(), lab + s0,
+                            dist_.data() + r0, search);
+          block_searched_[b] += ns;
+        }
+        bool lloyd_rows = false;
+        if (pruned && ns > share * static_cast<double>(sr)) {
+          lloyd_rows = policy->lloyd_when_crowded();
+          policy->crowded = true;
+        }
+        if (pruned && !lloyd_rows) {
+          bounds_search_(v_.data + r0 * d, d, bounds_.transposed(), bounds_.groups(), search, ns,
+                         bounds_.consts(), lab + s0, dist_.data() + r0, bounds_.lower() + r0);
+        } else if (small_k) {
           small_k_kernel_(v_.data + r0 * d, sr, d, centroids, k, lab + s0, dist_.data() + r0);
-        else
+        } else {
           kernel_(v_.data + r0 * d, sr, d, centroids, k, mean_.data(), tiles, n_tiles, lab + s0,
                   dist_.data() + r0, slots_[slot].scratch.data());
+        }
+        if (pruned && lloyd_rows)
+          cpu::separation_bounds(lab + s0, dist_.data() + r0, search, ns, bounds_.separation(),
+                                 bounds_.consts(), bounds_.lower() + r0);
         // Unit weights get their own loop: no multiply, no per-point branch.
         if (v_.weights)
           accumulate_rows<true>(r0, sr, k, lab + s0, ps, sse, changed);
         else
           accumulate_rows<false>(r0, sr, k, lab + s0, ps, sse, changed);
       }
+      if (policy) policy->finish();
       block_sse_[b] = (sse[0] + sse[1]) + (sse[2] + sse[3]);
       block_changed_[b] = changed;
     };
@@ -426,7 +456,8 @@ class CpuEngine final : public Engine<T> {
   cpu::AccumulateFn<T> accumulate_;
   cpu::FinishFn<T> finish_;
   int tile_;
-  cpu::BoundedAssignFn<T> bounded_;
+  cpu::BoundsTestFn<T> bounds_test_;
+  cpu::BoundsSearchFn<T> bounds_search_;
   Algorithm algorithm_ = Algorithm::Lloyd;
   cpu::Bounds<T> bounds_;
   bool bounds_valid_ = false;  ///< bounds_ belong to labels_ (the last pass was pruned)

@@ -7,6 +7,9 @@
 #include <cmath>
 #include <cstring>
 
+#include "cpu_pool.hpp"
+#include "internal.hpp"
+
 namespace kmeans::detail::cpu {
 
 template <class T>
@@ -23,6 +26,7 @@ BoundConsts bound_consts(std::int64_t d) {
   // that the rounding of the sum it is added to is covered as well.
   b.tiny = 2 * 8 * (static_cast<double>(d) + 4) * denorm;
   b.inv_hi = (1 - 0x1p-48) / (1 + gamma_d);
+  b.inv_lo = (1 + 0x1p-48) / (1 - gamma_d);
   b.usable = true;
   return b;
 }
@@ -52,13 +56,16 @@ bool use_bounds(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t 
 }
 
 template <class T>
-void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool valid) {
+void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool valid,
+                        int n_threads, BoundsSearchFn<T> search) {
   constexpr int G = group_of<T>();
   bc_ = bound_consts<T>(d);
   lower_.resize(static_cast<std::size_t>(n));
   drop_.assign(static_cast<std::size_t>(k), 0.0);
-  if (!valid || prev_.size() != static_cast<std::size_t>(k * d)) {
+  const std::size_t blocks = static_cast<std::size_t>((n + kReduceBlock - 1) / kReduceBlock);
+  if (!valid || prev_.size() != static_cast<std::size_t>(k * d) || policy_.size() != blocks) {
     std::fill(lower_.begin(), lower_.end(), 0.0);
+    policy_.assign(blocks, BlockPolicy{});
   } else {
     // delta_c >= |c_new - c_old|: the differences and squares in double err by at most
     // (d + 3) u_d relatively, underflow by d halves of the smallest subnormal.
@@ -96,7 +103,47 @@ void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool 
         ct_[(static_cast<std::size_t>(g) * d + j) * G + l] =
             ci < k ? c[ci * d + j] : static_cast<T>(__builtin_inf());
       }
+  separation(c, k, n, d, n_threads, search);
 }
+
+template <class T>
+void Bounds<T>::separation(const T* c, int k, std::int64_t n, std::int64_t d, int n_threads,
+                           BoundsSearchFn<T> search) {
+  // The full search with the centroids as the points: centroid a finds itself (distance 0, or
+  // a duplicate of lower index) and its bound from the second smallest distance is
+  // sep_[a] <= min over b != a of |c_a - c_b|. Only while its k^2 d stays small against a
+  // pass's n k d (k <= n / 32): else 0, and the rows labelled by Lloyd's kernel get no bound.
+  sep_.assign(static_cast<std::size_t>(k), 0.0);
+  if (static_cast<std::int64_t>(k) * 32 > n) return;
+  constexpr std::int64_t kChunk = 64;
+  sep_idx_.resize(static_cast<std::size_t>(k));
+  sep_lab_.resize(static_cast<std::size_t>(k));
+  sep_dist_.resize(static_cast<std::size_t>(k));
+  for (int a = 0; a < k; ++a) sep_idx_[a] = a;
+  auto chunk = [&](std::int64_t q, int) {
+    const std::int64_t a0 = q * kChunk, m = std::min<std::int64_t>(kChunk, k - a0);
+    search(c, d, ct_.data(), n_groups_, sep_idx_.data() + a0, m, bc_, sep_lab_.data(),
+           sep_dist_.data(), sep_.data());
+  };
+  parallel_for(n_threads, (k + kChunk - 1) / kChunk, chunk);
+}
+
+template <class T>
+void separation_bounds(const std::int32_t* lab, const T* dist, const std::int64_t* rows,
+                       std::int64_t m, const double* sep, const BoundConsts& bc, double* lower) {
+  for (std::int64_t q = 0; q < m; ++q) {
+    const std::int64_t r = rows[q];
+    const double s = sep[lab[r]];
+    // U_a >= |x - a| from D_a (cpu_bounds_kernel.hpp); l <= s - U_a.
+    const double ua = std::sqrt((static_cast<double>(dist[r]) + bc.tiny) * bc.inv_lo) * (1 + 0x1p-50);
+    const double l = s * (1 - 0x1p-50) - ua * (1 + 0x1p-50);
+    lower[r] = bc.usable && l > 0 ? l : 0.0;
+  }
+}
+template void separation_bounds<float>(const std::int32_t*, const float*, const std::int64_t*,
+                                       std::int64_t, const double*, const BoundConsts&, double*);
+template void separation_bounds<double>(const std::int32_t*, const double*, const std::int64_t*,
+                                        std::int64_t, const double*, const BoundConsts&, double*);
 
 template class Bounds<float>;
 template class Bounds<double>;

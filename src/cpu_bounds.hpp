@@ -26,6 +26,51 @@ bool use_bounds(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t 
 constexpr int kAutoMinK = 64;
 constexpr std::int64_t kAutoMaxD = 256;
 
+/// After Lloyd's kernel labelled rows[0, m) (lab, dist): lower[r] = sep[lab[r]] - U with U an
+/// upper bound on the distance to that centroid, rounded down (0 when negative).
+template <class T>
+void separation_bounds(const std::int32_t* lab, const T* dist, const std::int64_t* rows,
+                       std::int64_t m, const double* sep, const BoundConsts& bc, double* lower);
+
+/// A sub-block whose unproven rows exceed this share runs Lloyd's kernel on all its rows (with
+/// separation bounds) instead of the full search, which costs several Lloyd rows per row:
+/// measured 1-2x of the tiled kernel's and 3-7x of the small-k kernel's cost (bench/NOTES.md).
+/// The choice changes only the time, never a bit of the result.
+inline double search_share(bool small_k) { return small_k ? 0.2 : 0.5; }
+
+/// Per block of points: whether the unproven rows of a sub-block where they are many (above
+/// search_share) go through Lloyd's kernel (cheap, weak separation bounds) or the full search
+/// (tight bounds). Lloyd's kernel while bounds keep failing, with a full search to retry after
+/// 1, 2, 4, ... such passes (exponential back-off), so that data that never prunes costs about a
+/// Lloyd pass and data that starts to prune finds out. Only the time depends on it.
+struct BlockPolicy {
+  std::int32_t wait = 1;     ///< Lloyd passes left before the next full search (the first pass: 1)
+  std::int32_t backoff = 1;
+  bool tight = false;        ///< the block's failing rows were fully searched last pass
+  bool crowded = false;      ///< this pass: some sub-block had many unproven rows
+  /// This pass's choice for crowded sub-blocks: true = Lloyd's kernel.
+  bool lloyd_when_crowded() const { return tight || wait > 0; }
+  /// After the block's pass.
+  void finish() {
+    if (!crowded) {
+      tight = true;
+      backoff = 1;
+      wait = 0;
+    } else if (lloyd_when_crowded()) {
+      if (tight) {
+        wait = backoff;
+        backoff = backoff < 64 ? 2 * backoff : 64;
+      } else {
+        --wait;
+      }
+      tight = false;
+    } else {
+      tight = true;
+    }
+    crowded = false;
+  }
+};
+
 /// The engine's bound state between passes.
 template <class T>
 class Bounds {
@@ -33,18 +78,30 @@ class Bounds {
   /// Prepares a pass against `centroids` (k x d): the movement drops since the last pruned pass
   /// (all bounds are dropped to nothing when `valid` is false: first pass, new k, rebind, or a
   /// Lloyd pass in between), the transposed centroids. n: the points.
-  void prepare(const T* centroids, int k, std::int64_t n, std::int64_t d, bool valid);
+  void prepare(const T* centroids, int k, std::int64_t n, std::int64_t d, bool valid,
+               int n_threads, BoundsSearchFn<T> search);
   const T* transposed() const { return ct_.data(); }
   int groups() const { return n_groups_; }
   double* lower() { return lower_.data(); }
   const double* drop() const { return drop_.data(); }
   const BoundConsts& consts() const { return bc_; }
+  /// sep[a] <= min over b != a of |c_a - c_b| (0 when not computed: k > n / 32).
+  const double* separation() const { return sep_.data(); }
+  /// The policy of block b (reset with the bounds).
+  BlockPolicy& policy(std::int64_t b) { return policy_[static_cast<std::size_t>(b)]; }
 
  private:
   std::vector<double> lower_;
   std::vector<T> prev_;
   std::vector<T> ct_;
   std::vector<double> drop_;
+  std::vector<double> sep_;
+  std::vector<BlockPolicy> policy_;
+  std::vector<std::int64_t> sep_idx_;
+  std::vector<std::int32_t> sep_lab_;
+  std::vector<T> sep_dist_;
+  void separation(const T* c, int k, std::int64_t n, std::int64_t d, int n_threads,
+                  BoundsSearchFn<T> search);
   BoundConsts bc_;
   int n_groups_ = 0;
 };

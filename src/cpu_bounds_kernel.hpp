@@ -19,9 +19,12 @@ namespace kmeans::detail::cpu {
 // other centroid has D_c >= (1 - gamma_D) E_c - tiny > D_(a_i): a_i is the unique argmin, Lloyd's
 // label, strictly (so a tie never needs breaking). Its distance D_(a_i) is computed by the same
 // direct formula as Lloyd's pass, so the pass's distances, sums and SSE are Lloyd's bits.
-// Points that fail the test compute every D_c by the direct formula (argmin, ties to the lowest
-// index, exactly as Lloyd) and take lower = sqrt((D_second - tiny) / (1 + gamma_D)), rounded
-// down. Every double operation of the test is covered by factors 1 -/+ 2^-48.
+// Points that fail the test are labelled by Lloyd's own kernel or by a full search that computes
+// every D_c by the direct formula (argmin, ties to the lowest index, exactly as Lloyd), whichever
+// is cheaper for the sub-block. The full search takes lower = sqrt((D_second - tiny) /
+// (1 + gamma_D)), rounded down; after Lloyd's kernel, lower = s_a - U_a with s_a <= min over
+// c != a of |c - a| (the centroids' separation) and U_a >= |x - a| from D_a, since
+// |x - c| >= |c - a| - |x - a|. Every double operation is covered by factors 1 -/+ 2^-48.
 
 /// The per-pass constants of the test (they depend on d and T only).
 struct BoundConsts {
@@ -29,23 +32,30 @@ struct BoundConsts {
   double hi_fac = 0;   ///< 1 + 2^-48: multiplies D_a
   double tiny = 0;     ///< underflow allowance, added to D_a
   double inv_hi = 0;   ///< (1 - 2^-48) / (1 + gamma_D): the new lower bound's factor
+  double inv_lo = 0;   ///< (1 + 2^-48) / (1 - gamma_D): E_a <= (D_a + tiny) inv_lo
   bool usable = false; ///< false when gamma_D is too large to prove anything (d near 1 / u)
 };
 
 template <class T>
 BoundConsts bound_consts(std::int64_t d);
 
-/// One sub-block of a pruned pass: rows x[0, rows) (d features), previous labels prev (-1 or
-/// >= k: unknown), lower bounds lower (in/out), drop[a] = max over c != a of delta_c, the k
-/// centroids row-major and transposed in groups of group_of<T>() lanes ([group][d][lanes], +inf
-/// in padding lanes). Writes lab and dist exactly as Lloyd's kernel would, and the new lower
-/// bounds. `search` holds `rows` indices of scratch; returns the number of rows that searched.
+/// The test of one sub-block of a pruned pass: rows x[0, rows) (d features), previous labels
+/// prev (-1 or >= k: unknown), lower bounds (in/out), drop[a] = max over c != a of delta_c, the
+/// k centroids row-major. Proven rows get lab, dist (Lloyd's bits) and their lowered bound;
+/// the others' indices go to search[0, ns) (ns returned), their lab and dist undefined.
 template <class T>
-using BoundedAssignFn = std::int64_t (*)(const T* x, std::int64_t rows, std::int64_t d,
-                                         const T* centroids, int k, const T* ct, int n_groups,
-                                         const std::int32_t* prev, double* lower,
-                                         const double* drop, const BoundConsts& bc,
-                                         std::int32_t* lab, T* dist, std::int64_t* search);
+using BoundsTestFn = std::int64_t (*)(const T* x, std::int64_t rows, std::int64_t d,
+                                      const T* centroids, int k, const std::int32_t* prev,
+                                      double* lower, const double* drop, const BoundConsts& bc,
+                                      std::int32_t* lab, T* dist, std::int64_t* search);
+
+/// The full search of rows search[0, ns) of x against the centroids transposed in groups of
+/// group_of<T>() lanes ([group][d][lanes], +inf in padding lanes): Lloyd's lab and dist, and
+/// lower = the bound from the second smallest direct distance.
+template <class T>
+using BoundsSearchFn = void (*)(const T* x, std::int64_t d, const T* ct, int n_groups,
+                                const std::int64_t* search, std::int64_t ns, const BoundConsts& bc,
+                                std::int32_t* lab, T* dist, double* lower);
 
 /// Centroids per transposed group: one 64-byte vector of T.
 template <class T>
@@ -54,8 +64,10 @@ constexpr int group_of() {
 }
 
 struct BoundsTable {
-  BoundedAssignFn<float> assign_f;
-  BoundedAssignFn<double> assign_d;
+  BoundsTestFn<float> test_f;
+  BoundsTestFn<double> test_d;
+  BoundsSearchFn<float> search_f;
+  BoundsSearchFn<double> search_d;
 };
 
 /// The bounds kernel compiled with the same instruction set (and the same direct formula) as

@@ -5,21 +5,12 @@
 
 namespace {
 
-/// BoundedAssignFn: the test on every row, then the full search of the rows that failed it.
+/// BoundsTestFn: the distance to the previous label and the test on every row.
 template <class T>
-std::int64_t bounded_assign(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
-                            int k, const T* ct, int n_groups, const std::int32_t* prev,
-                            double* lower, const double* drop, const BoundConsts& bc,
-                            std::int32_t* lab, T* dist, std::int64_t* search) {
-  using VT = typename Simd<T>::V;
-  using VI = typename Simd<T>::I;
-  using LI = typename LaneInt<T>::type;
-  constexpr int W = Simd<T>::W;
-  constexpr int G = group_of<T>();
-  constexpr int V = G / W;
-  constexpr int P = V >= 8 ? 1 : 8 / V;
-
-  // The distance to the previous label (unknown labels: centroid 0, then searched anyway).
+std::int64_t bounds_test(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
+                         int k, const std::int32_t* prev, double* lower, const double* drop,
+                         const BoundConsts& bc, std::int32_t* lab, T* dist, std::int64_t* search) {
+  // Unknown labels: centroid 0's distance, then searched anyway.
   for (std::int64_t r = 0; r < rows; ++r) lab[r] = prev[r] >= 0 && prev[r] < k ? prev[r] : 0;
   std::int64_t r = 0;
   for (; r + 4 <= rows; r += 4) direct_distance_x4(x + r * d, d, centroids, lab + r, dist + r);
@@ -30,7 +21,7 @@ std::int64_t bounded_assign(const T* x, std::int64_t rows, std::int64_t d, const
   for (r = 0; r < rows; ++r) {
     const std::int32_t a = prev[r];
     if (bc.usable && a >= 0 && a < k) {
-      // l <= lower - drop[a] whatever the rounding (cpu_bounds.hpp).
+      // l <= lower - drop[a] whatever the rounding (cpu_bounds_kernel.hpp).
       const double l = lower[r] * (1 - 0x1p-50) - drop[a] * (1 + 0x1p-50);
       if (l > 0 && bc.lo_fac * l * l > static_cast<double>(dist[r]) * bc.hi_fac + bc.tiny) {
         lower[r] = l;
@@ -39,6 +30,21 @@ std::int64_t bounded_assign(const T* x, std::int64_t rows, std::int64_t d, const
     }
     search[ns++] = r;
   }
+  return ns;
+}
+
+/// BoundsSearchFn: the rows search[0, ns) against every centroid.
+template <class T>
+void bounds_search(const T* x, std::int64_t d, const T* ct, int n_groups,
+                   const std::int64_t* search, std::int64_t ns, const BoundConsts& bc,
+                   std::int32_t* lab, T* dist, double* lower) {
+  using VT = typename Simd<T>::V;
+  using VI = typename Simd<T>::I;
+  using LI = typename LaneInt<T>::type;
+  constexpr int W = Simd<T>::W;
+  constexpr int G = group_of<T>();
+  constexpr int V = G / W;
+  constexpr int P = V >= 8 ? 1 : 8 / V;
 
   // Full search, P rows at a time: every direct distance, lane-wise best (strictly smaller
   // wins, centroids in ascending order per lane: ties keep the lowest index) and second best.
@@ -109,7 +115,6 @@ std::int64_t bounded_assign(const T* x, std::int64_t rows, std::int64_t d, const
       lower[row] = bc.usable && s > 0 ? __builtin_sqrt(s * bc.inv_hi) * (1 - 0x1p-50) : 0.0;
     }
   }
-  return ns;
 }
 
 }  // namespace
@@ -117,7 +122,8 @@ std::int64_t bounded_assign(const T* x, std::int64_t rows, std::int64_t d, const
 #define KMEANS_BOUNDS_CAT2(a, b) a##b
 #define KMEANS_BOUNDS_CAT(a, b) KMEANS_BOUNDS_CAT2(a, b)
 const BoundsTable& KMEANS_BOUNDS_CAT(bounds_, KMEANS_TABLE)() {
-  static const BoundsTable table{&bounded_assign<float>, &bounded_assign<double>};
+  static const BoundsTable table{&bounds_test<float>, &bounds_test<double>,
+                                 &bounds_search<float>, &bounds_search<double>};
   return table;
 }
 #undef KMEANS_BOUNDS_CAT

@@ -203,7 +203,9 @@ void check_passes(std::int64_t n, std::int64_t d, int k) {
       for (std::size_t q = 0; q < f1.size(); ++q) EXPECT_EQ(f1[q].index, f2[q].index);
       EXPECT_EQ(lloyd->last_pass_searched(), -1);
       ASSERT_GE(pruned->last_pass_searched(), 0);
-      if (pass > 0 && pass != 9 && pass != 11) {
+      // Passes 0-1 start the bounds (Lloyd's kernel, then a full search), 4-6 and 9-11 follow
+      // jumps; 2, 3, 7 and 8 see only small drifts of tight bounds.
+      if (pass == 2 || pass == 3 || pass == 7 || pass == 8) {
         total_searched += pruned->last_pass_searched();
         ++passes;
       }
@@ -218,6 +220,7 @@ void check_passes(std::int64_t n, std::int64_t d, int k) {
       }
     }
     // Small drifts on clustered data: most points are proven without a search.
+    EXPECT_EQ(passes, 4);
     EXPECT_LT(total_searched, passes * n / 4);
   }
 }
