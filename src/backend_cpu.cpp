@@ -7,6 +7,7 @@
 // instead (also thread-independent).
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -291,6 +292,11 @@ class CpuEngine final : public Engine<T> {
     if (pruned) {
       last_searched_ = 0;
       for (std::int64_t b = 0; b < n_blocks_; ++b) last_searched_ += block_searched_[b];
+      if (std::getenv("KMEANS_BOUNDS_DEBUG")) {
+        int lm = 0;
+        for (std::int64_t b = 0; b < n_blocks_; ++b) lm += bounds_.policy(b).wait > 0 || !bounds_.policy(b).tight;
+        std::fprintf(stderr, "pass: searched %.3f, blocks not tight %d/%d\n", double(last_searched_) / n, lm, int(n_blocks_));
+      }
     }
 
     StepStats stats;
