@@ -145,11 +145,19 @@ template <>
 cpu::FinishFn<double> finish_of<double>(const cpu::KernelTable& t) { return t.finish_d; }
 
 template <class T>
-cpu::BoundsTestFn<T> bounds_test_of(const cpu::BoundsTable& t);
+cpu::GroupsTestFn<T> bounds_test_of(const cpu::BoundsTable& t);
 template <>
-cpu::BoundsTestFn<float> bounds_test_of<float>(const cpu::BoundsTable& t) { return t.test_f; }
+cpu::GroupsTestFn<float> bounds_test_of<float>(const cpu::BoundsTable& t) { return t.test_f; }
 template <>
-cpu::BoundsTestFn<double> bounds_test_of<double>(const cpu::BoundsTable& t) { return t.test_d; }
+cpu::GroupsTestFn<double> bounds_test_of<double>(const cpu::BoundsTable& t) { return t.test_d; }
+template <class T>
+cpu::GroupsSearchFn<T> bounds_groups_of(const cpu::BoundsTable& t);
+template <>
+cpu::GroupsSearchFn<float> bounds_groups_of<float>(const cpu::BoundsTable& t) { return t.groups_f; }
+template <>
+cpu::GroupsSearchFn<double> bounds_groups_of<double>(const cpu::BoundsTable& t) {
+  return t.groups_d;
+}
 template <class T>
 cpu::BoundsSearchFn<T> bounds_search_of(const cpu::BoundsTable& t);
 template <>
@@ -180,6 +188,7 @@ class CpuEngine final : public Engine<T> {
         finish_(finish_of<T>(kt)),
         tile_(tile_of<T>(kt)),
         bounds_test_(bounds_test_of<T>(cpu::bounds_table_for(kt.name))),
+        bounds_groups_(bounds_groups_of<T>(cpu::bounds_table_for(kt.name))),
         bounds_search_(bounds_search_of<T>(cpu::bounds_table_for(kt.name))),
         n_threads_(resolve_threads(v.n_threads)),
         n_blocks_((v.n + kBlock - 1) / kBlock),
@@ -219,7 +228,12 @@ class CpuEngine final : public Engine<T> {
     for (int t = 0; t < nt; ++t) {
       slots_[t].lab.resize(static_cast<std::size_t>(kBlock));
       if (!small_k) slots_[t].scratch.resize(static_cast<std::size_t>(kBlock));
-      if (pruned) slots_[t].search.resize(static_cast<std::size_t>(kBlock));
+      if (pruned) {
+        slots_[t].search.resize(static_cast<std::size_t>(kBlock));
+        const auto units = static_cast<std::size_t>(cpu::kSearchRows * bounds_.lane_groups());
+        slots_[t].unit_idx.resize(3 * units);
+        slots_[t].unit_val.resize(2 * units);
+      }
     }
     // A block goes through the kernel and the accumulation a sub-block at a time, so that the
     // accumulation finds its rows still in cache: one read of the data per pass.
@@ -236,21 +250,22 @@ class CpuEngine final : public Engine<T> {
       for (std::int64_t s0 = 0; s0 < rows; s0 += sub) {
         const std::int64_t r0 = i0 + s0, sr = std::min(sub, rows - s0);
         std::int64_t* search = pruned ? slots_[slot].search.data() : nullptr;
-        std::int64_t ns = sr;
-        if (pruned) {  // labels_ still holds the previous pass's labels of these rows
-          ns = bounds_test_(v_.data + r0 * d, sr, d, centroids, k, labels_.data() + r0,
-                            bounds_.lower() + r0, bounds_.drop(), bounds_.consts(), lab + s0,
-                            dist_.data() + r0, search);
+        std::int64_t ns = sr, units = 0;
+        const std::int32_t* prev = labels_.data() + r0;  // still the previous pass's labels
+        if (pruned) {
+          ns = bounds_test_(bounds_.pass(), v_.data + r0 * d, sr, prev, bounds_.lower(r0),
+                            lab + s0, dist_.data() + r0, search, &units);
           block_searched_[b] += ns;
         }
         bool lloyd_rows = false;
-        if (pruned && ns > share * static_cast<double>(sr)) {
+        if (pruned && units > share * static_cast<double>(sr) * bounds_.lane_groups()) {
           lloyd_rows = policy->lloyd_when_crowded();
           policy->crowded = true;
         }
         if (pruned && !lloyd_rows) {
-          bounds_search_(v_.data + r0 * d, d, bounds_.transposed(), bounds_.groups(), search, ns,
-                         bounds_.consts(), lab + s0, dist_.data() + r0, bounds_.lower() + r0);
+          bounds_groups_(bounds_.pass(), v_.data + r0 * d, search, ns, prev, bounds_.lower(r0),
+                         lab + s0, dist_.data() + r0, slots_[slot].unit_idx.data(),
+                         slots_[slot].unit_val.data());
         } else if (small_k) {
           small_k_kernel_(v_.data + r0 * d, sr, d, centroids, k, lab + s0, dist_.data() + r0);
         } else {
@@ -258,8 +273,8 @@ class CpuEngine final : public Engine<T> {
                   dist_.data() + r0, slots_[slot].scratch.data());
         }
         if (pruned && lloyd_rows)
-          cpu::separation_bounds(lab + s0, dist_.data() + r0, search, ns, bounds_.separation(),
-                                 bounds_.consts(), bounds_.lower() + r0);
+          cpu::separation_bounds(bounds_.pass(), prev, lab + s0, dist_.data() + r0, search, ns,
+                                 bounds_.separation(), bounds_.lower(r0));
         // Unit weights get their own loop: no multiply, no per-point branch.
         if (v_.weights)
           accumulate_rows<true>(r0, sr, k, lab + s0, ps, sse, changed);
@@ -462,7 +477,8 @@ class CpuEngine final : public Engine<T> {
   cpu::AccumulateFn<T> accumulate_;
   cpu::FinishFn<T> finish_;
   int tile_;
-  cpu::BoundsTestFn<T> bounds_test_;
+  cpu::GroupsTestFn<T> bounds_test_;
+  cpu::GroupsSearchFn<T> bounds_groups_;
   cpu::BoundsSearchFn<T> bounds_search_;
   Algorithm algorithm_ = Algorithm::Lloyd;
   cpu::Bounds<T> bounds_;
@@ -483,7 +499,9 @@ class CpuEngine final : public Engine<T> {
   struct Slot {
     std::vector<std::int32_t> lab;
     std::vector<T> scratch;
-    std::vector<std::int64_t> search;  ///< rows of a pruned pass that search every centroid
+    std::vector<std::int64_t> search;  ///< rows of a pruned pass that search
+    std::vector<std::int32_t> unit_idx;  ///< the search's (row, lane group) units
+    std::vector<T> unit_val;
   };
   std::vector<Slot> slots_;
 };

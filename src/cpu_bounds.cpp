@@ -42,9 +42,24 @@ const BoundsTable& bounds_table_for(const char* isa_name) {
   return bounds_kernels_generic();
 }
 
+template <class T>
+void bound_layout(int k, int* t, int* per_bound) {
+  constexpr int L = group_of<T>();
+  const int lanes = (k + L - 1) / L;
+  *per_bound = (lanes + kMaxBoundGroups - 1) / kMaxBoundGroups;
+  *t = (lanes + *per_bound - 1) / *per_bound;
+}
+template void bound_layout<float>(int, int*, int*);
+template void bound_layout<double>(int, int*, int*);
+
 std::int64_t bound_bytes(std::int64_t n, std::int64_t d, int k, std::size_t elem_size) {
-  const std::int64_t groups = (k + 7) / 8 + 1;  // at most, over T
-  return 8 * n + static_cast<std::int64_t>(elem_size) * d * (k + groups * 16) + 8 * k;
+  int t = 0, pb = 0;
+  if (elem_size == 4)
+    bound_layout<float>(k, &t, &pb);
+  else
+    bound_layout<double>(k, &t, &pb);
+  const std::int64_t lanes = static_cast<std::int64_t>(t) * pb * static_cast<std::int64_t>(64 / elem_size);
+  return 4 * t * n + static_cast<std::int64_t>(elem_size) * d * (k + lanes) + 24 * k;
 }
 
 bool use_bounds(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t elem_size,
@@ -60,17 +75,19 @@ void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool 
                         int n_threads, BoundsSearchFn<T> search) {
   constexpr int G = group_of<T>();
   bc_ = bound_consts<T>(d);
-  lower_.resize(static_cast<std::size_t>(n));
-  drop_.assign(static_cast<std::size_t>(k), 0.0);
+  int t = 0, pb = 0;
+  bound_layout<T>(k, &t, &pb);
   const std::size_t blocks = static_cast<std::size_t>((n + kReduceBlock - 1) / kReduceBlock);
-  if (!valid || prev_.size() != static_cast<std::size_t>(k * d) || policy_.size() != blocks) {
-    std::fill(lower_.begin(), lower_.end(), 0.0);
+  drop1_.assign(static_cast<std::size_t>(t), 0.0);
+  drop2_.assign(static_cast<std::size_t>(t), 0.0);
+  drop_arg_.assign(static_cast<std::size_t>(t), -1);
+  if (!valid || prev_.size() != static_cast<std::size_t>(k * d) || gp_.t != t ||
+      policy_.size() != blocks || lower_.size() != static_cast<std::size_t>(n * t)) {
+    lower_.assign(static_cast<std::size_t>(n * t), 0.0f);
     policy_.assign(blocks, BlockPolicy{});
   } else {
     // delta_c >= |c_new - c_old|: the differences and squares in double err by at most
     // (d + 3) u_d relatively, underflow by d halves of the smallest subnormal.
-    double m1 = 0, m2 = 0;
-    int arg = -1;
     for (int ci = 0; ci < k; ++ci) {
       double s = 0;
       bool moved = false;
@@ -83,15 +100,15 @@ void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool 
           moved ? std::sqrt(s * (1 + (static_cast<double>(d) + 4) * 0x1p-52) +
                             static_cast<double>(d) * 0x1p-1074) * (1 + 0x1p-50)
                 : 0.0;
-      if (delta > m1) {
-        m2 = m1;
-        m1 = delta;
-        arg = ci;
-      } else if (delta > m2) {
-        m2 = delta;
+      const int g = ci / (pb * G);
+      if (delta > drop1_[g]) {
+        drop2_[g] = drop1_[g];
+        drop1_[g] = delta;
+        drop_arg_[g] = ci;
+      } else if (delta > drop2_[g]) {
+        drop2_[g] = delta;
       }
     }
-    for (int ci = 0; ci < k; ++ci) drop_[ci] = ci == arg ? m2 : m1;
   }
   prev_.assign(c, c + k * d);
   n_groups_ = (k + G - 1) / G;
@@ -103,6 +120,7 @@ void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool 
         ct_[(static_cast<std::size_t>(g) * d + j) * G + l] =
             ci < k ? c[ci * d + j] : static_cast<T>(__builtin_inf());
       }
+  gp_ = GroupPass<T>{c, k, d, ct_.data(), pb, t, drop1_.data(), drop2_.data(), drop_arg_.data(), bc_};
   separation(c, k, n, d, n_threads, search);
 }
 
@@ -129,21 +147,36 @@ void Bounds<T>::separation(const T* c, int k, std::int64_t n, std::int64_t d, in
 }
 
 template <class T>
-void separation_bounds(const std::int32_t* lab, const T* dist, const std::int64_t* rows,
-                       std::int64_t m, const double* sep, const BoundConsts& bc, double* lower) {
+void separation_bounds(const GroupPass<T>& gp, const std::int32_t* prev, const std::int32_t* lab,
+                       const T* dist, const std::int64_t* rows, std::int64_t m, const double* sep,
+                       float* lower) {
+  const BoundConsts& bc = gp.bc;
+  const int span = gp.per_bound * group_of<T>();
   for (std::int64_t q = 0; q < m; ++q) {
     const std::int64_t r = rows[q];
-    const double s = sep[lab[r]];
-    // U_a >= |x - a| from D_a (cpu_bounds_kernel.hpp); l <= s - U_a.
-    const double ua = std::sqrt((static_cast<double>(dist[r]) + bc.tiny) * bc.inv_lo) * (1 + 0x1p-50);
-    const double l = s * (1 - 0x1p-50) - ua * (1 + 0x1p-50);
-    lower[r] = bc.usable && l > 0 ? l : 0.0;
+    const std::int32_t a = prev[r], b = lab[r];
+    const bool valid = bc.usable && a >= 0 && a < gp.k;
+    // U >= |x - c_b| from D_b (cpu_bounds_kernel.hpp); l <= sep_b - U.
+    const double ub = std::sqrt((static_cast<double>(dist[r]) + bc.tiny) * bc.inv_lo) * (1 + 0x1p-50);
+    const double l = sep[b] * (1 - 0x1p-50) - ub * (1 + 0x1p-50);
+    float ls = 0.0f;
+    if (bc.usable && l > 1e-30) ls = l > 1e38 ? 1e38f : static_cast<float>(l * (1 - 0x1p-22));
+    float* lr = lower + r * gp.t;
+    for (int g = 0; g < gp.t; ++g) {
+      // A bound that excluded the old label stays valid only if the label did not change
+      // (the groups other than the old label's exclude neither label).
+      const bool keep = valid && (a == b || g != a / span);
+      const float old = keep ? lr[g] : 0.0f;
+      lr[g] = old > ls ? old : ls;
+    }
   }
 }
-template void separation_bounds<float>(const std::int32_t*, const float*, const std::int64_t*,
-                                       std::int64_t, const double*, const BoundConsts&, double*);
-template void separation_bounds<double>(const std::int32_t*, const double*, const std::int64_t*,
-                                        std::int64_t, const double*, const BoundConsts&, double*);
+template void separation_bounds<float>(const GroupPass<float>&, const std::int32_t*,
+                                       const std::int32_t*, const float*, const std::int64_t*,
+                                       std::int64_t, const double*, float*);
+template void separation_bounds<double>(const GroupPass<double>&, const std::int32_t*,
+                                        const std::int32_t*, const double*, const std::int64_t*,
+                                        std::int64_t, const double*, float*);
 
 template class Bounds<float>;
 template class Bounds<double>;

@@ -11,8 +11,13 @@
 
 namespace kmeans::detail::cpu {
 
+/// Bound groups and lane groups per bound group for k centroids of T (GroupPass).
+template <class T>
+void bound_layout(int k, int* t, int* per_bound);
+
 /// Bytes of state the pruned passes keep for n points, k centroids of d features of T: the
-/// lower bounds (8 n), the previous and the transposed centroids, the drops.
+/// lower bounds (4 t n: t = min(ceil(k / L), 32) bound groups, L = 16 float, 8 double), the
+/// previous and the transposed centroids, the drops.
 std::int64_t bound_bytes(std::int64_t n, std::int64_t d, int k, std::size_t elem_size);
 
 /// Most bytes of bound state a fit may hold; beyond, the pruned algorithm falls back to Lloyd.
@@ -26,11 +31,14 @@ bool use_bounds(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t 
 constexpr int kAutoMinK = 64;
 constexpr std::int64_t kAutoMaxD = 256;
 
-/// After Lloyd's kernel labelled rows[0, m) (lab, dist): lower[r] = sep[lab[r]] - U with U an
-/// upper bound on the distance to that centroid, rounded down (0 when negative).
+/// After Lloyd's kernel labelled rows[0, m) (lab, dist; prev: the labels of the pass before):
+/// each of a row's t bounds becomes the larger of what it still proves and sep[lab] - U, U an
+/// upper bound on the distance to the label, rounded down (the old label's group, when the
+/// label changed, only the latter).
 template <class T>
-void separation_bounds(const std::int32_t* lab, const T* dist, const std::int64_t* rows,
-                       std::int64_t m, const double* sep, const BoundConsts& bc, double* lower);
+void separation_bounds(const GroupPass<T>& gp, const std::int32_t* prev, const std::int32_t* lab,
+                       const T* dist, const std::int64_t* rows, std::int64_t m, const double* sep,
+                       float* lower);
 
 /// A sub-block whose unproven rows exceed this share runs Lloyd's kernel on all its rows (with
 /// separation bounds) instead of the full search, which costs several Lloyd rows per row:
@@ -80,21 +88,22 @@ class Bounds {
   /// Lloyd pass in between), the transposed centroids. n: the points.
   void prepare(const T* centroids, int k, std::int64_t n, std::int64_t d, bool valid,
                int n_threads, BoundsSearchFn<T> search);
-  const T* transposed() const { return ct_.data(); }
-  int groups() const { return n_groups_; }
-  double* lower() { return lower_.data(); }
-  const double* drop() const { return drop_.data(); }
-  const BoundConsts& consts() const { return bc_; }
+  const GroupPass<T>& pass() const { return gp_; }
+  int lane_groups() const { return n_groups_; }
+  /// The t bounds of point i.
+  float* lower(std::int64_t i) { return lower_.data() + i * gp_.t; }
   /// sep[a] <= min over b != a of |c_a - c_b| (0 when not computed: k > n / 32).
   const double* separation() const { return sep_.data(); }
   /// The policy of block b (reset with the bounds).
   BlockPolicy& policy(std::int64_t b) { return policy_[static_cast<std::size_t>(b)]; }
 
  private:
-  std::vector<double> lower_;
+  std::vector<float> lower_;
   std::vector<T> prev_;
   std::vector<T> ct_;
-  std::vector<double> drop_;
+  std::vector<double> drop1_, drop2_;
+  std::vector<std::int32_t> drop_arg_;
+  GroupPass<T> gp_{};
   std::vector<double> sep_;
   std::vector<BlockPolicy> policy_;
   std::vector<std::int64_t> sep_idx_;

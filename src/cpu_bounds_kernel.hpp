@@ -39,15 +39,44 @@ struct BoundConsts {
 template <class T>
 BoundConsts bound_consts(std::int64_t d);
 
-/// The test of one sub-block of a pruned pass: rows x[0, rows) (d features), previous labels
-/// prev (-1 or >= k: unknown), lower bounds (in/out), drop[a] = max over c != a of delta_c, the
-/// k centroids row-major. Proven rows get lab, dist (Lloyd's bits) and their lowered bound;
-/// the others' indices go to search[0, ns) (ns returned), their lab and dist undefined.
+/// What the group-bound kernels of one pass share. The centroids are cut into t bound groups
+/// of `per_bound` transposed lane groups each (bound group q: centroids [q per_bound L,
+/// (q + 1) per_bound L), L = group_of<T>()); each point keeps t lower bounds (float, rounded
+/// down), bound q's on min over c in q, c != its label, of |x - c|.
 template <class T>
-using BoundsTestFn = std::int64_t (*)(const T* x, std::int64_t rows, std::int64_t d,
-                                      const T* centroids, int k, const std::int32_t* prev,
-                                      double* lower, const double* drop, const BoundConsts& bc,
-                                      std::int32_t* lab, T* dist, std::int64_t* search);
+struct GroupPass {
+  const T* centroids;   ///< k x d row-major
+  int k;
+  std::int64_t d;
+  const T* ct;          ///< transposed lane groups ([group][d][L], +inf in padding)
+  int per_bound;        ///< lane groups per bound group
+  int t;                ///< bound groups (at most kMaxBoundGroups)
+  const double* drop1;  ///< per bound group: the largest movement bound delta_c in it
+  const double* drop2;  ///< the second largest
+  const std::int32_t* drop_arg;  ///< the centroid with the largest
+  BoundConsts bc;
+};
+
+constexpr int kMaxBoundGroups = 32;
+/// Rows of phase 2 whose units are measured together.
+constexpr std::int64_t kSearchRows = 128;
+
+/// Phase 1 on rows x[0, rows): lab[r] = the previous label (0 when unknown), dist[r] = its
+/// direct distance (Lloyd's bits), every bound lowered by its group's movement (lower: rows x
+/// t); rows whose t bounds do not all prove the label go to search[0, ns), ns returned, and
+/// their failing lane groups are added to *units.
+template <class T>
+using GroupsTestFn = std::int64_t (*)(const GroupPass<T>& gp, const T* x, std::int64_t rows,
+                                      const std::int32_t* prev, float* lower, std::int32_t* lab,
+                                      T* dist, std::int64_t* search, std::int64_t* units);
+
+/// Phase 2: the rows search[0, ns) search the lane groups of their failing bound groups and get
+/// Lloyd's label and distance and their new bounds. Scratch: kSearchRows rows' units of all
+/// lane groups, 3 int32 (unit_idx) and 2 T (unit_val) each.
+template <class T>
+using GroupsSearchFn = void (*)(const GroupPass<T>& gp, const T* x, const std::int64_t* search,
+                                std::int64_t ns, const std::int32_t* prev, float* lower,
+                                std::int32_t* lab, T* dist, std::int32_t* unit_idx, T* unit_val);
 
 /// The full search of rows search[0, ns) of x against the centroids transposed in groups of
 /// group_of<T>() lanes ([group][d][lanes], +inf in padding lanes): Lloyd's lab and dist, and
@@ -64,8 +93,10 @@ constexpr int group_of() {
 }
 
 struct BoundsTable {
-  BoundsTestFn<float> test_f;
-  BoundsTestFn<double> test_d;
+  GroupsTestFn<float> test_f;
+  GroupsTestFn<double> test_d;
+  GroupsSearchFn<float> groups_f;
+  GroupsSearchFn<double> groups_d;
   BoundsSearchFn<float> search_f;
   BoundsSearchFn<double> search_d;
 };

@@ -5,32 +5,201 @@
 
 namespace {
 
-/// BoundsTestFn: the distance to the previous label and the test on every row.
+/// A bound rounded down to float (0 below 1e-30 or for NaN; 1e38 for anything larger).
+inline float floor_to_float(double v) {
+  if (!(v > 1e-30)) return 0.0f;
+  if (v > 1e38) return 1e38f;
+  return static_cast<float>(v * (1 - 0x1p-22));
+}
+
+/// A lower bound on the exact distance from a direct distance D (cpu_bounds_kernel.hpp).
+inline double lower_of(double dd, const BoundConsts& bc) {
+  const double s = dd - bc.tiny;
+  return bc.usable && s > 0 ? __builtin_sqrt(s * bc.inv_hi) * (1 - 0x1p-50) : 0.0;
+}
+
+/// Whether a lower bound l on the exact distances of a group proves every direct distance in
+/// it larger than da.
+inline bool proves(double l, double da, const BoundConsts& bc) {
+  return bc.usable && l > 0 && bc.lo_fac * l * l > da * bc.hi_fac + bc.tiny;
+}
+
+/// GroupsTestFn.
 template <class T>
-std::int64_t bounds_test(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
-                         int k, const std::int32_t* prev, double* lower, const double* drop,
-                         const BoundConsts& bc, std::int32_t* lab, T* dist, std::int64_t* search) {
-  // Unknown labels: centroid 0's distance, then searched anyway.
+std::int64_t groups_test(const GroupPass<T>& gp, const T* x, std::int64_t rows,
+                         const std::int32_t* prev, float* lower, std::int32_t* lab, T* dist,
+                         std::int64_t* search, std::int64_t* units) {
+  constexpr int G = group_of<T>();
+  const int k = gp.k, t = gp.t, span = gp.per_bound * G, n_lg = (k + G - 1) / G;
+  const std::int64_t d = gp.d;
   for (std::int64_t r = 0; r < rows; ++r) lab[r] = prev[r] >= 0 && prev[r] < k ? prev[r] : 0;
   std::int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) direct_distance_x4(x + r * d, d, centroids, lab + r, dist + r);
+  for (; r + 4 <= rows; r += 4) direct_distance_x4(x + r * d, d, gp.centroids, lab + r, dist + r);
   for (; r < rows; ++r)
-    dist[r] = direct_distance(x + r * d, centroids + static_cast<std::int64_t>(lab[r]) * d, d);
-
-  std::int64_t ns = 0;
+    dist[r] = direct_distance(x + r * d, gp.centroids + static_cast<std::int64_t>(lab[r]) * d, d);
+  std::int64_t ns = 0, nu = 0;
   for (r = 0; r < rows; ++r) {
     const std::int32_t a = prev[r];
-    if (bc.usable && a >= 0 && a < k) {
-      // l <= lower - drop[a] whatever the rounding (cpu_bounds_kernel.hpp).
-      const double l = lower[r] * (1 - 0x1p-50) - drop[a] * (1 + 0x1p-50);
-      if (l > 0 && bc.lo_fac * l * l > static_cast<double>(dist[r]) * bc.hi_fac + bc.tiny) {
-        lower[r] = l;
-        continue;
+    float* lr = lower + r * t;
+    if (!gp.bc.usable || a < 0 || a >= k) {
+      for (int g = 0; g < t; ++g) lr[g] = 0.0f;
+      search[ns++] = r;
+      nu += n_lg;
+      continue;
+    }
+    const int ga = a / span;
+    const double da = static_cast<double>(dist[r]);
+    std::int64_t fails = 0;
+    for (int g = 0; g < t; ++g) {
+      const double drop = g == ga && gp.drop_arg[g] == a ? gp.drop2[g] : gp.drop1[g];
+      // l <= lower - drop whatever the rounding (cpu_bounds_kernel.hpp).
+      lr[g] = floor_to_float(static_cast<double>(lr[g]) * (1 - 0x1p-50) - drop * (1 + 0x1p-50));
+      if (!proves(lr[g], da, gp.bc)) {
+        const int lg1 = (g + 1) * gp.per_bound < n_lg ? (g + 1) * gp.per_bound : n_lg;
+        fails += lg1 - g * gp.per_bound;
       }
     }
-    search[ns++] = r;
+    if (fails) {
+      search[ns++] = r;
+      nu += fails;
+    }
   }
+  *units += nu;
   return ns;
+}
+
+/// GroupsSearchFn, kSearchRows rows at a time: list the (row, lane group) units, measure them
+/// C at a time (C * V independent chains), then merge each row's units in centroid order.
+template <class T>
+void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* search,
+                   std::int64_t ns, const std::int32_t* prev, float* lower, std::int32_t* lab,
+                   T* dist, std::int32_t* unit_idx, T* unit_val) {
+  using VT = typename Simd<T>::V;
+  constexpr int W = Simd<T>::W;
+  constexpr int G = group_of<T>();
+  constexpr int V = G / W;
+  constexpr int C = V >= 8 ? 1 : 8 / V;
+  const int k = gp.k, t = gp.t, pb = gp.per_bound, span = pb * G, n_lg = (k + G - 1) / G;
+  const std::int64_t d = gp.d;
+  const BoundConsts& bc = gp.bc;
+  const T inf = __builtin_inf();
+  for (std::int64_t q0 = 0; q0 < ns; q0 += kSearchRows) {
+    const std::int64_t q1 = q0 + kSearchRows < ns ? q0 + kSearchRows : ns;
+    std::int64_t nu = 0;
+    for (std::int64_t q = q0; q < q1; ++q) {
+      const std::int64_t r = search[q];
+      const std::int32_t a = prev[r];
+      const bool valid = bc.usable && a >= 0 && a < k;
+      const double da = static_cast<double>(dist[r]);
+      const float* lr = lower + r * t;
+      for (int g = 0; g < t; ++g) {
+        if (valid && proves(lr[g], da, bc)) continue;
+        const int lg1 = (g + 1) * pb < n_lg ? (g + 1) * pb : n_lg;
+        for (int lg = g * pb; lg < lg1; ++lg) {
+          unit_idx[3 * nu] = static_cast<std::int32_t>(q - q0);
+          unit_idx[3 * nu + 1] = lg;
+          ++nu;
+        }
+      }
+    }
+    for (std::int64_t u0 = 0; u0 < nu; u0 += C) {
+      const int nc = nu - u0 < C ? static_cast<int>(nu - u0) : C;
+      const T* xp[C];
+      const T* cg[C];
+      for (int c = 0; c < C; ++c) {
+        const std::int64_t u = u0 + (c < nc ? c : nc - 1);
+        xp[c] = x + search[q0 + unit_idx[3 * u]] * d;
+        cg[c] = gp.ct + static_cast<std::int64_t>(unit_idx[3 * u + 1]) * d * G;
+      }
+      VT acc[C][V];
+      KMEANS_UNROLL
+      for (int c = 0; c < C; ++c)
+        KMEANS_UNROLL
+        for (int v = 0; v < V; ++v) acc[c][v] = VT{};
+      for (std::int64_t j = 0; j < d; ++j) {
+        KMEANS_UNROLL
+        for (int c = 0; c < C; ++c) {
+          const T xj = xp[c][j];
+          KMEANS_UNROLL
+          for (int v = 0; v < V; ++v) {
+            VT cv;
+            __builtin_memcpy(&cv, cg[c] + j * G + v * W, sizeof(VT));
+            // fl(c - x) = -fl(x - c): the square, hence the distance, is the direct formula's.
+            acc[c][v] = direct_step_v<T>(cv, xj, acc[c][v]);
+          }
+        }
+      }
+      for (int c = 0; c < nc; ++c) {
+        T lanes[G];
+        for (int v = 0; v < V; ++v) __builtin_memcpy(lanes + v * W, &acc[c][v], sizeof(VT));
+        T m1 = inf, m2 = inf;
+        int i1 = 0;
+        for (int l = 0; l < G; ++l) {  // ascending index: ties keep the lowest
+          if (lanes[l] < m1) {
+            m2 = m1;
+            m1 = lanes[l];
+            i1 = l;
+          } else if (lanes[l] < m2) {
+            m2 = lanes[l];
+          }
+        }
+        const std::int64_t u = u0 + c;
+        unit_idx[3 * u + 2] = unit_idx[3 * u + 1] * G + i1;
+        unit_val[2 * u] = m1;
+        unit_val[2 * u + 1] = m2;
+      }
+    }
+    // Merge each row's units (contiguous, ascending lane group) per bound group, then the
+    // bound groups in order against the previous label.
+    std::int64_t u = 0;
+    for (std::int64_t q = q0; q < q1; ++q) {
+      const std::int64_t r = search[q];
+      const std::int32_t a = prev[r];
+      const bool valid = bc.usable && a >= 0 && a < k;
+      const T da = dist[r];
+      std::int32_t best = valid ? a : -1;
+      T best_d = valid ? da : inf;
+      bool searched[kMaxBoundGroups];
+      T gm1[kMaxBoundGroups], gm2[kMaxBoundGroups];
+      std::int32_t gi[kMaxBoundGroups];
+      for (int g = 0; g < t; ++g) searched[g] = false;
+      while (u < nu && unit_idx[3 * u] == q - q0) {
+        const int g = unit_idx[3 * u + 1] / pb;
+        const T m1 = unit_val[2 * u], m2 = unit_val[2 * u + 1];
+        if (!searched[g]) {
+          searched[g] = true;
+          gm1[g] = m1;
+          gm2[g] = m2;
+          gi[g] = unit_idx[3 * u + 2];
+        } else if (m1 < gm1[g]) {
+          gm2[g] = gm1[g] < m2 ? gm1[g] : m2;
+          gm1[g] = m1;
+          gi[g] = unit_idx[3 * u + 2];
+        } else if (m1 < gm2[g]) {
+          gm2[g] = m1;
+        }
+        ++u;
+      }
+      for (int g = 0; g < t; ++g)
+        if (searched[g] && (gm1[g] < best_d || (gm1[g] == best_d && gi[g] < best))) {
+          best = gi[g];
+          best_d = gm1[g];
+        }
+      float* lr = lower + r * t;
+      for (int g = 0; g < t; ++g)
+        if (searched[g])  // the label's own group: its min is the label, so the second
+          lr[g] = floor_to_float(lower_of(static_cast<double>(gi[g] == best ? gm2[g] : gm1[g]), bc));
+      if (valid && best != a) {  // the old label joins its group's bound
+        const int ga = a / span;
+        if (!searched[ga]) {
+          const float la = floor_to_float(lower_of(static_cast<double>(da), bc));
+          if (la < lr[ga]) lr[ga] = la;
+        }
+      }
+      lab[r] = best;
+      dist[r] = best_d;
+    }
+  }
 }
 
 /// BoundsSearchFn: the rows search[0, ns) against every centroid.
@@ -122,7 +291,8 @@ void bounds_search(const T* x, std::int64_t d, const T* ct, int n_groups,
 #define KMEANS_BOUNDS_CAT2(a, b) a##b
 #define KMEANS_BOUNDS_CAT(a, b) KMEANS_BOUNDS_CAT2(a, b)
 const BoundsTable& KMEANS_BOUNDS_CAT(bounds_, KMEANS_TABLE)() {
-  static const BoundsTable table{&bounds_test<float>, &bounds_test<double>,
+  static const BoundsTable table{&groups_test<float>,   &groups_test<double>,
+                                 &groups_search<float>, &groups_search<double>,
                                  &bounds_search<float>, &bounds_search<double>};
   return table;
 }
