@@ -120,7 +120,10 @@ void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool 
         ct_[(static_cast<std::size_t>(g) * d + j) * G + l] =
             ci < k ? c[ci * d + j] : static_cast<T>(__builtin_inf());
       }
-  gp_ = GroupPass<T>{c, k, d, ct_.data(), pb, t, drop1_.data(), drop2_.data(), drop_arg_.data(), bc_};
+  drop_up_.resize(static_cast<std::size_t>(t));
+  for (int g = 0; g < t; ++g) drop_up_[g] = drop1_[g] * (1 + 0x1p-50);
+  gp_ = GroupPass<T>{c,  k, d, ct_.data(), pb, t, drop1_.data(), drop2_.data(), drop_arg_.data(),
+                     drop_up_.data(), bc_};
   separation(c, k, n, d, n_threads, search);
 }
 

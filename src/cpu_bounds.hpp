@@ -101,7 +101,7 @@ class Bounds {
   std::vector<float> lower_;
   std::vector<T> prev_;
   std::vector<T> ct_;
-  std::vector<double> drop1_, drop2_;
+  std::vector<double> drop1_, drop2_, drop_up_;
   std::vector<std::int32_t> drop_arg_;
   GroupPass<T> gp_{};
   std::vector<double> sep_;

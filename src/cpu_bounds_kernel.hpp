@@ -54,6 +54,7 @@ struct GroupPass {
   const double* drop1;  ///< per bound group: the largest movement bound delta_c in it
   const double* drop2;  ///< the second largest
   const std::int32_t* drop_arg;  ///< the centroid with the largest
+  const double* drop_up;  ///< fl(drop1 (1 + 2^-50)): the loop's subtrahend
   BoundConsts bc;
 };
 
@@ -64,7 +65,7 @@ constexpr std::int64_t kSearchRows = 128;
 /// Phase 1 on rows x[0, rows): lab[r] = the previous label (0 when unknown), dist[r] = its
 /// direct distance (Lloyd's bits), every bound lowered by its group's movement (lower: rows x
 /// t); rows whose t bounds do not all prove the label go to search[0, ns), ns returned, and
-/// their failing lane groups are added to *units.
+/// about as many lane groups as they fail are added to *units (a cost estimate).
 template <class T>
 using GroupsTestFn = std::int64_t (*)(const GroupPass<T>& gp, const T* x, std::int64_t rows,
                                       const std::int32_t* prev, float* lower, std::int32_t* lab,

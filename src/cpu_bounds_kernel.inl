@@ -40,7 +40,7 @@ std::int64_t groups_test(const GroupPass<T>& gp, const T* x, std::int64_t rows,
   std::int64_t ns = 0, nu = 0;
   for (r = 0; r < rows; ++r) {
     const std::int32_t a = prev[r];
-    float* lr = lower + r * t;
+    float* __restrict__ lr = lower + r * t;
     if (!gp.bc.usable || a < 0 || a >= k) {
       for (int g = 0; g < t; ++g) lr[g] = 0.0f;
       search[ns++] = r;
@@ -49,19 +49,29 @@ std::int64_t groups_test(const GroupPass<T>& gp, const T* x, std::int64_t rows,
     }
     const int ga = a / span;
     const double da = static_cast<double>(dist[r]);
-    std::int64_t fails = 0;
+    const double rhs = da * gp.bc.hi_fac + gp.bc.tiny, lo = gp.bc.lo_fac;
+    // The own group first, with its drop excluding the label (the loop below must not see it).
+    const double own_drop = gp.drop_arg[ga] == a ? gp.drop2[ga] : gp.drop1[ga];
+    const float own = floor_to_float(static_cast<double>(lr[ga]) * (1 - 0x1p-50) - own_drop * (1 + 0x1p-50));
+    // Branch-free over the groups (vectorised): l <= lower - drop whatever the rounding
+    // (cpu_bounds_kernel.hpp), rounded down to float; count the groups it does not prove.
+    int fails = 0;
+    const double* dropr = gp.drop_up;
     for (int g = 0; g < t; ++g) {
-      const double drop = g == ga && gp.drop_arg[g] == a ? gp.drop2[g] : gp.drop1[g];
-      // l <= lower - drop whatever the rounding (cpu_bounds_kernel.hpp).
-      lr[g] = floor_to_float(static_cast<double>(lr[g]) * (1 - 0x1p-50) - drop * (1 + 0x1p-50));
-      if (!proves(lr[g], da, gp.bc)) {
-        const int lg1 = (g + 1) * gp.per_bound < n_lg ? (g + 1) * gp.per_bound : n_lg;
-        fails += lg1 - g * gp.per_bound;
-      }
+      const double l = static_cast<double>(lr[g]) * (1 - 0x1p-50) - dropr[g];
+      float f = static_cast<float>(l * (1 - 0x1p-22));
+      f = l > 1e-30 ? f : 0.0f;
+      f = l > 1e38 ? 1e38f : f;
+      lr[g] = f;
+      const double fd = static_cast<double>(f);
+      fails += (lo * fd * fd > rhs) ? 0 : 1;
     }
+    const double lf = static_cast<double>(lr[ga]), od = static_cast<double>(own);
+    fails += (lo * od * od > rhs ? 0 : 1) - (lo * lf * lf > rhs ? 0 : 1);
+    lr[ga] = own;
     if (fails) {
       search[ns++] = r;
-      nu += fails;
+      nu += static_cast<std::int64_t>(fails) * gp.per_bound;
     }
   }
   *units += nu;
@@ -130,19 +140,22 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
         }
       }
       for (int c = 0; c < nc; ++c) {
-        T lanes[G];
-        for (int v = 0; v < V; ++v) __builtin_memcpy(lanes + v * W, &acc[c][v], sizeof(VT));
-        T m1 = inf, m2 = inf;
-        int i1 = 0;
-        for (int l = 0; l < G; ++l) {  // ascending index: ties keep the lowest
-          if (lanes[l] < m1) {
-            m2 = m1;
-            m1 = lanes[l];
-            i1 = l;
-          } else if (lanes[l] < m2) {
-            m2 = lanes[l];
-          }
+        // Branch-free: the smallest value, its first lane (ascending index: ties keep the
+        // lowest), then the smallest of the others.
+        VT mv = acc[c][0];
+        for (int v = 1; v < V; ++v) mv = acc[c][v] < mv ? acc[c][v] : mv;
+        const T m1 = hmin<T, KMEANS_VBYTES>(reinterpret_cast<const T*>(&mv));
+        int i1 = G;
+        for (int v = V - 1; v >= 0; --v) {
+          const std::uint64_t bits = lanes_at_most<T>(acc[c][v], m1);
+          if (bits) i1 = v * W + __builtin_ctzll(bits);
         }
+        VT rest[V];
+        for (int v = 0; v < V; ++v) rest[v] = acc[c][v];
+        reinterpret_cast<T*>(rest)[i1] = inf;
+        VT m2v = rest[0];
+        for (int v = 1; v < V; ++v) m2v = rest[v] < m2v ? rest[v] : m2v;
+        const T m2 = hmin<T, KMEANS_VBYTES>(reinterpret_cast<const T*>(&m2v));
         const std::int64_t u = u0 + c;
         unit_idx[3 * u + 2] = unit_idx[3 * u + 1] * G + i1;
         unit_val[2 * u] = m1;
