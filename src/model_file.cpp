@@ -45,6 +45,11 @@ constexpr const char* dtype_name() {
   return sizeof(T) == 4 ? "float32" : "float64";
 }
 
+/// The model file's "algorithm" (scikit-learn's names).
+const char* algorithm_text(Algorithm a) {
+  return a == Algorithm::Elkan ? "elkan" : a == Algorithm::Auto ? "auto" : "lloyd";
+}
+
 const char* init_text(Init i) {
   switch (i) {
     case Init::Random: return "random";
@@ -88,7 +93,9 @@ std::string model_text(const Options& p, const Result<T>& r, std::size_t d) {
   o += ",\n  \"dtype\": \"";
   o += dtype_name<T>();
   o += "\",\n  \"k\": " + std::to_string(k) + ",\n  \"d\": " + std::to_string(d);
-  o += ",\n  \"metric\": \"euclidean\",\n  \"algorithm\": \"lloyd\",\n  \"params\": {\"k\": ";
+  o += ",\n  \"metric\": \"euclidean\",\n  \"algorithm\": \"";
+  o += algorithm_text(p.algorithm);
+  o += "\",\n  \"params\": {\"k\": ";
   o += std::to_string(p.k) + ", \"max_iter\": " + std::to_string(p.max_iter) + ", \"tol\": ";
   put_double(o, p.tol);
   o += ", \"init\": \"";
@@ -417,9 +424,9 @@ KMeans<T> model_from_text(const std::string& text, const std::string& name) {
                            " (it knows \"euclidean\")");
   }
   const std::string algorithm = doc.string("algorithm");
-  if (algorithm != "lloyd") {
+  if (algorithm != "lloyd" && algorithm != "elkan" && algorithm != "auto") {
     doc.fail("algorithm", "algorithm \"" + algorithm + "\" is not known to this kmeans " +
-                              version() + " (it knows \"lloyd\")");
+                              version() + " (it knows \"lloyd\", \"elkan\", \"auto\")");
   }
   const auto k = static_cast<std::size_t>(doc.integer("k", 1, kIntMax));
   // d: k * d values must be addressable (and k * d * 8 bytes).
@@ -429,6 +436,9 @@ KMeans<T> model_from_text(const std::string& text, const std::string& name) {
   }
   Params<T> p;
   static_cast<Options&>(p) = read_params(doc);  // params.k may differ from k (changed after the fit)
+  p.algorithm = algorithm == "elkan" ? Algorithm::Elkan
+                : algorithm == "auto"  ? Algorithm::Auto
+                                       : Algorithm::Lloyd;
   Result<T> r;
   r.inertia = doc.real("inertia", true);
   if (!(r.inertia >= 0)) doc.fail("inertia", "inertia must be >= 0");

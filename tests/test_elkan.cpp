@@ -278,4 +278,21 @@ TEST(Elkan, OtherBackendsRunLloydAndSaySo) {
   EXPECT_TRUE(l.warnings.empty());
 }
 
+TEST(Elkan, ModelFilesKeepTheAlgorithm) {
+  const std::vector<double> x = kmeans_test::blobs(50, 3);
+  for (Algorithm a : {Algorithm::Lloyd, Algorithm::Elkan, Algorithm::Auto}) {
+    kmeans::Params<double> p;
+    p.k = 4;
+    p.backend = Backend::Cpu;
+    p.algorithm = a;
+    kmeans::KMeans<double> km(p);
+    km.fit(x.data(), 200, 2);
+    const std::string text = km.to_json();
+    const char* name = a == Algorithm::Lloyd ? "lloyd" : a == Algorithm::Elkan ? "elkan" : "auto";
+    EXPECT_NE(text.find(std::string("\"algorithm\": \"") + name + "\""), std::string::npos) << text;
+    const auto back = kmeans::KMeans<double>::from_json(text);
+    EXPECT_EQ(back.params().algorithm, a);
+  }
+}
+
 }  // namespace

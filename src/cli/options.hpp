@@ -35,6 +35,7 @@ struct Options {
   std::optional<double> reassignment_ratio;
   std::uint64_t seed = 0;
   kmeans::Backend backend = kmeans::Backend::Auto;
+  kmeans::Algorithm algorithm = kmeans::Algorithm::Lloyd;  // fit --algorithm
   std::optional<Dtype> dtype;
   std::string centroids_in;
   std::string model_in;   // --model: a model file serving predict / transform / score
