@@ -136,7 +136,10 @@ class KMeans(*_BASES):
     max_iter : int, default 300
     tol : float, default 1e-4 (relative to the mean feature variance, as scikit-learn)
     random_state : None, int, numpy RandomState or Generator
-    algorithm : "lloyd" (the only algorithm)
+    algorithm : {"lloyd", "elkan", "auto"}, default "lloyd"; "elkan" prunes distances with
+        bounds on the CPU backend (the same labels, centroids and inertia as "lloyd"; the
+        other backends run "lloyd" and say so in warnings_), "auto" uses it where measured
+        faster (README, "Algorithm")
     backend : {"auto", "cpu", "cuda", "reference"}; "auto" uses a usable GPU, else the CPU
     n_threads : int or None (None: OpenMP's default)
     verbose : bool or int; prints one line per iteration on stdout
@@ -257,10 +260,9 @@ class KMeans(*_BASES):
         max_iter = _check_int("max_iter", self.max_iter, 0)
         if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real):
             raise TypeError("tol must be a float, got %r" % (self.tol,))
-        if self.algorithm != "lloyd":
+        if self.algorithm not in ("lloyd", "elkan", "auto"):
             raise ValueError(
-                "algorithm = %r is not supported: kmeans implements 'lloyd' only"
-                % (self.algorithm,)
+                "algorithm = %r is not one of 'lloyd', 'elkan', 'auto'" % (self.algorithm,)
             )
         if self.backend not in _BACKENDS:
             raise ValueError("backend = %r is not one of %s" % (self.backend, _BACKENDS))
@@ -353,6 +355,7 @@ class KMeans(*_BASES):
                 w_address,
                 w_size,
                 self._on_iteration(),
+                self.algorithm,
             )
         except ValueError as e:
             _raise_from_library(e)
@@ -454,6 +457,7 @@ class KMeans(*_BASES):
             n_init=n_init,
             seed=int(seed),
             backend=self.backend,
+            algorithm=self.algorithm if self.algorithm in ("lloyd", "elkan", "auto") else "lloyd",
             n_threads=0 if self.n_threads is None else _check_int("n_threads", self.n_threads, 1),
             inertia=float(self.inertia_),
             n_iter=int(self.n_iter_),
@@ -487,6 +491,7 @@ class KMeans(*_BASES):
             tol=float(p["tol"]),
             random_state=int(p["seed"]),
             backend=p["backend"],
+            algorithm=p.get("algorithm", "lloyd"),
             n_threads=None if p["n_threads"] == 0 else int(p["n_threads"]),
         )
         km.cluster_centers_ = centers

@@ -44,6 +44,17 @@ kmeans::Backend parse_backend(const std::string& s) {
   throw py::value_error("backend = '" + s + "' is not one of 'auto', 'cuda', 'cpu', 'reference'");
 }
 
+kmeans::Algorithm parse_algorithm(const std::string& s) {
+  if (s == "lloyd") return kmeans::Algorithm::Lloyd;
+  if (s == "elkan") return kmeans::Algorithm::Elkan;
+  if (s == "auto") return kmeans::Algorithm::Auto;
+  throw py::value_error("algorithm = '" + s + "' is not one of 'lloyd', 'elkan', 'auto'");
+}
+
+const char* algorithm_name(kmeans::Algorithm a) {
+  return a == kmeans::Algorithm::Elkan ? "elkan" : a == kmeans::Algorithm::Auto ? "auto" : "lloyd";
+}
+
 kmeans::Init parse_init(const std::string& s) {
   if (s == "random") return kmeans::Init::Random;
   if (s == "k-means++") return kmeans::Init::KMeansPlusPlus;
@@ -65,9 +76,11 @@ template <class T>
 py::dict fit(std::uintptr_t data, std::size_t n, std::size_t d, int k, const std::string& init,
              std::uintptr_t init_centroids, std::size_t init_size, int n_init, int max_iter,
              double tol, std::uint64_t seed, const std::string& backend, int n_threads,
-             std::uintptr_t sample_weight, std::size_t weight_size, py::object callback) {
+             std::uintptr_t sample_weight, std::size_t weight_size, py::object callback,
+             const std::string& algorithm) {
   kmeans::Params<T> p;
   p.k = k;
+  p.algorithm = parse_algorithm(algorithm);
   p.init = parse_init(init);
   p.n_init = n_init;
   p.max_iter = max_iter;
@@ -182,6 +195,7 @@ void save_model(const std::string& path, py::array_t<T, py::array::c_style | py:
   p.seed = info["seed"].cast<std::uint64_t>();
   p.backend = parse_backend(info["backend"].cast<std::string>());
   p.n_threads = info["n_threads"].cast<int>();
+  if (info.contains("algorithm")) p.algorithm = parse_algorithm(info["algorithm"].cast<std::string>());
   kmeans::Result<T> r;
   r.centroids.assign(centers.data(), centers.data() + k * d);
   r.inertia = info["inertia"].cast<double>();
@@ -216,6 +230,7 @@ py::dict load_model_as(const std::string& path) {
   params["seed"] = p.seed;
   params["backend"] = kmeans::to_string(p.backend);
   params["n_threads"] = p.n_threads;
+  params["algorithm"] = algorithm_name(p.algorithm);
   py::dict out;
   out["params"] = params;
   out["centroids"] = adopt(std::move(r.centroids), {k, d});
