@@ -7,7 +7,6 @@
 // instead (also thread-independent).
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -221,7 +220,6 @@ class CpuEngine final : public Engine<T> {
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
     const double share = cpu::search_share(small_k);
     if (pruned) block_searched_.assign(static_cast<std::size_t>(n_blocks_), 0);
-    if (pruned) block_units_.assign(static_cast<std::size_t>(n_blocks_), 0);
     const int nt = n_blocks_ > 1 ? threads_for(n_threads_, double(n) * d * (k + 1)) : 1;
     double* part = partials ? partial_.get(static_cast<std::size_t>(n_blocks_ * stride)) : nullptr;
 
@@ -257,7 +255,6 @@ class CpuEngine final : public Engine<T> {
           ns = bounds_test_(bounds_.pass(), v_.data + r0 * d, sr, prev, bounds_.lower(r0),
                             lab + s0, dist_.data() + r0, search, &units);
           block_searched_[b] += ns;
-          block_units_[b] += units;
         }
         bool lloyd_rows = false;
         if (pruned && units > share * static_cast<double>(sr) * bounds_.lane_groups()) {
@@ -309,13 +306,6 @@ class CpuEngine final : public Engine<T> {
     if (pruned) {
       last_searched_ = 0;
       for (std::int64_t b = 0; b < n_blocks_; ++b) last_searched_ += block_searched_[b];
-      if (std::getenv("KMEANS_BOUNDS_DEBUG")) {
-        int lm = 0;
-        for (std::int64_t b = 0; b < n_blocks_; ++b) lm += bounds_.policy(b).wait > 0 || !bounds_.policy(b).tight;
-        std::int64_t un = 0;
-        for (std::int64_t b = 0; b < n_blocks_; ++b) un += block_units_[b];
-        std::fprintf(stderr, "pass: searched %.3f, units %.3f blocks not tight %d/%d\n", double(last_searched_) / n, double(un) / n / bounds_.lane_groups(), lm, int(n_blocks_));
-      }
     }
 
     StepStats stats;
@@ -488,7 +478,7 @@ class CpuEngine final : public Engine<T> {
   cpu::Bounds<T> bounds_;
   bool bounds_valid_ = false;  ///< bounds_ belong to labels_ (the last pass was pruned)
   std::int64_t last_searched_ = -1;
-  std::vector<std::int64_t> block_searched_, block_units_;
+  std::vector<std::int64_t> block_searched_;
   int n_threads_;
   std::int64_t n_blocks_;
   std::vector<T> mean_;
