@@ -150,6 +150,12 @@ cpu::GroupsTestFn<float> bounds_test_of<float>(const cpu::BoundsTable& t) { retu
 template <>
 cpu::GroupsTestFn<double> bounds_test_of<double>(const cpu::BoundsTable& t) { return t.test_d; }
 template <class T>
+cpu::GroupsSearchFn<T> bounds_full_of(const cpu::BoundsTable& t);
+template <>
+cpu::GroupsSearchFn<float> bounds_full_of<float>(const cpu::BoundsTable& t) { return t.full_f; }
+template <>
+cpu::GroupsSearchFn<double> bounds_full_of<double>(const cpu::BoundsTable& t) { return t.full_d; }
+template <class T>
 cpu::GroupsSearchFn<T> bounds_groups_of(const cpu::BoundsTable& t);
 template <>
 cpu::GroupsSearchFn<float> bounds_groups_of<float>(const cpu::BoundsTable& t) { return t.groups_f; }
@@ -188,6 +194,7 @@ class CpuEngine final : public Engine<T> {
         tile_(tile_of<T>(kt)),
         bounds_test_(bounds_test_of<T>(cpu::bounds_table_for(kt.name))),
         bounds_groups_(bounds_groups_of<T>(cpu::bounds_table_for(kt.name))),
+        bounds_full_(bounds_full_of<T>(cpu::bounds_table_for(kt.name))),
         bounds_search_(bounds_search_of<T>(cpu::bounds_table_for(kt.name))),
         n_threads_(resolve_threads(v.n_threads)),
         n_blocks_((v.n + kBlock - 1) / kBlock),
@@ -256,12 +263,16 @@ class CpuEngine final : public Engine<T> {
                             lab + s0, dist_.data() + r0, search, &units);
           block_searched_[b] += ns;
         }
-        bool lloyd_rows = false;
+        bool lloyd_rows = false, full = false;
         if (pruned && units > share * static_cast<double>(sr) * bounds_.lane_groups()) {
           lloyd_rows = policy->lloyd_when_crowded();
+          full = !lloyd_rows;  // a full search of the unproven rows, blocked
           policy->crowded = true;
         }
-        if (pruned && !lloyd_rows) {
+        if (full) {
+          bounds_full_(bounds_.pass(), v_.data + r0 * d, search, ns, prev, bounds_.lower(r0),
+                       lab + s0, dist_.data() + r0, nullptr, nullptr);
+        } else if (pruned && !lloyd_rows) {
           bounds_groups_(bounds_.pass(), v_.data + r0 * d, search, ns, prev, bounds_.lower(r0),
                          lab + s0, dist_.data() + r0, slots_[slot].unit_idx.data(),
                          slots_[slot].unit_val.data());
@@ -473,6 +484,7 @@ class CpuEngine final : public Engine<T> {
   int tile_;
   cpu::GroupsTestFn<T> bounds_test_;
   cpu::GroupsSearchFn<T> bounds_groups_;
+  cpu::GroupsSearchFn<T> bounds_full_;
   cpu::BoundsSearchFn<T> bounds_search_;
   Algorithm algorithm_ = Algorithm::Lloyd;
   cpu::Bounds<T> bounds_;

@@ -98,6 +98,8 @@ struct BoundsTable {
   GroupsTestFn<double> test_d;
   GroupsSearchFn<float> groups_f;
   GroupsSearchFn<double> groups_d;
+  GroupsSearchFn<float> full_f;    ///< the same for rows that search every group, blocked
+  GroupsSearchFn<double> full_d;
   BoundsSearchFn<float> search_f;
   BoundsSearchFn<double> search_d;
 };

@@ -299,6 +299,99 @@ void bounds_search(const T* x, std::int64_t d, const T* ct, int n_groups,
   }
 }
 
+/// GroupsSearchFn for rows that search every group: P rows share each centroid load (the full
+/// search's blocking) and keep each bound group's smallest distance; the label's own group
+/// takes the second smallest distance overall (a valid, slightly weaker bound).
+template <class T>
+void groups_full(const GroupPass<T>& gp, const T* x, const std::int64_t* search, std::int64_t ns,
+                 const std::int32_t*, float* lower, std::int32_t* lab, T* dist, std::int32_t*, T*) {
+  using VT = typename Simd<T>::V;
+  using VI = typename Simd<T>::I;
+  using LI = typename LaneInt<T>::type;
+  constexpr int W = Simd<T>::W;
+  constexpr int G = group_of<T>();
+  constexpr int V = G / W;
+  constexpr int P = V >= 8 ? 1 : 8 / V;
+  const std::int64_t d = gp.d;
+  const int t = gp.t, pb = gp.per_bound, n_lg = (gp.k + G - 1) / G, span = pb * G;
+  const T inf = __builtin_inf();
+  VI lane;
+  for (int l = 0; l < W; ++l) lane[l] = static_cast<LI>(l);
+  for (std::int64_t q0 = 0; q0 < ns; q0 += P) {
+    const int np = ns - q0 < P ? static_cast<int>(ns - q0) : P;
+    const T* xp[P];
+    for (int p = 0; p < P; ++p) xp[p] = x + search[q0 + (p < np ? p : np - 1)] * d;
+    VT best[P][V], sec[P][V];
+    VI bidx[P][V];
+    T gmin[P][kMaxBoundGroups];
+    for (int p = 0; p < P; ++p) {
+      for (int v = 0; v < V; ++v) {
+        best[p][v] = VT{} + inf;
+        sec[p][v] = VT{} + inf;
+        bidx[p][v] = VI{};
+      }
+      for (int g = 0; g < t; ++g) gmin[p][g] = inf;
+    }
+    for (int lg = 0; lg < n_lg; ++lg) {
+      const T* cg = gp.ct + static_cast<std::int64_t>(lg) * d * G;
+      VT acc[P][V];
+      KMEANS_UNROLL
+      for (int p = 0; p < P; ++p)
+        KMEANS_UNROLL
+        for (int v = 0; v < V; ++v) acc[p][v] = VT{};
+      for (std::int64_t j = 0; j < d; ++j) {
+        VT c[V];
+        KMEANS_UNROLL
+        for (int v = 0; v < V; ++v) __builtin_memcpy(&c[v], cg + j * G + v * W, sizeof(VT));
+        KMEANS_UNROLL
+        for (int p = 0; p < P; ++p) {
+          const T xj = xp[p][j];
+          KMEANS_UNROLL
+          for (int v = 0; v < V; ++v) acc[p][v] = direct_step_v<T>(c[v], xj, acc[p][v]);
+        }
+      }
+      const int g = lg / pb;
+      for (int p = 0; p < P; ++p) {
+        VT mv = acc[p][0];
+        for (int v = 0; v < V; ++v) {
+          const VI cv = lane + static_cast<LI>(lg * G + v * W);
+          const VT a = acc[p][v];
+          const auto less = a < best[p][v];
+          const VT hi = less ? best[p][v] : a;
+          sec[p][v] = hi < sec[p][v] ? hi : sec[p][v];
+          best[p][v] = less ? a : best[p][v];
+          bidx[p][v] = less ? cv : bidx[p][v];
+          mv = a < mv ? a : mv;
+        }
+        const T m = hmin<T, KMEANS_VBYTES>(reinterpret_cast<const T*>(&mv));
+        gmin[p][g] = m < gmin[p][g] ? m : gmin[p][g];
+      }
+    }
+    for (int p = 0; p < np; ++p) {
+      T bv[G], sv[G];
+      LI bi[G];
+      for (int v = 0; v < V; ++v) {
+        __builtin_memcpy(bv + v * W, &best[p][v], sizeof(VT));
+        __builtin_memcpy(sv + v * W, &sec[p][v], sizeof(VT));
+        __builtin_memcpy(bi + v * W, &bidx[p][v], sizeof(VI));
+      }
+      int w = 0;
+      for (int q = 1; q < G; ++q)
+        if (bv[q] < bv[w] || (bv[q] == bv[w] && bi[q] < bi[w])) w = q;
+      T second = sv[w];
+      for (int q = 0; q < G; ++q)
+        if (q != w && bv[q] < second) second = bv[q];
+      const std::int64_t row = search[q0 + p];
+      const auto b = static_cast<std::int32_t>(bi[w]);
+      lab[row] = b;
+      dist[row] = bv[w];
+      float* lr = lower + row * t;
+      for (int g = 0; g < t; ++g) lr[g] = floor_to_float(lower_of(static_cast<double>(gmin[p][g]), gp.bc));
+      lr[b / span] = floor_to_float(lower_of(static_cast<double>(second), gp.bc));
+    }
+  }
+}
+
 }  // namespace
 
 #define KMEANS_BOUNDS_CAT2(a, b) a##b
@@ -306,6 +399,7 @@ void bounds_search(const T* x, std::int64_t d, const T* ct, int n_groups,
 const BoundsTable& KMEANS_BOUNDS_CAT(bounds_, KMEANS_TABLE)() {
   static const BoundsTable table{&groups_test<float>,   &groups_test<double>,
                                  &groups_search<float>, &groups_search<double>,
+                                 &groups_full<float>,   &groups_full<double>,
                                  &bounds_search<float>, &bounds_search<double>};
   return table;
 }
