@@ -16,6 +16,7 @@ struct ElkanShape {
   int k;
   int centers;
   bool f64;
+  int fixed_iters = 0;  ///< > 0: tol = 0 and exactly this many iterations (a long fit)
 };
 
 /// n points around `centers` centres uniform in [0, L)^d with unit normal noise, L = 4
@@ -44,6 +45,10 @@ void elkan_shape(Run& run, const ElkanShape& s, int repeats) {
   p.seed = kInitSeed;
   p.backend = kmeans::Backend::Cpu;
   p.n_threads = run.threads;
+  if (s.fixed_iters > 0) {
+    p.tol = 0;
+    p.max_iter = s.fixed_iters;
+  }
   std::vector<double> whole[3], iters[3];
   kmeans::Result<T> res[3];
   bool same = true;
@@ -65,9 +70,9 @@ void elkan_shape(Run& run, const ElkanShape& s, int repeats) {
   const double wl = median(whole[0]), we = median(whole[1]);
   const double il = median(iters[0]), ie = median(iters[1]);
   const double wa = median(whole[2]);
-  std::printf("%9s %5s %5s %8s %5d %10s %10s %8s %10s %10s %8s %8s %s\n",
+  std::printf("%9s %5s %5s %8s %4d%s %10s %10s %8s %10s %10s %8s %8s %s\n",
               fmt_count(s.n).c_str(), std::to_string(s.d).c_str(), std::to_string(s.k).c_str(),
-              s.f64 ? "float64" : "float32", res[0].n_iter, fmt_sci(wl).c_str(),
+              s.f64 ? "float64" : "float32", res[0].n_iter, s.fixed_iters ? "*" : " ", fmt_sci(wl).c_str(),
               fmt_sci(we).c_str(), fmt_ratio(wl / we).c_str(), fmt_sci(il).c_str(),
               fmt_sci(ie).c_str(), fmt_ratio(il / ie).c_str(), fmt_ratio(wl / wa).c_str(),
               same ? "same" : "DIFFERENT");
@@ -78,6 +83,7 @@ void elkan_shape(Run& run, const ElkanShape& s, int repeats) {
       .set("k", s.k)
       .set("dtype", s.f64 ? "float64" : "float32")
       .set("n_iter", res[0].n_iter)
+      .set("tol", p.tol)
       .set("repeats", repeats)
       .set("lloyd_fit_s", wl)
       .set("elkan_fit_s", we)
@@ -95,7 +101,7 @@ void run_elkan(Run& run) {
   const int repeats = q ? 2 : 3;
   std::printf("\nElkan vs Lloyd, Backend::Cpu, %d threads, whole fits (init = random, tol = 1e-4), "
               "median of %d interleaved repeats (Lloyd, Elkan, Auto); x = Lloyd's time / theirs;\n"
-              "'it' = assign + update + final assignment\n",
+              "'it' = assign + update + final assignment; iter* = tol 0, fixed iterations\n",
               run.threads, repeats);
   std::printf("%9s %5s %5s %8s %5s %10s %10s %8s %10s %10s %8s %8s %s\n", "n", "d", "k", "dtype",
               "iter", "lloyd s", "elkan s", "fit x", "lloyd it", "elkan it", "iters x", "auto x",
@@ -112,6 +118,10 @@ void run_elkan(Run& run) {
       {q ? 20000 : 50000, 256, 64, 64, false},     // Auto's widest rows
       {q ? 100000 : 400000, 4, 16, 16, false},     // small k: Auto keeps Lloyd
       {q ? 5000 : 10000, 512, 128, 128, false},    // wide rows: Auto keeps Lloyd
+      // Long fits (tol = 0, 100 iterations): the late, well-pruned passes dominate.
+      {q ? 50000 : 100000, 16, 256, 256, false, 100},
+      {q ? 20000 : 50000, 64, 512, 512, false, 100},
+      {q ? 20000 : 50000, 32, 256, 256, true, 100},
   };
   for (const ElkanShape& s : shapes) {
     if (s.f64)

@@ -233,7 +233,7 @@ TEST(Elkan, PassesMatchLloydOnEveryKernelTable) {
   check_passes<float>(5000, 17, 300);
 }
 
-TEST(Elkan, AutoPicksPruningOnlyForLargeK) {
+TEST(Elkan, AutoRunsLloydUntilMeasuredFaster) {
   const std::int64_t n = 5000, d = 4;
   const std::vector<double> x = clustered<double>(n, d, 100, 1.0, 1);
   kmeans::detail::DataView<double> v{x.data(), nullptr, n, d, 1};
@@ -241,8 +241,13 @@ TEST(Elkan, AutoPicksPruningOnlyForLargeK) {
   e->set_algorithm(Algorithm::Auto);
   std::vector<double> c(x.begin(), x.begin() + 100 * d);
   e->assign(c.data(), 100, nullptr, nullptr);
+  EXPECT_EQ(e->last_pass_searched(), -1);  // bench/NOTES.md: no shape where Elkan won
+  e->set_algorithm(Algorithm::Elkan);
+  e->assign(c.data(), 100, nullptr, nullptr);
   EXPECT_GE(e->last_pass_searched(), 0);
   e->assign(c.data(), 8, nullptr, nullptr);
+  EXPECT_GE(e->last_pass_searched(), 0);
+  e->assign(c.data(), 1, nullptr, nullptr);  // k = 1: nothing to prune
   EXPECT_EQ(e->last_pass_searched(), -1);
   e->set_algorithm(Algorithm::Lloyd);
   e->assign(c.data(), 100, nullptr, nullptr);
@@ -250,7 +255,8 @@ TEST(Elkan, AutoPicksPruningOnlyForLargeK) {
   EXPECT_FALSE(cpu::use_bounds(Algorithm::Elkan, std::int64_t{1} << 28, 2, 64, 4, true));
   EXPECT_TRUE(cpu::use_bounds(Algorithm::Elkan, 1000, 2, 8, 4, true));
   EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 1000, 2, 8, 4, true));
-  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 1000, 1000, 300, 4, true));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 64, 512, 4, true));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Elkan, 1000, 2, 8, 4, false));  // unusable bounds
 }
 
 TEST(Elkan, BadAlgorithmIsRejected) {

@@ -46,8 +46,8 @@ enum class Init {
 /// distances that provably cannot change a label.
 enum class Algorithm {
   Lloyd,  ///< Every point against every centroid each iteration.
-  Elkan,  ///< Bound-pruned (Hamerly-style bounds) on Backend::Cpu; the others run Lloyd.
-  Auto,   ///< Elkan where it was measured faster (Backend::Cpu, k >= 64, d <= 256), else Lloyd.
+  Elkan,  ///< Bound-pruned (Yinyang-style group bounds) on Backend::Cpu; the others run Lloyd.
+  Auto,   ///< Elkan where it was measured faster than Lloyd; on no shape yet: Lloyd (README).
 };
 
 /// The one exception type of the library. The message names the problem and the value.
