@@ -39,10 +39,10 @@ void separation_bounds(const GroupPass<T>& gp, const std::int32_t* prev, const s
                        const T* dist, const std::int64_t* rows, std::int64_t m, const double* sep,
                        float* lower);
 
-/// A sub-block whose unproven rows exceed this share runs Lloyd's kernel on all its rows (with
-/// separation bounds) instead of the full search, which costs several Lloyd rows per row:
-/// measured 1-2x of the tiled kernel's and 3-7x of the small-k kernel's cost (bench/NOTES.md).
-/// The choice changes only the time, never a bit of the result.
+/// A sub-block whose lane groups to search exceed this share of a full search is crowded: its
+/// BlockPolicy then picks Lloyd's kernel or the blocked full search instead of the per-group
+/// search (a searched row costs 1-2x the tiled kernel's row, 3-7x the small-k kernel's:
+/// bench/NOTES.md). The choice changes only the time, never a bit of the result.
 inline double search_share(bool small_k) { return small_k ? 0.2 : 0.5; }
 
 /// Per block of points: whether the unproven rows of a sub-block where they are many (above

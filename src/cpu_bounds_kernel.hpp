@@ -12,19 +12,24 @@ namespace kmeans::detail::cpu {
 // (cpu_kernel.hpp), ties to the lowest index. With E_c the exact squared distance,
 // |D_c - E_c| <= gamma_D E_c + tiny (gamma_D = gamma_(d+2) in T's unit roundoff; tiny: the
 // gradual-underflow allowance), the same bound the kernel's re-check rests on.
-// Each point i keeps lower_i <= min over c != a_i of |x_i - c| (exact Euclidean distance, a_i its
-// label of the previous pass). When the centroids move, the engine computes an upper bound
-// delta_c >= |c_new - c_old| for each, and lower_i - max_(c != a_i) delta_c bounds the new
-// distances from below (triangle inequality). Then if (1 - gamma_D) l^2 - tiny > D_(a_i), every
-// other centroid has D_c >= (1 - gamma_D) E_c - tiny > D_(a_i): a_i is the unique argmin, Lloyd's
-// label, strictly (so a tie never needs breaking). Its distance D_(a_i) is computed by the same
-// direct formula as Lloyd's pass, so the pass's distances, sums and SSE are Lloyd's bits.
-// Points that fail the test are labelled by Lloyd's own kernel or by a full search that computes
-// every D_c by the direct formula (argmin, ties to the lowest index, exactly as Lloyd), whichever
-// is cheaper for the sub-block. The full search takes lower = sqrt((D_second - tiny) /
-// (1 + gamma_D)), rounded down; after Lloyd's kernel, lower = s_a - U_a with s_a <= min over
-// c != a of |c - a| (the centroids' separation) and U_a >= |x - a| from D_a, since
-// |x - c| >= |c - a| - |x - a|. Every double operation is covered by factors 1 -/+ 2^-48.
+// The centroids are cut into t bound groups (GroupPass). Each point i keeps, for every group g,
+// lower_ig <= min over c in g, c != a_i, of |x_i - c| (exact Euclidean distances, a_i its label
+// of the previous pass). When the centroids move, the engine computes an upper bound
+// delta_c >= |c_new - c_old| for each, and lower_ig - max over c in g, c != a_i, of delta_c bounds
+// the new distances from below (triangle inequality). If (1 - gamma_D) l^2 - tiny > D_(a_i) for
+// every group, every other centroid has D_c >= (1 - gamma_D) E_c - tiny > D_(a_i): a_i is the
+// unique argmin, Lloyd's label, strictly (so a tie never needs breaking). Its distance D_(a_i)
+// is computed by the same direct formula as Lloyd's pass, so the pass's distances, sums and SSE
+// are Lloyd's bits. Otherwise only the groups whose bound fails are searched, every D_c in them
+// by the direct formula, and the label is the argmin over a_i and the searched centroids, ties
+// to the lowest index: exactly Lloyd's, since every unsearched centroid is farther than a_i.
+// A searched group's bound becomes sqrt((D_min - tiny) / (1 + gamma_D)) rounded down, D_min its
+// smallest D_c other than the new label (E_c >= (D_c - tiny) / (1 + gamma_D)); an old label that
+// lost its place joins its group's bound the same way. Rows labelled by Lloyd's kernel instead
+// (crowded sub-blocks) keep what their bounds still prove or take s_b - U_b, s_b <= min over
+// c != b of |c - b| (the centroids' separation) and U_b >= |x - b| from D_b, since
+// |x - c| >= |c - b| - |x - b|. Every double operation is covered by factors 1 -/+ 2^-48 or
+// 1 -/+ 2^-50, and every bound stored as float is rounded down.
 
 /// The per-pass constants of the test (they depend on d and T only).
 struct BoundConsts {
