@@ -16,7 +16,7 @@ struct ElkanShape {
   int k;
   int centers;
   bool f64;
-  int fixed_iters = 0;  ///< > 0: tol = 0 and exactly this many iterations (a long fit)
+  int fixed_iters = 0;  ///< > 0: tol = 0 and max_iter = this (the fit still stops when no label changes)
 };
 
 /// n points around `centers` centres uniform in [0, L)^d with unit normal noise, L = 4
@@ -101,7 +101,7 @@ void run_elkan(Run& run) {
   const int repeats = q ? 2 : 3;
   std::printf("\nElkan vs Lloyd, Backend::Cpu, %d threads, whole fits (init = random, tol = 1e-4), "
               "median of %d interleaved repeats (Lloyd, Elkan, Auto); x = Lloyd's time / theirs;\n"
-              "'it' = assign + update + final assignment; iter* = tol 0, fixed iterations\n",
+              "'it' = assign + update + final assignment; iter* = tol 0 (until no label changes)\n",
               run.threads, repeats);
   std::printf("%9s %5s %5s %8s %5s %10s %10s %8s %10s %10s %8s %8s %s\n", "n", "d", "k", "dtype",
               "iter", "lloyd s", "elkan s", "fit x", "lloyd it", "elkan it", "iters x", "auto x",
@@ -118,7 +118,7 @@ void run_elkan(Run& run) {
       {q ? 20000 : 50000, 256, 64, 64, false},     // Auto's widest rows
       {q ? 100000 : 400000, 4, 16, 16, false},     // small k: Auto keeps Lloyd
       {q ? 5000 : 10000, 512, 128, 128, false},    // wide rows: Auto keeps Lloyd
-      // Long fits (tol = 0, 100 iterations): the late, well-pruned passes dominate.
+      // tol = 0, max_iter = 100: the fit runs until no label changes.
       {q ? 50000 : 100000, 16, 256, 256, false, 100},
       {q ? 20000 : 50000, 64, 512, 512, false, 100},
       {q ? 20000 : 50000, 32, 256, 256, true, 100},
