@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "cpu_pool.hpp"
 #include "internal.hpp"
@@ -52,6 +53,51 @@ void bound_layout(int k, int* t, int* per_bound) {
 template void bound_layout<float>(int, int*, int*);
 template void bound_layout<double>(int, int*, int*);
 
+template <class T>
+void spatial_order(const T* c, int k, std::int64_t d, int span, int t, std::int32_t* out) {
+  for (int i = 0; i < k; ++i) out[i] = i;
+  struct Part {
+    int begin, end, groups;
+  };
+  std::vector<Part> todo{{0, k, t}};
+  std::vector<std::pair<double, std::int32_t>> key;
+  while (!todo.empty()) {
+    const Part p = todo.back();
+    todo.pop_back();
+    if (p.groups <= 1 || p.end - p.begin <= span) {
+      std::sort(out + p.begin, out + p.end);
+      continue;
+    }
+    std::int64_t best_j = 0;
+    double best_w = -1;
+    for (std::int64_t j = 0; j < d; ++j) {
+      double lo = __builtin_inf(), hi = -__builtin_inf();
+      for (int i = p.begin; i < p.end; ++i) {
+        const double v = static_cast<double>(c[static_cast<std::int64_t>(out[i]) * d + j]);
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+      }
+      if (hi - lo > best_w) {  // NaN spreads never win: feature 0 then
+        best_w = hi - lo;
+        best_j = j;
+      }
+    }
+    key.clear();
+    for (int i = p.begin; i < p.end; ++i) {
+      const double v = static_cast<double>(c[static_cast<std::int64_t>(out[i]) * d + best_j]);
+      key.emplace_back(v == v ? v : 0.0, out[i]);  // (value, index): a total order
+    }
+    std::sort(key.begin(), key.end());
+    for (int i = p.begin; i < p.end; ++i) out[i] = key[static_cast<std::size_t>(i - p.begin)].second;
+    const int gl = p.groups / 2;
+    const int mid = std::min(p.end, p.begin + gl * span);
+    todo.push_back({mid, p.end, p.groups - gl});
+    todo.push_back({p.begin, mid, gl});
+  }
+}
+template void spatial_order<float>(const float*, int, std::int64_t, int, int, std::int32_t*);
+template void spatial_order<double>(const double*, int, std::int64_t, int, int, std::int32_t*);
+
 std::int64_t bound_bytes(std::int64_t n, std::int64_t d, int k, std::size_t elem_size) {
   int t = 0, pb = 0;
   if (elem_size == 4)
@@ -83,9 +129,13 @@ void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool 
   drop2_.assign(static_cast<std::size_t>(t), 0.0);
   drop_arg_.assign(static_cast<std::size_t>(t), -1);
   if (!valid || prev_.size() != static_cast<std::size_t>(k * d) || gp_.t != t ||
+      order_.size() != static_cast<std::size_t>(k) ||
       policy_.size() != blocks || lower_.size() != static_cast<std::size_t>(n * t)) {
     lower_.assign(static_cast<std::size_t>(n * t), 0.0f);
     policy_.assign(blocks, BlockPolicy{});
+    // New bounds, a new grouping (it must stay while the bounds refer to it).
+    order_.resize(static_cast<std::size_t>(k));
+    spatial_order<T>(c, k, d, pb * G, t, order_.data());
   } else {
     // delta_c >= |c_new - c_old|: the differences and squares in double err by at most
     // (d + 3) u_d relatively, underflow by d halves of the smallest subnormal.
@@ -101,7 +151,7 @@ void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool 
           moved ? std::sqrt(s * (1 + (static_cast<double>(d) + 4) * 0x1p-52) +
                             static_cast<double>(d) * 0x1p-1074) * (1 + 0x1p-50)
                 : 0.0;
-      const int g = ci / (pb * G);
+      const int g = group_[ci];
       if (delta > drop1_[g]) {
         drop2_[g] = drop1_[g];
         drop1_[g] = delta;
@@ -113,18 +163,24 @@ void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool 
   }
   prev_.assign(c, c + k * d);
   n_groups_ = (k + G - 1) / G;
+  perm_.resize(static_cast<std::size_t>(n_groups_) * G);
+  group_.resize(static_cast<std::size_t>(k));
+  for (int q = 0; q < n_groups_ * G; ++q) {
+    perm_[q] = q < k ? order_[q] : k + q;
+    if (q < k) group_[order_[q]] = q / (pb * G);
+  }
   ct_.resize(static_cast<std::size_t>(n_groups_) * d * G);
   for (int g = 0; g < n_groups_; ++g)
     for (std::int64_t j = 0; j < d; ++j)
       for (int l = 0; l < G; ++l) {
-        const int ci = g * G + l;
+        const int q = g * G + l;
         ct_[(static_cast<std::size_t>(g) * d + j) * G + l] =
-            ci < k ? c[ci * d + j] : static_cast<T>(__builtin_inf());
+            q < k ? c[static_cast<std::int64_t>(order_[q]) * d + j] : static_cast<T>(__builtin_inf());
       }
   drop_up_.resize(static_cast<std::size_t>(t));
   for (int g = 0; g < t; ++g) drop_up_[g] = drop1_[g] * (1 + 0x1p-50);
-  gp_ = GroupPass<T>{c,  k, d, ct_.data(), pb, t, drop1_.data(), drop2_.data(), drop_arg_.data(),
-                     drop_up_.data(), bc_};
+  gp_ = GroupPass<T>{c,  k, d, ct_.data(), perm_.data(), group_.data(), pb, t, drop1_.data(),
+                     drop2_.data(), drop_arg_.data(), drop_up_.data(), bc_};
   separation(c, k, n, d, n_threads, search);
 }
 
@@ -144,7 +200,7 @@ void Bounds<T>::separation(const T* c, int k, std::int64_t n, std::int64_t d, in
   for (int a = 0; a < k; ++a) sep_idx_[a] = a;
   auto chunk = [&](std::int64_t q, int) {
     const std::int64_t a0 = q * kChunk, m = std::min<std::int64_t>(kChunk, k - a0);
-    search(c, d, ct_.data(), n_groups_, sep_idx_.data() + a0, m, bc_, sep_lab_.data(),
+    search(c, d, ct_.data(), perm_.data(), n_groups_, sep_idx_.data() + a0, m, bc_, sep_lab_.data(),
            sep_dist_.data(), sep_.data());
   };
   parallel_for(n_threads, (k + kChunk - 1) / kChunk, chunk);
@@ -155,7 +211,6 @@ void separation_bounds(const GroupPass<T>& gp, const std::int32_t* prev, const s
                        const T* dist, const std::int64_t* rows, std::int64_t m, const double* sep,
                        float* lower) {
   const BoundConsts& bc = gp.bc;
-  const int span = gp.per_bound * group_of<T>();
   for (std::int64_t q = 0; q < m; ++q) {
     const std::int64_t r = rows[q];
     const std::int32_t a = prev[r], b = lab[r];
@@ -169,7 +224,7 @@ void separation_bounds(const GroupPass<T>& gp, const std::int32_t* prev, const s
     for (int g = 0; g < gp.t; ++g) {
       // A bound that excluded the old label stays valid only if the label did not change
       // (the groups other than the old label's exclude neither label).
-      const bool keep = valid && (a == b || g != a / span);
+      const bool keep = valid && (a == b || g != gp.group[a]);
       const float old = keep ? lr[g] : 0.0f;
       lr[g] = old > ls ? old : ls;
     }

@@ -15,6 +15,17 @@ namespace kmeans::detail::cpu {
 template <class T>
 void bound_layout(int k, int* t, int* per_bound);
 
+/// The spatial order of k centroids (k x d) for t bound groups of `span` positions each (the
+/// last one may be short): recursive median splits, each along the feature of the widest
+/// spread (in double), the left part taking whole groups, until one group is left; each group
+/// lists its centroids in ascending index. out[p] = the centroid at position p (a permutation of
+/// 0..k-1). Neighbouring centroids share a group, so a group's drop (its largest movement)
+/// follows one region's centroids, not 16 random ones (Yinyang k-means' grouping, balanced so
+/// that a group fills whole lane groups). Serial and a pure function of its input: the same
+/// order whatever the thread count.
+template <class T>
+void spatial_order(const T* c, int k, std::int64_t d, int span, int t, std::int32_t* out);
+
 /// Bytes of state the pruned passes keep for n points, k centroids of d features of T: the
 /// lower bounds (4 t n: t = min(ceil(k / L), 32) bound groups, L = 16 float, 8 double), the
 /// previous and the transposed centroids, the drops.
@@ -100,6 +111,9 @@ class Bounds {
   std::vector<float> lower_;
   std::vector<T> prev_;
   std::vector<T> ct_;
+  std::vector<std::int32_t> order_;   ///< position -> centroid (spatial_order), kept with the bounds
+  std::vector<LaneIdx<T>> perm_;      ///< the same, padded to whole lane groups
+  std::vector<std::int32_t> group_;   ///< centroid -> bound group
   std::vector<double> drop1_, drop2_, drop_up_;
   std::vector<std::int32_t> drop_arg_;
   GroupPass<T> gp_{};

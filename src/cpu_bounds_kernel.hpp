@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace kmeans::detail::cpu {
 
@@ -44,16 +45,25 @@ struct BoundConsts {
 template <class T>
 BoundConsts bound_consts(std::int64_t d);
 
-/// What the group-bound kernels of one pass share. The centroids are cut into t bound groups
-/// of `per_bound` transposed lane groups each (bound group q: centroids [q per_bound L,
-/// (q + 1) per_bound L), L = group_of<T>()); each point keeps t lower bounds (float, rounded
-/// down), bound q's on min over c in q, c != its label, of |x - c|.
+/// The centroid index of a lane, as the vector lanes of T hold it.
+template <class T>
+using LaneIdx = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+
+/// What the group-bound kernels of one pass share. The centroids, in the spatial order `perm`
+/// (spatial_order, cpu_bounds.hpp), are cut into t bound groups of `per_bound` transposed lane
+/// groups each (bound group q: positions [q per_bound L, (q + 1) per_bound L), L =
+/// group_of<T>()); each point keeps t lower bounds (float, rounded down), bound q's on min over
+/// c in q, c != its label, of |x - c|. Every tie between equal distances goes to the lowest
+/// centroid index (Lloyd's rule), not the lowest position: each bound group lists its centroids
+/// in ascending index, and the kernels compare indices, never positions.
 template <class T>
 struct GroupPass {
   const T* centroids;   ///< k x d row-major
   int k;
   std::int64_t d;
-  const T* ct;          ///< transposed lane groups ([group][d][L], +inf in padding)
+  const T* ct;          ///< transposed lane groups in position order ([group][d][L], +inf in padding)
+  const LaneIdx<T>* perm;      ///< position -> centroid index (padding: k + position)
+  const std::int32_t* group;   ///< centroid index -> its bound group
   int per_bound;        ///< lane groups per bound group
   int t;                ///< bound groups (at most kMaxBoundGroups)
   const double* drop1;  ///< per bound group: the largest movement bound delta_c in it
@@ -85,10 +95,11 @@ using GroupsSearchFn = void (*)(const GroupPass<T>& gp, const T* x, const std::i
                                 std::int32_t* lab, T* dist, std::int32_t* unit_idx, T* unit_val);
 
 /// The full search of rows search[0, ns) of x against the centroids transposed in groups of
-/// group_of<T>() lanes ([group][d][lanes], +inf in padding lanes): Lloyd's lab and dist, and
-/// lower = the bound from the second smallest direct distance.
+/// group_of<T>() lanes ([group][d][lanes], +inf in padding lanes; perm: each lane's centroid
+/// index): Lloyd's lab and dist, and lower = the bound from the second smallest direct distance.
 template <class T>
-using BoundsSearchFn = void (*)(const T* x, std::int64_t d, const T* ct, int n_groups,
+using BoundsSearchFn = void (*)(const T* x, std::int64_t d, const T* ct, const LaneIdx<T>* perm,
+                                int n_groups,
                                 const std::int64_t* search, std::int64_t ns, const BoundConsts& bc,
                                 std::int32_t* lab, T* dist, double* lower);
 

@@ -30,7 +30,7 @@ std::int64_t groups_test(const GroupPass<T>& gp, const T* x, std::int64_t rows,
                          const std::int32_t* prev, float* lower, std::int32_t* lab, T* dist,
                          std::int64_t* search, std::int64_t* units) {
   constexpr int G = group_of<T>();
-  const int k = gp.k, t = gp.t, span = gp.per_bound * G, n_lg = (k + G - 1) / G;
+  const int k = gp.k, t = gp.t, n_lg = (k + G - 1) / G;
   const std::int64_t d = gp.d;
   for (std::int64_t r = 0; r < rows; ++r) lab[r] = prev[r] >= 0 && prev[r] < k ? prev[r] : 0;
   std::int64_t r = 0;
@@ -47,7 +47,7 @@ std::int64_t groups_test(const GroupPass<T>& gp, const T* x, std::int64_t rows,
       nu += n_lg;
       continue;
     }
-    const int ga = a / span;
+    const int ga = gp.group[a];
     const double da = static_cast<double>(dist[r]);
     const double rhs = da * gp.bc.hi_fac + gp.bc.tiny, lo = gp.bc.lo_fac;
     // The own group first, with its drop excluding the label (the loop below must not see it).
@@ -89,7 +89,7 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
   constexpr int G = group_of<T>();
   constexpr int V = G / W;
   constexpr int C = V >= 8 ? 1 : 8 / V;
-  const int k = gp.k, t = gp.t, pb = gp.per_bound, span = pb * G, n_lg = (k + G - 1) / G;
+  const int k = gp.k, t = gp.t, pb = gp.per_bound, n_lg = (k + G - 1) / G;
   const std::int64_t d = gp.d;
   const BoundConsts& bc = gp.bc;
   const T inf = __builtin_inf();
@@ -157,7 +157,8 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
         for (int v = 1; v < V; ++v) m2v = rest[v] < m2v ? rest[v] : m2v;
         const T m2 = hmin<T, KMEANS_VBYTES>(reinterpret_cast<const T*>(&m2v));
         const std::int64_t u = u0 + c;
-        unit_idx[3 * u + 2] = unit_idx[3 * u + 1] * G + i1;
+        // A lane group lists ascending indices: its first lowest lane is the lowest index.
+        unit_idx[3 * u + 2] = static_cast<std::int32_t>(gp.perm[unit_idx[3 * u + 1] * G + i1]);
         unit_val[2 * u] = m1;
         unit_val[2 * u + 1] = m2;
       }
@@ -179,15 +180,16 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
       while (u < nu && unit_idx[3 * u] == q - q0) {
         const int g = unit_idx[3 * u + 1] / pb;
         const T m1 = unit_val[2 * u], m2 = unit_val[2 * u + 1];
+        const std::int32_t i1 = unit_idx[3 * u + 2];
         if (!searched[g]) {
           searched[g] = true;
           gm1[g] = m1;
           gm2[g] = m2;
-          gi[g] = unit_idx[3 * u + 2];
-        } else if (m1 < gm1[g]) {
+          gi[g] = i1;
+        } else if (m1 < gm1[g] || (m1 == gm1[g] && i1 < gi[g])) {
           gm2[g] = gm1[g] < m2 ? gm1[g] : m2;
           gm1[g] = m1;
-          gi[g] = unit_idx[3 * u + 2];
+          gi[g] = i1;
         } else if (m1 < gm2[g]) {
           gm2[g] = m1;
         }
@@ -203,7 +205,7 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
         if (searched[g])  // the label's own group: its min is the label, so the second
           lr[g] = floor_to_float(lower_of(static_cast<double>(gi[g] == best ? gm2[g] : gm1[g]), bc));
       if (valid && best != a) {  // the old label joins its group's bound
-        const int ga = a / span;
+        const int ga = gp.group[a];
         if (!searched[ga]) {
           const float la = floor_to_float(lower_of(static_cast<double>(da), bc));
           if (la < lr[ga]) lr[ga] = la;
@@ -217,7 +219,7 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
 
 /// BoundsSearchFn: the rows search[0, ns) against every centroid.
 template <class T>
-void bounds_search(const T* x, std::int64_t d, const T* ct, int n_groups,
+void bounds_search(const T* x, std::int64_t d, const T* ct, const LaneIdx<T>* perm, int n_groups,
                    const std::int64_t* search, std::int64_t ns, const BoundConsts& bc,
                    std::int32_t* lab, T* dist, double* lower) {
   using VT = typename Simd<T>::V;
@@ -228,8 +230,8 @@ void bounds_search(const T* x, std::int64_t d, const T* ct, int n_groups,
   constexpr int V = G / W;
   constexpr int P = V >= 8 ? 1 : 8 / V;
 
-  // Full search, P rows at a time: every direct distance, lane-wise best (strictly smaller
-  // wins, centroids in ascending order per lane: ties keep the lowest index) and second best.
+  // Full search, P rows at a time: every direct distance, lane-wise best (smaller wins, or
+  // equal with a lower centroid index) and second best.
   const T inf = __builtin_inf();
   for (std::int64_t q0 = 0; q0 < ns; q0 += P) {
     const int np = ns - q0 < P ? static_cast<int>(ns - q0) : P;
@@ -237,8 +239,6 @@ void bounds_search(const T* x, std::int64_t d, const T* ct, int n_groups,
     for (int p = 0; p < P; ++p) xp[p] = x + search[q0 + (p < np ? p : np - 1)] * d;
     VT best[P][V], sec[P][V];
     VI bidx[P][V];
-    VI lane;
-    for (int l = 0; l < W; ++l) lane[l] = static_cast<LI>(l);
     for (int p = 0; p < P; ++p)
       for (int v = 0; v < V; ++v) {
         best[p][v] = VT{} + inf;
@@ -265,10 +265,11 @@ void bounds_search(const T* x, std::int64_t d, const T* ct, int n_groups,
         }
       }
       for (int v = 0; v < V; ++v) {
-        const VI cv = lane + static_cast<LI>(g * G + v * W);
+        VI cv;  // the lanes' centroid indices: ties go to the lowest index, not position
+        __builtin_memcpy(&cv, perm + g * G + v * W, sizeof(VI));
         for (int p = 0; p < P; ++p) {
           const VT a = acc[p][v];
-          const auto less = a < best[p][v];
+          const auto less = (a < best[p][v]) | ((a == best[p][v]) & (cv < bidx[p][v]));
           const VT hi = less ? best[p][v] : a;  // max(a, best)
           sec[p][v] = hi < sec[p][v] ? hi : sec[p][v];
           best[p][v] = less ? a : best[p][v];
@@ -313,10 +314,8 @@ void groups_full(const GroupPass<T>& gp, const T* x, const std::int64_t* search,
   constexpr int V = G / W;
   constexpr int P = V >= 8 ? 1 : 8 / V;
   const std::int64_t d = gp.d;
-  const int t = gp.t, pb = gp.per_bound, n_lg = (gp.k + G - 1) / G, span = pb * G;
+  const int t = gp.t, pb = gp.per_bound, n_lg = (gp.k + G - 1) / G;
   const T inf = __builtin_inf();
-  VI lane;
-  for (int l = 0; l < W; ++l) lane[l] = static_cast<LI>(l);
   for (std::int64_t q0 = 0; q0 < ns; q0 += P) {
     const int np = ns - q0 < P ? static_cast<int>(ns - q0) : P;
     const T* xp[P];
@@ -354,9 +353,10 @@ void groups_full(const GroupPass<T>& gp, const T* x, const std::int64_t* search,
       for (int p = 0; p < P; ++p) {
         VT mv = acc[p][0];
         for (int v = 0; v < V; ++v) {
-          const VI cv = lane + static_cast<LI>(lg * G + v * W);
+          VI cv;  // the lanes' centroid indices: ties go to the lowest index, not position
+          __builtin_memcpy(&cv, gp.perm + lg * G + v * W, sizeof(VI));
           const VT a = acc[p][v];
-          const auto less = a < best[p][v];
+          const auto less = (a < best[p][v]) | ((a == best[p][v]) & (cv < bidx[p][v]));
           const VT hi = less ? best[p][v] : a;
           sec[p][v] = hi < sec[p][v] ? hi : sec[p][v];
           best[p][v] = less ? a : best[p][v];
@@ -387,7 +387,7 @@ void groups_full(const GroupPass<T>& gp, const T* x, const std::int64_t* search,
       dist[row] = bv[w];
       float* lr = lower + row * t;
       for (int g = 0; g < t; ++g) lr[g] = floor_to_float(lower_of(static_cast<double>(gmin[p][g]), gp.bc));
-      lr[b / span] = floor_to_float(lower_of(static_cast<double>(second), gp.bc));
+      lr[gp.group[b]] = floor_to_float(lower_of(static_cast<double>(second), gp.bc));
     }
   }
 }
