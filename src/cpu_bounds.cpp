@@ -177,10 +177,14 @@ void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool 
         ct_[(static_cast<std::size_t>(g) * d + j) * G + l] =
             q < k ? c[static_cast<std::int64_t>(order_[q]) * d + j] : static_cast<T>(__builtin_inf());
       }
-  drop_up_.resize(static_cast<std::size_t>(t));
-  for (int g = 0; g < t; ++g) drop_up_[g] = drop1_[g] * (1 + 0x1p-50);
+  drop_f_.resize(static_cast<std::size_t>(t));
+  for (int g = 0; g < t; ++g) {  // rounded up: drop_f >= drop1 (+inf beyond float's range)
+    float f = static_cast<float>(drop1_[g]);
+    if (static_cast<double>(f) < drop1_[g]) f = std::nextafter(f, __builtin_inff());
+    drop_f_[g] = f;
+  }
   gp_ = GroupPass<T>{c,  k, d, ct_.data(), perm_.data(), group_.data(), pb, t, drop1_.data(),
-                     drop2_.data(), drop_arg_.data(), drop_up_.data(), bc_};
+                     drop2_.data(), drop_arg_.data(), drop_f_.data(), bc_};
   separation(c, k, n, d, n_threads, search);
 }
 

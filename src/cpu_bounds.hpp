@@ -114,7 +114,8 @@ class Bounds {
   std::vector<std::int32_t> order_;   ///< position -> centroid (spatial_order), kept with the bounds
   std::vector<LaneIdx<T>> perm_;      ///< the same, padded to whole lane groups
   std::vector<std::int32_t> group_;   ///< centroid -> bound group
-  std::vector<double> drop1_, drop2_, drop_up_;
+  std::vector<double> drop1_, drop2_;
+  std::vector<float> drop_f_;
   std::vector<std::int32_t> drop_arg_;
   GroupPass<T> gp_{};
   std::vector<double> sep_;

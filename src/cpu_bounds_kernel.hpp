@@ -69,7 +69,7 @@ struct GroupPass {
   const double* drop1;  ///< per bound group: the largest movement bound delta_c in it
   const double* drop2;  ///< the second largest
   const std::int32_t* drop_arg;  ///< the centroid with the largest
-  const double* drop_up;  ///< fl(drop1 (1 + 2^-50)): the loop's subtrahend
+  const float* drop_f;    ///< drop1 rounded up to float: the group test's subtrahend
   BoundConsts bc;
 };
 

@@ -18,10 +18,19 @@ inline double lower_of(double dd, const BoundConsts& bc) {
   return bc.usable && s > 0 ? __builtin_sqrt(s * bc.inv_hi) * (1 - 0x1p-50) : 0.0;
 }
 
-/// Whether a lower bound l on the exact distances of a group proves every direct distance in
-/// it larger than da.
-inline bool proves(double l, double da, const BoundConsts& bc) {
-  return bc.usable && l > 0 && bc.lo_fac * l * l > da * bc.hi_fac + bc.tiny;
+/// The smallest float a group's lower bound must exceed to prove every direct distance in it
+/// larger than da: l > thr >= sqrt((da hi_fac + tiny) / lo_fac) (each rounding covered by the
+/// factor 1 + 2^-48, the float rounded up) gives lo_fac l^2 > da hi_fac + tiny: with lo_fac's
+/// (1 - gamma_D), every direct distance of the group exceeds da (cpu_bounds_kernel.hpp).
+/// +inf when nothing can be proven (unusable constants, NaN).
+inline float prove_threshold(double da, const BoundConsts& bc) {
+  const float inf = __builtin_inff();
+  if (!bc.usable) return inf;
+  const double th = __builtin_sqrt((da * bc.hi_fac + bc.tiny) / bc.lo_fac) * (1 + 0x1p-48);
+  if (!(th < 3e38)) return inf;
+  float f = static_cast<float>(th);
+  if (static_cast<double>(f) < th) f = __builtin_nextafterf(f, inf);
+  return f;
 }
 
 /// GroupsTestFn.
@@ -48,26 +57,22 @@ std::int64_t groups_test(const GroupPass<T>& gp, const T* x, std::int64_t rows,
       continue;
     }
     const int ga = gp.group[a];
-    const double da = static_cast<double>(dist[r]);
-    const double rhs = da * gp.bc.hi_fac + gp.bc.tiny, lo = gp.bc.lo_fac;
+    const float thr = prove_threshold(static_cast<double>(dist[r]), gp.bc);
     // The own group first, with its drop excluding the label (the loop below must not see it).
     const double own_drop = gp.drop_arg[ga] == a ? gp.drop2[ga] : gp.drop1[ga];
     const float own = floor_to_float(static_cast<double>(lr[ga]) * (1 - 0x1p-50) - own_drop * (1 + 0x1p-50));
-    // Branch-free over the groups (vectorised): l <= lower - drop whatever the rounding
-    // (cpu_bounds_kernel.hpp), rounded down to float; count the groups it does not prove.
+    // Branch-free over the groups in float (vectorised): dropf >= drop1, and for a - b > 0
+    // fl(fl(a - b) (1 - 2^-22)) <= a - b, so f <= lower - drop (below 1e-30: 0); count the
+    // groups it does not prove.
     int fails = 0;
-    const double* dropr = gp.drop_up;
+    const float* __restrict__ dropf = gp.drop_f;
     for (int g = 0; g < t; ++g) {
-      const double l = static_cast<double>(lr[g]) * (1 - 0x1p-50) - dropr[g];
-      float f = static_cast<float>(l * (1 - 0x1p-22));
-      f = l > 1e-30 ? f : 0.0f;
-      f = l > 1e38 ? 1e38f : f;
+      float f = (lr[g] - dropf[g]) * (1 - 0x1p-22f);
+      f = f > 1e-30f ? f : 0.0f;
       lr[g] = f;
-      const double fd = static_cast<double>(f);
-      fails += (lo * fd * fd > rhs) ? 0 : 1;
+      fails += f > thr ? 0 : 1;
     }
-    const double lf = static_cast<double>(lr[ga]), od = static_cast<double>(own);
-    fails += (lo * od * od > rhs ? 0 : 1) - (lo * lf * lf > rhs ? 0 : 1);
+    fails += (own > thr ? 0 : 1) - (lr[ga] > thr ? 0 : 1);
     lr[ga] = own;
     if (fails) {
       search[ns++] = r;
@@ -100,10 +105,10 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
       const std::int64_t r = search[q];
       const std::int32_t a = prev[r];
       const bool valid = bc.usable && a >= 0 && a < k;
-      const double da = static_cast<double>(dist[r]);
+      const float thr = valid ? prove_threshold(static_cast<double>(dist[r]), bc) : __builtin_inff();
       const float* lr = lower + r * t;
       for (int g = 0; g < t; ++g) {
-        if (valid && proves(lr[g], da, bc)) continue;
+        if (lr[g] > thr) continue;
         const int lg1 = (g + 1) * pb < n_lg ? (g + 1) * pb : n_lg;
         for (int lg = g * pb; lg < lg1; ++lg) {
           unit_idx[3 * nu] = static_cast<std::int32_t>(q - q0);
@@ -173,43 +178,48 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
       const T da = dist[r];
       std::int32_t best = valid ? a : -1;
       T best_d = valid ? da : inf;
-      bool searched[kMaxBoundGroups];
+      // The row's searched bound groups, ascending (its units come in lane-group order).
+      int gl[kMaxBoundGroups];
       T gm1[kMaxBoundGroups], gm2[kMaxBoundGroups];
       std::int32_t gi[kMaxBoundGroups];
-      for (int g = 0; g < t; ++g) searched[g] = false;
+      int ng = 0;
       while (u < nu && unit_idx[3 * u] == q - q0) {
         const int g = unit_idx[3 * u + 1] / pb;
         const T m1 = unit_val[2 * u], m2 = unit_val[2 * u + 1];
         const std::int32_t i1 = unit_idx[3 * u + 2];
-        if (!searched[g]) {
-          searched[g] = true;
-          gm1[g] = m1;
-          gm2[g] = m2;
-          gi[g] = i1;
-        } else if (m1 < gm1[g] || (m1 == gm1[g] && i1 < gi[g])) {
-          gm2[g] = gm1[g] < m2 ? gm1[g] : m2;
-          gm1[g] = m1;
-          gi[g] = i1;
-        } else if (m1 < gm2[g]) {
-          gm2[g] = m1;
+        if (ng == 0 || gl[ng - 1] != g) {
+          gl[ng] = g;
+          gm1[ng] = m1;
+          gm2[ng] = m2;
+          gi[ng] = i1;
+          ++ng;
+        } else {
+          const int s = ng - 1;
+          if (m1 < gm1[s] || (m1 == gm1[s] && i1 < gi[s])) {
+            gm2[s] = gm1[s] < m2 ? gm1[s] : m2;
+            gm1[s] = m1;
+            gi[s] = i1;
+          } else if (m1 < gm2[s]) {
+            gm2[s] = m1;
+          }
         }
         ++u;
       }
-      for (int g = 0; g < t; ++g)
-        if (searched[g] && (gm1[g] < best_d || (gm1[g] == best_d && gi[g] < best))) {
-          best = gi[g];
-          best_d = gm1[g];
+      for (int s = 0; s < ng; ++s)
+        if (gm1[s] < best_d || (gm1[s] == best_d && gi[s] < best)) {
+          best = gi[s];
+          best_d = gm1[s];
         }
       float* lr = lower + r * t;
-      for (int g = 0; g < t; ++g)
-        if (searched[g])  // the label's own group: its min is the label, so the second
-          lr[g] = floor_to_float(lower_of(static_cast<double>(gi[g] == best ? gm2[g] : gm1[g]), bc));
-      if (valid && best != a) {  // the old label joins its group's bound
-        const int ga = gp.group[a];
-        if (!searched[ga]) {
-          const float la = floor_to_float(lower_of(static_cast<double>(da), bc));
-          if (la < lr[ga]) lr[ga] = la;
-        }
+      bool own_searched = false;
+      const int ga = valid ? gp.group[a] : -1;
+      for (int s = 0; s < ng; ++s) {  // the label's own group: its min is the label, so the second
+        lr[gl[s]] = floor_to_float(lower_of(static_cast<double>(gi[s] == best ? gm2[s] : gm1[s]), bc));
+        own_searched = own_searched || gl[s] == ga;
+      }
+      if (valid && best != a && !own_searched) {  // the old label joins its group's bound
+        const float la = floor_to_float(lower_of(static_cast<double>(da), bc));
+        if (la < lr[ga]) lr[ga] = la;
       }
       lab[r] = best;
       dist[r] = best_d;

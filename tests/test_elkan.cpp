@@ -3,6 +3,7 @@
 // every shape, thread count and kernel table, and pruning that really skips work.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -231,6 +232,114 @@ TEST(Elkan, PassesMatchLloydOnEveryKernelTable) {
   check_passes<float>(3000, 784, 33);
   check_passes<double>(999, 1, 5);
   check_passes<float>(5000, 17, 300);
+}
+
+/// The spatial grouping: a permutation, each group's indices ascending, a pure function of the
+/// centroids (the same order twice), and well-separated clusters of one group's size each land
+/// in one group whatever their index order.
+TEST(Elkan, SpatialOrderGroupsNeighbours) {
+  for (const int d : {1, 3, 40})
+    for (const int short_by : {0, 5}) {
+      SCOPED_TRACE("d=" + std::to_string(d) + " short by " + std::to_string(short_by));
+      const int span = 16, t = 9, k = span * t - short_by;  // short_by > 0: the last group short
+      Lcg u{static_cast<std::uint64_t>(7 + d)};
+      std::vector<float> c(static_cast<std::size_t>(k * d));
+      std::vector<int> cluster(static_cast<std::size_t>(k));
+      for (int ci = 0; ci < k; ++ci) {
+        cluster[ci] = (ci * 7) % t;  // interleaved in index order; t clusters of span at most
+        for (int j = 0; j < d; ++j)
+          c[ci * d + j] = static_cast<float>(1000.0 * cluster[ci] * (j + 1) + u());
+      }
+      std::vector<std::int32_t> a(static_cast<std::size_t>(k)), b(static_cast<std::size_t>(k));
+      cpu::spatial_order<float>(c.data(), k, d, span, t, a.data());
+      cpu::spatial_order<float>(c.data(), k, d, span, t, b.data());
+      EXPECT_EQ(a, b);
+      std::vector<int> seen(static_cast<std::size_t>(k), 0);
+      for (const std::int32_t ci : a) {
+        ASSERT_GE(ci, 0);
+        ASSERT_LT(ci, k);
+        ++seen[ci];
+      }
+      EXPECT_EQ(seen, std::vector<int>(static_cast<std::size_t>(k), 1));
+      int mixed = 0;
+      for (int g = 0; g < t; ++g) {
+        const int p0 = g * span, p1 = std::min(k, p0 + span);
+        for (int p = p0 + 1; p < p1; ++p) {
+          EXPECT_LT(a[p - 1], a[p]) << "group " << g << " not in ascending index";
+          mixed += cluster[a[p]] != cluster[a[p0]];
+        }
+      }
+      // Exactly t clusters of span: every group is one cluster.
+      if (short_by == 0) EXPECT_EQ(mixed, 0);
+    }
+}
+
+/// Exact ties between neighbours whose index order is the reverse of their place: 1-d points
+/// at the odd integers, centroids at the even ones with decreasing index, so every point is
+/// equidistant from two centroids in different lane groups (and some in different bound
+/// groups); Lloyd takes the lower index, and so must every pruned pass (its full search, its
+/// group search, a drift that keeps the ties).
+TEST(Elkan, TiesGoToTheLowestIndexNotThePosition) {
+  for (const int k : {40, 300}) {
+    const std::int64_t n = 2 * k + 1, d = 1;
+    std::vector<double> x(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) x[i] = static_cast<double>(i);
+    kmeans::detail::DataView<double> v{x.data(), nullptr, n, d, 2};
+    auto lloyd = kmeans::detail::make_cpu_engine(v);
+    auto pruned = kmeans::detail::make_cpu_engine(v);
+    pruned->set_algorithm(Algorithm::Elkan);
+    std::vector<double> c(static_cast<std::size_t>(k));
+    for (int ci = 0; ci < k; ++ci) c[ci] = 2.0 * (k - 1 - ci);
+    for (int pass = 0; pass < 6; ++pass) {
+      if (pass == 4)  // all move by the same exact step: the ties stay
+        for (double& q : c) q += 2;
+      std::vector<double> s1(k * d), w1(k), s2(k * d), w2(k);
+      const auto a = lloyd->assign(c.data(), k, s1.data(), w1.data());
+      const auto b = pruned->assign(c.data(), k, s2.data(), w2.data());
+      EXPECT_EQ(a.sse, b.sse) << "k=" << k << " pass " << pass;
+      EXPECT_EQ(s1, s2) << "k=" << k << " pass " << pass;
+      std::vector<std::int32_t> l1(n), l2(n);
+      lloyd->labels(l1.data());
+      pruned->labels(l2.data());
+      EXPECT_EQ(l1, l2) << "k=" << k << " pass " << pass;
+      EXPECT_GE(pruned->last_pass_searched(), 0);
+      EXPECT_EQ(l1[pass < 4 ? 1 : 3], k - 2);  // x = 1 (3 after the step): k - 1 and k - 2 tie
+    }
+  }
+}
+
+/// Ties in one vector lane: 16 centroids at -1 (indices 4-19) fill the first lane groups, 4 at
+/// +1 (indices 0-3) come after them, and the points at 0 are equidistant from all 20: Lloyd
+/// takes index 0, which sits in a later lane group than 16 tied centroids of higher index.
+template <class T>
+void check_lane_ties() {
+  const int k = 20;
+  const std::int64_t n = 64, d = 1;
+  std::vector<T> x(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) x[i] = static_cast<T>(i % 4 == 0 ? 0 : (i % 7) - 3);
+  kmeans::detail::DataView<T> v{x.data(), nullptr, n, d, 1};
+  auto lloyd = kmeans::detail::make_cpu_engine(v);
+  auto pruned = kmeans::detail::make_cpu_engine(v);
+  pruned->set_algorithm(Algorithm::Elkan);
+  std::vector<T> c(static_cast<std::size_t>(k));
+  for (int ci = 0; ci < k; ++ci) c[ci] = static_cast<T>(ci < 4 ? 1 : -1);
+  for (int pass = 0; pass < 5; ++pass) {
+    std::vector<double> s1(k), w1(k), s2(k), w2(k);
+    const auto a = lloyd->assign(c.data(), k, s1.data(), w1.data());
+    const auto b = pruned->assign(c.data(), k, s2.data(), w2.data());
+    EXPECT_EQ(a.sse, b.sse) << "pass " << pass;
+    std::vector<std::int32_t> l1(n), l2(n);
+    lloyd->labels(l1.data());
+    pruned->labels(l2.data());
+    EXPECT_EQ(l1, l2) << "pass " << pass;
+    EXPECT_EQ(l1[0], 0);
+    EXPECT_GE(pruned->last_pass_searched(), 0);
+  }
+}
+
+TEST(Elkan, TiesInOneLaneGoToTheLowestIndex) {
+  check_lane_ties<float>();
+  check_lane_ties<double>();
 }
 
 TEST(Elkan, AutoRunsLloydUntilMeasuredFaster) {
