@@ -283,7 +283,7 @@ class CpuEngine final : public Engine<T> {
                   dist_.data() + r0, slots_[slot].scratch.data());
         }
         if (pruned && lloyd_rows)
-          cpu::separation_bounds(bounds_.pass(), v_.data + r0 * d, prev, lab + s0, dist_.data() + r0, search, ns,
+          cpu::separation_bounds(bounds_.pass(), prev, lab + s0, dist_.data() + r0, search, ns,
                                  bounds_.separation(), bounds_.lower(r0));
         // Unit weights get their own loop: no multiply, no per-point branch.
         if (v_.weights)

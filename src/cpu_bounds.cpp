@@ -183,32 +183,8 @@ void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool 
     if (static_cast<double>(f) < drop1_[g]) f = std::nextafter(f, __builtin_inff());
     drop_f_[g] = f;
   }
-  // The groups' centres (the mean of their centroids, any point would do) and radii, rounded
-  // up like delta_c above.
-  centers_.assign(static_cast<std::size_t>(d * t), 0.0);
-  radius_.assign(static_cast<std::size_t>(t), 0.0);
-  std::vector<int> members(static_cast<std::size_t>(t), 0);
-  for (int ci = 0; ci < k; ++ci) {
-    const int g = group_[ci];
-    ++members[g];
-    for (std::int64_t j = 0; j < d; ++j) centers_[j * t + g] += static_cast<double>(c[ci * d + j]);
-  }
-  for (std::int64_t j = 0; j < d; ++j)
-    for (int g = 0; g < t; ++g) centers_[j * t + g] /= members[g] > 0 ? members[g] : 1;
-  for (int ci = 0; ci < k; ++ci) {
-    const int g = group_[ci];
-    double s = 0;
-    for (std::int64_t j = 0; j < d; ++j) {
-      const double diff = static_cast<double>(c[ci * d + j]) - centers_[j * t + g];
-      s += diff * diff;
-    }
-    const double r = std::sqrt(s * (1 + (static_cast<double>(d) + 4) * 0x1p-52) +
-                               static_cast<double>(d) * 0x1p-1074) * (1 + 0x1p-50);
-    radius_[g] = r > radius_[g] || r != r ? r : radius_[g];  // NaN stays NaN: no bound
-  }
   gp_ = GroupPass<T>{c,  k, d, ct_.data(), perm_.data(), group_.data(), pb, t, drop1_.data(),
-                     drop2_.data(), drop_arg_.data(), drop_f_.data(), centers_.data(),
-                     radius_.data(), bc_};
+                     drop2_.data(), drop_arg_.data(), drop_f_.data(), bc_};
   separation(c, k, n, d, n_threads, search);
 }
 
@@ -235,16 +211,10 @@ void Bounds<T>::separation(const T* c, int k, std::int64_t n, std::int64_t d, in
 }
 
 template <class T>
-void separation_bounds(const GroupPass<T>& gp, const T* x, const std::int32_t* prev,
-                       const std::int32_t* lab, const T* dist, const std::int64_t* rows,
-                       std::int64_t m, const double* sep, float* lower) {
+void separation_bounds(const GroupPass<T>& gp, const std::int32_t* prev, const std::int32_t* lab,
+                       const T* dist, const std::int64_t* rows, std::int64_t m, const double* sep,
+                       float* lower) {
   const BoundConsts& bc = gp.bc;
-  const std::int64_t d = gp.d;
-  const int t = gp.t;
-  // |x - centre| from below: the direct sum in double errs by at most (d + 3) 2^-53 relatively
-  // and d halves of the smallest subnormal (the movement bound's argument, downwards).
-  const double s_lo = 1 - (static_cast<double>(d) + 4) * 0x1p-52, s_tiny = static_cast<double>(d) * 0x1p-1074;
-  double acc[kMaxBoundGroups];
   for (std::int64_t q = 0; q < m; ++q) {
     const std::int64_t r = rows[q];
     const std::int32_t a = prev[r], b = lab[r];
@@ -254,42 +224,22 @@ void separation_bounds(const GroupPass<T>& gp, const T* x, const std::int32_t* p
     const double l = sep[b] * (1 - 0x1p-50) - ub * (1 + 0x1p-50);
     float ls = 0.0f;
     if (bc.usable && l > 1e-30) ls = l > 1e38 ? 1e38f : static_cast<float>(l * (1 - 0x1p-22));
-    for (int g = 0; g < t; ++g) acc[g] = 0;
-    const T* xr = x + r * d;
-    for (std::int64_t j = 0; j < d; ++j) {
-      const double xj = static_cast<double>(xr[j]);
-      const double* cj = gp.centers + j * t;
-      for (int g = 0; g < t; ++g) {
-        const double diff = xj - cj[g];
-        acc[g] += diff * diff;
-      }
-    }
-    float* lr = lower + r * t;
-    const int ga = valid ? gp.group[a] : -1;
-    for (int g = 0; g < t; ++g) {
+    float* lr = lower + r * gp.t;
+    for (int g = 0; g < gp.t; ++g) {
       // A bound that excluded the old label stays valid only if the label did not change
       // (the groups other than the old label's exclude neither label).
-      const bool keep = valid && (a == b || g != ga);
-      float v = keep ? lr[g] : 0.0f;
-      v = v > ls ? v : ls;
-      const double s = acc[g] * s_lo - s_tiny;
-      if (bc.usable && s > 0) {  // lower <= |x - centre_g| - radius_g
-        const double lc = std::sqrt(s) * (1 - 0x1p-50) - gp.radius[g] * (1 + 0x1p-50);
-        if (lc > 1e-30) {
-          const float f = lc > 1e38 ? 1e38f : static_cast<float>(lc * (1 - 0x1p-22));
-          v = v > f ? v : f;
-        }
-      }
-      lr[g] = v;
+      const bool keep = valid && (a == b || g != gp.group[a]);
+      const float old = keep ? lr[g] : 0.0f;
+      lr[g] = old > ls ? old : ls;
     }
   }
 }
-template void separation_bounds<float>(const GroupPass<float>&, const float*, const std::int32_t*,
+template void separation_bounds<float>(const GroupPass<float>&, const std::int32_t*,
                                        const std::int32_t*, const float*, const std::int64_t*,
                                        std::int64_t, const double*, float*);
-template void separation_bounds<double>(const GroupPass<double>&, const double*,
-                                        const std::int32_t*, const std::int32_t*, const double*,
-                                        const std::int64_t*, std::int64_t, const double*, float*);
+template void separation_bounds<double>(const GroupPass<double>&, const std::int32_t*,
+                                        const std::int32_t*, const double*, const std::int64_t*,
+                                        std::int64_t, const double*, float*);
 
 template class Bounds<float>;
 template class Bounds<double>;

@@ -41,16 +41,14 @@ constexpr std::int64_t kMaxBoundBytes = std::int64_t{1} << 30;
 bool use_bounds(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t elem_size,
                 bool usable);
 
-/// After Lloyd's kernel labelled rows[0, m) of x (lab, dist; prev: the labels of the pass
-/// before): each of a row's t bounds becomes the largest of what it still proves (the old
-/// label's group, when the label changed, not), sep[lab] - U (U an upper bound on the distance
-/// to the label), and |x - centre_g| - radius_g (every centroid of group g is within radius_g
-/// of its centre: the triangle inequality; spatial groups make it useful for far groups), each
-/// rounded down.
+/// After Lloyd's kernel labelled rows[0, m) (lab, dist; prev: the labels of the pass before):
+/// each of a row's t bounds becomes the larger of what it still proves and sep[lab] - U, U an
+/// upper bound on the distance to the label, rounded down (the old label's group, when the
+/// label changed, only the latter).
 template <class T>
-void separation_bounds(const GroupPass<T>& gp, const T* x, const std::int32_t* prev,
-                       const std::int32_t* lab, const T* dist, const std::int64_t* rows,
-                       std::int64_t m, const double* sep, float* lower);
+void separation_bounds(const GroupPass<T>& gp, const std::int32_t* prev, const std::int32_t* lab,
+                       const T* dist, const std::int64_t* rows, std::int64_t m, const double* sep,
+                       float* lower);
 
 /// A sub-block whose lane groups to search exceed this share of a full search is crowded: its
 /// BlockPolicy then picks Lloyd's kernel or the blocked full search instead of the per-group
@@ -116,7 +114,6 @@ class Bounds {
   std::vector<std::int32_t> order_;   ///< position -> centroid (spatial_order), kept with the bounds
   std::vector<LaneIdx<T>> perm_;      ///< the same, padded to whole lane groups
   std::vector<std::int32_t> group_;   ///< centroid -> bound group
-  std::vector<double> centers_, radius_;  ///< GroupPass::centers, radius
   std::vector<double> drop1_, drop2_;
   std::vector<float> drop_f_;
   std::vector<std::int32_t> drop_arg_;

@@ -70,8 +70,6 @@ struct GroupPass {
   const double* drop2;  ///< the second largest
   const std::int32_t* drop_arg;  ///< the centroid with the largest
   const float* drop_f;    ///< drop1 rounded up to float: the group test's subtrahend
-  const double* centers;  ///< the bound groups' centres, transposed: centers[j * t + g] (double)
-  const double* radius;   ///< per bound group: radius[g] >= |c - centre_g| for every c in it
   BoundConsts bc;
 };
 
