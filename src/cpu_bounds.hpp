@@ -35,9 +35,9 @@ std::int64_t bound_bytes(std::int64_t n, std::int64_t d, int k, std::size_t elem
 constexpr std::int64_t kMaxBoundBytes = std::int64_t{1} << 30;
 
 /// Whether a pass with these parameters uses the pruned algorithm: Lloyd never; Elkan whenever
-/// the bounds are usable and fit kMaxBoundBytes; Auto only where it was measured faster than
-/// Lloyd over whole fits (bench_kmeans --elkan, bench/NOTES.md 2026-12-01): on no shape yet, so
-/// Auto runs Lloyd until a measured shape says otherwise.
+/// the bounds are usable and fit kMaxBoundBytes; Auto only where it was measured >= 1.1x faster
+/// than Lloyd over whole fits, with margin (bench_kmeans --elkan, bench/NOTES.md 2026-12-01,
+/// both Elkan sections): on no shape yet, so Auto runs Lloyd until a measured shape says otherwise.
 bool use_bounds(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t elem_size,
                 bool usable);
 
