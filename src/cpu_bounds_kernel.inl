@@ -94,10 +94,15 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
   constexpr int G = group_of<T>();
   constexpr int V = G / W;
   constexpr int C = V >= 8 ? 1 : 8 / V;
+  using VI = typename Simd<T>::I;
+  using LI = typename LaneInt<T>::type;
   const int k = gp.k, t = gp.t, pb = gp.per_bound, n_lg = (k + G - 1) / G;
   const std::int64_t d = gp.d;
   const BoundConsts& bc = gp.bc;
   const T inf = __builtin_inf();
+  VI lane_id[V];  // each lane's place in the lane group
+  for (int v = 0; v < V; ++v)
+    for (int l = 0; l < W; ++l) lane_id[v][l] = static_cast<LI>(v * W + l);
   for (std::int64_t q0 = 0; q0 < ns; q0 += kSearchRows) {
     const std::int64_t q1 = q0 + kSearchRows < ns ? q0 + kSearchRows : ns;
     std::int64_t nu = 0;
@@ -155,11 +160,13 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
           const std::uint64_t bits = lanes_at_most<T>(acc[c][v], m1);
           if (bits) i1 = v * W + __builtin_ctzll(bits);
         }
-        VT rest[V];
-        for (int v = 0; v < V; ++v) rest[v] = acc[c][v];
-        reinterpret_cast<T*>(rest)[i1] = inf;
-        VT m2v = rest[0];
-        for (int v = 1; v < V; ++v) m2v = rest[v] < m2v ? rest[v] : m2v;
+        // The others: lane i1 masked to +inf in registers (no store and reload).
+        const VI pick = VI{} + static_cast<LI>(i1);
+        VT m2v = VT{} + inf;
+        for (int v = 0; v < V; ++v) {
+          const VT rest = lane_id[v] == pick ? VT{} + inf : acc[c][v];
+          m2v = rest < m2v ? rest : m2v;
+        }
         const T m2 = hmin<T, KMEANS_VBYTES>(reinterpret_cast<const T*>(&m2v));
         const std::int64_t u = u0 + c;
         // A lane group lists ascending indices: its first lowest lane is the lowest index.
