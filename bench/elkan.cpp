@@ -106,7 +106,7 @@ void run_elkan(Run& run) {
   std::printf("%9s %5s %5s %8s %5s %10s %10s %8s %10s %10s %8s %8s %s\n", "n", "d", "k", "dtype",
               "iter", "lloyd s", "elkan s", "fit x", "lloyd it", "elkan it", "iters x", "auto x",
               "result");
-  const std::vector<ElkanShape> shapes = {
+  std::vector<ElkanShape> shapes = {
       {q ? 50000 : 200000, 2, 256, 256, false},    // k >= 256 clustered
       {q ? 50000 : 100000, 16, 256, 256, false},
       {q ? 20000 : 50000, 64, 512, 512, false},
@@ -123,6 +123,16 @@ void run_elkan(Run& run) {
       {q ? 20000 : 50000, 64, 512, 512, false, 100},
       {q ? 20000 : 50000, 32, 256, 256, true, 100},
   };
+  if (!q) {  // around Auto's rule (cpu_bounds.cpp use_bounds): inside it, then one bound off
+    const std::vector<ElkanShape> around = {
+        {100000, 32, 256, 256, false},  {100000, 64, 256, 256, false},
+        {100000, 128, 256, 256, false}, {100000, 32, 512, 512, true},
+        {200000, 32, 256, 256, false},  {50000, 32, 256, 256, false},   // n below
+        {100000, 32, 128, 128, false},  {100000, 16, 256, 256, true},   // k, d below
+        {100000, 512, 256, 256, false},                                  // d above
+    };
+    shapes.insert(shapes.end(), around.begin(), around.end());
+  }
   for (const ElkanShape& s : shapes) {
     if (s.f64)
       elkan_shape<double>(run, s, repeats);
