@@ -218,10 +218,13 @@ class CpuEngine final : public Engine<T> {
         (tile_ >= 32 && k <= cpu::kSmallKChunkedMaxK) ||  // 32-centroid tiles (AVX-512 float)
         (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_);
     const bool pruned = cpu::use_bounds(algorithm_, n, d, k, sizeof(T),
-                                        cpu::bound_consts<T>(d).usable);
+                                        cpu::bound_consts<T>(d).usable, bounds_valid_,
+                                        last_changed_, passes_);
+    if (sums) ++passes_;
     if (pruned)
       bounds_.prepare(centroids, k, n, d, bounds_valid_,
-                      threads_for(n_threads_, double(k) * k * d), bounds_search_);
+                      threads_for(n_threads_, double(k) * k * d), bounds_search_,
+                      algorithm_ == Algorithm::Auto);
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
@@ -324,6 +327,7 @@ class CpuEngine final : public Engine<T> {
       stats.sse += block_sse_[b];
       stats.n_changed += block_changed_[b];
     }
+    last_changed_ = stats.n_changed;
     return stats;
   }
 
@@ -352,6 +356,8 @@ class CpuEngine final : public Engine<T> {
   bool rebind(const DataView<T>& v) override {
     v_ = v;
     bounds_valid_ = false;
+    last_changed_ = -1;
+    passes_ = 0;
     n_threads_ = resolve_threads(v.n_threads);
     n_blocks_ = (v.n + kBlock - 1) / kBlock;
     mean_ = data_mean(v);
@@ -488,7 +494,9 @@ class CpuEngine final : public Engine<T> {
   cpu::BoundsSearchFn<T> bounds_search_;
   Algorithm algorithm_ = Algorithm::Lloyd;
   cpu::Bounds<T> bounds_;
-  bool bounds_valid_ = false;  ///< bounds_ belong to labels_ (the last pass was pruned)
+  bool bounds_valid_ = false;
+  std::int64_t last_changed_ = -1;  ///< labels the last pass changed (-1: none yet), for Auto
+  std::int64_t passes_ = 0;         ///< passes with sums since the last bind, for Auto  ///< bounds_ belong to labels_ (the last pass was pruned)
   std::int64_t last_searched_ = -1;
   std::vector<std::int64_t> block_searched_;
   int n_threads_;

@@ -108,18 +108,22 @@ std::int64_t bound_bytes(std::int64_t n, std::int64_t d, int k, std::size_t elem
   return 4 * t * n + static_cast<std::int64_t>(elem_size) * d * (k + lanes) + 24 * k;
 }
 
+bool auto_range(std::int64_t n, std::int64_t d, int k) {
+  return n >= 100000 && d >= 32 && d <= 128 && k >= 128 && k <= 512;
+}
+
 bool use_bounds(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t elem_size,
-                bool usable) {
+                bool usable, bool live, std::int64_t prev_changed, std::int64_t passes) {
   if (a == Algorithm::Lloyd || !usable || k < 2) return false;
   if (bound_bytes(n, d, k, elem_size) > kMaxBoundBytes) return false;
-  (void)n;
-  (void)d;
-  return a == Algorithm::Elkan;  // Auto: no shape measured faster yet (cpu_bounds.hpp)
+  if (a == Algorithm::Elkan) return true;
+  return auto_range(n, d, k) &&
+         (live || (passes >= kAutoStartPasses && prev_changed >= 0 && prev_changed * 100 <= n));
 }
 
 template <class T>
 void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool valid,
-                        int n_threads, BoundsSearchFn<T> search) {
+                        int n_threads, BoundsSearchFn<T> search, bool settled) {
   constexpr int G = group_of<T>();
   bc_ = bound_consts<T>(d);
   int t = 0, pb = 0;
@@ -132,7 +136,9 @@ void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool 
       order_.size() != static_cast<std::size_t>(k) ||
       policy_.size() != blocks || lower_.size() != static_cast<std::size_t>(n * t)) {
     lower_.assign(static_cast<std::size_t>(n * t), 0.0f);
-    policy_.assign(blocks, BlockPolicy{});
+    BlockPolicy start;
+    if (settled) start.wait = 0;  // a settled fit: tight bounds from the first pass
+    policy_.assign(blocks, start);
     // New bounds, a new grouping (it must stay while the bounds refer to it).
     order_.resize(static_cast<std::size_t>(k));
     spatial_order<T>(c, k, d, pb * G, t, order_.data());

@@ -35,11 +35,23 @@ std::int64_t bound_bytes(std::int64_t n, std::int64_t d, int k, std::size_t elem
 constexpr std::int64_t kMaxBoundBytes = std::int64_t{1} << 30;
 
 /// Whether a pass with these parameters uses the pruned algorithm: Lloyd never; Elkan whenever
-/// the bounds are usable and fit kMaxBoundBytes; Auto only where it was measured >= 1.1x faster
-/// than Lloyd over whole fits, with margin (bench_kmeans --elkan, bench/NOTES.md 2026-12-01,
-/// both Elkan sections): on no shape yet, so Auto runs Lloyd until a measured shape says otherwise.
+/// the bounds are usable and fit kMaxBoundBytes; Auto only inside the range where whole fits
+/// measured >= 1.1x faster with margin (auto_range: bench_kmeans --elkan, bench/NOTES.md
+/// 2026-12-01, h-elkan2) and, since the first pruned passes cost more than Lloyd's, only once
+/// the fit has settled: the bounds are live (`live`: the last pass was pruned), or at least
+/// kAutoStartPasses passes ran (`passes`) and the last changed at most 1% of the labels
+/// (`prev_changed`, -1 when unknown). The start costs about two Lloyd passes, so a fit that
+/// stops right after it loses at most ~2 / 22 of its time; fits shorter than that run Lloyd's
+/// passes throughout.
 bool use_bounds(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t elem_size,
-                bool usable);
+                bool usable, bool live = false, std::int64_t prev_changed = -1,
+                std::int64_t passes = 0);
+
+/// Passes an Auto fit runs as Lloyd before it may start the bounds.
+constexpr std::int64_t kAutoStartPasses = 20;
+
+/// The shapes where Auto may start the bounds: n >= 1e5, 32 <= d <= 128, 128 <= k <= 512.
+bool auto_range(std::int64_t n, std::int64_t d, int k);
 
 /// After Lloyd's kernel labelled rows[0, m) (lab, dist; prev: the labels of the pass before):
 /// each of a row's t bounds becomes the larger of what it still proves and sep[lab] - U, U an
@@ -96,8 +108,10 @@ class Bounds {
   /// Prepares a pass against `centroids` (k x d): the movement drops since the last pruned pass
   /// (all bounds are dropped to nothing when `valid` is false: first pass, new k, rebind, or a
   /// Lloyd pass in between), the transposed centroids. n: the points.
+  /// settled: the bounds start on a settled fit (Auto): the first crowded pass searches fully
+  /// (tight bounds at once) instead of running Lloyd's kernel first.
   void prepare(const T* centroids, int k, std::int64_t n, std::int64_t d, bool valid,
-               int n_threads, BoundsSearchFn<T> search);
+               int n_threads, BoundsSearchFn<T> search, bool settled = false);
   const GroupPass<T>& pass() const { return gp_; }
   int lane_groups() const { return n_groups_; }
   /// The t bounds of point i.

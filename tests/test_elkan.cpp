@@ -350,7 +350,7 @@ TEST(Elkan, AutoRunsLloydUntilMeasuredFaster) {
   e->set_algorithm(Algorithm::Auto);
   std::vector<double> c(x.begin(), x.begin() + 100 * d);
   e->assign(c.data(), 100, nullptr, nullptr);
-  EXPECT_EQ(e->last_pass_searched(), -1);  // bench/NOTES.md: no shape where Elkan won
+  EXPECT_EQ(e->last_pass_searched(), -1);  // outside auto_range (bench/NOTES.md)
   e->set_algorithm(Algorithm::Elkan);
   e->assign(c.data(), 100, nullptr, nullptr);
   EXPECT_GE(e->last_pass_searched(), 0);
@@ -366,6 +366,58 @@ TEST(Elkan, AutoRunsLloydUntilMeasuredFaster) {
   EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 1000, 2, 8, 4, true));
   EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 64, 512, 4, true));
   EXPECT_FALSE(cpu::use_bounds(Algorithm::Elkan, 1000, 2, 8, 4, false));  // unusable bounds
+  // Auto: inside the measured range, once settled (kAutoStartPasses passes, <= 1% changed) or
+  // while the bounds are live; never outside the range.
+  const std::int64_t p0 = cpu::kAutoStartPasses;
+  EXPECT_TRUE(cpu::use_bounds(Algorithm::Auto, 100000, 32, 256, 4, true, false, 1000, p0));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 32, 256, 4, true, false, 1001, p0));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 32, 256, 4, true, false, 0, p0 - 1));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 32, 256, 4, true, false, -1, p0));
+  EXPECT_TRUE(cpu::use_bounds(Algorithm::Auto, 100000, 128, 512, 8, true, true, 50000, 3));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 99999, 32, 256, 4, true, true, 0, p0));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 16, 256, 4, true, true, 0, p0));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 129, 256, 4, true, true, 0, p0));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 32, 127, 4, true, true, 0, p0));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 32, 513, 4, true, true, 0, p0));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 32, 256, 4, false, true, 0, p0));
+}
+
+/// Auto on a shape inside its range: Lloyd's passes until the fit settles, then pruned passes,
+/// with Lloyd's bits throughout (a Lloyd engine fed the same centroids, Lloyd's update).
+TEST(Elkan, AutoStartsTheBoundsOnceTheFitSettles) {
+  const std::int64_t n = 100000, d = 32;
+  const int k = 128;
+  const std::vector<float> x = clustered<float>(n, d, k, 2.0, 11);
+  kmeans::detail::DataView<float> v{x.data(), nullptr, n, d, 2};
+  auto lloyd = kmeans::detail::make_cpu_engine(v);
+  auto autod = kmeans::detail::make_cpu_engine(v);
+  autod->set_algorithm(Algorithm::Auto);
+  std::vector<float> c(static_cast<std::size_t>(k * d));
+  for (int ci = 0; ci < k; ++ci)
+    for (std::int64_t j = 0; j < d; ++j) c[ci * d + j] = x[(ci * 7919 % n) * d + j];
+  int pruned_passes = 0;
+  for (int pass = 0; pass < cpu::kAutoStartPasses + 4; ++pass) {
+    std::vector<double> s1(k * d), w1(k), s2(k * d), w2(k);
+    const auto a = lloyd->assign(c.data(), k, s1.data(), w1.data());
+    const auto b = autod->assign(c.data(), k, s2.data(), w2.data());
+    ASSERT_EQ(a.sse, b.sse) << "pass " << pass;
+    ASSERT_EQ(a.n_changed, b.n_changed) << "pass " << pass;
+    ASSERT_EQ(s1, s2) << "pass " << pass;
+    ASSERT_EQ(w1, w2) << "pass " << pass;
+    std::vector<std::int32_t> l1(n), l2(n);
+    lloyd->labels(l1.data());
+    autod->labels(l2.data());
+    ASSERT_EQ(l1, l2) << "pass " << pass;
+    if (pass < cpu::kAutoStartPasses) EXPECT_EQ(autod->last_pass_searched(), -1) << "pass " << pass;
+    pruned_passes += autod->last_pass_searched() >= 0;
+    for (int ci = 0; ci < k; ++ci)
+      if (w1[ci] > 0)
+        for (std::int64_t j = 0; j < d; ++j) c[ci * d + j] = static_cast<float>(s1[ci * d + j] / w1[ci]);
+  }
+  EXPECT_GE(pruned_passes, 3);  // settled by pass 20: the bounds start and stay
+  const auto fa = lloyd->assign(c.data(), k, nullptr, nullptr);
+  const auto fb = autod->assign(c.data(), k, nullptr, nullptr);
+  EXPECT_EQ(fa.sse, fb.sse);
 }
 
 TEST(Elkan, BadAlgorithmIsRejected) {
