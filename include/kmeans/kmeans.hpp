@@ -47,7 +47,7 @@ enum class Init {
 enum class Algorithm {
   Lloyd,  ///< Every point against every centroid each iteration.
   Elkan,  ///< Bound-pruned (Yinyang-style group bounds) on Backend::Cpu; the others run Lloyd.
-  Auto,   ///< Elkan where it was measured faster than Lloyd; on no shape yet: Lloyd (README).
+  Auto,   ///< Lloyd, turning the bounds on mid-fit where whole fits measured faster (README).
 };
 
 /// The one exception type of the library. The message names the problem and the value.
