@@ -145,6 +145,25 @@ void check_shapes() {
   }
 }
 
+/// A whole fit inside Auto's range that runs past kAutoStartPasses (so Auto starts the bounds
+/// mid-fit), weighted, n not a multiple of the block: Auto's and Elkan's fits are Lloyd's bits
+/// at 1 and 2 threads.
+TEST(Elkan, AutoFitInItsRangeIsLloydsFit) {
+  const Shape s{100000 + 37, 32, 128, 128, 3.0, true, 0, kmeans::Init::Random};
+  ASSERT_TRUE(cpu::auto_range(s.n, s.d, s.k));
+  const std::vector<float> x = clustered<float>(s.n, s.d, s.centres, s.spread, 23);
+  std::vector<float> w(static_cast<std::size_t>(s.n));
+  Lcg u{9};
+  for (float& v : w) v = static_cast<float>(0.5 + u());
+  const kmeans::Result<float> lloyd = run(x, s, Algorithm::Lloyd, 2, w, {});
+  EXPECT_GT(lloyd.n_iter, cpu::kAutoStartPasses + 2);  // long enough for the bounds to start
+  for (int threads : {1, 2})
+    for (Algorithm a : {Algorithm::Auto, Algorithm::Elkan}) {
+      SCOPED_TRACE("threads = " + std::to_string(threads));
+      kmeans_test::expect_same_fit(lloyd, run(x, s, a, threads, w, {}));
+    }
+}
+
 TEST(Elkan, SameFitAsLloydDouble) { check_shapes<double>(); }
 TEST(Elkan, SameFitAsLloydFloat) { check_shapes<float>(); }
 
