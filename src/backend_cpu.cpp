@@ -494,9 +494,9 @@ class CpuEngine final : public Engine<T> {
   cpu::BoundsSearchFn<T> bounds_search_;
   Algorithm algorithm_ = Algorithm::Lloyd;
   cpu::Bounds<T> bounds_;
-  bool bounds_valid_ = false;
+  bool bounds_valid_ = false;  ///< bounds_ belong to labels_ (the last pass was pruned)
   std::int64_t last_changed_ = -1;  ///< labels the last pass changed (-1: none yet), for Auto
-  std::int64_t passes_ = 0;         ///< passes with sums since the last bind, for Auto  ///< bounds_ belong to labels_ (the last pass was pruned)
+  std::int64_t passes_ = 0;         ///< passes with sums since the last bind, for Auto
   std::int64_t last_searched_ = -1;
   std::vector<std::int64_t> block_searched_;
   int n_threads_;
