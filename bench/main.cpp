@@ -31,7 +31,7 @@ namespace {
 
 const char* kUsage =
     "usage: bench_kmeans [--grid [--quick] | --case SPEC | --cpu-peers [--quick] |\n"
-    "                     --minibatch [--quick]] [options]\n"
+    "                     --minibatch [--quick] | --elkan [--quick]] [options]\n"
     "\n"
     "With no mode: the classic loop-vs-vectorized study (4 blobs in 3-D, k = 4, 50 iterations)\n"
     "for every available backend, with the original study's figures and peers.\n"
@@ -53,6 +53,9 @@ const char* kUsage =
     "                         and 8192), ours and scikit-learn's MiniBatchKMeans / KMeans, from\n"
     "                         the same centroids on 1e6 x 16 float32 blobs, k = 256 (minutes);\n"
     "                         --quick: 1e5 x 16, k = 64\n"
+    "  --elkan                whole fits with algorithm = elkan and auto against lloyd on the cpu\n"
+    "                         backend (k >= 256 clustered, Auto's boundaries), interleaved;\n"
+    "                         --quick: smaller n\n"
     "options:\n"
     "  --json FILE            write every row and a machine description as JSON\n"
     "  --peers / --no-peers   run the peers in the same run (default: on,\n"
@@ -173,6 +176,9 @@ Options parse_options(int argc, char** argv) {
     } else if (flag == "--minibatch") {
       no_value();
       o.minibatch = true;
+    } else if (flag == "--elkan") {
+      no_value();
+      o.elkan = true;
     } else if (flag == "--grid") {
       no_value();
       o.grid = true;
@@ -211,8 +217,8 @@ Options parse_options(int argc, char** argv) {
       usage_error("unknown argument '" + std::string(argv[i]) + "'");
     }
   }
-  if (int(o.grid) + int(o.has_case) + int(o.cpu_peers) + int(o.minibatch) > 1)
-    usage_error("--grid, --case, --cpu-peers and --minibatch are separate modes: choose one");
+  if (int(o.grid) + int(o.has_case) + int(o.cpu_peers) + int(o.minibatch) + int(o.elkan) > 1)
+    usage_error("--grid, --case, --cpu-peers, --minibatch and --elkan are separate modes: choose one");
   return o;
 }
 
@@ -233,7 +239,7 @@ int bench_main(int argc, char** argv) {
   run.opt = parse_options(argc, argv);
   const Options& o = run.opt;
   run.threads = o.threads > 0 ? o.threads : omp_get_max_threads();
-  run.peers = o.peers >= 0 ? o.peers == 1 : !o.grid;
+  run.peers = o.peers >= 0 ? o.peers == 1 : !o.grid && !o.elkan;
 
   // Fail before a long run, not after it, when the JSON file cannot be written.
   if (!o.json_path.empty()) {
@@ -262,8 +268,8 @@ int bench_main(int argc, char** argv) {
                               "noisy)"
                             : "");
   }
-  run.cpu = measure_cpu(run.threads,
-                        o.quick || o.minibatch || (!o.grid && !o.has_case && !o.cpu_peers));
+  run.cpu = measure_cpu(run.threads, o.quick || o.minibatch || o.elkan ||
+                                         (!o.grid && !o.has_case && !o.cpu_peers));
   run.gpu = measure_gpu(o.quick);
   print_limits(run.cpu, run.gpu);
   if (run.peers) {
@@ -282,6 +288,8 @@ int bench_main(int argc, char** argv) {
     run_minibatch(run);
   } else if (o.cpu_peers) {
     run_cpu_peers(run);
+  } else if (o.elkan) {
+    run_elkan(run);
   } else if (o.grid) {
     run_grid(run);
   } else if (o.has_case) {
@@ -298,8 +306,8 @@ int bench_main(int argc, char** argv) {
         .set("compiler", KMEANS_BENCH_COMPILER)
         .set("date_utc", utc_now())
         .set("command", o.command_line)
-        .set("mode", o.minibatch ? "minibatch" : o.cpu_peers ? "cpu-peers" : o.grid ? "grid"
-                     : o.has_case ? "case" : "classic")
+        .set("mode", o.minibatch ? "minibatch" : o.cpu_peers ? "cpu-peers" : o.elkan ? "elkan"
+                     : o.grid ? "grid" : o.has_case ? "case" : "classic")
         .set("quick", o.quick)
         .set("threads", run.threads)
         .set("load_average_start", load_start)

@@ -46,6 +46,7 @@ struct Options {
   bool grid = false;
   bool cpu_peers = false;
   bool minibatch = false;  ///< --minibatch: time to inertia (minibatch.cpp)
+  bool elkan = false;  ///< --elkan
   bool quick = false;
   bool has_case = false;
   CaseSpec case_spec;
@@ -79,6 +80,7 @@ void run_grid(Run& run);
 void run_case(Run& run);
 void run_cpu_peers(Run& run);
 void run_minibatch(Run& run);
+void run_elkan(Run& run);  ///< elkan.cpp
 
 // ------------------------------------------------------------------------- measuring ours
 

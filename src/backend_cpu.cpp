@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu_bounds.hpp"
 #include "cpu_kernel.hpp"
 #include "cpu_pool.hpp"
 #include "engine.hpp"
@@ -172,6 +173,35 @@ template <>
 cpu::FinishFn<double> finish_of<double>(const cpu::KernelTable& t) { return t.finish_d; }
 
 template <class T>
+cpu::GroupsTestFn<T> bounds_test_of(const cpu::BoundsTable& t);
+template <>
+cpu::GroupsTestFn<float> bounds_test_of<float>(const cpu::BoundsTable& t) { return t.test_f; }
+template <>
+cpu::GroupsTestFn<double> bounds_test_of<double>(const cpu::BoundsTable& t) { return t.test_d; }
+template <class T>
+cpu::GroupsSearchFn<T> bounds_full_of(const cpu::BoundsTable& t);
+template <>
+cpu::GroupsSearchFn<float> bounds_full_of<float>(const cpu::BoundsTable& t) { return t.full_f; }
+template <>
+cpu::GroupsSearchFn<double> bounds_full_of<double>(const cpu::BoundsTable& t) { return t.full_d; }
+template <class T>
+cpu::GroupsSearchFn<T> bounds_groups_of(const cpu::BoundsTable& t);
+template <>
+cpu::GroupsSearchFn<float> bounds_groups_of<float>(const cpu::BoundsTable& t) { return t.groups_f; }
+template <>
+cpu::GroupsSearchFn<double> bounds_groups_of<double>(const cpu::BoundsTable& t) {
+  return t.groups_d;
+}
+template <class T>
+cpu::BoundsSearchFn<T> bounds_search_of(const cpu::BoundsTable& t);
+template <>
+cpu::BoundsSearchFn<float> bounds_search_of<float>(const cpu::BoundsTable& t) { return t.search_f; }
+template <>
+cpu::BoundsSearchFn<double> bounds_search_of<double>(const cpu::BoundsTable& t) {
+  return t.search_d;
+}
+
+template <class T>
 int tile_of(const cpu::KernelTable& t) {
   return sizeof(T) == sizeof(float) ? t.tile_f : t.tile_d;
 }
@@ -195,6 +225,10 @@ class CpuEngine final : public ShardEngine<T> {
         accumulate_(accumulate_of<T>(kt)),
         finish_(finish_of<T>(kt)),
         tile_(tile_of<T>(kt)),
+        bounds_test_(bounds_test_of<T>(cpu::bounds_table_for(kt.name))),
+        bounds_groups_(bounds_groups_of<T>(cpu::bounds_table_for(kt.name))),
+        bounds_full_(bounds_full_of<T>(cpu::bounds_table_for(kt.name))),
+        bounds_search_(bounds_search_of<T>(cpu::bounds_table_for(kt.name))),
         n_threads_(resolve_threads(v.n_threads)),
         n_blocks_((v.n + kBlock - 1) / kBlock),
         mean_(data_mean(v)),
@@ -205,6 +239,9 @@ class CpuEngine final : public ShardEngine<T> {
         nodes_(tree::decompose(first_block_, first_block_ + n_blocks_)) {}
 
   Backend kind() const override { return Backend::Cpu; }
+
+  void set_algorithm(Algorithm a) override { algorithm_ = a; }
+  std::int64_t last_pass_searched() const override { return last_searched_; }
 
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
     return pass(centroids, k, sums != nullptr, sums, weights, nullptr);
@@ -246,9 +283,19 @@ class CpuEngine final : public ShardEngine<T> {
       small_k = false;
       gemm = forced_ == ForcedKernel::Gemm;
     }
+    const bool pruned = cpu::use_bounds(algorithm_, n, d, k, sizeof(T),
+                                        cpu::bound_consts<T>(d).usable, bounds_valid_,
+                                        last_changed_, passes_);
+    if (with_sums) ++passes_;
+    if (pruned)
+      bounds_.prepare(centroids, k, n, d, bounds_valid_,
+                      threads_for(n_threads_, double(k) * k * d), bounds_search_,
+                      algorithm_ == Algorithm::Auto);
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = with_sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
+    const double share = cpu::search_share(small_k);
+    if (pruned) block_searched_.assign(static_cast<std::size_t>(n_blocks_), 0);
     const int nt = n_blocks_ > 1 ? threads_for(n_threads_, double(n) * d * (k + 1)) : 1;
     double* part = partials ? partial_.get(static_cast<std::size_t>(n_blocks_ * stride)) : nullptr;
 
@@ -257,6 +304,12 @@ class CpuEngine final : public ShardEngine<T> {
       slots_[t].lab.resize(static_cast<std::size_t>(kBlock));
       if (!small_k)
         slots_[t].scratch.resize(static_cast<std::size_t>(kBlock + (gemm ? cpu::gemm_scratch(d) : 0)));
+      if (pruned) {
+        slots_[t].search.resize(static_cast<std::size_t>(kBlock));
+        const auto units = static_cast<std::size_t>(cpu::kSearchRows * bounds_.lane_groups());
+        slots_[t].unit_idx.resize(3 * units);
+        slots_[t].unit_val.resize(2 * units);
+      }
     }
     // A block goes through the kernel and the accumulation a sub-block at a time, so that the
     // accumulation finds its rows still in cache: one read of the data per pass.
@@ -267,21 +320,48 @@ class CpuEngine final : public ShardEngine<T> {
       double* ps = part ? part + b * stride : nullptr;
       if (ps) std::fill(ps, ps + stride, 0.0);
       double sse[4] = {0, 0, 0, 0};  // row r of the block adds into sse[r % 4]
+      cpu::BlockPolicy* policy = pruned ? &bounds_.policy(b) : nullptr;
       std::int64_t changed = 0;
       for (std::int64_t s0 = 0; s0 < rows; s0 += sub) {
         const std::int64_t r0 = i0 + s0, sr = std::min(sub, rows - s0);
-        if (small_k)
+        std::int64_t* search = pruned ? slots_[slot].search.data() : nullptr;
+        std::int64_t ns = sr, units = 0;
+        const std::int32_t* prev = labels_.data() + r0;  // still the previous pass's labels
+        if (pruned) {
+          ns = bounds_test_(bounds_.pass(), v_.data + r0 * d, sr, prev, bounds_.lower(r0),
+                            lab + s0, dist_.data() + r0, search, &units);
+          block_searched_[b] += ns;
+        }
+        bool lloyd_rows = false, full = false;
+        if (pruned && units > share * static_cast<double>(sr) * bounds_.lane_groups()) {
+          lloyd_rows = policy->lloyd_when_crowded();
+          full = !lloyd_rows;  // a full search of the unproven rows, blocked
+          policy->crowded = true;
+        }
+        if (full) {
+          bounds_full_(bounds_.pass(), v_.data + r0 * d, search, ns, prev, bounds_.lower(r0),
+                       lab + s0, dist_.data() + r0, nullptr, nullptr);
+        } else if (pruned && !lloyd_rows) {
+          bounds_groups_(bounds_.pass(), v_.data + r0 * d, search, ns, prev, bounds_.lower(r0),
+                         lab + s0, dist_.data() + r0, slots_[slot].unit_idx.data(),
+                         slots_[slot].unit_val.data());
+        } else if (small_k) {
           small_k_kernel_(v_.data + r0 * d, sr, d, centroids, k, lab + s0, dist_.data() + r0);
-        else
+        } else {
           (gemm ? gemm_kernel_ : kernel_)(v_.data + r0 * d, sr, d, centroids, k, mean_.data(),
                                           tiles, n_tiles, lab + s0, dist_.data() + r0,
                                           slots_[slot].scratch.data());
+        }
+        if (pruned && lloyd_rows)
+          cpu::separation_bounds(bounds_.pass(), prev, lab + s0, dist_.data() + r0, search, ns,
+                                 bounds_.separation(), bounds_.lower(r0));
         // Unit weights get their own loop: no multiply, no per-point branch.
         if (v_.weights)
           accumulate_rows<true>(r0, sr, k, lab + s0, ps, sse, changed);
         else
           accumulate_rows<false>(r0, sr, k, lab + s0, ps, sse, changed);
       }
+      if (policy) policy->finish();
       block_sse_[b] = (sse[0] + sse[1]) + (sse[2] + sse[3]);
       block_changed_[b] = changed;
     };
@@ -311,6 +391,12 @@ class CpuEngine final : public ShardEngine<T> {
       cpu::parallel_for(nt, (stride + kRun - 1) / kRun, merge);
     }
     if (with_sums && !partials) sum_by_cluster(k, sums, weights, out, width);
+    bounds_valid_ = pruned;
+    last_searched_ = -1;
+    if (pruned) {
+      last_searched_ = 0;
+      for (std::int64_t b = 0; b < n_blocks_; ++b) last_searched_ += block_searched_[b];
+    }
 
     StepStats stats;
     for (std::int64_t b = 0; b < n_blocks_; ++b) stats.n_changed += block_changed_[b];
@@ -324,6 +410,7 @@ class CpuEngine final : public ShardEngine<T> {
     stats.sse = sse_tree_[static_cast<std::size_t>(nodes_[m - 1].start - first_block_)];
     for (std::int64_t j = m - 2; j >= 0; --j)
       stats.sse = sse_tree_[static_cast<std::size_t>(nodes_[j].start - first_block_)] + stats.sse;
+    last_changed_ = stats.n_changed;
     return stats;
   }
 
@@ -352,6 +439,9 @@ class CpuEngine final : public ShardEngine<T> {
   /// Any data set: the per-point buffers keep their memory when n is unchanged.
   bool rebind(const DataView<T>& v) override {
     v_ = v;
+    bounds_valid_ = false;
+    last_changed_ = -1;
+    passes_ = 0;
     n_threads_ = resolve_threads(v.n_threads);
     n_blocks_ = (v.n + kBlock - 1) / kBlock;
     if (!keep_centre_) mean_ = data_mean(v);
@@ -585,6 +675,17 @@ class CpuEngine final : public ShardEngine<T> {
   cpu::AccumulateFn<T> accumulate_;
   cpu::FinishFn<T> finish_;
   int tile_;
+  cpu::GroupsTestFn<T> bounds_test_;
+  cpu::GroupsSearchFn<T> bounds_groups_;
+  cpu::GroupsSearchFn<T> bounds_full_;
+  cpu::BoundsSearchFn<T> bounds_search_;
+  Algorithm algorithm_ = Algorithm::Lloyd;
+  cpu::Bounds<T> bounds_;
+  bool bounds_valid_ = false;  ///< bounds_ belong to labels_ (the last pass was pruned)
+  std::int64_t last_changed_ = -1;  ///< labels the last pass changed (-1: none yet), for Auto
+  std::int64_t passes_ = 0;         ///< passes with sums since the last bind, for Auto
+  std::int64_t last_searched_ = -1;
+  std::vector<std::int64_t> block_searched_;
   int n_threads_;
   std::int64_t n_blocks_;
   std::vector<T> mean_;
@@ -603,6 +704,9 @@ class CpuEngine final : public ShardEngine<T> {
   struct Slot {
     std::vector<std::int32_t> lab;
     std::vector<T> scratch;
+    std::vector<std::int64_t> search;  ///< rows of a pruned pass that search
+    std::vector<std::int32_t> unit_idx;  ///< the search's (row, lane group) units
+    std::vector<T> unit_val;
   };
   std::vector<Slot> slots_;
 };

@@ -22,6 +22,7 @@
 #include <immintrin.h>
 #endif
 
+#include "cpu_bounds_kernel.hpp"
 #include "cpu_kernel.hpp"
 
 // Full unrolling of the small point / vector loops lets the compiler keep the P x V running
@@ -500,5 +501,7 @@ const KernelTable& KMEANS_TABLE() {
                                  &finish_rows<double>};
   return table;
 }
+
+#include "cpu_bounds_kernel.inl"
 
 }  // namespace kmeans::detail::cpu

@@ -253,6 +253,10 @@ void validate_params(const Options& p, std::size_t n) {
     msg << "tol = " << p.tol << " must be finite and >= 0";
     throw Error(msg.str());
   }
+  if (p.algorithm != Algorithm::Lloyd && p.algorithm != Algorithm::Elkan &&
+      p.algorithm != Algorithm::Auto)
+    throw Error("algorithm = " + std::to_string(static_cast<int>(p.algorithm)) +
+                " is not one of Lloyd (0), Elkan (1), Auto (2)");
   validate_minibatch_params(p);
 }
 
@@ -367,6 +371,8 @@ Result<T> fit_bound(Engine<T>& e, DataOps<T>& ops, std::int64_t ni, std::int64_t
   Result<T> best;
   Timings total;
   const bool mini_batch = p.batch_size > 0 || stream;
+  // Bound-pruned passes give Lloyd's results; mini-batch steps are not Lloyd passes.
+  e.set_algorithm(mini_batch ? Algorithm::Lloyd : p.algorithm);
   if (mini_batch) {  // its own initialisation and steps, then the final assignment over all
     best.backend = e.kind();
     minibatch(e, ops, ni, di, p, tol, u, stream, held_batch, engines_made, best);
@@ -405,6 +411,10 @@ Result<T> fit_bound(Engine<T>& e, DataOps<T>& ops, std::int64_t ni, std::int64_t
   if (u.weight_exp != 0 && sse_overflow)
     best.warnings.push_back("the weighted inertia (or an iteration's SSE) exceeds the largest "
                             "double: reported as inf");
+  if (p.algorithm == Algorithm::Elkan && !mini_batch && e.kind() != Backend::Cpu)
+    best.warnings.push_back(std::string("algorithm = Elkan: the ") +
+                            (e.kind() == Backend::Cuda ? "CUDA" : "reference") +
+                            " backend runs Lloyd's algorithm (the same results)");
   if (p.init == Init::Array && p.n_init > 1)
     best.warnings.push_back("init = Array: n_init = " + std::to_string(p.n_init) +
                             " ignored, one fit from the given centroids");

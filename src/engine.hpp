@@ -128,6 +128,14 @@ class Engine {
   /// host_data() and host_weights().
   virtual DataOps<T>* data_ops() { return nullptr; }
 
+  /// The form of Lloyd's passes for the fits to come (Algorithm::Elkan / Auto: bound-pruned
+  /// where the engine has it, with the same results). Engines without pruning ignore it.
+  virtual void set_algorithm(Algorithm) {}
+
+  /// Points of the last pass that searched every centroid when that pass was bound-pruned,
+  /// -1 when it was not (for tests and the benchmark).
+  virtual std::int64_t last_pass_searched() const { return -1; }
+
   /// Device memory the engine holds (0 for host engines).
   virtual std::size_t device_bytes() const { return 0; }
 };

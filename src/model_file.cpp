@@ -45,6 +45,11 @@ constexpr const char* dtype_name() {
   return sizeof(T) == 4 ? "float32" : "float64";
 }
 
+/// The model file's "algorithm" (scikit-learn's names).
+const char* algorithm_text(Algorithm a) {
+  return a == Algorithm::Elkan ? "elkan" : a == Algorithm::Auto ? "auto" : "lloyd";
+}
+
 const char* init_text(Init i) {
   switch (i) {
     case Init::Random: return "random";
@@ -76,8 +81,11 @@ void put_doubles(std::string& out, const std::vector<double>& v) {
   out += ']';
 }
 
-/// The model's "algorithm": "minibatch" for a mini-batch model (batch_size > 0), else "lloyd".
-const char* algorithm_text(const Options& p) { return p.batch_size > 0 ? "minibatch" : "lloyd"; }
+/// The model's "algorithm": "minibatch" for a mini-batch model (batch_size > 0), else
+/// Options::algorithm's name.
+const char* algorithm_text(const Options& p) {
+  return p.batch_size > 0 ? "minibatch" : algorithm_text(p.algorithm);
+}
 
 template <class T>
 std::string model_text(const Options& p, const Result<T>& r, std::size_t d,
@@ -505,9 +513,10 @@ KMeans<T> model_from_text(const std::string& text, const std::string& name,
                            " (it knows \"euclidean\" and \"cosine\")");
   }
   const std::string algorithm = doc.string("algorithm");
-  if (algorithm != "lloyd" && algorithm != "minibatch") {
+  if (algorithm != "lloyd" && algorithm != "elkan" && algorithm != "auto" &&
+      algorithm != "minibatch") {
     doc.fail("algorithm", "algorithm \"" + algorithm + "\" is not known to this kmeans " +
-                              version() + " (it knows \"lloyd\" and \"minibatch\")");
+                              version() + " (it knows \"lloyd\", \"elkan\", \"auto\", \"minibatch\")");
   }
   const auto k = static_cast<std::size_t>(doc.integer("k", 1, kIntMax));
   // d: k * d values must be addressable (and k * d * 8 bytes).
@@ -523,6 +532,9 @@ KMeans<T> model_from_text(const std::string& text, const std::string& name,
                               std::to_string(p.batch_size) +
                               " (a mini-batch model has batch_size >= 1, a Lloyd model none)");
   }
+  p.algorithm = algorithm == "elkan" ? Algorithm::Elkan
+                : algorithm == "auto"  ? Algorithm::Auto
+                                       : Algorithm::Lloyd;
   Result<T> r;
   r.inertia = doc.real("inertia", true);
   if (!(r.inertia >= 0)) doc.fail("inertia", "inertia must be >= 0");

@@ -273,8 +273,8 @@ TEST(ModelFile, CentroidCountMustBeKTimesD) {
 TEST(ModelFile, UnknownMetricOrAlgorithmIsRefused) {
   expect_refused(edited("\"metric\": \"euclidean\"", "\"metric\": \"manhattan\""),
                  "metric \"manhattan\" is not known to this kmeans");
-  expect_refused(edited("\"algorithm\": \"lloyd\"", "\"algorithm\": \"elkan\""),
-                 "algorithm \"elkan\" is not known to this kmeans");
+  expect_refused(edited("\"algorithm\": \"lloyd\"", "\"algorithm\": \"hamerly\""),
+                 "algorithm \"hamerly\" is not known to this kmeans");
 }
 
 TEST(ModelFile, MalformedJsonIsRefused) {

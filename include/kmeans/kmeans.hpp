@@ -51,6 +51,15 @@ enum class Metric {
               ///< gives 1 - cos. Every backend; mini-batch too.
 };
 
+/// Which form of Lloyd's algorithm runs (scikit-learn's KMeans(algorithm=...)). Every choice
+/// gives the same labels, centroids and inertia from the same start: the pruned one only skips
+/// distances that provably cannot change a label.
+enum class Algorithm {
+  Lloyd,  ///< Every point against every centroid each iteration.
+  Elkan,  ///< Bound-pruned (Yinyang-style group bounds) on Backend::Cpu; the others run Lloyd.
+  Auto,   ///< Lloyd, turning the bounds on mid-fit where whole fits measured faster (README).
+};
+
 /// The one exception type of the library. The message names the problem and the value.
 class KMEANS_API Error : public std::runtime_error {
  public:
@@ -115,6 +124,7 @@ struct Options {
                                        ///< run i of n_init uses seed + i.
   Backend backend = Backend::Auto;     ///< Engine to use; see Backend.
   int n_threads = 0;                   ///< CPU threads (0 = OpenMP default).
+  Algorithm algorithm = Algorithm::Lloyd;  ///< Lloyd (scikit-learn's default), Elkan or Auto.
   /// Mini-batch k-means (scikit-learn's MiniBatchKMeans) when > 0: each step assigns
   /// min(batch_size, n) rows drawn uniformly with replacement from the seed and moves every
   /// centre towards its batch mean with learning rate batch weight / its running count;

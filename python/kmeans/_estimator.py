@@ -356,7 +356,10 @@ class KMeans(_BaseKMeans):
     max_iter : int, default 300
     tol : float, default 1e-4 (relative to the mean feature variance, as scikit-learn)
     random_state : None, int, numpy RandomState or Generator
-    algorithm : "lloyd" (the only algorithm)
+    algorithm : {"lloyd", "elkan", "auto"}, default "lloyd"; "elkan" prunes distances with
+        bounds on the CPU backend (the same labels, centroids and inertia as "lloyd"; the
+        other backends run "lloyd" and say so in warnings_), "auto" uses it where measured
+        faster (README, "Algorithm")
     metric : {"euclidean", "cosine"}, default "euclidean". "cosine" is spherical k-means: the
         library scales the rows of X (and an init array) to unit norm (a row of zeros raises
         ValueError), cluster_centers_ are unit vectors, inertia_, sse_history_ and score use
@@ -415,10 +418,9 @@ class KMeans(_BaseKMeans):
         return self
 
     def _check_params(self, data):
-        if self.algorithm != "lloyd":
+        if self.algorithm not in ("lloyd", "elkan", "auto"):
             raise ValueError(
-                "algorithm = %r is not supported: kmeans implements 'lloyd' only"
-                % (self.algorithm,)
+                "algorithm = %r is not one of 'lloyd', 'elkan', 'auto'" % (self.algorithm,)
             )
         return super()._check_params(data)
 
@@ -451,6 +453,7 @@ class KMeans(_BaseKMeans):
                 w_size,
                 self._on_iteration(),
                 self.metric,
+                self.algorithm,
             )
         except ValueError as e:
             _raise_from_library(e)
@@ -486,6 +489,7 @@ class KMeans(_BaseKMeans):
             n_init=n_init,
             seed=int(seed),
             backend=self.backend,
+            algorithm=self.algorithm if self.algorithm in ("lloyd", "elkan", "auto") else "lloyd",
             n_threads=0 if self.n_threads is None else _check_int("n_threads", self.n_threads, 1),
             metric=self.metric,
             inertia=float(self.inertia_),
@@ -525,6 +529,7 @@ class KMeans(_BaseKMeans):
             tol=float(p["tol"]),
             random_state=int(p["seed"]),
             backend=p["backend"],
+            algorithm=p.get("algorithm", "lloyd"),
             n_threads=None if p["n_threads"] == 0 else int(p["n_threads"]),
             metric=p.get("metric", "euclidean"),
         )

@@ -50,6 +50,17 @@ kmeans::Metric parse_metric(const std::string& s) {
   throw py::value_error("metric = '" + s + "' is not one of 'euclidean', 'cosine'");
 }
 
+kmeans::Algorithm parse_algorithm(const std::string& s) {
+  if (s == "lloyd") return kmeans::Algorithm::Lloyd;
+  if (s == "elkan") return kmeans::Algorithm::Elkan;
+  if (s == "auto") return kmeans::Algorithm::Auto;
+  throw py::value_error("algorithm = '" + s + "' is not one of 'lloyd', 'elkan', 'auto'");
+}
+
+const char* algorithm_name(kmeans::Algorithm a) {
+  return a == kmeans::Algorithm::Elkan ? "elkan" : a == kmeans::Algorithm::Auto ? "auto" : "lloyd";
+}
+
 kmeans::Init parse_init(const std::string& s) {
   if (s == "random") return kmeans::Init::Random;
   if (s == "k-means++") return kmeans::Init::KMeansPlusPlus;
@@ -95,9 +106,10 @@ py::dict fit(std::uintptr_t data, std::size_t n, std::size_t d, int k, const std
              std::uintptr_t init_centroids, std::size_t init_size, int n_init, int max_iter,
              double tol, std::uint64_t seed, const std::string& backend, int n_threads,
              std::uintptr_t sample_weight, std::size_t weight_size, py::object callback,
-             const std::string& metric) {
+             const std::string& metric, const std::string& algorithm) {
   kmeans::Params<T> p;
   p.metric = parse_metric(metric);
+  p.algorithm = parse_algorithm(algorithm);
   p.k = k;
   p.init = parse_init(init);
   p.n_init = n_init;
@@ -214,6 +226,7 @@ void save_model(const std::string& path, py::array_t<T, py::array::c_style | py:
   p.backend = parse_backend(info["backend"].cast<std::string>());
   p.n_threads = info["n_threads"].cast<int>();
   if (info.contains("metric")) p.metric = parse_metric(info["metric"].cast<std::string>());
+  if (info.contains("algorithm")) p.algorithm = parse_algorithm(info["algorithm"].cast<std::string>());
   kmeans::Result<T> r;
   r.centroids.assign(centers.data(), centers.data() + k * d);
   r.inertia = info["inertia"].cast<double>();
@@ -252,6 +265,7 @@ py::dict load_model_as(const std::string& path) {
   params["batch_size"] = p.batch_size;
   params["max_no_improvement"] = p.max_no_improvement;
   params["reassignment_ratio"] = p.reassignment_ratio;
+  params["algorithm"] = algorithm_name(p.algorithm);
   py::dict out;
   out["params"] = params;
   out["centroids"] = adopt(std::move(r.centroids), {k, d});

@@ -214,7 +214,7 @@ def test_an_exception_in_the_callback_stops_the_fit_and_propagates(x64):
         (dict(tol="x"), TypeError, r"tol must be a float, got 'x'"),
         (dict(n_init=0), ValueError, r"n_init = 0 is out of range"),
         (dict(init="kmeans"), ValueError, r"init = 'kmeans' is not one of"),
-        (dict(algorithm="elkan"), ValueError, r"algorithm = 'elkan' is not supported"),
+        (dict(algorithm="hamerly"), ValueError, r"algorithm = 'hamerly' is not one of"),
         (dict(backend="gpu"), ValueError, r"backend = 'gpu' is not one of"),
         (dict(output="cupy"), ValueError, r"output = 'cupy' is not one of"),
         (dict(n_threads=0), ValueError, r"n_threads = 0 is out of range"),
@@ -226,6 +226,19 @@ def test_an_exception_in_the_callback_stops_the_fit_and_propagates(x64):
 def test_bad_parameters_name_the_value(params, error, match, x64):
     with pytest.raises(error, match=match):
         kmeans.KMeans(**{"n_clusters": 5, **params}).fit(x64)
+
+
+@pytest.mark.parametrize("algorithm", ["elkan", "auto"])
+def test_elkan_and_auto_give_lloyds_fit(algorithm, tmp_path):
+    x = blobs(3000, 12, 40, seed=4).astype(np.float64)
+    ref = kmeans.KMeans(70, init="random", random_state=1, backend="cpu", tol=0).fit(x)
+    km = kmeans.KMeans(70, init="random", random_state=1, backend="cpu", tol=0,
+                       algorithm=algorithm).fit(x)
+    assert np.array_equal(km.labels_, ref.labels_)
+    assert np.array_equal(km.cluster_centers_, ref.cluster_centers_)
+    assert km.inertia_ == ref.inertia_ and km.n_iter_ == ref.n_iter_
+    km.save(tmp_path / "m.kmeans")
+    assert kmeans.KMeans.load(tmp_path / "m.kmeans").algorithm == algorithm
 
 
 def test_predict_before_fit_and_feature_mismatch(x64):

@@ -257,6 +257,7 @@ int run_fit(const Options& o, Matrix& data) {
   p.n_init = o.n_init;
   p.backend = o.backend;
   p.metric = o.metric.value_or(kmeans::Metric::Euclidean);
+  p.algorithm = o.algorithm;
   p.n_threads = o.threads;
   p.batch_size = o.batch_size;
   if (o.max_no_improvement) p.max_no_improvement = *o.max_no_improvement;
@@ -318,7 +319,10 @@ int run_fit(const Options& o, Matrix& data) {
         .field("update", r.timings.update)
         .field("final_assign", r.timings.final_assign);
     Json j = json_header("fit", o.backend, r.backend, data, p.k, p.metric);
-    j.field("algorithm", p.batch_size > 0 ? "minibatch" : "lloyd")
+    j.field("algorithm", p.batch_size > 0                          ? "minibatch"
+                         : p.algorithm == kmeans::Algorithm::Elkan ? "elkan"
+                         : p.algorithm == kmeans::Algorithm::Auto  ? "auto"
+                                                                   : "lloyd")
         .field("init", init_name(p.init))
         .field("n_init", n_init_ran)
         .field("max_iter", p.max_iter)

@@ -53,6 +53,13 @@ double parse_real(const std::string& flag, const std::string& text) {
   return v;
 }
 
+kmeans::Algorithm parse_algorithm(const std::string& text) {
+  if (text == "lloyd") return kmeans::Algorithm::Lloyd;
+  if (text == "elkan") return kmeans::Algorithm::Elkan;
+  if (text == "auto") return kmeans::Algorithm::Auto;
+  throw UsageError("--algorithm '" + text + "' is unknown: expected lloyd, elkan or auto");
+}
+
 kmeans::Backend parse_backend(const std::string& text) {
   if (text == "auto") return kmeans::Backend::Auto;
   if (text == "cuda") return kmeans::Backend::Cuda;
@@ -137,7 +144,7 @@ CommandFlags flags_of(const std::string& command) {
     return {{"--k", "--init", "--n-init", "--max-iter", "--tol", "--seed", "--sample-weight",
              "--backend", "--dtype", "--centroids-out", "--labels-out", "--model-out", "--threads",
              "--batch-size", "--max-no-improvement", "--reassignment-ratio", "--metric",
-             "--memory-limit"},
+             "--memory-limit", "--algorithm"},
             {"--json", "--verbose", "--header", "--no-header", "--mpi", "--stream"}};
   }
   const std::vector<std::string> switches = {"--json", "--header", "--no-header"};
@@ -292,6 +299,8 @@ Options parse_args(int argc, char** argv) {
       o.backend = parse_backend(v);
     } else if (arg == "--metric") {
       o.metric = parse_metric(v);
+    } else if (arg == "--algorithm") {
+      o.algorithm = parse_algorithm(v);
     } else if (arg == "--dtype") {
       o.dtype = parse_dtype(v);
     } else if (arg == "--centroids-out") {

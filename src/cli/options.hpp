@@ -36,6 +36,7 @@ struct Options {
   std::uint64_t seed = 0;
   kmeans::Backend backend = kmeans::Backend::Auto;
   std::optional<kmeans::Metric> metric;  // --metric; unset: euclidean, or --model's metric
+  kmeans::Algorithm algorithm = kmeans::Algorithm::Lloyd;  // fit --algorithm
   std::optional<Dtype> dtype;
   std::string centroids_in;
   std::string model_in;   // --model: a model file serving predict / transform / score

@@ -118,6 +118,16 @@ kmeans_cli_case(help RC 0 ARGS --help EXPECT_STDOUT "usage: kmeans fit.*Exit cod
 kmeans_cli_case(fit_help RC 0 ARGS fit --help EXPECT_STDOUT "--max-iter.*--centroids-out")
 kmeans_cli_case(predict_help RC 0 ARGS predict --help EXPECT_STDOUT "--centroids PATH.*--model PATH")
 kmeans_cli_case(fit_help_model_out RC 0 ARGS fit --help EXPECT_STDOUT "--model-out PATH")
+# --algorithm elkan: the same fit as Lloyd's, and the JSON says which was asked for.
+kmeans_cli_case(fit_algorithm_elkan RC 0
+  ARGS fit @DATA@/tiny.csv --k 2 --init @DATA@/tiny_init.npy --backend cpu --json
+       --algorithm elkan --labels-out @WORK@/labels.npy
+  JSON_EQUAL "algorithm=elkan|n_iter=2|converged=ON"
+  JSON_RANGE "${TINY_INERTIA}"
+  LABELS_NPY @WORK@/labels.npy=6,2 EXPECT_LABELS 0,0,0,1,1,1)
+kmeans_cli_case(fit_algorithm_unknown RC 2
+  ARGS fit @DATA@/tiny.csv --k 2 --algorithm hamerly
+  EXPECT_STDERR "--algorithm 'hamerly' is unknown: expected lloyd, elkan or auto")
 
 # --- estimator features: sample weights, k-means||, n_init, --verbose, warnings ----------------
 # weights_tiny doubles (0,0) and (11,10): the weighted means are (1/4, 1/4) and (21/2, 41/4),

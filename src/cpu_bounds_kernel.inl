@@ -1,0 +1,424 @@
+// SPDX-License-Identifier: Apache-2.0
+// The per-ISA half of the bound-pruned pass (cpu_bounds.hpp), included at the end of
+// cpu_kernel.inl inside kmeans::detail::cpu, so that it uses this table's direct formula
+// (direct_step, direct_step_v) and vectors: its distances are the bits of Lloyd's kernel.
+
+namespace {
+
+/// A bound rounded down to float (0 below 1e-30 or for NaN; 1e38 for anything larger).
+inline float floor_to_float(double v) {
+  if (!(v > 1e-30)) return 0.0f;
+  if (v > 1e38) return 1e38f;
+  return static_cast<float>(v * (1 - 0x1p-22));
+}
+
+/// A lower bound on the exact distance from a direct distance D (cpu_bounds_kernel.hpp).
+inline double lower_of(double dd, const BoundConsts& bc) {
+  const double s = dd - bc.tiny;
+  return bc.usable && s > 0 ? __builtin_sqrt(s * bc.inv_hi) * (1 - 0x1p-50) : 0.0;
+}
+
+/// The smallest float a group's lower bound must exceed to prove every direct distance in it
+/// larger than da: l > thr >= sqrt((da hi_fac + tiny) / lo_fac) (each rounding covered by the
+/// factor 1 + 2^-48, the float rounded up) gives lo_fac l^2 > da hi_fac + tiny: with lo_fac's
+/// (1 - gamma_D), every direct distance of the group exceeds da (cpu_bounds_kernel.hpp).
+/// +inf when nothing can be proven (unusable constants, NaN).
+inline float prove_threshold(double da, const BoundConsts& bc) {
+  const float inf = __builtin_inff();
+  if (!bc.usable) return inf;
+  const double th = __builtin_sqrt((da * bc.hi_fac + bc.tiny) / bc.lo_fac) * (1 + 0x1p-48);
+  if (!(th < 3e38)) return inf;
+  float f = static_cast<float>(th);
+  if (static_cast<double>(f) < th) f = __builtin_nextafterf(f, inf);
+  return f;
+}
+
+/// GroupsTestFn.
+template <class T>
+std::int64_t groups_test(const GroupPass<T>& gp, const T* x, std::int64_t rows,
+                         const std::int32_t* prev, float* lower, std::int32_t* lab, T* dist,
+                         std::int64_t* search, std::int64_t* units) {
+  constexpr int G = group_of<T>();
+  const int k = gp.k, t = gp.t, n_lg = (k + G - 1) / G;
+  const std::int64_t d = gp.d;
+  for (std::int64_t r = 0; r < rows; ++r) lab[r] = prev[r] >= 0 && prev[r] < k ? prev[r] : 0;
+  std::int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) direct_distance_x4(x + r * d, d, gp.centroids, lab + r, dist + r);
+  for (; r < rows; ++r)
+    dist[r] = direct_distance(x + r * d, gp.centroids + static_cast<std::int64_t>(lab[r]) * d, d);
+  std::int64_t ns = 0, nu = 0;
+  for (r = 0; r < rows; ++r) {
+    const std::int32_t a = prev[r];
+    float* __restrict__ lr = lower + r * t;
+    if (!gp.bc.usable || a < 0 || a >= k) {
+      for (int g = 0; g < t; ++g) lr[g] = 0.0f;
+      search[ns++] = r;
+      nu += n_lg;
+      continue;
+    }
+    const int ga = gp.group[a];
+    const float thr = prove_threshold(static_cast<double>(dist[r]), gp.bc);
+    // The own group first, with its drop excluding the label (the loop below must not see it).
+    const double own_drop = gp.drop_arg[ga] == a ? gp.drop2[ga] : gp.drop1[ga];
+    const float own = floor_to_float(static_cast<double>(lr[ga]) * (1 - 0x1p-50) - own_drop * (1 + 0x1p-50));
+    // Branch-free over the groups in float (vectorised): dropf >= drop1, and for a - b > 0
+    // fl(fl(a - b) (1 - 2^-22)) <= a - b, so f <= lower - drop (below 1e-30: 0); count the
+    // groups it does not prove.
+    int fails = 0;
+    const float* __restrict__ dropf = gp.drop_f;
+    for (int g = 0; g < t; ++g) {
+      float f = (lr[g] - dropf[g]) * (1 - 0x1p-22f);
+      f = f > 1e-30f ? f : 0.0f;
+      lr[g] = f;
+      fails += f > thr ? 0 : 1;
+    }
+    fails += (own > thr ? 0 : 1) - (lr[ga] > thr ? 0 : 1);
+    lr[ga] = own;
+    if (fails) {
+      search[ns++] = r;
+      nu += static_cast<std::int64_t>(fails) * gp.per_bound;
+    }
+  }
+  *units += nu;
+  return ns;
+}
+
+/// GroupsSearchFn, kSearchRows rows at a time: list the (row, lane group) units, measure them
+/// C at a time (C * V independent chains), then merge each row's units in centroid order.
+template <class T>
+void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* search,
+                   std::int64_t ns, const std::int32_t* prev, float* lower, std::int32_t* lab,
+                   T* dist, std::int32_t* unit_idx, T* unit_val) {
+  using VT = typename Simd<T>::V;
+  constexpr int W = Simd<T>::W;
+  constexpr int G = group_of<T>();
+  constexpr int V = G / W;
+  constexpr int C = V >= 8 ? 1 : 8 / V;
+  using VI = typename Simd<T>::I;
+  using LI = typename LaneInt<T>::type;
+  const int k = gp.k, t = gp.t, pb = gp.per_bound, n_lg = (k + G - 1) / G;
+  const std::int64_t d = gp.d;
+  const BoundConsts& bc = gp.bc;
+  const T inf = __builtin_inf();
+  VI lane_id[V];  // each lane's place in the lane group
+  for (int v = 0; v < V; ++v)
+    for (int l = 0; l < W; ++l) lane_id[v][l] = static_cast<LI>(v * W + l);
+  for (std::int64_t q0 = 0; q0 < ns; q0 += kSearchRows) {
+    const std::int64_t q1 = q0 + kSearchRows < ns ? q0 + kSearchRows : ns;
+    std::int64_t nu = 0;
+    for (std::int64_t q = q0; q < q1; ++q) {
+      const std::int64_t r = search[q];
+      const std::int32_t a = prev[r];
+      const bool valid = bc.usable && a >= 0 && a < k;
+      const float thr = valid ? prove_threshold(static_cast<double>(dist[r]), bc) : __builtin_inff();
+      const float* lr = lower + r * t;
+      for (int g = 0; g < t; ++g) {
+        if (lr[g] > thr) continue;
+        const int lg1 = (g + 1) * pb < n_lg ? (g + 1) * pb : n_lg;
+        for (int lg = g * pb; lg < lg1; ++lg) {
+          unit_idx[3 * nu] = static_cast<std::int32_t>(q - q0);
+          unit_idx[3 * nu + 1] = lg;
+          ++nu;
+        }
+      }
+    }
+    for (std::int64_t u0 = 0; u0 < nu; u0 += C) {
+      const int nc = nu - u0 < C ? static_cast<int>(nu - u0) : C;
+      const T* xp[C];
+      const T* cg[C];
+      for (int c = 0; c < C; ++c) {
+        const std::int64_t u = u0 + (c < nc ? c : nc - 1);
+        xp[c] = x + search[q0 + unit_idx[3 * u]] * d;
+        cg[c] = gp.ct + static_cast<std::int64_t>(unit_idx[3 * u + 1]) * d * G;
+      }
+      VT acc[C][V];
+      KMEANS_UNROLL
+      for (int c = 0; c < C; ++c)
+        KMEANS_UNROLL
+        for (int v = 0; v < V; ++v) acc[c][v] = VT{};
+      for (std::int64_t j = 0; j < d; ++j) {
+        KMEANS_UNROLL
+        for (int c = 0; c < C; ++c) {
+          const T xj = xp[c][j];
+          KMEANS_UNROLL
+          for (int v = 0; v < V; ++v) {
+            VT cv;
+            __builtin_memcpy(&cv, cg[c] + j * G + v * W, sizeof(VT));
+            // fl(c - x) = -fl(x - c): the square, hence the distance, is the direct formula's.
+            acc[c][v] = direct_step_v<T>(cv, xj, acc[c][v]);
+          }
+        }
+      }
+      for (int c = 0; c < nc; ++c) {
+        // Branch-free: the smallest value, its first lane (ascending index: ties keep the
+        // lowest), then the smallest of the others.
+        VT mv = acc[c][0];
+        for (int v = 1; v < V; ++v) mv = acc[c][v] < mv ? acc[c][v] : mv;
+        const T m1 = hmin<T, KMEANS_VBYTES>(reinterpret_cast<const T*>(&mv));
+        int i1 = G;
+        for (int v = V - 1; v >= 0; --v) {
+          const std::uint64_t bits = lanes_at_most<T>(acc[c][v], m1);
+          if (bits) i1 = v * W + __builtin_ctzll(bits);
+        }
+        // The others: lane i1 masked to +inf in registers (no store and reload).
+        const VI pick = VI{} + static_cast<LI>(i1);
+        VT m2v = VT{} + inf;
+        for (int v = 0; v < V; ++v) {
+          const VT rest = lane_id[v] == pick ? VT{} + inf : acc[c][v];
+          m2v = rest < m2v ? rest : m2v;
+        }
+        const T m2 = hmin<T, KMEANS_VBYTES>(reinterpret_cast<const T*>(&m2v));
+        const std::int64_t u = u0 + c;
+        // A lane group lists ascending indices: its first lowest lane is the lowest index.
+        unit_idx[3 * u + 2] = static_cast<std::int32_t>(gp.perm[unit_idx[3 * u + 1] * G + i1]);
+        unit_val[2 * u] = m1;
+        unit_val[2 * u + 1] = m2;
+      }
+    }
+    // Merge each row's units (contiguous, ascending lane group) per bound group, then the
+    // bound groups in order against the previous label.
+    std::int64_t u = 0;
+    for (std::int64_t q = q0; q < q1; ++q) {
+      const std::int64_t r = search[q];
+      const std::int32_t a = prev[r];
+      const bool valid = bc.usable && a >= 0 && a < k;
+      const T da = dist[r];
+      std::int32_t best = valid ? a : -1;
+      T best_d = valid ? da : inf;
+      // The row's searched bound groups, ascending (its units come in lane-group order).
+      int gl[kMaxBoundGroups];
+      T gm1[kMaxBoundGroups], gm2[kMaxBoundGroups];
+      std::int32_t gi[kMaxBoundGroups];
+      int ng = 0;
+      while (u < nu && unit_idx[3 * u] == q - q0) {
+        const int g = unit_idx[3 * u + 1] / pb;
+        const T m1 = unit_val[2 * u], m2 = unit_val[2 * u + 1];
+        const std::int32_t i1 = unit_idx[3 * u + 2];
+        if (ng == 0 || gl[ng - 1] != g) {
+          gl[ng] = g;
+          gm1[ng] = m1;
+          gm2[ng] = m2;
+          gi[ng] = i1;
+          ++ng;
+        } else {
+          const int s = ng - 1;
+          if (m1 < gm1[s] || (m1 == gm1[s] && i1 < gi[s])) {
+            gm2[s] = gm1[s] < m2 ? gm1[s] : m2;
+            gm1[s] = m1;
+            gi[s] = i1;
+          } else if (m1 < gm2[s]) {
+            gm2[s] = m1;
+          }
+        }
+        ++u;
+      }
+      for (int s = 0; s < ng; ++s)
+        if (gm1[s] < best_d || (gm1[s] == best_d && gi[s] < best)) {
+          best = gi[s];
+          best_d = gm1[s];
+        }
+      float* lr = lower + r * t;
+      bool own_searched = false;
+      const int ga = valid ? gp.group[a] : -1;
+      for (int s = 0; s < ng; ++s) {  // the label's own group: its min is the label, so the second
+        lr[gl[s]] = floor_to_float(lower_of(static_cast<double>(gi[s] == best ? gm2[s] : gm1[s]), bc));
+        own_searched = own_searched || gl[s] == ga;
+      }
+      if (valid && best != a && !own_searched) {  // the old label joins its group's bound
+        const float la = floor_to_float(lower_of(static_cast<double>(da), bc));
+        if (la < lr[ga]) lr[ga] = la;
+      }
+      lab[r] = best;
+      dist[r] = best_d;
+    }
+  }
+}
+
+/// BoundsSearchFn: the rows search[0, ns) against every centroid.
+template <class T>
+void bounds_search(const T* x, std::int64_t d, const T* ct, const LaneIdx<T>* perm, int n_groups,
+                   const std::int64_t* search, std::int64_t ns, const BoundConsts& bc,
+                   std::int32_t* lab, T* dist, double* lower) {
+  using VT = typename Simd<T>::V;
+  using VI = typename Simd<T>::I;
+  using LI = typename LaneInt<T>::type;
+  constexpr int W = Simd<T>::W;
+  constexpr int G = group_of<T>();
+  constexpr int V = G / W;
+  constexpr int P = V >= 8 ? 1 : 8 / V;
+
+  // Full search, P rows at a time: every direct distance, lane-wise best (smaller wins, or
+  // equal with a lower centroid index) and second best.
+  const T inf = __builtin_inf();
+  for (std::int64_t q0 = 0; q0 < ns; q0 += P) {
+    const int np = ns - q0 < P ? static_cast<int>(ns - q0) : P;
+    const T* xp[P];
+    for (int p = 0; p < P; ++p) xp[p] = x + search[q0 + (p < np ? p : np - 1)] * d;
+    VT best[P][V], sec[P][V];
+    VI bidx[P][V];
+    for (int p = 0; p < P; ++p)
+      for (int v = 0; v < V; ++v) {
+        best[p][v] = VT{} + inf;
+        sec[p][v] = VT{} + inf;
+        bidx[p][v] = VI{};
+      }
+    for (int g = 0; g < n_groups; ++g) {
+      const T* cg = ct + static_cast<std::int64_t>(g) * d * G;
+      VT acc[P][V];
+      KMEANS_UNROLL
+      for (int p = 0; p < P; ++p)
+        KMEANS_UNROLL
+        for (int v = 0; v < V; ++v) acc[p][v] = VT{};
+      for (std::int64_t j = 0; j < d; ++j) {
+        VT c[V];
+        KMEANS_UNROLL
+        for (int v = 0; v < V; ++v) __builtin_memcpy(&c[v], cg + j * G + v * W, sizeof(VT));
+        KMEANS_UNROLL
+        for (int p = 0; p < P; ++p) {
+          const T xj = xp[p][j];
+          // fl(c - x) = -fl(x - c): the square, hence the distance, is the direct formula's.
+          KMEANS_UNROLL
+          for (int v = 0; v < V; ++v) acc[p][v] = direct_step_v<T>(c[v], xj, acc[p][v]);
+        }
+      }
+      for (int v = 0; v < V; ++v) {
+        VI cv;  // the lanes' centroid indices: ties go to the lowest index, not position
+        __builtin_memcpy(&cv, perm + g * G + v * W, sizeof(VI));
+        for (int p = 0; p < P; ++p) {
+          const VT a = acc[p][v];
+          const auto less = (a < best[p][v]) | ((a == best[p][v]) & (cv < bidx[p][v]));
+          const VT hi = less ? best[p][v] : a;  // max(a, best)
+          sec[p][v] = hi < sec[p][v] ? hi : sec[p][v];
+          best[p][v] = less ? a : best[p][v];
+          bidx[p][v] = less ? cv : bidx[p][v];
+        }
+      }
+    }
+    for (int p = 0; p < np; ++p) {
+      T bv[G], sv[G];
+      LI bi[G];
+      for (int v = 0; v < V; ++v) {
+        __builtin_memcpy(bv + v * W, &best[p][v], sizeof(VT));
+        __builtin_memcpy(sv + v * W, &sec[p][v], sizeof(VT));
+        __builtin_memcpy(bi + v * W, &bidx[p][v], sizeof(VI));
+      }
+      int w = 0;
+      for (int q = 1; q < G; ++q)
+        if (bv[q] < bv[w] || (bv[q] == bv[w] && bi[q] < bi[w])) w = q;
+      T second = sv[w];
+      for (int q = 0; q < G; ++q)
+        if (q != w && bv[q] < second) second = bv[q];
+      const std::int64_t row = search[q0 + p];
+      lab[row] = static_cast<std::int32_t>(bi[w]);
+      dist[row] = bv[w];
+      const double s = static_cast<double>(second) - bc.tiny;
+      lower[row] = bc.usable && s > 0 ? __builtin_sqrt(s * bc.inv_hi) * (1 - 0x1p-50) : 0.0;
+    }
+  }
+}
+
+/// GroupsSearchFn for rows that search every group: P rows share each centroid load (the full
+/// search's blocking) and keep each bound group's smallest distance; the label's own group
+/// takes the second smallest distance overall (a valid, slightly weaker bound).
+template <class T>
+void groups_full(const GroupPass<T>& gp, const T* x, const std::int64_t* search, std::int64_t ns,
+                 const std::int32_t*, float* lower, std::int32_t* lab, T* dist, std::int32_t*, T*) {
+  using VT = typename Simd<T>::V;
+  using VI = typename Simd<T>::I;
+  using LI = typename LaneInt<T>::type;
+  constexpr int W = Simd<T>::W;
+  constexpr int G = group_of<T>();
+  constexpr int V = G / W;
+  constexpr int P = V >= 8 ? 1 : 8 / V;
+  const std::int64_t d = gp.d;
+  const int t = gp.t, pb = gp.per_bound, n_lg = (gp.k + G - 1) / G;
+  const T inf = __builtin_inf();
+  for (std::int64_t q0 = 0; q0 < ns; q0 += P) {
+    const int np = ns - q0 < P ? static_cast<int>(ns - q0) : P;
+    const T* xp[P];
+    for (int p = 0; p < P; ++p) xp[p] = x + search[q0 + (p < np ? p : np - 1)] * d;
+    VT best[P][V], sec[P][V];
+    VI bidx[P][V];
+    T gmin[P][kMaxBoundGroups];
+    for (int p = 0; p < P; ++p) {
+      for (int v = 0; v < V; ++v) {
+        best[p][v] = VT{} + inf;
+        sec[p][v] = VT{} + inf;
+        bidx[p][v] = VI{};
+      }
+      for (int g = 0; g < t; ++g) gmin[p][g] = inf;
+    }
+    for (int lg = 0; lg < n_lg; ++lg) {
+      const T* cg = gp.ct + static_cast<std::int64_t>(lg) * d * G;
+      VT acc[P][V];
+      KMEANS_UNROLL
+      for (int p = 0; p < P; ++p)
+        KMEANS_UNROLL
+        for (int v = 0; v < V; ++v) acc[p][v] = VT{};
+      for (std::int64_t j = 0; j < d; ++j) {
+        VT c[V];
+        KMEANS_UNROLL
+        for (int v = 0; v < V; ++v) __builtin_memcpy(&c[v], cg + j * G + v * W, sizeof(VT));
+        KMEANS_UNROLL
+        for (int p = 0; p < P; ++p) {
+          const T xj = xp[p][j];
+          KMEANS_UNROLL
+          for (int v = 0; v < V; ++v) acc[p][v] = direct_step_v<T>(c[v], xj, acc[p][v]);
+        }
+      }
+      const int g = lg / pb;
+      for (int p = 0; p < P; ++p) {
+        VT mv = acc[p][0];
+        for (int v = 0; v < V; ++v) {
+          VI cv;  // the lanes' centroid indices: ties go to the lowest index, not position
+          __builtin_memcpy(&cv, gp.perm + lg * G + v * W, sizeof(VI));
+          const VT a = acc[p][v];
+          const auto less = (a < best[p][v]) | ((a == best[p][v]) & (cv < bidx[p][v]));
+          const VT hi = less ? best[p][v] : a;
+          sec[p][v] = hi < sec[p][v] ? hi : sec[p][v];
+          best[p][v] = less ? a : best[p][v];
+          bidx[p][v] = less ? cv : bidx[p][v];
+          mv = a < mv ? a : mv;
+        }
+        const T m = hmin<T, KMEANS_VBYTES>(reinterpret_cast<const T*>(&mv));
+        gmin[p][g] = m < gmin[p][g] ? m : gmin[p][g];
+      }
+    }
+    for (int p = 0; p < np; ++p) {
+      T bv[G], sv[G];
+      LI bi[G];
+      for (int v = 0; v < V; ++v) {
+        __builtin_memcpy(bv + v * W, &best[p][v], sizeof(VT));
+        __builtin_memcpy(sv + v * W, &sec[p][v], sizeof(VT));
+        __builtin_memcpy(bi + v * W, &bidx[p][v], sizeof(VI));
+      }
+      int w = 0;
+      for (int q = 1; q < G; ++q)
+        if (bv[q] < bv[w] || (bv[q] == bv[w] && bi[q] < bi[w])) w = q;
+      T second = sv[w];
+      for (int q = 0; q < G; ++q)
+        if (q != w && bv[q] < second) second = bv[q];
+      const std::int64_t row = search[q0 + p];
+      const auto b = static_cast<std::int32_t>(bi[w]);
+      lab[row] = b;
+      dist[row] = bv[w];
+      float* lr = lower + row * t;
+      for (int g = 0; g < t; ++g) lr[g] = floor_to_float(lower_of(static_cast<double>(gmin[p][g]), gp.bc));
+      lr[gp.group[b]] = floor_to_float(lower_of(static_cast<double>(second), gp.bc));
+    }
+  }
+}
+
+}  // namespace
+
+#define KMEANS_BOUNDS_CAT2(a, b) a##b
+#define KMEANS_BOUNDS_CAT(a, b) KMEANS_BOUNDS_CAT2(a, b)
+const BoundsTable& KMEANS_BOUNDS_CAT(bounds_, KMEANS_TABLE)() {
+  static const BoundsTable table{&groups_test<float>,   &groups_test<double>,
+                                 &groups_search<float>, &groups_search<double>,
+                                 &groups_full<float>,   &groups_full<double>,
+                                 &bounds_search<float>, &bounds_search<double>};
+  return table;
+}
+#undef KMEANS_BOUNDS_CAT
+#undef KMEANS_BOUNDS_CAT2
