@@ -241,6 +241,7 @@ class CpuEngine final : public ShardEngine<T> {
   Backend kind() const override { return Backend::Cpu; }
 
   void set_algorithm(Algorithm a) override { algorithm_ = a; }
+  bool prunes() const override { return true; }
   std::int64_t last_pass_searched() const override { return last_searched_; }
 
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {

@@ -411,10 +411,12 @@ Result<T> fit_bound(Engine<T>& e, DataOps<T>& ops, std::int64_t ni, std::int64_t
   if (u.weight_exp != 0 && sse_overflow)
     best.warnings.push_back("the weighted inertia (or an iteration's SSE) exceeds the largest "
                             "double: reported as inf");
-  if (p.algorithm == Algorithm::Elkan && !mini_batch && e.kind() != Backend::Cpu)
-    best.warnings.push_back(std::string("algorithm = Elkan: the ") +
-                            (e.kind() == Backend::Cuda ? "CUDA" : "reference") +
-                            " backend runs Lloyd's algorithm (the same results)");
+  if (p.algorithm == Algorithm::Elkan && !mini_batch && !e.prunes())
+    best.warnings.push_back(std::string("algorithm = Elkan: ") +
+                            (e.kind() == Backend::Cuda        ? "the CUDA backend"
+                             : e.kind() == Backend::Reference ? "the reference backend"
+                                                              : "a streamed or distributed fit") +
+                            " runs Lloyd's algorithm (the same results)");
   if (p.init == Init::Array && p.n_init > 1)
     best.warnings.push_back("init = Array: n_init = " + std::to_string(p.n_init) +
                             " ignored, one fit from the given centroids");

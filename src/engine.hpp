@@ -131,6 +131,9 @@ class Engine {
   /// The form of Lloyd's passes for the fits to come (Algorithm::Elkan / Auto: bound-pruned
   /// where the engine has it, with the same results). Engines without pruning ignore it.
   virtual void set_algorithm(Algorithm) {}
+  /// True when set_algorithm(Elkan) makes this engine prune (the CPU engine over one data set;
+  /// not the CUDA and reference engines, nor the streamed and distributed ones).
+  virtual bool prunes() const { return false; }
 
   /// Points of the last pass that searched every centroid when that pass was bound-pruned,
   /// -1 when it was not (for tests and the benchmark).

@@ -334,6 +334,29 @@ TEST(Stream, ThreadCountDoesNotChangeBits) {
   expect_same(r[0], r[2]);
 }
 
+TEST(Stream, ElkanRunsLloydAndSaysSo) {
+  // A streamed fit rebinds its engine chunk by chunk, so it keeps no bounds: algorithm = Elkan
+  // gives Lloyd's fit (the same bits as the in-memory Elkan fit, which prunes) and a warning.
+  const std::int64_t n = 4096 * 2 + 77, d = 9;
+  const std::vector<double> x = clustered<double>(n, d, 5, 8);
+  kmeans::Params<double> p;
+  p.k = 5;
+  p.init = Init::Random;
+  p.algorithm = kmeans::Algorithm::Elkan;
+  p.backend = kmeans::Backend::Cpu;
+  const kmeans::Result<double> mem = kmeans::fit(x.data(), n, d, p);
+  auto src = source_of(x, d);
+  kmeans::StreamOptions so;
+  so.chunk_rows = 4096;
+  const kmeans::Result<double> st = kmeans::fit(src, p, so);
+  expect_same(mem, st);
+  ASSERT_FALSE(st.warnings.empty());
+  EXPECT_EQ(st.warnings.back(),
+            "algorithm = Elkan: a streamed or distributed fit runs Lloyd's algorithm (the same "
+            "results)");
+  for (const auto& w : mem.warnings) EXPECT_EQ(w.find("algorithm = Elkan"), std::string::npos) << w;
+}
+
 /// Writes a 2-D C-order .npy of T.
 template <class T>
 void write_npy(const std::string& path, const std::vector<T>& x, std::int64_t n, std::int64_t d) {
