@@ -19,6 +19,7 @@
 #include "cpu_bounds.hpp"
 #include "cpu_kernel.hpp"
 #include "cpu_pool.hpp"
+#include "cpu_tables.hpp"
 #include "engine.hpp"
 #include "internal.hpp"
 #include "shard_engine.hpp"
@@ -32,45 +33,6 @@
 #endif
 
 namespace kmeans::detail {
-namespace cpu {
-
-const KernelTable& select_kernels() {
-  const KernelTable* all[3];
-  const int n = supported_kernels(all, 3);
-  return select_kernels_from(std::getenv("KMEANS_CPU_ISA"), all, n);
-}
-
-const KernelTable& select_kernels_from(const char* forced, const KernelTable* const* supported,
-                                       int n) {
-  if (forced == nullptr || *forced == '\0') return *supported[n - 1];
-  for (int i = 0; i < n; ++i)
-    if (std::strcmp(supported[i]->name, forced) == 0) return *supported[i];
-  std::string names;
-  for (int i = 0; i < n; ++i) names += std::string(i ? ", " : "") + supported[i]->name;
-  static const char* const kKnown[] = {"generic", "avx2", "avx512"};
-  for (const char* known : kKnown)
-    if (std::strcmp(known, forced) == 0)
-      throw Error(std::string("KMEANS_CPU_ISA = ") + forced +
-                  " is not supported on this CPU (supported: " + names + ")");
-  throw Error(std::string("KMEANS_CPU_ISA = ") + forced +
-              " is unknown (valid: generic, avx2, avx512; supported on this CPU: " + names + ")");
-}
-
-int supported_kernels(const KernelTable** out, int max) {
-  int n = 0;
-  if (n < max) out[n++] = &kernels_generic();
-#if defined(KMEANS_X86_KERNELS)
-  __builtin_cpu_init();
-  if (n < max && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    out[n++] = &kernels_avx2();
-  if (n == 2 && n < max && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-    out[n++] = &kernels_avx512();
-#endif
-  return n;
-}
-
-}  // namespace cpu
 
 namespace {
 
@@ -122,20 +84,6 @@ struct AlignedBuffer {
   }
 };
 
-template <class T>
-cpu::AssignFn<T> kernel_of(const cpu::KernelTable& t);
-template <>
-cpu::AssignFn<float> kernel_of<float>(const cpu::KernelTable& t) { return t.assign_f; }
-template <>
-cpu::AssignFn<double> kernel_of<double>(const cpu::KernelTable& t) { return t.assign_d; }
-
-template <class T>
-cpu::AssignFn<T> gemm_kernel_of(const cpu::KernelTable& t);
-template <>
-cpu::AssignFn<float> gemm_kernel_of<float>(const cpu::KernelTable& t) { return t.assign_gemm_f; }
-template <>
-cpu::AssignFn<double> gemm_kernel_of<double>(const cpu::KernelTable& t) { return t.assign_gemm_d; }
-
 /// The internal hook KMEANS_CPU_KERNEL (tests and benchmarks): "tiled" or "gemm" runs that
 /// ranking pass on every shape, unset or empty the size rules decide. Both give the same bits.
 enum class ForcedKernel { None, Tiled, Gemm };
@@ -145,65 +93,6 @@ ForcedKernel forced_kernel() {
   if (std::strcmp(f, "tiled") == 0) return ForcedKernel::Tiled;
   if (std::strcmp(f, "gemm") == 0) return ForcedKernel::Gemm;
   throw Error(std::string("KMEANS_CPU_KERNEL = ") + f + " is unknown (valid: tiled, gemm)");
-}
-
-template <class T>
-cpu::AssignSmallKFn<T> small_k_kernel_of(const cpu::KernelTable& t);
-template <>
-cpu::AssignSmallKFn<float> small_k_kernel_of<float>(const cpu::KernelTable& t) {
-  return t.assign_small_k_f;
-}
-template <>
-cpu::AssignSmallKFn<double> small_k_kernel_of<double>(const cpu::KernelTable& t) {
-  return t.assign_small_k_d;
-}
-
-template <class T>
-cpu::AccumulateFn<T> accumulate_of(const cpu::KernelTable& t);
-template <>
-cpu::AccumulateFn<float> accumulate_of<float>(const cpu::KernelTable& t) { return t.accumulate_f; }
-template <>
-cpu::AccumulateFn<double> accumulate_of<double>(const cpu::KernelTable& t) { return t.accumulate_d; }
-
-template <class T>
-cpu::FinishFn<T> finish_of(const cpu::KernelTable& t);
-template <>
-cpu::FinishFn<float> finish_of<float>(const cpu::KernelTable& t) { return t.finish_f; }
-template <>
-cpu::FinishFn<double> finish_of<double>(const cpu::KernelTable& t) { return t.finish_d; }
-
-template <class T>
-cpu::GroupsTestFn<T> bounds_test_of(const cpu::BoundsTable& t);
-template <>
-cpu::GroupsTestFn<float> bounds_test_of<float>(const cpu::BoundsTable& t) { return t.test_f; }
-template <>
-cpu::GroupsTestFn<double> bounds_test_of<double>(const cpu::BoundsTable& t) { return t.test_d; }
-template <class T>
-cpu::GroupsSearchFn<T> bounds_full_of(const cpu::BoundsTable& t);
-template <>
-cpu::GroupsSearchFn<float> bounds_full_of<float>(const cpu::BoundsTable& t) { return t.full_f; }
-template <>
-cpu::GroupsSearchFn<double> bounds_full_of<double>(const cpu::BoundsTable& t) { return t.full_d; }
-template <class T>
-cpu::GroupsSearchFn<T> bounds_groups_of(const cpu::BoundsTable& t);
-template <>
-cpu::GroupsSearchFn<float> bounds_groups_of<float>(const cpu::BoundsTable& t) { return t.groups_f; }
-template <>
-cpu::GroupsSearchFn<double> bounds_groups_of<double>(const cpu::BoundsTable& t) {
-  return t.groups_d;
-}
-template <class T>
-cpu::BoundsSearchFn<T> bounds_search_of(const cpu::BoundsTable& t);
-template <>
-cpu::BoundsSearchFn<float> bounds_search_of<float>(const cpu::BoundsTable& t) { return t.search_f; }
-template <>
-cpu::BoundsSearchFn<double> bounds_search_of<double>(const cpu::BoundsTable& t) {
-  return t.search_d;
-}
-
-template <class T>
-int tile_of(const cpu::KernelTable& t) {
-  return sizeof(T) == sizeof(float) ? t.tile_f : t.tile_d;
 }
 
 }  // namespace

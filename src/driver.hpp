@@ -23,6 +23,24 @@ void validate_params(const Options& p, std::size_t n);
 /// p.metric == Metric::Cosine: the engine's data (and p.init_centroids) must already be on the
 /// unit sphere (sphere.hpp: to_sphere, normalise_rows), as run_fit arranges; fit_bound then
 /// re-normalises the centroids after each update and reports cosine distances.
+/// Checks the data (n x d, host or device) and weights and binds an engine to them: the
+/// engine in `slot` when it can take the data (Engine::rebind), else a new one of `backend`
+/// stored there (Auto: the GPU when usable and the working set fits). Host data and weights
+/// that need it are rescaled into `u` (data_scale_exponent over the data and
+/// `centroid_max_abs`, the largest |c| of the centroids the call will use;
+/// weight_scale_exponent), which must outlive the engine's use. `extra_bytes`: device memory
+/// the call needs beyond a pass's working set (initialisation); `stream`: the caller's CUDA
+/// stream (Options::cuda_stream). Defined in driver.cpp.
+template <class T>
+Engine<T>& bind_engine(const T* data, std::size_t n, std::size_t d, ArrayView<T> weights_view,
+                       int k, Backend backend, int n_threads, std::unique_ptr<Engine<T>>& slot,
+                       Workspace<T>* ws, std::size_t extra_bytes, double centroid_max_abs,
+                       Units<T>& u, void* stream = nullptr);
+
+/// The workspace of a KMeans object, created on first use.
+template <class T>
+Workspace<T>* workspace(WorkspacePtr<T>& ws);
+
 template <class T>
 Result<T> fit_bound(Engine<T>& e, DataOps<T>& ops, std::int64_t n, std::int64_t d,
                     const Params<T>& p, Units<T>& u, double bind_seconds, StreamState* stream,
