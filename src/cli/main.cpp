@@ -26,6 +26,7 @@
 #include "cli/json.hpp"
 #include "cli/mpi_fit.hpp"
 #include "cli/options.hpp"
+#include "cli/fit_json.hpp"
 #include "cli/stream_fit.hpp"
 
 namespace {
@@ -319,29 +320,7 @@ int run_fit(const Options& o, Matrix& data) {
         .field("update", r.timings.update)
         .field("final_assign", r.timings.final_assign);
     Json j = json_header("fit", o.backend, r.backend, data, p.k, p.metric);
-    j.field("algorithm", p.batch_size > 0                          ? "minibatch"
-                         : p.algorithm == kmeans::Algorithm::Elkan ? "elkan"
-                         : p.algorithm == kmeans::Algorithm::Auto  ? "auto"
-                                                                   : "lloyd")
-        .field("init", init_name(p.init))
-        .field("n_init", n_init_ran)
-        .field("max_iter", p.max_iter)
-        .field("tol", p.tol)
-        .field("seed", p.seed)
-        .null_or("sample_weight", o.sample_weight)
-        .field("n_iter", r.n_iter)
-        .field("converged", r.converged)
-        .field("inertia", r.inertia)
-        .field("sse_history", r.sse_history)
-        .field("n_empty_relocated", r.n_empty_relocated)
-        .field("cluster_sizes", r.cluster_sizes)
-        .field("imbalance_history", r.imbalance_history)
-        .field("warnings", r.warnings)
-        .field("seconds", seconds)
-        .field("timings", timings)
-        .null_or("centroids_out", o.centroids_out)
-        .null_or("labels_out", o.labels_out)
-        .null_or("model_out", o.model_out);
+    fit_members(j, o, p, r, n_init_ran, seconds, timings);
     if (p.batch_size > 0) {
       Json mb;
       mb.field("batch_size", p.batch_size)

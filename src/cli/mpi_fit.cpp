@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/fit_json.hpp"
 #include "cli/json.hpp"
 #include "io/io.hpp"
 #include "kmeans/kmeans.hpp"
@@ -160,28 +161,8 @@ int fit_typed(const Options& o, Inputs& in, int rank, int size) {
         .field("n", in.n)
         .field("d", in.d)
         .field("k", p.k)
-        .field("metric", kmeans::to_string(p.metric))
-        .field("algorithm", "lloyd")
-        .field("init", init_name(p.init))
-        .field("n_init", n_init_ran)
-        .field("max_iter", p.max_iter)
-        .field("tol", p.tol)
-        .field("seed", p.seed)
-        .null_or("sample_weight", o.sample_weight)
-        .field("n_iter", r.n_iter)
-        .field("converged", r.converged)
-        .field("inertia", r.inertia)
-        .field("sse_history", r.sse_history)
-        .field("n_empty_relocated", r.n_empty_relocated)
-        .field("cluster_sizes", r.cluster_sizes)
-        .field("imbalance_history", r.imbalance_history)
-        .field("warnings", r.warnings)
-        .field("seconds", seconds)
-        .field("timings", timings)
-        .field("mpi", mpi)
-        .null_or("centroids_out", o.centroids_out)
-        .null_or("labels_out", o.labels_out)
-        .null_or("model_out", o.model_out);
+        .field("metric", kmeans::to_string(p.metric));
+    fit_members(j, o, p, r, n_init_ran, seconds, timings).field("mpi", mpi);
     std::printf("%s\n", j.str().c_str());
     return 0;
   }

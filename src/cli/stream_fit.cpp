@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/fit_json.hpp"
 #include "cli/json.hpp"
 #include "io/io.hpp"
 #include "kmeans/kmeans.hpp"
@@ -34,16 +35,6 @@ std::string mib(std::size_t bytes) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / 1048576.0);
   return buf;
-}
-
-const char* init_text(kmeans::Init i) {
-  switch (i) {
-    case kmeans::Init::Random: return "random";
-    case kmeans::Init::KMeansPlusPlus: return "k-means++";
-    case kmeans::Init::KMeansParallel: return "k-means||";
-    case kmeans::Init::Array: return "array";
-  }
-  return "unknown";
 }
 
 template <class T>
@@ -158,33 +149,13 @@ int run(const Options& o, const kmeans::NpyInfo& info, const std::string& why) {
         .field("n", static_cast<std::int64_t>(n))
         .field("d", static_cast<std::int64_t>(d))
         .field("k", p.k)
-        .field("metric", kmeans::to_string(p.metric))
-        .field("algorithm", "lloyd")
-        .field("init", init_text(p.init))
-        .field("n_init", n_init_ran)
-        .field("max_iter", p.max_iter)
-        .field("tol", p.tol)
-        .field("seed", p.seed)
-        .null_or("sample_weight", o.sample_weight)
-        .field("n_iter", r.n_iter)
-        .field("converged", r.converged)
-        .field("inertia", r.inertia)
-        .field("sse_history", r.sse_history)
-        .field("n_empty_relocated", r.n_empty_relocated)
-        .field("cluster_sizes", r.cluster_sizes)
-        .field("imbalance_history", r.imbalance_history)
-        .field("warnings", r.warnings)
-        .field("seconds", seconds)
-        .field("timings", timings)
-        .null_or("centroids_out", o.centroids_out)
-        .null_or("labels_out", o.labels_out)
-        .null_or("model_out", o.model_out)
-        .field("stream", stream);
+        .field("metric", kmeans::to_string(p.metric));
+    fit_members(j, o, p, r, n_init_ran, seconds, timings).field("stream", stream);
     std::printf("%s\n", j.str().c_str());
   } else {
     std::printf("kmeans fit: n = %zu, d = %zu, k = %d (%s, backend %s, init %s, n_init %d%s%s, "
                 "streamed)\n",
-                n, d, p.k, dtype, kmeans::to_string(r.backend), init_text(p.init), n_init_ran,
+                n, d, p.k, dtype, kmeans::to_string(r.backend), init_name(p.init), n_init_ran,
                 o.sample_weight.empty() ? "" : ", weighted",
                 p.metric == kmeans::Metric::Cosine ? ", metric cosine" : "");
     std::printf("%s after %d iteration%s (max_iter %d)\n",
