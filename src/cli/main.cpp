@@ -252,17 +252,7 @@ template <class T>
 int run_fit(const Options& o, Matrix& data) {
   check_matrix<T>(data, o.data_name);
   kmeans::Params<T> p;
-  p.max_iter = o.max_iter;
-  p.tol = o.tol;
-  p.seed = o.seed;
-  p.n_init = o.n_init;
-  p.backend = o.backend;
-  p.metric = o.metric.value_or(kmeans::Metric::Euclidean);
-  p.algorithm = o.algorithm;
-  p.n_threads = o.threads;
-  p.batch_size = o.batch_size;
-  if (o.max_no_improvement) p.max_no_improvement = *o.max_no_improvement;
-  if (o.reassignment_ratio) p.reassignment_ratio = *o.reassignment_ratio;
+  set_fit_options(o, p);
   Matrix init;
   if (init_is_file(o)) {
     init = load(o.init, data.dtype);

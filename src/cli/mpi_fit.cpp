@@ -79,13 +79,7 @@ template <class T>
 int fit_typed(const Options& o, Inputs& in, int rank, int size) {
   MPI_Comm comm = MPI_COMM_WORLD;
   kmeans::Params<T> p;
-  p.max_iter = o.max_iter;
-  p.tol = o.tol;
-  p.seed = o.seed;
-  p.n_init = o.n_init;
-  p.backend = o.backend;
-  p.n_threads = o.threads;
-  p.metric = o.metric.value_or(kmeans::Metric::Euclidean);
+  set_fit_options(o, p);
   if (init_is_file(o)) {
     p.k = static_cast<int>(in.init.rows);
     p.init = kmeans::Init::Array;

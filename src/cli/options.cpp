@@ -121,6 +121,20 @@ std::optional<kmeans::Init> init_method(const std::string& name) {
   return std::nullopt;
 }
 
+void set_fit_options(const Options& o, kmeans::Options& p) {
+  p.max_iter = o.max_iter;
+  p.tol = o.tol;
+  p.seed = o.seed;
+  p.n_init = o.n_init;
+  p.backend = o.backend;
+  p.metric = o.metric.value_or(kmeans::Metric::Euclidean);
+  p.algorithm = o.algorithm;
+  p.n_threads = o.threads;
+  p.batch_size = o.batch_size;
+  if (o.max_no_improvement) p.max_no_improvement = *o.max_no_improvement;
+  if (o.reassignment_ratio) p.reassignment_ratio = *o.reassignment_ratio;
+}
+
 const char* init_name(kmeans::Init init) {
   switch (init) {
     case kmeans::Init::Random: return "random";

@@ -69,6 +69,12 @@ inline bool init_is_file(const Options& o) { return !init_method(o.init); }
 /// The name reported in the JSON: one spelling per method.
 const char* init_name(kmeans::Init init);
 
+/// The fit's scalar knobs from the command line (max_iter, tol, seed, n_init, backend, metric,
+/// algorithm, threads and the mini-batch ones) into `p`: one mapping for the in-memory,
+/// streamed and MPI fits, which then refuse what they do not support. k, init and the arrays
+/// are the caller's.
+void set_fit_options(const Options& o, kmeans::Options& p);
+
 /// Parses argv[1..] (argc >= 2): a command and its options, or --help / --version. Checks
 /// everything that needs no file contents, including that no output is also an input or
 /// another output (under any spelling or link).

@@ -53,14 +53,7 @@ int run(const Options& o, const kmeans::NpyInfo& info, const std::string& why) {
                         " but " + o.data + " holds " + dtype +
                         " values: a streamed fit reads them as they are (drop --dtype)");
   kmeans::Params<T> p;
-  p.max_iter = o.max_iter;
-  p.tol = o.tol;
-  p.seed = o.seed;
-  p.n_init = o.n_init;
-  p.backend = o.backend;
-  p.n_threads = o.threads;
-  p.batch_size = o.batch_size;
-  p.metric = o.metric.value_or(kmeans::Metric::Euclidean);
+  set_fit_options(o, p);
   kmeans::io::Matrix init;
   if (init_is_file(o)) {
     init = kmeans::io::read_matrix(o.init);
