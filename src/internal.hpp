@@ -137,6 +137,14 @@ std::int64_t count_distinct_rows(const T* x, std::int64_t n, std::int64_t d, std
 template <class T>
 double mean_feature_variance(const T* x, std::int64_t n, std::int64_t d, int n_threads);
 
+/// mean_feature_variance's per-block partials over `rows` rows of x (n_threads threads): for
+/// each block b of kReduceBlock rows (the first starting at row 0), part[b * d + j] = the sum in
+/// row order of x_ij (mean null) or of (x_ij - mean_j)^2, in double. A streamed fit calls it
+/// chunk by chunk with part offset to the chunk's first block: the same bits as one call.
+template <class T>
+void block_column_sums(const T* x, std::int64_t rows, std::int64_t d,
+                       const std::vector<double>* mean, double* part, int n_threads);
+
 /// mean_feature_variance's last steps (shared with the CUDA engine, so both give these bits):
 /// column_means adds the per-block partial column sums part[b * d + j] in block order and
 /// divides by n; mean_of is the plain mean of the values in order.

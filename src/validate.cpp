@@ -239,28 +239,35 @@ std::int64_t count_distinct_rows(const T* x, std::int64_t n, std::int64_t d, std
 }
 
 template <class T>
+void block_column_sums(const T* x, std::int64_t rows, std::int64_t d,
+                       const std::vector<double>* mean, double* part, int n_threads) {
+  const std::int64_t n_blocks = (rows + kReduceBlock - 1) / kReduceBlock;
+#pragma omp parallel for schedule(static) num_threads(threads_for(n_threads, double(rows) * d))
+  for (std::int64_t b = 0; b < n_blocks; ++b) {
+    double* acc = part + b * d;
+    for (std::int64_t j = 0; j < d; ++j) acc[j] = 0;
+    const std::int64_t end = std::min(rows, (b + 1) * kReduceBlock);
+    for (std::int64_t i = b * kReduceBlock; i < end; ++i) {
+      for (std::int64_t j = 0; j < d; ++j) {
+        const double v = static_cast<double>(x[i * d + j]);
+        if (mean) {
+          const double dv = v - (*mean)[j];
+          acc[j] += dv * dv;
+        } else {
+          acc[j] += v;
+        }
+      }
+    }
+  }
+}
+
+template <class T>
 double mean_feature_variance(const T* x, std::int64_t n, std::int64_t d, int n_threads) {
   // Two passes in double (mean, then squared deviations), per block then in block order.
   const std::int64_t n_blocks = (n + kReduceBlock - 1) / kReduceBlock;
   std::vector<double> part(static_cast<std::size_t>(n_blocks * d));
   auto pass = [&](const std::vector<double>* mean) {
-#pragma omp parallel for schedule(static) num_threads(threads_for(n_threads, double(n) * d))
-    for (std::int64_t b = 0; b < n_blocks; ++b) {
-      double* acc = &part[static_cast<std::size_t>(b * d)];
-      for (std::int64_t j = 0; j < d; ++j) acc[j] = 0;
-      const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
-      for (std::int64_t i = b * kReduceBlock; i < end; ++i) {
-        for (std::int64_t j = 0; j < d; ++j) {
-          const double v = static_cast<double>(x[i * d + j]);
-          if (mean) {
-            const double dv = v - (*mean)[j];
-            acc[j] += dv * dv;
-          } else {
-            acc[j] += v;
-          }
-        }
-      }
-    }
+    block_column_sums(x, n, d, mean, part.data(), n_threads);
     return column_means(part.data(), n_blocks, d, n);
   };
   const std::vector<double> mean = pass(nullptr);
@@ -292,7 +299,9 @@ double mean_of(const std::vector<double>& v) {
   template std::int64_t count_distinct_rows<T>(const T*, std::int64_t, std::int64_t,            \
                                                std::int64_t);                                   \
   template int weight_scale_exponent<T>(const WeightStats&);                                    \
-  template double mean_feature_variance<T>(const T*, std::int64_t, std::int64_t, int);
+  template double mean_feature_variance<T>(const T*, std::int64_t, std::int64_t, int);       \
+  template void block_column_sums<T>(const T*, std::int64_t, std::int64_t,                   \
+                                     const std::vector<double>*, double*, int);
 KMEANS_INSTANTIATE(float)
 KMEANS_INSTANTIATE(double)
 #undef KMEANS_INSTANTIATE

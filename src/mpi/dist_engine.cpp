@@ -95,24 +95,9 @@ class MpiDataOps final : public DataOps<T> {
   double mean_feature_variance() override {
     const std::int64_t d = l_.d, n_local = l_.rows(c_.rank);
     const std::int64_t blocks = l_.end_block(c_.rank) - l_.first_block(c_.rank);
-    const auto B = static_cast<std::int64_t>(kBlockRows);
     std::vector<double> part(static_cast<std::size_t>(blocks * d));
     auto pass = [&](const std::vector<double>* mean) {
-      for (std::int64_t b = 0; b < blocks; ++b) {
-        double* acc = &part[static_cast<std::size_t>(b * d)];
-        std::fill(acc, acc + d, 0.0);
-        const std::int64_t end = std::min(n_local, (b + 1) * B);
-        for (std::int64_t i = b * B; i < end; ++i)
-          for (std::int64_t j = 0; j < d; ++j) {
-            const double v = static_cast<double>(x_[i * d + j]);
-            if (mean) {
-              const double dv = v - (*mean)[static_cast<std::size_t>(j)];
-              acc[j] += dv * dv;
-            } else {
-              acc[j] += v;
-            }
-          }
-      }
+      kmeans::detail::block_column_sums(x_, n_local, d, mean, part.data(), 1);
       const std::vector<double> all =
           allgatherv(c_, part.data(), static_cast<std::int64_t>(part.size()), "variance");
       return kmeans::detail::column_means(all.data(), static_cast<std::int64_t>(all.size()) / d, d,

@@ -189,24 +189,8 @@ class StreamDataOps final : public DataOps<T> {
     std::vector<double> part(static_cast<std::size_t>(n_blocks * d));
     auto pass = [&](const std::vector<double>* mean) {
       c_.for_each([&](std::int64_t first, std::int64_t rows, const T* x) {
-        const std::int64_t b0 = first / kBlock, nb = (rows + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) num_threads(threads_for(n_threads_, double(rows) * d))
-        for (std::int64_t b = 0; b < nb; ++b) {
-          double* acc = &part[static_cast<std::size_t>((b0 + b) * d)];
-          for (std::int64_t j = 0; j < d; ++j) acc[j] = 0;
-          const std::int64_t end = std::min(rows, (b + 1) * kBlock);
-          for (std::int64_t i = b * kBlock; i < end; ++i) {
-            for (std::int64_t j = 0; j < d; ++j) {
-              const double v = static_cast<double>(x[i * d + j]);
-              if (mean) {
-                const double dv = v - (*mean)[j];
-                acc[j] += dv * dv;
-              } else {
-                acc[j] += v;
-              }
-            }
-          }
-        }
+        block_column_sums(x, rows, d, mean, &part[static_cast<std::size_t>(first / kBlock * d)],
+                          n_threads_);
       });
       return column_means(part.data(), n_blocks, d, n);
     };
