@@ -262,12 +262,10 @@ bool header_is(const NpyHeader& h) {
   return h.kind == npy_kind<T>() && h.itemsize == sizeof(T);
 }
 
-}  // namespace
-
-Matrix read_npy_floats(std::istream& in, const std::string& path, std::uint64_t size,
-                       bool as_vector) {
-  if (!host_is_little_endian()) fail(path, ".npy reading is implemented for little-endian hosts only");
-  const NpyHeader h = read_npy_header(in, path, size);
+/// The checks both float readers make of a header: float32 or float64, a 2-D array (n, d) or,
+/// with as_vector, a 1-D array or a column, and a file holding all of its data.
+void check_float_matrix(const NpyHeader& h, const std::string& path, std::uint64_t size,
+                        bool as_vector) {
   if (!header_is<float>(h) && !header_is<double>(h)) {
     fail(path, "unsupported dtype " + quoted(h.descr) + " (" + dtype_name(h.kind, h.itemsize) +
                    "); expected float32 '<f4' or float64 '<f8'");
@@ -282,6 +280,15 @@ Matrix read_npy_floats(std::istream& in, const std::string& path, std::uint64_t 
                    "; expected a 2-D array (n, d)");
   }
   check_npy_data_size(h, path, size);
+}
+
+}  // namespace
+
+Matrix read_npy_floats(std::istream& in, const std::string& path, std::uint64_t size,
+                       bool as_vector) {
+  if (!host_is_little_endian()) fail(path, ".npy reading is implemented for little-endian hosts only");
+  const NpyHeader h = read_npy_header(in, path, size);
+  check_float_matrix(h, path, size, as_vector);
   Matrix m;
   m.rows = h.shape[0];
   m.cols = as_vector ? 1 : h.shape[1];
@@ -326,20 +333,7 @@ Matrix read_npy_rows(const std::string& path, std::int64_t first, std::int64_t c
   std::ifstream in;
   const std::uint64_t size = open_for_reading(path, in);
   const NpyHeader h = read_npy_header(in, path, size);
-  if (!header_is<float>(h) && !header_is<double>(h)) {
-    fail(path, "unsupported dtype " + quoted(h.descr) + " (" + dtype_name(h.kind, h.itemsize) +
-                   "); expected float32 '<f4' or float64 '<f8'");
-  }
-  const std::size_t ndim = h.shape.size();
-  if (as_vector && !(ndim == 1 || (ndim == 2 && h.shape[1] == 1))) {
-    fail(path, "is " + std::to_string(ndim) + "-D with shape " + shape_string(h.shape) +
-                   "; expected a 1-D array (n,) or a column (n, 1)");
-  }
-  if (!as_vector && ndim != 2) {
-    fail(path, "is " + std::to_string(ndim) + "-D with shape " + shape_string(h.shape) +
-                   "; expected a 2-D array (n, d)");
-  }
-  check_npy_data_size(h, path, size);
+  check_float_matrix(h, path, size, as_vector);
   const std::int64_t rows = h.shape[0], cols = as_vector ? 1 : h.shape[1];
   if (total_rows) *total_rows = rows;
   if (total_cols) *total_cols = cols;
