@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <initializer_list>
 #include <map>
 #include <sstream>
 #include <string>
@@ -376,13 +377,17 @@ Backend backend_named(const Document& doc, const std::string& key, const std::st
   doc.fail(key, key + " \"" + s + "\" is not auto, cuda, cpu or reference");
 }
 
-/// The optional "partial_fit" object (what KMeans::partial_fit carries between calls): steps
-/// >= 1, rng, since_reassign >= 0 and k counts, each finite and >= 0.
-detail::StreamState read_stream(const Document& doc, std::size_t k) {
-  Reader r = doc.at("partial_fit");
-  if (r.peek() != '{') doc.fail("partial_fit", "\"partial_fit\" must be an object");
+/// Walks the JSON object member `name` of the document: each member's key must appear once;
+/// `member(r, key, what, pos)` reads a known member's value at pos (what = "name.key") and
+/// returns false for an unknown one, which is skipped (a member a later 1.x writer added); every
+/// key of `required` must be present.
+template <class F>
+void read_members(const Document& doc, const char* name,
+                  std::initializer_list<const char*> required, F member) {
+  Reader r = doc.at(name);
+  const std::string quoted_name = std::string("\"") + name + "\"";
+  if (r.peek() != '{') doc.fail(name, quoted_name + " must be an object");
   const std::size_t start = r.pos();
-  detail::StreamState st;
   std::map<std::string, bool> seen;
   r.expect('{', "'{'");
   if (!r.accept('}')) {
@@ -390,111 +395,103 @@ detail::StreamState read_stream(const Document& doc, std::size_t k) {
       r.ws();
       const std::size_t at = r.pos();
       const std::string key = r.string();
-      const std::string what = "partial_fit." + key;
+      const std::string what = std::string(name) + "." + key;
       r.expect(':', "':' after a member name");
       if (seen[key]) r.fail_at(at, "member \"" + what + "\" appears twice");
       seen[key] = true;
       r.ws();
-      const std::size_t pos = r.pos();
-      if (key == "steps") {
-        st.steps = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 1, kIntMax));
-      } else if (key == "rng") {
-        st.rng = detail::json::to_uint64(r, pos, r.number_token(), what);
-      } else if (key == "since_reassign") {
-        st.since_reassign = detail::json::to_int(r, pos, r.number_token(), what, 0,
-                                                 std::numeric_limits<std::int64_t>::max());
-      } else if (key == "counts") {
-        r.expect('[', "an array for \"partial_fit.counts\"");
-        if (!r.accept(']')) {
-          do {
-            r.ws();
-            const std::size_t vpos = r.pos();
-            const std::string vwhat = what + "[" + std::to_string(st.counts.size()) + "]";
-            const double x = detail::json::to_double(r, vpos, r.number_token(), vwhat, false);
-            if (!(x >= 0)) r.fail_at(vpos, vwhat + " is negative");
-            st.counts.push_back(x);
-          } while (r.accept(','));
-          r.expect(']', "',' or ']'");
-        }
-        if (st.counts.size() != k) {
-          r.fail_at(pos, "\"partial_fit.counts\" has " + std::to_string(st.counts.size()) +
-                             " values but k = " + std::to_string(k));
-        }
-      } else {
-        r.skip_value(2);  // a member a later 1.x writer added: ignored
-      }
+      if (!member(r, key, what, r.pos())) r.skip_value(2);
     } while (r.accept(','));
-    r.expect('}', "',' or '}' in \"partial_fit\"");
+    r.expect('}', ("',' or '}' in " + quoted_name).c_str());
   }
-  for (const char* key : {"steps", "rng", "since_reassign", "counts"}) {
-    if (!seen[key]) r.fail_at(start, std::string("\"partial_fit\" has no member \"") + key + "\"");
+  for (const char* key : required) {
+    if (!seen[key]) r.fail_at(start, quoted_name + " has no member \"" + key + "\"");
   }
+}
+
+/// The optional "partial_fit" object (what KMeans::partial_fit carries between calls): steps
+/// >= 1, rng, since_reassign >= 0 and k counts, each finite and >= 0.
+detail::StreamState read_stream(const Document& doc, std::size_t k) {
+  detail::StreamState st;
+  read_members(doc, "partial_fit", {"steps", "rng", "since_reassign", "counts"},
+               [&](Reader& r, const std::string& key, const std::string& what, std::size_t pos) {
+    if (key == "steps") {
+      st.steps = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 1, kIntMax));
+    } else if (key == "rng") {
+      st.rng = detail::json::to_uint64(r, pos, r.number_token(), what);
+    } else if (key == "since_reassign") {
+      st.since_reassign = detail::json::to_int(r, pos, r.number_token(), what, 0,
+                                               std::numeric_limits<std::int64_t>::max());
+    } else if (key == "counts") {
+      r.expect('[', "an array for \"partial_fit.counts\"");
+      if (!r.accept(']')) {
+        do {
+          r.ws();
+          const std::size_t vpos = r.pos();
+          const std::string vwhat = what + "[" + std::to_string(st.counts.size()) + "]";
+          const double x = detail::json::to_double(r, vpos, r.number_token(), vwhat, false);
+          if (!(x >= 0)) r.fail_at(vpos, vwhat + " is negative");
+          st.counts.push_back(x);
+        } while (r.accept(','));
+        r.expect(']', "',' or ']'");
+      }
+      if (st.counts.size() != k) {
+        r.fail_at(pos, "\"partial_fit.counts\" has " + std::to_string(st.counts.size()) +
+                           " values but k = " + std::to_string(k));
+      }
+    } else {
+      return false;
+    }
+    return true;
+  });
   return st;
 }
 
 /// The params object: every member of Options but on_iteration.
 Options read_params(const Document& doc) {
-  Reader r = doc.at("params");
-  if (r.peek() != '{') doc.fail("params", "\"params\" must be an object");
-  const std::size_t start = r.pos();
   Options p;
-  std::map<std::string, bool> seen;
-  r.expect('{', "'{'");
-  if (!r.accept('}')) {
-    do {
-      r.ws();
-      const std::size_t at = r.pos();
-      const std::string key = r.string();
-      const std::string what = "params." + key;
-      r.expect(':', "':' after a member name");
-      if (seen[key]) r.fail_at(at, "member \"" + what + "\" appears twice");
-      seen[key] = true;
-      r.ws();
-      const std::size_t pos = r.pos();
-      if (key == "k") {
-        p.k = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 1, kIntMax));
-      } else if (key == "max_iter") {
-        p.max_iter = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 0, kIntMax));
-      } else if (key == "tol") {
-        p.tol = detail::json::to_double(r, pos, r.number_token(), what, false);
-        if (!(p.tol >= 0)) r.fail_at(pos, what + " must be >= 0");
-      } else if (key == "init") {
-        const std::string s = r.peek() == '"' ? r.string() : std::string();
-        if (s == "random") p.init = Init::Random;
-        else if (s == "k-means++") p.init = Init::KMeansPlusPlus;
-        else if (s == "k-means||") p.init = Init::KMeansParallel;
-        else if (s == "array") p.init = Init::Array;
-        else r.fail_at(pos, what + " must be \"random\", \"k-means++\", \"k-means||\" or \"array\"");
-      } else if (key == "n_init") {
-        p.n_init = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 1, kIntMax));
-      } else if (key == "seed") {
-        p.seed = detail::json::to_uint64(r, pos, r.number_token(), what);
-      } else if (key == "backend") {
-        if (r.peek() != '"') r.fail_at(pos, what + " must be a string");
-        const std::string s = r.string();
-        if (s == "auto") p.backend = Backend::Auto;
-        else if (s == "cuda") p.backend = Backend::Cuda;
-        else if (s == "cpu") p.backend = Backend::Cpu;
-        else if (s == "reference") p.backend = Backend::Reference;
-        else r.fail_at(pos, what + " \"" + s + "\" is not auto, cuda, cpu or reference");
-      } else if (key == "n_threads") {
-        p.n_threads = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 0, kMaxThreads));
-      } else if (key == "batch_size") {
-        p.batch_size = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 0, kIntMax));
-      } else if (key == "max_no_improvement") {
-        p.max_no_improvement = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 0, kIntMax));
-      } else if (key == "reassignment_ratio") {
-        p.reassignment_ratio = detail::json::to_double(r, pos, r.number_token(), what, false);
-        if (!(p.reassignment_ratio >= 0)) r.fail_at(pos, what + " must be >= 0");
-      } else {
-        r.skip_value(2);  // a member a later 1.x writer added: ignored
-      }
-    } while (r.accept(','));
-    r.expect('}', "',' or '}' in \"params\"");
-  }
-  for (const char* key : {"k", "max_iter", "tol", "init", "n_init", "seed", "backend", "n_threads"}) {
-    if (!seen[key]) r.fail_at(start, std::string("\"params\" has no member \"") + key + "\"");
-  }
+  read_members(doc, "params", {"k", "max_iter", "tol", "init", "n_init", "seed", "backend", "n_threads"},
+               [&](Reader& r, const std::string& key, const std::string& what, std::size_t pos) {
+    if (key == "k") {
+      p.k = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 1, kIntMax));
+    } else if (key == "max_iter") {
+      p.max_iter = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 0, kIntMax));
+    } else if (key == "tol") {
+      p.tol = detail::json::to_double(r, pos, r.number_token(), what, false);
+      if (!(p.tol >= 0)) r.fail_at(pos, what + " must be >= 0");
+    } else if (key == "init") {
+      const std::string s = r.peek() == '"' ? r.string() : std::string();
+      if (s == "random") p.init = Init::Random;
+      else if (s == "k-means++") p.init = Init::KMeansPlusPlus;
+      else if (s == "k-means||") p.init = Init::KMeansParallel;
+      else if (s == "array") p.init = Init::Array;
+      else r.fail_at(pos, what + " must be \"random\", \"k-means++\", \"k-means||\" or \"array\"");
+    } else if (key == "n_init") {
+      p.n_init = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 1, kIntMax));
+    } else if (key == "seed") {
+      p.seed = detail::json::to_uint64(r, pos, r.number_token(), what);
+    } else if (key == "backend") {
+      if (r.peek() != '"') r.fail_at(pos, what + " must be a string");
+      const std::string s = r.string();
+      if (s == "auto") p.backend = Backend::Auto;
+      else if (s == "cuda") p.backend = Backend::Cuda;
+      else if (s == "cpu") p.backend = Backend::Cpu;
+      else if (s == "reference") p.backend = Backend::Reference;
+      else r.fail_at(pos, what + " \"" + s + "\" is not auto, cuda, cpu or reference");
+    } else if (key == "n_threads") {
+      p.n_threads = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 0, kMaxThreads));
+    } else if (key == "batch_size") {
+      p.batch_size = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 0, kIntMax));
+    } else if (key == "max_no_improvement") {
+      p.max_no_improvement = static_cast<int>(detail::json::to_int(r, pos, r.number_token(), what, 0, kIntMax));
+    } else if (key == "reassignment_ratio") {
+      p.reassignment_ratio = detail::json::to_double(r, pos, r.number_token(), what, false);
+      if (!(p.reassignment_ratio >= 0)) r.fail_at(pos, what + " must be >= 0");
+    } else {
+      return false;
+    }
+    return true;
+  });
   return p;
 }
 
