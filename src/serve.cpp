@@ -62,22 +62,35 @@ Engine<T>& bind_for_centroids(Workspace<T>* ws, std::unique_ptr<Engine<T>>& loca
   return e;
 }
 
+/// One predict / transform / score call's binding (bind_for_centroids): the engine `e`, the
+/// centroids `c` in its units, and what they live in for the call; `used` receives e's kind.
 template <class T>
-std::vector<std::int32_t> run_predict(Workspace<T>* ws, const T* data, std::size_t n,
-                                      std::size_t d, const T* centroids, std::size_t k,
-                                      Backend backend, Metric metric, Backend* used = nullptr) {
-  ProfileRange range("kmeans::predict");
+struct Served {
   std::unique_ptr<Engine<T>> local;
   Units<T> u;
   SphereData<T> unit;
   std::vector<T> cs;
   const T* c = nullptr;
-  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, ArrayView<T>{},
-                                    backend, metric, u, unit, cs, c);
-  if (used) *used = e.kind();
-  e.assign(c, static_cast<int>(k), nullptr, nullptr);
+  Engine<T>* e = nullptr;
+  Served(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d, const T* centroids,
+         std::size_t k, ArrayView<T> weights, Backend backend, Metric metric, Backend* used) {
+    e = &bind_for_centroids(ws, local, data, n, d, centroids, k, weights, backend, metric, u,
+                            unit, cs, c);
+    if (used) *used = e->kind();
+  }
+  Served(const Served&) = delete;
+  Served& operator=(const Served&) = delete;
+};
+
+template <class T>
+std::vector<std::int32_t> run_predict(Workspace<T>* ws, const T* data, std::size_t n,
+                                      std::size_t d, const T* centroids, std::size_t k,
+                                      Backend backend, Metric metric, Backend* used = nullptr) {
+  ProfileRange range("kmeans::predict");
+  Served<T> s(ws, data, n, d, centroids, k, ArrayView<T>{}, backend, metric, used);
+  s.e->assign(s.c, static_cast<int>(k), nullptr, nullptr);
   std::vector<std::int32_t> labels(n);
-  e.labels(labels.data());
+  s.e->labels(labels.data());
   return labels;
 }
 
@@ -86,16 +99,9 @@ double run_score(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
                  const T* centroids, std::size_t k, ArrayView<T> weights, Backend backend,
                  Metric metric, Backend* used = nullptr) {
   ProfileRange range("kmeans::score");
-  std::unique_ptr<Engine<T>> local;
-  Units<T> u;
-  SphereData<T> unit;
-  std::vector<T> cs;
-  const T* c = nullptr;
-  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, weights, backend,
-                                    metric, u, unit, cs, c);
-  if (used) *used = e.kind();
+  Served<T> s(ws, data, n, d, centroids, k, weights, backend, metric, used);
   const double to_metric = metric == Metric::Cosine ? 0.5 : 1.0;  // as lloyd's
-  return -to_metric * u.sse(e.assign(c, static_cast<int>(k), nullptr, nullptr).sse);
+  return -to_metric * s.u.sse(s.e->assign(s.c, static_cast<int>(k), nullptr, nullptr).sse);
 }
 
 template <class T>
@@ -103,20 +109,13 @@ std::vector<T> run_transform(Workspace<T>* ws, const T* data, std::size_t n, std
                              const T* centroids, std::size_t k, Backend backend,
                              Metric metric, Backend* used = nullptr) {
   ProfileRange range("kmeans::transform");
-  std::unique_ptr<Engine<T>> local;
-  Units<T> u;
-  SphereData<T> unit;
-  std::vector<T> cs;
-  const T* c = nullptr;
-  Engine<T>& e = bind_for_centroids(ws, local, data, n, d, centroids, k, ArrayView<T>{},
-                                    backend, metric, u, unit, cs, c);
-  if (used) *used = e.kind();
+  Served<T> s(ws, data, n, d, centroids, k, ArrayView<T>{}, backend, metric, used);
   if (k > std::numeric_limits<std::size_t>::max() / sizeof(T) / n)
     throw Error("transform: the n x k = " + std::to_string(n) + " x " + std::to_string(k) +
                 " distance matrix overflows");
   std::vector<T> out(n * k);
-  e.distances(c, static_cast<int>(k), out.data());
-  u.to_caller(out);  // distances scale as the points
+  s.e->distances(s.c, static_cast<int>(k), out.data());
+  s.u.to_caller(out);  // distances scale as the points
   if (metric == Metric::Cosine) {
     // 1 - x . c = ||x - c||^2 / 2 for unit x and c: the exact distance squared and halved.
     for (T& v : out) v = static_cast<T>(0.5 * static_cast<double>(v) * static_cast<double>(v));
