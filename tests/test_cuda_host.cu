@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/assign.cuh"
+#include "kernels/gemm_rank.cuh"
 #include "kernels/layout.cuh"
 #include "kernels/tuning.cuh"
 #include "kernels/update.cuh"

@@ -22,6 +22,7 @@
 #include "cuda/engine.cuh"
 #include "internal.hpp"
 #include "kernels/assign.cuh"
+#include "kernels/gemm_rank.cuh"
 #include "kernels/layout.cuh"
 #include "kernels/tuning.cuh"
 #include "kernels/update.cuh"
