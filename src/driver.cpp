@@ -17,6 +17,7 @@
 #include "driver.hpp"
 #include "minibatch.hpp"
 #include "sphere.hpp"
+#include "stream/chunks.hpp"
 
 namespace kmeans {
 
@@ -429,6 +430,24 @@ Result<T> fit_bound(Engine<T>& e, DataOps<T>& ops, std::int64_t ni, std::int64_t
 
 namespace {
 
+/// True when an in-memory fit streams through the GPU instead (why: the reason): Backend::Auto
+/// or Cuda, a usable GPU, host data, a full-batch fit (not mini-batch, not partial_fit), and a
+/// working set (with the CUDA initialisation's arrays) that does not fit its free memory plus
+/// what a kept GPU engine of `ws` holds. Auto ran on the CPU there before; Cuda failed.
+template <class T>
+bool gpu_streams(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
+                 const Params<T>& p, std::string& why) {
+  if (p.backend != Backend::Auto && p.backend != Backend::Cuda) return false;
+  if (p.batch_size > 0 || !cuda_available() || is_device_pointer(data)) return false;
+  if (p.sample_weight.data() && is_device_pointer(p.sample_weight.data())) return false;
+  const std::size_t held = ws && ws->fit_engine && ws->fit_engine->kind() == Backend::Cuda
+                               ? ws->fit_engine->device_bytes()
+                               : 0;
+  const auto ni = static_cast<std::int64_t>(n);
+  return !cuda_working_set_fits(ni, static_cast<std::int64_t>(d), p.k, sizeof(T), false, &why,
+                                cuda_init_bytes(p.init, ni, p.k), held);
+}
+
 /// `stream`: partial_fit's state (minibatch.hpp), or null for a fit.
 template <class T>
 Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
@@ -438,6 +457,18 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   Params<T> p = params;
   validate_shape(data, n, d, "data");
   validate_params(p, n);
+  if (std::string why; !stream && gpu_streams(ws, data, n, d, p, why)) {
+    // Auto or Cuda, host data, and the in-memory working set does not fit the GPU: the data
+    // streams through it in chunks (stream/cuda_stream_engine.cpp), the in-memory CUDA
+    // fit's bits. A kept GPU engine frees its memory first.
+    if (ws) ws->fit_engine.reset();
+    stream::ArraySource<T> source(data, n, d);
+    stream::InMemoryRoute<T> route{data, why};
+    // Auto: the streamed fit's own rule may still choose the CPU (not even one chunk fits).
+    StreamOptions so;
+    so.memory_limit = std::numeric_limits<std::size_t>::max() / 2;  // the data is in memory
+    return stream::fit<T>(source, p, so, 0, &route);
+  }
   double init_max_abs = validate_init_centroids(p, d);
   // Metric::Cosine: the fit runs on copies of the data and the given centroids scaled onto
   // the unit sphere (they must outlive the engine's use: this call).

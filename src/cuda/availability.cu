@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <nvtx3/nvToolsExt.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -47,6 +48,12 @@ void count_cuda_allocation() noexcept { g_cuda_allocations.fetch_add(1, std::mem
 
 std::int64_t cuda_allocation_count() { return g_cuda_allocations.load(std::memory_order_relaxed); }
 
+namespace {
+std::atomic<std::size_t> g_free_memory_cap{0};
+}  // namespace
+void set_cuda_free_memory_cap(std::size_t bytes) { g_free_memory_cap.store(bytes); }
+std::size_t cuda_free_memory_cap() { return g_free_memory_cap.load(); }
+
 ProfileRange::ProfileRange(const char* name) { nvtxRangePushA(name); }
 ProfileRange::~ProfileRange() { nvtxRangePop(); }
 
@@ -79,6 +86,7 @@ bool cuda_working_set_fits(std::int64_t n, std::int64_t d, int k, std::size_t el
     if (why) *why = std::string("cannot query device memory: ") + cudaGetErrorString(err);
     return false;
   }
+  if (const std::size_t cap = cuda_free_memory_cap()) free_b = std::min(free_b, cap);
   const std::size_t need =
       tn::working_set_bytes(n, d, k, elem, data_on_device, sms) + tn::kWorkingSetMarginBytes +
       extra_bytes;
