@@ -18,6 +18,7 @@
 #include "minibatch.hpp"
 #include "sphere.hpp"
 #include "stream/chunks.hpp"
+#include "stream/cuda_stream.hpp"
 
 namespace kmeans {
 
@@ -431,9 +432,10 @@ Result<T> fit_bound(Engine<T>& e, DataOps<T>& ops, std::int64_t ni, std::int64_t
 namespace {
 
 /// True when an in-memory fit streams through the GPU instead (why: the reason): Backend::Auto
-/// or Cuda, a usable GPU, host data, a full-batch fit (not mini-batch, not partial_fit), and a
+/// or Cuda, a usable GPU, host data, a full-batch fit (not mini-batch, not partial_fit), a
 /// working set (with the CUDA initialisation's arrays) that does not fit its free memory plus
-/// what a kept GPU engine of `ws` holds. Auto ran on the CPU there before; Cuda failed.
+/// what a kept GPU engine of `ws` holds, and a streamed chunk that does (the device chunk
+/// rule). Auto ran on the CPU there before; Cuda failed.
 template <class T>
 bool gpu_streams(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
                  const Params<T>& p, std::string& why) {
@@ -443,9 +445,15 @@ bool gpu_streams(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   const std::size_t held = ws && ws->fit_engine && ws->fit_engine->kind() == Backend::Cuda
                                ? ws->fit_engine->device_bytes()
                                : 0;
-  const auto ni = static_cast<std::int64_t>(n);
-  return !cuda_working_set_fits(ni, static_cast<std::int64_t>(d), p.k, sizeof(T), false, &why,
-                                cuda_init_bytes(p.init, ni, p.k), held);
+  const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
+  if (cuda_working_set_fits(ni, di, p.k, sizeof(T), false, &why, cuda_init_bytes(p.init, ni, p.k),
+                            held))
+    return false;
+  // And one chunk fits (else the old rule: Auto on the CPU with its warning, Cuda's error).
+  const stream::CudaStreamDevice dev = stream::cuda_stream_device();
+  return dev.usable && stream::cuda_stream_chunk_blocks(ni, di, p.k, sizeof(T),
+                                                        p.sample_weight.data() != nullptr,
+                                                        dev.free_bytes + held, dev.sm_count) > 0;
 }
 
 /// `stream`: partial_fit's state (minibatch.hpp), or null for a fit.
