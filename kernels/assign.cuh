@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/canonical.cuh"
 #include "kernels/layout.cuh"
 #include "kernels/tuning.cuh"
 
@@ -92,7 +93,8 @@ KMEANS_HD inline T squared_distance(const T* a, const T* b, std::int64_t d) {
 
 /// One sub-tile's contribution to partial column `column` (layout::total_of_column): the
 /// points of the column's cluster are the run of that label in the stably sorted keys, found
-/// by binary search, and summed in point order in double (the weight itself for col == d).
+/// by binary search, and summed in point order in double from +0.0 (the weight itself for
+/// col == d): the canonical sub-tile value (kernels/canonical.cuh, unfused arithmetic).
 template <class T>
 KMEANS_HD inline double column_partial(const int* sorted_keys, const int* sorted_points, int count,
                                        std::int64_t base, const T* x, const T* w, std::int64_t d,
@@ -102,11 +104,7 @@ KMEANS_HD inline double column_partial(const int* sorted_keys, const int* sorted
   const int lo = layout::lower_bound(sorted_keys, count, c);
   const int hi = lo + layout::lower_bound(sorted_keys + lo, count - lo, c + 1);
   double acc = 0;
-  for (int q = lo; q < hi; ++q) {
-    const std::int64_t p = base + sorted_points[q];
-    const double wp = w ? static_cast<double>(w[p]) : 1.0;
-    acc += col < d ? wp * static_cast<double>(x[p * d + col]) : wp;
-  }
+  for (int q = lo; q < hi; ++q) acc = canon::add(acc, canon::term(x, w, base + sorted_points[q], d, col));
   return acc;
 }
 
