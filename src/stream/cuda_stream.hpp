@@ -25,13 +25,16 @@ constexpr double kCudaStreamMemoryShare = 0.75;
 constexpr std::size_t kCudaStreamMaxChunkBytes = std::size_t{256} << 20;
 
 /// Device bytes of one CUDA shard engine over `rows` rows of device data (the data is not
-/// counted): the in-memory engine's working set, plus one canonical leaf value per block
-/// (k * (d + 1) + 1 doubles), an upper estimate of the shard engine's node scratch.
+/// counted): the engine's working set (with its canonical leaf rows, tuning.cuh), plus its
+/// node rows (k * (d + 1) + 1 doubles for each node of the decomposition: at most
+/// 2 log2(blocks) + 2).
 inline std::size_t cuda_shard_engine_bytes(std::int64_t rows, std::int64_t d, int k,
                                            std::size_t elem, int sm_count) {
-  const std::size_t blocks = static_cast<std::size_t>((rows + kReduceBlock - 1) / kReduceBlock);
+  const std::int64_t blocks = (rows + kReduceBlock - 1) / kReduceBlock;
+  std::size_t nodes = 2;
+  for (std::int64_t b = 1; b < blocks; b *= 2) nodes += 2;
   return tuning::working_set_bytes(rows, d, k, elem, true, sm_count) +
-         blocks * (static_cast<std::size_t>(k) * static_cast<std::size_t>(d + 1) + 1) *
+         nodes * (static_cast<std::size_t>(k) * static_cast<std::size_t>(d + 1) + 1) *
              sizeof(double);
 }
 
