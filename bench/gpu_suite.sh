@@ -532,7 +532,7 @@ fi
 #   normalise_rows_kernel (cuda/sphere.cu, metric = cosine)   CudaCosine.DeviceZeroRowsAndNaNAreNamed
 #   cub::DeviceSegmentedReduce (every pass)                   all of the above
 #   probe_kernel (availability.cu)                            none: never launched (cudaFuncGetAttributes only)
-SUBSET='Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed'
+SUBSET='Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed:CudaGpuStream.SixSmallChunksWeighted'
 SANITIZER="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 # The filters must name tests that exist: a renamed test would silently drop out of the subset.
 if [ -n "$TEST_CUDA" ]; then

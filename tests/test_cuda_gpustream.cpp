@@ -190,6 +190,28 @@ TEST(CudaGpuStream, StreamedAutoRunsOnTheGpu) {
   expect_same_bits(mem, st);
 }
 
+/// Small and quick (the GPU kit's sanitizer subset): six chunks of one block, the last short,
+/// weighted, through the double-buffered pipeline; the in-memory fit's bits.
+TEST(CudaGpuStream, SixSmallChunksWeighted) {
+  KMEANS_SKIP_WITHOUT_GPU();
+  const std::int64_t n = 5 * 4096 + 17, d = 3;
+  const std::vector<float> x = clustered<float>(n, d, 4, 8);
+  std::vector<float> w;
+  for (std::int64_t i = 0; i < n; ++i) w.push_back(static_cast<float>(1 + i % 4));
+  kmeans::Params<float> p;
+  p.k = 4;
+  p.init = Init::Random;
+  p.seed = 6;
+  p.max_iter = 5;
+  p.backend = Backend::Cuda;
+  p.sample_weight = w;
+  const kmeans::Result<float> mem = kmeans::fit(x.data(), n, d, p);
+  Source<float> src(x, d, true);
+  kmeans::StreamOptions so;
+  so.chunk_rows = 4096;
+  expect_same_bits(mem, kmeans::fit(src, p, so));
+}
+
 /// Caps the free device memory the rules see for a scope.
 struct MemoryCap {
   explicit MemoryCap(std::size_t bytes) { kmeans::detail::set_cuda_free_memory_cap(bytes); }
