@@ -433,7 +433,7 @@ namespace {
 
 /// True when an in-memory fit streams through the GPU instead (why: the reason): Backend::Auto
 /// or Cuda, a usable GPU, host data, a full-batch fit (not mini-batch, not partial_fit), a
-/// working set (with the CUDA initialisation's arrays) that does not fit its free memory plus
+/// passes' working set that does not fit its free memory plus
 /// what a kept GPU engine of `ws` holds, and a streamed chunk that does (the device chunk
 /// rule). Auto ran on the CPU there before; Cuda failed.
 template <class T>
@@ -446,9 +446,9 @@ bool gpu_streams(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
                                ? ws->fit_engine->device_bytes()
                                : 0;
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
-  if (cuda_working_set_fits(ni, di, p.k, sizeof(T), false, &why, cuda_init_bytes(p.init, ni, p.k),
-                            held))
-    return false;
+  // The passes' working set alone: initialisation's device arrays have their own host
+  // fallbacks (Auto may still choose the CPU for them, as before).
+  if (cuda_working_set_fits(ni, di, p.k, sizeof(T), false, &why, 0, held)) return false;
   // And one chunk fits (else the old rule: Auto on the CPU with its warning, Cuda's error).
   const stream::CudaStreamDevice dev = stream::cuda_stream_device();
   return dev.usable && stream::cuda_stream_chunk_blocks(ni, di, p.k, sizeof(T),
