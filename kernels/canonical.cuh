@@ -11,7 +11,8 @@
 // subtrees may be skipped, which is what lets the sort path walk only the non-empty leaves.
 //
 // Two ways to the node values: the partials path (small k * d) writes one row per leaf (the tile
-// kernel's s_acc folded over the leaf's 16 sub-tiles) and reduces the rows in place, a group of
+// kernel's s_acc folded over the leaf's 16 sub-tiles; at small n, where blocks own fewer than 16
+// sub-tiles, one row per sub-tile, folded by subtile_fold_kernel) and reduces the rows in place, a group of
 // 4 tree levels per launch (tree_group_kernel), then gathers the node rows or
 // their right fold (finish_leaves_kernel); the sort path (large k * d) walks each cluster's points, sorted by label
 // (stable: index order within a cluster), leaf by leaf, and pushes the non-empty leaves onto a
@@ -116,6 +117,18 @@ KMEANS_HD inline double leaf_sse(const T* dist, const T* w, std::int64_t n, std:
     double sub = 0;
     for (std::int64_t p = p0; p < p1; ++p) sub = add(sub, sse_term(dist, w, p));
     acc = add(acc, sub);
+  }
+  return acc;
+}
+
+/// A leaf's value from its sub-tiles' values sub[st * stride] (st = 16 leaf + s, those below
+/// n_subtiles): ((0 + S_0) + S_1) + ... + S_15.
+KMEANS_HD inline double fold_subtiles(const double* sub, std::int64_t leaf,
+                                      std::int64_t n_subtiles, std::int64_t stride) {
+  double acc = 0;
+  for (int s = 0; s < kSubtilesPerLeaf; ++s) {
+    const std::int64_t st = leaf * kSubtilesPerLeaf + s;
+    if (st < n_subtiles) acc = add(acc, sub[st * stride]);
   }
   return acc;
 }
@@ -250,6 +263,18 @@ __global__ void __launch_bounds__(256)
       leaf[l * leaf_width + leaf_width - 1] = acc;
     }
   }
+}
+
+/// Small n (fewer leaves than the GPU holds blocks): the tile kernel's blocks own fewer than 16
+/// sub-tiles and write one row per sub-tile; leaf[l][e] = fold_subtiles of column e, for the
+/// columns [0, cols) (W-strided rows on both sides).
+static __global__ void __launch_bounds__(256)
+    subtile_fold_kernel(const double* sub, std::int64_t n_subtiles, std::int64_t leaf_width,
+                        std::int64_t cols, std::int64_t n_leaves, double* leaf) {
+  const std::int64_t idx = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const std::int64_t l = idx / cols, e = idx % cols;
+  if (l >= n_leaves) return;
+  leaf[l * leaf_width + e] = fold_subtiles(sub + e, l, n_subtiles, leaf_width);
 }
 
 struct TreeArgs {

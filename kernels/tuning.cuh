@@ -37,6 +37,11 @@ constexpr std::int64_t kMaxPartialColumns = 2048;
 /// times this; each block loops over its share of the sub-tiles, so the partial buffer is
 /// bounded by the GPU's size rather than by n.
 constexpr int kAssignWaves = 1;
+/// Small n with partials: when the grid would give each block fewer than 16 sub-tiles (a whole
+/// canonical leaf), blocks keep the grid's share and write one row of partials per sub-tile
+/// (folded into leaves afterwards) as long as those rows take at most this many bytes; above it
+/// blocks own whole leaves (fewer, longer blocks).
+constexpr std::size_t kMaxSubtileRowBytes = std::size_t{64} << 20;
 /// The largest resident-block count per SM the working-set estimate assumes (2048 threads).
 constexpr int kMaxAssignBlocksPerSm = 2048 / kAssignThreads;
 
@@ -236,6 +241,11 @@ constexpr std::size_t working_set_bytes(std::int64_t n, std::int64_t d, std::int
   const std::size_t leaves = (un + 4095) / 4096;
   bytes += leaves * (partials ? 1 + static_cast<std::size_t>(partial_columns(k, d)) : 1) *
            sizeof(double);
+  if (partials) {  // small n: the per-sub-tile rows, at most kMaxSubtileRowBytes
+    const std::size_t rows = (un + kAssignThreads - 1) / kAssignThreads *
+                             (1 + static_cast<std::size_t>(partial_columns(k, d))) * sizeof(double);
+    bytes += rows < kMaxSubtileRowBytes ? rows : kMaxSubtileRowBytes;
+  }
   bytes += uk * ud * elem + (2 + uk * (ud + 1)) * sizeof(double);  // centroids, totals
   return bytes;
 }

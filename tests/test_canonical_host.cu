@@ -186,16 +186,17 @@ void emulate_leaf_sse(const Pass<T>& p, std::vector<double>& leaf, std::int64_t 
   }
 }
 
-/// The partials path: assign_tile_kernel's per-sub-tile sort and leaf fold (blocks of
-/// 16 * leaves_per_block sub-tiles), leaf_sse_kernel, the trees, finish_leaves_kernel.
-/// Returns the m node rows.
+/// The partials path: assign_tile_kernel's per-sub-tile sort and leaf fold (blocks of spb
+/// sub-tiles: a multiple of 16, or any with one row per sub-tile and subtile_fold_kernel),
+/// leaf_sse_kernel, the trees, finish_leaves_kernel. Returns the m node rows.
 template <class T>
-std::vector<double> partials_path(const Pass<T>& p, std::int64_t leaves_per_block) {
+std::vector<double> partials_path(const Pass<T>& p, std::int64_t spb, bool subtile_rows = false) {
   const std::int64_t d = p.d, k = p.k, cols = tn::partial_columns(k, d), W = cols + 1;
   const std::int64_t B = p.leaves();
-  std::vector<double> leaf(static_cast<std::size_t>(B * W), std::nan(""));
-  const std::int64_t spb = canon::kSubtilesPerLeaf * leaves_per_block;
   const std::int64_t n_subtiles = (p.n + kSubtilePoints - 1) / kSubtilePoints;
+  std::vector<double> leaf(static_cast<std::size_t>(B * W), std::nan(""));
+  std::vector<double> sub_rows(static_cast<std::size_t>(n_subtiles * W), std::nan(""));
+  std::vector<double>& rows_out = subtile_rows ? sub_rows : leaf;
   const int bits = tn::key_bits(k);
   for (std::int64_t first = 0; first < n_subtiles; first += spb) {
     const std::int64_t last = std::min(first + spb, n_subtiles);
@@ -213,8 +214,9 @@ std::vector<double> partials_path(const Pass<T>& p, std::int64_t leaves_per_bloc
       });
       std::vector<int> skey(kSubtilePoints);
       for (int q = 0; q < kSubtilePoints; ++q) skey[q] = key[point[q]];
-      const bool leaf_ends = (st + 1) % canon::kSubtilesPerLeaf == 0 || st + 1 == last;
-      double* row = leaf.data() + (st / canon::kSubtilesPerLeaf) * W;
+      const bool leaf_ends =
+          subtile_rows || (st + 1) % canon::kSubtilesPerLeaf == 0 || st + 1 == last;
+      double* row = rows_out.data() + (subtile_rows ? st : st / canon::kSubtilesPerLeaf) * W;
       for (std::int64_t e = 0; e < cols; ++e) {
         const double v = canon::add(s_acc[e], column_partial(skey.data(), point.data(),
                                                              kSubtilePoints, base, p.x.data(),
@@ -228,6 +230,10 @@ std::vector<double> partials_path(const Pass<T>& p, std::int64_t leaves_per_bloc
       }
     }
   }
+  if (subtile_rows)  // subtile_fold_kernel
+    for (std::int64_t l = 0; l < B; ++l)
+      for (std::int64_t e = 0; e < cols; ++e)
+        leaf[l * W + e] = canon::fold_subtiles(sub_rows.data() + e, l, n_subtiles, W);
   emulate_leaf_sse(p, leaf, W);
   const canon::NodeList nodes = node_list(p.first_block, B);
   emulate_trees(leaf, W, 0, W, nodes);
@@ -337,8 +343,12 @@ void check_paths_match_oracle(bool weighted, std::int64_t first_block) {
       const auto nodes = tree::decompose(first_block, first_block + p.leaves());
       ASSERT_EQ(want.nodes(), nodes) << what;
       for (const std::int64_t lpb : {1, 2, 3})
-        expect_rows_equal<T>(partials_path(p, lpb), want,
+        expect_rows_equal<T>(partials_path(p, 16 * lpb), want,
                              what + " partials, leaves/block " + std::to_string(lpb));
+      for (const std::int64_t spb : {1, 3, 8, 40})
+        expect_rows_equal<T>(partials_path(p, spb, true), want,
+                             what + " partials, sub-tile rows, sub-tiles/block " +
+                                 std::to_string(spb));
       for (const int lanes : {1, 8, 32, 256})
         expect_rows_equal<T>(sort_path(p, lanes), want, what + " sort, lanes " + std::to_string(lanes));
     }
@@ -382,7 +392,8 @@ void check_sharded_total(bool weighted, std::uint32_t seed) {
         const std::int64_t r0 = cut[s] == n ? n : cut[s] * kLeafPoints;
         const std::int64_t r1 = cut[s + 1] == n ? n : cut[s + 1] * kLeafPoints;
         const Pass<T> shard = slice(all, r0, r1);
-        const std::vector<double> rows = sort ? sort_path(shard, 8) : partials_path(shard, 2);
+        const std::vector<double> rows = sort ? sort_path(shard, 8)
+                                                 : partials_path(shard, s % 2 ? 5 : 32, s % 2);
         const auto nodes = tree::decompose(shard.first_block, shard.first_block + shard.leaves());
         ASSERT_EQ(rows.size(), nodes.size() * static_cast<std::size_t>(all.width()));
         for (std::size_t j = 0; j < nodes.size(); ++j)

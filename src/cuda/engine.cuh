@@ -70,6 +70,7 @@ struct Plan {
   int stat_blocks = 0;        ///< blocks that write a column of the partial buffer
   int records = 0;            ///< entries of the per-block partial buffer (SSE, changed)
   std::int64_t leaf_width = 0;  ///< doubles of a leaf row: k (d + 1) + 1 with partials, else 1
+  bool subtile_rows = false;    ///< partials: one row per sub-tile (small n), then folded
   int sort_bits = 0;          ///< radix bits of a label
   int gemm_rows = 0;          ///< rows per GEMM chunk
   int col_tile = 0;           ///< sorted_walk_kernel column tile
@@ -218,6 +219,7 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   PinnedBuffer<T> h_centroids_;
   DeviceBuffer<double> d_partials_, d_totals_;
   DeviceBuffer<double> d_leaf_;   // leaf rows (plan_.leaf_width each), reduced in place
+  DeviceBuffer<double> d_subtile_;  // small n, partials: sub-tile rows (plan_.subtile_rows)
   DeviceBuffer<double> d_nodes_;  // node rows of a shard pass (assign_nodes), grow only
   mutable std::vector<T> h_dist_; // point_distances(): host copy of d_dist_
   mutable bool h_dist_valid_ = false;
