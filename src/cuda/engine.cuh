@@ -32,8 +32,9 @@
 // double from the first addition: a per-block float sum over a few thousand points would lose
 // ~12 bits, and the sums cost d additions per point against k * d for the distances.
 //
-// Synchronisation: the constructor (upload, device-side validation), every assign (one
-// cudaStreamSynchronize after the graph, as the Engine interface hands sums back on the host),
+// Synchronisation: the constructor (upload, device-side validation), every assign,
+// assign_nodes and assign_nodes_device (one cudaStreamSynchronize after the graph, as the
+// interfaces hand sums or the StepStats back on the host), point_distances (its copy),
 // labels(), farthest(), distances(), rebind(), each DataOps call (initialisation, the tol
 // scale, row gathers: once at its end, greedy k-means++ included) and the first
 // host_data()/host_weights() of device data synchronise the engine's stream. Changing k
