@@ -141,6 +141,30 @@ KMEANS_HD constexpr std::int64_t assign_subtiles_per_block(std::int64_t n, std::
   return (subtiles + blocks - 1) / blocks;
 }
 
+/// The tile kernel's share of sub-tiles per block given the grid's (or a forced) share spb.
+/// With partials (the canonical order, kernels/canonical.cuh) a block owns whole leaves of 16
+/// sub-tiles, or, when spb < 16 and one row of partials per sub-tile (cols + 1 doubles, cols =
+/// partial_columns) takes at most kMaxSubtileRowBytes, keeps spb and writes sub-tile rows
+/// (subtile_rows). Never more sub-tiles than n has (rounded up to a leaf).
+struct TileShare {
+  std::int64_t subtiles_per_block = 1;
+  bool subtile_rows = false;
+};
+KMEANS_HD constexpr TileShare tile_share(std::int64_t n, std::int64_t cols, bool partials,
+                                         std::int64_t spb) {
+  const std::int64_t subtiles = (n + kAssignThreads - 1) / kAssignThreads;
+  TileShare t;
+  t.subtiles_per_block = spb < 1 ? 1 : spb;
+  t.subtile_rows = partials && t.subtiles_per_block < 16 &&
+                   static_cast<std::size_t>(subtiles) * static_cast<std::size_t>(cols + 1) *
+                           sizeof(double) <=
+                       kMaxSubtileRowBytes;
+  if (partials && !t.subtile_rows) t.subtiles_per_block = round_up(t.subtiles_per_block, 16);
+  const std::int64_t cap = round_up(subtiles, 16);
+  if (t.subtiles_per_block > cap) t.subtiles_per_block = cap;
+  return t;
+}
+
 /// Rows of one GEMM chunk: a multiple of kGemmRowsPerBlock with rows * k * elem within
 /// kGemmTileBytes (at least one block of rows), and no more than n needs.
 KMEANS_HD constexpr std::int64_t gemm_chunk_rows(std::int64_t n, std::int64_t k, std::size_t elem) {

@@ -500,6 +500,41 @@ TEST(CanonicalHost, GroupedTreeLevelsEqualReduceNode) {
   }
 }
 
+/// The tile kernel's grid with partials: whole leaves per block, or sub-tile rows within their
+/// memory cap; every sub-tile covered, no idle block.
+TEST(CanonicalHost, TileShareKeepsLeavesWholeOrWritesSubtileRows) {
+  for (const std::int64_t n : {1, 255, 256, 4095, 4096, 4097, 100000, 3000000, 100000000})
+    for (const std::int64_t cols : {2, 80, 2048})
+      for (const bool partials : {false, true})
+        for (const std::int64_t spb : {0, 1, 3, 15, 16, 17, 100, 1 << 20}) {
+          const tn::TileShare t = tn::tile_share(n, cols, partials, spb);
+          const std::int64_t subtiles = (n + kSubtilePoints - 1) / kSubtilePoints;
+          const std::int64_t blocks = (subtiles + t.subtiles_per_block - 1) / t.subtiles_per_block;
+          const std::string what = "n=" + std::to_string(n) + " cols=" + std::to_string(cols) +
+                                   " spb=" + std::to_string(spb) + (partials ? " partials" : "");
+          ASSERT_GE(t.subtiles_per_block, 1) << what;
+          EXPECT_GE(blocks * t.subtiles_per_block, subtiles) << what;
+          EXPECT_LT((blocks - 1) * t.subtiles_per_block, subtiles) << what;
+          if (!partials) {
+            EXPECT_FALSE(t.subtile_rows) << what;
+          } else if (t.subtile_rows) {
+            EXPECT_LT(spb, 16) << what;
+            EXPECT_LE(static_cast<std::size_t>(subtiles * (cols + 1)) * sizeof(double),
+                      tn::kMaxSubtileRowBytes)
+                << what;
+          } else {
+            EXPECT_EQ(t.subtiles_per_block % canon::kSubtilesPerLeaf, 0) << what;
+            EXPECT_GE(t.subtiles_per_block, std::min<std::int64_t>(std::max<std::int64_t>(spb, 1),
+                                                                   tn::round_up(subtiles, 16)))
+                << what;
+          }
+        }
+  // Small n takes sub-tile rows (SMs kept busy); a large n whole leaves.
+  EXPECT_TRUE(tn::tile_share(100000, 80, true, 1).subtile_rows);
+  EXPECT_FALSE(tn::tile_share(100000000, 80, true, 150).subtile_rows);
+  EXPECT_EQ(tn::tile_share(100000000, 80, true, 150).subtiles_per_block, 160);
+}
+
 TEST(CanonicalHost, NodeLevelIsTheGreedyDecomposition) {
   for (std::int64_t a = 0; a < 70; ++a)
     for (std::int64_t b = a + 1; b < 140; ++b)

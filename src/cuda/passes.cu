@@ -234,15 +234,10 @@ Plan CudaEngine<T>::make_plan(int k) const {
     // With partials a block owns whole leaves: each leaf's value is formed in one block, in
     // the canonical order, whatever the grid; or, at small n, where that would leave SMs idle,
     // blocks keep fewer sub-tiles and write one row per sub-tile, folded into leaves after.
-    const std::int64_t subtiles = ceil_div(n, tn::kAssignThreads);
-    p.subtile_rows = p.partials && spb < canon::kSubtilesPerLeaf &&
-                     static_cast<std::size_t>(subtiles) *
-                             static_cast<std::size_t>(tn::partial_columns(k, d) + 1) *
-                             sizeof(double) <=
-                         tn::kMaxSubtileRowBytes;
-    if (p.partials && !p.subtile_rows) spb = tn::round_up(spb, canon::kSubtilesPerLeaf);
-    spb = std::min<std::int64_t>(spb, tn::round_up(ceil_div(n, tn::kAssignThreads),
-                                                   canon::kSubtilesPerLeaf));
+    const tn::TileShare share = tn::tile_share(n, tn::partial_columns(k, d), p.partials, spb);
+    static_assert(canon::kSubtilesPerLeaf == 16, "tile_share's leaves are 16 sub-tiles");
+    spb = share.subtiles_per_block;
+    p.subtile_rows = share.subtile_rows;
     p.subtiles_per_block = static_cast<int>(spb);
     p.assign_blocks = static_cast<int>(ceil_div(ceil_div(n, tn::kAssignThreads), spb));
     p.stat_blocks = p.assign_blocks;
