@@ -142,6 +142,7 @@ struct AssignArgs {
   double* partials = nullptr;      ///< out: [entry][block] per-block SSE and changed count
   double* leaf_sums = nullptr;     ///< out (with_partials): leaf l's column e at l * leaf_width + e
   std::int64_t leaf_width = 0;
+  bool subtile_rows = false;       ///< leaf_sums holds one row per sub-tile instead (small n)
 };
 
 /// Copies `count` centroids starting at c0 into the tile layout, zero-padding to k_tile.
@@ -157,7 +158,8 @@ __device__ void load_centroid_tile(T* tile, const T* c, int c0, int count, int d
 
 /// The fused assignment pass. Block b owns sub-tiles [b * spb, (b + 1) * spb) of 256 points; each
 /// thread labels one point per sub-tile against all centroids (shared-memory tiles, kRegTile
-/// running distances in registers). With partials (spb then a multiple of 16: whole leaves), the
+/// running distances in registers). With partials (spb a multiple of 16: whole leaves; or, with
+/// subtile_rows, any spb and one row per sub-tile, folded into leaves by subtile_fold_kernel), the
 /// sub-tile's labels are radix-sorted (stable) so each (cluster, column) accumulator - owned by
 /// one thread for the whole block - adds its cluster's sub-tile sum (in point order, in double
 /// from +0.0) to the leaf's value, ((0 + S_0) + S_1) + ...: the canonical leaf value
@@ -222,8 +224,10 @@ __global__ void __launch_bounds__(tuning::kAssignThreads) assign_tile_kernel(Ass
       s_point[tid] = point[0];
       __syncthreads();
       // Each thread owns its columns e for the whole block: no barrier around s_acc.
-      const bool leaf_ends = (st + 1) % canon::kSubtilesPerLeaf == 0 || st + 1 == last;
-      double* leaf_row = a.leaf_sums + (st / canon::kSubtilesPerLeaf) * a.leaf_width;
+      const bool leaf_ends =
+          a.subtile_rows || (st + 1) % canon::kSubtilesPerLeaf == 0 || st + 1 == last;
+      double* leaf_row =
+          a.leaf_sums + (a.subtile_rows ? st : st / canon::kSubtilesPerLeaf) * a.leaf_width;
       for (std::int64_t e = tid; e < columns; e += kThreads) {
         const double v =
             canon::add(s_acc[e], column_partial(s_key, s_point, kThreads, base, a.x, a.w, d, e));

@@ -11,12 +11,13 @@
 // subtrees may be skipped, which is what lets the sort path walk only the non-empty leaves.
 //
 // Two ways to the node values: the partials path (small k * d) writes one row per leaf (the tile
-// kernel's s_acc folded over the leaf's 16 sub-tiles) and reduces the rows in place, a group of
+// kernel's s_acc folded over the leaf's 16 sub-tiles; at small n, where blocks own fewer than 16
+// sub-tiles, one row per sub-tile, folded by subtile_fold_kernel) and reduces the rows in place, a group of
 // 4 tree levels per launch (tree_group_kernel), then gathers the node rows or
 // their right fold (finish_leaves_kernel); the sort path (large k * d) walks each cluster's points, sorted by label
-// (stable: index order within a cluster), leaf by leaf, and pushes the non-empty leaves onto a
-// sparse node stack (CanonStack), a bounded O(log B) state per (cluster, column): no
-// leaves x k x d buffer. The SSE has its own leaf kernel (leaf_sse_kernel) on every path.
+// (stable: index order within a cluster) in windows of 256 positions split into leaves, and
+// pushes the non-empty leaves onto a sparse node stack (CanonStack), a bounded O(log B) state
+// per (cluster, column): no leaves x k x d buffer. The SSE has its own leaf kernel (leaf_sse_kernel) on every path.
 #pragma once
 
 #include <cstdint>
@@ -116,6 +117,18 @@ KMEANS_HD inline double leaf_sse(const T* dist, const T* w, std::int64_t n, std:
     double sub = 0;
     for (std::int64_t p = p0; p < p1; ++p) sub = add(sub, sse_term(dist, w, p));
     acc = add(acc, sub);
+  }
+  return acc;
+}
+
+/// A leaf's value from its sub-tiles' values sub[st * stride] (st = 16 leaf + s, those below
+/// n_subtiles): ((0 + S_0) + S_1) + ... + S_15.
+KMEANS_HD inline double fold_subtiles(const double* sub, std::int64_t leaf,
+                                      std::int64_t n_subtiles, std::int64_t stride) {
+  double acc = 0;
+  for (int s = 0; s < kSubtilesPerLeaf; ++s) {
+    const std::int64_t st = leaf * kSubtilesPerLeaf + s;
+    if (st < n_subtiles) acc = add(acc, sub[st * stride]);
   }
   return acc;
 }
@@ -226,6 +239,27 @@ KMEANS_HD inline std::int64_t lower_bound_point(const std::int32_t* points, std:
   return lo;
 }
 
+/// Positions of a cluster's sorted run that sorted_walk_kernel loads per window (one per thread)
+/// and the leaf values a window may hold (its shared s_leaf: leaves x column tile).
+constexpr int kWalkChunk = 256;
+constexpr int kWalkValues = 2048;
+
+/// Leaves a sorted-walk window takes from a chunk split into n_seg leaf segments: the complete
+/// ones (all but the last, unless the chunk reaches the end of the cluster's run), at most
+/// kWalkValues / col_tile. 0: the chunk is one leaf that runs past it.
+KMEANS_HD inline int walk_window_leaves(int n_seg, bool reaches_end, int col_tile) {
+  const int complete = reaches_end ? n_seg : n_seg - 1;
+  const int cap = kWalkValues / col_tile;
+  return complete < cap ? complete : cap;
+}
+
+/// Lane `lane` of `lanes` forms the window's leaves [i0, i1): contiguous shares of nl.
+KMEANS_HD inline void walk_lane_range(int lane, int lanes, int nl, int& i0, int& i1) {
+  const int g = (nl + lanes - 1) / lanes;
+  i0 = lane * g < nl ? lane * g : nl;
+  i1 = i0 + g < nl ? i0 + g : nl;
+}
+
 #if defined(__CUDACC__)
 
 /// leaf[l * W + W - 1] = the canonical SSE of leaf l: a block of 256 threads covers 16 leaves,
@@ -250,6 +284,18 @@ __global__ void __launch_bounds__(256)
       leaf[l * leaf_width + leaf_width - 1] = acc;
     }
   }
+}
+
+/// Small n (fewer leaves than the GPU holds blocks): the tile kernel's blocks own fewer than 16
+/// sub-tiles and write one row per sub-tile; leaf[l][e] = fold_subtiles of column e, for the
+/// columns [0, cols) (W-strided rows on both sides).
+static __global__ void __launch_bounds__(256)
+    subtile_fold_kernel(const double* sub, std::int64_t n_subtiles, std::int64_t leaf_width,
+                        std::int64_t cols, std::int64_t n_leaves, double* leaf) {
+  const std::int64_t idx = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const std::int64_t l = idx / cols, e = idx % cols;
+  if (l >= n_leaves) return;
+  leaf[l * leaf_width + e] = fold_subtiles(sub + e, l, n_subtiles, leaf_width);
 }
 
 struct TreeArgs {
@@ -351,18 +397,25 @@ struct WalkArgs {
   double* totals = nullptr;               ///< their right folds into the totals record
 };
 
-/// Sort path: block (c, y) walks cluster c's points for the column tiles y, y + gridDim.y, ...
-/// In windows of `lanes` consecutive leaves starting at the next point's leaf, lane l forms
-/// leaf L0 + l's canonical value (sorted_leaf_value) for its column; lane 0 pushes the window's
-/// non-empty leaves in order onto its column's CanonStack (shared memory); at the end the stack
+/// Sort path: block (c, y) walks cluster c's points (its run of the stably sorted order) for
+/// the column tiles y, y + gridDim.y, ..., one window at a time. A window loads the next
+/// kWalkChunk positions and splits them into leaf segments; when it holds complete leaves
+/// (walk_window_leaves), lane l forms the values of its share of them (walk_lane_range,
+/// sorted_leaf_value over the chunk); when one leaf runs past the chunk (a dense cluster), lane l
+/// forms leaf L0 + l, its bounds found by binary search in the order. Lane 0 then pushes the
+/// window's leaves in order onto its column's CanonStack (shared memory); at the end the stack
 /// holds the shard's canonical nodes, written to out (or their right fold to totals).
 template <class T>
 __global__ void __launch_bounds__(tuning::kSortThreads) sorted_walk_kernel(WalkArgs<T> a) {
   constexpr int kThreads = tuning::kSortThreads;
   constexpr int kStride = tuning::kSortMaxColTile;
+  static_assert(kWalkChunk == kThreads, "a thread loads one position of the chunk");
   __shared__ double s_val[kStackDepth * kStride];
   __shared__ unsigned char s_lvl[kStackDepth * kStride];
-  __shared__ double s_leaf[kThreads];
+  __shared__ double s_leaf[kWalkValues];
+  __shared__ std::int32_t s_pt[kWalkChunk];
+  __shared__ int s_seg[kWalkChunk + 1];
+  __shared__ int s_warp[kThreads / 32 + 1];
   __shared__ std::int64_t s_bound[kThreads + 1];
   const int c = blockIdx.x;
   const int tid = threadIdx.x;
@@ -380,24 +433,59 @@ __global__ void __launch_bounds__(tuning::kSortThreads) sorted_walk_kernel(WalkA
     st.stride = kStride;
     st.reset(a.first_block);
     std::int64_t pos = lo;
-    while (pos < hi) {  // uniform: every thread reads the same bounds
-      const std::int64_t leaf0 = static_cast<std::int64_t>(a.order[pos]) >> kLeafShift;
-      if (tid < lanes) {
-        if (tid == 0) s_bound[0] = pos;
-        s_bound[tid + 1] =
-            pos + lower_bound_point(a.order + pos, hi - pos, (leaf0 + tid + 1) << kLeafShift);
+    while (pos < hi) {  // uniform: every thread computes pos from the same shared values
+      const int cnt = hi - pos < kWalkChunk ? static_cast<int>(hi - pos) : kWalkChunk;
+      if (tid < cnt) s_pt[tid] = a.order[pos + tid];
+      __syncthreads();
+      // Segment starts (a position whose leaf differs from the one before), numbered by a
+      // block-wide prefix count of the flags.
+      const bool start =
+          tid < cnt && (tid == 0 || (s_pt[tid] >> kLeafShift) != (s_pt[tid - 1] >> kLeafShift));
+      const unsigned ballot = __ballot_sync(0xffffffffu, start);
+      const int warp = tid / 32, wl = tid % 32;
+      if (wl == 0) s_warp[warp + 1] = __popc(ballot);
+      __syncthreads();
+      if (tid == 0) {
+        s_warp[0] = 0;
+        for (int q = 1; q <= kThreads / 32; ++q) s_warp[q] += s_warp[q - 1];
       }
       __syncthreads();
-      s_leaf[tid] = active ? sorted_leaf_value(a.x, a.w, a.order, s_bound[lane],
-                                               s_bound[lane + 1], d, col)
-                           : 0.0;
+      if (start) s_seg[s_warp[warp] + __popc(ballot & ((1u << wl) - 1u))] = tid;
+      const int n_seg = s_warp[kThreads / 32];
+      if (tid == 0) s_seg[n_seg] = cnt;
       __syncthreads();
-      if (lane == 0 && active)
-        for (int l = 0; l < lanes; ++l)
-          if (s_bound[l + 1] > s_bound[l])
-            st.push_leaf(a.first_block + leaf0 + l, s_leaf[l * a.col_tile + cit]);
-      pos = s_bound[lanes];
-      __syncthreads();  // s_bound and s_leaf are rewritten by the next window
+      const int nl = walk_window_leaves(n_seg, pos + cnt == hi, a.col_tile);
+      if (nl > 0) {  // complete leaves inside the chunk
+        int i0 = 0, i1 = 0;
+        walk_lane_range(lane, lanes, nl, i0, i1);
+        for (int i = i0; i < i1; ++i)
+          s_leaf[i * a.col_tile + cit] =
+              active ? sorted_leaf_value(a.x, a.w, s_pt, s_seg[i], s_seg[i + 1], d, col) : 0.0;
+        __syncthreads();
+        if (lane == 0 && active)
+          for (int i = 0; i < nl; ++i)
+            st.push_leaf(a.first_block + (s_pt[s_seg[i]] >> kLeafShift),
+                         s_leaf[i * a.col_tile + cit]);
+        pos += s_seg[nl];
+      } else {  // leaf L0 runs past the chunk: `lanes` leaves from L0, bounds by binary search
+        const std::int64_t leaf0 = static_cast<std::int64_t>(s_pt[0]) >> kLeafShift;
+        if (tid < lanes) {
+          if (tid == 0) s_bound[0] = pos;
+          s_bound[tid + 1] =
+              pos + lower_bound_point(a.order + pos, hi - pos, (leaf0 + tid + 1) << kLeafShift);
+        }
+        __syncthreads();
+        s_leaf[tid] = active ? sorted_leaf_value(a.x, a.w, a.order, s_bound[lane],
+                                                 s_bound[lane + 1], d, col)
+                             : 0.0;
+        __syncthreads();
+        if (lane == 0 && active)
+          for (int l = 0; l < lanes; ++l)
+            if (s_bound[l + 1] > s_bound[l])
+              st.push_leaf(a.first_block + leaf0 + l, s_leaf[l * a.col_tile + cit]);
+        pos = s_bound[lanes];
+      }
+      __syncthreads();  // the shared window state is rewritten by the next window
     }
     if (lane == 0 && active) {
       st.skip_to(a.first_block + a.n_leaves);

@@ -186,16 +186,17 @@ void emulate_leaf_sse(const Pass<T>& p, std::vector<double>& leaf, std::int64_t 
   }
 }
 
-/// The partials path: assign_tile_kernel's per-sub-tile sort and leaf fold (blocks of
-/// 16 * leaves_per_block sub-tiles), leaf_sse_kernel, the trees, finish_leaves_kernel.
-/// Returns the m node rows.
+/// The partials path: assign_tile_kernel's per-sub-tile sort and leaf fold (blocks of spb
+/// sub-tiles: a multiple of 16, or any with one row per sub-tile and subtile_fold_kernel),
+/// leaf_sse_kernel, the trees, finish_leaves_kernel. Returns the m node rows.
 template <class T>
-std::vector<double> partials_path(const Pass<T>& p, std::int64_t leaves_per_block) {
+std::vector<double> partials_path(const Pass<T>& p, std::int64_t spb, bool subtile_rows = false) {
   const std::int64_t d = p.d, k = p.k, cols = tn::partial_columns(k, d), W = cols + 1;
   const std::int64_t B = p.leaves();
-  std::vector<double> leaf(static_cast<std::size_t>(B * W), std::nan(""));
-  const std::int64_t spb = canon::kSubtilesPerLeaf * leaves_per_block;
   const std::int64_t n_subtiles = (p.n + kSubtilePoints - 1) / kSubtilePoints;
+  std::vector<double> leaf(static_cast<std::size_t>(B * W), std::nan(""));
+  std::vector<double> sub_rows(static_cast<std::size_t>(n_subtiles * W), std::nan(""));
+  std::vector<double>& rows_out = subtile_rows ? sub_rows : leaf;
   const int bits = tn::key_bits(k);
   for (std::int64_t first = 0; first < n_subtiles; first += spb) {
     const std::int64_t last = std::min(first + spb, n_subtiles);
@@ -213,8 +214,9 @@ std::vector<double> partials_path(const Pass<T>& p, std::int64_t leaves_per_bloc
       });
       std::vector<int> skey(kSubtilePoints);
       for (int q = 0; q < kSubtilePoints; ++q) skey[q] = key[point[q]];
-      const bool leaf_ends = (st + 1) % canon::kSubtilesPerLeaf == 0 || st + 1 == last;
-      double* row = leaf.data() + (st / canon::kSubtilesPerLeaf) * W;
+      const bool leaf_ends =
+          subtile_rows || (st + 1) % canon::kSubtilesPerLeaf == 0 || st + 1 == last;
+      double* row = rows_out.data() + (subtile_rows ? st : st / canon::kSubtilesPerLeaf) * W;
       for (std::int64_t e = 0; e < cols; ++e) {
         const double v = canon::add(s_acc[e], column_partial(skey.data(), point.data(),
                                                              kSubtilePoints, base, p.x.data(),
@@ -228,6 +230,10 @@ std::vector<double> partials_path(const Pass<T>& p, std::int64_t leaves_per_bloc
       }
     }
   }
+  if (subtile_rows)  // subtile_fold_kernel
+    for (std::int64_t l = 0; l < B; ++l)
+      for (std::int64_t e = 0; e < cols; ++e)
+        leaf[l * W + e] = canon::fold_subtiles(sub_rows.data() + e, l, n_subtiles, W);
   emulate_leaf_sse(p, leaf, W);
   const canon::NodeList nodes = node_list(p.first_block, B);
   emulate_trees(leaf, W, 0, W, nodes);
@@ -239,11 +245,18 @@ std::vector<double> partials_path(const Pass<T>& p, std::int64_t leaves_per_bloc
   return out;
 }
 
-/// The sort path: a stable sort by label, cluster offsets, sorted_walk_kernel's windows of
-/// `lanes` leaves and its CanonStack per column; the SSE by the leaf kernel and the trees.
+/// The sort path: a stable sort by label, cluster offsets, sorted_walk_kernel's windows (chunks
+/// of complete leaves shared among the lanes, or `lanes` leaves found by binary search when one
+/// leaf runs past the chunk) and its CanonStack per column; the SSE by the leaf kernel and the
+/// trees. lanes = kSortThreads / col_tile as in the kernel.
 template <class T>
-std::vector<double> sort_path(const Pass<T>& p, int lanes, int* max_depth = nullptr) {
+std::vector<double> sort_path(const Pass<T>& p, int col_tile, int* max_depth = nullptr,
+                              std::int64_t* windows = nullptr) {
   const std::int64_t d = p.d, k = p.k, B = p.leaves();
+  const int lanes = tn::kSortThreads / col_tile;
+  std::int64_t counts[2] = {0, 0};
+  std::int64_t* windows_flags = windows ? windows : counts;
+  std::int64_t* windows_search = windows ? windows + 1 : counts + 1;
   std::vector<std::int32_t> order(static_cast<std::size_t>(p.n));
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
@@ -268,20 +281,51 @@ std::vector<double> sort_path(const Pass<T>& p, int lanes, int* max_depth = null
       st.reset(p.first_block);
       std::int64_t pos = lo;
       while (pos < hi) {
-        const std::int64_t leaf0 = static_cast<std::int64_t>(order[pos]) >> canon::kLeafShift;
-        bound[0] = pos;
-        for (int t = 0; t < lanes; ++t)
-          bound[t + 1] = pos + canon::lower_bound_point(order.data() + pos, hi - pos,
-                                                        (leaf0 + t + 1) << canon::kLeafShift);
-        for (int l = 0; l < lanes; ++l)
-          s_leaf[l] = canon::sorted_leaf_value(p.x.data(), p.wp(), order.data(), bound[l],
-                                               bound[l + 1], d, col);
-        for (int l = 0; l < lanes; ++l)
-          if (bound[l + 1] > bound[l]) {
-            st.push_leaf(p.first_block + leaf0 + l, s_leaf[l]);
+        const int cnt = static_cast<int>(std::min<std::int64_t>(hi - pos, canon::kWalkChunk));
+        std::vector<std::int32_t> s_pt(order.begin() + pos, order.begin() + pos + cnt);
+        std::vector<int> seg;  // the block-wide prefix count of the segment-start flags
+        for (int t = 0; t < cnt; ++t)
+          if (t == 0 || (s_pt[t] >> canon::kLeafShift) != (s_pt[t - 1] >> canon::kLeafShift))
+            seg.push_back(t);
+        const int n_seg = static_cast<int>(seg.size());
+        seg.push_back(cnt);
+        const int nl = canon::walk_window_leaves(n_seg, pos + cnt == hi, col_tile);
+        if (nl > 0) {
+          std::vector<double> vals(static_cast<std::size_t>(nl), std::nan(""));
+          std::vector<int> covered(static_cast<std::size_t>(nl), 0);
+          for (int lane = 0; lane < lanes; ++lane) {
+            int i0 = 0, i1 = 0;
+            canon::walk_lane_range(lane, lanes, nl, i0, i1);
+            for (int i = i0; i < i1; ++i) {
+              vals[i] = canon::sorted_leaf_value(p.x.data(), p.wp(), s_pt.data(), seg[i],
+                                                 seg[i + 1], d, col);
+              ++covered[i];
+            }
+          }
+          for (int i = 0; i < nl; ++i) {
+            EXPECT_EQ(covered[i], 1);
+            st.push_leaf(p.first_block + (s_pt[seg[i]] >> canon::kLeafShift), vals[i]);
             if (max_depth) *max_depth = std::max(*max_depth, st.count);
           }
-        pos = bound[lanes];
+          pos += seg[nl];
+          ++*windows_flags;
+        } else {
+          const std::int64_t leaf0 = static_cast<std::int64_t>(s_pt[0]) >> canon::kLeafShift;
+          bound[0] = pos;
+          for (int t = 0; t < lanes; ++t)
+            bound[t + 1] = pos + canon::lower_bound_point(order.data() + pos, hi - pos,
+                                                          (leaf0 + t + 1) << canon::kLeafShift);
+          for (int l = 0; l < lanes; ++l)
+            s_leaf[l] = canon::sorted_leaf_value(p.x.data(), p.wp(), order.data(), bound[l],
+                                                 bound[l + 1], d, col);
+          for (int l = 0; l < lanes; ++l)
+            if (bound[l + 1] > bound[l]) {
+              st.push_leaf(p.first_block + leaf0 + l, s_leaf[l]);
+              if (max_depth) *max_depth = std::max(*max_depth, st.count);
+            }
+          pos = bound[lanes];
+          ++*windows_search;
+        }
       }
       st.skip_to(p.first_block + B);
       EXPECT_EQ(st.count, nodes.m);
@@ -320,6 +364,7 @@ const Shape kShapes[] = {
     {1, 1, 1, 1},          {255, 3, 4, 4},           {256, 1, 1, 1},
     {4095, 2, 3, 2},       {4096, 5, 6, 6},          {4097, 3, 5, 3},
     {3 * 4096 + 300, 4, 7, 5}, {9 * 4096 + 1, 1, 3, 3}, {5 * 4096 - 1, 17, 2, 2},
+    {12 * 4096 + 9, 2, 40, 40}, {6 * 4096 + 1, 1, 200, 150},
 };
 
 template <class T>
@@ -337,10 +382,15 @@ void check_paths_match_oracle(bool weighted, std::int64_t first_block) {
       const auto nodes = tree::decompose(first_block, first_block + p.leaves());
       ASSERT_EQ(want.nodes(), nodes) << what;
       for (const std::int64_t lpb : {1, 2, 3})
-        expect_rows_equal<T>(partials_path(p, lpb), want,
+        expect_rows_equal<T>(partials_path(p, 16 * lpb), want,
                              what + " partials, leaves/block " + std::to_string(lpb));
-      for (const int lanes : {1, 8, 32, 256})
-        expect_rows_equal<T>(sort_path(p, lanes), want, what + " sort, lanes " + std::to_string(lanes));
+      for (const std::int64_t spb : {1, 3, 8, 40})
+        expect_rows_equal<T>(partials_path(p, spb, true), want,
+                             what + " partials, sub-tile rows, sub-tiles/block " +
+                                 std::to_string(spb));
+      for (const int col_tile : {1, 2, 8, 32})
+        expect_rows_equal<T>(sort_path(p, col_tile), want,
+                             what + " sort, column tile " + std::to_string(col_tile));
     }
   }
 }
@@ -356,7 +406,7 @@ TEST(CanonicalHost, PartialsAndSortPathsGiveTheDenseTreesBitsDouble) {
 }
 
 TEST(CanonicalHost, ShardsAtAnyFirstBlockGiveTheDenseTreesBits) {
-  for (const std::int64_t fb : {1, 3, 6, 7, 8, 1000, 4095}) {
+  for (const std::int64_t fb : {1, 6, 4095}) {
     check_paths_match_oracle<float>(true, fb);
     check_paths_match_oracle<double>(false, fb);
   }
@@ -382,7 +432,8 @@ void check_sharded_total(bool weighted, std::uint32_t seed) {
         const std::int64_t r0 = cut[s] == n ? n : cut[s] * kLeafPoints;
         const std::int64_t r1 = cut[s + 1] == n ? n : cut[s + 1] * kLeafPoints;
         const Pass<T> shard = slice(all, r0, r1);
-        const std::vector<double> rows = sort ? sort_path(shard, 8) : partials_path(shard, 2);
+        const std::vector<double> rows = sort ? sort_path(shard, 32)
+                                                 : partials_path(shard, s % 2 ? 5 : 32, s % 2);
         const auto nodes = tree::decompose(shard.first_block, shard.first_block + shard.leaves());
         ASSERT_EQ(rows.size(), nodes.size() * static_cast<std::size_t>(all.width()));
         for (std::size_t j = 0; j < nodes.size(); ++j)
@@ -427,6 +478,29 @@ TEST(CanonicalHost, TheDataIsOrderSensitive) {
       differs += !same_bits(seq, total[c * p.d + j]);
     }
   EXPECT_GT(differs, 0);
+}
+
+/// Skewed labels (one cluster holds most points, the others few per leaf): the sorted walk takes
+/// both kinds of window (complete leaves from a chunk; binary-searched leaves running past it),
+/// and gives the dense tree's bits with every column tile.
+TEST(CanonicalHost, SortWalkWindowsOfBothKindsGiveTheDenseTreesBits) {
+  for (const std::int64_t fb : {0, 5}) {
+    Pass<float> p = make_pass<float>(17 * kLeafPoints + 333, 3, 50, true, 21);
+    p.first_block = fb;
+    std::mt19937 gen(22);
+    for (auto& l : p.labels)
+      if (gen() % 10 < 7) l = 3;
+    const tree::NodeStack want = oracle_nodes(p);
+    for (const int col_tile : {1, 4, 32}) {
+      std::int64_t windows[2] = {0, 0};
+      int depth = 0;
+      expect_rows_equal<float>(sort_path(p, col_tile, &depth, windows), want,
+                               "skewed, column tile " + std::to_string(col_tile));
+      EXPECT_GT(windows[0], 0) << "no window of complete leaves";
+      EXPECT_GT(windows[1], 0) << "no binary-searched window";
+      EXPECT_LE(depth, canon::kStackDepth);
+    }
+  }
 }
 
 /// CanonStack with sparse pushes (zero leaves skipped) gives NodeStack's dense values and node
@@ -487,6 +561,41 @@ TEST(CanonicalHost, GroupedTreeLevelsEqualReduceNode) {
     emulate_trees(v, W, 1, W, list);
     for (std::int64_t e = 1; e < W; ++e) EXPECT_TRUE(same_bits(v[5 * W + e], ref[e])) << level;
   }
+}
+
+/// The tile kernel's grid with partials: whole leaves per block, or sub-tile rows within their
+/// memory cap; every sub-tile covered, no idle block.
+TEST(CanonicalHost, TileShareKeepsLeavesWholeOrWritesSubtileRows) {
+  for (const std::int64_t n : {1, 255, 256, 4095, 4096, 4097, 100000, 3000000, 100000000})
+    for (const std::int64_t cols : {2, 80, 2048})
+      for (const bool partials : {false, true})
+        for (const std::int64_t spb : {0, 1, 3, 15, 16, 17, 100, 1 << 20}) {
+          const tn::TileShare t = tn::tile_share(n, cols, partials, spb);
+          const std::int64_t subtiles = (n + kSubtilePoints - 1) / kSubtilePoints;
+          const std::int64_t blocks = (subtiles + t.subtiles_per_block - 1) / t.subtiles_per_block;
+          const std::string what = "n=" + std::to_string(n) + " cols=" + std::to_string(cols) +
+                                   " spb=" + std::to_string(spb) + (partials ? " partials" : "");
+          ASSERT_GE(t.subtiles_per_block, 1) << what;
+          EXPECT_GE(blocks * t.subtiles_per_block, subtiles) << what;
+          EXPECT_LT((blocks - 1) * t.subtiles_per_block, subtiles) << what;
+          if (!partials) {
+            EXPECT_FALSE(t.subtile_rows) << what;
+          } else if (t.subtile_rows) {
+            EXPECT_LT(spb, 16) << what;
+            EXPECT_LE(static_cast<std::size_t>(subtiles * (cols + 1)) * sizeof(double),
+                      tn::kMaxSubtileRowBytes)
+                << what;
+          } else {
+            EXPECT_EQ(t.subtiles_per_block % canon::kSubtilesPerLeaf, 0) << what;
+            EXPECT_GE(t.subtiles_per_block, std::min<std::int64_t>(std::max<std::int64_t>(spb, 1),
+                                                                   tn::round_up(subtiles, 16)))
+                << what;
+          }
+        }
+  // Small n takes sub-tile rows (SMs kept busy); a large n whole leaves.
+  EXPECT_TRUE(tn::tile_share(100000, 80, true, 1).subtile_rows);
+  EXPECT_FALSE(tn::tile_share(100000000, 80, true, 150).subtile_rows);
+  EXPECT_EQ(tn::tile_share(100000000, 80, true, 150).subtiles_per_block, 160);
 }
 
 TEST(CanonicalHost, NodeLevelIsTheGreedyDecomposition) {

@@ -257,7 +257,7 @@ std::size_t CudaEngine<T>::device_bytes() const {
   std::size_t total = 0;
   const auto add = [&total](const auto&... b) { ((total += b.bytes()), ...); };
   add(x_copy_, w_copy_, d_labels_, d_dist_, d_centroids_, d_partials_, d_totals_, d_leaf_,
-      d_nodes_,
+      d_subtile_, d_nodes_,
       d_record_offsets_, d_reduce_tmp_, d_sorted_labels_, d_order_in_, d_order_,
       d_cluster_offsets_, d_sort_tmp_, d_cublas_ws_, d_products_, d_centred_, d_terms_, d_mean_,
       d_mean_partial_, d_mean_norm_, d_first_, d_transform_centroids_,

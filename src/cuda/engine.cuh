@@ -32,8 +32,9 @@
 // double from the first addition: a per-block float sum over a few thousand points would lose
 // ~12 bits, and the sums cost d additions per point against k * d for the distances.
 //
-// Synchronisation: the constructor (upload, device-side validation), every assign (one
-// cudaStreamSynchronize after the graph, as the Engine interface hands sums back on the host),
+// Synchronisation: the constructor (upload, device-side validation), every assign,
+// assign_nodes and assign_nodes_device (one cudaStreamSynchronize after the graph, as the
+// interfaces hand sums or the StepStats back on the host), point_distances (its copy),
 // labels(), farthest(), distances(), rebind(), each DataOps call (initialisation, the tol
 // scale, row gathers: once at its end, greedy k-means++ included) and the first
 // host_data()/host_weights() of device data synchronise the engine's stream. Changing k
@@ -70,6 +71,7 @@ struct Plan {
   int stat_blocks = 0;        ///< blocks that write a column of the partial buffer
   int records = 0;            ///< entries of the per-block partial buffer (SSE, changed)
   std::int64_t leaf_width = 0;  ///< doubles of a leaf row: k (d + 1) + 1 with partials, else 1
+  bool subtile_rows = false;    ///< partials: one row per sub-tile (small n), then folded
   int sort_bits = 0;          ///< radix bits of a label
   int gemm_rows = 0;          ///< rows per GEMM chunk
   int col_tile = 0;           ///< sorted_walk_kernel column tile
@@ -218,6 +220,7 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   PinnedBuffer<T> h_centroids_;
   DeviceBuffer<double> d_partials_, d_totals_;
   DeviceBuffer<double> d_leaf_;   // leaf rows (plan_.leaf_width each), reduced in place
+  DeviceBuffer<double> d_subtile_;  // small n, partials: sub-tile rows (plan_.subtile_rows)
   DeviceBuffer<double> d_nodes_;  // node rows of a shard pass (assign_nodes), grow only
   mutable std::vector<T> h_dist_; // point_distances(): host copy of d_dist_
   mutable bool h_dist_valid_ = false;

@@ -232,10 +232,12 @@ Plan CudaEngine<T>::make_plan(int k) const {
     std::int64_t spb = tn::assign_subtiles_per_block(n, max_blocks);
     if (const std::int64_t forced = env_count(kSubtilesPerBlockEnv)) spb = forced;  // test hook
     // With partials a block owns whole leaves: each leaf's value is formed in one block, in
-    // the canonical order, whatever the grid.
-    if (p.partials) spb = tn::round_up(spb, canon::kSubtilesPerLeaf);
-    spb = std::min<std::int64_t>(spb, tn::round_up(ceil_div(n, tn::kAssignThreads),
-                                                   canon::kSubtilesPerLeaf));
+    // the canonical order, whatever the grid; or, at small n, where that would leave SMs idle,
+    // blocks keep fewer sub-tiles and write one row per sub-tile, folded into leaves after.
+    const tn::TileShare share = tn::tile_share(n, tn::partial_columns(k, d), p.partials, spb);
+    static_assert(canon::kSubtilesPerLeaf == 16, "tile_share's leaves are 16 sub-tiles");
+    spb = share.subtiles_per_block;
+    p.subtile_rows = share.subtile_rows;
     p.subtiles_per_block = static_cast<int>(spb);
     p.assign_blocks = static_cast<int>(ceil_div(ceil_div(n, tn::kAssignThreads), spb));
     p.stat_blocks = p.assign_blocks;
@@ -267,6 +269,11 @@ void CudaEngine<T>::configure(int k) {
   // Poison what the kernels must overwrite: an entry they skip shows up as NaN.
   KMEANS_CUDA_TRY(cudaMemsetAsync(d_partials_.get(), 0xFF, d_partials_.bytes(), s));
   KMEANS_CUDA_TRY(cudaMemsetAsync(d_leaf_.get(), 0xFF, d_leaf_.bytes(), s));
+  if (p.subtile_rows) {
+    d_subtile_.allocate(static_cast<std::size_t>(ceil_div(n, tn::kAssignThreads) * p.leaf_width),
+                        "per-sub-tile partials");
+    KMEANS_CUDA_TRY(cudaMemsetAsync(d_subtile_.get(), 0xFF, d_subtile_.bytes(), s));
+  }
   KMEANS_CUDA_TRY(cudaMemsetAsync(d_totals_.get(), 0xFF, d_totals_.bytes(), s));
   std::fill(h_totals_.get(), h_totals_.get() + entries, std::nan(""));
 
@@ -375,8 +382,9 @@ void CudaEngine<T>::enqueue_pass(int mode) {
     a.labels = d_labels_.get();
     a.dist = d_dist_.get();
     a.partials = d_partials_.get();
-    a.leaf_sums = d_leaf_.get();
+    a.leaf_sums = p.subtile_rows ? d_subtile_.get() : d_leaf_.get();
     a.leaf_width = p.leaf_width;
+    a.subtile_rows = p.subtile_rows;
     const std::size_t smem = tn::assign_smem_bytes(
         p.k_tile, d, sizeof(T), a.with_partials ? tn::partial_columns(k, d) : 0);
     assign_tile_kernel<T><<<p.assign_blocks, tn::kAssignThreads, smem, s>>>(a);
@@ -415,6 +423,12 @@ void CudaEngine<T>::enqueue_canonical(bool with_sums, bool node_rows) {
   // forms its sums' nodes itself).
   const std::int64_t e0 = with_sums && p.partials ? 0 : W - 1;
   const std::int64_t cols = W - e0;
+  if (with_sums && p.subtile_rows) {
+    canon::subtile_fold_kernel<<<static_cast<unsigned>(ceil_div(leaves * (W - 1), 256)), 256, 0,
+                                 s>>>(d_subtile_.get(), subtiles, W, W - 1, leaves,
+                                      d_leaf_.get());
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+  }
   for (int t0 = 0; t0 < nodes.max_level; t0 += canon::kTreeGroupLevels) {
     const int span = std::min(nodes.max_level - t0, canon::kTreeGroupLevels);
     const std::int64_t groups = std::int64_t{1} << (nodes.max_level - t0 - span);
