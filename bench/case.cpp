@@ -77,6 +77,10 @@ void run_case_typed(Run& run, const CaseSpec& c) {
               static_cast<unsigned long long>(c.seed));
   const std::vector<T> x = grid_data<T>(c.n, c.d, std::min(c.k, 1024), c.seed);
   const std::vector<T> init = take_rows(x.data(), c.d, distinct_rows(c.n, c.k, kInitSeed));
+  if (c.stream) {
+    run_stream_case(run, c, x, init);
+    return;
+  }
   print_point_header();
   std::vector<Measured> ours;
   for (Backend b : backends) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <memory>
@@ -182,6 +183,50 @@ CpuLimits measure_cpu(int threads, bool quick) {
   return c;
 }
 
+#ifdef KMEANS_BENCH_WITH_CUDA
+/// Pinned host -> device copies of 256 MiB (64 MiB with quick), timed with events on a stream
+/// of our own after a warm-up: bytes / time in GB/s, 0 when a call fails.
+static double measure_pinned_h2d_gbps(bool quick) {
+  const std::size_t bytes = quick ? (std::size_t{64} << 20) : (std::size_t{256} << 20);
+  void* host = nullptr;
+  void* dev = nullptr;
+  if (cudaMallocHost(&host, bytes) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  if (cudaMalloc(&dev, bytes) != cudaSuccess) {
+    (void)cudaGetLastError();
+    cudaFreeHost(host);
+    return 0;
+  }
+  std::memset(host, 1, bytes);
+  cudaStream_t stream = nullptr;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream);  // warm-up
+  constexpr int kCopies = 10;
+  cudaEventRecord(start, stream);
+  for (int i = 0; i < kCopies; ++i)
+    cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream);
+  cudaEventRecord(stop, stream);
+  const cudaError_t e = cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaStreamDestroy(stream);
+  cudaFree(dev);
+  cudaFreeHost(host);
+  if (e != cudaSuccess || ms <= 0) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return static_cast<double>(bytes) * kCopies / (ms * 1e-3) * 1e-9;
+}
+#endif
+
 GpuLimits measure_gpu(bool quick) {
   GpuLimits g;
   std::string why;
@@ -260,6 +305,7 @@ GpuLimits measure_gpu(bool quick) {
   cudaFree(d_dst);
   if (e != cudaSuccess) return fail("device-to-device copy", e);
   g.d2d_copy_gbps = 2.0 * static_cast<double>(bytes) * kCopies / (ms * 1e-3) * 1e-9;
+  g.h2d_pinned_gbps = measure_pinned_h2d_gbps(quick);
 #else
   (void)quick;
   g.why_not = "bench_kmeans was built without CUDA, so it cannot query the GPU limits";
@@ -348,6 +394,9 @@ void print_limits(const CpuLimits& c, const GpuLimits& g) {
   std::printf("  memory peak = 2 x %.3f GHz x %d bits / 8 = %.0f GB/s; measured device-to-device "
               "copy %.0f GB/s (read + write)\n",
               g.mem_clock_ghz, g.bus_width_bits, g.peak_gbps, g.d2d_copy_gbps);
+  std::printf("  host-to-device copy of pinned memory %.1f GB/s (cudaMemcpyAsync; a streamed fit's "
+              "line rate)\n",
+              g.h2d_pinned_gbps);
   std::printf("  FMA peak = SMs x clock x lanes x 2: %.0f GFLOP/s f32, %.0f f64 (%s)\n",
               g.peak_gflops_f32, g.peak_gflops_f64, g.fma_lanes_how.c_str());
 }
@@ -393,6 +442,7 @@ Json machine_json(const CpuLimits& c, const GpuLimits& g) {
         .set("total_mem_gb", g.total_mem_gb)
         .set("peak_gbps", g.peak_gbps)
         .set("d2d_copy_gbps", g.d2d_copy_gbps)
+        .set("h2d_pinned_gbps", g.h2d_pinned_gbps)
         .set("peak_gflops_f32", g.peak_gflops_f32)
         .set("peak_gflops_f64", g.peak_gflops_f64)
         .set("fma_lanes_how", g.fma_lanes_how)

@@ -49,6 +49,9 @@ struct GpuLimits {
   double total_mem_gb = 0, free_mem_gb = 0;
   double peak_gbps = 0;       ///< 2 (double data rate) * memory clock * bus width / 8.
   double d2d_copy_gbps = 0;   ///< Measured cudaMemcpy device-to-device: (read + write) / time.
+  /// Measured cudaMemcpyAsync of a pinned host buffer to the device (bytes / time): the line
+  /// rate a streamed fit (host data through the GPU) can reach at best.
+  double h2d_pinned_gbps = 0;
   double peak_gflops_f32 = 0; ///< SMs * clock * FP32 FMA lanes per SM * 2.
   double peak_gflops_f64 = 0;
   std::string fma_lanes_how;  ///< Which per-SM lane counts were used.

@@ -43,6 +43,8 @@ const char* kUsage =
     "  --case SPEC            one point: n=1000000,d=8,k=64,dtype=float32[,iters=20]\n"
     "                         [,backend=cpu|cuda|reference|all][,seed=S]\n"
     "                         [,init=random|k-means++|k-means||]: also time that initialisation\n"
+    "                         [,stream=1]: the data streamed from host memory through the GPU\n"
+    "                         (backend=cuda): time per pass, host-to-device rate vs pinned copy\n"
     "  --scaling              kmeans::mpi under mpiexec for 1..4 ranks: per pass the compute\n"
     "                         and communication time and the bytes per rank (--scaling --help)\n"
     "  --cpu-peers            our cpu backend against every CPU peer (scikit-learn,\n"
@@ -128,13 +130,16 @@ CaseSpec parse_case(const std::string& spec) {
       if (value != "cpu" && value != "cuda" && value != "reference" && value != "all")
         bad("cpu, cuda, reference or all");
       c.backend = value;
+    } else if (key == "stream") {
+      if (value != "0" && value != "1") bad("0 or 1");
+      c.stream = value == "1";
     } else if (key == "init") {
       if (value != "random" && value != "k-means++" && value != "k-means||")
         bad("random, k-means++ or k-means||");
       c.init = value;
     } else {
       usage_error("--case: unknown key '" + key +
-                  "' (n, d, k, dtype, iters, backend, seed, init)");
+                  "' (n, d, k, dtype, iters, backend, seed, init, stream)");
     }
   }
   if (!has_n || !has_d || !has_k) usage_error("--case needs n, d and k: '" + spec + "'");
@@ -142,6 +147,7 @@ CaseSpec parse_case(const std::string& spec) {
     usage_error("--case: k = " + std::to_string(c.k) + " exceeds n = " + std::to_string(c.n));
   }
   if (c.n > INT64_MAX / c.d) usage_error("--case: n * d overflows");
+  if (c.stream && c.backend != "cuda") usage_error("--case: stream=1 needs backend=cuda");
   return c;
 }
 

@@ -40,6 +40,7 @@ struct CaseSpec {
   std::string backend = "all";
   std::uint64_t seed = kDataSeed;
   std::string init;  ///< when set: also time this initialisation on each backend
+  bool stream = false;  ///< stream=1: the streamed CUDA fit from host memory (gpu_stream.cpp)
 };
 
 struct Options {
@@ -81,6 +82,11 @@ void run_case(Run& run);
 void run_cpu_peers(Run& run);
 void run_minibatch(Run& run);
 void run_elkan(Run& run);  ///< elkan.cpp
+/// --case ...,stream=1 (gpu_stream.cpp): the streamed CUDA fit of x (host memory) from `init`,
+/// its time per pass and host-to-device rate against the measured pinned-copy rate.
+template <class T>
+void run_stream_case(Run& run, const CaseSpec& c, const std::vector<T>& x,
+                     const std::vector<T>& init);
 
 // ------------------------------------------------------------------------- measuring ours
 

@@ -37,6 +37,11 @@ constexpr std::int64_t kMaxPartialColumns = 2048;
 /// times this; each block loops over its share of the sub-tiles, so the partial buffer is
 /// bounded by the GPU's size rather than by n.
 constexpr int kAssignWaves = 1;
+/// Small n with partials: when the grid would give each block fewer than 16 sub-tiles (a whole
+/// canonical leaf), blocks keep the grid's share and write one row of partials per sub-tile
+/// (folded into leaves afterwards) as long as those rows take at most this many bytes; above it
+/// blocks own whole leaves (fewer, longer blocks).
+constexpr std::size_t kMaxSubtileRowBytes = std::size_t{64} << 20;
 /// The largest resident-block count per SM the working-set estimate assumes (2048 threads).
 constexpr int kMaxAssignBlocksPerSm = 2048 / kAssignThreads;
 
@@ -136,6 +141,30 @@ KMEANS_HD constexpr std::int64_t assign_subtiles_per_block(std::int64_t n, std::
   return (subtiles + blocks - 1) / blocks;
 }
 
+/// The tile kernel's share of sub-tiles per block given the grid's (or a forced) share spb.
+/// With partials (the canonical order, kernels/canonical.cuh) a block owns whole leaves of 16
+/// sub-tiles, or, when spb < 16 and one row of partials per sub-tile (cols + 1 doubles, cols =
+/// partial_columns) takes at most kMaxSubtileRowBytes, keeps spb and writes sub-tile rows
+/// (subtile_rows). Never more sub-tiles than n has (rounded up to a leaf).
+struct TileShare {
+  std::int64_t subtiles_per_block = 1;
+  bool subtile_rows = false;
+};
+KMEANS_HD constexpr TileShare tile_share(std::int64_t n, std::int64_t cols, bool partials,
+                                         std::int64_t spb) {
+  const std::int64_t subtiles = (n + kAssignThreads - 1) / kAssignThreads;
+  TileShare t;
+  t.subtiles_per_block = spb < 1 ? 1 : spb;
+  t.subtile_rows = partials && t.subtiles_per_block < 16 &&
+                   static_cast<std::size_t>(subtiles) * static_cast<std::size_t>(cols + 1) *
+                           sizeof(double) <=
+                       kMaxSubtileRowBytes;
+  if (partials && !t.subtile_rows) t.subtiles_per_block = round_up(t.subtiles_per_block, 16);
+  const std::int64_t cap = round_up(subtiles, 16);
+  if (t.subtiles_per_block > cap) t.subtiles_per_block = cap;
+  return t;
+}
+
 /// Rows of one GEMM chunk: a multiple of kGemmRowsPerBlock with rows * k * elem within
 /// kGemmTileBytes (at least one block of rows), and no more than n needs.
 KMEANS_HD constexpr std::int64_t gemm_chunk_rows(std::int64_t n, std::int64_t k, std::size_t elem) {
@@ -161,7 +190,7 @@ KMEANS_HD constexpr int sort_col_tile(std::int64_t d) { return col_tile_for(d + 
 /// Largest gridDim.y (and z) of a launch.
 constexpr std::int64_t kMaxGridY = 65535;
 
-/// Column tiles of cluster_sums_kernel's grid (gridDim.y); each block loops over the tiles
+/// Column tiles of sorted_walk_kernel's grid (gridDim.y); each block loops over the tiles
 /// y, y + gridDim.y, ... so a d beyond 65535 * kSortMaxColTile still launches.
 KMEANS_HD constexpr std::int64_t sort_grid_y(std::int64_t d, int col_tile) {
   const std::int64_t tiles = (d + 1 + col_tile - 1) / col_tile;
@@ -212,7 +241,7 @@ KMEANS_HD constexpr int key_bits(std::int64_t k) {
 
 /// Device bytes a fit needs (see CudaEngine::configure): data (unless already on the device)
 /// and weights, labels and distances, the sort path's keys and indices and CUB scratch, the
-/// GEMM chunk, the per-block partials and the centroids.
+/// GEMM chunk, the per-block counts, the per-leaf partials and the centroids.
 constexpr std::size_t working_set_bytes(std::int64_t n, std::int64_t d, std::int64_t k,
                                         std::size_t elem, bool data_on_device, int sm_count) {
   const auto un = static_cast<std::size_t>(n), ud = static_cast<std::size_t>(d),
@@ -230,8 +259,17 @@ constexpr std::size_t working_set_bytes(std::int64_t n, std::int64_t d, std::int
   if (!partials) bytes += un * 4 * sizeof(std::int32_t);  // sorted keys, two index arrays, scratch
   const std::size_t max_blocks =
       static_cast<std::size_t>(sm_count) * kMaxAssignBlocksPerSm * kAssignWaves;
-  const std::size_t records = partials ? 2 + static_cast<std::size_t>(partial_columns(k, d)) : 2;
-  bytes += records * max_blocks * sizeof(double);
+  bytes += 2 * max_blocks * sizeof(double);  // per-block SSE and changed count
+  // The canonical leaf rows (kernels/canonical.cuh): k (d + 1) + 1 doubles per 4096 points with
+  // partials, the SSE alone otherwise (at most 4 bytes per point more than the labels).
+  const std::size_t leaves = (un + 4095) / 4096;
+  bytes += leaves * (partials ? 1 + static_cast<std::size_t>(partial_columns(k, d)) : 1) *
+           sizeof(double);
+  if (partials) {  // small n: the per-sub-tile rows, at most kMaxSubtileRowBytes
+    const std::size_t rows = (un + kAssignThreads - 1) / kAssignThreads *
+                             (1 + static_cast<std::size_t>(partial_columns(k, d))) * sizeof(double);
+    bytes += rows < kMaxSubtileRowBytes ? rows : kMaxSubtileRowBytes;
+  }
   bytes += uk * ud * elem + (2 + uk * (ud + 1)) * sizeof(double);  // centroids, totals
   return bytes;
 }

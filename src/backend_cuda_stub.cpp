@@ -20,6 +20,9 @@ bool is_device_pointer(const void*) { return false; }
 
 std::int64_t cuda_allocation_count() { return 0; }
 
+void set_cuda_free_memory_cap(std::size_t) {}
+std::size_t cuda_free_memory_cap() { return 0; }
+
 ProfileRange::ProfileRange(const char*) {}
 ProfileRange::~ProfileRange() = default;
 

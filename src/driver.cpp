@@ -17,6 +17,8 @@
 #include "driver.hpp"
 #include "minibatch.hpp"
 #include "sphere.hpp"
+#include "stream/chunks.hpp"
+#include "stream/cuda_stream.hpp"
 
 namespace kmeans {
 
@@ -429,6 +431,31 @@ Result<T> fit_bound(Engine<T>& e, DataOps<T>& ops, std::int64_t ni, std::int64_t
 
 namespace {
 
+/// True when an in-memory fit streams through the GPU instead (why: the reason): Backend::Auto
+/// or Cuda, a usable GPU, host data, a full-batch fit (not mini-batch, not partial_fit), a
+/// passes' working set that does not fit its free memory plus
+/// what a kept GPU engine of `ws` holds, and a streamed chunk that does (the device chunk
+/// rule). Auto ran on the CPU there before; Cuda failed.
+template <class T>
+bool gpu_streams(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
+                 const Params<T>& p, std::string& why) {
+  if (p.backend != Backend::Auto && p.backend != Backend::Cuda) return false;
+  if (p.batch_size > 0 || !cuda_available() || is_device_pointer(data)) return false;
+  if (p.sample_weight.data() && is_device_pointer(p.sample_weight.data())) return false;
+  const std::size_t held = ws && ws->fit_engine && ws->fit_engine->kind() == Backend::Cuda
+                               ? ws->fit_engine->device_bytes()
+                               : 0;
+  const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
+  // The passes' working set alone: initialisation's device arrays have their own host
+  // fallbacks (Auto may still choose the CPU for them, as before).
+  if (cuda_working_set_fits(ni, di, p.k, sizeof(T), false, &why, 0, held)) return false;
+  // And one chunk fits (else the old rule: Auto on the CPU with its warning, Cuda's error).
+  const stream::CudaStreamDevice dev = stream::cuda_stream_device();
+  return dev.usable && stream::cuda_stream_chunk_blocks(ni, di, p.k, sizeof(T),
+                                                        p.sample_weight.data() != nullptr,
+                                                        dev.free_bytes + held, dev.sm_count) > 0;
+}
+
 /// `stream`: partial_fit's state (minibatch.hpp), or null for a fit.
 template <class T>
 Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
@@ -438,6 +465,18 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   Params<T> p = params;
   validate_shape(data, n, d, "data");
   validate_params(p, n);
+  if (std::string why; !stream && gpu_streams(ws, data, n, d, p, why)) {
+    // Auto or Cuda, host data, and the in-memory working set does not fit the GPU: the data
+    // streams through it in chunks (stream/cuda_stream_engine.cpp), the in-memory CUDA
+    // fit's bits. A kept GPU engine frees its memory first.
+    if (ws) ws->fit_engine.reset();
+    stream::ArraySource<T> source(data, n, d);
+    stream::InMemoryRoute<T> route{data, why};
+    // Auto: the streamed fit's own rule may still choose the CPU (not even one chunk fits).
+    StreamOptions so;
+    so.memory_limit = std::numeric_limits<std::size_t>::max() / 2;  // the data is in memory
+    return stream::fit<T>(source, p, so, 0, &route);
+  }
   double init_max_abs = validate_init_centroids(p, d);
   // Metric::Cosine: the fit runs on copies of the data and the given centroids scaled onto
   // the unit sphere (they must outlive the engine's use: this call).

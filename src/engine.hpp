@@ -165,6 +165,12 @@ bool cuda_working_set_fits(std::int64_t n, std::int64_t d, int k, std::size_t el
                            bool data_on_device, std::string* why, std::size_t extra_bytes = 0,
                            std::size_t held_bytes = 0);
 
+/// Test hook: caps the free device memory that Auto's working-set rule (cuda_working_set_fits)
+/// and the streamed fit's device chunk rule see, so a small fit can be made to stream through
+/// the GPU; 0 (the default) removes the cap. Not thread-safe against fits running meanwhile.
+void set_cuda_free_memory_cap(std::size_t bytes);
+std::size_t cuda_free_memory_cap();
+
 /// Device memory the CUDA engine's initialisation keeps for `init` with k clusters over n
 /// points (kept for reuse until the engine goes).
 std::size_t cuda_init_bytes(Init init, std::int64_t n, int k);

@@ -18,6 +18,7 @@
 #include "engine.hpp"
 #include "kernels/tuning.cuh"
 #include "kmeans/kmeans.hpp"
+#include "stream/cuda_stream.hpp"
 #include "test_data.hpp"
 
 namespace kmeans {
@@ -678,13 +679,32 @@ TEST_F(CudaFit, OutOfMemoryIsACleanErrorAndTheLibraryRecovers) {
   p.k = 2;
   p.init = Init::Random;
   p.backend = Backend::Cuda;
+  p.max_iter = 2;
+  // When one streamed chunk fits in what is left (the device chunk rule), the fit streams the
+  // host data through the GPU instead (README, GPU streaming); else Cuda's clean allocation
+  // error and Auto's CPU fallback, each saying why.
+  const detail::stream::CudaStreamDevice dev = detail::stream::cuda_stream_device();
+  const bool streams = dev.usable && detail::stream::cuda_stream_chunk_blocks(
+                                         n, d, 2, sizeof(float), false, dev.free_bytes,
+                                         dev.sm_count) > 0;
+  const auto said = [](const Result<float>& r, const char* what) {
+    for (const std::string& w : r.warnings)
+      if (w.find("does not fit in the GPU's free memory") != std::string::npos &&
+          w.find(what) != std::string::npos)
+        return true;
+    return false;
+  };
   try {
-    fit(x.data(), n, d, p);
-    ADD_FAILURE() << "a fit larger than free memory succeeded";
+    const auto rc = fit(x.data(), n, d, p);
+    if (!streams) ADD_FAILURE() << "a fit larger than free memory succeeded";
+    EXPECT_EQ(rc.backend, Backend::Cuda);
+    EXPECT_TRUE(said(rc, "the data streams through the GPU")) << "streamed without a warning";
   } catch (const Error& e) {
+    EXPECT_FALSE(streams) << "one chunk fits, but the fit failed: " << e.what();
     EXPECT_NE(std::string(e.what()).find("allocation"), std::string::npos) << e.what();
   }
-  // Auto sees it does not fit and falls back to the CPU instead of failing, and says why.
+  // Auto sees it does not fit and streams or falls back to the CPU instead of failing, and
+  // says why.
   std::string why;
   EXPECT_FALSE(detail::cuda_working_set_fits(n, d, 2, sizeof(float), false, &why));
   EXPECT_NE(why.find("does not fit in the GPU's free memory"), std::string::npos) << why;
@@ -693,12 +713,9 @@ TEST_F(CudaFit, OutOfMemoryIsACleanErrorAndTheLibraryRecovers) {
     pa.backend = Backend::Auto;
     pa.max_iter = 1;
     const auto ra = fit(x.data(), n, d, pa);
-    EXPECT_EQ(ra.backend, Backend::Cpu);
-    bool said = false;
-    for (const std::string& w : ra.warnings)
-      said = said || (w.find("does not fit in the GPU's free memory") != std::string::npos &&
-                      w.find("using the CPU backend") != std::string::npos);
-    EXPECT_TRUE(said) << "Auto fell back from a usable GPU without a warning";
+    EXPECT_EQ(ra.backend, streams ? Backend::Cuda : Backend::Cpu);
+    EXPECT_TRUE(said(ra, streams ? "the data streams through the GPU" : "using the CPU backend"))
+        << "Auto moved off the in-memory GPU fit without a warning";
   }
   if (hog) ASSERT_CUDA(cudaFree(hog));
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);

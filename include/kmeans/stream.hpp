@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Out-of-core fits on the CPU: data read in chunks (a memory-mapped .npy file or a callback)
-// under a memory budget, with the bits of the in-memory kmeans::fit.
+// Out-of-core fits on the CPU or through the GPU: data read in chunks (a memory-mapped .npy file
+// or a callback) under a memory budget, with the bits of the in-memory kmeans::fit.
 #pragma once
 
 #include <cstddef>
@@ -99,9 +99,14 @@ KMEANS_API StreamFootprint stream_footprint(std::size_t n, std::size_t d, const 
 /// Lloyd k-means over a RowSource: every phase (validation, initialisation, the passes,
 /// empty-cluster repair, the final labels) reads the rows in chunks of 2^m whole 4096-row blocks,
 /// so the result (centroids, labels, inertia, n_iter, sse_history, cluster_sizes) is bitwise
-/// the in-memory kmeans::fit's on the CPU backend. Every Init works; Init::KMeansPlusPlus reads
-/// the data twice per greedy step (2k - 1 passes; Init::KMeansParallel needs 7). Mini-batch
-/// params (batch_size > 0) and backends other than Auto and Cpu are refused (kmeans::Error).
+/// the in-memory kmeans::fit's on the same backend. Backend::Cpu: the passes on the CPU.
+/// Backend::Cuda (and Auto when a GPU is usable and one chunk fits in its free memory): the
+/// passes on the GPU, each chunk copied through pinned staging while the previous one is
+/// computed (README, GPU streaming); else Auto runs on the CPU (Result::warnings says why when a
+/// GPU was usable). Every Init works; initialisation reads the chunks on the host, and
+/// Init::KMeansPlusPlus reads the data twice per greedy step (2k - 1 passes; Init::KMeansParallel
+/// needs 7). Mini-batch params (batch_size > 0) and Backend::Reference are refused
+/// (kmeans::Error).
 /// Params::sample_weight (n values) stays in memory. Metric::Cosine normalises each chunk as it
 /// is read, as the in-memory fit normalises its copy.
 template <class T>

@@ -44,6 +44,14 @@ std::vector<float>& values<float>(kmeans::io::Matrix& m) { return m.f32; }
 template <>
 std::vector<double>& values<double>(kmeans::io::Matrix& m) { return m.f64; }
 
+/// Why Auto's streamed fit ran on the CPU (empty when it ran on the GPU or was not Auto).
+std::string auto_reason(kmeans::Backend asked, kmeans::Backend ran) {
+  if (asked != kmeans::Backend::Auto || ran == kmeans::Backend::Cuda) return "";
+  std::string why;
+  if (!kmeans::cuda_available(&why)) return why;
+  return "one streamed chunk does not fit in the GPU's free memory (see warnings)";
+}
+
 template <class T>
 int run(const Options& o, const kmeans::NpyInfo& info, const std::string& why) {
   const std::size_t n = info.rows, d = info.cols;
@@ -135,9 +143,7 @@ int run(const Options& o, const kmeans::NpyInfo& info, const std::string& why) {
     j.field("command", "fit")
         .field("version", kmeans::version())
         .field("backend", kmeans::to_string(r.backend))
-        .null_or("backend_reason", o.backend == kmeans::Backend::Auto
-                                       ? "a streamed fit runs on the CPU backend"
-                                       : "")
+        .null_or("backend_reason", auto_reason(o.backend, r.backend))
         .field("dtype", dtype)
         .field("n", static_cast<std::int64_t>(n))
         .field("d", static_cast<std::int64_t>(d))

@@ -2,11 +2,12 @@
 // Whether and where the CUDA backend can run: the driver probe (libcuda opened before the
 // runtime is touched, so a machine without a driver gets a plain message), the device and
 // build checks, the working-set estimate Auto uses, device-pointer detection, the engine
-// factory, the NVTX ranges and the allocation counter the tests read.
+// factories (in memory, and the shard engine of src/cuda/shard.hpp), the NVTX ranges and the allocation counter the tests read.
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 #include <nvtx3/nvToolsExt.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -47,6 +48,12 @@ void count_cuda_allocation() noexcept { g_cuda_allocations.fetch_add(1, std::mem
 
 std::int64_t cuda_allocation_count() { return g_cuda_allocations.load(std::memory_order_relaxed); }
 
+namespace {
+std::atomic<std::size_t> g_free_memory_cap{0};
+}  // namespace
+void set_cuda_free_memory_cap(std::size_t bytes) { g_free_memory_cap.store(bytes); }
+std::size_t cuda_free_memory_cap() { return g_free_memory_cap.load(); }
+
 ProfileRange::ProfileRange(const char* name) { nvtxRangePushA(name); }
 ProfileRange::~ProfileRange() { nvtxRangePop(); }
 
@@ -79,6 +86,7 @@ bool cuda_working_set_fits(std::int64_t n, std::int64_t d, int k, std::size_t el
     if (why) *why = std::string("cannot query device memory: ") + cudaGetErrorString(err);
     return false;
   }
+  if (const std::size_t cap = cuda_free_memory_cap()) free_b = std::min(free_b, cap);
   const std::size_t need =
       tn::working_set_bytes(n, d, k, elem, data_on_device, sms) + tn::kWorkingSetMarginBytes +
       extra_bytes;
@@ -109,6 +117,27 @@ std::unique_ptr<Engine<T>> make_cuda_engine(const DataView<T>& v) {
 
 template std::unique_ptr<Engine<float>> make_cuda_engine(const DataView<float>&);
 template std::unique_ptr<Engine<double>> make_cuda_engine(const DataView<double>&);
+
+namespace cuda {
+
+template <class T>
+std::unique_ptr<CudaShardEngine<T>> make_cuda_shard_engine(const DataView<T>& v,
+                                                           std::int64_t first_block,
+                                                           bool validated) {
+  std::string why;
+  if (!cuda_available(&why)) throw Error("a CUDA shard engine was requested, but " + why);
+  const bool on_device = is_device_pointer(v.data);
+  const int device = device_for(v.data, on_device);
+  DeviceGuard guard(device);
+  return std::make_unique<CudaEngine<T>>(v, device, on_device, first_block, validated);
+}
+
+template std::unique_ptr<CudaShardEngine<float>> make_cuda_shard_engine(const DataView<float>&,
+                                                                        std::int64_t, bool);
+template std::unique_ptr<CudaShardEngine<double>> make_cuda_shard_engine(const DataView<double>&,
+                                                                         std::int64_t, bool);
+
+}  // namespace cuda
 
 }  // namespace detail
 

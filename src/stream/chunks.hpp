@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine.hpp"
@@ -60,6 +61,37 @@ class Chunks {
       } release{src_};
       fn(first, rows, x);
     }
+  }
+
+  /// Chunk `index` (rows [index * chunk_rows, + rows)) into out (rows x d, engine units), for
+  /// a staging buffer: the source's view copied in parallel when it has one and neither
+  /// applies, else read straight into out and transformed there. Returns rows.
+  std::int64_t copy_chunk(std::int64_t index, T* out) {
+    const std::int64_t first = index * chunk_rows_;
+    const std::int64_t rows = std::min(chunk_rows_, n_ - first);
+    const T* v = data_exp_ == 0 && !sphere_ ? src_.view(static_cast<std::size_t>(first),
+                                                        static_cast<std::size_t>(rows))
+                                            : nullptr;
+    if (v) {
+      struct Release {
+        RowSource<T>& s;
+        ~Release() { s.release_view(); }
+      } release{src_};
+      const std::int64_t total = rows * d_;
+      constexpr std::int64_t kPiece = std::int64_t{1} << 18;  // values per memcpy
+      const std::int64_t pieces = (total + kPiece - 1) / kPiece;
+#pragma omp parallel for schedule(static) \
+    num_threads(threads_for(n_threads_, static_cast<double>(total) / 64))
+      for (std::int64_t b = 0; b < pieces; ++b) {
+        const std::int64_t at = b * kPiece, m = std::min(kPiece, total - at);
+        std::memcpy(out + at, v + at, static_cast<std::size_t>(m) * sizeof(T));
+      }
+      return rows;
+    }
+    src_.read(static_cast<std::size_t>(first), static_cast<std::size_t>(rows), out);
+    to_sphere(out, first, rows);
+    scale(out, rows * d_);
+    return rows;
   }
 
   /// Rows idx[0, m) into out (m x d, engine units).
@@ -179,9 +211,37 @@ template <class T>
 std::unique_ptr<Engine<T>> make_stream_engine(Chunks<T>& chunks, const T* w, int n_threads,
                                               std::int64_t max_partial_doubles, DataOps<T>* ops);
 
-/// The streamed fit with the CPU engine's size rule overridden (for tests, as make_cpu_engine's).
+/// A source over n x d values of T in host memory, viewed in place (the driver's in-memory fits
+/// that stream through the GPU).
+template <class T>
+class ArraySource final : public RowSource<T> {
+ public:
+  ArraySource(const T* x, std::size_t n, std::size_t d) : x_(x), n_(n), d_(d) {}
+  std::size_t rows() const override { return n_; }
+  std::size_t cols() const override { return d_; }
+  void read(std::size_t first, std::size_t count, T* out) override {
+    std::memcpy(out, x_ + first * d_, count * d_ * sizeof(T));
+  }
+  const T* view(std::size_t first, std::size_t) override { return x_ + first * d_; }
+
+ private:
+  const T* x_;
+  std::size_t n_, d_;
+};
+
+/// An in-memory fit handed to the streamed one (driver.cpp): the caller's host data (the
+/// empty-cluster warning counts its distinct points, as the in-memory fit's does) and why it
+/// streams (the start of a warning).
+template <class T>
+struct InMemoryRoute {
+  const T* data = nullptr;
+  std::string why;
+};
+
+/// The streamed fit with the CPU engine's size rule overridden (for tests, as make_cpu_engine's);
+/// `route`: an in-memory fit streamed through the GPU (else null).
 template <class T>
 Result<T> fit(RowSource<T>& source, const Params<T>& p, const StreamOptions& s,
-              std::int64_t max_partial_doubles);
+              std::int64_t max_partial_doubles, const InMemoryRoute<T>* route = nullptr);
 
 }  // namespace kmeans::detail::stream

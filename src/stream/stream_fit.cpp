@@ -16,6 +16,7 @@
 #include "driver.hpp"
 #include "sphere.hpp"
 #include "stream/chunks.hpp"
+#include "stream/cuda_stream.hpp"
 
 namespace kmeans {
 namespace detail::stream {
@@ -39,9 +40,10 @@ std::string mib(std::size_t bytes) {
 }
 
 /// The footprint for n x d with k, init and n_init; `weight_copy`: the weights need a rescaled
-/// copy (Units::weight_exp != 0).
+/// copy (Units::weight_exp != 0); `gpu`: the CUDA stream engine's host side per chunk row.
 template <class T>
-StreamFootprint footprint(std::size_t n, std::size_t d, const Params<T>& p, bool weight_copy) {
+StreamFootprint footprint(std::size_t n, std::size_t d, const Params<T>& p, bool weight_copy,
+                          bool gpu = false) {
   const double un = static_cast<double>(n), ud = static_cast<double>(d);
   const double k = std::max(1, p.k);
   const double t = sizeof(T);
@@ -79,7 +81,10 @@ StreamFootprint footprint(std::size_t n, std::size_t d, const Params<T>& p, bool
   // Per row of a chunk: its values (mapped, or copied when rescaled), the chunk engine's
   // label, distance and copied label, and its share of the per-block partial sums (or the
   // bucket path's point order).
-  const double per_row = ud * t + 4 + t + 4 + std::max(stride * 8 / kBlock, 8.0);
+  // On the GPU: the rows (mapped, or read straight into staging), two pinned staging slots of
+  // rows and weights, the chunk's downloaded labels and distances.
+  const double per_row = gpu ? ud * t + 2 * (ud + 1) * t + 4 + t
+                             : ud * t + 4 + t + 4 + std::max(stride * 8 / kBlock, 8.0);
   StreamFootprint f;
   f.fixed = static_cast<std::size_t>(std::ceil(un * per_point + fixed));
   f.per_row = static_cast<std::size_t>(std::ceil(per_row));
@@ -91,16 +96,16 @@ void check_stream_params(const Params<T>& p) {
   if (p.batch_size > 0)
     throw Error("batch_size = " + std::to_string(p.batch_size) +
                 ": a streamed fit runs Lloyd's algorithm (mini-batch is not supported)");
-  if (p.backend != Backend::Auto && p.backend != Backend::Cpu)
+  if (p.backend != Backend::Auto && p.backend != Backend::Cpu && p.backend != Backend::Cuda)
     throw Error(std::string("backend = ") + to_string(p.backend) +
-                ": a streamed fit runs on the CPU backend (use Auto or Cpu)");
+                ": a streamed fit runs on the CPU or CUDA backend (use Auto, Cpu or Cuda)");
 }
 
 }  // namespace
 
 template <class T>
 Result<T> fit(RowSource<T>& source, const Params<T>& params, const StreamOptions& so,
-              std::int64_t max_partial_doubles) {
+              std::int64_t max_partial_doubles, const InMemoryRoute<T>* route) {
   const auto t_bind = Clock::now();
   Params<T> p = params;  // a copy: the callback may change the caller's
   const std::size_t n = source.rows(), d = source.cols();
@@ -133,10 +138,32 @@ Result<T> fit(RowSource<T>& source, const Params<T>& params, const StreamOptions
     u.weight_exp = weight_scale_exponent<T>(validate_weights(w, ni, p.n_threads));
   }
 
+  // The engine: the GPU for Backend::Cuda, and for Auto when the CUDA backend is usable and
+  // one chunk fits in its free memory (cuda_stream.hpp: the device chunk rule).
+  std::int64_t gpu_blocks = 0;
+  if (p.backend == Backend::Cuda || p.backend == Backend::Auto) {
+    const CudaStreamDevice dev = cuda_stream_device();
+    std::string why = dev.why;
+    if (dev.usable) {
+      gpu_blocks = cuda_stream_chunk_blocks(ni, di, p.k, sizeof(T), w != nullptr, dev.free_bytes,
+                                            dev.sm_count);
+      if (gpu_blocks == 0) {
+        std::ostringstream msg;
+        msg << "not even one 4096-row chunk of d = " << d << ", k = " << p.k
+            << " fits in the GPU's free memory (" << mib(dev.free_bytes) << ")";
+        why = msg.str();
+      }
+    }
+    if (gpu_blocks == 0 && p.backend == Backend::Cuda)
+      throw Error("backend = cuda requested for a streamed fit, but " + why);
+    if (gpu_blocks == 0 && dev.usable) u.gpu_passed_over = why + ": using the CPU backend";
+  }
+  const bool gpu = gpu_blocks > 0;
+
   // The budget: what is resident now, the per-point arrays, and chunks of whole blocks.
   const std::size_t limit = so.memory_limit ? so.memory_limit : default_memory_limit();
   const std::size_t now = resident_bytes();
-  const StreamFootprint f = footprint<T>(n, d, p, u.weight_exp != 0);
+  const StreamFootprint f = footprint<T>(n, d, p, u.weight_exp != 0, gpu);
   const std::size_t need_block = now + f.fixed + f.per_row * static_cast<std::size_t>(kBlock);
   if (limit < need_block) {
     std::ostringstream msg;
@@ -159,6 +186,7 @@ Result<T> fit(RowSource<T>& source, const Params<T>& params, const StreamOptions
     chunk_blocks = 1;
     while (static_cast<std::size_t>(chunk_blocks) * 2 <= fit_blocks) chunk_blocks *= 2;
   }
+  if (gpu && !so.chunk_rows) chunk_blocks = std::min(chunk_blocks, gpu_blocks);
   const std::int64_t n_blocks = (ni + kBlock - 1) / kBlock;
   while (chunk_blocks / 2 >= n_blocks) chunk_blocks /= 2;  // no larger than the data needs
   const std::int64_t chunk_rows = chunk_blocks * kBlock;
@@ -179,16 +207,27 @@ Result<T> fit(RowSource<T>& source, const Params<T>& params, const StreamOptions
   Chunks<T> chunks(source, chunk_rows, u.data_exp, sphere, p.n_threads);
   std::unique_ptr<DataOps<T>> ops = make_stream_data_ops(chunks, w, p.n_threads);
   std::unique_ptr<Engine<T>> e =
-      make_stream_engine(chunks, w, p.n_threads, max_partial_doubles, ops.get());
+      gpu ? make_cuda_stream_engine(chunks, w, p.n_threads, ops.get())
+          : make_stream_engine(chunks, w, p.n_threads, max_partial_doubles, ops.get());
   std::unique_ptr<Engine<T>> held_batch;
   Result<T> r = fit_bound(*e, *ops, ni, di, p, u, seconds_since(t_bind), nullptr, held_batch,
                           nullptr);
-  // The empty-cluster warning of the in-memory fit, without its distinct-points count (that
-  // would need the data in memory).
+  if (route && gpu)
+    r.warnings.insert(r.warnings.begin(),
+                      route->why + ": the data streams through the GPU in chunks of " +
+                          std::to_string(chunk_rows) + " rows");
+  // The empty-cluster warning of the in-memory fit; its distinct-points count only when the
+  // data is in memory (route).
   std::vector<char> used(static_cast<std::size_t>(p.k), 0);
   for (auto l : r.labels) used[static_cast<std::size_t>(l)] = 1;
   const auto distinct = std::count(used.begin(), used.end(), 1);
-  if (distinct < p.k)
+  const std::int64_t points =
+      distinct < p.k && route && route->data ? count_distinct_rows(route->data, ni, di, p.k) : p.k;
+  if (points < p.k)
+    r.warnings.push_back("number of distinct clusters (" + std::to_string(distinct) +
+                         ") found smaller than k = " + std::to_string(p.k) +
+                         ": the data has only " + std::to_string(points) + " distinct points");
+  else if (distinct < p.k)
     r.warnings.push_back("number of distinct clusters (" + std::to_string(distinct) +
                          ") found smaller than k = " + std::to_string(p.k) + ": " +
                          std::to_string(p.k - distinct) +
@@ -198,9 +237,10 @@ Result<T> fit(RowSource<T>& source, const Params<T>& params, const StreamOptions
 }
 
 template Result<float> fit<float>(RowSource<float>&, const Params<float>&, const StreamOptions&,
-                                  std::int64_t);
+                                  std::int64_t, const InMemoryRoute<float>*);
 template Result<double> fit<double>(RowSource<double>&, const Params<double>&,
-                                    const StreamOptions&, std::int64_t);
+                                    const StreamOptions&, std::int64_t,
+                                    const InMemoryRoute<double>*);
 
 }  // namespace detail::stream
 

@@ -3,7 +3,7 @@
 # refusals (included from tests/CMakeLists.txt after cli_tests.cmake, whose helper it uses).
 
 kmeans_cli_case(stream_fit_tiny RC 0
-  ARGS fit @DATA@/tiny.npy --k 2 --init @DATA@/tiny_init.npy --stream --memory-limit 1G --json
+  ARGS fit @DATA@/tiny.npy --k 2 --init @DATA@/tiny_init.npy --stream --memory-limit 1G --json --backend cpu
        --labels-out @WORK@/labels.npy --centroids-out @WORK@/centroids.csv
   JSON_KEYS "${FIT_KEYS}|stream.memory_limit|stream.peak_rss|stream.automatic"
   JSON_EQUAL "n=6|d=2|k=2|dtype=float64|backend=cpu|n_iter=2|converged=ON|cluster_sizes.0=3|cluster_sizes.1=3|stream.memory_limit=1073741824|stream.automatic=OFF"
@@ -11,7 +11,7 @@ kmeans_cli_case(stream_fit_tiny RC 0
   LABELS_NPY @WORK@/labels.npy=6,2 EXPECT_LABELS 0,0,0,1,1,1
   MATRIX_CSV @WORK@/centroids.csv=2,2 EXPECT_MATRIX "${THIRD}|${THIRD}|${THIRTY_ONE_THIRDS}|${THIRTY_ONE_THIRDS}")
 kmeans_cli_case(stream_fit_text RC 0
-  ARGS fit @DATA@/tiny_f32.npy --k 2 --init random --stream
+  ARGS fit @DATA@/tiny_f32.npy --k 2 --init random --stream --backend cpu
   EXPECT_STDOUT "float32, backend cpu, init random, n_init 1, streamed.*peak resident memory [0-9.]+ MiB \\(--memory-limit [0-9.]+ MiB\\)")
 kmeans_cli_case(usage_stream_stdin RC 2 ARGS fit - --k 2 --stream
   EXPECT_STDERR "--stream reads DATA in chunks from a .npy file, not from standard input")
@@ -21,7 +21,7 @@ kmeans_cli_case(usage_memory_limit_unit RC 2 ARGS fit @DATA@/tiny.npy --k 2 --st
   EXPECT_STDERR "--memory-limit '12X' has an unknown unit 'X': expected a byte count such as 24M")
 kmeans_cli_case(usage_memory_limit_zero RC 2 ARGS fit @DATA@/tiny.npy --k 2 --stream --memory-limit 0
   EXPECT_STDERR "--memory-limit '0' must be more than 0")
-kmeans_cli_case(stream_default_init RC 0 ARGS fit @DATA@/tiny.npy --k 2 --stream --json
+kmeans_cli_case(stream_default_init RC 0 ARGS fit @DATA@/tiny.npy --k 2 --stream --json --backend cpu
   JSON_EQUAL "init=k-means++|n=6|k=2|backend=cpu" JSON_RANGE "${TINY_INERTIA}")
 kmeans_cli_case(stream_minibatch_refused RC 1
   ARGS fit @DATA@/tiny.npy --k 2 --init random --stream --batch-size 2 ${OUT}

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: Apache-2.0
+// The CUDA engine over chunks: each chunk of 2^m whole blocks goes host -> pinned staging ->
+// device buffer (double-buffered, two copy streams) while the previous one is computed by a CUDA
+// shard engine bound to its buffer; the canonical tree nodes merged in block order give the
+// in-memory CUDA fit's bits whatever the chunking.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include "cuda/runtime.hpp"
+#include "cuda/shard.hpp"
+#include "kernels/device_buffer.hpp"
+#include "stream/cuda_stream.hpp"
+#include "stream/pipeline.hpp"
+#include "tree_sum.hpp"
+
+namespace kmeans::detail::stream {
+namespace {
+
+template <class T>
+class CudaStreamEngine final : public Engine<T> {
+ public:
+  CudaStreamEngine(Chunks<T>& chunks, const T* w, int n_threads, DataOps<T>* ops)
+      : c_(chunks), w_(w), n_threads_(n_threads), ops_(ops) {
+    KMEANS_CUDA_TRY(cudaGetDevice(&device_));
+    const std::size_t rows = static_cast<std::size_t>(std::min(c_.chunk_rows(), c_.n()));
+    const std::size_t values = rows * static_cast<std::size_t>(c_.d());
+    const int used = c_.n_chunks() == 1 ? 1 : 2;
+    for (int s = 0; s < used; ++s) {
+      Slot& slot = slots_[s];
+      slot.copy = std::make_unique<cuda::Stream>();
+      slot.uploaded = std::make_unique<cuda::Event>();
+      slot.computed = std::make_unique<cuda::Event>();
+      slot.hx.allocate(values, "streamed chunk (pinned staging)");
+      slot.dx.allocate(values, "streamed chunk");
+      // Poisoned: a row no upload wrote shows up as NaN (every row a chunk uses is uploaded).
+      KMEANS_CUDA_TRY(cudaMemsetAsync(slot.dx.get(), 0xFF, slot.dx.bytes(), slot.copy->get()));
+      if (w_) {
+        slot.hw.allocate(rows, "streamed chunk weights (pinned staging)");
+        slot.dw.allocate(rows, "streamed chunk weights");
+        KMEANS_CUDA_TRY(cudaMemsetAsync(slot.dw.get(), 0xFF, slot.dw.bytes(), slot.copy->get()));
+      }
+      // Nothing computed yet: the first upload's wait on `computed` is satisfied at once.
+      KMEANS_CUDA_TRY(cudaEventRecord(slot.computed->get(), slot.copy->get()));
+      KMEANS_CUDA_TRY(cudaStreamSynchronize(slot.copy->get()));
+    }
+  }
+
+  ~CudaStreamEngine() override {
+    // The shard engines go first (they synchronise their streams), then nothing may be in
+    // flight on the copy streams when the staging and device buffers are freed.
+    for (auto& e : full_) e.reset();
+    short_.reset();
+    for (Slot& s : slots_)
+      if (s.copy) KMEANS_CUDA_TRY_NOTHROW(cudaStreamSynchronize(s.copy->get()));
+  }
+
+  Backend kind() const override { return Backend::Cuda; }
+
+  StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
+    const std::int64_t n = c_.n(), d = c_.d();
+    const std::int64_t stride = k * d + k;
+    const bool with_sums = sums != nullptr;
+    const std::int64_t width = with_sums ? stride + 1 : 1;  // sums, weights, then the SSE
+    last_centroids_.assign(centroids, centroids + k * d);
+    last_k_ = k;
+    if (labels_.empty()) {
+#if defined(__GLIBC__)
+      malloc_trim(0);  // initialisation's arrays are gone: give their pages back first
+#endif
+      labels_.allocate(n);
+      fresh_ = true;
+    }
+    tree::NodeStack stack(width);
+    std::int64_t changed = 0;
+    std::int32_t* labels = labels_.data();
+    run_pass([&](ShardEngine<T>& e, std::int64_t first, std::int64_t rows) {
+      e.assign_nodes(centroids, k, with_sums, nodes_out_);
+      const std::int64_t b0 = first / kBlock;
+      const std::vector<tree::Node>& nodes = e.nodes();
+      for (std::size_t j = 0; j < nodes.size(); ++j)
+        stack.push({b0 + nodes[j].start, nodes[j].size},
+                   nodes_out_.data() + static_cast<std::int64_t>(j) * width);
+      chunk_labels_.resize(static_cast<std::size_t>(rows));
+      e.labels(chunk_labels_.data());
+      std::int32_t* out = labels + first;
+      const std::int32_t* lab = chunk_labels_.data();
+      std::int64_t ch = 0;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        ch += fresh_ || out[r] != lab[r];
+        out[r] = lab[r];
+      }
+      changed += ch;
+    });
+    fresh_ = false;
+    total_.resize(static_cast<std::size_t>(width));
+    stack.total(total_.data());
+    if (with_sums) {
+      std::copy(total_.begin(), total_.begin() + k * d, sums);
+      std::copy(total_.begin() + k * d, total_.begin() + stride, weights);
+    }
+    StepStats stats;
+    stats.sse = total_[static_cast<std::size_t>(width - 1)];
+    stats.n_changed = changed;
+    return stats;
+  }
+
+  void labels(std::int32_t* out) override { labels_.move_out(out); }
+
+  /// As the CPU stream engine: each chunk's m farthest points (a pass with the last
+  /// centroids), merged by (decreasing distance, index).
+  std::vector<FarPoint> farthest(std::int64_t m) override {
+    const int k = last_k_;
+    m = std::min(m, c_.n());
+    struct Cand {
+      T dist;
+      std::int64_t index;
+      std::int32_t label;
+    };
+    auto before = [](const Cand& a, const Cand& b) {
+      return a.dist != b.dist ? a.dist > b.dist : a.index < b.index;
+    };
+    std::vector<Cand> best;
+    run_pass([&](ShardEngine<T>& e, std::int64_t first, std::int64_t rows) {
+      e.assign(last_centroids_.data(), k, nullptr, nullptr);
+      const T* dist = e.point_distances();
+      for (const FarPoint& f : e.farthest(std::min(m, rows)))
+        best.push_back({dist[f.index], first + f.index, f.label});
+      std::sort(best.begin(), best.end(), before);
+      if (static_cast<std::int64_t>(best.size()) > m) best.resize(static_cast<std::size_t>(m));
+    });
+    std::vector<FarPoint> out;
+    for (const Cand& c : best) out.push_back({c.index, c.label});
+    return out;
+  }
+
+  const T* host_data() override {
+    throw Error("streamed data has no host copy (internal: host_data on a stream engine)");
+  }
+  const T* host_weights() override { return w_; }
+  void distances(const T*, int, T*) override {
+    throw Error("streamed fit: distances are not available (internal)");
+  }
+  bool rebind(const DataView<T>&) override { return false; }
+  DataOps<T>* data_ops() override { return ops_; }
+
+  std::size_t device_bytes() const override {
+    std::size_t b = 0;
+    for (const Slot& s : slots_) b += s.dx.bytes() + s.dw.bytes();
+    for (const auto& e : full_)
+      if (e) b += e->device_bytes();
+    if (short_) b += short_->device_bytes();
+    return b;
+  }
+
+ private:
+  struct Slot {
+    PinnedBuffer<T> hx, hw;  // staging: filled on the host by the fill thread
+    DeviceBuffer<T> dx, dw;  // the chunk on the device, read by the shard engine
+    std::unique_ptr<cuda::Stream> copy;
+    std::unique_ptr<cuda::Event> uploaded;  // staging read, device buffer written
+    std::unique_ptr<cuda::Event> computed;  // the shard engine's last reads of the buffer
+    std::int64_t resident = -1;             // the chunk the device buffer holds (n_chunks <= 2)
+  };
+
+  std::int64_t rows_of(std::int64_t i) const {
+    return std::min(c_.chunk_rows(), c_.n() - i * c_.chunk_rows());
+  }
+
+  /// One pass over the chunks: on_chunk(engine, first, rows) on the shard engine bound to each
+  /// chunk's device buffer, in chunk order (ChunkPipeline: fill, upload, compute overlap).
+  /// With one or two chunks the data stays in the device buffers after the first pass.
+  template <class F>
+  void run_pass(F&& on_chunk) {
+    cuda::DeviceGuard guard(device_);
+    const std::int64_t n_chunks = c_.n_chunks(), d = c_.d();
+    const bool keep = n_chunks <= 2;
+    ChunkPipeline::Steps steps;
+    steps.fill = [&](std::int64_t i, int s) {
+      Slot& slot = slots_[s];
+      if (keep && slot.resident == i) return;
+      const std::int64_t rows = c_.copy_chunk(i, slot.hx.get());
+      if (w_)
+        std::memcpy(slot.hw.get(), w_ + i * c_.chunk_rows(),
+                    static_cast<std::size_t>(rows) * sizeof(T));
+    };
+    steps.wait_staging = [&](int s) {
+      // The fill thread's own device: cudaEventSynchronize needs none, but keep it explicit.
+      KMEANS_CUDA_TRY(cudaSetDevice(device_));
+      KMEANS_CUDA_TRY(cudaEventSynchronize(slots_[s].uploaded->get()));
+    };
+    steps.upload = [&](std::int64_t i, int s) {
+      Slot& slot = slots_[s];
+      if (keep && slot.resident == i) return;
+      const cudaStream_t cs = slot.copy->get();
+      const std::size_t rows = static_cast<std::size_t>(rows_of(i));
+      // The buffer's previous chunk is done with on the device before it is overwritten.
+      KMEANS_CUDA_TRY(cudaStreamWaitEvent(cs, slot.computed->get(), 0));
+      KMEANS_CUDA_TRY(cudaMemcpyAsync(slot.dx.get(), slot.hx.get(),
+                                      rows * static_cast<std::size_t>(d) * sizeof(T),
+                                      cudaMemcpyHostToDevice, cs));
+      if (w_)
+        KMEANS_CUDA_TRY(cudaMemcpyAsync(slot.dw.get(), slot.hw.get(), rows * sizeof(T),
+                                        cudaMemcpyHostToDevice, cs));
+      KMEANS_CUDA_TRY(cudaEventRecord(slot.uploaded->get(), cs));
+      slot.resident = keep ? i : -1;
+    };
+    steps.compute = [&](std::int64_t i, int s) {
+      const std::int64_t rows = rows_of(i);
+      cuda::CudaShardEngine<T>& e = bind(s, i, rows);
+      on_chunk(static_cast<ShardEngine<T>&>(e), i * c_.chunk_rows(), rows);
+      KMEANS_CUDA_TRY(cudaEventRecord(slots_[s].computed->get(),
+                                      static_cast<cudaStream_t>(e.stream())));
+    };
+    ChunkPipeline::run(n_chunks, steps);
+  }
+
+  /// The shard engine of slot s bound to chunk i: one per device buffer (a short last chunk has
+  /// its own), rebound at the same pointer (its graphs stay) unless it holds chunk i already.
+  /// v.stream is the slot's copy stream: the engine orders its reads after the upload.
+  cuda::CudaShardEngine<T>& bind(int s, std::int64_t i, std::int64_t rows) {
+    Slot& slot = slots_[s];
+    const DataView<T> v{slot.dx.get(), w_ ? slot.dw.get() : nullptr, rows, c_.d(), n_threads_,
+                        slot.copy->get()};
+    const bool full = rows == c_.chunk_rows();
+    std::unique_ptr<cuda::CudaShardEngine<T>>& e = full ? full_[s] : short_;
+    std::int64_t& holds = full ? holds_[s] : short_holds_;
+    if (e && holds == i && slot.resident == i) return *e;  // data kept on the device
+    if (!e || !e->rebind(v)) {
+      e.reset();
+      e = cuda::make_cuda_shard_engine<T>(v, 0, /*validated=*/true);
+      e->keep_centre();  // the first chunk's mean centres every chunk (shard_engine.hpp)
+    }
+    holds = i;
+    return *e;
+  }
+
+  Chunks<T>& c_;
+  const T* w_;
+  int n_threads_;
+  DataOps<T>* ops_;
+  int device_ = 0;
+  Slot slots_[2];
+  std::unique_ptr<cuda::CudaShardEngine<T>> full_[2];  // after the buffers: destroyed first
+  std::unique_ptr<cuda::CudaShardEngine<T>> short_;
+  std::int64_t holds_[2] = {-1, -1};
+  std::int64_t short_holds_ = -1;
+  PageArray<std::int32_t> labels_;
+  bool fresh_ = true;
+  std::vector<T> last_centroids_;
+  int last_k_ = 0;
+  std::vector<double> nodes_out_;
+  std::vector<double> total_;
+  std::vector<std::int32_t> chunk_labels_;
+};
+
+}  // namespace
+
+CudaStreamDevice cuda_stream_device() {
+  CudaStreamDevice out;
+  if (!cuda_available(&out.why)) return out;
+  int device = 0;
+  std::size_t free_b = 0, total_b = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&out.sm_count, cudaDevAttrMultiProcessorCount, device) !=
+          cudaSuccess ||
+      cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    const cudaError_t err = cudaGetLastError();
+    out.why = std::string("cannot query device memory: ") + cudaGetErrorString(err);
+    return out;
+  }
+  const std::size_t cap = cuda_free_memory_cap();
+  out.free_bytes = cap ? std::min(free_b, cap) : free_b;
+  out.usable = true;
+  return out;
+}
+
+template <class T>
+std::unique_ptr<Engine<T>> make_cuda_stream_engine(Chunks<T>& chunks, const T* w, int n_threads,
+                                                   DataOps<T>* ops) {
+  std::string why;
+  if (!cuda_available(&why)) throw Error("backend = cuda requested, but " + why);
+  return std::make_unique<CudaStreamEngine<T>>(chunks, w, n_threads, ops);
+}
+
+template std::unique_ptr<Engine<float>> make_cuda_stream_engine(Chunks<float>&, const float*, int,
+                                                                DataOps<float>*);
+template std::unique_ptr<Engine<double>> make_cuda_stream_engine(Chunks<double>&, const double*,
+                                                                 int, DataOps<double>*);
+
+}  // namespace kmeans::detail::stream
