@@ -612,7 +612,8 @@ run_nccl
 #   assign_tile_kernel<float>, partials path (assign.cuh)     Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform
 #   assign_tile_kernel<double>, several centroid tiles,       Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform
 #     weights; sort path: iota_kernel, cluster_offsets_kernel,
-#     cluster_sums_kernel (update.cuh), cub radix sort
+#     sorted_walk_kernel (canonical.cuh), cub radix sort; every
+#     pass: leaf_sse_kernel, tree_group_kernel, finish_leaves_kernel (canonical.cuh)
 #   gemm_argmin_kernel<float>, centre_centroids_kernel        CudaGemm.DataFarFromTheOriginFloat (GEMM path: needs cuBLAS)
 #     (assign.cuh); column_sums_kernel, column_means_kernel
 #     (update.cuh, the data mean)

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/canonical.cuh"
 #include "kernels/layout.cuh"
 #include "kernels/tuning.cuh"
 
@@ -92,7 +93,8 @@ KMEANS_HD inline T squared_distance(const T* a, const T* b, std::int64_t d) {
 
 /// One sub-tile's contribution to partial column `column` (layout::total_of_column): the
 /// points of the column's cluster are the run of that label in the stably sorted keys, found
-/// by binary search, and summed in point order in double (the weight itself for col == d).
+/// by binary search, and summed in point order in double from +0.0 (the weight itself for
+/// col == d): the canonical sub-tile value (kernels/canonical.cuh, unfused arithmetic).
 template <class T>
 KMEANS_HD inline double column_partial(const int* sorted_keys, const int* sorted_points, int count,
                                        std::int64_t base, const T* x, const T* w, std::int64_t d,
@@ -102,11 +104,7 @@ KMEANS_HD inline double column_partial(const int* sorted_keys, const int* sorted
   const int lo = layout::lower_bound(sorted_keys, count, c);
   const int hi = lo + layout::lower_bound(sorted_keys + lo, count - lo, c + 1);
   double acc = 0;
-  for (int q = lo; q < hi; ++q) {
-    const std::int64_t p = base + sorted_points[q];
-    const double wp = w ? static_cast<double>(w[p]) : 1.0;
-    acc += col < d ? wp * static_cast<double>(x[p * d + col]) : wp;
-  }
+  for (int q = lo; q < hi; ++q) acc = canon::add(acc, canon::term(x, w, base + sorted_points[q], d, col));
   return acc;
 }
 
@@ -138,10 +136,12 @@ struct AssignArgs {
   int subtiles_per_block = 0;  ///< sub-tiles of kAssignThreads points per block
   int n_blocks = 0;            ///< grid size = stride of the partial buffer
   int sort_bits = 0;           ///< radix bits of a label in [0, k]
-  bool with_partials = false;  ///< also write per-block weights and sums
+  bool with_partials = false;  ///< also write per-leaf weights and sums
   std::int32_t* labels = nullptr;  ///< in: previous labels (-1 = none), out: new labels
   T* dist = nullptr;               ///< out: squared distance to the chosen centroid
-  double* partials = nullptr;      ///< out: [entry][block] per-block totals
+  double* partials = nullptr;      ///< out: [entry][block] per-block SSE and changed count
+  double* leaf_sums = nullptr;     ///< out (with_partials): leaf l's column e at l * leaf_width + e
+  std::int64_t leaf_width = 0;
 };
 
 /// Copies `count` centroids starting at c0 into the tile layout, zero-padding to k_tile.
@@ -157,11 +157,14 @@ __device__ void load_centroid_tile(T* tile, const T* c, int c0, int count, int d
 
 /// The fused assignment pass. Block b owns sub-tiles [b * spb, (b + 1) * spb) of 256 points; each
 /// thread labels one point per sub-tile against all centroids (shared-memory tiles, kRegTile
-/// running distances in registers). With partials, the sub-tile's labels are radix-sorted
-/// (stable) so each (cluster, column) accumulator - owned by one thread for the whole block -
-/// sums its cluster's points in point order, in double. At the end the block writes its SSE,
-/// changed count and (with partials) its weights and sums to column b of the partial buffer.
-/// No atomics: the result depends only on n, k, d and the grid size.
+/// running distances in registers). With partials (spb then a multiple of 16: whole leaves), the
+/// sub-tile's labels are radix-sorted (stable) so each (cluster, column) accumulator - owned by
+/// one thread for the whole block - adds its cluster's sub-tile sum (in point order, in double
+/// from +0.0) to the leaf's value, ((0 + S_0) + S_1) + ...: the canonical leaf value
+/// (kernels/canonical.cuh), written to leaf_sums as each leaf ends. At the end the block writes
+/// its SSE and changed count to column b of the partial buffer (the engine takes only the
+/// changed count, exact in any order, from there). No atomics; the leaf values do not depend on
+/// the grid.
 template <class T>
 __global__ void __launch_bounds__(tuning::kAssignThreads) assign_tile_kernel(AssignArgs<T> a) {
   constexpr int kThreads = tuning::kAssignThreads;
@@ -218,16 +221,24 @@ __global__ void __launch_bounds__(tuning::kAssignThreads) assign_tile_kernel(Ass
       s_key[tid] = key[0];
       s_point[tid] = point[0];
       __syncthreads();
+      // Each thread owns its columns e for the whole block: no barrier around s_acc.
+      const bool leaf_ends = (st + 1) % canon::kSubtilesPerLeaf == 0 || st + 1 == last;
+      double* leaf_row = a.leaf_sums + (st / canon::kSubtilesPerLeaf) * a.leaf_width;
       for (std::int64_t e = tid; e < columns; e += kThreads) {
-        s_acc[e] += column_partial(s_key, s_point, kThreads, base, a.x, a.w, d, e);
+        const double v =
+            canon::add(s_acc[e], column_partial(s_key, s_point, kThreads, base, a.x, a.w, d, e));
+        if (leaf_ends) {
+          leaf_row[e] = v;
+          s_acc[e] = 0;
+        } else {
+          s_acc[e] = v;
+        }
       }
       __syncthreads();  // s_key, s_point and the sort scratch are reused by the next sub-tile
     }
   }
 
   const std::int64_t nb = a.n_blocks;
-  for (std::int64_t e = tid; e < columns; e += kThreads)
-    a.partials[layout::partial_slot(layout::total_of_column(e, a.k, d), blockIdx.x, nb)] = s_acc[e];
   const double block_sse = BlockSum(s_tmp.sum).Sum(sse);
   __syncthreads();
   const double block_changed = BlockSum(s_tmp.sum).Sum(changed);

@@ -161,7 +161,7 @@ KMEANS_HD constexpr int sort_col_tile(std::int64_t d) { return col_tile_for(d + 
 /// Largest gridDim.y (and z) of a launch.
 constexpr std::int64_t kMaxGridY = 65535;
 
-/// Column tiles of cluster_sums_kernel's grid (gridDim.y); each block loops over the tiles
+/// Column tiles of sorted_walk_kernel's grid (gridDim.y); each block loops over the tiles
 /// y, y + gridDim.y, ... so a d beyond 65535 * kSortMaxColTile still launches.
 KMEANS_HD constexpr std::int64_t sort_grid_y(std::int64_t d, int col_tile) {
   const std::int64_t tiles = (d + 1 + col_tile - 1) / col_tile;
@@ -212,7 +212,7 @@ KMEANS_HD constexpr int key_bits(std::int64_t k) {
 
 /// Device bytes a fit needs (see CudaEngine::configure): data (unless already on the device)
 /// and weights, labels and distances, the sort path's keys and indices and CUB scratch, the
-/// GEMM chunk, the per-block partials and the centroids.
+/// GEMM chunk, the per-block counts, the per-leaf partials and the centroids.
 constexpr std::size_t working_set_bytes(std::int64_t n, std::int64_t d, std::int64_t k,
                                         std::size_t elem, bool data_on_device, int sm_count) {
   const auto un = static_cast<std::size_t>(n), ud = static_cast<std::size_t>(d),
@@ -230,8 +230,12 @@ constexpr std::size_t working_set_bytes(std::int64_t n, std::int64_t d, std::int
   if (!partials) bytes += un * 4 * sizeof(std::int32_t);  // sorted keys, two index arrays, scratch
   const std::size_t max_blocks =
       static_cast<std::size_t>(sm_count) * kMaxAssignBlocksPerSm * kAssignWaves;
-  const std::size_t records = partials ? 2 + static_cast<std::size_t>(partial_columns(k, d)) : 2;
-  bytes += records * max_blocks * sizeof(double);
+  bytes += 2 * max_blocks * sizeof(double);  // per-block SSE and changed count
+  // The canonical leaf rows (kernels/canonical.cuh): k (d + 1) + 1 doubles per 4096 points with
+  // partials, the SSE alone otherwise (at most 4 bytes per point more than the labels).
+  const std::size_t leaves = (un + 4095) / 4096;
+  bytes += leaves * (partials ? 1 + static_cast<std::size_t>(partial_columns(k, d)) : 1) *
+           sizeof(double);
   bytes += uk * ud * elem + (2 + uk * (ud + 1)) * sizeof(double);  // centroids, totals
   return bytes;
 }

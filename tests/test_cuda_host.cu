@@ -334,7 +334,7 @@ TEST(CudaHostRules, ColumnTilesAndMeanChunksCoverEverything) {
     EXPECT_LE(t, tn::kSortMaxColTile);
     EXPECT_EQ(sort_lanes(t) * t, tn::kSortThreads);
   }
-  // cluster_sums_kernel: blocks y < grid_y visit tiles y, y + grid_y, ...: every tile once,
+  // sorted_walk_kernel: blocks y < grid_y visit tiles y, y + grid_y, ...: every tile once,
   // and the grid stays launchable however large d is.
   for (const std::int64_t d : std::vector<std::int64_t>{1, 31, 32, 1000, 3 << 20, 0x7fffffff}) {
     const int t = tn::sort_col_tile(d);

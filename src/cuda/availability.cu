@@ -2,7 +2,7 @@
 // Whether and where the CUDA backend can run: the driver probe (libcuda opened before the
 // runtime is touched, so a machine without a driver gets a plain message), the device and
 // build checks, the working-set estimate Auto uses, device-pointer detection, the engine
-// factory, the NVTX ranges and the allocation counter the tests read.
+// factories (in memory, and the shard engine of src/cuda/shard.hpp), the NVTX ranges and the allocation counter the tests read.
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 #include <nvtx3/nvToolsExt.h>
@@ -109,6 +109,27 @@ std::unique_ptr<Engine<T>> make_cuda_engine(const DataView<T>& v) {
 
 template std::unique_ptr<Engine<float>> make_cuda_engine(const DataView<float>&);
 template std::unique_ptr<Engine<double>> make_cuda_engine(const DataView<double>&);
+
+namespace cuda {
+
+template <class T>
+std::unique_ptr<CudaShardEngine<T>> make_cuda_shard_engine(const DataView<T>& v,
+                                                           std::int64_t first_block,
+                                                           bool validated) {
+  std::string why;
+  if (!cuda_available(&why)) throw Error("a CUDA shard engine was requested, but " + why);
+  const bool on_device = is_device_pointer(v.data);
+  const int device = device_for(v.data, on_device);
+  DeviceGuard guard(device);
+  return std::make_unique<CudaEngine<T>>(v, device, on_device, first_block, validated);
+}
+
+template std::unique_ptr<CudaShardEngine<float>> make_cuda_shard_engine(const DataView<float>&,
+                                                                        std::int64_t, bool);
+template std::unique_ptr<CudaShardEngine<double>> make_cuda_shard_engine(const DataView<double>&,
+                                                                         std::int64_t, bool);
+
+}  // namespace cuda
 
 }  // namespace detail
 

@@ -33,15 +33,21 @@ cudaStream_t caller_stream(const DataView<T>& v) {
 }
 
 template <class T>
-CudaEngine<T>::CudaEngine(const DataView<T>& v, int device, bool on_device)
-    : v_(v), device_(device), on_device_(on_device) {
+CudaEngine<T>::CudaEngine(const DataView<T>& v, int device, bool on_device,
+                          std::int64_t first_block, bool validated)
+    : v_(v), device_(device), on_device_(on_device), first_block_(first_block),
+      validated_(validated) {
   // Called with `device` current (make_cuda_engine's guard).
+  if (v.n < 1) throw Error("n = " + std::to_string(v.n) + ": the CUDA engine needs at least one point");
+  if (first_block < 0)
+    throw Error("first_block = " + std::to_string(first_block) + " is negative");
   if (v.n > tn::kMaxPoints)
     throw Error("n = " + std::to_string(v.n) + " exceeds the CUDA backend's limit of " +
                 std::to_string(tn::kMaxPoints) + " points");
   if (v.d > INT_MAX)
     throw Error("d = " + std::to_string(v.d) + " exceeds the CUDA backend's limit of " +
                 std::to_string(INT_MAX) + " features");
+  nodes_ = tree::decompose(first_block_, first_block_ + ceil_div(v.n, kReduceBlock));
   sm_count_ = device_attribute(cudaDevAttrMultiProcessorCount, device_);
   const std::size_t nd = static_cast<std::size_t>(v.n) * static_cast<std::size_t>(v.d);
   const cudaStream_t s = stream_.get();
@@ -72,7 +78,7 @@ CudaEngine<T>::CudaEngine(const DataView<T>& v, int device, bool on_device)
   // NaN bytes so a point a kernel skipped cannot pass for a real distance.
   KMEANS_CUDA_TRY(cudaMemsetAsync(d_labels_.get(), 0xFF, d_labels_.bytes(), s));
   KMEANS_CUDA_TRY(cudaMemsetAsync(d_dist_.get(), 0xFF, d_dist_.bytes(), s));
-  if (on_device_) validate_device_input();
+  if (on_device_ && !validated_) validate_device_input();
   KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
 }
 
@@ -141,9 +147,12 @@ bool CudaEngine<T>::rebind(const DataView<T>& v) {
   }
   KMEANS_CUDA_TRY(cudaMemsetAsync(d_labels_.get(), 0xFF, d_labels_.bytes(), s));
   KMEANS_CUDA_TRY(cudaMemsetAsync(d_dist_.get(), 0xFF, d_dist_.bytes(), s));
-  if (on_device_) validate_device_input();
-  mean_valid_ = false;  // new data: the GEMM path's centre is recomputed (in place)
-  if (plan_.gemm) compute_mean();
+  if (on_device_ && !validated_) validate_device_input();
+  h_dist_valid_ = false;
+  // New data: the GEMM path's centre is recomputed (in place), unless the shard engine keeps
+  // it (keep_centre: the labels and distances are exact whatever the centre).
+  if (!keep_centre_) mean_valid_ = false;
+  if (plan_.gemm && !mean_valid_) compute_mean();
   KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
   return true;
 }
@@ -247,7 +256,8 @@ template <class T>
 std::size_t CudaEngine<T>::device_bytes() const {
   std::size_t total = 0;
   const auto add = [&total](const auto&... b) { ((total += b.bytes()), ...); };
-  add(x_copy_, w_copy_, d_labels_, d_dist_, d_centroids_, d_partials_, d_totals_,
+  add(x_copy_, w_copy_, d_labels_, d_dist_, d_centroids_, d_partials_, d_totals_, d_leaf_,
+      d_nodes_,
       d_record_offsets_, d_reduce_tmp_, d_sorted_labels_, d_order_in_, d_order_,
       d_cluster_offsets_, d_sort_tmp_, d_cublas_ws_, d_products_, d_centred_, d_terms_, d_mean_,
       d_mean_partial_, d_mean_norm_, d_first_, d_transform_centroids_,

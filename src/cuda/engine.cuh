@@ -9,18 +9,28 @@
 //      (tuning::use_gemm) and cuBLAS can be loaded, centroids centred on the data mean, cuBLAS
 //      products x.c' and the centred ranking with exact distances for the candidates
 //      (gemm_argmin_kernel)
-//   -> update: the fused kernel's per-block partials reduced by cub::DeviceSegmentedReduce, or,
-//      when k * d is too large for partials (tuning::use_partials), the labels radix-sorted and
-//      each cluster summed as one segment (kernels/update.cuh)
+//   -> update, in the canonical order of src/cuda/shard.hpp (kernels/canonical.cuh): the fused
+//      kernel's per-leaf values (blocks own whole 4096-point leaves) reduced in place by the
+//      node trees, or, when k * d is too large for partials (tuning::use_partials), the labels
+//      radix-sorted and each (cluster, column) walked leaf by leaf onto a sparse node stack;
+//      the SSE by its own leaf kernel; the changed count by cub::DeviceSegmentedReduce of the
+//      assign kernels' per-block counts
+//   -> the totals (the right fold of the nodes) or, for a shard (assign_nodes), the node rows
 //   -> download SSE, changed count, weights and sums (device -> pinned host).
-// The sequence is captured once per (k, with/without sums) into a CUDA graph and replayed.
+// The sequence is captured once per (k, with/without sums, totals/nodes) into a CUDA graph and
+// replayed.
 //
-// Determinism: no floating-point atomics; every sum has a fixed order given n, d, k and the
-// device's SM count, so two runs on the same GPU and build give identical bits. cuBLAS GEMMs are
-// deterministic on one stream with a fixed workspace. Sums are accumulated in double from the
-// first addition (per block, per cluster and across blocks): a per-block float sum over a few
-// thousand points would lose ~12 bits, and the sums cost d additions per point against k * d
-// for the distances, so double costs little.
+// Determinism: no floating-point atomics; every sum (per-cluster sums and weights, the SSE)
+// follows the canonical order of src/cuda/shard.hpp: sub-tiles of 256 points in point order,
+// leaves of 4096 points, the dyadic tree over leaves of tree_sum.hpp, each product and sum
+// rounded on its own (never fused). It depends only on the data, the labels and the weights:
+// not on the grid, the SM count, the device, nor on how the rows are split into chunks or
+// ranks, so an in-memory, streamed or multi-GPU CUDA fit gives the same bits (the CPU
+// backends' leaves follow their own order and may differ in the last bits). The changed count
+// is exact. cuBLAS GEMMs are deterministic on one stream with a fixed workspace, and the labels
+// and distances of every path are exact, so the GEMM path changes no bit either. Sums are in
+// double from the first addition: a per-block float sum over a few thousand points would lose
+// ~12 bits, and the sums cost d additions per point against k * d for the distances.
 //
 // Synchronisation: the constructor (upload, device-side validation), every assign (one
 // cudaStreamSynchronize after the graph, as the Engine interface hands sums back on the host),
@@ -41,8 +51,10 @@
 
 #include "cuda/cublas.hpp"
 #include "cuda/runtime.hpp"
+#include "cuda/shard.hpp"
 #include "engine.hpp"
 #include "kernels/device_buffer.hpp"
+#include "tree_sum.hpp"
 
 namespace kmeans::detail::cuda {
 
@@ -52,25 +64,47 @@ struct Plan {
   bool gemm = false;          ///< cuBLAS distances + gemm_argmin_kernel
   bool partials = false;      ///< per-block partial sums inside the assign kernel
   int k_tile = 0;             ///< assign kernel: centroids per shared-memory tile
-  int subtiles_per_block = 0; ///< assign kernel: sub-tiles of 256 points per block
+  int subtiles_per_block = 0; ///< assign kernel: sub-tiles of 256 points per block (with
+                              ///< partials a multiple of 16: whole leaves)
   int assign_blocks = 0;      ///< assign kernel grid
   int stat_blocks = 0;        ///< blocks that write a column of the partial buffer
-  int records = 0;            ///< entries of the partial buffer (2, or all totals)
+  int records = 0;            ///< entries of the per-block partial buffer (SSE, changed)
+  std::int64_t leaf_width = 0;  ///< doubles of a leaf row: k (d + 1) + 1 with partials, else 1
   int sort_bits = 0;          ///< radix bits of a label
   int gemm_rows = 0;          ///< rows per GEMM chunk
-  int col_tile = 0;           ///< cluster_sums_kernel column tile
+  int col_tile = 0;           ///< sorted_walk_kernel column tile
 };
 
+/// The environment variable that forces the assign kernel's sub-tiles per block (rounded up to
+/// whole leaves with partials): a test hook, to check that the sums do not depend on the grid.
+constexpr const char* kSubtilesPerBlockEnv = "KMEANS_CUDA_TEST_SUBTILES_PER_BLOCK";
+/// The environment variable that, set to 1, makes the tile path sum by the sort path even when
+/// partials fit: a test hook, to check that both paths give the same bits.
+constexpr const char* kForceSortEnv = "KMEANS_CUDA_TEST_SORT_PATH";
+
 template <class T>
-class CudaEngine final : public Engine<T>, public DataOps<T> {
+class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
  public:
   /// Binds the data (copied to the device once, or used in place when it is device memory)
-  /// and validates device input; called with `device` current.
-  CudaEngine(const DataView<T>& v, int device, bool on_device);
+  /// and validates device input (unless `validated`); called with `device` current. The rows
+  /// are the shard starting at global block `first_block` (0: the whole data set).
+  CudaEngine(const DataView<T>& v, int device, bool on_device, std::int64_t first_block = 0,
+             bool validated = false);
   ~CudaEngine() override;
 
   Backend kind() const override { return Backend::Cuda; }
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override;
+  // ShardEngine / CudaShardEngine (src/cuda/shard.hpp).
+  const std::vector<tree::Node>& nodes() const override { return nodes_; }
+  StepStats assign_nodes(const T* centroids, int k, bool with_sums,
+                         std::vector<double>& out) override;
+  const double* assign_nodes_device(const T* centroids, int k, bool with_sums,
+                                    StepStats* stats) override;
+  /// A host copy of the distances, made on the first call after each pass.
+  const T* point_distances() const override;
+  void keep_centre() override { keep_centre_ = true; }
+  int device() const override { return device_; }
+  void* stream() const override { return stream_.get(); }
   void labels(std::int32_t* out) override;
   /// A rare path (empty clusters): the distances and labels come to the host and are ranked
   /// there, by decreasing distance, ties to the lowest index.
@@ -107,10 +141,13 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
 
  private:
   void drop_graphs() noexcept {
-    graphs_[0].reset();
-    graphs_[1].reset();
-    passes_[0] = passes_[1] = 0;
+    for (int m = 0; m < kModes; ++m) {
+      graphs_[m].reset();
+      passes_[m] = 0;
+    }
   }
+  /// A pass's graph: with sums (bit 0), node rows instead of totals (bit 1).
+  static constexpr int kModes = 4;
   /// A grid-stride launch over `count` items: enough blocks of 256 threads to fill the device.
   unsigned grid_for(std::int64_t count) const {
     return static_cast<unsigned>(std::max<std::int64_t>(
@@ -142,20 +179,33 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
   /// The per-feature data mean in double (the GEMM path's centre), once per data set: column
   /// sums over row chunks, then the chunks in order, so the bits depend only on n and d. Also |m|.
   void compute_mean();
+  /// One pass on the stream (graph replay after the first) and its synchronisation; mode as
+  /// graphs_'. The totals header (SSE, changed) is on the host after it, and the totals (totals
+  /// mode) or the node rows in d_nodes_ (nodes mode).
+  StepStats run_pass(const T* centroids, int k, bool with_sums, bool node_rows);
   /// Records one pass on the stream (for capture, or run directly in KMEANS_CUDA_SYNC_DEBUG).
-  void enqueue_pass(bool with_sums);
+  void enqueue_pass(int mode);
+  /// The canonical update (kernels/canonical.cuh) after the labels: the leaf SSE, the node
+  /// trees, the node rows or the totals.
+  void enqueue_canonical(bool with_sums, bool node_rows);
   /// The centred ranking: centroids centred on the data mean (centre_centroids_kernel), then
   /// one chunk of rows at a time, products[r][c] = x_r . c'_c by cuBLAS and the argmin.
   void enqueue_gemm_assign();
-  /// Large k * d: sort point indices by label, find each cluster's range, sum each cluster.
-  void enqueue_sort_sums();
+  /// Large k * d: sort point indices by label, find each cluster's range, walk each
+  /// (cluster, column) onto its sparse node stack: node rows into `node_out`, or (null) their
+  /// right fold into the totals.
+  void enqueue_sort_sums(double* node_out);
   /// Captures one pass into a graph; a failure mid-capture ends the capture cleanly first.
-  GraphExec capture(bool with_sums);
+  GraphExec capture(int mode);
 
   DeviceRestore restore_;  // first member: destroyed last
   DataView<T> v_;
   int device_ = 0;
   bool on_device_ = false;
+  std::int64_t first_block_ = 0;   // the shard's first global block (leaf)
+  bool validated_ = false;         // device input is not checked (make_cuda_shard_engine)
+  bool keep_centre_ = false;       // rebinds keep the GEMM path's centre (ShardEngine)
+  std::vector<tree::Node> nodes_;  // the canonical decomposition of the shard's leaves
   int sm_count_ = 0;
   Stream stream_;
   DeviceBuffer<T> x_copy_, w_copy_;  // host input, copied once
@@ -167,6 +217,10 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
   DeviceBuffer<T> d_centroids_;
   PinnedBuffer<T> h_centroids_;
   DeviceBuffer<double> d_partials_, d_totals_;
+  DeviceBuffer<double> d_leaf_;   // leaf rows (plan_.leaf_width each), reduced in place
+  DeviceBuffer<double> d_nodes_;  // node rows of a shard pass (assign_nodes), grow only
+  mutable std::vector<T> h_dist_; // point_distances(): host copy of d_dist_
+  mutable bool h_dist_valid_ = false;
   PinnedBuffer<double> h_totals_;
   DeviceBuffer<std::int32_t> d_record_offsets_;
   DeviceBuffer<unsigned char> d_reduce_tmp_;
@@ -190,8 +244,8 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
   DeviceBuffer<T> d_gather_;
   DeviceBuffer<double> d_var_part_, d_var_mean_;  // mean_feature_variance
   std::vector<T> h_data_, h_weights_;  // host copies of device input, made on demand
-  std::int64_t passes_[2] = {0, 0};    // passes run since configure, [without, with sums]
-  GraphExec graphs_[2];                // [without sums, with sums]; destroyed first
+  std::int64_t passes_[kModes] = {};   // passes run since configure, per mode
+  GraphExec graphs_[kModes];           // per mode (drop_graphs); destroyed first
 };
 
 // Defined in engine.cu (the class), passes.cu and data_ops.cu (their members).

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // The Lloyd passes of the CUDA engine: planning a k (paths, tiles, grids), allocating its
-// buffers, recording one pass (assign kernel or cuBLAS GEMM + argmin, then the reductions) and
-// replaying it as a CUDA graph; labels and the farthest points for empty-cluster repair.
+// buffers, recording one pass (assign kernel or cuBLAS GEMM + argmin, then the canonical
+// reductions of kernels/canonical.cuh) and replaying it as a CUDA graph; the shard engine's node
+// rows (assign_nodes); labels and the farthest points for empty-cluster repair.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -22,6 +24,7 @@
 #include "cuda/engine.cuh"
 #include "internal.hpp"
 #include "kernels/assign.cuh"
+#include "kernels/canonical.cuh"
 #include "kernels/gemm_rank.cuh"
 #include "kernels/layout.cuh"
 #include "kernels/tuning.cuh"
@@ -30,6 +33,40 @@
 namespace kmeans::detail::cuda {
 
 namespace tn = tuning;
+
+static_assert(canon::kLeafPoints == kReduceBlock, "a canonical leaf is a tree_sum.hpp block");
+
+namespace {
+
+/// The shard's nodes as kernel arguments (local leaf offsets and levels).
+canon::NodeList node_list(const std::vector<tree::Node>& nodes, std::int64_t first_block) {
+  if (nodes.size() > static_cast<std::size_t>(canon::kMaxNodes))
+    throw Error("internal: " + std::to_string(nodes.size()) + " tree nodes exceed " +
+                std::to_string(canon::kMaxNodes));
+  canon::NodeList list;
+  list.m = static_cast<int>(nodes.size());
+  for (int j = 0; j < list.m; ++j) {
+    list.local[j] = nodes[j].start - first_block;
+    int l = 0;
+    while ((std::int64_t{1} << l) < nodes[j].size) ++l;
+    list.level[j] = l;
+    list.max_level = std::max(list.max_level, l);
+  }
+  return list;
+}
+
+/// A positive integer from the environment (a test hook), or 0.
+std::int64_t env_count(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return 0;
+  char* end = nullptr;
+  const long long x = std::strtoll(v, &end, 10);
+  if (*end != '\0' || x <= 0 || x > INT_MAX)
+    throw Error(std::string(name) + " = '" + v + "' is not a positive integer");
+  return x;
+}
+
+}  // namespace
 
 // The assign kernel's static shared memory must leave kAssignSmemBytes of dynamic memory under
 // the 48 KiB a kernel gets without an opt-in.
@@ -43,39 +80,92 @@ static_assert(sizeof(typename cub::BlockRadixSort<int, tn::kAssignThreads, 1, in
 #endif
 
 template <class T>
-StepStats CudaEngine<T>::assign(const T* centroids, int k, double* sums, double* weights) {
-  ProfileRange range("kmeans::assign");
-  DeviceGuard guard(device_);
+StepStats CudaEngine<T>::run_pass(const T* centroids, int k, bool with_sums, bool node_rows) {
   if (k != plan_.k) configure(k);
   std::memcpy(h_centroids_.get(), centroids,
               static_cast<std::size_t>(k) * static_cast<std::size_t>(v_.d) * sizeof(T));
-  const bool with_sums = sums != nullptr;
+  const int mode = (with_sums ? 1 : 0) | (node_rows ? 2 : 0);
+  if (node_rows) {
+    const std::int64_t width = with_sums ? std::int64_t{k} * v_.d + k + 1 : 1;
+    const double* before = d_nodes_.get();
+    grow(d_nodes_, nodes_.size() * static_cast<std::size_t>(width), "tree node rows");
+    if (d_nodes_.get() != before) {  // the node-row graphs hold the old pointer
+      graphs_[2].reset();
+      graphs_[3].reset();
+    }
+  }
+  h_dist_valid_ = false;
 #if defined(KMEANS_CUDA_SYNC_DEBUG)
-  enqueue_pass(with_sums);  // graphs cannot hold the per-launch synchronisations
+  enqueue_pass(mode);  // graphs cannot hold the per-launch synchronisations
 #else
-  const int mode = with_sums ? 1 : 0;
   // The first pass of a configuration runs directly: it loads lazily-loaded kernels (CUDA's
   // default module loading) outside a capture and reports any launch error at its source.
   // Later passes capture the same sequence once and replay it.
   if (passes_[mode]++ == 0) {
-    enqueue_pass(with_sums);
+    enqueue_pass(mode);
   } else {
-    if (!graphs_[mode]) graphs_[mode] = capture(with_sums);
+    if (!graphs_[mode]) graphs_[mode] = capture(mode);
     KMEANS_CUDA_TRY(cudaGraphLaunch(graphs_[mode].get(), stream_.get()));
   }
 #endif
   KMEANS_CUDA_TRY(cudaStreamSynchronize(stream_.get()));
-
   const double* h = h_totals_.get();
   StepStats stats;
   stats.sse = h[layout::kTotalSse];
   stats.n_changed = static_cast<std::int64_t>(h[layout::kTotalChanged]);
+  return stats;
+}
+
+template <class T>
+StepStats CudaEngine<T>::assign(const T* centroids, int k, double* sums, double* weights) {
+  ProfileRange range("kmeans::assign");
+  DeviceGuard guard(device_);
+  const bool with_sums = sums != nullptr;
+  const StepStats stats = run_pass(centroids, k, with_sums, false);
+  const double* h = h_totals_.get();
   if (with_sums) {
     std::copy(h + layout::total_weight(0), h + layout::total_weight(k), weights);
     std::copy(h + layout::total_sum(0, 0, k, v_.d),
               h + layout::total_sum(0, 0, k, v_.d) + static_cast<std::int64_t>(k) * v_.d, sums);
   }
   return stats;
+}
+
+template <class T>
+StepStats CudaEngine<T>::assign_nodes(const T* centroids, int k, bool with_sums,
+                                      std::vector<double>& out) {
+  ProfileRange range("kmeans::assign_nodes");
+  DeviceGuard guard(device_);
+  const StepStats stats = run_pass(centroids, k, with_sums, true);
+  const std::int64_t width = with_sums ? std::int64_t{k} * v_.d + k + 1 : 1;
+  out.resize(nodes_.size() * static_cast<std::size_t>(width));
+  KMEANS_CUDA_TRY(cudaMemcpyAsync(out.data(), d_nodes_.get(), out.size() * sizeof(double),
+                                  cudaMemcpyDeviceToHost, stream_.get()));
+  KMEANS_CUDA_TRY(cudaStreamSynchronize(stream_.get()));
+  return stats;
+}
+
+template <class T>
+const double* CudaEngine<T>::assign_nodes_device(const T* centroids, int k, bool with_sums,
+                                                 StepStats* stats) {
+  ProfileRange range("kmeans::assign_nodes");
+  DeviceGuard guard(device_);
+  const StepStats st = run_pass(centroids, k, with_sums, true);
+  if (stats) *stats = st;
+  return d_nodes_.get();
+}
+
+template <class T>
+const T* CudaEngine<T>::point_distances() const {
+  if (!h_dist_valid_) {
+    DeviceGuard guard(device_);
+    h_dist_.resize(static_cast<std::size_t>(v_.n));
+    KMEANS_CUDA_TRY(cudaMemcpyAsync(h_dist_.data(), d_dist_.get(), d_dist_.bytes(),
+                                    cudaMemcpyDeviceToHost, stream_.get()));
+    KMEANS_CUDA_TRY(cudaStreamSynchronize(stream_.get()));
+    h_dist_valid_ = true;
+  }
+  return h_dist_.data();
 }
 
 template <class T>
@@ -122,7 +212,8 @@ Plan CudaEngine<T>::make_plan(int k) const {
   // Without a loadable cuBLAS the tile kernel serves every k (exact as well, slower at large
   // k and d) instead of failing the fit.
   p.gemm = tn::use_gemm(k, d, elem) && cublas_api() != nullptr;
-  p.partials = tn::use_partials(k, d, elem);
+  const char* force_sort = std::getenv(kForceSortEnv);  // test hook
+  p.partials = tn::use_partials(k, d, elem) && !(force_sort && std::strcmp(force_sort, "1") == 0);
   p.sort_bits = tn::key_bits(k);
   p.col_tile = tn::sort_col_tile(d);
   if (p.gemm) {
@@ -138,12 +229,19 @@ Plan CudaEngine<T>::make_plan(int k) const {
         &per_sm, assign_tile_kernel<T>, tn::kAssignThreads, smem));
     const std::int64_t max_blocks =
         std::int64_t{std::max(per_sm, 1)} * sm_count_ * tn::kAssignWaves;
-    const std::int64_t spb = tn::assign_subtiles_per_block(n, max_blocks);
+    std::int64_t spb = tn::assign_subtiles_per_block(n, max_blocks);
+    if (const std::int64_t forced = env_count(kSubtilesPerBlockEnv)) spb = forced;  // test hook
+    // With partials a block owns whole leaves: each leaf's value is formed in one block, in
+    // the canonical order, whatever the grid.
+    if (p.partials) spb = tn::round_up(spb, canon::kSubtilesPerLeaf);
+    spb = std::min<std::int64_t>(spb, tn::round_up(ceil_div(n, tn::kAssignThreads),
+                                                   canon::kSubtilesPerLeaf));
     p.subtiles_per_block = static_cast<int>(spb);
     p.assign_blocks = static_cast<int>(ceil_div(ceil_div(n, tn::kAssignThreads), spb));
     p.stat_blocks = p.assign_blocks;
   }
-  p.records = p.partials ? static_cast<int>(layout::total_entries(k, d)) : 2;
+  p.records = 2;  // SSE (unused: canonical below) and changed count per block
+  p.leaf_width = p.partials ? tn::partial_columns(k, d) + 1 : 1;
   return p;
 }
 
@@ -151,9 +249,7 @@ Plan CudaEngine<T>::make_plan(int k) const {
 template <class T>
 void CudaEngine<T>::configure(int k) {
   ProfileRange range("kmeans::configure");
-  graphs_[0].reset();
-  graphs_[1].reset();
-  passes_[0] = passes_[1] = 0;
+  drop_graphs();
   plan_ = Plan{};  // a failure below leaves the engine unconfigured, not half-configured
   const Plan p = make_plan(k);
   const std::int64_t n = v_.n, d = v_.d;
@@ -166,8 +262,11 @@ void CudaEngine<T>::configure(int k) {
   d_totals_.allocate(entries, "totals");
   h_totals_.allocate(entries, "totals (pinned)");
   d_partials_.allocate(static_cast<std::size_t>(p.records) * p.stat_blocks, "per-block partials");
+  d_leaf_.allocate(static_cast<std::size_t>(ceil_div(n, kReduceBlock) * p.leaf_width),
+                   "per-leaf partials");
   // Poison what the kernels must overwrite: an entry they skip shows up as NaN.
   KMEANS_CUDA_TRY(cudaMemsetAsync(d_partials_.get(), 0xFF, d_partials_.bytes(), s));
+  KMEANS_CUDA_TRY(cudaMemsetAsync(d_leaf_.get(), 0xFF, d_leaf_.bytes(), s));
   KMEANS_CUDA_TRY(cudaMemsetAsync(d_totals_.get(), 0xFF, d_totals_.bytes(), s));
   std::fill(h_totals_.get(), h_totals_.get() + entries, std::nan(""));
 
@@ -179,12 +278,9 @@ void CudaEngine<T>::configure(int k) {
                                   offsets.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
                                   s));
   std::size_t reduce_bytes = 0, bytes = 0;
-  for (int segments : {2, p.records}) {
-    KMEANS_CUDA_TRY(cub::DeviceSegmentedReduce::Sum(
-        nullptr, bytes, d_partials_.get(), d_totals_.get(), segments, d_record_offsets_.get(),
-        d_record_offsets_.get() + 1, s));
-    reduce_bytes = std::max(reduce_bytes, bytes);
-  }
+  KMEANS_CUDA_TRY(cub::DeviceSegmentedReduce::Sum(
+      nullptr, reduce_bytes, d_partials_.get(), d_totals_.get(), p.records,
+      d_record_offsets_.get(), d_record_offsets_.get() + 1, s));
   d_reduce_tmp_.allocate(std::max<std::size_t>(reduce_bytes, 1), "segmented-reduce scratch");
 
   if (!p.partials) {
@@ -253,7 +349,8 @@ void CudaEngine<T>::compute_mean() {
 
 /// Records one pass on the stream (for capture, or run directly in KMEANS_CUDA_SYNC_DEBUG).
 template <class T>
-void CudaEngine<T>::enqueue_pass(bool with_sums) {
+void CudaEngine<T>::enqueue_pass(int mode) {
+  const bool with_sums = (mode & 1) != 0, node_rows = (mode & 2) != 0;
   const Plan& p = plan_;
   const cudaStream_t s = stream_.get();
   const std::int64_t n = v_.n, d = v_.d;
@@ -278,20 +375,85 @@ void CudaEngine<T>::enqueue_pass(bool with_sums) {
     a.labels = d_labels_.get();
     a.dist = d_dist_.get();
     a.partials = d_partials_.get();
+    a.leaf_sums = d_leaf_.get();
+    a.leaf_width = p.leaf_width;
     const std::size_t smem = tn::assign_smem_bytes(
         p.k_tile, d, sizeof(T), a.with_partials ? tn::partial_columns(k, d) : 0);
     assign_tile_kernel<T><<<p.assign_blocks, tn::kAssignThreads, smem, s>>>(a);
     KMEANS_CUDA_CHECK_LAUNCH(s);
   }
-  if (with_sums && !p.partials) enqueue_sort_sums();
+  if (with_sums && !p.partials) enqueue_sort_sums(node_rows ? d_nodes_.get() : nullptr);
+  // The changed count (exact in any order) from the per-block counts; the per-block SSE that
+  // lands in kTotalSse is replaced by the canonical one below.
   std::size_t reduce_bytes = d_reduce_tmp_.bytes();
-  const int segments = with_sums && p.partials ? p.records : 2;
   KMEANS_CUDA_TRY(cub::DeviceSegmentedReduce::Sum(
-      d_reduce_tmp_.get(), reduce_bytes, d_partials_.get(), d_totals_.get(), segments,
+      d_reduce_tmp_.get(), reduce_bytes, d_partials_.get(), d_totals_.get(), p.records,
       d_record_offsets_.get(), d_record_offsets_.get() + 1, s));
-  const std::int64_t download = with_sums ? layout::total_entries(k, d) : layout::kTotalHeader;
+  enqueue_canonical(with_sums, node_rows);
+  const std::int64_t download =
+      with_sums && !node_rows ? layout::total_entries(k, d) : layout::kTotalHeader;
   KMEANS_CUDA_TRY(cudaMemcpyAsync(h_totals_.get(), d_totals_.get(), download * sizeof(double),
                                   cudaMemcpyDeviceToHost, s));
+}
+
+/// The canonical update (kernels/canonical.cuh) after the labels: the leaf SSE, the node
+/// trees, the node rows or the totals.
+template <class T>
+void CudaEngine<T>::enqueue_canonical(bool with_sums, bool node_rows) {
+  const Plan& p = plan_;
+  const cudaStream_t s = stream_.get();
+  const std::int64_t n = v_.n, d = v_.d, k = p.k;
+  const std::int64_t leaves = ceil_div(n, kReduceBlock);
+  const std::int64_t W = p.leaf_width;
+  const std::int64_t width = with_sums ? k * d + k + 1 : 1;
+  const canon::NodeList nodes = node_list(nodes_, first_block_);
+  const std::int64_t subtiles = ceil_div(n, canon::kSubtilePoints);
+  canon::leaf_sse_kernel<T><<<static_cast<unsigned>(ceil_div(subtiles, 256)), 256, 0, s>>>(
+      d_dist_.get(), d_w_, n, leaves, W, d_leaf_.get());
+  KMEANS_CUDA_CHECK_LAUNCH(s);
+  // Leaf columns in use: all with the partials path's sums, else the SSE alone (the sort path
+  // forms its sums' nodes itself).
+  const std::int64_t e0 = with_sums && p.partials ? 0 : W - 1;
+  const std::int64_t cols = W - e0;
+  for (int t0 = 0; t0 < nodes.max_level; t0 += canon::kTreeGroupLevels) {
+    const int span = std::min(nodes.max_level - t0, canon::kTreeGroupLevels);
+    const std::int64_t groups = std::int64_t{1} << (nodes.max_level - t0 - span);
+    canon::TreeArgs a;
+    a.v = d_leaf_.get();
+    a.width = W;
+    a.e0 = e0;
+    a.e1 = W;
+    a.t0 = t0;
+    a.nodes = nodes;
+    const dim3 grid(static_cast<unsigned>(ceil_div(groups * cols, 256)),
+                    static_cast<unsigned>(nodes.m));
+    canon::tree_group_kernel<<<grid, 256, 0, s>>>(a);
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+  }
+  canon::FinishArgs f;
+  f.leaf = d_leaf_.get();
+  f.leaf_width = W;
+  f.e0 = e0;
+  f.k = k;
+  f.d = d;
+  f.width = width;
+  f.nodes = nodes;
+  f.out = node_rows ? d_nodes_.get() : nullptr;
+  f.totals = d_totals_.get();
+  canon::finish_leaves_kernel<<<static_cast<unsigned>(ceil_div(cols, 256)), 256, 0, s>>>(f);
+  KMEANS_CUDA_CHECK_LAUNCH(s);
+  if (node_rows) {  // the shard's SSE total for StepStats
+    canon::FoldArgs a;
+    a.nodes = d_nodes_.get();
+    a.m = nodes.m;
+    a.width = width;
+    a.e0 = width - 1;
+    a.k = k;
+    a.d = d;
+    a.totals = d_totals_.get();
+    canon::fold_totals_kernel<<<1, 256, 0, s>>>(a);
+    KMEANS_CUDA_CHECK_LAUNCH(s);
+  }
 }
 
 /// The centred ranking: centroids centred on the data mean (centre_centroids_kernel), then
@@ -346,9 +508,11 @@ void CudaEngine<T>::enqueue_gemm_assign() {
   }
 }
 
-/// Large k * d: sort point indices by label, find each cluster's range, sum each cluster.
+/// Large k * d: sort point indices by label, find each cluster's range, walk each
+/// (cluster, column) onto its sparse node stack: node rows into `node_out`, or (null) their
+/// right fold into the totals.
 template <class T>
-void CudaEngine<T>::enqueue_sort_sums() {
+void CudaEngine<T>::enqueue_sort_sums(double* node_out) {
   const Plan& p = plan_;
   const cudaStream_t s = stream_.get();
   const int n = static_cast<int>(v_.n), k = p.k;
@@ -360,7 +524,7 @@ void CudaEngine<T>::enqueue_sort_sums() {
                            tn::kSmallThreads, 0, s>>>(d_sorted_labels_.get(), n, k,
                                                       d_cluster_offsets_.get());
   KMEANS_CUDA_CHECK_LAUNCH(s);
-  ClusterSumArgs<T> a;
+  canon::WalkArgs<T> a;
   a.x = d_x_;
   a.w = d_w_;
   a.order = d_order_.get();
@@ -368,21 +532,26 @@ void CudaEngine<T>::enqueue_sort_sums() {
   a.d = static_cast<int>(v_.d);
   a.k = k;
   a.col_tile = p.col_tile;
+  a.first_block = first_block_;
+  a.n_leaves = ceil_div(v_.n, kReduceBlock);
+  a.width = std::int64_t{k} * v_.d + k + 1;
+  a.m = static_cast<int>(nodes_.size());
+  a.out = node_out;
   a.totals = d_totals_.get();
   const dim3 grid(static_cast<unsigned>(k),
                   static_cast<unsigned>(tn::sort_grid_y(v_.d, p.col_tile)));
-  cluster_sums_kernel<T><<<grid, tn::kSortThreads, 0, s>>>(a);
+  canon::sorted_walk_kernel<T><<<grid, tn::kSortThreads, 0, s>>>(a);
   KMEANS_CUDA_CHECK_LAUNCH(s);
 }
 
 /// Captures one pass into a graph; a failure mid-capture ends the capture cleanly first.
 template <class T>
-GraphExec CudaEngine<T>::capture(bool with_sums) {
+GraphExec CudaEngine<T>::capture(int mode) {
   ProfileRange range("kmeans::capture");
   const cudaStream_t s = stream_.get();
   KMEANS_CUDA_TRY(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
   try {
-    enqueue_pass(with_sums);
+    enqueue_pass(mode);
   } catch (...) {
     cudaGraph_t broken = nullptr;
     (void)cudaStreamEndCapture(s, &broken);
@@ -400,16 +569,21 @@ GraphExec CudaEngine<T>::capture(bool with_sums) {
 }
 
 #define KMEANS_CUDA_PASSES_MEMBERS(TYPE) \
+  template StepStats CudaEngine<TYPE>::run_pass(const TYPE* centroids, int k, bool with_sums, bool node_rows); \
   template StepStats CudaEngine<TYPE>::assign(const TYPE* centroids, int k, double* sums, double* weights); \
+  template StepStats CudaEngine<TYPE>::assign_nodes(const TYPE* centroids, int k, bool with_sums, std::vector<double>& out); \
+  template const double* CudaEngine<TYPE>::assign_nodes_device(const TYPE* centroids, int k, bool with_sums, StepStats* stats); \
+  template const TYPE* CudaEngine<TYPE>::point_distances() const; \
   template void CudaEngine<TYPE>::labels(std::int32_t* out); \
   template std::vector<FarPoint> CudaEngine<TYPE>::farthest(std::int64_t m); \
   template Plan CudaEngine<TYPE>::make_plan(int k) const; \
   template void CudaEngine<TYPE>::configure(int k); \
   template void CudaEngine<TYPE>::compute_mean(); \
-  template void CudaEngine<TYPE>::enqueue_pass(bool with_sums); \
+  template void CudaEngine<TYPE>::enqueue_pass(int mode); \
+  template void CudaEngine<TYPE>::enqueue_canonical(bool with_sums, bool node_rows); \
   template void CudaEngine<TYPE>::enqueue_gemm_assign(); \
-  template void CudaEngine<TYPE>::enqueue_sort_sums(); \
-  template GraphExec CudaEngine<TYPE>::capture(bool with_sums);
+  template void CudaEngine<TYPE>::enqueue_sort_sums(double* node_out); \
+  template GraphExec CudaEngine<TYPE>::capture(int mode);
 
 KMEANS_CUDA_ENGINE_INSTANTIATE(KMEANS_CUDA_PASSES_MEMBERS)
 

@@ -1,0 +1,519 @@
+// SPDX-License-Identifier: Apache-2.0
+// Host-side tests of the canonical GPU sum order (kernels/canonical.cuh, src/cuda/shard.hpp):
+// the kernels' __host__ __device__ steps, run on the host in the kernels' own loop structure
+// (tile kernel's leaf fold, sorted walk with its windows, leaf SSE, in-place node trees), must
+// give bit for bit the node values of a plain dense oracle (sub-tile, leaf, tree_sum.hpp's
+// NodeStack over every leaf), for shards at any first block, n not a multiple of 256 or 4096,
+// empty clusters, duplicates, weights, float and double. No CUDA runtime call.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/assign.cuh"
+#include "kernels/canonical.cuh"
+#include "kernels/layout.cuh"
+#include "kernels/tuning.cuh"
+#include "tree_sum.hpp"
+
+namespace kmeans::detail {
+namespace {
+
+namespace tn = tuning;
+using canon::kLeafPoints;
+using canon::kSubtilePoints;
+
+bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+/// One shard's pass data: n points (the shard's rows), labels, distances, optional weights.
+template <class T>
+struct Pass {
+  std::int64_t n = 0, d = 0;
+  int k = 0;
+  std::int64_t first_block = 0;
+  std::vector<T> x, w, dist;
+  std::vector<std::int32_t> labels;
+  bool weighted = false;
+  const T* wp() const { return weighted ? w.data() : nullptr; }
+  std::int64_t leaves() const { return (n + kLeafPoints - 1) / kLeafPoints; }
+  std::int64_t width() const { return k * d + k + 1; }
+};
+
+/// Values of very different magnitudes, so that any change of summation order changes bits.
+template <class T>
+Pass<T> make_pass(std::int64_t n, std::int64_t d, int k, bool weighted, std::uint32_t seed,
+                  int used_clusters = 0, bool duplicates = false) {
+  std::mt19937_64 gen(seed);
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::uniform_int_distribution<int> mag(-12, 12);
+  Pass<T> p;
+  p.n = n;
+  p.d = d;
+  p.k = k;
+  p.weighted = weighted;
+  p.x.resize(static_cast<std::size_t>(n * d));
+  for (auto& v : p.x) v = static_cast<T>(std::ldexp(u(gen), mag(gen)));
+  if (duplicates)
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = 0; j < d; ++j) p.x[i * d + j] = p.x[(i % 5) * d + j];
+  p.w.resize(static_cast<std::size_t>(n));
+  for (auto& v : p.w) v = static_cast<T>(std::ldexp(1 + u(gen), mag(gen) / 3));
+  p.dist.resize(static_cast<std::size_t>(n));
+  for (auto& v : p.dist) v = static_cast<T>(std::ldexp(1 + u(gen), mag(gen)));
+  const int used = used_clusters > 0 ? used_clusters : k;
+  std::uniform_int_distribution<int> lab(0, used - 1);
+  p.labels.resize(static_cast<std::size_t>(n));
+  for (auto& l : p.labels) l = lab(gen);
+  return p;
+}
+
+/// The rows [r0, r1) of a pass as a shard starting at global block first_block.
+template <class T>
+Pass<T> slice(const Pass<T>& p, std::int64_t r0, std::int64_t r1) {
+  Pass<T> s;
+  s.n = r1 - r0;
+  s.d = p.d;
+  s.k = p.k;
+  s.weighted = p.weighted;
+  s.first_block = p.first_block + r0 / kLeafPoints;
+  s.x.assign(p.x.begin() + r0 * p.d, p.x.begin() + r1 * p.d);
+  s.w.assign(p.w.begin() + r0, p.w.begin() + r1);
+  s.dist.assign(p.dist.begin() + r0, p.dist.begin() + r1);
+  s.labels.assign(p.labels.begin() + r0, p.labels.begin() + r1);
+  return s;
+}
+
+// ---- the oracle: plain loops, dense over every sub-tile and leaf ---------------------------
+
+/// Leaf rows (width entries: k x d sums, k weights, SSE) of the canonical definition.
+template <class T>
+std::vector<double> oracle_leaf_rows(const Pass<T>& p) {
+  const std::int64_t W = p.width(), d = p.d;
+  std::vector<double> rows(static_cast<std::size_t>(p.leaves() * W), 0.0);
+  std::vector<double> sub(static_cast<std::size_t>(W));
+  for (std::int64_t l = 0; l < p.leaves(); ++l) {
+    double* row = rows.data() + l * W;
+    for (int s = 0; s < canon::kSubtilesPerLeaf; ++s) {
+      std::fill(sub.begin(), sub.end(), 0.0);
+      const std::int64_t p0 = l * kLeafPoints + s * kSubtilePoints;
+      for (std::int64_t i = p0; i < std::min(p.n, p0 + kSubtilePoints); ++i) {
+        const double wi = p.weighted ? static_cast<double>(p.w[i]) : 1.0;
+        const int c = p.labels[i];
+        for (std::int64_t j = 0; j < d; ++j)
+          sub[c * d + j] = sub[c * d + j] + wi * static_cast<double>(p.x[i * d + j]);
+        sub[p.k * d + c] = sub[p.k * d + c] + wi;
+        sub[W - 1] = sub[W - 1] + wi * static_cast<double>(p.dist[i]);
+      }
+      for (std::int64_t e = 0; e < W; ++e) row[e] = row[e] + sub[e];
+    }
+  }
+  return rows;
+}
+
+/// The dense tree: every leaf pushed onto tree_sum.hpp's NodeStack.
+template <class T>
+tree::NodeStack oracle_nodes(const Pass<T>& p) {
+  const std::vector<double> rows = oracle_leaf_rows(p);
+  tree::NodeStack stack(p.width());
+  for (std::int64_t l = 0; l < p.leaves(); ++l)
+    stack.push({p.first_block + l, 1}, rows.data() + l * p.width());
+  return stack;
+}
+
+// ---- the kernels' steps, on the host ---------------------------------------------------------
+
+canon::NodeList node_list(std::int64_t first_block, std::int64_t leaves) {
+  canon::NodeList list;
+  const auto nodes = tree::decompose(first_block, first_block + leaves);
+  EXPECT_LE(nodes.size(), static_cast<std::size_t>(canon::kMaxNodes));
+  list.m = static_cast<int>(nodes.size());
+  for (int j = 0; j < list.m; ++j) {
+    list.local[j] = nodes[j].start - first_block;
+    int l = 0;
+    while ((std::int64_t{1} << l) < nodes[j].size) ++l;
+    list.level[j] = l;
+    list.max_level = std::max(list.max_level, l);
+  }
+  return list;
+}
+
+/// tree_group_kernel's launches over the leaf rows, columns [e0, e1).
+void emulate_trees(std::vector<double>& v, std::int64_t W, std::int64_t e0, std::int64_t e1,
+                   const canon::NodeList& nodes) {
+  for (int t0 = 0; t0 < nodes.max_level; t0 += canon::kTreeGroupLevels)
+    for (int j = 0; j < nodes.m; ++j) {
+      const int l = nodes.level[j];
+      if (l <= t0) continue;
+      const int span = std::min(l - t0, canon::kTreeGroupLevels);
+      const std::int64_t count = std::int64_t{1} << span, groups = std::int64_t{1} << (l - t0 - span);
+      const std::int64_t step = std::int64_t{1} << t0;
+      for (std::int64_t g = 0; g < groups; ++g)
+        for (std::int64_t e = e0; e < e1; ++e) {
+          double* base = v.data() + (nodes.local[j] + g * count * step) * W + e;
+          *base = canon::tree_group_value(base, step * W, static_cast<int>(count));
+        }
+    }
+}
+
+/// leaf_sse_kernel: a thread per sub-tile, then the fold of 16.
+template <class T>
+void emulate_leaf_sse(const Pass<T>& p, std::vector<double>& leaf, std::int64_t W) {
+  const std::int64_t subtiles = (p.n + kSubtilePoints - 1) / kSubtilePoints;
+  const std::int64_t blocks = (subtiles + 255) / 256;
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    double s_sub[256];
+    for (int t = 0; t < 256; ++t) {
+      const std::int64_t p0 = (b * 256 + t) * kSubtilePoints;
+      double sub = 0;
+      for (std::int64_t i = p0; i < std::min(p.n, p0 + kSubtilePoints); ++i)
+        sub = canon::add(sub, canon::sse_term(p.dist.data(), p.wp(), i));
+      s_sub[t] = sub;
+    }
+    for (int t = 0; t < 256; t += canon::kSubtilesPerLeaf) {
+      const std::int64_t l = (b * 256 + t) / canon::kSubtilesPerLeaf;
+      if (l >= p.leaves()) continue;
+      double acc = 0;
+      for (int s = 0; s < canon::kSubtilesPerLeaf; ++s) acc = canon::add(acc, s_sub[t + s]);
+      leaf[l * W + W - 1] = acc;
+      EXPECT_TRUE(same_bits(acc, canon::leaf_sse(p.dist.data(), p.wp(), p.n, l)));
+    }
+  }
+}
+
+/// The partials path: assign_tile_kernel's per-sub-tile sort and leaf fold (blocks of
+/// 16 * leaves_per_block sub-tiles), leaf_sse_kernel, the trees, finish_leaves_kernel.
+/// Returns the m node rows.
+template <class T>
+std::vector<double> partials_path(const Pass<T>& p, std::int64_t leaves_per_block) {
+  const std::int64_t d = p.d, k = p.k, cols = tn::partial_columns(k, d), W = cols + 1;
+  const std::int64_t B = p.leaves();
+  std::vector<double> leaf(static_cast<std::size_t>(B * W), std::nan(""));
+  const std::int64_t spb = canon::kSubtilesPerLeaf * leaves_per_block;
+  const std::int64_t n_subtiles = (p.n + kSubtilePoints - 1) / kSubtilePoints;
+  const int bits = tn::key_bits(k);
+  for (std::int64_t first = 0; first < n_subtiles; first += spb) {
+    const std::int64_t last = std::min(first + spb, n_subtiles);
+    std::vector<double> s_acc(static_cast<std::size_t>(cols), 0.0);
+    for (std::int64_t st = first; st < last; ++st) {
+      const std::int64_t base = st * kSubtilePoints;
+      // BlockRadixSort of (label or k, thread) over `bits` bits: stable.
+      std::vector<int> key(kSubtilePoints), point(kSubtilePoints);
+      for (int t = 0; t < kSubtilePoints; ++t) {
+        key[t] = base + t < p.n ? p.labels[base + t] : static_cast<int>(k);
+        point[t] = t;
+      }
+      std::stable_sort(point.begin(), point.end(), [&](int a, int b) {
+        return (key[a] & ((1 << bits) - 1)) < (key[b] & ((1 << bits) - 1));
+      });
+      std::vector<int> skey(kSubtilePoints);
+      for (int q = 0; q < kSubtilePoints; ++q) skey[q] = key[point[q]];
+      const bool leaf_ends = (st + 1) % canon::kSubtilesPerLeaf == 0 || st + 1 == last;
+      double* row = leaf.data() + (st / canon::kSubtilesPerLeaf) * W;
+      for (std::int64_t e = 0; e < cols; ++e) {
+        const double v = canon::add(s_acc[e], column_partial(skey.data(), point.data(),
+                                                             kSubtilePoints, base, p.x.data(),
+                                                             p.wp(), d, e));
+        if (leaf_ends) {
+          row[e] = v;
+          s_acc[e] = 0;
+        } else {
+          s_acc[e] = v;
+        }
+      }
+    }
+  }
+  emulate_leaf_sse(p, leaf, W);
+  const canon::NodeList nodes = node_list(p.first_block, B);
+  emulate_trees(leaf, W, 0, W, nodes);
+  std::vector<double> out(static_cast<std::size_t>(nodes.m * p.width()), std::nan(""));
+  for (std::int64_t e = 0; e < W; ++e) {
+    const std::int64_t entry = canon::node_entry_of_leaf_column(e, W, k, d, p.width());
+    for (int j = 0; j < nodes.m; ++j) out[j * p.width() + entry] = leaf[nodes.local[j] * W + e];
+  }
+  return out;
+}
+
+/// The sort path: a stable sort by label, cluster offsets, sorted_walk_kernel's windows of
+/// `lanes` leaves and its CanonStack per column; the SSE by the leaf kernel and the trees.
+template <class T>
+std::vector<double> sort_path(const Pass<T>& p, int lanes, int* max_depth = nullptr) {
+  const std::int64_t d = p.d, k = p.k, B = p.leaves();
+  std::vector<std::int32_t> order(static_cast<std::size_t>(p.n));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int32_t a, std::int32_t b) { return p.labels[a] < p.labels[b]; });
+  std::vector<std::int32_t> sorted(order.size());
+  for (std::size_t q = 0; q < order.size(); ++q) sorted[q] = p.labels[order[q]];
+  const canon::NodeList nodes = node_list(p.first_block, B);
+  std::vector<double> out(static_cast<std::size_t>(nodes.m * p.width()), std::nan(""));
+  constexpr int kStride = 3;  // a thread's column of the shared arrays
+  std::vector<double> val(canon::kStackDepth * kStride);
+  std::vector<unsigned char> lvl(canon::kStackDepth * kStride);
+  std::vector<std::int64_t> bound(static_cast<std::size_t>(lanes) + 1);
+  std::vector<double> s_leaf(static_cast<std::size_t>(lanes));
+  for (int c = 0; c < k; ++c) {
+    const std::int64_t lo = layout::lower_bound(sorted.data(), static_cast<int>(p.n), c);
+    const std::int64_t hi = layout::lower_bound(sorted.data(), static_cast<int>(p.n), c + 1);
+    for (std::int64_t col = 0; col <= d; ++col) {
+      canon::CanonStack st;
+      st.val = val.data() + 1;
+      st.lvl = lvl.data() + 1;
+      st.stride = kStride;
+      st.reset(p.first_block);
+      std::int64_t pos = lo;
+      while (pos < hi) {
+        const std::int64_t leaf0 = static_cast<std::int64_t>(order[pos]) >> canon::kLeafShift;
+        bound[0] = pos;
+        for (int t = 0; t < lanes; ++t)
+          bound[t + 1] = pos + canon::lower_bound_point(order.data() + pos, hi - pos,
+                                                        (leaf0 + t + 1) << canon::kLeafShift);
+        for (int l = 0; l < lanes; ++l)
+          s_leaf[l] = canon::sorted_leaf_value(p.x.data(), p.wp(), order.data(), bound[l],
+                                               bound[l + 1], d, col);
+        for (int l = 0; l < lanes; ++l)
+          if (bound[l + 1] > bound[l]) {
+            st.push_leaf(p.first_block + leaf0 + l, s_leaf[l]);
+            if (max_depth) *max_depth = std::max(*max_depth, st.count);
+          }
+        pos = bound[lanes];
+      }
+      st.skip_to(p.first_block + B);
+      EXPECT_EQ(st.count, nodes.m);
+      const std::int64_t entry = col < d ? c * d + col : k * d + c;
+      for (int j = 0; j < st.count && j < nodes.m; ++j)
+        out[j * p.width() + entry] = st.val[j * kStride];
+    }
+  }
+  std::vector<double> leaf(static_cast<std::size_t>(B), std::nan(""));
+  emulate_leaf_sse(p, leaf, 1);
+  emulate_trees(leaf, 1, 0, 1, nodes);
+  for (int j = 0; j < nodes.m; ++j) out[j * p.width() + p.width() - 1] = leaf[nodes.local[j]];
+  return out;
+}
+
+template <class T>
+void expect_rows_equal(const std::vector<double>& got, const tree::NodeStack& want,
+                       const std::string& what) {
+  ASSERT_EQ(got.size(), want.size() * static_cast<std::size_t>(want.width())) << what;
+  std::int64_t bad = 0;
+  for (std::size_t j = 0; j < want.size(); ++j)
+    for (std::int64_t e = 0; e < want.width(); ++e) {
+      const double g = got[j * want.width() + e], w = want.values(j)[e];
+      if (!same_bits(g, w) && bad++ < 5)
+        ADD_FAILURE() << what << ": node " << j << " entry " << e << ": " << g << " vs " << w;
+    }
+  EXPECT_EQ(bad, 0) << what;
+}
+
+struct Shape {
+  std::int64_t n, d;
+  int k, used;
+};
+
+const Shape kShapes[] = {
+    {1, 1, 1, 1},          {255, 3, 4, 4},           {256, 1, 1, 1},
+    {4095, 2, 3, 2},       {4096, 5, 6, 6},          {4097, 3, 5, 3},
+    {3 * 4096 + 300, 4, 7, 5}, {9 * 4096 + 1, 1, 3, 3}, {5 * 4096 - 1, 17, 2, 2},
+};
+
+template <class T>
+void check_paths_match_oracle(bool weighted, std::int64_t first_block) {
+  std::uint32_t seed = 100;
+  for (const Shape& s : kShapes) {
+    for (const bool dup : {false, true}) {
+      Pass<T> p = make_pass<T>(s.n, s.d, s.k, weighted, ++seed, s.used, dup);
+      p.first_block = first_block;
+      const std::string what = "n=" + std::to_string(s.n) + " d=" + std::to_string(s.d) +
+                               " k=" + std::to_string(s.k) + " first_block=" +
+                               std::to_string(first_block) + (weighted ? " weighted" : "") +
+                               (dup ? " duplicates" : "");
+      const tree::NodeStack want = oracle_nodes(p);
+      const auto nodes = tree::decompose(first_block, first_block + p.leaves());
+      ASSERT_EQ(want.nodes(), nodes) << what;
+      for (const std::int64_t lpb : {1, 2, 3})
+        expect_rows_equal<T>(partials_path(p, lpb), want,
+                             what + " partials, leaves/block " + std::to_string(lpb));
+      for (const int lanes : {1, 8, 32, 256})
+        expect_rows_equal<T>(sort_path(p, lanes), want, what + " sort, lanes " + std::to_string(lanes));
+    }
+  }
+}
+
+TEST(CanonicalHost, PartialsAndSortPathsGiveTheDenseTreesBitsFloat) {
+  check_paths_match_oracle<float>(false, 0);
+  check_paths_match_oracle<float>(true, 0);
+}
+
+TEST(CanonicalHost, PartialsAndSortPathsGiveTheDenseTreesBitsDouble) {
+  check_paths_match_oracle<double>(false, 0);
+  check_paths_match_oracle<double>(true, 0);
+}
+
+TEST(CanonicalHost, ShardsAtAnyFirstBlockGiveTheDenseTreesBits) {
+  for (const std::int64_t fb : {1, 3, 6, 7, 8, 1000, 4095}) {
+    check_paths_match_oracle<float>(true, fb);
+    check_paths_match_oracle<double>(false, fb);
+  }
+}
+
+/// Shards of non-power-of-two block counts (the last one partial), each run with its own first
+/// block, pushed through one NodeStack in order: the whole pass's nodes and totals, bit for bit.
+template <class T>
+void check_sharded_total(bool weighted, std::uint32_t seed) {
+  const std::int64_t n = 23 * kLeafPoints + 1234, d = 3;
+  const int k = 6;
+  const Pass<T> all = make_pass<T>(n, d, k, weighted, seed, 5);
+  const tree::NodeStack want = oracle_nodes(all);
+  std::vector<double> want_total(static_cast<std::size_t>(all.width()));
+  want.total(want_total.data());
+  const std::vector<std::vector<std::int64_t>> splits = {
+      {0, n}, {0, 5, n}, {0, 3, 10, 17, n}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, n},
+      {0, 7, 8, 22, n}, {0, 23, n}};
+  for (const auto& cut : splits) {
+    for (const bool sort : {false, true}) {
+      tree::NodeStack stack(all.width());
+      for (std::size_t s = 0; s + 1 < cut.size(); ++s) {
+        const std::int64_t r0 = cut[s] == n ? n : cut[s] * kLeafPoints;
+        const std::int64_t r1 = cut[s + 1] == n ? n : cut[s + 1] * kLeafPoints;
+        const Pass<T> shard = slice(all, r0, r1);
+        const std::vector<double> rows = sort ? sort_path(shard, 8) : partials_path(shard, 2);
+        const auto nodes = tree::decompose(shard.first_block, shard.first_block + shard.leaves());
+        ASSERT_EQ(rows.size(), nodes.size() * static_cast<std::size_t>(all.width()));
+        for (std::size_t j = 0; j < nodes.size(); ++j)
+          stack.push(nodes[j], rows.data() + j * all.width());
+      }
+      ASSERT_EQ(stack.nodes(), want.nodes());
+      std::vector<double> total(static_cast<std::size_t>(all.width()));
+      stack.total(total.data());
+      for (std::int64_t e = 0; e < all.width(); ++e)
+        ASSERT_TRUE(same_bits(total[e], want_total[e]))
+            << "split of " << cut.size() - 1 << " shards, " << (sort ? "sort" : "partials")
+            << " path, entry " << e << ": " << total[e] << " vs " << want_total[e];
+      // finish_leaves_kernel / fold_totals_kernel's right fold gives NodeStack::total's bits.
+      std::vector<double> flat(stack.data(), stack.data() + stack.size() * all.width());
+      for (std::int64_t e = 0; e < all.width(); ++e)
+        ASSERT_TRUE(same_bits(canon::right_fold(flat.data() + e, all.width(),
+                                                static_cast<int>(stack.size())),
+                              want_total[e]));
+    }
+  }
+}
+
+TEST(CanonicalHost, ShardsPushedThroughNodeStackGiveTheWholeTotals) {
+  check_sharded_total<float>(false, 7);
+  check_sharded_total<float>(true, 8);
+  check_sharded_total<double>(true, 9);
+}
+
+/// The test can fail: a sequential sum over the points (what a different grid could give) is
+/// not the canonical value on this data.
+TEST(CanonicalHost, TheDataIsOrderSensitive) {
+  const Pass<double> p = make_pass<double>(13 * kLeafPoints + 77, 2, 3, true, 5);
+  const tree::NodeStack want = oracle_nodes(p);
+  std::vector<double> total(static_cast<std::size_t>(p.width()));
+  want.total(total.data());
+  int differs = 0;
+  for (int c = 0; c < p.k; ++c)
+    for (std::int64_t j = 0; j < p.d; ++j) {
+      double seq = 0;
+      for (std::int64_t i = 0; i < p.n; ++i)
+        if (p.labels[i] == c) seq += p.w[i] * p.x[i * p.d + j];
+      differs += !same_bits(seq, total[c * p.d + j]);
+    }
+  EXPECT_GT(differs, 0);
+}
+
+/// CanonStack with sparse pushes (zero leaves skipped) gives NodeStack's dense values and node
+/// list over [a, b), within kStackDepth entries, for ranges up to kMaxPoints' leaves.
+TEST(CanonicalHost, SparseStackEqualsTheDenseNodeStack) {
+  std::mt19937_64 gen(3);
+  std::uniform_real_distribution<double> u(-1, 1);
+  const std::int64_t ranges[][2] = {{0, 1},     {0, 5},       {3, 4},          {5, 77},
+                                    {1, 1025},  {1000, 5000}, {7, 7 + 40000},  {1, (1 << 19) + 1},
+                                    {(std::int64_t{1} << 40) + 3, (std::int64_t{1} << 40) + 70001}};
+  for (const auto& r : ranges) {
+    for (const double density : {1.0, 0.3, 0.01, 0.0}) {
+      const std::int64_t a = r[0], b = r[1];
+      std::vector<double> val(canon::kStackDepth), leafv(static_cast<std::size_t>(b - a));
+      std::vector<unsigned char> lvl(canon::kStackDepth);
+      canon::CanonStack st;
+      st.val = val.data();
+      st.lvl = lvl.data();
+      st.stride = 1;
+      st.reset(a);
+      tree::NodeStack dense(1);
+      std::bernoulli_distribution keep(density);
+      int depth = 0;
+      for (std::int64_t l = a; l < b; ++l) {
+        const double v = keep(gen) ? std::ldexp(u(gen), static_cast<int>(gen() % 40) - 20) : 0.0;
+        dense.push({l, 1}, &v);
+        if (v != 0.0) st.push_leaf(l, v);
+        depth = std::max(depth, st.count);
+      }
+      st.skip_to(b);
+      ASSERT_LE(depth, canon::kStackDepth);
+      const auto nodes = tree::decompose(a, b);
+      ASSERT_EQ(dense.nodes(), nodes);
+      ASSERT_EQ(st.count, static_cast<int>(nodes.size())) << a << " " << b;
+      for (int j = 0; j < st.count; ++j) {
+        EXPECT_EQ(std::int64_t{1} << st.lvl[j], nodes[j].size);
+        EXPECT_TRUE(same_bits(st.val[j], dense.values(j)[0])) << "[" << a << ", " << b << ") node " << j;
+      }
+    }
+  }
+}
+
+/// tree_group_kernel's grouped levels equal tree::reduce_node on nodes of every size.
+TEST(CanonicalHost, GroupedTreeLevelsEqualReduceNode) {
+  std::mt19937_64 gen(4);
+  std::uniform_real_distribution<double> u(-1, 1);
+  for (int level = 0; level <= 13; ++level) {
+    const std::int64_t size = std::int64_t{1} << level, W = 3;
+    std::vector<double> v(static_cast<std::size_t>((size + 5) * W));
+    for (auto& x : v) x = std::ldexp(u(gen), static_cast<int>(gen() % 60) - 30);
+    std::vector<double> ref(v.begin() + 5 * W, v.end());
+    tree::reduce_node(ref.data(), size, W, 0, W);
+    canon::NodeList list;
+    list.m = 1;
+    list.local[0] = 5;
+    list.level[0] = level;
+    list.max_level = level;
+    emulate_trees(v, W, 1, W, list);
+    for (std::int64_t e = 1; e < W; ++e) EXPECT_TRUE(same_bits(v[5 * W + e], ref[e])) << level;
+  }
+}
+
+TEST(CanonicalHost, NodeLevelIsTheGreedyDecomposition) {
+  for (std::int64_t a = 0; a < 70; ++a)
+    for (std::int64_t b = a + 1; b < 140; ++b)
+      EXPECT_EQ(std::int64_t{1} << canon::node_level(a, b), tree::decompose(a, b)[0].size);
+}
+
+TEST(CanonicalHost, EntryMapsCoverEveryEntryOnce) {
+  for (const std::int64_t k : {1, 3, 8})
+    for (const std::int64_t d : {1, 2, 5}) {
+      const std::int64_t width = k * d + k + 1, W = tn::partial_columns(k, d) + 1;
+      std::vector<int> hit(static_cast<std::size_t>(width), 0), total_hit(
+          static_cast<std::size_t>(layout::total_entries(k, d)), 0);
+      for (std::int64_t e = 0; e < W; ++e) ++hit[canon::node_entry_of_leaf_column(e, W, k, d, width)];
+      for (std::int64_t e = 0; e < width; ++e) ++total_hit[canon::total_of_node_entry(e, k, d, width)];
+      for (int h : hit) EXPECT_EQ(h, 1);
+      for (std::size_t t = 0; t < total_hit.size(); ++t)
+        EXPECT_EQ(total_hit[t], t == layout::kTotalChanged ? 0 : 1) << t;
+      // Leaf column e is the tile kernel's partial column: the same totals entry.
+      for (std::int64_t e = 0; e + 1 < W; ++e)
+        EXPECT_EQ(canon::total_of_node_entry(canon::node_entry_of_leaf_column(e, W, k, d, width), k,
+                                             d, width),
+                  layout::total_of_column(e, k, d));
+      EXPECT_EQ(canon::total_of_node_entry(0, k, d, 1), layout::kTotalSse);
+    }
+}
+
+}  // namespace
+}  // namespace kmeans::detail
