@@ -150,6 +150,10 @@ class MpiEngine final : public Engine<T> {
   /// Combines over NCCL from now on; `local` is local_ (null without rows).
   void use_nccl(std::unique_ptr<kmeans::detail::cuda::NcclCombine> nccl,
                 kmeans::detail::cuda::CudaShardEngine<T>* local) {
+    const std::size_t rows = local ? local->nodes().size() : 0;
+    if (rows != static_cast<std::size_t>(nccl->local_rows()))
+      throw Error("NCCL combine: the shard engine has " + std::to_string(rows) +
+                  " tree nodes, the combine's schedule " + std::to_string(nccl->local_rows()));
     nccl_ = std::move(nccl);
     cuda_local_ = local;
   }

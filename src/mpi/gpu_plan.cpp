@@ -40,13 +40,23 @@ Combine requested_combine(Combine requested) {
 
 namespace {
 
-/// This rank's index among the ranks of its node (shared memory).
-int node_rank(const Comm& c, MPI_Comm* node) {
-  MPI_Comm_split_type(c.comm, MPI_COMM_TYPE_SHARED, c.rank, MPI_INFO_NULL, node);
-  int r = 0;
-  MPI_Comm_rank(*node, &r);
-  return r;
-}
+/// The ranks of this rank's node (shared memory), freed with the object (collective: every
+/// rank leaves plan_gpus at the same step, by its end or by the same agreed error).
+struct NodeComm {
+  MPI_Comm comm = MPI_COMM_NULL;
+  int rank = 0;
+  int size = 1;
+  explicit NodeComm(const Comm& c) {
+    MPI_Comm_split_type(c.comm, MPI_COMM_TYPE_SHARED, c.rank, MPI_INFO_NULL, &comm);
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+  }
+  ~NodeComm() {
+    if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
+  }
+  NodeComm(const NodeComm&) = delete;
+  NodeComm& operator=(const NodeComm&) = delete;
+};
 
 }  // namespace
 
@@ -67,8 +77,8 @@ GpuPlan plan_gpus(const Comm& c, Backend requested, Combine combine_in, std::int
     return plan;
   }
   // Each rank's GPU and whether it holds the rank's working set.
-  MPI_Comm node = MPI_COMM_NULL;
-  const int local_rank = node_rank(c, &node);
+  const NodeComm node(c);
+  const int local_rank = node.rank;
   std::string why;
   int usable = 0;
 #if defined(KMEANS_WITH_CUDA)
@@ -87,7 +97,6 @@ GpuPlan plan_gpus(const Comm& c, Backend requested, Combine combine_in, std::int
   int all_usable = usable;
   MPI_Allreduce(MPI_IN_PLACE, &all_usable, 1, MPI_INT, MPI_MIN, c.comm);
   if (requested == Backend::Auto && !all_usable) {
-    MPI_Comm_free(&node);
     agree(c.comm, [&] {
       if (combine == Combine::Nccl)
         throw Error("combine = nccl needs backend = cuda, but backend = auto runs the CPU "
@@ -101,17 +110,16 @@ GpuPlan plan_gpus(const Comm& c, Backend requested, Combine combine_in, std::int
   plan.backend = Backend::Cuda;
 #if defined(KMEANS_WITH_CUDA)
   // Ranks of a node that share a GPU (NCCL takes one GPU per rank).
-  int node_size = 1;
-  MPI_Comm_size(node, &node_size);
+  const int node_size = node.size;
   std::array<unsigned char, 16> uuid{};
   agree(c.comm, [&] { uuid = cuda::device_uuid(plan.device); });
   std::vector<unsigned char> uuids(16 * static_cast<std::size_t>(node_size));
-  MPI_Allgather(uuid.data(), 16, MPI_UNSIGNED_CHAR, uuids.data(), 16, MPI_UNSIGNED_CHAR, node);
+  MPI_Allgather(uuid.data(), 16, MPI_UNSIGNED_CHAR, uuids.data(), 16, MPI_UNSIGNED_CHAR,
+                node.comm);
   int shared_with = -1;
   for (int q = 0; q < node_size && shared_with < 0; ++q)
     if (q != local_rank && std::memcmp(uuids.data() + 16 * q, uuid.data(), 16) == 0)
       shared_with = q;
-  MPI_Comm_free(&node);
   std::string nccl_why;
   const bool loads = cuda::nccl_loadable(&nccl_why);
   int flags[2] = {shared_with >= 0 ? 1 : 0, loads ? 0 : 1};  // any rank shares, any cannot load
@@ -138,8 +146,6 @@ GpuPlan plan_gpus(const Comm& c, Backend requested, Combine combine_in, std::int
     });
     MPI_Bcast(plan.nccl_id.data(), static_cast<int>(plan.nccl_id.size()), MPI_CHAR, 0, c.comm);
   }
-#else
-  MPI_Comm_free(&node);
 #endif
   return plan;
 }
