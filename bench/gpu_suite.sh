@@ -628,8 +628,10 @@ run_nccl
 #   first_out_of_range_kernel on NaN/Inf; device weights        CudaFit.NonFiniteDeviceDataIsRejected
 #   normalise_rows_kernel (cuda/sphere.cu, metric = cosine)   CudaCosine.DeviceZeroRowsAndNaNAreNamed
 #   cub::DeviceSegmentedReduce (every pass)                   all of the above
+#   start_kernel, merge_kernel, fold_kernel (nccl_combine.cu, CudaNccl.MergeKernelsGiveTheNodeStackBits
+#     kmeans::mpi's NCCL combine, without NCCL)
 #   probe_kernel (availability.cu)                            none: never launched (cudaFuncGetAttributes only)
-SUBSET='Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed'
+SUBSET='Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed:CudaNccl.MergeKernelsGiveTheNodeStackBits'
 SANITIZER="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 # The filters must name tests that exist: a renamed test would silently drop out of the subset.
 if [ -n "$TEST_CUDA" ]; then
