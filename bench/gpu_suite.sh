@@ -509,6 +509,103 @@ else
   run_tests tests_memory "$MEMFILL" "$WORK/tests_memory.xml" 60 20
 fi
 
+# ---------------------------------------------------------------------------- b2. kmeans::mpi on GPUs
+# The NCCL combine: test_cuda's CudaNccl tests (the merge kernels against tree::NodeStack; a
+# one-rank fit whose passes go through a real NCCL communicator, ncclCommInitAll on device 0,
+# bit for bit against the in-memory CUDA fit; with 2+ GPUs the combine over all of them in one
+# process), then the CLI where it has MPI: `kmeans fit --mpi --backend cuda` on 1 rank (mpirun,
+# else an MPI singleton) with the NCCL combine, and on 2 ranks under mpirun (the host combine on
+# one GPU: NCCL refuses two ranks on one device; NCCL with 2+ GPUs), each against the
+# one-process CUDA fit byte for byte (centroids and labels files).
+nccl_data() {  # nccl_data FILE: 13288 x 3 float32 rows around 5 centres (.npy, no numpy needed)
+  "$PY" - "$1" <<'PYEOF'
+import struct, sys
+n, d, s, vals = 3 * 4096 + 1000, 3, 42, []
+for i in range(n):
+    for j in range(d):
+        s = (s * 6364136223846793005 + 1442695040888963407) % 2**64
+        vals.append((i % 5) * 4.0 + (s >> 11) / 2.0**53)
+hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (n, d)
+hdr += " " * ((64 - (10 + len(hdr) + 1) % 64) % 64) + "\n"
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + struct.pack("<%df" % len(vals), *vals))
+PYEOF
+}
+find_nccl_dir() {  # libnccl.so.2's folder (the library opens it with dlopen), or nothing
+  local d f
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-*/lib64 \
+           /usr/lib/x86_64-linux-gnu; do
+    [ -e "$d/libnccl.so.2" ] && { echo "$d"; return; }
+  done
+  f="$(ldconfig -p 2>/dev/null | awk '/libnccl\.so\.2 / { print $NF; exit }')"
+  [ -n "$f" ] && { dirname "$f"; return; }
+  for d in $("$PY" -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
+    f="$(find "$d/nvidia" -name 'libnccl.so.2*' 2>/dev/null | head -1)"
+    [ -n "$f" ] && { dirname "$f"; return; }
+  done
+}
+run_nccl() {
+  if [ "$FAST" = 1 ]; then record nccl SKIP 0 "--fast: no binaries"; return; fi
+  if [ "$DRY" = 1 ]; then record nccl SKIP 0 "$GPU_SKIP"; return; fi
+  if [ -z "$TEST_CUDA" ]; then record nccl FAIL 0 "no test_cuda binary"; return; fi
+  skip_unless_time nccl 30 || return
+  local t0 notes="" bad="" key n s d="$WORK/nccl" ngpu mpirun_cmd nccl_dir lib
+  t0=$(date +%s.%N)
+  mkdir -p "$d"
+  nccl_dir="$(find_nccl_dir)"
+  lib="$RUNLIB${nccl_dir:+:$nccl_dir}"
+  timed nccl 60 "$REST/nccl.txt" env LD_LIBRARY_PATH="$lib" "$TEST_CUDA" --gtest_filter='CudaNccl.*' \
+    --gtest_output="xml:$WORK/nccl_tests.xml"
+  key="$(key_xml "$WORK/nccl_tests.xml")"
+  n=$(echo "$key" | awk '{ print $1 + 0 }')
+  s=$(echo "$key" | awk -F', ' '{ print $3 + 0 }')
+  if [ "$RC" != 0 ] || [ "$n" = 0 ]; then bad="test_cuda CudaNccl.*: exit $RC, $key"
+  else notes="CudaNccl.*: $key, libnccl.so.2 from ${nccl_dir:-nowhere}"
+  fi
+  [ "$n" != 0 ] && [ "$s" = "$n" ] && notes="$notes (all skipped: $(awk 'f { print; exit } /: Skipped$/ { f = 1 }' "$REST/nccl.txt"))"
+  # The CLI over MPI, when it has MPI.
+  local env_mpi=(env LD_LIBRARY_PATH="$lib" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=2)
+  local fit=(fit "$d/x.npy" --k 5 --init random --seed 3 --backend cuda --threads 2)
+  if [ -z "$CLI" ]; then notes="$notes; CLI: no kmeans binary"
+  elif ! nccl_data "$d/x.npy" >> "$REST/nccl.txt" 2>&1; then bad="$bad; could not write the data ($PY)"
+  elif ! "${env_mpi[@]}" "$CLI" "${fit[@]}" --centroids-out "$d/c1.npy" --labels-out "$d/l1.npy" >> "$REST/nccl.txt" 2>&1; then
+    bad="$bad; the one-process CUDA fit failed: $(tail -1 "$REST/nccl.txt")"
+  elif "${env_mpi[@]}" "$CLI" fit "$d/x.npy" --k 5 --mpi --backend cpu --max-iter 0 2>&1 | grep -q 'built without MPI'; then
+    notes="$notes; CLI: built without MPI"
+  else
+    ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+    mpirun_cmd=()
+    command -v mpirun > /dev/null 2>&1 && mpirun_cmd=(mpirun --oversubscribe -np 1)
+    local np combine out
+    for np in 1 2; do
+      if [ "$np" = 2 ] && [ ${#mpirun_cmd[@]} = 0 ]; then notes="$notes; np 2: no mpirun"; continue; fi
+      combine=nccl
+      [ -z "$nccl_dir" ] && combine=host  # no NCCL here: the CUDA ranks combine on the host
+      [ "$np" = 2 ] && [ "$ngpu" -lt 2 ] && combine=host
+      [ "$np" = 2 ] && mpirun_cmd=(mpirun --oversubscribe -np 2)
+      out="$d/np$np.json"
+      if ! timeout 60 "${env_mpi[@]}" KMEANS_MPI_COMBINE=$combine "${mpirun_cmd[@]}" "$CLI" "${fit[@]}" --mpi --json \
+           --centroids-out "$d/c$np.mpi.npy" --labels-out "$d/l$np.mpi.npy" > "$out" 2>> "$REST/nccl.txt"; then
+        bad="$bad; np $np ($combine): $(tail -1 "$REST/nccl.txt" | cut -c1-160)"
+      elif ! grep -q "\"combine\": *\"$combine\"" "$out"; then
+        bad="$bad; np $np: the JSON does not report combine $combine"
+      elif cmp -s "$d/c1.npy" "$d/c$np.mpi.npy" && cmp -s "$d/l1.npy" "$d/l$np.mpi.npy"; then
+        notes="$notes; np $np ($combine${mpirun_cmd[0]:+, mpirun}): same bytes as one process"
+      else
+        bad="$bad; np $np ($combine): centroids or labels differ from the one-process fit"
+      fi
+      cat "$out" >> "$REST/nccl.txt"
+    done
+  fi
+  log_output "nccl ($REST/nccl.txt)" "$REST/nccl.txt"
+  if [ -n "$bad" ]; then record nccl FAIL "$(secs_since "$t0")" "${bad#; }; $notes"
+  elif [ "$n" != 0 ] && [ "$s" = "$n" ] && ! echo "$notes" | grep -q 'same bytes'; then
+    record nccl SKIP "$(secs_since "$t0")" "$notes"
+  else record nccl PASS "$(secs_since "$t0")" "$notes"
+  fi
+}
+run_nccl
+
 # ---------------------------------------------------------------------------- c. sanitizers
 # The subset covers every __global__ kernel at least once:
 #   kernel (file)                                            test in the subset
@@ -533,8 +630,11 @@ fi
 #   cub::DeviceSegmentedReduce (every pass)                   all of the above
 #   subtile_fold_kernel (canonical.cuh, small n partials)     Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform
 #   fold_totals_kernel, node rows of every path (shard engine) CudaCanonical.RebindAtTheSamePointerGivesAFreshEnginesBits
+#   start_kernel, merge_kernel, fold_kernel (nccl_combine.cu, CudaNccl.MergeKernelsGiveTheNodeStackBits
+#     kmeans::mpi's NCCL combine, without NCCL)
+
 #   probe_kernel (availability.cu)                            none: never launched (cudaFuncGetAttributes only)
-SUBSET='CudaCanonical.RebindAtTheSamePointerGivesAFreshEnginesBits:Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed:CudaGpuStream.SixSmallChunksWeighted'
+SUBSET='CudaCanonical.RebindAtTheSamePointerGivesAFreshEnginesBits:Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed:CudaGpuStream.SixSmallChunksWeighted:CudaNccl.MergeKernelsGiveTheNodeStackBits'
 SANITIZER="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 # The filters must name tests that exist: a renamed test would silently drop out of the subset.
 if [ -n "$TEST_CUDA" ]; then

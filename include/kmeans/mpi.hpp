@@ -33,6 +33,18 @@ struct Shard {
 /// taking the partial block. Ranks may get no rows (n < size blocks).
 KMEANS_API Shard shard_rows(std::size_t n, int rank, int size);
 
+/// How the ranks of a Backend::Cuda fit combine each pass's tree nodes (the same adds in the
+/// same order either way: the same bits).
+enum class Combine {
+  Auto,  ///< KMEANS_MPI_COMBINE (host, nccl or auto) when set, else Nccl when every rank has a
+         ///< GPU of its own, NCCL loads and a node row is large (README), else Host.
+  Host,  ///< Node rows copied to the host and merged there over MPI (always for Backend::Cpu).
+  Nccl,  ///< Node rows merged on the GPUs over NCCL (libnccl.so.2, opened at run time).
+};
+
+/// "auto", "host" or "nccl".
+KMEANS_API const char* to_string(Combine c);
+
 /// Where a distributed fit's time and traffic went, on the calling rank.
 struct CommStats {
   int passes = 0;                  ///< Assignment passes (iterations + final assignments).
@@ -47,6 +59,11 @@ struct CommStats {
   /// barrier costs a round of latency per pass).
   bool measure_wait = false;
   double wait_seconds = 0;         ///< With measure_wait: the passes' barrier waits.
+  /// Input: how a Backend::Cuda fit combines (Combine::Auto: see there). Combine::Nccl with the
+  /// CPU engine, without NCCL or with two ranks on one GPU is an error.
+  Combine combine = Combine::Auto;
+  Combine combine_used = Combine::Host;  ///< What the fit used (Host or Nccl).
+  int device = -1;                 ///< The rank's CUDA device, -1 on the CPU engine.
 };
 
 /// Clusters the rows held by all ranks of `comm` (collective: every rank calls it with its own
@@ -54,15 +71,20 @@ struct CommStats {
 /// local_n) in rank order; every rank but the last must hold a multiple of kBlockRows rows (0
 /// allowed). Params::sample_weight, when given, holds this rank's local_n weights; Params::
 /// init_centroids are rank 0's; Params::on_iteration runs on every rank and must return the
-/// same on all. Only Backend::Auto and Backend::Cpu (the CPU engine on every rank) and Lloyd's
-/// algorithm (batch_size = 0) are supported.
+/// same on all. Backend::Cpu runs the CPU engine on every rank; Backend::Cuda the CUDA engine,
+/// rank r on device (its node-local rank) % (devices it sees); Backend::Auto is Cuda when every
+/// rank has a usable GPU that holds its working set (agreed by all ranks), else Cpu. Only
+/// Lloyd's algorithm (batch_size = 0) is supported.
 ///
 /// Returns on every rank the single-process Result of the concatenated data, bit for bit
-/// (centroids, inertia, SSE history, iterations, cluster sizes), except that `labels` holds
+/// (centroids, inertia, SSE history, iterations, cluster sizes; the CUDA engine's sums are
+/// formed in its own canonical order, so a Cuda fit equals the single-process Backend::Cuda
+/// fit, a Cpu fit the Backend::Cpu one), except that `labels` holds
 /// this rank's local_n labels only. A bad input or error on any rank throws, on every rank, one
 /// kmeans::Error carrying the failing rank's message ("rank r: ..."), never a hang. Past the
 /// checks the ranks run the same steps (an Error then is every rank's); another failure on one
-/// rank during the iterations (std::bad_alloc) calls MPI_Abort rather than leave a hang.
+/// rank during the iterations (std::bad_alloc; a CUDA or NCCL error in a pass on one of several
+/// ranks) calls MPI_Abort rather than leave a hang.
 template <class T>
 KMEANS_API Result<T> fit(MPI_Comm comm, const T* local_data, std::size_t local_n, std::size_t d,
                          const Params<T>& p, CommStats* stats = nullptr);

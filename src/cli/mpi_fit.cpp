@@ -142,6 +142,7 @@ int fit_typed(const Options& o, Inputs& in, int rank, int size) {
         .field("update", r.timings.update)
         .field("final_assign", r.timings.final_assign);
     mpi.field("ranks", size)
+        .field("combine", kmeans::mpi::to_string(st.combine_used))
         .field("passes", st.passes)
         .field("max_compute_seconds", traffic[0])
         .field("max_comm_seconds", traffic[1])
@@ -171,9 +172,10 @@ int fit_typed(const Options& o, Inputs& in, int rank, int size) {
   std::printf("inertia %.6g (mean squared distance %.6g), %d empty cluster%s relocated\n",
               r.inertia, r.inertia / static_cast<double>(in.n), r.n_empty_relocated,
               r.n_empty_relocated == 1 ? "" : "s");
-  std::printf("mpi: %d rank%s, fit time %.6g s (largest per rank: compute %.6g s, "
+  std::printf("mpi: %d rank%s, %s combine, fit time %.6g s (largest per rank: compute %.6g s, "
               "communication %.6g s, %.0f bytes sent)\n",
-              size, size == 1 ? "" : "s", seconds, traffic[0], traffic[1], traffic[2]);
+              size, size == 1 ? "" : "s", kmeans::mpi::to_string(st.combine_used), seconds,
+              traffic[0], traffic[1], traffic[2]);
   if (!o.centroids_out.empty()) std::printf("centroids written to %s\n", o.centroids_out.c_str());
   if (!o.labels_out.empty()) std::printf("labels written to %s\n", o.labels_out.c_str());
   if (!o.model_out.empty()) std::printf("model written to %s\n", o.model_out.c_str());

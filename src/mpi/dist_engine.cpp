@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// The distributed engine: each pass runs the local CPU shard engine, then the ranks' canonical
-// tree nodes (tree_sum.hpp) are merged over a fixed binomial tree of ranks (pairs of adjacent
-// ranges, in rank order: no dependence on timing) to rank 0, which broadcasts the totals. The
-// DataOps fetches rows from their owners and forms the variance from every rank's per-block
-// partials, with the single-process bits; k-means++ and k-means|| run on a gathered copy.
+// The distributed engine: each pass runs the local shard engine (CPU, or CUDA on the rank's GPU),
+// then the ranks' canonical tree nodes (tree_sum.hpp) are merged over a fixed binomial tree of
+// ranks (pairs of adjacent ranges, in rank order: no dependence on timing) to rank 0, which
+// broadcasts the totals: on the host over MPI, or on the GPUs over NCCL (cuda/nccl_combine.hpp,
+// the same adds in the same order). The DataOps fetches rows from their owners and forms the
+// variance from every rank's per-block partials, with the single-process bits; k-means++ and
+// k-means|| run on a gathered copy.
 #include "mpi/dist_engine.hpp"
 
 #include <algorithm>
@@ -14,6 +16,12 @@
 #include "internal.hpp"
 #include "shard_engine.hpp"
 #include "tree_sum.hpp"
+
+#if defined(KMEANS_WITH_CUDA)
+#include "cuda/nccl_combine.hpp"
+#include "cuda/rank_gpu.hpp"
+#include "cuda/shard.hpp"
+#endif
 
 namespace kmeans::mpi::detail {
 
@@ -132,18 +140,61 @@ class MpiDataOps final : public DataOps<T> {
 template <class T>
 class MpiEngine final : public Engine<T> {
  public:
-  MpiEngine(const Comm& c, const Layout& l, std::unique_ptr<ShardEngine<T>> local, const T* w,
-            DataOps<T>& ops, CommStats* stats)
-      : c_(c), l_(l), local_(std::move(local)), w_(w), ops_(ops), stats_(stats) {}
+  MpiEngine(const Comm& c, const Layout& l, Backend kind, std::unique_ptr<ShardEngine<T>> local,
+            const T* w, DataOps<T>& ops, CommStats* stats)
+      : c_(c), l_(l), kind_(kind), local_(std::move(local)), w_(w), ops_(ops), stats_(stats) {}
 
-  Backend kind() const override { return Backend::Cpu; }
+  Backend kind() const override { return kind_; }
+
+#if defined(KMEANS_WITH_CUDA)
+  /// Combines over NCCL from now on; `local` is local_ (null without rows).
+  void use_nccl(std::unique_ptr<kmeans::detail::cuda::NcclCombine> nccl,
+                kmeans::detail::cuda::CudaShardEngine<T>* local) {
+    const std::size_t rows = local ? local->nodes().size() : 0;
+    if (rows != static_cast<std::size_t>(nccl->local_rows()))
+      throw Error("NCCL combine: the shard engine has " + std::to_string(rows) +
+                  " tree nodes, the combine's schedule " + std::to_string(nccl->local_rows()));
+    nccl_ = std::move(nccl);
+    cuda_local_ = local;
+  }
+#endif
 
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
+    if (kind_ != Backend::Cuda || c_.size == 1) return pass(centroids, k, sums, weights);
+    // A CUDA or NCCL failure on one rank would leave the others waiting in the combine: not
+    // a kmeans::Error (which the ranks raise together), so that fit ends the job.
+    try {
+      return pass(centroids, k, sums, weights);
+    } catch (const Error& e) {
+      throw std::runtime_error(e.what());
+    }
+  }
+
+  StepStats pass(const T* centroids, int k, double* sums, double* weights) {
     const auto t0 = Clock::now();
     const std::int64_t d = l_.d;
     const bool with_sums = sums != nullptr;
     const std::int64_t width = with_sums ? k * d + k + 1 : 1;
     double changed = 0;  // exact: counts below 2^53
+    std::int64_t sent = 0, received = 0;
+    total_.resize(static_cast<std::size_t>(width) + 1);
+#if defined(KMEANS_WITH_CUDA)
+    if (nccl_) {
+      const double* rows = nullptr;
+      if (cuda_local_) {
+        StepStats local;
+        rows = cuda_local_->assign_nodes_device(centroids, k, with_sums, &local);
+        changed = static_cast<double>(local.n_changed);
+      }
+      const auto t_local = Clock::now();
+      const auto t1 = wait(t_local);
+      kmeans::detail::cuda::NcclTraffic traffic;
+      nccl_->combine(rows, width, changed, total_.data(), &traffic);
+      sent = traffic.sent;
+      received = traffic.received;
+      return finish(k, with_sums, width, sums, weights, t0, t_local, t1, sent, received);
+    }
+#endif
     tree::NodeStack stack(width);
     if (local_) {
       changed = static_cast<double>(local_->assign_nodes(centroids, k, with_sums, rows_).n_changed);
@@ -151,15 +202,9 @@ class MpiEngine final : public Engine<T> {
         stack.push(local_->nodes()[j], rows_.data() + j * width);
     }
     const auto t_local = Clock::now();
-    auto t1 = t_local;  // the combine starts here
-    if (stats_ && stats_->measure_wait) {
-      MPI_Barrier(c_.comm);
-      t1 = Clock::now();
-      stats_->wait_seconds += seconds(t_local, t1);
-    }
+    const auto t1 = wait(t_local);  // the combine starts here
     // Binomial tree over ranks: at step h, rank r (r % 2h == 0) takes the merged nodes of
     // ranks [r + h, r + 2h), the range right after its own; fixed pairs, fixed order.
-    std::int64_t sent = 0, received = 0;
     for (int h = 1; h < c_.size; h *= 2) {
       if (c_.rank % (2 * h) == h) {
         msg_.assign(stack.data(), stack.data() + stack.size() * width);
@@ -182,7 +227,6 @@ class MpiEngine final : public Engine<T> {
         changed += msg_.back();
       }
     }
-    total_.resize(static_cast<std::size_t>(width) + 1);
     if (c_.rank == 0) {
       stack.total(total_.data());
       total_[static_cast<std::size_t>(width)] = changed;
@@ -192,6 +236,23 @@ class MpiEngine final : public Engine<T> {
       sent += static_cast<std::int64_t>(total_.size() * sizeof(double));  // at least once
     else
       received += static_cast<std::int64_t>(total_.size() * sizeof(double));
+    return finish(k, with_sums, width, sums, weights, t0, t_local, t1, sent, received);
+  }
+
+  /// With measure_wait: the barrier before the combine, timed. Returns when the combine starts.
+  Clock::time_point wait(Clock::time_point t_local) {
+    if (!stats_ || !stats_->measure_wait) return t_local;
+    MPI_Barrier(c_.comm);
+    const auto t1 = Clock::now();
+    stats_->wait_seconds += seconds(t_local, t1);
+    return t1;
+  }
+
+  /// The totals (total_: width values, then the changed count) into the driver's arrays.
+  StepStats finish(int k, bool with_sums, std::int64_t width, double* sums, double* weights,
+                   Clock::time_point t0, Clock::time_point t_local, Clock::time_point t1,
+                   std::int64_t sent, std::int64_t received) {
+    const std::int64_t d = l_.d;
     if (with_sums) {
       std::copy(total_.begin(), total_.begin() + k * d, sums);
       std::copy(total_.begin() + k * d, total_.begin() + k * d + k, weights);
@@ -267,6 +328,7 @@ class MpiEngine final : public Engine<T> {
   }
   bool rebind(const kmeans::detail::DataView<T>&) override { return false; }
   DataOps<T>* data_ops() override { return &ops_; }
+  ShardEngine<T>* local() { return local_.get(); }
 
  private:
   /// The end block of ranks [first, last] together.
@@ -278,33 +340,80 @@ class MpiEngine final : public Engine<T> {
 
   const Comm& c_;
   const Layout& l_;
+  Backend kind_;
   std::unique_ptr<ShardEngine<T>> local_;
   const T* w_;  ///< this rank's weights (engine units) or null
   DataOps<T>& ops_;
   CommStats* stats_;
   std::vector<double> rows_, msg_, total_;
+#if defined(KMEANS_WITH_CUDA)
+  // After local_: goes first (it may use local_'s stream).
+  std::unique_ptr<kmeans::detail::cuda::NcclCombine> nccl_;
+  kmeans::detail::cuda::CudaShardEngine<T>* cuda_local_ = nullptr;
+#endif
 };
 
 }  // namespace
 
 template <class T>
 Distributed<T> make_distributed(const Comm& c, const Layout& layout, const T* x, const T* w,
-                                bool weighted, int n_threads, CommStats* stats) {
+                                bool weighted, int n_threads, const GpuPlan& gpu, int k,
+                                CommStats* stats) {
   Distributed<T> out;
-  out.ops = std::make_unique<MpiDataOps<T>>(c, layout, x, w, weighted, n_threads);
-  std::unique_ptr<ShardEngine<T>> local;
-  const std::int64_t n_local = layout.rows(c.rank);
-  if (n_local > 0) {
-    kmeans::detail::DataView<T> v{x, w, n_local, layout.d, n_threads};
-    local = kmeans::detail::make_cpu_shard_engine(v, layout.first_block(c.rank));
+  MpiEngine<T>* engine = nullptr;
+  // Every rank's local engine first: the NCCL communicator (collective) only once all have one.
+  agree(c.comm, [&] {
+    out.ops = std::make_unique<MpiDataOps<T>>(c, layout, x, w, weighted, n_threads);
+    std::unique_ptr<ShardEngine<T>> local;
+    const std::int64_t n_local = layout.rows(c.rank);
+    if (n_local > 0) {
+      kmeans::detail::DataView<T> v{x, w, n_local, layout.d, n_threads};
+      if (gpu.backend == Backend::Cuda) {
+#if defined(KMEANS_WITH_CUDA)
+        kmeans::detail::cuda::DeviceScope scope(gpu.device);
+        local = kmeans::detail::cuda::make_cuda_shard_engine(v, layout.first_block(c.rank));
+#endif
+      } else {
+        local = kmeans::detail::make_cpu_shard_engine(v, layout.first_block(c.rank));
+      }
+    }
+    auto e = std::make_unique<MpiEngine<T>>(c, layout, gpu.backend, std::move(local), w,
+                                            *out.ops, stats);
+    engine = e.get();
+    out.engine = std::move(e);
+  });
+#if defined(KMEANS_WITH_CUDA)
+  if (gpu.combine == Combine::Nccl) {
+    agree(c.comm, [&] {
+      auto* local = static_cast<kmeans::detail::cuda::CudaShardEngine<T>*>(engine->local());
+      std::vector<std::int64_t> first(static_cast<std::size_t>(c.size)),
+          end(static_cast<std::size_t>(c.size));
+      for (int q = 0; q < c.size; ++q) {
+        first[static_cast<std::size_t>(q)] = layout.first_block(q);
+        end[static_cast<std::size_t>(q)] = layout.end_block(q);
+      }
+      const std::int64_t max_width = static_cast<std::int64_t>(k) * (layout.d + 1) + 1;
+      engine->use_nccl(kmeans::detail::cuda::make_nccl_combine(
+                           gpu.nccl_id, c.rank, c.size, first, end, gpu.device,
+                           local ? local->stream() : nullptr, max_width),
+                       local);
+    });
   }
-  out.engine = std::make_unique<MpiEngine<T>>(c, layout, std::move(local), w, *out.ops, stats);
+#else
+  (void)k;
+#endif
+  if (stats) {
+    stats->combine_used = gpu.combine;
+    stats->device = gpu.backend == Backend::Cuda ? gpu.device : -1;
+  }
   return out;
 }
 
 template Distributed<float> make_distributed(const Comm&, const Layout&, const float*,
-                                             const float*, bool, int, CommStats*);
+                                             const float*, bool, int, const GpuPlan&, int,
+                                             CommStats*);
 template Distributed<double> make_distributed(const Comm&, const Layout&, const double*,
-                                              const double*, bool, int, CommStats*);
+                                              const double*, bool, int, const GpuPlan&, int,
+                                              CommStats*);
 
 }  // namespace kmeans::mpi::detail

@@ -9,6 +9,7 @@
 
 #include "engine.hpp"
 #include "mpi/comm.hpp"
+#include "mpi/gpu_plan.hpp"
 
 namespace kmeans::mpi::detail {
 
@@ -36,9 +37,12 @@ struct Distributed {
 
 /// The engine and DataOps over this rank's shard x (rows x d, already in the engine's units;
 /// weights w likewise, null when unweighted or the rank holds no rows) of the global data
-/// `layout`; `weighted`: whether the fit is (on every rank). `stats` may be null.
+/// `layout`; `weighted`: whether the fit is (on every rank). `gpu`: the local engine (CPU or
+/// CUDA on gpu.device) and the combine (host or NCCL, for passes of k clusters). Collective:
+/// an error on any rank throws on every rank. `stats` may be null.
 template <class T>
 Distributed<T> make_distributed(const Comm& c, const Layout& layout, const T* x, const T* w,
-                                bool weighted, int n_threads, CommStats* stats);
+                                bool weighted, int n_threads, const GpuPlan& gpu, int k,
+                                CommStats* stats);
 
 }  // namespace kmeans::mpi::detail

@@ -120,8 +120,10 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
   const Params<T> p = params;  // a copy, as kmeans::fit (the callback may change the caller's)
   if (stats) {
     const bool wait = stats->measure_wait;
+    const Combine combine = stats->combine;
     *stats = CommStats{};
     stats->measure_wait = wait;
+    stats->combine = combine;
   }
 
   // Shapes: every rank's (n, d) first, so that every later check runs on every rank.
@@ -154,9 +156,13 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
                   std::to_string(kBlockRows) +
                   " rows, and later ranks hold rows: every shard but the last must be whole "
                   "blocks (kmeans::mpi::shard_rows gives such a partition)");
-    if (p.backend != Backend::Auto && p.backend != Backend::Cpu)
+    if (p.backend == Backend::Reference)
       throw Error(std::string("backend = ") + to_string(p.backend) +
-                  ": kmeans::mpi runs the CPU engine on every rank (use Backend::Auto or Cpu)");
+                  ": kmeans::mpi runs the CPU or the CUDA engine on every rank (use Backend::Auto, "
+                  "Cpu or Cuda)");
+    if (local_n > 0 && kmeans::detail::is_device_pointer(x))
+      throw Error("local data is in GPU memory: kmeans::mpi::fit takes host data (each rank's "
+                  "engine copies its rows to its GPU)");
     if (p.batch_size > 0)
       throw Error("batch_size = " + std::to_string(p.batch_size) +
                   ": mini-batch k-means is not supported by kmeans::mpi (Lloyd only)");
@@ -263,10 +269,13 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
   }
   pr.sample_weight = ArrayView<T>();
 
-  detail::Distributed<T> dist;
-  agree(comm, [&] {
-    dist = detail::make_distributed(c, layout, data, w, weighted, p.n_threads, stats);
-  });
+  // The engine on every rank: CPU, or CUDA (Auto: when every rank has a usable GPU), combining
+  // over MPI on the host or over NCCL on the GPUs.
+  const detail::GpuPlan gpu =
+      detail::plan_gpus(c, p.backend, stats ? stats->combine : Combine::Auto,
+                        static_cast<std::int64_t>(local_n), d, p.k, sizeof(T));
+  detail::Distributed<T> dist =
+      detail::make_distributed(c, layout, data, w, weighted, p.n_threads, gpu, p.k, stats);
   const double setup = std::chrono::duration<double>(Clock::now() - t_setup).count();
   if (stats) stats->setup_seconds = setup;
   std::unique_ptr<kmeans::detail::Engine<T>> held_batch;

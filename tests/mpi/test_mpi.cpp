@@ -6,6 +6,7 @@
 #include <mpi.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <cstdint>
 #include <limits>
@@ -98,6 +99,8 @@ struct Case {
   int n_init = 1;
   bool warnings = true;
   kmeans::Metric metric = kmeans::Metric::Euclidean;
+  kmeans::Backend backend = kmeans::Backend::Cpu;  ///< of both fits
+  kmeans::mpi::Combine combine = kmeans::mpi::Combine::Auto;
 };
 
 template <class T>
@@ -106,7 +109,8 @@ void check(const Case& c, Split split = Split::Even, const std::vector<T>* init_
   SCOPED_TRACE("n=" + std::to_string(c.n) + " d=" + std::to_string(c.d) + " k=" +
                std::to_string(c.k) + (c.weighted ? " weighted" : "") +
                (sizeof(T) == 4 ? " float" : " double") + " ranks=" + std::to_string(size()) +
-               (split == Split::Front ? " front split" : ""));
+               (split == Split::Front ? " front split" : "") + " backend " +
+               kmeans::to_string(c.backend) + " combine " + kmeans::mpi::to_string(c.combine));
   std::vector<T> x = make_data<T>(c.n, c.d, std::max(1, c.k / 2), c.n + c.d);
   for (T& v : x) v = static_cast<T>(v * c.scale);
   std::vector<T> w;
@@ -119,7 +123,7 @@ void check(const Case& c, Split split = Split::Even, const std::vector<T>* init_
   p.seed = 7;
   p.n_init = c.n_init;
   p.max_iter = 40;
-  p.backend = kmeans::Backend::Cpu;
+  p.backend = c.backend;
   p.metric = c.metric;
   if (init_c) p.init_centroids = *init_c;
   if (!w.empty()) p.sample_weight = w;
@@ -132,9 +136,12 @@ void check(const Case& c, Split split = Split::Even, const std::vector<T>* init_
   pl.n_threads = 1 + rank() % 2;  // ranks with different thread counts: the same bits
   if (!w.empty()) pl.sample_weight = kmeans::ArrayView<T>(w.data() + sh.offset, sh.rows);
   kmeans::mpi::CommStats st;
+  st.combine = c.combine;
   const Result<T> dist =
       kmeans::mpi::fit(MPI_COMM_WORLD, x.data() + sh.offset * c.d, sh.rows, c.d, pl, &st);
   expect_same_bits(one, dist, sh, c.warnings);
+  if (c.combine != kmeans::mpi::Combine::Auto) EXPECT_EQ(st.combine_used, c.combine);
+  EXPECT_EQ(st.device >= 0, c.backend == kmeans::Backend::Cuda);
   if (c.n_init == 1) EXPECT_EQ(st.passes, one.n_iter + 1) << "iterations + the final assignment";
   EXPECT_GT(st.compute_seconds, 0);
   if (size() > 1) EXPECT_GT(st.bytes_sent + st.bytes_received, 0);
@@ -285,6 +292,103 @@ TEST(Mpi, ShardRowsPartition) {
     EXPECT_EQ(at, n);
   }
 }
+
+// ---- Backend::Cuda: one GPU per rank (rank % devices), host or NCCL combine.
+
+using kmeans::mpi::Combine;
+
+TEST(MpiCuda, CudaWithoutAGpuIsOneClearErrorAndAutoRunsTheCpu) {
+  std::string why;
+  if (kmeans::cuda_available(&why)) GTEST_SKIP() << "a GPU is usable here: the no-GPU paths are not";
+  const std::size_t n = 2 * kB + 5, d = 3;
+  const auto x = make_data<float>(n, d, 3, 2);
+  const auto sh = kmeans::mpi::shard_rows(n, rank(), size());
+  Params<float> p;
+  p.k = 3;
+  p.backend = kmeans::Backend::Cuda;
+  expect_error_everywhere(
+      [&] { kmeans::mpi::fit(MPI_COMM_WORLD, x.data() + sh.offset * d, sh.rows, d, p); },
+      {"rank 0: ", "backend = cuda: ", why});
+  p.backend = kmeans::Backend::Auto;
+  kmeans::mpi::CommStats st;
+  const auto r = kmeans::mpi::fit(MPI_COMM_WORLD, x.data() + sh.offset * d, sh.rows, d, p, &st);
+  EXPECT_EQ(r.backend, kmeans::Backend::Cpu);
+  EXPECT_EQ(st.combine_used, Combine::Host);
+  EXPECT_EQ(st.device, -1);
+  // Auto with the NCCL combine asked for: refused, the CPU engine cannot use it.
+  st.combine = Combine::Nccl;
+  expect_error_everywhere(
+      [&] { kmeans::mpi::fit(MPI_COMM_WORLD, x.data() + sh.offset * d, sh.rows, d, p, &st); },
+      {"rank 0: ", "combine = nccl needs backend = cuda"});
+}
+
+TEST(MpiCuda, NcclCombineNeedsTheCudaEngineAndTheEnvironmentIsChecked) {
+  const std::size_t n = 2 * kB + 5, d = 3;
+  const auto x = make_data<float>(n, d, 3, 2);
+  const auto sh = kmeans::mpi::shard_rows(n, rank(), size());
+  Params<float> p;
+  p.k = 3;
+  p.backend = kmeans::Backend::Cpu;
+  kmeans::mpi::CommStats st;
+  st.combine = Combine::Nccl;
+  expect_error_everywhere(
+      [&] { kmeans::mpi::fit(MPI_COMM_WORLD, x.data() + sh.offset * d, sh.rows, d, p, &st); },
+      {"rank 0: ", "combine = nccl", "not cpu"});
+  // KMEANS_MPI_COMBINE: rank 0's value decides; an unknown one is named.
+  st.combine = Combine::Auto;
+  setenv("KMEANS_MPI_COMBINE", "fastest", 1);
+  expect_error_everywhere(
+      [&] { kmeans::mpi::fit(MPI_COMM_WORLD, x.data() + sh.offset * d, sh.rows, d, p, &st); },
+      {"rank 0: ", "KMEANS_MPI_COMBINE = 'fastest' is unknown"});
+  setenv("KMEANS_MPI_COMBINE", "host", 1);
+  const auto r = kmeans::mpi::fit(MPI_COMM_WORLD, x.data() + sh.offset * d, sh.rows, d, p, &st);
+  EXPECT_EQ(st.combine_used, Combine::Host);
+  EXPECT_EQ(r.backend, kmeans::Backend::Cpu);
+  unsetenv("KMEANS_MPI_COMBINE");
+}
+
+/// The Backend::Cuda cases for one combine; Nccl skips (on every rank alike) where NCCL refuses
+/// the ranks: more ranks than GPUs, or no libnccl.
+void cuda_cases(Combine combine) {
+  std::string why;
+  if (!kmeans::cuda_available(&why)) GTEST_SKIP() << why;
+  const auto cuda = kmeans::Backend::Cuda;
+  if (combine == Combine::Nccl) {
+    // A probe fit: the plan's refusal is every rank's.
+    const std::size_t n = kB + 3, d = 2;
+    const auto x = make_data<float>(n, d, 2, 4);
+    const auto sh = kmeans::mpi::shard_rows(n, rank(), size());
+    Params<float> p;
+    p.k = 2;
+    p.backend = cuda;
+    kmeans::mpi::CommStats st;
+    st.combine = Combine::Nccl;
+    try {
+      kmeans::mpi::fit(MPI_COMM_WORLD, x.data() + sh.offset * d, sh.rows, d, p, &st);
+    } catch (const kmeans::Error& e) {
+      const std::string what = e.what();
+      if (what.find("one GPU per rank") != std::string::npos ||
+          what.find("combine = nccl: ") != std::string::npos)
+        GTEST_SKIP() << what;
+      FAIL() << what;
+    }
+  }
+  const kmeans::Metric euclid = kmeans::Metric::Euclidean;
+  check<float>({10 * kB + 777, 3, 5, Init::Random, false, 1, 1, true, euclid, cuda, combine});
+  check<float>({10 * kB + 777, 3, 5, Init::Random, false, 1, 1, true, euclid, cuda, combine},
+               Split::Front);
+  check<double>({9 * kB + 3, 130, 12, Init::Random, true, 1, 1, true, euclid, cuda, combine});
+  check<double>({6 * kB + 1, 1, 4, Init::KMeansPlusPlus, true, 1, 1, true, euclid, cuda, combine});
+  check<double>({3000, 5, 7, Init::Random, false, 1, 1, true, euclid, cuda, combine});  // one block
+  std::vector<float> c{0, 0, 5, 5, -5, 3, 1e4f, 1e4f, -1e4f, 1e4f, 1e4f, -1e4f};
+  check<float>({4 * kB + 5, 2, 6, Init::Array, true, 1, 1, false, euclid, cuda, combine},
+               Split::Front, &c);  // empty clusters
+  check<float>({6 * kB + 17, 16, 7, Init::Random, true, 1, 1, true, kmeans::Metric::Cosine, cuda,
+                combine});
+}
+
+TEST(MpiCuda, SameBitsAsTheInMemoryCudaFitHostCombine) { cuda_cases(Combine::Host); }
+TEST(MpiCuda, SameBitsAsTheInMemoryCudaFitNcclCombine) { cuda_cases(Combine::Nccl); }
 
 }  // namespace
 
