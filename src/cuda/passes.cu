@@ -278,6 +278,7 @@ void CudaEngine<T>::enqueue_pass(bool with_sums) {
     a.labels = d_labels_.get();
     a.dist = d_dist_.get();
     a.partials = d_partials_.get();
+    a.bound = tile_bound_terms<T>(d);
     const std::size_t smem = tn::assign_smem_bytes(
         p.k_tile, d, sizeof(T), a.with_partials ? tn::partial_columns(k, d) : 0);
     assign_tile_kernel<T><<<p.assign_blocks, tn::kAssignThreads, smem, s>>>(a);
