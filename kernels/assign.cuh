@@ -176,7 +176,7 @@ __global__ void __launch_bounds__(tuning::kAssignThreads, tuning::assign_min_blo
     const bool valid = i < a.n;
     const T* xi = a.x + (valid ? i : 0) * d;
     T nx[TileRank<T>::kRowRegs];
-    if (valid && in_regs) load_centred_row(xi, a.c, a.d, 0, nx);
+    if (valid && in_regs) load_centred_row(xi, a.c, 0, a.d, nx);
     RankState<T> rank;
     for (int c0 = 0; c0 < a.k; c0 += a.k_tile) {
       const int count = a.k - c0 < a.k_tile ? a.k - c0 : a.k_tile;

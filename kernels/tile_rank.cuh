@@ -36,7 +36,9 @@ namespace kmeans::detail {
 
 /// Shape of the ranking for T: centroids ranked at once by one thread (kLanes running values,
 /// a divisor of kRegTile), values per 16-byte shared load, and the register row (features of the
-/// centred point kept in registers: the whole row when d <= kRowRegs, else chunks of it).
+/// centred point kept in registers: the whole row when d <= kRowRegs, else chunks of kRowRegs
+/// reloaded per group of kLanes centroids). Sized to the register caps of
+/// tuning::assign_min_blocks; one 16-byte load feeds 4 FMAs in both types.
 template <class T>
 struct TileRank;
 template <>
@@ -51,7 +53,7 @@ struct TileRank<double> {
   using Vec = double2;
   static constexpr int kVec = 2;
   static constexpr int kLanes = 8;
-  static constexpr int kRowRegs = 16;
+  static constexpr int kRowRegs = 8;
 };
 static_assert(tuning::kRegTile % TileRank<float>::kLanes == 0, "lanes must divide kRegTile");
 static_assert(tuning::kRegTile % TileRank<double>::kLanes == 0, "lanes must divide kRegTile");
@@ -99,17 +101,22 @@ KMEANS_HD inline void build_rank_tile(T* tile, const T* c, int c0, int count, in
   }
 }
 
-/// Features [j0, j0 + kRowRegs) of the point's negated centred row, -fl_T(x_j - m_j) (0 past d).
+/// Features [j0, j0 + width) of the point's negated centred row, -fl_T(x_j - m_j), right-aligned
+/// in the register row: nx[kRowRegs - width + jj] holds feature j0 + jj, and the registers
+/// before them hold 0 (width <= kRowRegs). rank_rows enters its unrolled chain at the first one.
 template <class T>
-KMEANS_HD inline void load_centred_row(const T* x_row, const T* m, int d, int j0,
+KMEANS_HD inline void load_centred_row(const T* x_row, const T* m, int j0, int width,
                                        T (&nx)[TileRank<T>::kRowRegs]) {
   constexpr int kC = TileRank<T>::kRowRegs;
+  const int start = kC - width;
 KMEANS_UNROLL
-  for (int jj = 0; jj < kC; ++jj) nx[jj] = j0 + jj < d ? -(x_row[j0 + jj] - m[j0 + jj]) : T(0);
+  for (int r = 0; r < kC; ++r) {
+    const int j = j0 + r - start;
+    nx[r] = r >= start ? -(x_row[j] - m[j]) : T(0);
+  }
 }
 
-/// acc[q] = fma(nx[j], s[j * kRegTile + q], acc[q]) for j = 0..rows-1 (rows <= kRowRegs) and
-/// q < kLanes: kLanes / kVec 16-byte loads of the same address in every thread per feature.
+/// acc[q] = fma(xv, v[q], acc[q]) for the kVec values of one 16-byte load.
 KMEANS_HD inline void fma_vec(float xv, const float4& v, float* acc) {
   acc[0] = fused_mul_add(xv, v.x, acc[0]);
   acc[1] = fused_mul_add(xv, v.y, acc[1]);
@@ -132,19 +139,46 @@ KMEANS_HD inline void unpack_vec(const double2& v, double* out) {
   out[1] = v.y;
 }
 
-template <class T>
-KMEANS_HD inline void rank_rows(const T (&nx)[TileRank<T>::kRowRegs], int rows, const T* s,
+/// One feature of the ranking: register r of the row against tile row r (rows of kRegTile
+/// values from `s`): kLanes / kVec 16-byte loads of the same address in every thread, kLanes FMAs.
+template <class T, int r>
+KMEANS_HD inline void rank_step(const T (&nx)[TileRank<T>::kRowRegs], const T* s,
                                 T (&acc)[TileRank<T>::kLanes]) {
   using R = TileRank<T>;
-  using Vec = typename R::Vec;
+  if constexpr (r < R::kRowRegs) {
+    const auto* v = reinterpret_cast<const typename R::Vec*>(s + r * tuning::kRegTile);
 KMEANS_UNROLL
-  for (int j = 0; j < R::kRowRegs; ++j) {
-    if (j < rows) {
-      const Vec* v = reinterpret_cast<const Vec*>(s + j * tuning::kRegTile);
-KMEANS_UNROLL
-      for (int p = 0; p < R::kLanes / R::kVec; ++p) fma_vec(nx[j], v[p], acc + p * R::kVec);
-    }
+    for (int p = 0; p < R::kLanes / R::kVec; ++p) fma_vec(nx[r], v[p], acc + p * R::kVec);
   }
+}
+
+/// acc[q] = fma(nx[r], s[(r - start) * kRegTile + q], acc[q]) for r = start..kRowRegs-1 in
+/// order (start = kRowRegs - width: the right-aligned row of load_centred_row): a fall-through
+/// switch enters the unrolled chain at `start`, so no step tests the width.
+template <class T>
+KMEANS_HD inline void rank_rows(const T (&nx)[TileRank<T>::kRowRegs], int width, const T* s,
+                                T (&acc)[TileRank<T>::kLanes]) {
+  constexpr int kC = TileRank<T>::kRowRegs;
+  static_assert(kC <= 32, "rank_rows' switch covers 32 registers");
+  const int start = kC - width;
+  const T* b = s - static_cast<std::int64_t>(start) * tuning::kRegTile;  // row r at b + r * 16
+#define KMEANS_RANK_STEP(r) \
+  case r:                   \
+    rank_step<T, r>(nx, b, acc); \
+    [[fallthrough]];
+  switch (start) {
+    KMEANS_RANK_STEP(0) KMEANS_RANK_STEP(1) KMEANS_RANK_STEP(2) KMEANS_RANK_STEP(3)
+    KMEANS_RANK_STEP(4) KMEANS_RANK_STEP(5) KMEANS_RANK_STEP(6) KMEANS_RANK_STEP(7)
+    KMEANS_RANK_STEP(8) KMEANS_RANK_STEP(9) KMEANS_RANK_STEP(10) KMEANS_RANK_STEP(11)
+    KMEANS_RANK_STEP(12) KMEANS_RANK_STEP(13) KMEANS_RANK_STEP(14) KMEANS_RANK_STEP(15)
+    KMEANS_RANK_STEP(16) KMEANS_RANK_STEP(17) KMEANS_RANK_STEP(18) KMEANS_RANK_STEP(19)
+    KMEANS_RANK_STEP(20) KMEANS_RANK_STEP(21) KMEANS_RANK_STEP(22) KMEANS_RANK_STEP(23)
+    KMEANS_RANK_STEP(24) KMEANS_RANK_STEP(25) KMEANS_RANK_STEP(26) KMEANS_RANK_STEP(27)
+    KMEANS_RANK_STEP(28) KMEANS_RANK_STEP(29) KMEANS_RANK_STEP(30) KMEANS_RANK_STEP(31)
+    default:
+      break;
+  }
+#undef KMEANS_RANK_STEP
 }
 
 /// The ranking's running state of one point: the smallest ranking, its centroid, and the
@@ -174,8 +208,8 @@ KMEANS_HD inline void rank_update(T value, int index, RankState<T>& st) {
 }
 
 /// Ranks the `count` centroids of one ranking tile (global indices from c0) for one point.
-/// in_regs: d <= kRowRegs and nx holds the whole negated centred row (load_centred_row, j0 = 0);
-/// otherwise the row is centred chunk by chunk from x_row and m. Same bits either way.
+/// in_regs: d <= kRowRegs and nx holds the whole negated centred row (load_centred_row(x_row, m,
+/// 0, d, nx)); otherwise the row is centred chunk by chunk from x_row and m. Same bits either way.
 template <class T>
 KMEANS_HD inline void rank_tile(const T (&nx)[TileRank<T>::kRowRegs], bool in_regs,
                                 const T* x_row, const T* m, const T* tile, int d, int c0,
@@ -194,10 +228,10 @@ KMEANS_UNROLL
       rank_rows(nx, d, s + tuning::kRegTile, acc);
     } else {
       for (int j0 = 0; j0 < d; j0 += R::kRowRegs) {
+        const int width = d - j0 < R::kRowRegs ? d - j0 : R::kRowRegs;
         T cx[R::kRowRegs];
-        load_centred_row(x_row, m, d, j0, cx);
-        const int left = d - j0 < R::kRowRegs ? d - j0 : R::kRowRegs;
-        rank_rows(cx, left, s + (1 + static_cast<std::int64_t>(j0)) * tuning::kRegTile, acc);
+        load_centred_row(x_row, m, j0, width, cx);
+        rank_rows(cx, width, s + (1 + static_cast<std::int64_t>(j0)) * tuning::kRegTile, acc);
       }
     }
 KMEANS_UNROLL

@@ -39,11 +39,15 @@ constexpr std::int64_t kMaxPartialColumns = 2048;
 constexpr int kAssignWaves = 1;
 /// The largest resident-block count per SM the working-set estimate assumes (2048 threads).
 constexpr int kMaxAssignBlocksPerSm = 2048 / kAssignThreads;
-/// The assign kernel's minimum resident blocks per SM (__launch_bounds__): caps its registers
-/// at 65536 / (3 * 256) = 85 per thread, room for the ranking's register row and running
-/// rankings (kernels/tile_rank.cuh: 32 + 16 floats, or 16 + 8 doubles) without spills, and three
-/// blocks (768 threads) per SM for float and double alike (shared memory allows four).
-KMEANS_HD constexpr int assign_min_blocks(std::size_t elem) { return elem == 4 ? 3 : 3; }
+/// The assign kernel's minimum resident blocks per SM (its __launch_bounds__), which caps its
+/// registers: float 3 (80 registers, 768 threads per SM), double 4 (64 registers, 1024 threads:
+/// all that shared memory allows). The ranking's register row and running values
+/// (kernels/tile_rank.cuh: 32 + 16 floats, 8 + 8 doubles) then fit but for a few row values of
+/// the widest float rows (sm_90 SASS: about 12 of the 32 row registers live in local memory, one
+/// L1 load per 16 FMAs for those features); float at 2 blocks (128 registers) has no such
+/// spill. The old kernel (no minimum) used 48 (float, 4 blocks by shared memory) and 72 (double,
+/// 3 blocks) registers. Not measured: bench/NOTES.md.
+KMEANS_HD constexpr int assign_min_blocks(std::size_t elem) { return elem == 4 ? 3 : 4; }
 
 // ---- GEMM distance path (cuBLAS + gemm_argmin_kernel) --------------------------------------
 

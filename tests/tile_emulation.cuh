@@ -42,7 +42,7 @@ TilePointResult<T> tile_kernel_point(const T* x, const T* c, int d, int k, int k
   const TileBound bound = tile_bound_terms<T>(d);
   const bool in_regs = d <= R::kRowRegs;
   T nx[R::kRowRegs];
-  if (in_regs) load_centred_row(x, c, d, 0, nx);
+  if (in_regs) load_centred_row(x, c, 0, d, nx);
   RankState<T> rank;
   HostRankTile<T> tile(k_tile, d);
   for (int c0 = 0; c0 < k; c0 += k_tile) {
