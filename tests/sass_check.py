@@ -7,11 +7,14 @@
 #
 # Checks, for assign_tile_kernel<float> on ARCH:
 #   - it contains LDS.128 (16-byte shared loads of the ranking tile);
-#   - every basic block that holds the ranking's FMAs (>= 16 FFMA) issues at most one shared
-#     load per 4 FFMA (LDS of any width; the unrolled feature loop's 4 LDS.128 feed 16 FFMA).
-# For assign_tile_kernel<double> it reports the same counts (DFMA; one LDS.128 per 2 DFMA by
-# design) and checks that LDS.128 is present. Prints per-kernel counts; exit 0 when the checks
-# pass, 1 when one fails, 77 (ctest's skip code) when no SASS for ARCH could be read.
+#   - it has ranking blocks: basic blocks with >= 16 FFMA and no global load (the direct
+#     distances of the recheck load their operands from global memory);
+#   - every ranking block issues at most one shared load per 4 FFMA (LDS of any width; one
+#     feature's 4 LDS.128 feed 16 FFMA) and no FADD (one FMA per point, centroid and feature:
+#     the direct formula's x - c subtraction is gone from the ranking).
+# For assign_tile_kernel<double> the same with DFMA and DADD, without the ratio check (one
+# LDS.128 per 2 DFMA by design: 2 doubles per load). Prints per-kernel counts; exit 0 when the checks
+# pass, 1 when one fails, 77 and "sass_check: Skipped" when no SASS for ARCH could be read.
 import re
 import subprocess
 import sys
@@ -76,7 +79,8 @@ def blocks(code):
 
 
 def counts(ins_list):
-    c = {"instr": 0, "LDS": 0, "LDS.128": 0, "FFMA": 0, "DFMA": 0, "LDG": 0}
+    c = {"instr": 0, "LDS": 0, "LDS.128": 0, "FFMA": 0, "DFMA": 0, "FADD": 0, "DADD": 0,
+         "LDG": 0}
     for ins in ins_list:
         op = opcode(ins)
         c["instr"] += 1
@@ -88,6 +92,10 @@ def counts(ins_list):
             c["FFMA"] += 1
         if op.startswith("DFMA"):
             c["DFMA"] += 1
+        if op.startswith("FADD"):
+            c["FADD"] += 1
+        if op.startswith("DADD"):
+            c["DADD"] += 1
         if op.startswith("LDG"):
             c["LDG"] += 1
     return c
@@ -95,7 +103,7 @@ def counts(ins_list):
 
 def main():
     if len(sys.argv) < 3:
-        print(__doc__ or "usage: sass_check.py CUOBJDUMP FILE [ARCH]")
+        print("usage: sass_check.py CUOBJDUMP FILE [ARCH]")
         return 2
     tool, path = sys.argv[1], sys.argv[2]
     arch = sys.argv[3] if len(sys.argv) > 3 else "sm_90"
@@ -103,7 +111,7 @@ def main():
         text = subprocess.run([tool, "-sass", path], capture_output=True, text=True,
                               check=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
-        print(f"SKIP: {tool} -sass {path} failed: {e}")
+        print(f"sass_check: Skipped\n{tool} -sass {path} failed: {e}")
         return 77
     funcs = functions(text, arch)
     fails = 0
@@ -115,19 +123,25 @@ def main():
             continue
         found += 1
         fma = "FFMA" if name.endswith("<float>") else "DFMA"
+        add = "FADD" if fma == "FFMA" else "DADD"
         total = counts(ins for _, ins in code)
         print(f"{name} ({arch}): " + ", ".join(f"{k} {v}" for k, v in total.items()))
         hot = [counts(b) for b in blocks(code)]
-        hot = [b for b in hot if b[fma] >= 16]
+        hot = [b for b in hot if b[fma] >= 16 and b["LDG"] == 0]  # not the direct distances
         for b in hot:
             print(f"  ranking block: {b['instr']} instr, {b[fma]} {fma}, {b['LDS']} LDS "
-                  f"({b['LDS.128']} LDS.128), {b['LDG']} LDG")
+                  f"({b['LDS.128']} LDS.128), {b[add]} {add}")
         if total["LDS.128"] == 0:
             print(f"FAIL {name}: no LDS.128")
             fails += 1
         if not hot:
             print(f"FAIL {name}: no basic block with >= 16 {fma}")
             fails += 1
+        for b in hot:
+            if b[add] > 0:
+                print(f"FAIL {name}: a ranking block has {b[add]} {add} for {b[fma]} {fma} "
+                      f"(the ranking is one FMA per point, centroid and feature)")
+                fails += 1
         if fma == "FFMA":
             for b in hot:
                 if 4 * b["LDS"] > b["FFMA"]:
@@ -135,7 +149,7 @@ def main():
                           f"{b['FFMA']} FFMA (more than one per 4)")
                     fails += 1
     if found == 0:
-        print(f"SKIP: no tile kernel in the {arch} code of {path}")
+        print(f"sass_check: Skipped\nno tile kernel in the {arch} code of {path}")
         return 77
     print(f"checks failed: {fails}")
     return 1 if fails else 0
