@@ -131,8 +131,9 @@ struct AssignArgs {
 /// tiles in shared memory read by 16-byte broadcast loads, TileRank::kLanes running rankings and
 /// for d <= kRowRegs the centred row in registers), computes the direct distance of the choice,
 /// and where the bound leaves a rival its warp computes the point's direct argmin over all k
-/// centroids; labels and distances are those of the direct formula. With partials, the
-/// sub-tile's labels are radix-sorted (stable) so each (cluster, column) accumulator - owned by one thread for the whole block -
+/// centroids; labels and distances are those of the direct formula.
+/// With partials, the sub-tile's labels are radix-sorted
+/// (stable) so each (cluster, column) accumulator - owned by one thread for the whole block -
 /// sums its cluster's points in point order, in double. At the end the block writes its SSE,
 /// changed count and (with partials) its weights and sums to column b of the partial buffer.
 /// No atomics: the result depends only on n, k, d and the grid size.

@@ -13,8 +13,8 @@
 #     feature's 4 LDS.128 feed 16 FFMA) and no FADD (one FMA per point, centroid and feature:
 #     the direct formula's x - c subtraction is gone from the ranking).
 # For assign_tile_kernel<double> the same with DFMA and DADD, without the ratio check (one
-# LDS.128 per 2 DFMA by design: 2 doubles per load). Prints per-kernel counts; exit 0 when the checks
-# pass, 1 when one fails, 77 and "sass_check: Skipped" when no SASS for ARCH could be read.
+# LDS.128 per 2 DFMA by design: 2 doubles per load). Prints per-kernel counts; exit 0 when the
+# checks pass, 1 when one fails, 77 and "sass_check: Skipped" when no SASS for ARCH was read.
 import re
 import subprocess
 import sys

@@ -16,6 +16,7 @@
 #include "kernels/assign.cuh"
 #include "kernels/tile_rank.cuh"
 #include "kernels/tuning.cuh"
+#include "near_ties.hpp"
 #include "tile_emulation.cuh"
 
 namespace kmeans::detail {
@@ -106,41 +107,6 @@ void check_random_shapes() {
 TEST(CudaHostRank, RandomShapesFloat) { check_random_shapes<float>(); }
 TEST(CudaHostRank, RandomShapesDouble) { check_random_shapes<double>(); }
 
-/// Near ties: each point p sits on the bisector of two centroids a != b, c_a = p + v and
-/// c_b = p - v with v_j a random multiple of ulp(p_j), so both are exact and the direct distances
-/// tie exactly (the lowest index must win); in two of three points c_b is then nudged by one ulp
-/// in one coordinate (a tie broken by one rounding). The other centroids lie within 4 spreads.
-/// Far from the origin with a small spread, an uncentred ranking would lose every digit.
-template <class T>
-void make_near_ties(int d, int k, int n, double offset, double spread, std::uint32_t seed,
-                    std::vector<T>& x, std::vector<T>& c) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> u(-1, 1);
-  std::uniform_int_distribution<int> pick(0, k - 1), mult(1, 64);
-  c = uniform<T>(static_cast<std::size_t>(k) * d, gen, offset - 4 * spread, offset + 4 * spread);
-  x.assign(static_cast<std::size_t>(n) * d, T(0));
-  const T inf = std::numeric_limits<T>::infinity();
-  for (int i = 0; i < n; ++i) {
-    // The pair is rebuilt around point i; later points overwrite earlier pairs, and each point
-    // is checked against the final centroids, so some ties survive and some do not.
-    int a = pick(gen), b = pick(gen);
-    if (a == b) b = (a + 1) % k;
-    for (int j = 0; j < d; ++j) {
-      const T p = static_cast<T>(offset + spread * u(gen));
-      const T ulp = std::nextafter(p, inf) - p;
-      const T v = static_cast<T>(mult(gen)) * ulp;
-      x[static_cast<std::size_t>(i) * d + j] = p;
-      c[static_cast<std::size_t>(a) * d + j] = p + v;
-      c[static_cast<std::size_t>(b) * d + j] = p - v;
-    }
-    const int nudge = i % 3;  // 0: exact tie, 1: up one ulp, 2: down one ulp
-    if (nudge != 0) {
-      T& e = c[static_cast<std::size_t>(b) * d + static_cast<std::size_t>(i % d)];
-      e = std::nextafter(e, nudge == 1 ? inf : -inf);
-    }
-  }
-}
-
 template <class T>
 void check_near_ties(double offset, double spread) {
   Tally tally;
@@ -149,7 +115,8 @@ void check_near_ties(double offset, double spread) {
       if (k < 2) continue;
       const int n = k * d > 20000 ? 24 : 48;
       std::vector<T> x, c;
-      make_near_ties(d, k, n, offset, spread, static_cast<std::uint32_t>(77 * d + k), x, c);
+      kmeans_test::make_near_ties(d, k, n, offset, spread,
+                                  static_cast<std::uint32_t>(77 * d + k), x, c);
       for (const int kt : tiles_for<T>(k, d)) expect_exact(x, c, d, k, kt, "near tie", tally);
     }
   }
@@ -222,7 +189,7 @@ void check_ranking_alone_fails(double offset, double spread) {
   for (const int d : {16, 64}) {
     const int k = 100, n = 300;
     std::vector<T> x, c;
-    make_near_ties(d, k, n, offset, spread, static_cast<std::uint32_t>(d + 5), x, c);
+    kmeans_test::make_near_ties(d, k, n, offset, spread, static_cast<std::uint32_t>(d + 5), x, c);
     for (int i = 0; i < n; ++i) {
       const T* xi = x.data() + static_cast<std::int64_t>(i) * d;
       T best;
