@@ -529,9 +529,11 @@ fi
 #   first_out_of_range_kernel, max_abs_kernel (validate.cuh)  CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly
 #   first_out_of_range_kernel on NaN/Inf; device weights        CudaFit.NonFiniteDeviceDataIsRejected
 #   normalise_rows_kernel (cuda/sphere.cu, metric = cosine)   CudaCosine.DeviceZeroRowsAndNaNAreNamed
+#   assign_tile_kernel<float>: the ranking's warp-wide direct CudaTileRank.DuplicateCentroidsAndKEqualsN
+#     recheck (duplicate centroids: exact ties), k = n
 #   cub::DeviceSegmentedReduce (every pass)                   all of the above
 #   probe_kernel (availability.cu)                            none: never launched (cudaFuncGetAttributes only)
-SUBSET='Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed'
+SUBSET='Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed:CudaTileRank.DuplicateCentroidsAndKEqualsN'
 SANITIZER="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 # The filters must name tests that exist: a renamed test would silently drop out of the subset.
 if [ -n "$TEST_CUDA" ]; then
