@@ -38,7 +38,7 @@ namespace kmeans::detail {
 /// a divisor of kRegTile), values per 16-byte shared load, and the register row (features of the
 /// centred point kept in registers: the whole row when d <= kRowRegs, else chunks of kRowRegs
 /// reloaded per group of kLanes centroids). Sized to the register caps of
-/// tuning::assign_min_blocks; one 16-byte load feeds 4 FMAs in both types.
+/// tuning::assign_min_blocks. One 16-byte load feeds kVec FMAs: 4 FFMA (float), 2 DFMA (double).
 template <class T>
 struct TileRank;
 template <>
