@@ -73,7 +73,8 @@ KMEANS_HD inline T centred_centroid(T c, T m) {
 }
 
 /// Builds the ranking tile of centroids [c0, c0 + count) (k x d row-major `c`, m = c's row 0):
-/// the c^ rows, and row 0 h^ = fl_T(0.5 fl_d(sum_j c^_j^2)); padding up to k_tile has c^ = 0 and
+/// the c^ rows, and row 0 h^ = fl_T(0.5 fl_d(sum_j c^_j^2)) (the sum by fused multiply-adds in
+/// double: fewer roundings than the bound allows for); padding up to k_tile has c^ = 0 and
 /// h = +inf. The part of entry index first, first + step, ... (threadIdx.x, blockDim.x on the
 /// device; 0, 1 on the host).
 template <class T>
@@ -93,7 +94,7 @@ KMEANS_HD inline void build_rank_tile(T* tile, const T* c, int c0, int count, in
       double s = 0;
       for (int j = 0; j < d; ++j) {
         const double v = static_cast<double>(centred_centroid(row[j], c[j]));
-        s += v * v;
+        s = fused_mul_add(v, v, s);  // explicit: the same bits on the device and the host
       }
       h = static_cast<T>(0.5 * s);
     }

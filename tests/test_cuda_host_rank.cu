@@ -246,7 +246,7 @@ TEST(CudaHostRank, RankTileLayout) {
                                                      static_cast<double>(c[j]))
                                 : 0.f;
       ASSERT_TRUE(same_bits(v, want)) << cl << " " << j;
-      h += static_cast<double>(v) * v;
+      h = std::fma(static_cast<double>(v), static_cast<double>(v), h);  // as build_rank_tile
     }
     const float hv = tile.data()[rank_tile_index(cl, 0, d)];
     if (cl < k)
