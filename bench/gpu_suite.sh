@@ -627,13 +627,15 @@ run_nccl
 #   first_out_of_range_kernel, max_abs_kernel (validate.cuh)  CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly
 #   first_out_of_range_kernel on NaN/Inf; device weights        CudaFit.NonFiniteDeviceDataIsRejected
 #   normalise_rows_kernel (cuda/sphere.cu, metric = cosine)   CudaCosine.DeviceZeroRowsAndNaNAreNamed
+#   assign_tile_kernel<float>: the ranking's warp-wide direct CudaTileRank.DuplicateCentroidsAndKEqualsN
+#     recheck (duplicate centroids: exact ties), k = n
 #   cub::DeviceSegmentedReduce (every pass)                   all of the above
 #   subtile_fold_kernel (canonical.cuh, small n partials)     Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform
 #   fold_totals_kernel, node rows of every path (shard engine) CudaCanonical.RebindAtTheSamePointerGivesAFreshEnginesBits
 #   start_kernel, merge_kernel, fold_kernel (nccl_combine.cu, CudaNccl.MergeKernelsGiveTheNodeStackBits
 #     kmeans::mpi's NCCL combine, without NCCL)
 #   probe_kernel (availability.cu)                            none: never launched (cudaFuncGetAttributes only)
-SUBSET='CudaCanonical.RebindAtTheSamePointerGivesAFreshEnginesBits:Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed:CudaGpuStream.SixSmallChunksWeighted:CudaNccl.MergeKernelsGiveTheNodeStackBits'
+SUBSET='CudaCanonical.RebindAtTheSamePointerGivesAFreshEnginesBits:Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed:CudaGpuStream.SixSmallChunksWeighted:CudaNccl.MergeKernelsGiveTheNodeStackBits:CudaTileRank.DuplicateCentroidsAndKEqualsN'
 SANITIZER="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 # The filters must name tests that exist: a renamed test would silently drop out of the subset.
 if [ -n "$TEST_CUDA" ]; then

@@ -53,34 +53,9 @@ KMEANS_HD inline void argmin_merge(T value, int index, T& best, int& best_index)
   }
 }
 
-/// Nearest centroid among one shared-memory tile (layout::smem_centroid_index) holding `count`
-/// centroids whose global indices start at c0; updates (best, best_index). Distances are
-/// (x - c)^2 summed in T with fused multiply-adds, coordinate order 0..d-1.
-template <class T>
-KMEANS_HD inline void nearest_in_tile(const T* x_row, const T* tile, std::int64_t d, int c0,
-                                      int count, T& best, int& best_index) {
-  constexpr int kR = tuning::kRegTile;
-  for (int r = 0; r * kR < count; ++r) {
-    T acc[kR];
-KMEANS_UNROLL
-    for (int q = 0; q < kR; ++q) acc[q] = T(0);
-    const T* s = tile + static_cast<std::int64_t>(r) * d * kR;
-    for (std::int64_t j = 0; j < d; ++j) {
-      const T xv = x_row[j];
-KMEANS_UNROLL
-      for (int q = 0; q < kR; ++q) {
-        const T diff = xv - s[j * kR + q];
-        acc[q] = fused_mul_add(diff, diff, acc[q]);
-      }
-    }
-KMEANS_UNROLL
-    for (int q = 0; q < kR; ++q)
-      if (r * kR + q < count) argmin_update(acc[q], c0 + r * kR + q, best, best_index);
-  }
-}
-
-/// sum_j (a_j - b_j)^2 in T with fused multiply-adds, coordinate order 0..d-1: the same
-/// arithmetic as nearest_in_tile, so both assignment paths give the same distance bits.
+/// sum_j (a_j - b_j)^2 in T with fused multiply-adds, coordinate order 0..d-1: the direct
+/// formula. Every assignment path writes this distance of the label it picks (the rankings of
+/// kernels/tile_rank.cuh and kernels/gemm_rank.cuh recheck their candidates with it).
 template <class T>
 KMEANS_HD inline T squared_distance(const T* a, const T* b, std::int64_t d) {
   T s = 0;
@@ -107,6 +82,12 @@ KMEANS_HD inline double column_partial(const int* sorted_keys, const int* sorted
   for (int q = lo; q < hi; ++q) acc = canon::add(acc, canon::term(x, w, base + sorted_points[q], d, col));
   return acc;
 }
+
+}  // namespace kmeans::detail
+
+#include "kernels/tile_rank.cuh"  // the tile kernel's ranking (uses the arithmetic above)
+
+namespace kmeans::detail {
 
 #if defined(__CUDACC__)
 
@@ -143,22 +124,16 @@ struct AssignArgs {
   double* leaf_sums = nullptr;     ///< out (with_partials): leaf l's column e at l * leaf_width + e
   std::int64_t leaf_width = 0;
   bool subtile_rows = false;       ///< leaf_sums holds one row per sub-tile instead (small n)
+  TileBound bound;                 ///< tile_bound_terms<T>(d): the ranking's rounding bound
 };
 
-/// Copies `count` centroids starting at c0 into the tile layout, zero-padding to k_tile.
-template <class T>
-__device__ void load_centroid_tile(T* tile, const T* c, int c0, int count, int d, int k_tile) {
-  const int total = k_tile * d;
-  for (int idx = threadIdx.x; idx < total; idx += blockDim.x) {
-    const int cl = idx / d, j = idx - cl * d;
-    tile[layout::smem_centroid_index(cl, j, d)] =
-        cl < count ? c[static_cast<std::int64_t>(c0 + cl) * d + j] : T(0);
-  }
-}
-
 /// The fused assignment pass. Block b owns sub-tiles [b * spb, (b + 1) * spb) of 256 points; each
-/// thread labels one point per sub-tile against all centroids (shared-memory tiles, kRegTile
-/// running distances in registers). With partials (spb a multiple of 16: whole leaves; or, with
+/// thread labels one point per sub-tile: it ranks all centroids (kernels/tile_rank.cuh: ranking
+/// tiles in shared memory read by 16-byte broadcast loads, TileRank::kLanes running rankings and
+/// for d <= kRowRegs the centred row in registers), computes the direct distance of the choice,
+/// and where the bound leaves a rival its warp computes the point's direct argmin over all k
+/// centroids; labels and distances are those of the direct formula.
+/// With partials (spb a multiple of 16: whole leaves; or, with
 /// subtile_rows, any spb and one row per sub-tile, folded into leaves by subtile_fold_kernel), the
 /// sub-tile's labels are radix-sorted (stable) so each (cluster, column) accumulator - owned by
 /// one thread for the whole block - adds its cluster's sub-tile sum (in point order, in double
@@ -168,7 +143,8 @@ __device__ void load_centroid_tile(T* tile, const T* c, int c0, int count, int d
 /// changed count, exact in any order, from there). No atomics; the leaf values do not depend on
 /// the grid.
 template <class T>
-__global__ void __launch_bounds__(tuning::kAssignThreads) assign_tile_kernel(AssignArgs<T> a) {
+__global__ void __launch_bounds__(tuning::kAssignThreads, tuning::assign_min_blocks(sizeof(T)))
+    assign_tile_kernel(AssignArgs<T> a) {
   constexpr int kThreads = tuning::kAssignThreads;
   using BlockSort = cub::BlockRadixSort<int, kThreads, 1, int>;
   using BlockSum = cub::BlockReduce<double, kThreads>;
@@ -188,8 +164,10 @@ __global__ void __launch_bounds__(tuning::kAssignThreads) assign_tile_kernel(Ass
 
   for (std::int64_t e = tid; e < columns; e += kThreads) s_acc[e] = 0;
   const bool one_tile = a.k_tile >= a.k;
-  if (one_tile) load_centroid_tile(s_tile, a.c, 0, a.k, a.d, a.k_tile);
+  if (one_tile) build_rank_tile(s_tile, a.c, 0, a.k, a.d, a.k_tile, tid, kThreads);
   __syncthreads();
+  const bool in_regs = a.d <= TileRank<T>::kRowRegs;
+  const int lane = tid % 32;
 
   const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * a.subtiles_per_block;
   const std::int64_t n_subtiles = (static_cast<std::int64_t>(a.n) + kThreads - 1) / kThreads;
@@ -202,16 +180,43 @@ __global__ void __launch_bounds__(tuning::kAssignThreads) assign_tile_kernel(Ass
     const std::int64_t base = st * kThreads;
     const std::int64_t i = base + tid;
     const bool valid = i < a.n;
-    T best = positive_infinity<T>();
-    int label = 0;
+    const T* xi = a.x + (valid ? i : 0) * d;
+    T nx[TileRank<T>::kRowRegs];
+    if (valid && in_regs) load_centred_row(xi, a.c, 0, a.d, nx);
+    RankState<T> rank;
     for (int c0 = 0; c0 < a.k; c0 += a.k_tile) {
       const int count = a.k - c0 < a.k_tile ? a.k - c0 : a.k_tile;
       if (!one_tile) {
         __syncthreads();
-        load_centroid_tile(s_tile, a.c, c0, count, a.d, a.k_tile);
+        build_rank_tile(s_tile, a.c, c0, count, a.d, a.k_tile, tid, kThreads);
         __syncthreads();
       }
-      if (valid) nearest_in_tile(a.x + i * d, s_tile, d, c0, count, best, label);
+      if (valid) rank_tile(nx, in_regs, xi, a.c, s_tile, a.d, c0, count, rank);
+    }
+    // The direct distance of the ranking's choice; a rival within the bound (or a value that is
+    // not finite) sends the point to its warp, which computes its direct argmin over all k.
+    int label = rank.index;
+    T best = valid ? squared_distance(xi, a.c + static_cast<std::int64_t>(label) * d, d) : T(0);
+    const bool rival = valid && tile_has_rival(a.bound, static_cast<double>(rank.best),
+                                               static_cast<double>(best),
+                                               static_cast<double>(rank.second));
+    unsigned pending = __ballot_sync(0xffffffffu, rival);  // whole warps: 256 threads, no exits
+    while (pending != 0) {
+      const int src = __ffs(pending) - 1;
+      pending &= pending - 1;
+      const std::int64_t ip = base + (tid - lane) + src;
+      T v = positive_infinity<T>();
+      int vi = INT_MAX;
+      direct_argmin_part(a.x + ip * d, a.c, a.k, d, lane, 32, v, vi);
+      for (int off = 16; off > 0; off /= 2) {
+        const T ov = __shfl_xor_sync(0xffffffffu, v, off);
+        const int oi = __shfl_xor_sync(0xffffffffu, vi, off);
+        argmin_merge(ov, oi, v, vi);
+      }
+      if (lane == src) {
+        label = vi == INT_MAX ? 0 : vi;  // no distance below +inf: the direct loop's (0, +inf)
+        best = vi == INT_MAX ? positive_infinity<T>() : v;
+      }
     }
     if (valid) {
       record_assignment(a.labels, a.dist, a.w, i, label, best, sse, changed);

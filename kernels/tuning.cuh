@@ -44,6 +44,15 @@ constexpr int kAssignWaves = 1;
 constexpr std::size_t kMaxSubtileRowBytes = std::size_t{64} << 20;
 /// The largest resident-block count per SM the working-set estimate assumes (2048 threads).
 constexpr int kMaxAssignBlocksPerSm = 2048 / kAssignThreads;
+/// The assign kernel's minimum resident blocks per SM (its __launch_bounds__), which caps its
+/// registers: float 3 (80 registers, 768 threads per SM), double 4 (64 registers, 1024 threads:
+/// all that shared memory allows). The ranking's register row and running values
+/// (kernels/tile_rank.cuh: 32 + 16 floats, 8 + 8 doubles) then fit but for a few row values of
+/// the widest float rows (sm_90 SASS: about 12 of the 32 row registers live in local memory, one
+/// L1 load per 16 FMAs for those features); float at 2 blocks (128 registers) has no such
+/// spill. The old kernel (no minimum) used 48 (float, 4 blocks by shared memory) and 72 (double,
+/// 3 blocks) registers. Not measured: bench/NOTES.md.
+KMEANS_HD constexpr int assign_min_blocks(std::size_t elem) { return elem == 4 ? 3 : 4; }
 
 // ---- GEMM distance path (cuBLAS + gemm_argmin_kernel) --------------------------------------
 
@@ -93,10 +102,12 @@ KMEANS_HD constexpr std::int64_t round_up(std::int64_t a, std::int64_t b) {
 }
 
 /// Centroids per shared-memory tile of the assign kernel (a multiple of kRegTile; all k when
-/// they fit), given `budget` bytes; 0 when not even kRegTile centroids fit (huge d).
+/// they fit), given `budget` bytes; 0 when not even kRegTile centroids fit (huge d). A centroid
+/// takes d + 1 values: its centred coordinates and |c'|^2 / 2 (kernels/tile_rank.cuh).
 KMEANS_HD constexpr int assign_centroid_tile(std::int64_t k, std::int64_t d, std::size_t elem,
                                              std::size_t budget) {
-  const std::int64_t fit = static_cast<std::int64_t>(budget / (static_cast<std::size_t>(d) * elem));
+  const std::int64_t fit =
+      static_cast<std::int64_t>(budget / (static_cast<std::size_t>(d + 1) * elem));
   const std::int64_t fit_tiles = fit / kRegTile * kRegTile;
   const std::int64_t all = round_up(k, kRegTile);
   return static_cast<int>(fit_tiles < all ? fit_tiles : all);
@@ -108,11 +119,12 @@ KMEANS_HD constexpr std::int64_t partial_columns(std::int64_t k, std::int64_t d)
 }
 
 /// Bytes of the assign kernel's dynamic shared memory: the partial accumulators (rounded to
-/// 16 bytes so the centroid tile that follows stays aligned) then the centroid tile.
+/// 16 bytes so the centroid tile that follows stays aligned for 16-byte loads) then the
+/// ranking tile (d + 1 values per centroid).
 KMEANS_HD constexpr std::size_t assign_smem_bytes(int k_tile, std::int64_t d, std::size_t elem,
                                                   std::int64_t acc_columns) {
   return static_cast<std::size_t>(round_up(acc_columns * 8, 16)) +
-         static_cast<std::size_t>(k_tile) * static_cast<std::size_t>(d) * elem;
+         static_cast<std::size_t>(k_tile) * static_cast<std::size_t>(d + 1) * elem;
 }
 
 /// The GEMM distance path: many centroids in many dimensions, or a d so large that the tile

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Host-side tests of the CUDA backend's __host__ __device__ logic (tile distances and argmin,
+// Host-side tests of the CUDA backend's __host__ __device__ logic (tile kernel's argmin,
 // tie-breaking, partial-sum layout and index math, path-selection rules, the GEMM path's
 // centred ranking and its error bound) against plain loops.
 // No CUDA runtime call: these run on machines without a GPU.
@@ -20,6 +20,7 @@
 #include "kernels/layout.cuh"
 #include "kernels/tuning.cuh"
 #include "kernels/update.cuh"
+#include "tile_emulation.cuh"
 
 namespace kmeans::detail {
 namespace {
@@ -39,27 +40,14 @@ std::vector<T> random_values(std::size_t count, std::uint32_t seed, double lo = 
   return v;
 }
 
-/// The shared-memory tile of centroids [c0, c0 + count), zero-padded to k_tile.
-template <class T>
-std::vector<T> make_tile(const std::vector<T>& c, std::int64_t d, int c0, int count, int k_tile) {
-  std::vector<T> tile(static_cast<std::size_t>(k_tile * d), T(0));
-  for (int cl = 0; cl < count; ++cl)
-    for (std::int64_t j = 0; j < d; ++j)
-      tile[layout::smem_centroid_index(cl, j, d)] = c[(c0 + cl) * d + j];
-  return tile;
-}
-
-/// The kernel's nearest-centroid search (tiles of k_tile centroids) run on the host.
+/// The kernel's nearest-centroid search (ranking tiles of k_tile centroids, the bound and the
+/// direct recheck: tests/tile_emulation.cuh) run on the host.
 template <class T>
 void nearest_tiled(const T* x, const std::vector<T>& c, std::int64_t d, int k, int k_tile, T& best,
                    int& label) {
-  best = positive_infinity<T>();
-  label = 0;
-  for (int c0 = 0; c0 < k; c0 += k_tile) {
-    const int count = std::min(k_tile, k - c0);
-    const std::vector<T> tile = make_tile(c, d, c0, count, k_tile);
-    nearest_in_tile(x, tile.data(), d, c0, count, best, label);
-  }
+  const auto r = test::tile_kernel_point(x, c.data(), static_cast<int>(d), k, k_tile);
+  best = r.dist;
+  label = r.label;
 }
 
 template <class T>

@@ -385,6 +385,7 @@ void CudaEngine<T>::enqueue_pass(int mode) {
     a.leaf_sums = p.subtile_rows ? d_subtile_.get() : d_leaf_.get();
     a.leaf_width = p.leaf_width;
     a.subtile_rows = p.subtile_rows;
+    a.bound = tile_bound_terms<T>(d);
     const std::size_t smem = tn::assign_smem_bytes(
         p.k_tile, d, sizeof(T), a.with_partials ? tn::partial_columns(k, d) : 0);
     assign_tile_kernel<T><<<p.assign_blocks, tn::kAssignThreads, smem, s>>>(a);
