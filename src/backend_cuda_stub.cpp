@@ -20,6 +20,8 @@ bool is_device_pointer(const void*) { return false; }
 
 std::int64_t cuda_allocation_count() { return 0; }
 
+void set_cuda_gemm_chunk_rows_for_testing(std::int64_t) {}
+
 ProfileRange::ProfileRange(const char*) {}
 ProfileRange::~ProfileRange() = default;
 

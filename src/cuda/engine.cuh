@@ -58,6 +58,7 @@ struct Plan {
   int records = 0;            ///< entries of the partial buffer (2, or all totals)
   int sort_bits = 0;          ///< radix bits of a label
   int gemm_rows = 0;          ///< rows per GEMM chunk
+  int gemm_ld = 0;            ///< leading dimension of the GEMM products (k rounded up to 4)
   int col_tile = 0;           ///< cluster_sums_kernel column tile
 };
 
@@ -145,7 +146,9 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
   /// Records one pass on the stream (for capture, or run directly in KMEANS_CUDA_SYNC_DEBUG).
   void enqueue_pass(bool with_sums);
   /// The centred ranking: centroids centred on the data mean (centre_centroids_kernel), then
-  /// one chunk of rows at a time, products[r][c] = x_r . c'_c by cuBLAS and the argmin.
+  /// one chunk of rows at a time, products[r][c] = x_r . c'_c by cuBLAS (on gemm_stream_, into
+  /// one of two buffers) and the one-pass argmin (on stream_), chunk i + 1's GEMM overlapping
+  /// chunk i's argmin.
   void enqueue_gemm_assign();
   /// Large k * d: sort point indices by label, find each cluster's range, sum each cluster.
   void enqueue_sort_sums();
@@ -158,6 +161,10 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
   bool on_device_ = false;
   int sm_count_ = 0;
   Stream stream_;
+  // GEMM path: cuBLAS's stream, forked from stream_ and joined back each pass, and its events
+  // (fork; per product buffer: GEMM done, argmin done). See enqueue_gemm_assign.
+  Stream gemm_stream_;
+  Event gemm_fork_, gemm_ready_[2], gemm_free_[2];
   DeviceBuffer<T> x_copy_, w_copy_;  // host input, copied once
   const T* d_x_ = nullptr;           // the data on the device (the user's pointer or x_copy_)
   const T* d_w_ = nullptr;
@@ -174,8 +181,8 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
   DeviceBuffer<unsigned char> d_sort_tmp_;
   DeviceBuffer<unsigned char> d_cublas_ws_;
   CublasHandle cublas_;  // after its workspace: destroyed before it
-  DeviceBuffer<T> d_products_, d_centred_;  // GEMM path: x.c' per chunk, c' = c - m
-  DeviceBuffer<double> d_terms_, d_mean_;    // GEMM path: [bias | slope | base], data mean
+  DeviceBuffer<T> d_products_, d_centred_;  // GEMM path: x.c' (two chunks), c' = c - m
+  DeviceBuffer<double> d_terms_, d_mean_;    // GEMM path: GemmTermsView's array, data mean
   double mean_norm_ = 0;                     // |m|, also in d_mean_norm_
   bool mean_valid_ = false;                  // d_mean_ and d_mean_norm_ hold this data's
   DeviceBuffer<double> d_mean_norm_;
