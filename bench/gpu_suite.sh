@@ -520,6 +520,8 @@ fi
 #     (assign.cuh); column_sums_kernel, column_means_kernel
 #     (update.cuh, the data mean)
 #   gemm_argmin_kernel<double>, centre_centroids_kernel<double> CudaGemm.DataFarFromTheOriginDouble
+#   gemm_bound_kernel (gemm_rank.cuh); the two product buffers CudaGemmArgmin.ManyChunksThroughTwoBuffersMatchOneChunk
+#     on two streams, many chunks, candidate-list overflow
 #   distances_kernel (distances.cuh, transform); greedy        CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls
 #     k-means++ on the GPU; graph replay
 #   block_prefix, block_offsets, add_offsets, search,         CudaReuse.EngineDataOperationsMatchTheHost
@@ -531,7 +533,7 @@ fi
 #   normalise_rows_kernel (cuda/sphere.cu, metric = cosine)   CudaCosine.DeviceZeroRowsAndNaNAreNamed
 #   cub::DeviceSegmentedReduce (every pass)                   all of the above
 #   probe_kernel (availability.cu)                            none: never launched (cudaFuncGetAttributes only)
-SUBSET='Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed'
+SUBSET='Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaGemmArgmin.ManyChunksThroughTwoBuffersMatchOneChunk:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed'
 SANITIZER="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 # The filters must name tests that exist: a renamed test would silently drop out of the subset.
 if [ -n "$TEST_CUDA" ]; then

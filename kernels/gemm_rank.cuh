@@ -62,12 +62,14 @@ KMEANS_HD inline void centre_centroid_part(const T* c, const double* mean, std::
     const T cq = static_cast<T>(static_cast<double>(c[q]) - mean[q]);
     out[q] = cq;
     const double v = static_cast<double>(cq);
-    norm += v * v;
-    mc += mean[q] * v;
+    norm = fused_mul_add(v, v, norm);  // explicit FMAs: the host tests get the device's bits
+    mc = fused_mul_add(mean[q], v, mc);
   }
 }
 
-/// Ranking constants of one centroid from |c'|^2 (norm), m.c' (mc) and |m|. gamma_t bounds the
+/// Ranking constants of one centroid from |c'|^2 (norm), m.c' (mc) and |m|. Here and below
+/// every multiply-add that could be fused is written as fused_mul_add, so that nvcc's
+/// contraction cannot give the device other bits than the host tests compute. gamma_t bounds the
 /// GEMM's rounding of x.c' (tuning::gemm_error_gamma), gamma_bias that of the bias and of c'
 /// itself (tuning::gemm_bias_gamma); a negative gamma makes every centroid a candidate.
 KMEANS_HD inline void gemm_terms(double norm, double mc, double mean_norm, double gamma_t,
@@ -80,7 +82,7 @@ KMEANS_HD inline void gemm_terms(double norm, double mc, double mean_norm, doubl
   }
   const double cn = sqrt(norm);
   slope = gamma_t * cn;
-  base = gamma_bias * (mean_norm * cn + norm);
+  base = gamma_bias * fused_mul_add(mean_norm, cn, norm);
 }
 
 // ---- GEMM path: the one-pass argmin -------------------------------------------------------------
@@ -141,9 +143,9 @@ KMEANS_HD inline void gemm_row_norms_part(const T* x, const double* mean, std::i
                                           int lanes, double& xx, double& q) {
   for (std::int64_t j = lane; j < d; j += lanes) {
     const double v = static_cast<double>(x[j]);
-    xx += v * v;
+    xx = fused_mul_add(v, v, xx);
     const double e = v - mean[j];
-    q += e * e;
+    q = fused_mul_add(e, e, q);
   }
 }
 
@@ -162,12 +164,12 @@ KMEANS_HD inline GemmRowBound gemm_row_bound(double x_norm, double q, double mea
                                              const GemmBoundHeader& h, double gamma_dist,
                                              double gamma_q) {
   GemmRowBound b;
-  b.e = h.slope_max * x_norm + h.base_max;
+  b.e = fused_mul_add(h.slope_max, x_norm, h.base_max);
   b.gamma_dist = gamma_q < 0 ? -1.0 : gamma_dist;
-  b.q = q + q * (gamma_q + 0x1p-50);
+  b.q = fused_mul_add(q, gamma_q + 0x1p-50, q);
   const double cm = h.cnorm_max;
   // slope_max = gamma_t |c'|max <= |c'|max, so x_norm (cm + slope_max) >= ||x|| |c'|max (1 + gamma_t).
-  const double lambda = 2 * (x_norm * (cm + h.slope_max) + cm * (0.5 * cm + mean_norm));
+  const double lambda = 2 * fused_mul_add(x_norm, cm + h.slope_max, cm * (0.5 * cm + mean_norm));
   b.fixed = 0x1p-48 * lambda;
   return b;
 }
@@ -177,7 +179,7 @@ KMEANS_HD inline GemmRowBound gemm_row_bound(double x_norm, double q, double mea
 KMEANS_HD inline double gemm_threshold(const GemmRowBound& b, double m) {
   if (b.gamma_dist < 0) return positive_infinity<double>();
   const double dr = 2 * (m + b.e) + b.q;  // >= D_r
-  const double w = 2 * b.e + b.gamma_dist * (dr > 0 ? dr : 0.0);
+  const double w = fused_mul_add(b.gamma_dist, dr > 0 ? dr : 0.0, 2 * b.e);
   return m + (w + 0x1p-50 * w + b.fixed);
 }
 

@@ -58,7 +58,7 @@ constexpr std::size_t kGemmTileBytes = std::size_t{128} << 20;
 constexpr int kGemmThreads = 256;
 /// gemm_argmin_kernel: a warp scans kGemmRowsPerWarp rows at once (each lane's per-centroid
 /// bias, loaded once, serves them all), kGemmArgminThreads / 32 warps per block. 16 rows per
-/// block keep >= 132 blocks in a chunk of >= 2112 rows.
+/// block: 264 blocks (two per SM on an H200) in a chunk of 4224 rows.
 constexpr int kGemmArgminThreads = 128;
 constexpr int kGemmRowsPerWarp = 4;
 constexpr int kGemmRowsPerBlock = kGemmArgminThreads / 32 * kGemmRowsPerWarp;
@@ -67,6 +67,9 @@ constexpr int kGemmRowsPerBlock = kGemmArgminThreads / 32 * kGemmRowsPerWarp;
 /// is paid once per 256 products.
 constexpr int kGemmLaneCols = 8;
 constexpr int kGemmStepCols = 32 * kGemmLaneCols;
+/// A chunk holds at least this many argmin blocks per SM: one block (4 warps) per SM would
+/// keep too few loads in flight to stream the products at full bandwidth.
+constexpr int kGemmMinBlocksPerSm = 2;
 /// Candidates one row keeps (shared memory, 4 bytes each) before it compacts the list and, if
 /// still full, falls back to a second pass over its products.
 constexpr int kGemmCandidates = 64;
@@ -157,7 +160,7 @@ KMEANS_HD constexpr std::int64_t gemm_products_ld(std::int64_t k) { return round
 
 /// Rows of one GEMM chunk: a multiple of kGemmRowsPerBlock with rows * ld * elem within
 /// kGemmTileBytes, but at least sm_count blocks of gemm_argmin_kernel (every chunk fills the
-/// GPU) and one block, and no more than n needs.
+/// GPU: kGemmMinBlocksPerSm per SM) and one block, and no more than n needs.
 KMEANS_HD constexpr std::int64_t gemm_chunk_rows(std::int64_t n, std::int64_t k, std::size_t elem,
                                                  int sm_count) {
   const std::int64_t by_bytes =
@@ -165,7 +168,8 @@ KMEANS_HD constexpr std::int64_t gemm_chunk_rows(std::int64_t n, std::int64_t k,
                                 (static_cast<std::size_t>(gemm_products_ld(k)) * elem)) /
       kGemmRowsPerBlock * kGemmRowsPerBlock;
   const std::int64_t by_sms =
-      static_cast<std::int64_t>(sm_count < 1 ? 1 : sm_count) * kGemmRowsPerBlock;
+      static_cast<std::int64_t>(sm_count < 1 ? 1 : sm_count) * kGemmMinBlocksPerSm *
+      kGemmRowsPerBlock;
   const std::int64_t rows = by_bytes < by_sms ? by_sms : by_bytes;
   const std::int64_t need = round_up(n, kGemmRowsPerBlock);
   return rows < need ? rows : need;

@@ -166,6 +166,7 @@ TEST_F(CudaGemmArgmin, LabelsAreTheDirectFormulasFloat) {
   check_gemm_pass<float>(5003, 32, 128, 0, false, 0, false);     // n not a multiple of a block
   check_gemm_pass<float>(3001, 64, 257, 0, false, 0, true);      // k not a multiple of 4
   check_gemm_pass<float>(4000, 32, 128, 1e4, false, 0, false);   // far from the origin
+  check_gemm_pass<float>(3000, 32, 1000, 1e4, false, 0, false);  // ~k/8 candidates: overflow
   check_gemm_pass<float>(2500, 40, 200, 0, true, 0, false);      // duplicates: ties
   check_gemm_pass<float>(2000, 600, 5, 0, false, 0, false);      // d too large for the tile kernel
   check_gemm_pass<float>(1000, 1000, 1, 0, false, 0, false);     // k = 1
@@ -183,8 +184,12 @@ TEST_F(CudaGemmArgmin, LabelsAreTheDirectFormulasDouble) {
 TEST_F(CudaGemmArgmin, ManyChunksThroughTwoBuffersMatchOneChunk) {
   // 16 rows (one argmin block) per chunk: 313 chunks alternating between the two product
   // buffers; 48 rows: an odd count (105). Same labels and the same SSE bits as one chunk, as
-  // the per-block partials do not depend on the chunking.
+  // the per-block partials do not depend on the chunking. The far float case overflows its
+  // candidate lists (host emulation: ~k/8 candidates per row), so rows are rescanned.
   for (const std::int64_t rows : {16, 48}) {
+    const double one_far = check_gemm_pass<float>(3000, 32, 1000, 1e4, false, 0, false);
+    const double many_far = check_gemm_pass<float>(3000, 32, 1000, 1e4, false, rows, false);
+    EXPECT_EQ(one_far, many_far) << rows << " rows per chunk";
     const double one = check_gemm_pass<float>(5003, 32, 128, 0, false, 0, true);
     const double many = check_gemm_pass<float>(5003, 32, 128, 0, false, rows, true);
     EXPECT_EQ(one, many) << rows << " rows per chunk";
@@ -192,6 +197,31 @@ TEST_F(CudaGemmArgmin, ManyChunksThroughTwoBuffersMatchOneChunk) {
     const double many_d = check_gemm_pass<double>(5003, 40, 150, 1e4, false, rows, false);
     EXPECT_EQ(one_d, many_d) << rows << " rows per chunk";
   }
+}
+
+TEST_F(CudaGemmArgmin, FloatDistanceTiesFollowTheDirectFormula) {
+  // Points (+-1000, 0, ...) (mean 0), centroid 1 = (1e-5, 0, ...) exactly nearer than centroid
+  // 0 = (0, 1e-5, 0, ...) by 2e-2 (far beyond the products' bound), yet both float distances
+  // are 1e6: the direct formula's label is 0 (tests/test_cuda_gemm_host.cu,
+  // TheDirectDistancesOwnRoundingIsCovered). The other centroids are far away.
+  const std::int64_t n = 256, d = 32;
+  const int k = 128;
+  std::vector<float> x(static_cast<std::size_t>(n * d), 0.0f), c(static_cast<std::size_t>(k * d), 0.0f);
+  for (std::int64_t i = 0; i < n; ++i) x[i * d] = i % 2 ? -1000.0f : 1000.0f;
+  c[1] = 1e-5f;
+  c[d] = 1e-5f;
+  for (int j = 2; j < k; ++j) c[j * d + 2] = 5000.0f + static_cast<float>(j);
+  std::vector<std::int32_t> want;
+  std::vector<float> want_dist;
+  direct_labels(x, c, n, d, k, want, want_dist);
+  ASSERT_EQ(want[0], 0);
+  const DataView<float> view{x.data(), nullptr, n, d, 0};
+  auto cuda = detail::make_cuda_engine(view);
+  std::vector<double> sums(static_cast<std::size_t>(k) * d), weights(static_cast<std::size_t>(k));
+  cuda->assign(c.data(), k, sums.data(), weights.data());
+  std::vector<std::int32_t> labels(static_cast<std::size_t>(n));
+  cuda->labels(labels.data());
+  EXPECT_EQ(labels, want);
 }
 
 TEST_F(CudaGemmArgmin, ChunkedFitMatchesTheReference) {

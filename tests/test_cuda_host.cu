@@ -318,7 +318,8 @@ TEST(CudaHostRules, LaunchShapesCoverEveryPoint) {
         for (int sms : {1, 132}) {
           const std::int64_t rows = tn::gemm_chunk_rows(n, k, elem, sms);
           const std::int64_t need = tn::round_up(n, tn::kGemmRowsPerBlock);
-          const std::int64_t by_sms = std::int64_t{sms} * tn::kGemmRowsPerBlock;
+          const std::int64_t by_sms =
+              std::int64_t{sms} * tn::kGemmMinBlocksPerSm * tn::kGemmRowsPerBlock;
           EXPECT_EQ(rows % tn::kGemmRowsPerBlock, 0);
           EXPECT_GE(rows, tn::kGemmRowsPerBlock);
           EXPECT_LE(rows, need);
@@ -374,9 +375,10 @@ TEST(CudaHostRules, WorkingSetGrowsWithTheProblem) {
   // The GEMM path's product is bounded by kGemmTileBytes, not n * k.
   const std::size_t gemm = tn::working_set_bytes(1000000, 256, 20000, 4, true, 132);
   EXPECT_LT(gemm, std::size_t{1000000} * 20000 * 4 / 10);
-  // FAISS's workload on an H200: two chunks of 2112 rows (one argmin block per SM each).
-  EXPECT_EQ(tn::gemm_chunk_rows(1000000, 20000, 4, 132), 132 * tn::kGemmRowsPerBlock);
-  EXPECT_GE(gemm, 2 * std::size_t{2112} * 20000 * 4);
+  // FAISS's workload on an H200: two buffers of 4224 rows (two argmin blocks per SM each).
+  EXPECT_EQ(tn::gemm_chunk_rows(1000000, 20000, 4, 132), 4224);
+  EXPECT_EQ(4224, 132 * tn::kGemmMinBlocksPerSm * tn::kGemmRowsPerBlock);
+  EXPECT_GE(gemm, 2 * std::size_t{4224} * 20000 * 4);
   EXPECT_EQ(tn::gemm_products_ld(20001), 20004);
   EXPECT_EQ(tn::gemm_products_ld(20000), 20000);
 }

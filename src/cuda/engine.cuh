@@ -7,8 +7,9 @@
 //   upload centroids (pinned host -> device)
 //   -> assign: the fused tile kernel (kernels/assign.cuh), or, when k and d are large
 //      (tuning::use_gemm) and cuBLAS can be loaded, centroids centred on the data mean, cuBLAS
-//      products x.c' and the centred ranking with exact distances for the candidates
-//      (gemm_argmin_kernel)
+//      products x.c' (on a second stream, forked and joined by events, chunk i + 1's GEMM
+//      overlapping chunk i's ranking) and the one-pass centred ranking with exact distances
+//      for the candidates (gemm_argmin_kernel)
 //   -> update: the fused kernel's per-block partials reduced by cub::DeviceSegmentedReduce, or,
 //      when k * d is too large for partials (tuning::use_partials), the labels radix-sorted and
 //      each cluster summed as one segment (kernels/update.cuh)
