@@ -302,6 +302,7 @@ sass_report() {
     if (op ~ /^DFMA/) dfma[fn]++
     if (op ~ /^HMMA/) hmma[fn]++
     if (op ~ /^LDG/) ldg[fn]++
+    if (op ~ /^LDG.*\.128/) ldg128[fn]++
     if (op ~ /^BAR/) bar[fn]++
   }
   END {
@@ -317,6 +318,9 @@ sass_report() {
     else { print "FAIL " k ": no LDS.128: the centroid tile is not read with 16-byte shared loads"; fails++ }
     if (ffma[k] >= 16) print "PASS " k ": " ffma[k] " FFMA (>= kRegTile = 16: one coordinate load feeds 16 FMAs)"
     else { print "FAIL " k ": " ffma[k] " FFMA, fewer than kRegTile = 16"; fails++ }
+    k = "gemm_argmin_kernel<float>"
+    if (seen[k] && ldg128[k] > 0) print "PASS " k ": " ldg128[k] " 16-byte global loads (the products read as 4-vectors)"
+    else if (seen[k]) { print "FAIL " k ": no 16-byte global loads: the products are not read as 4-vectors"; fails++ }
     h = 0; for (i = 1; i <= n; i++) h += hmma[ks[i]]
     if (h == 0) print "PASS no HMMA in these kernels (exact FP32/FP64 arithmetic; the GEMM is cuBLAS SGEMM)"
     else { print "FAIL " h " HMMA in our kernels: tensor-core arithmetic the design does not expect"; fails++ }
