@@ -288,6 +288,32 @@ TEST(CudaHostGemmArgmin, FaissShapeK20000D256) {
   }
 }
 
+TEST(CudaHostGemmArgmin, RandomShapesAndOffsets) {
+  // 40 random (d, k, offset, type) draws, 8 rows each, every kind of products.
+  std::mt19937_64 gen(2026);
+  std::uniform_int_distribution<int> dd(1, 300), kk(1, 3000), oo(0, 3), tt(0, 1);
+  const double offsets[] = {0.0, 10.0, 1e3, 1e4};
+  for (int draw = 0; draw < 40; ++draw) {
+    const std::int64_t d = dd(gen), n = 8;
+    const int k = kk(gen);
+    const double offset = offsets[oo(gen)];
+    const auto seed = static_cast<std::uint32_t>(gen());
+    SCOPED_TRACE("draw " + std::to_string(draw) + ": d=" + std::to_string(d) + " k=" +
+                 std::to_string(k) + " offset=" + std::to_string(offset));
+    double per_row = 0;
+    if (tt(gen) == 0) {
+      std::vector<float> x, c;
+      make_blobs(std::max<std::int64_t>(n, k), d, k, offset, seed, x, c);
+      check_rows(x, c, n, d, k, column_mean(x, std::max<std::int64_t>(n, k), d), seed + 1, &per_row);
+    } else {
+      std::vector<double> x, c;
+      make_blobs(std::max<std::int64_t>(n, k), d, k, offset, seed, x, c);
+      check_rows(x, c, n, d, k, column_mean(x, std::max<std::int64_t>(n, k), d), seed + 1, &per_row);
+    }
+    if (HasFatalFailure()) return;
+  }
+}
+
 TEST(CudaHostGemmArgmin, ListOverflowFallsBackToARescanOfThatRow) {
   // 100 identical nearest centroids (more than kGemmCandidates) spread over several steps: the
   // row overflows, rescans its products and takes the lowest index.
