@@ -62,13 +62,31 @@ KMEANS_HD constexpr int assign_min_blocks(std::size_t elem) { return elem == 4 ?
 /// the tile kernel's single pass wins.
 constexpr int kGemmMinK = 128;
 constexpr std::int64_t kGemmMinD = 32;
-/// Bytes of one block of the n x k product: rows are processed in chunks so that the whole
-/// n x k matrix never exists (1M x 20000 floats would be 80 GB). gemm_argmin_kernel reads a
-/// chunk twice (bound, then candidates): a chunk within L2 (50 MB on H100) may pay off; measure.
-constexpr std::size_t kGemmTileBytes = std::size_t{256} << 20;
-/// Threads and rows of one gemm_argmin_kernel block: a warp scans one row at a time.
+/// Bytes of one of the two buffers of the n x k product: rows are processed in chunks so that
+/// the whole n x k matrix never exists (1M x 20000 floats would be 80 GB). While
+/// gemm_argmin_kernel reads chunk i from one buffer (once: the one-pass ranking), cuBLAS writes
+/// chunk i + 1 into the other (two streams). gemm_chunk_rows raises a chunk to one argmin block
+/// per SM when this is too small for that.
+constexpr std::size_t kGemmTileBytes = std::size_t{128} << 20;
+/// Threads of centre_centroids_kernel (a warp per centroid) and of gemm_bound_kernel.
 constexpr int kGemmThreads = 256;
-constexpr int kGemmRowsPerBlock = 64;
+/// gemm_argmin_kernel: a warp scans kGemmRowsPerWarp rows at once (each lane's per-centroid
+/// bias, loaded once, serves them all), kGemmArgminThreads / 32 warps per block. 16 rows per
+/// block: 264 blocks (two per SM on an H200) in a chunk of 4224 rows.
+constexpr int kGemmArgminThreads = 128;
+constexpr int kGemmRowsPerWarp = 4;
+constexpr int kGemmRowsPerBlock = kGemmArgminThreads / 32 * kGemmRowsPerWarp;
+/// Columns of a row one warp step covers: each lane reads two aligned 4-element vectors of
+/// products (at 4 * lane and 128 + 4 * lane), so the step's warp minimum (a shuffle butterfly)
+/// is paid once per 256 products.
+constexpr int kGemmLaneCols = 8;
+constexpr int kGemmStepCols = 32 * kGemmLaneCols;
+/// A chunk holds at least this many argmin blocks per SM: one block (4 warps) per SM would
+/// keep too few loads in flight to stream the products at full bandwidth.
+constexpr int kGemmMinBlocksPerSm = 2;
+/// Candidates one row keeps (shared memory, 4 bytes each) before it compacts the list and, if
+/// still full, falls back to a second pass over its products.
+constexpr int kGemmCandidates = 64;
 /// cuBLAS workspace handed over explicitly, as graph capture requires (32 MiB: Hopper's need).
 constexpr std::size_t kCublasWorkspaceBytes = std::size_t{32} << 20;
 /// transform: output rows per chunk are capped so one chunk of the n x k result stays under this.
@@ -177,15 +195,32 @@ KMEANS_HD constexpr TileShare tile_share(std::int64_t n, std::int64_t cols, bool
   return t;
 }
 
-/// Rows of one GEMM chunk: a multiple of kGemmRowsPerBlock with rows * k * elem within
-/// kGemmTileBytes (at least one block of rows), and no more than n needs.
-KMEANS_HD constexpr std::int64_t gemm_chunk_rows(std::int64_t n, std::int64_t k, std::size_t elem) {
+/// Leading dimension (elements) of the product buffers and of the bias row: k rounded up to 4,
+/// so every row starts 16-byte aligned (float) and the argmin reads aligned 4-element vectors.
+KMEANS_HD constexpr std::int64_t gemm_products_ld(std::int64_t k) { return round_up(k, 4); }
+
+/// Rows of one GEMM chunk: a multiple of kGemmRowsPerBlock with rows * ld * elem within
+/// kGemmTileBytes, but at least sm_count blocks of gemm_argmin_kernel (every chunk fills the
+/// GPU: kGemmMinBlocksPerSm per SM) and one block, and no more than n needs.
+KMEANS_HD constexpr std::int64_t gemm_chunk_rows(std::int64_t n, std::int64_t k, std::size_t elem,
+                                                 int sm_count) {
   const std::int64_t by_bytes =
-      static_cast<std::int64_t>(kGemmTileBytes / (static_cast<std::size_t>(k) * elem)) /
+      static_cast<std::int64_t>(kGemmTileBytes /
+                                (static_cast<std::size_t>(gemm_products_ld(k)) * elem)) /
       kGemmRowsPerBlock * kGemmRowsPerBlock;
-  const std::int64_t rows = by_bytes < kGemmRowsPerBlock ? kGemmRowsPerBlock : by_bytes;
+  const std::int64_t by_sms =
+      static_cast<std::int64_t>(sm_count < 1 ? 1 : sm_count) * kGemmMinBlocksPerSm *
+      kGemmRowsPerBlock;
+  const std::int64_t rows = by_bytes < by_sms ? by_sms : by_bytes;
   const std::int64_t need = round_up(n, kGemmRowsPerBlock);
   return rows < need ? rows : need;
+}
+
+/// Doubles of the GEMM path's ranking terms: the bias row (ld entries), then slope, base and
+/// |c'| (k each), then the header gemm_bound_kernel writes (kGemmHeader doubles).
+constexpr int kGemmHeader = 4;
+KMEANS_HD constexpr std::int64_t gemm_terms_size(std::int64_t k) {
+  return gemm_products_ld(k) + 3 * k + kGemmHeader;
 }
 
 /// Column tile of the column-summing kernels: the smallest power of two covering `columns`,
@@ -244,6 +279,19 @@ KMEANS_HD constexpr double gemm_bias_gamma(std::int64_t d, std::size_t elem) {
   return g < 0 ? g : g + 4 * (elem == sizeof(float) ? 0x1p-24 : 0x1p-53);
 }
 
+/// Relative error bound of squared_distance (the labels' formula) in a type of `elem` bytes over
+/// d coordinates: each difference rounds once, its square keeps (1 + u)^2, and the fused running
+/// sum of d non-negative terms is within gamma_d of the exact one, so
+/// |fl(D) - D| <= gamma_(d+2) D. Returned as 2 gamma_(d+2), which is >= gamma_(d+2) /
+/// (1 - gamma_(d+2)) times (1 + 1/2) while gamma_(d+2) <= 1/4 (the slack covers the double
+/// rounding of ||x - m||^2 in gemm_row_bound). Negative beyond that: every centroid is then a
+/// candidate.
+KMEANS_HD constexpr double gemm_distance_gamma(std::int64_t d, std::size_t elem) {
+  const double u = elem == sizeof(float) ? 0x1p-24 : 0x1p-53;
+  const double mu = static_cast<double>(d + 2) * u;
+  return mu < 0.2 ? 2 * mu / (1 - mu) : -1.0;
+}
+
 /// Bits the radix sorts need for keys in [0, k] (k itself marks "no point").
 KMEANS_HD constexpr int key_bits(std::int64_t k) {
   int b = 1;
@@ -253,7 +301,7 @@ KMEANS_HD constexpr int key_bits(std::int64_t k) {
 
 /// Device bytes a fit needs (see CudaEngine::configure): data (unless already on the device)
 /// and weights, labels and distances, the sort path's keys and indices and CUB scratch, the
-/// GEMM chunk, the per-block counts, the per-leaf partials and the centroids.
+/// two GEMM chunks, the per-block counts, the per-leaf partials and the centroids.
 constexpr std::size_t working_set_bytes(std::int64_t n, std::int64_t d, std::int64_t k,
                                         std::size_t elem, bool data_on_device, int sm_count) {
   const auto un = static_cast<std::size_t>(n), ud = static_cast<std::size_t>(d),
@@ -261,8 +309,10 @@ constexpr std::size_t working_set_bytes(std::int64_t n, std::int64_t d, std::int
   std::size_t bytes = data_on_device ? 0 : un * ud * elem + un * elem;
   bytes += un * (sizeof(std::int32_t) + elem);  // labels, distances
   if (use_gemm(k, d, elem)) {
-    bytes += static_cast<std::size_t>(gemm_chunk_rows(n, k, elem)) * uk * elem;
-    bytes += uk * ud * elem + 3 * uk * sizeof(double);  // centred centroids, ranking terms
+    bytes += 2 * static_cast<std::size_t>(gemm_chunk_rows(n, k, elem, sm_count)) *
+             static_cast<std::size_t>(gemm_products_ld(k)) * elem;  // two product buffers
+    bytes += uk * ud * elem +
+             static_cast<std::size_t>(gemm_terms_size(k)) * sizeof(double);  // c', terms
     bytes += (ud + static_cast<std::size_t>(mean_chunks(n, d)) * ud) * sizeof(double);  // mean
     bytes += kCublasWorkspaceBytes;
     bytes += 2 * (un / kGemmRowsPerBlock + 1) * sizeof(double);  // per-block SSE and changes

@@ -22,6 +22,7 @@ std::int64_t cuda_allocation_count() { return 0; }
 
 void set_cuda_free_memory_cap(std::size_t) {}
 std::size_t cuda_free_memory_cap() { return 0; }
+void set_cuda_gemm_chunk_rows_for_testing(std::int64_t) {}
 
 ProfileRange::ProfileRange(const char*) {}
 ProfileRange::~ProfileRange() = default;

@@ -182,6 +182,11 @@ bool is_device_pointer(const void* p);
 /// (0 without it): lets tests check that a reused engine allocates nothing.
 std::int64_t cuda_allocation_count();
 
+/// Test hook: CUDA engines configured after the call split the GEMM path's products into chunks
+/// of `rows` rows (rounded up to a whole argmin block), so small data runs many chunks through
+/// the two product buffers; 0 restores the size rule. No effect without the CUDA backend.
+void set_cuda_gemm_chunk_rows_for_testing(std::int64_t rows);
+
 /// A named range around a scope for profilers: an NVTX range (Nsight Systems) when the CUDA
 /// backend is built, nothing otherwise. Costs a few nanoseconds when no profiler listens.
 class ProfileRange {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Host-side tests of the CUDA backend's __host__ __device__ logic (tile kernel's argmin,
-// tie-breaking, partial-sum layout and index math, path-selection rules, the GEMM path's
-// centred ranking and its error bound) against plain loops.
+// Host-side tests of the CUDA backend's __host__ __device__ logic (tile distances and argmin,
+// tie-breaking, partial-sum layout and index math, path-selection rules) against plain loops;
+// the GEMM path's ranking is tested in test_cuda_gemm_host.cu.
 // No CUDA runtime call: these run on machines without a GPU.
 #include <gtest/gtest.h>
 
@@ -303,12 +303,19 @@ TEST(CudaHostRules, LaunchShapesCoverEveryPoint) {
     }
     for (std::int64_t k : {1, 128, 20000, 3000000}) {
       for (std::size_t elem : {std::size_t{4}, std::size_t{8}}) {
-        const std::int64_t rows = tn::gemm_chunk_rows(n, k, elem);
-        EXPECT_EQ(rows % tn::kGemmRowsPerBlock, 0);
-        EXPECT_GE(rows, tn::kGemmRowsPerBlock);
-        EXPECT_LE(rows, tn::round_up(n, tn::kGemmRowsPerBlock));
-        if (rows > tn::kGemmRowsPerBlock)
-          EXPECT_LE(static_cast<std::size_t>(rows * k) * elem, tn::kGemmTileBytes);
+        for (int sms : {1, 132}) {
+          const std::int64_t rows = tn::gemm_chunk_rows(n, k, elem, sms);
+          const std::int64_t need = tn::round_up(n, tn::kGemmRowsPerBlock);
+          const std::int64_t by_sms =
+              std::int64_t{sms} * tn::kGemmMinBlocksPerSm * tn::kGemmRowsPerBlock;
+          EXPECT_EQ(rows % tn::kGemmRowsPerBlock, 0);
+          EXPECT_GE(rows, tn::kGemmRowsPerBlock);
+          EXPECT_LE(rows, need);
+          if (rows < need) EXPECT_GE(rows, by_sms) << "a chunk with fewer blocks than SMs";
+          if (rows > by_sms)
+            EXPECT_LE(static_cast<std::size_t>(rows * tn::gemm_products_ld(k)) * elem,
+                      tn::kGemmTileBytes);
+        }
       }
     }
   }
@@ -356,270 +363,12 @@ TEST(CudaHostRules, WorkingSetGrowsWithTheProblem) {
   // The GEMM path's product is bounded by kGemmTileBytes, not n * k.
   const std::size_t gemm = tn::working_set_bytes(1000000, 256, 20000, 4, true, 132);
   EXPECT_LT(gemm, std::size_t{1000000} * 20000 * 4 / 10);
-}
-
-// ---- GEMM path: centred ranking ------------------------------------------------------------
-
-/// Float points far from the origin (offset 1e4, blobs of spread 0.3, as the CPU backend's
-/// DataFarFromTheOrigin test) and centroids near data points: the case where
-/// ||x||^2 - 2 x.c + ||c||^2 in float loses everything.
-struct FarData {
-  std::int64_t n, d;
-  int k;
-  std::vector<float> x, c;
-  std::vector<double> mean;
-};
-
-FarData make_far_data(std::int64_t n, std::int64_t d, int k, std::uint32_t seed) {
-  FarData f{n, d, k, {}, {}, std::vector<double>(static_cast<std::size_t>(d), 0.0)};
-  std::mt19937_64 gen(seed);
-  std::uniform_real_distribution<double> u(-1, 1);
-  std::normal_distribution<double> g(0, 0.3);
-  const int blobs = 8;
-  std::vector<double> ctr(static_cast<std::size_t>(blobs * d));
-  for (auto& v : ctr) v = 3 * u(gen);
-  f.x.resize(static_cast<std::size_t>(n * d));
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = 0; j < d; ++j)
-      f.x[i * d + j] = static_cast<float>(1e4 + ctr[(i % blobs) * d + j] + g(gen));
-  f.c.resize(static_cast<std::size_t>(k * d));
-  for (int c = 0; c < k; ++c)
-    for (std::int64_t j = 0; j < d; ++j)
-      f.c[c * d + j] =
-          static_cast<float>(static_cast<double>(f.x[(c * 37 % n) * d + j]) + 0.05 * g(gen));
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t j = 0; j < d; ++j) f.mean[j] += static_cast<double>(f.x[i * d + j]);
-  for (auto& m : f.mean) m /= static_cast<double>(n);
-  return f;
-}
-
-/// A float dot product in one of two summation orders, standing in for cuBLAS (whose order
-/// is unknown): sequential fused multiply-adds, or 4 interleaved partial sums added pairwise.
-float float_dot(const float* a, const float* b, std::int64_t d, bool blocked) {
-  if (!blocked) {
-    float s = 0;
-    for (std::int64_t j = 0; j < d; ++j) s = std::fma(a[j], b[j], s);
-    return s;
-  }
-  float p[4] = {0, 0, 0, 0};
-  for (std::int64_t j = 0; j < d; ++j) p[j % 4] = std::fma(a[j], b[j], p[j % 4]);
-  return (p[0] + p[1]) + (p[2] + p[3]);
-}
-
-double exact_sq_dist(const float* a, const float* b, std::int64_t d) {
-  double s = 0;
-  for (std::int64_t j = 0; j < d; ++j) {
-    const double t = static_cast<double>(a[j]) - static_cast<double>(b[j]);
-    s += t * t;
-  }
-  return s;
-}
-
-/// Labels within 1e-2 of the true minimum distance, as tests/test_backends.cpp asks of the CPU
-/// backend (float coordinates near 1e4 carry ~1e-3 of rounding).
-constexpr double kFarAbsTol = 1e-2;
-
-TEST(CudaHostGemm, CentredRankingFindsTheNearestCentroidFarFromTheOrigin) {
-  for (const std::int64_t d : {4, 32, 64}) {
-    const int k = 128;
-    const FarData f = make_far_data(3000, d, k, 5 + static_cast<std::uint32_t>(d));
-    SCOPED_TRACE("d=" + std::to_string(d));
-    // The per-pass centring (centre_centroids_kernel with one lane).
-    std::vector<float> centred(f.c.size());
-    std::vector<double> terms(static_cast<std::size_t>(3 * k));
-    double mean_norm = 0;
-    for (double m : f.mean) mean_norm += m * m;
-    mean_norm = std::sqrt(mean_norm);
-    const double gamma = tn::gemm_error_gamma(d, sizeof(float));
-    const double gamma_bias = tn::gemm_bias_gamma(d, sizeof(float));
-    ASSERT_GT(gamma, 0);
-    for (int c = 0; c < k; ++c) {
-      double norm = 0, mc = 0;
-      centre_centroid_part(f.c.data() + c * d, f.mean.data(), d, 0, 1, centred.data() + c * d,
-                           norm, mc);
-      gemm_terms(norm, mc, mean_norm, gamma, gamma_bias, terms[c], terms[k + c],
-                 terms[2 * k + c]);
-    }
-    GemmTermsView t;
-    t.bias = terms.data();
-    t.slope = terms.data() + k;
-    t.base = terms.data() + 2 * k;
-
-    std::int64_t wrong_uncentred = 0, candidates = 0;
-    std::vector<float> g(static_cast<std::size_t>(k));
-    for (const bool blocked : {false, true}) {
-      for (std::int64_t i = 0; i < f.n; ++i) {
-        const float* xi = f.x.data() + i * d;
-        double x_norm = 0;
-        for (std::int64_t j = 0; j < d; ++j) x_norm += double(xi[j]) * double(xi[j]);
-        GemmRow<float> row;
-        row.g = g.data();
-        row.k = k;
-        row.x_norm = std::sqrt(x_norm);
-        for (int c = 0; c < k; ++c) g[c] = float_dot(xi, centred.data() + c * d, d, blocked);
-        const double bound = gemm_row_bound(row, t, 0, 1);
-        // The bound is sound: the truly nearest centroid (double) is a candidate.
-        int truth = 0;
-        double best_exact = INFINITY;
-        for (int c = 0; c < k; ++c) {
-          const double e = exact_sq_dist(xi, f.c.data() + c * d, d);
-          if (e < best_exact) {
-            best_exact = e;
-            truth = c;
-          }
-          const double lower = t.bias[c] - double(g[c]) - (t.slope[c] * row.x_norm + t.base[c]);
-          candidates += lower <= bound;
-        }
-        ASSERT_LE(t.bias[truth] - double(g[truth]) - (t.slope[truth] * row.x_norm + t.base[truth]),
-                  bound)
-            << "point " << i;
-        // One lane, then 32 lanes merged in butterfly order (the kernel's warp): same result,
-        // and it is the float argmin over all centroids (what the tile kernel picks).
-        float best1 = positive_infinity<float>();
-        int label1 = INT_MAX;
-        gemm_row_pick(row, t, bound, xi, f.c.data(), d, 0, 1, best1, label1);
-        std::vector<float> lane_best(32, positive_infinity<float>());
-        std::vector<int> lane_label(32, INT_MAX);
-        double lane_bound = INFINITY;
-        for (int lane = 0; lane < 32; ++lane)
-          lane_bound = std::min(lane_bound, gemm_row_bound(row, t, lane, 32));
-        ASSERT_EQ(lane_bound, bound);
-        for (int lane = 0; lane < 32; ++lane)
-          gemm_row_pick(row, t, bound, xi, f.c.data(), d, lane, 32, lane_best[lane],
-                        lane_label[lane]);
-        for (int off = 16; off > 0; off /= 2)
-          for (int lane = 0; lane < off; ++lane)  // lane merges its partner lane + off
-            argmin_merge(lane_best[lane + off], lane_label[lane + off], lane_best[lane],
-                         lane_label[lane]);
-        ASSERT_EQ(label1, lane_label[0]) << "point " << i;
-        ASSERT_EQ(best1, lane_best[0]);
-        float plain_best = positive_infinity<float>();
-        int plain_label = 0;
-        for (int c = 0; c < k; ++c)
-          argmin_update(squared_distance(xi, f.c.data() + c * d, d), c, plain_best, plain_label);
-        ASSERT_EQ(label1, plain_label) << "point " << i;
-        ASSERT_LE(exact_sq_dist(xi, f.c.data() + label1 * d, d), best_exact + kFarAbsTol)
-            << "point " << i;
-        // The uncentred expansion in float, for contrast.
-        float ubest = positive_infinity<float>();
-        int ulabel = 0;
-        for (int c = 0; c < k; ++c) {
-          float cn = 0;
-          for (std::int64_t j = 0; j < d; ++j) cn = std::fma(f.c[c * d + j], f.c[c * d + j], cn);
-          argmin_update(cn - 2 * float_dot(xi, f.c.data() + c * d, d, blocked), c, ubest, ulabel);
-        }
-        wrong_uncentred += exact_sq_dist(xi, f.c.data() + ulabel * d, d) > best_exact + kFarAbsTol;
-      }
-    }
-    // The data are hard (the uncentred form fails) and the bound is selective: about the
-    // centroids of the point's own blob (k / 8 of them) are candidates, far fewer than k.
-    EXPECT_GT(wrong_uncentred, f.n / 2);
-    const double per_point = static_cast<double>(candidates) / (2.0 * f.n);
-    EXPECT_LT(per_point, k / 4.0) << "candidates per point";
-    std::printf("d=%lld: %.2f candidates per point, uncentred float wrong on %lld of %lld\n",
-                static_cast<long long>(d), per_point, static_cast<long long>(wrong_uncentred),
-                static_cast<long long>(2 * f.n));
-  }
-}
-
-TEST(CudaHostGemm, CentringTermsMatchTheirDefinitions) {
-  const std::int64_t d = 37;
-  const auto c = random_values<double>(static_cast<std::size_t>(d), 61, -5, 5);
-  const auto mean_t = random_values<double>(static_cast<std::size_t>(d), 62, 100, 200);
-  const std::vector<double> mean(mean_t.begin(), mean_t.end());
-  // Lane-split centring (3 lanes, partial sums added) writes the same c' as one lane.
-  std::vector<double> one(static_cast<std::size_t>(d)), split(static_cast<std::size_t>(d));
-  double norm1 = 0, mc1 = 0;
-  centre_centroid_part(c.data(), mean.data(), d, 0, 1, one.data(), norm1, mc1);
-  double norm3 = 0, mc3 = 0;
-  for (int lane = 0; lane < 3; ++lane) {
-    double nl = 0, ml = 0;
-    centre_centroid_part(c.data(), mean.data(), d, lane, 3, split.data(), nl, ml);
-    norm3 += nl;
-    mc3 += ml;
-  }
-  EXPECT_EQ(one, split);
-  double norm = 0, mc = 0, mean_norm = 0;
-  for (std::int64_t j = 0; j < d; ++j) {
-    EXPECT_EQ(one[j], c[j] - mean[j]);
-    norm += one[j] * one[j];
-    mc += mean[j] * one[j];
-    mean_norm += mean[j] * mean[j];
-  }
-  mean_norm = std::sqrt(mean_norm);
-  EXPECT_NEAR(norm1, norm, kRelTolF64 * norm);
-  EXPECT_NEAR(norm3, norm, kRelTolF64 * norm);
-  EXPECT_NEAR(mc3, mc, kRelTolF64 * (1 + std::abs(mc)));
-  // score(x) = bias - x.c' ranks like the distance: score = (|x - c|^2 - |x - m|^2) / 2.
-  const double gamma = tn::gemm_error_gamma(d, sizeof(double));
-  double bias, slope, base;
-  gemm_terms(norm, mc, mean_norm, gamma, gamma, bias, slope, base);
-  const auto x = random_values<double>(static_cast<std::size_t>(d), 63, 100, 200);
-  double xc = 0, dxc = 0, dxm = 0;
-  for (std::int64_t j = 0; j < d; ++j) {
-    xc += x[j] * one[j];
-    dxc += (x[j] - c[j]) * (x[j] - c[j]);
-    dxm += (x[j] - mean[j]) * (x[j] - mean[j]);
-  }
-  EXPECT_NEAR(bias - xc, 0.5 * (dxc - dxm), 1e-9 * (dxc + dxm));
-  EXPECT_EQ(slope, gamma * std::sqrt(norm));
-  EXPECT_EQ(base, gamma * (mean_norm * std::sqrt(norm) + norm));
-  // A d so large that the bound says nothing: every centroid becomes a candidate.
-  EXPECT_LT(tn::gemm_error_gamma(std::int64_t{1} << 23, sizeof(float)), 0);
-  EXPECT_GT(tn::gemm_error_gamma(std::int64_t{1} << 23, sizeof(double)), 0);
-  gemm_terms(norm, mc, mean_norm, -1.0, gamma, bias, slope, base);
-  EXPECT_EQ(slope, 0.0);
-  EXPECT_TRUE(std::isinf(base) && base > 0);
-  // gamma grows with d and is about 2 d u; the bias's adds 4 u of T to double's.
-  EXPECT_GT(tn::gemm_bias_gamma(30, sizeof(float)), 4 * 0x1p-24);
-  EXPECT_LT(tn::gemm_bias_gamma(30, sizeof(float)), 5 * 0x1p-24);
-  EXPECT_LT(tn::gemm_bias_gamma(std::int64_t{1} << 52, sizeof(double)), 0);
-  EXPECT_NEAR(tn::gemm_error_gamma(30, sizeof(float)), 2 * 32 * 0x1p-24, 1e-5 * 2 * 32 * 0x1p-24);
-  EXPECT_LT(tn::gemm_error_gamma(30, sizeof(float)), tn::gemm_error_gamma(31, sizeof(float)));
-}
-
-TEST(CudaHostGemm, TiesAndNoCandidateFallBackLikeTheTileKernel) {
-  // Identical centroids 2 and 5 nearest: the lowest index wins, in one lane and across lanes.
-  const std::int64_t d = 3;
-  const int k = 8;
-  std::vector<float> c(static_cast<std::size_t>(k * d));
-  for (int j = 0; j < k; ++j)
-    for (std::int64_t q = 0; q < d; ++q) c[j * d + q] = static_cast<float>(10 + j + q);
-  for (std::int64_t q = 0; q < d; ++q) c[2 * d + q] = c[5 * d + q] = 0.5f;
-  const std::vector<float> x = {0.25f, 0.5f, 0.75f};
-  std::vector<double> zero(static_cast<std::size_t>(d), 0.0);
-  std::vector<double> terms(static_cast<std::size_t>(3 * k));
-  std::vector<float> centred(c.size()), g(static_cast<std::size_t>(k));
-  for (int j = 0; j < k; ++j) {
-    double norm = 0, mc = 0;
-    centre_centroid_part(c.data() + j * d, zero.data(), d, 0, 1, centred.data() + j * d, norm, mc);
-    gemm_terms(norm, mc, 0.0, tn::gemm_error_gamma(d, sizeof(float)),
-               tn::gemm_bias_gamma(d, sizeof(float)), terms[j], terms[k + j], terms[2 * k + j]);
-    g[j] = float_dot(x.data(), centred.data() + j * d, d, false);
-  }
-  GemmTermsView t{terms.data(), terms.data() + k, terms.data() + 2 * k};
-  GemmRow<float> row{g.data(), k, std::sqrt(0.25 * 0.25 + 0.5 * 0.5 + 0.75 * 0.75)};
-  for (int lanes : {1, 2, 3, 32}) {
-    double bound = INFINITY;
-    for (int lane = 0; lane < lanes; ++lane)
-      bound = std::min(bound, gemm_row_bound(row, t, lane, lanes));
-    float best = positive_infinity<float>();
-    int label = INT_MAX;
-    for (int lane = lanes - 1; lane >= 0; --lane) {  // merged in reverse: order must not matter
-      float b = positive_infinity<float>();
-      int l = INT_MAX;
-      gemm_row_pick(row, t, bound, x.data(), c.data(), d, lane, lanes, b, l);
-      argmin_merge(b, l, best, label);
-    }
-    EXPECT_EQ(label, 2) << lanes << " lanes";
-    EXPECT_EQ(best, squared_distance(x.data(), c.data() + 2 * d, d));
-  }
-  // A bound below every lower bound (as NaN scores would leave): no candidate, INT_MAX stays,
-  // and the kernel then falls back to centroid 0.
-  float best = positive_infinity<float>();
-  int label = INT_MAX;
-  gemm_row_pick(row, t, -INFINITY, x.data(), c.data(), d, 0, 1, best, label);
-  EXPECT_EQ(label, INT_MAX);
+  // FAISS's workload on an H200: two buffers of 4224 rows (two argmin blocks per SM each).
+  EXPECT_EQ(tn::gemm_chunk_rows(1000000, 20000, 4, 132), 4224);
+  EXPECT_EQ(4224, 132 * tn::kGemmMinBlocksPerSm * tn::kGemmRowsPerBlock);
+  EXPECT_GE(gemm, 2 * std::size_t{4224} * 20000 * 4);
+  EXPECT_EQ(tn::gemm_products_ld(20001), 20004);
+  EXPECT_EQ(tn::gemm_products_ld(20000), 20000);
 }
 
 }  // namespace

@@ -7,8 +7,9 @@
 //   upload centroids (pinned host -> device)
 //   -> assign: the fused tile kernel (kernels/assign.cuh), or, when k and d are large
 //      (tuning::use_gemm) and cuBLAS can be loaded, centroids centred on the data mean, cuBLAS
-//      products x.c' and the centred ranking with exact distances for the candidates
-//      (gemm_argmin_kernel)
+//      products x.c' (on a second stream, forked and joined by events, chunk i + 1's GEMM
+//      overlapping chunk i's ranking) and the one-pass centred ranking with exact distances
+//      for the candidates (gemm_argmin_kernel)
 //   -> update, in the canonical order of src/cuda/shard.hpp (kernels/canonical.cuh): the fused
 //      kernel's per-leaf values (blocks own whole 4096-point leaves) reduced in place by the
 //      node trees, or, when k * d is too large for partials (tuning::use_partials), the labels
@@ -74,6 +75,7 @@ struct Plan {
   bool subtile_rows = false;    ///< partials: one row per sub-tile (small n), then folded
   int sort_bits = 0;          ///< radix bits of a label
   int gemm_rows = 0;          ///< rows per GEMM chunk
+  int gemm_ld = 0;            ///< leading dimension of the GEMM products (k rounded up to 4)
   int col_tile = 0;           ///< sorted_walk_kernel column tile
 };
 
@@ -191,7 +193,9 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   /// trees, the node rows or the totals.
   void enqueue_canonical(bool with_sums, bool node_rows);
   /// The centred ranking: centroids centred on the data mean (centre_centroids_kernel), then
-  /// one chunk of rows at a time, products[r][c] = x_r . c'_c by cuBLAS and the argmin.
+  /// one chunk of rows at a time, products[r][c] = x_r . c'_c by cuBLAS (on gemm_stream_, into
+  /// one of two buffers) and the one-pass argmin (on stream_), chunk i + 1's GEMM overlapping
+  /// chunk i's argmin.
   void enqueue_gemm_assign();
   /// Large k * d: sort point indices by label, find each cluster's range, walk each
   /// (cluster, column) onto its sparse node stack: node rows into `node_out`, or (null) their
@@ -210,6 +214,10 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   std::vector<tree::Node> nodes_;  // the canonical decomposition of the shard's leaves
   int sm_count_ = 0;
   Stream stream_;
+  // GEMM path: cuBLAS's stream, forked from stream_ and joined back each pass, and its events
+  // (fork; per product buffer: GEMM done, argmin done). See enqueue_gemm_assign.
+  Stream gemm_stream_;
+  Event gemm_fork_, gemm_ready_[2], gemm_free_[2];
   DeviceBuffer<T> x_copy_, w_copy_;  // host input, copied once
   const T* d_x_ = nullptr;           // the data on the device (the user's pointer or x_copy_)
   const T* d_w_ = nullptr;
@@ -231,8 +239,8 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   DeviceBuffer<unsigned char> d_sort_tmp_;
   DeviceBuffer<unsigned char> d_cublas_ws_;
   CublasHandle cublas_;  // after its workspace: destroyed before it
-  DeviceBuffer<T> d_products_, d_centred_;  // GEMM path: x.c' per chunk, c' = c - m
-  DeviceBuffer<double> d_terms_, d_mean_;    // GEMM path: [bias | slope | base], data mean
+  DeviceBuffer<T> d_products_, d_centred_;  // GEMM path: x.c' (two chunks), c' = c - m
+  DeviceBuffer<double> d_terms_, d_mean_;    // GEMM path: GemmTermsView's array, data mean
   double mean_norm_ = 0;                     // |m|, also in d_mean_norm_
   bool mean_valid_ = false;                  // d_mean_ and d_mean_norm_ hold this data's
   DeviceBuffer<double> d_mean_norm_;

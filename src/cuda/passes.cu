@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -66,6 +67,8 @@ std::int64_t env_count(const char* name) {
   return x;
 }
 
+/// set_cuda_gemm_chunk_rows_for_testing's value (0: the size rule).
+std::atomic<std::int64_t> g_gemm_chunk_rows{0};
 }  // namespace
 
 // The assign kernel's static shared memory must leave kAssignSmemBytes of dynamic memory under
@@ -217,7 +220,13 @@ Plan CudaEngine<T>::make_plan(int k) const {
   p.sort_bits = tn::key_bits(k);
   p.col_tile = tn::sort_col_tile(d);
   if (p.gemm) {
-    p.gemm_rows = static_cast<int>(tn::gemm_chunk_rows(n, k, elem));
+    std::int64_t rows = tn::gemm_chunk_rows(n, k, elem, sm_count_);
+    const std::int64_t forced = g_gemm_chunk_rows.load(std::memory_order_relaxed);
+    if (forced > 0)
+      rows = std::min(tn::round_up(forced, tn::kGemmRowsPerBlock),
+                      tn::round_up(n, tn::kGemmRowsPerBlock));
+    p.gemm_rows = static_cast<int>(rows);
+    p.gemm_ld = static_cast<int>(tn::gemm_products_ld(k));
     p.stat_blocks = static_cast<int>(ceil_div(n, tn::kGemmRowsPerBlock));
   } else {
     p.k_tile = p.partials ? static_cast<int>(tn::round_up(k, tn::kRegTile))
@@ -309,11 +318,18 @@ void CudaEngine<T>::configure(int k) {
   }
   if (p.gemm) {
     if (d_cublas_ws_.size() == 0) d_cublas_ws_.allocate(tn::kCublasWorkspaceBytes, "cuBLAS workspace");
-    cublas_.create(s, d_cublas_ws_.get(), d_cublas_ws_.bytes());
-    d_products_.allocate(static_cast<std::size_t>(p.gemm_rows) * static_cast<std::size_t>(k),
-                         "distance products");
+    // cuBLAS runs on the second stream only (every GEMM of a pass in order there): one handle
+    // and one workspace serve, as no two GEMMs ever overlap.
+    cublas_.create(gemm_stream_.get(), d_cublas_ws_.get(), d_cublas_ws_.bytes());
+    d_products_.allocate(2 * static_cast<std::size_t>(p.gemm_rows) *
+                             static_cast<std::size_t>(p.gemm_ld),
+                         "distance products (two chunks)");
     d_centred_.allocate(kd, "centred centroids");
-    d_terms_.allocate(3 * static_cast<std::size_t>(k), "centroid ranking terms");
+    d_terms_.allocate(static_cast<std::size_t>(tn::gemm_terms_size(k)), "centroid ranking terms");
+    // Poisoned: the padding columns of the products stay NaN (never read as scores), and a
+    // term no kernel wrote shows up as NaN.
+    KMEANS_CUDA_TRY(cudaMemsetAsync(d_products_.get(), 0xFF, d_products_.bytes(), s));
+    KMEANS_CUDA_TRY(cudaMemsetAsync(d_terms_.get(), 0xFF, d_terms_.bytes(), s));
     if (!mean_valid_) compute_mean();
   }
   KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
@@ -471,12 +487,18 @@ void CudaEngine<T>::enqueue_canonical(bool with_sums, bool node_rows) {
   }
 }
 
-/// The centred ranking: centroids centred on the data mean (centre_centroids_kernel), then
-/// one chunk of rows at a time, products[r][c] = x_r . c'_c by cuBLAS and the argmin.
+/// The centred ranking: centroids centred on the data mean (centre_centroids_kernel) and the
+/// bound's header (gemm_bound_kernel), then one chunk of rows at a time, products[r][c] =
+/// x_r . c'_c by cuBLAS and the one-pass argmin. Chunks alternate between two product buffers:
+/// the GEMMs run in order on gemm_stream_ (forked from stream_ by an event, so also inside a
+/// captured graph), the argmins on stream_; chunk i's argmin waits for its GEMM (ready event),
+/// and the GEMM of chunk i + 2 waits for that argmin (free event) before overwriting its buffer,
+/// so the GEMM of chunk i + 1 overlaps the argmin of chunk i. The last GEMM is joined back into
+/// stream_ by the last argmin's wait.
 template <class T>
 void CudaEngine<T>::enqueue_gemm_assign() {
   const Plan& p = plan_;
-  const cudaStream_t s = stream_.get();
+  const cudaStream_t s = stream_.get(), s2 = gemm_stream_.get();
   const std::int64_t n = v_.n;
   const int d = static_cast<int>(v_.d), k = p.k;
   CentreArgs<T> ca;
@@ -493,21 +515,34 @@ void CudaEngine<T>::enqueue_gemm_assign() {
   centre_centroids_kernel<T><<<static_cast<unsigned>(ceil_div(k, kCentroidsPerBlock)),
                                tn::kGemmThreads, 0, s>>>(ca);
   KMEANS_CUDA_CHECK_LAUNCH(s);
-  GemmTermsView terms;
-  terms.bias = d_terms_.get();
-  terms.slope = d_terms_.get() + k;
-  terms.base = d_terms_.get() + 2 * static_cast<std::int64_t>(k);
-  for (std::int64_t row0 = 0; row0 < n; row0 += p.gemm_rows) {
+  gemm_bound_kernel<tn::kGemmThreads><<<1, tn::kGemmThreads, 0, s>>>(d_terms_.get(), k);
+  KMEANS_CUDA_CHECK_LAUNCH(s);
+  KMEANS_CUDA_TRY(cudaEventRecord(gemm_fork_.get(), s));
+  KMEANS_CUDA_TRY(cudaStreamWaitEvent(s2, gemm_fork_.get(), 0));
+  const std::size_t half = static_cast<std::size_t>(p.gemm_rows) * static_cast<std::size_t>(p.gemm_ld);
+  std::int64_t chunk = 0;
+  for (std::int64_t row0 = 0; row0 < n; row0 += p.gemm_rows, ++chunk) {
     const int rows = static_cast<int>(std::min<std::int64_t>(p.gemm_rows, n - row0));
-    // Column-major view: C' (d x k) transposed times X_chunk (d x rows) = products (k x rows).
-    gemm_tn(cublas_.get(), k, rows, d, d_centred_.get(), d, d_x_ + row0 * d, d,
-            d_products_.get(), k);
+    const int buf = static_cast<int>(chunk % 2);
+    T* products = d_products_.get() + buf * half;
+    if (chunk >= 2) KMEANS_CUDA_TRY(cudaStreamWaitEvent(s2, gemm_free_[buf].get(), 0));
+    // Column-major view: C' (d x k) transposed times X_chunk (d x rows) = products (k x rows,
+    // leading dimension ld).
+    gemm_tn(cublas_.get(), k, rows, d, d_centred_.get(), d, d_x_ + row0 * d, d, products,
+            p.gemm_ld);
+    KMEANS_CUDA_TRY(cudaEventRecord(gemm_ready_[buf].get(), s2));
+    KMEANS_CUDA_TRY(cudaStreamWaitEvent(s, gemm_ready_[buf].get(), 0));
     GemmArgminArgs<T> a;
     a.x = d_x_;
     a.w = d_w_;
     a.c = d_centroids_.get();
-    a.terms = terms;
-    a.g = d_products_.get();
+    a.terms = gemm_terms_view(d_terms_.get(), k);
+    a.mean = d_mean_.get();
+    a.mean_norm = d_mean_norm_.get();
+    a.gamma_dist = tn::gemm_distance_gamma(d, sizeof(T));
+    a.gamma_q = tn::gemm_error_gamma(d, sizeof(double));
+    a.g = products;
+    a.ld = p.gemm_ld;
     a.n = static_cast<int>(n);
     a.d = d;
     a.k = k;
@@ -518,8 +553,9 @@ void CudaEngine<T>::enqueue_gemm_assign() {
     a.dist = d_dist_.get();
     a.partials = d_partials_.get();
     gemm_argmin_kernel<T><<<static_cast<unsigned>(ceil_div(rows, tn::kGemmRowsPerBlock)),
-                            tn::kGemmThreads, 0, s>>>(a);
+                            tn::kGemmArgminThreads, 0, s>>>(a);
     KMEANS_CUDA_CHECK_LAUNCH(s);
+    KMEANS_CUDA_TRY(cudaEventRecord(gemm_free_[buf].get(), s));
   }
 }
 
@@ -603,3 +639,9 @@ GraphExec CudaEngine<T>::capture(int mode) {
 KMEANS_CUDA_ENGINE_INSTANTIATE(KMEANS_CUDA_PASSES_MEMBERS)
 
 }  // namespace kmeans::detail::cuda
+
+namespace kmeans::detail {
+void set_cuda_gemm_chunk_rows_for_testing(std::int64_t rows) {
+  cuda::g_gemm_chunk_rows.store(rows > 0 ? rows : 0, std::memory_order_relaxed);
+}
+}  // namespace kmeans::detail
