@@ -143,7 +143,7 @@ bool CudaEngine<T>::rebind(const DataView<T>& v) {
   KMEANS_CUDA_TRY(cudaMemsetAsync(d_dist_.get(), 0xFF, d_dist_.bytes(), s));
   if (on_device_) validate_device_input();
   mean_valid_ = false;  // new data: the GEMM path's centre is recomputed (in place)
-  if (plan_.gemm) compute_mean();
+  if (plan_.gemm || plan_.mma) compute_mean();
   KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
   return true;
 }
@@ -250,7 +250,7 @@ std::size_t CudaEngine<T>::device_bytes() const {
   add(x_copy_, w_copy_, d_labels_, d_dist_, d_centroids_, d_partials_, d_totals_,
       d_record_offsets_, d_reduce_tmp_, d_sorted_labels_, d_order_in_, d_order_,
       d_cluster_offsets_, d_sort_tmp_, d_cublas_ws_, d_products_, d_centred_, d_terms_, d_mean_,
-      d_mean_partial_, d_mean_norm_, d_first_, d_transform_centroids_,
+      d_mean_partial_, d_mean_norm_, d_mma_centred_, d_mma_terms_, d_first_, d_transform_centroids_,
       d_transform_out_, d_closest_, d_cumsum_, d_trial_dist_, d_block_total_, d_block_offset_,
       d_trial_block_sum_, d_uniforms_, d_scalar_, d_index_, d_candidates_, d_chosen_,
       d_nearest_, d_best_, d_gather_, d_var_part_, d_var_mean_);

@@ -8,7 +8,8 @@
 //   -> assign: the fused tile kernel (kernels/assign.cuh), or, when k and d are large
 //      (tuning::use_gemm) and cuBLAS can be loaded, centroids centred on the data mean, cuBLAS
 //      products x.c' and the centred ranking with exact distances for the candidates
-//      (gemm_argmin_kernel)
+//      (gemm_argmin_kernel), or, for float data with many centroids (tuning::use_mma), the
+//      fused TF32 tensor-core ranking with exact distances for its candidates (mma_pass.cu)
 //   -> update: the fused kernel's per-block partials reduced by cub::DeviceSegmentedReduce, or,
 //      when k * d is too large for partials (tuning::use_partials), the labels radix-sorted and
 //      each cluster summed as one segment (kernels/update.cuh)
@@ -50,6 +51,7 @@ namespace kmeans::detail::cuda {
 struct Plan {
   int k = 0;
   bool gemm = false;          ///< cuBLAS distances + gemm_argmin_kernel
+  bool mma = false;           ///< TF32 tensor-core ranking + exact recheck (mma_pass.cu)
   bool partials = false;      ///< per-block partial sums inside the assign kernel
   int k_tile = 0;             ///< assign kernel: centroids per shared-memory tile
   int subtiles_per_block = 0; ///< assign kernel: sub-tiles of 256 points per block
@@ -180,6 +182,7 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
   bool mean_valid_ = false;                  // d_mean_ and d_mean_norm_ hold this data's
   DeviceBuffer<double> d_mean_norm_;
   DeviceBuffer<double> d_mean_partial_;     // GEMM path: column sums per row chunk
+  DeviceBuffer<float> d_mma_centred_, d_mma_terms_;  // TF32 path: tf32(c - m) padded, terms
   DeviceBuffer<unsigned long long> d_first_;  // device-input validation flag
   DeviceBuffer<T> d_transform_centroids_, d_transform_out_;  // distances(): grow only
   // Initialisation (DataOps), grow only.

@@ -13,6 +13,7 @@
 #include <numeric>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include <cub/device/device_segmented_reduce.cuh>
 
 #include "cuda/engine.cuh"
+#include "cuda/mma_pass.hpp"
 #include "internal.hpp"
 #include "kernels/assign.cuh"
 #include "kernels/gemm_rank.cuh"
@@ -120,12 +122,28 @@ Plan CudaEngine<T>::make_plan(int k) const {
   Plan p;
   p.k = k;
   // Without a loadable cuBLAS the tile kernel serves every k (exact as well, slower at large
-  // k and d) instead of failing the fit.
-  p.gemm = tn::use_gemm(k, d, elem) && cublas_api() != nullptr;
-  p.partials = tn::use_partials(k, d, elem);
+  // k and d) instead of failing the fit. KMEANS_CUDA_ASSIGN forces a path where it can run.
+  const AssignPath forced = forced_assign_path();
+  const bool mma_ok = std::is_same_v<T, float> && d >= 1 && d <= tn::kMmaMaxD &&
+                      mma_supported(device_);
+  const bool tile_ok = tn::assign_centroid_tile(k, d, elem, tn::kAssignSmemBytes) != 0;
+  const bool gemm_ok = cublas_api() != nullptr;
+  const bool rules = forced == AssignPath::Rules || (forced == AssignPath::Mma && !mma_ok) ||
+                     (forced == AssignPath::Tile && !tile_ok) ||
+                     (forced == AssignPath::Gemm && !gemm_ok);
+  if (rules) {
+    p.mma = mma_ok && tn::use_mma(k, d, elem);
+    p.gemm = !p.mma && tn::use_gemm(k, d, elem) && gemm_ok;
+  } else {
+    p.mma = forced == AssignPath::Mma;
+    p.gemm = forced == AssignPath::Gemm;
+  }
+  p.partials = !p.mma && !p.gemm && tn::use_partials(k, d, elem);
   p.sort_bits = tn::key_bits(k);
   p.col_tile = tn::sort_col_tile(d);
-  if (p.gemm) {
+  if (p.mma) {
+    p.stat_blocks = static_cast<int>(ceil_div(n, tn::kMmaRows));
+  } else if (p.gemm) {
     p.gemm_rows = static_cast<int>(tn::gemm_chunk_rows(n, k, elem));
     p.stat_blocks = static_cast<int>(ceil_div(n, tn::kGemmRowsPerBlock));
   } else {
@@ -213,6 +231,14 @@ void CudaEngine<T>::configure(int k) {
     d_terms_.allocate(3 * static_cast<std::size_t>(k), "centroid ranking terms");
     if (!mean_valid_) compute_mean();
   }
+  if (p.mma) {
+    const auto k_pad = static_cast<std::size_t>(tn::mma_k_pad(k));
+    d_mma_centred_.allocate(k_pad * static_cast<std::size_t>(tn::mma_dim_pad(d)),
+                            "TF32 centred centroids");
+    d_mma_terms_.allocate(4 * k_pad, "TF32 ranking terms");
+    mma_prepare(static_cast<int>(d));
+    if (!mean_valid_) compute_mean();
+  }
   KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
   plan_ = p;
 }
@@ -260,7 +286,24 @@ void CudaEngine<T>::enqueue_pass(bool with_sums) {
   const int k = p.k;
   KMEANS_CUDA_TRY(cudaMemcpyAsync(d_centroids_.get(), h_centroids_.get(), d_centroids_.bytes(),
                                   cudaMemcpyHostToDevice, s));
-  if (p.gemm) {
+  if (p.mma) {
+    if constexpr (std::is_same_v<T, float>) {  // make_plan chooses it for float only
+      MmaPassArgs a;
+      a.x = d_x_;
+      a.w = d_w_;
+      a.c = d_centroids_.get();
+      a.mean = d_mean_.get();
+      a.centred = d_mma_centred_.get();
+      a.terms = d_mma_terms_.get();
+      a.n = n;
+      a.d = static_cast<int>(d);
+      a.k = k;
+      a.labels = d_labels_.get();
+      a.dist = d_dist_.get();
+      a.partials = d_partials_.get();
+      enqueue_mma_assign(a, s);
+    }
+  } else if (p.gemm) {
     enqueue_gemm_assign();
   } else {
     AssignArgs<T> a;
