@@ -84,6 +84,8 @@ class CudaEngine final : public Engine<T>, public DataOps<T> {
   void distances(const T* centroids, int k, T* out) override;
   DataOps<T>* data_ops() override { return this; }
   std::size_t device_bytes() const override;
+  /// The plan of the current k (tests: which assignment path runs).
+  const Plan& plan() const { return plan_; }
 
   // DataOps: initialisation on the device (kernels/init.cuh), the host's bits (data_ops.cu).
   std::int64_t size() const override { return v_.n; }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "cuda/engine.cuh"
 #include "cuda/runtime.hpp"
 #include "kernels/cuda_check.hpp"
 #include "kernels/mma_rank.cuh"
@@ -77,6 +78,11 @@ void enqueue_mma_assign(const MmaPassArgs& a, cudaStream_t s) {
   mma_assign_kernel<float><<<static_cast<unsigned>(ma.n_blocks), tn::kMmaThreads, tn::mma_smem_bytes(a.d),
                       s>>>(ma);
   KMEANS_CUDA_CHECK_LAUNCH(s);
+}
+
+bool plan_uses_mma(const Engine<float>& e) {
+  const auto* cuda = dynamic_cast<const CudaEngine<float>*>(&e);
+  return cuda != nullptr && cuda->plan().mma;
 }
 
 }  // namespace kmeans::detail::cuda

@@ -8,6 +8,11 @@
 
 #include <cstdint>
 
+namespace kmeans::detail {
+template <class T>
+class Engine;
+}  // namespace kmeans::detail
+
 namespace kmeans::detail::cuda {
 
 /// The internal hook KMEANS_CUDA_ASSIGN (tests and benchmarks): "tile", "gemm" or "mma" runs
@@ -42,5 +47,8 @@ void mma_prepare(int d);
 
 /// Enqueues the centring kernel and the fused assignment on `s`.
 void enqueue_mma_assign(const MmaPassArgs& a, cudaStream_t s);
+
+/// For tests: whether `e` is a CUDA engine whose current plan runs the TF32 path.
+bool plan_uses_mma(const Engine<float>& e);
 
 }  // namespace kmeans::detail::cuda
