@@ -236,6 +236,9 @@ void CudaEngine<T>::configure(int k) {
     d_mma_centred_.allocate(k_pad * static_cast<std::size_t>(tn::mma_dim_pad(d)),
                             "TF32 centred centroids");
     d_mma_terms_.allocate(4 * k_pad, "TF32 ranking terms");
+    // Poisoned like the partials: mma_centre_kernel rewrites every element each pass.
+    KMEANS_CUDA_TRY(cudaMemsetAsync(d_mma_centred_.get(), 0xFF, d_mma_centred_.bytes(), s));
+    KMEANS_CUDA_TRY(cudaMemsetAsync(d_mma_terms_.get(), 0xFF, d_mma_terms_.bytes(), s));
     mma_prepare(static_cast<int>(d));
     if (!mean_valid_) compute_mean();
   }
