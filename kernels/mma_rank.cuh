@@ -40,10 +40,11 @@ namespace kmeans::detail {
 // (3) The TF32 product. |x~_j - x'_j| <= 2^-11 |x'_j| (likewise c~), the products x~_j c~_j are
 //     exact in fp32 (11 x 11 significant bits), and the mma's fp32 accumulation order and
 //     rounding are unspecified (NVIDIA documents neither; tensor cores are reported to align
-//     and truncate): each of its at most d + 2 additions is taken to err by up to 2^-22 of the
-//     magnitudes it adds (two fp32 ulps, so truncation is covered too), for any order:
+//     and truncate): each of its dp <= d + 7 additions (dp = d rounded up to 8; the padding
+//     adds zeros) is taken to err by up to 2^-22 of the magnitudes it adds (two fp32 ulps, so
+//     truncation is covered too), for any order:
 //     |g - x'.c'| <= gamma_t X C + A,
-//     gamma_t = ((1 + 2^-11)^2 - 1) + (1 + 2^-11)^2 gamma_(d+2)(2^-22)   (mma_product_gamma),
+//     gamma_t = ((1 + 2^-11)^2 - 1) + (1 + 2^-11)^2 gamma_(d+9)(2^-22)   (mma_product_gamma),
 //     A = 2^-125 (sqrt(d) (X + C) + 2 d) for subnormal operands, products and sums flushed to
 //     zero (each flush loses at most 2^-126 times what it multiplies, or 2^-126).
 // (4) Bias and score. b = (|c'|^2 (1 + eps_d)) / 2 rounded to float, |eps_d| <= gamma_d(2^-53):
@@ -98,7 +99,7 @@ KMEANS_HD inline double mma_gamma(double m, double v) { return m * v / (1 - m * 
 /// gamma_t of (3): the TF32 product's error per unit of |x'| |c'|.
 KMEANS_HD inline double mma_product_gamma(std::int64_t d) {
   const double a = (1 + 0x1p-11) * (1 + 0x1p-11);
-  return (a - 1) + a * mma_gamma(static_cast<double>(d + 2), 0x1p-22);
+  return (a - 1) + a * mma_gamma(static_cast<double>(d + 9), 0x1p-22);
 }
 
 /// kappa of (2): the direct formula's and the centring's error per unit of |x'|^2 + |c'|^2.
