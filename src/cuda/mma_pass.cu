@@ -3,6 +3,7 @@
 // KMEANS_CUDA_ASSIGN, the device/build check, the shared-memory opt-in and one pass.
 #include "cuda/mma_pass.hpp"
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -27,10 +28,14 @@ AssignPath forced_assign_path() {
   throw Error(std::string("KMEANS_CUDA_ASSIGN = ") + f + " is unknown (valid: tile, gemm, mma)");
 }
 
-bool mma_supported(int device) {
-  int major = 0;
+bool mma_supported(int device, std::int64_t d) {
+  if (d < 1 || d > tn::kMmaMaxD) return false;
+  int major = 0, optin = 0;
   KMEANS_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   if (major < 8) return false;
+  KMEANS_CUDA_TRY(
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  if (tn::mma_smem_bytes(d) > static_cast<std::size_t>(optin)) return false;
   // The build's code for this device: sm_80+ SASS, or PTX of sm_80+ that the driver compiles.
   cudaFuncAttributes fa{};
   KMEANS_CUDA_TRY(cudaFuncGetAttributes(&fa, mma_assign_kernel<float>));

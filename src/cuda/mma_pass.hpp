@@ -23,9 +23,10 @@ namespace kmeans::detail::cuda {
 enum class AssignPath { Rules, Tile, Gemm, Mma };
 AssignPath forced_assign_path();
 
-/// The device `device` (sm_80 or newer) and this build (sm_80+ code in mma_assign_kernel) can
-/// run the TF32 path.
-bool mma_supported(int device);
+/// The device `device` (sm_80 or newer, with the shared memory mma_smem_bytes(d) asks of a
+/// block: d <= 232 on an A100, every d <= kMmaMaxD on an H100/H200) and this build (sm_80+ code
+/// in mma_assign_kernel) can run the TF32 path for d features.
+bool mma_supported(int device, std::int64_t d);
 
 /// Device buffers and shape of one TF32 assignment pass.
 struct MmaPassArgs {

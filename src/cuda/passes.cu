@@ -124,8 +124,7 @@ Plan CudaEngine<T>::make_plan(int k) const {
   // Without a loadable cuBLAS the tile kernel serves every k (exact as well, slower at large
   // k and d) instead of failing the fit. KMEANS_CUDA_ASSIGN forces a path where it can run.
   const AssignPath forced = forced_assign_path();
-  const bool mma_ok = std::is_same_v<T, float> && d >= 1 && d <= tn::kMmaMaxD &&
-                      mma_supported(device_);
+  const bool mma_ok = std::is_same_v<T, float> && mma_supported(device_, d);
   const bool tile_ok = tn::assign_centroid_tile(k, d, elem, tn::kAssignSmemBytes) != 0;
   const bool gemm_ok = cublas_api() != nullptr;
   const bool rules = forced == AssignPath::Rules || (forced == AssignPath::Mma && !mma_ok) ||
