@@ -339,7 +339,8 @@ constexpr int kCap = tuning::kMmaCandidates;
 /// (mma.sync m16n8k8, fp32 accumulators in registers). After each tile, every thread turns its
 /// accumulators into bounds (mma_bounds), the quad of lanes sharing a point merges the running
 /// minimum upper bound, and centroids whose lower bound passes the threshold join the lane's
-/// candidate list (shared memory). At the end each point's candidates get their exact
+/// candidate list (shared memory); a second pass over the accumulators runs only when one of
+/// the thread's lower bounds passes. At the end each point's candidates get their exact
 /// distances (squared_distance, uncentred), merged over the quad (ties lowest); an overflowed
 /// list checks every centroid. Writes labels, distances and the block's SSE and changed count
 /// (partial slot blockIdx.x). Needs sm_80 (cp.async, TF32 mma): launched only where the build
@@ -454,8 +455,12 @@ __global__ void __launch_bounds__(tuning::kMmaThreads) mma_assign_kernel(MmaAssi
     if (kc != chunks - 1) continue;
 
     // Epilogue of centroid tile `tile`: (1) the running minimum upper bound per row, merged
-    // over the quad; (2) candidates against the threshold it gives.
+    // over the quad, and this thread's smallest lower bound; (2) candidates against the
+    // threshold, skipped when no lower bound of the thread's can pass (most tiles).
     const int c0 = tile * tn::kMmaCols;
+    float min_lo[4];
+#pragma unroll
+    for (int ri = 0; ri < 4; ++ri) min_lo[ri] = positive_infinity<float>();
 #pragma unroll
     for (int nt = 0; nt < kNTiles; ++nt) {
 #pragma unroll
@@ -465,30 +470,37 @@ __global__ void __launch_bounds__(tuning::kMmaThreads) mma_assign_kernel(MmaAssi
 #pragma unroll
         for (int ri = 0; ri < 4; ++ri) {
           const MmaBounds b = mma_bounds(t, acc[ri / 2][nt][(ri % 2) * 2 + e], xn[ri]);
-          if (col < a.k) min_up[ri] = fminf(min_up[ri], b.up);
+          if (col < a.k) {
+            min_up[ri] = fminf(min_up[ri], b.up);
+            min_lo[ri] = fminf(min_lo[ri], b.lo);
+          }
         }
       }
     }
+    bool scan = false;  // some lo <= thr iff the row's smallest lo is (fminf is exact)
 #pragma unroll
     for (int ri = 0; ri < 4; ++ri) {
       min_up[ri] = fminf(min_up[ri], __shfl_xor_sync(0xffffffffu, min_up[ri], 1));
       min_up[ri] = fminf(min_up[ri], __shfl_xor_sync(0xffffffffu, min_up[ri], 2));
       thr[ri] = mma_threshold(min_up[ri], rho2[ri]);
+      scan = scan || min_lo[ri] <= thr[ri];
     }
+    if (scan) {
 #pragma unroll
-    for (int nt = 0; nt < kNTiles; ++nt) {
+      for (int nt = 0; nt < kNTiles; ++nt) {
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int col = c0 + nt * 8 + 2 * tq + e;
-        const MmaTerms t = a.terms[col];
+        for (int e = 0; e < 2; ++e) {
+          const int col = c0 + nt * 8 + 2 * tq + e;
+          const MmaTerms t = a.terms[col];
 #pragma unroll
-        for (int ri = 0; ri < 4; ++ri) {
-          const MmaBounds b = mma_bounds(t, acc[ri / 2][nt][(ri % 2) * 2 + e], xn[ri]);
-          if (col < a.k && b.lo <= thr[ri]) {
-            const int r = warp * 32 + (ri / 2) * 16 + (ri % 2) * 8 + g;
-            const int slot = r * 4 + tq;
-            mma_push(s_lo + slot, s_idx + slot, tn::kMmaRows * 4, count[ri], b.lo, col,
-                     thr[ri]);
+          for (int ri = 0; ri < 4; ++ri) {
+            const MmaBounds b = mma_bounds(t, acc[ri / 2][nt][(ri % 2) * 2 + e], xn[ri]);
+            if (col < a.k && b.lo <= thr[ri]) {
+              const int r = warp * 32 + (ri / 2) * 16 + (ri % 2) * 8 + g;
+              const int slot = r * 4 + tq;
+              mma_push(s_lo + slot, s_idx + slot, tn::kMmaRows * 4, count[ri], b.lo, col,
+                       thr[ri]);
+            }
           }
         }
       }
