@@ -536,7 +536,7 @@ fi
 #   first_out_of_range_kernel on NaN/Inf; device weights        CudaFit.NonFiniteDeviceDataIsRejected
 #   normalise_rows_kernel (cuda/sphere.cu, metric = cosine)   CudaCosine.DeviceZeroRowsAndNaNAreNamed
 #   mma_centre_kernel, mma_assign_kernel (mma_rank.cuh: TF32  CudaMma.SmallPassUnderSanitizers
-#     path; candidate lists and their overflow)
+#     path; candidate lists and their flushes)
 #   cub::DeviceSegmentedReduce (every pass)                   all of the above
 #   probe_kernel (availability.cu)                            none: never launched (cudaFuncGetAttributes only)
 SUBSET='Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed:CudaMma.SmallPassUnderSanitizers'

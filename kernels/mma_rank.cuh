@@ -65,13 +65,15 @@ namespace kmeans::detail {
 //     nearest is monotone). Every centroid with lo_c <= thr is a candidate; the smallest
 //     direct distance among them, ties to the lowest index, is c*: the labels and distances of
 //     the direct formula, for any accumulation order of the tensor cores. The running
-//     threshold only decreases as centroid tiles stream past, so a centroid admitted (or kept
-//     when a full list is pruned) against an earlier threshold is a superset of the final set.
+//     threshold only decreases as centroid tiles stream past, so the centroids admitted (and
+//     kept when a full list is pruned) against earlier thresholds include the final set; the
+//     kernel evaluates exactly those it flushes from full lists and those left at the end that
+//     pass the final threshold: a subset of all centroids holding every final candidate.
 //
 // The bound is loose by design only where it must be: for d = 128 gamma_t ~ 1.0e-3, kappa ~ 8e-6,
 // so the window 2 e ~ 2e-3 |x'| |c'| around the best score (centred data: far-from-origin data
 // costs nothing). Points nearly equidistant from several centroids at that scale get all of
-// them as candidates; a point with more than 4 * kMmaCandidates falls back to every centroid.
+// them as candidates; lists that fill up are flushed into an exact running argmin (mma_push).
 
 /// The TF32 rounding of the mma operands: round to nearest, ties away from zero, to 10
 /// fraction bits (PTX cvt.rna.tf32.f32), as integer operations, so host and device give the
@@ -173,14 +175,44 @@ KMEANS_HD inline MmaBounds mma_bounds(const MmaTerms& t, float g, float x_norm) 
 /// The candidate threshold of (6) from the running minimum of the upper bounds.
 KMEANS_HD inline float mma_threshold(float min_up, float rho2) { return min_up + rho2; }
 
+/// A running exact argmin: the smallest direct distance seen and its index (INT_MAX: none).
+struct MmaBest {
+  float dist = HUGE_VALF;
+  int index = INT_MAX;
+};
+
+#if defined(__CUDACC__)
+#define KMEANS_MMA_NOINLINE __noinline__
+#else
+#define KMEANS_MMA_NOINLINE
+#endif
+
+/// The exact distances (squared_distance against the uncentred centroids c, k x d) of the
+/// listed candidates whose lower bound passes `thr`, merged into `best` (ties lowest). Not
+/// inlined: the kernel calls it from every unrolled slot of its epilogue, rarely.
+KMEANS_HD KMEANS_MMA_NOINLINE inline MmaBest mma_pick(const float* lo_list, const int* idx_list,
+                                                      int stride, int count, float thr,
+                                                      const float* x, const float* c,
+                                                      std::int64_t d, MmaBest best) {
+  for (int q = 0; q < count; ++q) {
+    if (lo_list[q * stride] <= thr) {
+      const int j = idx_list[q * stride];
+      argmin_merge(squared_distance(x, c + static_cast<std::int64_t>(j) * d, d), j, best.dist,
+                   best.index);
+    }
+  }
+  return best;
+}
+
 /// Appends candidate (lo, index) to a list of kMmaCandidates slots (lo_list, idx_list, stride
-/// `stride` between slots) holding `count`; when full, first drops the entries the current
-/// threshold excludes (they cannot pass the final one). A list that still has no room is
-/// marked overflowed (count = kMmaCandidates + 1): that point checks every centroid.
+/// `stride` between slots) holding `count`. A full list first drops the entries the current
+/// threshold excludes (they cannot pass the final one); one still full is flushed: its
+/// entries' exact distances go into `best` (mma_pick) and it empties. So every candidate that
+/// passes the final threshold is evaluated exactly, now or at the end, whatever the list size.
 KMEANS_HD inline void mma_push(float* lo_list, int* idx_list, int stride, int& count, float lo,
-                               int index, float thr) {
+                               int index, float thr, const float* x, const float* c,
+                               std::int64_t d, MmaBest& best, int& flushes) {
   constexpr int kCap = tuning::kMmaCandidates;
-  if (count > kCap) return;
   if (count == kCap) {
     int kept = 0;
     for (int q = 0; q < kCap; ++q) {
@@ -193,27 +225,14 @@ KMEANS_HD inline void mma_push(float* lo_list, int* idx_list, int stride, int& c
     }
     count = kept;
     if (count == kCap) {
-      count = kCap + 1;
-      return;
+      best = mma_pick(lo_list, idx_list, stride, count, thr, x, c, d, best);
+      count = 0;
+      ++flushes;
     }
   }
   lo_list[count * stride] = lo;
   idx_list[count * stride] = index;
   ++count;
-}
-
-/// The exact distances (squared_distance against the uncentred centroids c, k x d) of the
-/// listed candidates that pass the final threshold; updates (best, best_index), ties lowest.
-KMEANS_HD inline void mma_pick(const float* lo_list, const int* idx_list, int stride, int count,
-                               float thr, const float* x, const float* c, std::int64_t d,
-                               float& best, int& best_index) {
-  for (int q = 0; q < count; ++q) {
-    if (lo_list[q * stride] <= thr) {
-      const int j = idx_list[q * stride];
-      argmin_merge(squared_distance(x, c + static_cast<std::int64_t>(j) * d, d), j, best,
-                   best_index);
-    }
-  }
 }
 
 /// Centring, the part owned by lane `lane` of `lanes`: writes out[q] = tf32(c'_q) for
@@ -340,9 +359,10 @@ constexpr int kCap = tuning::kMmaCandidates;
 /// accumulators into bounds (mma_bounds), the quad of lanes sharing a point merges the running
 /// minimum upper bound, and centroids whose lower bound passes the threshold join the lane's
 /// candidate list (shared memory); a second pass over the accumulators runs only when one of
-/// the thread's lower bounds passes. At the end each point's candidates get their exact
-/// distances (squared_distance, uncentred), merged over the quad (ties lowest); an overflowed
-/// list checks every centroid. Writes labels, distances and the block's SSE and changed count
+/// the thread's lower bounds passes. A full list is pruned against the current threshold, or
+/// flushed: its candidates' exact distances (squared_distance, uncentred) go into the lane's
+/// running exact argmin. At the end the remaining candidates get theirs too, merged over the
+/// quad (ties lowest). Writes labels, distances and the block's SSE and changed count
 /// (partial slot blockIdx.x). Needs sm_80 (cp.async, TF32 mma): launched only where the build
 /// carries sm_80+ code and the device has it (mma_supported). T is float (see mma_centre_kernel).
 template <class T>
@@ -408,6 +428,9 @@ __global__ void __launch_bounds__(tuning::kMmaThreads) mma_assign_kernel(MmaAssi
   // Rows of this thread: ri = 2 mi + h is row 32 w + 16 mi + 8 h + g.
   float xn[4], rho2[4], min_up[4], thr[4];
   int count[4];
+  MmaBest best[4];  // candidates flushed from full lists, exactly
+  const float* xrow[4];
+  bool valid[4];
   bool read_rows = false;
 
   for (int q = 0; q < total; ++q) {
@@ -425,6 +448,9 @@ __global__ void __launch_bounds__(tuning::kMmaThreads) mma_assign_kernel(MmaAssi
         min_up[ri] = positive_infinity<float>();
         thr[ri] = positive_infinity<float>();
         count[ri] = 0;
+        const std::int64_t i = row0 + r;
+        valid[ri] = i < a.n;
+        xrow[ri] = a.x + (valid[ri] ? i : 0) * d;
       }
     }
     const int tile = q / chunks, kc = q % chunks;
@@ -470,7 +496,7 @@ __global__ void __launch_bounds__(tuning::kMmaThreads) mma_assign_kernel(MmaAssi
 #pragma unroll
         for (int ri = 0; ri < 4; ++ri) {
           const MmaBounds b = mma_bounds(t, acc[ri / 2][nt][(ri % 2) * 2 + e], xn[ri]);
-          if (col < a.k) {
+          if (col < a.k && valid[ri]) {
             min_up[ri] = fminf(min_up[ri], b.up);
             min_lo[ri] = fminf(min_lo[ri], b.lo);
           }
@@ -495,11 +521,12 @@ __global__ void __launch_bounds__(tuning::kMmaThreads) mma_assign_kernel(MmaAssi
 #pragma unroll
           for (int ri = 0; ri < 4; ++ri) {
             const MmaBounds b = mma_bounds(t, acc[ri / 2][nt][(ri % 2) * 2 + e], xn[ri]);
-            if (col < a.k && b.lo <= thr[ri]) {
+            if (col < a.k && valid[ri] && b.lo <= thr[ri]) {
               const int r = warp * 32 + (ri / 2) * 16 + (ri % 2) * 8 + g;
               const int slot = r * 4 + tq;
+              int flushes = 0;
               mma_push(s_lo + slot, s_idx + slot, tn::kMmaRows * 4, count[ri], b.lo, col,
-                       thr[ri]);
+                       thr[ri], xrow[ri], a.c, d, best[ri], flushes);
             }
           }
         }
@@ -520,32 +547,25 @@ __global__ void __launch_bounds__(tuning::kMmaThreads) mma_assign_kernel(MmaAssi
   for (int ri = 0; ri < 4; ++ri) {
     const int r = warp * 32 + (ri / 2) * 16 + (ri % 2) * 8 + g;
     const std::int64_t i = row0 + r;
-    const bool valid = i < a.n;
-    const float* xi = a.x + (valid ? i : 0) * d;
-    float best = positive_infinity<float>();
-    int label = INT_MAX;
-    int overflow = count[ri] > kCap ? 1 : 0;
-    overflow |= __shfl_xor_sync(0xffffffffu, overflow, 1);
-    overflow |= __shfl_xor_sync(0xffffffffu, overflow, 2);
     const int slot = r * 4 + tq;
-    if (valid && !overflow)
-      mma_pick(s_lo + slot, s_idx + slot, tn::kMmaRows * 4, count[ri], thr[ri], xi, a.c, d, best,
-               label);
-    quad_argmin(best, label);
-    if (valid && (overflow || label == INT_MAX)) {  // quad-uniform: every centroid, exactly
-      best = positive_infinity<float>();
-      label = INT_MAX;
+    MmaBest b = best[ri];
+    if (valid[ri])
+      b = mma_pick(s_lo + slot, s_idx + slot, tn::kMmaRows * 4, count[ri], thr[ri], xrow[ri],
+                   a.c, d, b);
+    quad_argmin(b.dist, b.index);
+    if (valid[ri] && b.index == INT_MAX) {  // no candidate at all (NaN): every centroid, exactly
+      b = MmaBest{};
       for (int j = tq; j < a.k; j += 4)
-        argmin_update(squared_distance(xi, a.c + static_cast<std::int64_t>(j) * d, d), j, best,
-                      label);
+        argmin_update(squared_distance(xrow[ri], a.c + static_cast<std::int64_t>(j) * d, d), j,
+                      b.dist, b.index);
     }
-    quad_argmin(best, label);
-    if (valid && tq == 0) {
-      if (label == INT_MAX) {  // every distance overflowed: like the tile kernel
-        label = 0;
-        best = squared_distance(xi, a.c, d);
+    quad_argmin(b.dist, b.index);
+    if (valid[ri] && tq == 0) {
+      if (b.index == INT_MAX) {  // every distance overflowed: like the tile kernel
+        b.index = 0;
+        b.dist = squared_distance(xrow[ri], a.c, d);
       }
-      record_assignment(a.labels, a.dist, a.w, i, label, best, sse, changed);
+      record_assignment(a.labels, a.dist, a.w, i, b.index, b.dist, sse, changed);
     }
   }
   for (int off = 16; off > 0; off /= 2) {

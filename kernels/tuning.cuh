@@ -78,9 +78,10 @@ constexpr int kMmaCols = 64;
 /// of stage i + kMmaStages - 1 overlaps the products of stage i).
 constexpr int kMmaKChunk = 32;
 constexpr int kMmaStages = 3;
-/// Candidate slots per (point, quad lane): a point's candidates live in 4 lanes' lists, so a
-/// point holds up to 4 * kMmaCandidates before the list overflows and the point falls back to
-/// the exact distance of every centroid (correct, slower).
+/// Candidate slots per (point, quad lane): a point's candidates live in 4 lanes' lists; a list
+/// that fills up (after dropping what the threshold excludes) is flushed: its candidates' exact
+/// distances go into the lane's running argmin (each costs d FMAs: many candidates are slower,
+/// never wrong).
 constexpr int kMmaCandidates = 4;
 /// Prediction (GPU verification pending): the TF32 product beats the tile kernel once each
 /// point meets enough centroids in enough dimensions to feed the tensor cores, and beats cuBLAS

@@ -108,7 +108,7 @@ Data make(Kind kind, std::int64_t n, std::int64_t d, int k, std::uint32_t seed) 
               0.5 * (static_cast<double>(out.c[a * d + j]) + out.c[b * d + j]) + 1e-4 * u(gen));
       }
       break;
-    case Kind::Duplicates: {  // 2 of 3 centroids identical: ties, overflowing candidate lists
+    case Kind::Duplicates: {  // 2 of 3 centroids identical: ties, candidate lists that flush
       std::vector<float> one(static_cast<std::size_t>(d));
       for (auto& v : one) v = static_cast<float>(u(gen));
       for (int q = 0; q < k; ++q)
@@ -225,12 +225,12 @@ TEST_F(CudaMma, ForcedEdgeShapesGiveTheDirectFormulasLabels) {
   check_paths(Kind::Uniform, 64, 33, 64, false, 9);    // n < one block
   check_paths(Kind::NearTies, 3000, 64, 200, false, 10);
   check_paths(Kind::NearTies, 2000, 3, 2, true, 11);
-  check_paths(Kind::Duplicates, 3001, 40, 200, false, 12);  // overflowing lists: the full scan
+  check_paths(Kind::Duplicates, 3001, 40, 200, false, 12);  // lists that fill and flush
 }
 
 TEST_F(CudaMma, SmallPassUnderSanitizers) {
   // The GPU kit's compute-sanitizer subset: both kernels, weights, a partial last block and
-  // tile, lists that overflow (duplicates), a replayed graph.
+  // tile, lists that flush (duplicates), a replayed graph.
   check_paths(Kind::Uniform, 300, 40, 70, true, 17);
   check_paths(Kind::Duplicates, 200, 24, 100, false, 18);
 }

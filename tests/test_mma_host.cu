@@ -172,20 +172,23 @@ CentredPoint centre_point(const float* x, std::int64_t d, std::int64_t dp, const
 struct EmuStats {
   std::int64_t rows = 0;
   std::int64_t listed = 0;      ///< list entries at the end (some may fail the final threshold)
-  std::int64_t candidates = 0;  ///< entries rechecked exactly (lo <= the final threshold)
-  std::int64_t overflows = 0;   ///< points that took the full scan
+  std::int64_t candidates = 0;  ///< entries rechecked exactly at the end (lo <= the threshold)
+  std::int64_t flushes = 0;     ///< full lists flushed into the running exact argmin
+  std::int64_t full_scans = 0;  ///< points with no candidate at all (every centroid checked)
 };
 
 /// One point through the kernel's steps: centroid tiles of kMmaCols, the running minimum and
 /// threshold after each tile, each quad lane's list of kMmaCandidates (its columns 8 nt + 2 tq
-/// + e of each tile, in that order), the exact recheck merged over the lanes, the full scan on
-/// overflow.
+/// + e of each tile, in that order) flushed when full, the exact recheck merged over the
+/// lanes, the full scan when nothing was a candidate.
 void emulate_point(const float* x, const float* c, const Operands& o, const double* mean,
                    Order order, int& label_out, float& dist_out, EmuStats& stats) {
   constexpr int kCap = tn::kMmaCandidates;
   const CentredPoint p = centre_point(x, o.d, o.dp, mean);
   float lo_list[4][kCap], min_up = positive_infinity<float>(), thr = positive_infinity<float>();
   int idx_list[4][kCap], count[4] = {0, 0, 0, 0};
+  MmaBest lane_best[4];
+  int flushes = 0;
   std::vector<MmaBounds> b(tn::kMmaCols);
   for (int c0 = 0; c0 < o.k_pad; c0 += tn::kMmaCols) {
     for (int q = 0; q < tn::kMmaCols; ++q) {
@@ -199,29 +202,23 @@ void emulate_point(const float* x, const float* c, const Operands& o, const doub
         for (int e = 0; e < 2; ++e) {
           const int q = nt * 8 + 2 * tq + e;
           if (c0 + q < o.k && b[q].lo <= thr)
-            mma_push(lo_list[tq], idx_list[tq], 1, count[tq], b[q].lo, c0 + q, thr);
+            mma_push(lo_list[tq], idx_list[tq], 1, count[tq], b[q].lo, c0 + q, thr, x, c, o.d,
+                     lane_best[tq], flushes);
         }
   }
-  bool overflow = false;
-  float best = positive_infinity<float>();
-  int label = INT_MAX;
+  stats.flushes += flushes;
+  MmaBest merged;
   for (int tq = 0; tq < 4; ++tq) {
-    overflow = overflow || count[tq] > kCap;
-    if (count[tq] > kCap) continue;
     stats.listed += count[tq];
     for (int q = 0; q < count[tq]; ++q) stats.candidates += lo_list[tq][q] <= thr ? 1 : 0;
+    const MmaBest lb = mma_pick(lo_list[tq], idx_list[tq], 1, count[tq], thr, x, c, o.d,
+                                lane_best[tq]);
+    argmin_merge(lb.dist, lb.index, merged.dist, merged.index);
   }
-  if (!overflow)
-    for (int tq = 0; tq < 4; ++tq) {
-      float lb = positive_infinity<float>();
-      int ll = INT_MAX;
-      mma_pick(lo_list[tq], idx_list[tq], 1, count[tq], thr, x, c, o.d, lb, ll);
-      argmin_merge(lb, ll, best, label);
-    }
-  if (overflow || label == INT_MAX) {
-    ++stats.overflows;
-    best = positive_infinity<float>();
-    label = INT_MAX;
+  float best = merged.dist;
+  int label = merged.index;
+  if (label == INT_MAX) {
+    ++stats.full_scans;
     for (int tq = 0; tq < 4; ++tq) {
       float lb = positive_infinity<float>();
       int ll = INT_MAX;
@@ -379,18 +376,21 @@ TEST(MmaHostEmulation, KEqualsNAndOnePoint) {
   }
 }
 
-TEST(MmaHostEmulation, DuplicateCentroidsOverflowToTheFullScan) {
+TEST(MmaHostEmulation, DuplicateCentroidsFlushTheLists) {
   // 2 of every 3 centroids are one point: every point ties among ~130 centroids, far more than
-  // the 4 x kMmaCandidates slots, so the lists overflow and the full scan gives the lowest index.
+  // the 4 x kMmaCandidates slots, so the lists flush into the exact argmin, which keeps the
+  // lowest index.
   const Case cs = make_case(Data::Duplicates, 100, 40, 200, 9);
   const EmuStats s = check_labels(cs, "duplicates");
-  EXPECT_EQ(s.overflows, s.rows);  // every point, in every order
+  EXPECT_GE(s.flushes, 4 * s.rows);  // several per point, in every order
+  EXPECT_EQ(s.full_scans, 0);
   // A handful of exact duplicates stays within the lists: no overflow.
   Case few = make_case(Data::Uniform, 200, 24, 90, 11);
   for (int q = 1; q < 4; ++q)
     for (std::int64_t j = 0; j < few.d; ++j) few.c[(q * 20) * few.d + j] = few.c[j];
   const EmuStats s2 = check_labels(few, "few duplicates");
-  EXPECT_EQ(s2.overflows, 0);
+  EXPECT_EQ(s2.flushes, 0);
+  EXPECT_EQ(s2.full_scans, 0);
 }
 
 TEST(MmaHostEmulation, CandidateListsStaySmallOnUniformData) {
@@ -400,33 +400,117 @@ TEST(MmaHostEmulation, CandidateListsStaySmallOnUniformData) {
   const EmuStats s = check_labels(cs, "uniform d = 128, k = 1024");
   const double per_point = static_cast<double>(s.candidates) / static_cast<double>(s.rows);
   std::printf("uniform d=128 k=1024: %.2f candidates rechecked and %.2f listed per point, "
-              "%lld overflows in %lld rows\n",
+              "%lld flushes in %lld rows\n",
               per_point, static_cast<double>(s.listed) / static_cast<double>(s.rows),
-              static_cast<long long>(s.overflows), static_cast<long long>(s.rows));
-  EXPECT_EQ(s.overflows, 0);
+              static_cast<long long>(s.flushes), static_cast<long long>(s.rows));
+  EXPECT_EQ(s.flushes, 0);
+  EXPECT_EQ(s.full_scans, 0);
   EXPECT_LT(per_point, 4.0);
 }
 
-TEST(MmaHostListPrune, FullListDropsWhatTheThresholdExcludesThenOverflows) {
+TEST(MmaHostEmulation, CandidateListsOnTheBenchmarksData) {
+  // bench_kmeans --case's data (grid_data): 1024 centres uniform in [0, 100]^d, unit noise, the
+  // first centroids k distinct rows. At d = 128 the TF32 window (~1e-3 |x'| |c'| ~ 100 in
+  // squared-distance units) holds the centroids of a point's own blob and no other: a few
+  // candidates, and lists that (almost) never overflow.
+  const std::int64_t d = 128, rows = 3000, n = 120;
+  const int k = 1024;
+  std::mt19937_64 gen(21);
+  std::uniform_real_distribution<double> u(0, 100);
+  std::normal_distribution<double> g(0, 1);
+  std::uniform_int_distribution<int> pick(0, k - 1);
+  std::vector<double> centres(static_cast<std::size_t>(k * d));
+  for (auto& v : centres) v = u(gen);
+  Case cs;
+  cs.n = n;
+  cs.d = d;
+  cs.k = k;
+  std::vector<float> pool(static_cast<std::size_t>(rows * d));
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const int b = pick(gen);
+    for (std::int64_t j = 0; j < d; ++j)
+      pool[i * d + j] = static_cast<float>(centres[b * d + j] + g(gen));
+  }
+  cs.x.assign(pool.begin(), pool.begin() + n * d);
+  cs.c.assign(pool.end() - static_cast<std::ptrdiff_t>(k * d), pool.end());  // distinct rows
+  const EmuStats s = check_labels(cs, "benchmark data");
+  const double per_point = static_cast<double>(s.candidates) / static_cast<double>(s.rows);
+  std::printf("benchmark data d=128 k=1024: %.2f candidates rechecked and %.2f listed per point, "
+              "%lld flushes in %lld rows\n",
+              per_point, static_cast<double>(s.listed) / static_cast<double>(s.rows),
+              static_cast<long long>(s.flushes), static_cast<long long>(s.rows));
+  EXPECT_LE(s.flushes * 20, s.rows);  // lists rarely fill
+  EXPECT_EQ(s.full_scans, 0);
+  EXPECT_LT(per_point, 4.0);
+}
+
+TEST(MmaHostEmulation, ManyCentroidsPerBlobFlushWithoutFullScans) {
+  // FAISS's shape in miniature (bench_faiss: d = 256, k = 20000 centroids over 1024 blobs, ~20
+  // per blob): every centroid of a point's blob lies within the TF32 window, more than the
+  // lists hold. They flush into the exact argmin; no point scans every centroid.
+  const std::int64_t d = 256, n = 24;
+  const int k = 2000, blobs = 100;
+  std::mt19937_64 gen(22);
+  std::uniform_real_distribution<double> u(0, 100);
+  std::normal_distribution<double> g(0, 1);
+  std::vector<double> centres(static_cast<std::size_t>(blobs * d));
+  for (auto& v : centres) v = u(gen);
+  Case cs;
+  cs.n = n;
+  cs.d = d;
+  cs.k = k;
+  cs.x.resize(static_cast<std::size_t>(n * d));
+  cs.c.resize(static_cast<std::size_t>(k * d));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < d; ++j)
+      cs.x[i * d + j] = static_cast<float>(centres[(i % blobs) * d + j] + g(gen));
+  for (int q = 0; q < k; ++q)
+    for (std::int64_t j = 0; j < d; ++j)
+      cs.c[q * d + j] = static_cast<float>(centres[(q % blobs) * d + j] + g(gen));
+  const EmuStats s = check_labels(cs, "many centroids per blob");
+  std::printf("20 centroids per blob, d=256: %.2f flushes per point, %lld full scans\n",
+              static_cast<double>(s.flushes) / static_cast<double>(s.rows),
+              static_cast<long long>(s.full_scans));
+  EXPECT_GT(s.flushes, 0);
+  EXPECT_EQ(s.full_scans, 0);
+}
+
+TEST(MmaHostListPrune, FullListDropsWhatTheThresholdExcludesThenFlushes) {
   constexpr int kCap = tn::kMmaCandidates;
+  // Centroids on a line, the point at 0: centroid j at distance^2 (j + 1)^2 * d.
+  const std::int64_t d = 2;
+  std::vector<float> c(static_cast<std::size_t>(200 * d));
+  for (int j = 0; j < 200; ++j) c[j * d] = c[j * d + 1] = static_cast<float>(j + 1);
+  const float x[2] = {0.f, 0.f};
   float lo[kCap];
   int idx[kCap];
-  int count = 0;
-  for (int q = 0; q < kCap; ++q) mma_push(lo, idx, 1, count, static_cast<float>(q), 10 + q, 100.f);
+  int count = 0, flushes = 0;
+  MmaBest best;
+  for (int q = 0; q < kCap; ++q)
+    mma_push(lo, idx, 1, count, static_cast<float>(q), 10 + q, 100.f, x, c.data(), d, best, flushes);
   ASSERT_EQ(count, kCap);
   // Threshold 1.5 keeps entries 0 and 1, then the new one.
-  mma_push(lo, idx, 1, count, 1.25f, 99, 1.5f);
+  mma_push(lo, idx, 1, count, 1.25f, 99, 1.5f, x, c.data(), d, best, flushes);
   ASSERT_EQ(count, 3);
   EXPECT_EQ(idx[0], 10);
   EXPECT_EQ(idx[1], 11);
   EXPECT_EQ(idx[2], 99);
   EXPECT_EQ(lo[2], 1.25f);
-  mma_push(lo, idx, 1, count, 1.0f, 100, 1.5f);
+  EXPECT_EQ(flushes, 0);
+  EXPECT_EQ(best.index, INT_MAX);
+  mma_push(lo, idx, 1, count, 1.0f, 100, 1.5f, x, c.data(), d, best, flushes);
   ASSERT_EQ(count, kCap);
-  mma_push(lo, idx, 1, count, 1.0f, 101, 1.5f);  // nothing to drop: overflow
-  EXPECT_EQ(count, kCap + 1);
-  mma_push(lo, idx, 1, count, 0.0f, 102, 1.5f);  // stays overflowed
-  EXPECT_EQ(count, kCap + 1);
+  // Nothing to drop: the four (10, 11, 99, 100) are evaluated exactly and the list restarts.
+  mma_push(lo, idx, 1, count, 1.0f, 5, 1.5f, x, c.data(), d, best, flushes);
+  EXPECT_EQ(flushes, 1);
+  EXPECT_EQ(count, 1);
+  EXPECT_EQ(idx[0], 5);
+  EXPECT_EQ(best.index, 10);                  // the nearest of the flushed four
+  EXPECT_EQ(best.dist, 2.f * 11.f * 11.f);    // its direct distance
+  const MmaBest last = mma_pick(lo, idx, 1, count, 1.5f, x, c.data(), d, best);
+  EXPECT_EQ(last.index, 5);                   // centroid 5 is nearer than 10
+  EXPECT_EQ(last.dist, 2.f * 6.f * 6.f);
+  EXPECT_EQ(mma_pick(lo, idx, 1, count, 0.5f, x, c.data(), d, best).index, 10);  // 5 fails
 }
 
 /// For every (point, centroid): the emulated bounds enclose t_c = D_c / 2 - |x'|^2 / 2 within
