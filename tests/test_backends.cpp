@@ -14,11 +14,13 @@
 #include "engine.hpp"
 #include "kmeans/kmeans.hpp"
 #include "test_data.hpp"
+#include "test_helpers.hpp"
 
 namespace {
 
 using kmeans::Backend;
 using kmeans::detail::Engine;
+using kmeans_test::IsaScope;
 
 // A label is accepted when its exact distance is within this margin of the true minimum,
 // relative to the distance plus d (the data's spread is O(1) per feature): the CPU kernel
@@ -87,13 +89,6 @@ std::vector<std::string> isas() {
   for (int i = 0; i < n; ++i) out.push_back(t[i]->name);
   return out;
 }
-
-/// Sets KMEANS_CPU_ISA for the lifetime of the object.
-class IsaScope {
- public:
-  explicit IsaScope(const std::string& isa) { setenv("KMEANS_CPU_ISA", isa.c_str(), 1); }
-  ~IsaScope() { unsetenv("KMEANS_CPU_ISA"); }
-};
 
 /// One assignment pass of the CPU engine against the reference engine. max_partials picks the
 /// reduction path: the default size rule, or 0 to force the bucket-by-label path.

@@ -16,27 +16,15 @@
 #include "cpu_kernel.hpp"
 #include "cpu_pool.hpp"
 #include "engine.hpp"
+#include "cpu_test_support.hpp"
 #include "kmeans/kmeans.hpp"
+#include "test_helpers.hpp"
 
 namespace {
 
 namespace cpu = kmeans::detail::cpu;
-
-/// Every CPU kernel table this machine can run.
-std::vector<const cpu::KernelTable*> tables() {
-  const cpu::KernelTable* t[3];
-  const int n = cpu::supported_kernels(t, 3);
-  return std::vector<const cpu::KernelTable*>(t, t + n);
-}
-
-/// Sets KMEANS_CPU_ISA for the lifetime of the object.
-class IsaScope {
- public:
-  explicit IsaScope(const char* isa) { setenv("KMEANS_CPU_ISA", isa, 1); }
-  ~IsaScope() { unsetenv("KMEANS_CPU_ISA"); }
-  IsaScope(const IsaScope&) = delete;
-  IsaScope& operator=(const IsaScope&) = delete;
-};
+using kmeans_test::IsaScope;
+using kmeans_test::cpu_tables;
 
 /// The direct formula in T, coordinate order 0..d-1, in the table's form: fused
 /// (s = fma(diff, diff, s)) or with every square rounded (the volatile keeps the compiler
@@ -159,7 +147,7 @@ std::vector<T> distinct_clustered(std::int64_t n, std::int64_t d, double spread,
 template <class T>
 void k_equals_n(std::int64_t n, std::int64_t d, double spread, double offset) {
   const auto x = distinct_clustered<T>(n, d, spread, offset);
-  for (const auto* table : tables()) {
+  for (const auto* table : cpu_tables()) {
     SCOPED_TRACE(std::string("k = n, isa=") + table->name + (sizeof(T) == 4 ? " float" : " double") +
                  " n=" + std::to_string(n) + " d=" + std::to_string(d));
     IsaScope scope(table->name);
@@ -191,7 +179,7 @@ TEST(CpuExact, KEqualsNDistinctPointsDouble) {
 TEST(CpuExact, KEqualsNThroughFitHasNoSpuriousEmptyClusters) {
   const std::int64_t n = 4000, d = 3;
   const auto x = distinct_clustered<float>(n, d, 0.01, 1e4);
-  for (const auto* table : tables()) {
+  for (const auto* table : cpu_tables()) {
     SCOPED_TRACE(table->name);
     IsaScope scope(table->name);
     kmeans::Params<float> p;
@@ -244,7 +232,7 @@ void near_ties(std::int64_t n, std::int64_t d, int k, double offset, std::uint64
       x[i * d + f] = v;
     }
   }
-  for (const auto* table : tables())
+  for (const auto* table : cpu_tables())
     expect_exact(*table, x, n, d, c, k, "near ties, offset " + std::to_string(offset));
 }
 
@@ -289,7 +277,7 @@ TEST(CpuExact, ClusteredDataOffsetFarFromTheOrigin) {
         cf[j * d + f] = xf[((j * 31) % n) * d + f];
         cd[j * d + f] = xd[((j * 31) % n) * d + f];
       }
-    for (const auto* table : tables()) {
+    for (const auto* table : cpu_tables()) {
       expect_exact(*table, xf, n, d, cf, k, "clustered, offset 1e4");
       expect_exact(*table, xd, n, d, cd, k, "clustered, offset 1e4");
     }

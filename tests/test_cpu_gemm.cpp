@@ -14,29 +14,15 @@
 
 #include "cpu_kernel.hpp"
 #include "engine.hpp"
+#include "cpu_test_support.hpp"
 #include "kmeans/kmeans.hpp"
+#include "test_helpers.hpp"
 
 namespace {
 
 namespace cpu = kmeans::detail::cpu;
-
-std::vector<const cpu::KernelTable*> tables() {
-  const cpu::KernelTable* t[3];
-  const int n = cpu::supported_kernels(t, 3);
-  return std::vector<const cpu::KernelTable*>(t, t + n);
-}
-
-/// Sets an environment variable for the lifetime of the object.
-class EnvScope {
- public:
-  EnvScope(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
-  ~EnvScope() { unsetenv(name_); }
-  EnvScope(const EnvScope&) = delete;
-  EnvScope& operator=(const EnvScope&) = delete;
-
- private:
-  const char* name_;
-};
+using kmeans_test::EnvScope;
+using kmeans_test::cpu_tables;
 
 struct Lcg {
   std::uint64_t s;
@@ -171,7 +157,7 @@ T direct(const T* a, const T* b, std::int64_t d, bool fused) {
 template <class T>
 void expect_kernels_agree(Kind kind, std::int64_t n, std::int64_t d, int k) {
   const Problem<T> p = make_problem<T>(kind, n, d, k, 11 + n * 7 + d * 3 + k);
-  for (const auto* table : tables()) {
+  for (const auto* table : cpu_tables()) {
     SCOPED_TRACE(std::string(kind_name(kind)) + " isa=" + table->name +
                  (sizeof(T) == 4 ? " float" : " double") + " n=" + std::to_string(n) +
                  " d=" + std::to_string(d) + " k=" + std::to_string(p.k));
@@ -283,7 +269,7 @@ bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
 template <class T>
 void expect_engines_agree(Kind kind, std::int64_t n, std::int64_t d, int k) {
   const Problem<T> p = make_problem<T>(kind, n, d, k, 5 + n + d + k);
-  for (const auto* table : tables()) {
+  for (const auto* table : cpu_tables()) {
     EnvScope isa("KMEANS_CPU_ISA", table->name);
     for (bool weighted : {false, true}) {
       const PassResult ref = passes(p, "tiled", 1, weighted);

@@ -21,6 +21,7 @@ namespace {
 using kmeans::Algorithm;
 using kmeans::Backend;
 namespace cpu = kmeans::detail::cpu;
+using kmeans_test::IsaScope;
 
 /// Deterministic uniforms in [0, 1).
 struct Lcg {
@@ -166,15 +167,6 @@ TEST(Elkan, AutoFitInItsRangeIsLloydsFit) {
 
 TEST(Elkan, SameFitAsLloydDouble) { check_shapes<double>(); }
 TEST(Elkan, SameFitAsLloydFloat) { check_shapes<float>(); }
-
-/// Sets KMEANS_CPU_ISA for the lifetime of the object.
-class IsaScope {
- public:
-  explicit IsaScope(const char* isa) { setenv("KMEANS_CPU_ISA", isa, 1); }
-  ~IsaScope() { unsetenv("KMEANS_CPU_ISA"); }
-  IsaScope(const IsaScope&) = delete;
-  IsaScope& operator=(const IsaScope&) = delete;
-};
 
 /// Pass by pass on engines: a pruned and a Lloyd engine fed the same, arbitrary centroid
 /// sequence (small drifts, one centroid jumping, unchanged centroids, a change of k, a huge

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // GoogleTest helpers shared by the host test suites: the host backends, blob data, error-message
-// and whole-result checks.
+// and whole-result checks, and environment variables set for a scope (the internal hooks).
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,27 @@
 #include "test_data.hpp"
 
 namespace kmeans_test {
+
+/// Sets an environment variable (an internal hook such as KMEANS_CPU_ISA) for the lifetime of
+/// the object, then unsets it.
+class EnvScope {
+ public:
+  EnvScope(const char* name, const std::string& value) : name_(name) {
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~EnvScope() { ::unsetenv(name_); }
+  EnvScope(const EnvScope&) = delete;
+  EnvScope& operator=(const EnvScope&) = delete;
+
+ private:
+  const char* name_;
+};
+
+/// KMEANS_CPU_ISA set to `isa` for the lifetime of the object.
+class IsaScope : public EnvScope {
+ public:
+  explicit IsaScope(const std::string& isa) : EnvScope("KMEANS_CPU_ISA", isa) {}
+};
 
 /// The backends every host test runs on.
 inline constexpr kmeans::Backend kHostBackends[] = {kmeans::Backend::Reference,
