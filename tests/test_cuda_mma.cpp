@@ -19,6 +19,7 @@
 #include "engine.hpp"
 #include "kernels/tuning.cuh"
 #include "kmeans/kmeans.hpp"
+#include "test_helpers.hpp"
 
 namespace kmeans {
 namespace {
@@ -33,27 +34,10 @@ using detail::StepStats;
     if (!cuda_available(&why_)) GTEST_SKIP() << why_;      \
   } while (0)
 
-/// Sets KMEANS_CUDA_ASSIGN for a scope (the plan reads it when an engine configures a k).
-class ScopedAssignPath {
+/// KMEANS_CUDA_ASSIGN set for a scope (the plan reads it when an engine configures a k).
+class ScopedAssignPath : public kmeans_test::EnvScope {
  public:
-  explicit ScopedAssignPath(const char* path) {
-    const char* old = std::getenv("KMEANS_CUDA_ASSIGN");
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    setenv("KMEANS_CUDA_ASSIGN", path, 1);
-  }
-  ~ScopedAssignPath() {
-    if (had_)
-      setenv("KMEANS_CUDA_ASSIGN", old_.c_str(), 1);
-    else
-      unsetenv("KMEANS_CUDA_ASSIGN");
-  }
-  ScopedAssignPath(const ScopedAssignPath&) = delete;
-  ScopedAssignPath& operator=(const ScopedAssignPath&) = delete;
-
- private:
-  bool had_ = false;
-  std::string old_;
+  explicit ScopedAssignPath(const char* path) : EnvScope("KMEANS_CUDA_ASSIGN", path) {}
 };
 
 /// The direct formula (kernels/assign.cuh squared_distance): float differences, float FMAs in
