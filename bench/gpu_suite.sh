@@ -289,6 +289,7 @@ sass_report() {
     if (f ~ /assign_tile_kernelId/) return "assign_tile_kernel<double>"
     if (f ~ /gemm_argmin_kernelIf/) return "gemm_argmin_kernel<float>"
     if (f ~ /gemm_argmin_kernelId/) return "gemm_argmin_kernel<double>"
+    if (f ~ /mma_assign_kernelIf/) return "mma_assign_kernel<float>"
     return ""
   }
   /Function :/ { fn = kname($3); if (fn != "") seen[fn] = 1; next }
@@ -304,6 +305,7 @@ sass_report() {
     if (op ~ /^LDG/) ldg[fn]++
     if (op ~ /^LDG.*\.128/) ldg128[fn]++
     if (op ~ /^BAR/) bar[fn]++
+    if (op ~ /^LDGSTS/) ldgsts[fn]++
   }
   END {
     if (rc != 0) { print "cuobjdump -sass failed (exit " rc ")"; fails++ }
@@ -324,6 +326,10 @@ sass_report() {
     h = 0; for (i = 1; i <= n; i++) h += hmma[ks[i]]
     if (h == 0) print "PASS no HMMA in these kernels (exact FP32/FP64 arithmetic; the GEMM is cuBLAS SGEMM)"
     else { print "FAIL " h " HMMA in our kernels: tensor-core arithmetic the design does not expect"; fails++ }
+    k = "mma_assign_kernel<float>"  # the TF32 path: tensor cores fed by cp.async
+    printf "%-28s %6d instr, %d HMMA, %d LDGSTS, %d LDS\n", k, total[k], hmma[k], ldgsts[k], lds[k]
+    if (hmma[k] > 0 && ldgsts[k] > 0) print "PASS " k ": " hmma[k] " HMMA (TF32 mma.sync), " ldgsts[k] " LDGSTS (cp.async)"
+    else { print "FAIL " k ": " hmma[k] " HMMA, " ldgsts[k] " LDGSTS: the TF32 path is not on the tensor cores / cp.async"; fails++ }
     print "checks failed: " fails + 0
   }' "$1"
 }
@@ -343,7 +349,7 @@ selftest() {
   } > "$d/sass.txt"
   got="$(sass_report "$d/sass.txt" 0)"
   echo "$got" | grep -Eq '^assign_tile_kernel<float> +18 +2 +1 +16 +0 +0 +0 +0$' || bad="$bad sass-counts"
-  echo "$got" | grep -q '^checks failed: 3$' || bad="$bad sass-checks"
+  echo "$got" | grep -q '^checks failed: 4$' || bad="$bad sass-checks"
   printf '<?xml version="1.0"?>\n<testsuites tests="3" failures="1" disabled="0" errors="0" time="0.5" name="AllTests">\n<testsuite name="A" tests="3"><testcase name="x" classname="A" time="0.1"/><testcase name="y" classname="A" time="0.2"><skipped message="no GPU"/></testcase><testcase name="z" classname="A" time="0.2"><failure message="f"/></testcase></testsuite>\n</testsuites>\n' > "$d/work/tests_main.xml"
   sed 's/tests="3" failures="1"/tests="2" failures="0"/; s/<failure message="f"\/>//' "$d/work/tests_main.xml" > "$d/work/tests_memory.xml"
   [ "$(key_xml "$d/work/tests_main.xml")" = "3 tests, 1 failed, 1 skipped" ] || bad="$bad key_xml($(key_xml "$d/work/tests_main.xml"))"
@@ -635,13 +641,15 @@ run_nccl
 #   normalise_rows_kernel (cuda/sphere.cu, metric = cosine)   CudaCosine.DeviceZeroRowsAndNaNAreNamed
 #   assign_tile_kernel<float>: the ranking's warp-wide direct CudaTileRank.DuplicateCentroidsAndKEqualsN
 #     recheck (duplicate centroids: exact ties), k = n
+#   mma_centre_kernel, mma_assign_kernel (mma_rank.cuh: TF32  CudaMma.SmallPassUnderSanitizers
+#     path; candidate lists and their flushes)
 #   cub::DeviceSegmentedReduce (every pass)                   all of the above
 #   subtile_fold_kernel (canonical.cuh, small n partials)     Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform
 #   fold_totals_kernel, node rows of every path (shard engine) CudaCanonical.RebindAtTheSamePointerGivesAFreshEnginesBits
 #   start_kernel, merge_kernel, fold_kernel (nccl_combine.cu, CudaNccl.MergeKernelsGiveTheNodeStackBits
 #     kmeans::mpi's NCCL combine, without NCCL)
 #   probe_kernel (availability.cu)                            none: never launched (cudaFuncGetAttributes only)
-SUBSET='CudaCanonical.RebindAtTheSamePointerGivesAFreshEnginesBits:Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed:CudaGpuStream.SixSmallChunksWeighted:CudaNccl.MergeKernelsGiveTheNodeStackBits:CudaTileRank.DuplicateCentroidsAndKEqualsN:CudaGemmArgmin.ManyChunksThroughTwoBuffersMatchOneChunk'
+SUBSET='CudaCanonical.RebindAtTheSamePointerGivesAFreshEnginesBits:Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed:CudaGpuStream.SixSmallChunksWeighted:CudaNccl.MergeKernelsGiveTheNodeStackBits:CudaTileRank.DuplicateCentroidsAndKEqualsN:CudaGemmArgmin.ManyChunksThroughTwoBuffersMatchOneChunk:CudaMma.SmallPassUnderSanitizers'
 SANITIZER="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 # The filters must name tests that exist: a renamed test would silently drop out of the subset.
 if [ -n "$TEST_CUDA" ]; then
@@ -771,8 +779,9 @@ fi
 # ---------------------------------------------------------------------------- f. SASS
 # The hot kernels' instruction mix, against what the design expects: the tile kernel reads its
 # centroid tile with 16-byte shared loads (LDS.128) and spends them on FFMAs (kRegTile = 16
-# per coordinate), and no kernel of ours uses tensor cores (HMMA: the GEMM path's products are
-# cuBLAS SGEMM, outside our binary).
+# per coordinate), the tile and GEMM-argmin kernels use no tensor cores (HMMA: the GEMM path's
+# products are cuBLAS SGEMM, outside our binary), and the TF32 path's mma_assign_kernel does
+# (HMMA, fed by cp.async: LDGSTS).
 SASS_OUT="$OUT/sass.txt"
 CUOBJDUMP=""
 for c in "$(command -v cuobjdump 2>/dev/null)" /usr/local/cuda/bin/cuobjdump "$KIT/tools/bin/cuobjdump"; do

@@ -97,6 +97,32 @@ constexpr std::int64_t kMeanRowsPerChunk = 4096;
 constexpr std::int64_t kMeanMaxChunks = 1024;
 constexpr std::int64_t kMeanMaxPartialDoubles = std::int64_t{1} << 24;
 
+// ---- TF32 tensor-core path (kernels/mma_rank.cuh: mma_assign_kernel) ---------------------
+
+/// Threads of one mma_assign_kernel block: four warps, each owning 32 points (two m16 tiles of
+/// mma.sync m16n8k8) against every centroid of the streamed tile.
+constexpr int kMmaThreads = 128;
+/// Points per block (held on chip, TF32-rounded, for the whole pass) and centroids per
+/// streamed tile (eight n8 tiles: 64 accumulators per thread).
+constexpr int kMmaRows = 128;
+constexpr int kMmaCols = 64;
+/// Features per cp.async stage of a centroid tile, and the stages in flight (a ring: the load
+/// of stage i + kMmaStages - 1 overlaps the products of stage i).
+constexpr int kMmaKChunk = 32;
+constexpr int kMmaStages = 3;
+/// Candidate slots per (point, quad lane): a point's candidates live in 4 lanes' lists; a list
+/// that fills up (after dropping what the threshold excludes) is flushed: its candidates' exact
+/// distances go into the lane's running argmin (each costs d FMAs: many candidates are slower,
+/// never wrong).
+constexpr int kMmaCandidates = 4;
+/// Prediction (GPU verification pending): the TF32 product beats the tile kernel once each
+/// point meets enough centroids in enough dimensions to feed the tensor cores, and beats cuBLAS
+/// + gemm_argmin_kernel everywhere it fits (no n x k matrix). kMmaMaxD keeps the point tile
+/// (kMmaRows x d floats) on chip.
+constexpr int kMmaMinK = 64;
+constexpr std::int64_t kMmaMinD = 16;
+constexpr std::int64_t kMmaMaxD = 256;
+
 // ---- sort path and small kernels (kernels/update.cuh) ---------------------------------------
 
 /// Threads of the per-cluster sum kernel and the widest column tile it covers (one warp of
@@ -152,11 +178,32 @@ KMEANS_HD constexpr bool use_gemm(std::int64_t k, std::int64_t d, std::size_t el
          assign_centroid_tile(k, d, elem, kAssignSmemBytes) == 0;
 }
 
+/// Features of one row of the TF32 path's operands: d rounded up to the mma's k = 8.
+KMEANS_HD constexpr std::int64_t mma_dim_pad(std::int64_t d) { return round_up(d, 8); }
+/// Centroids of the TF32 path's padded operand: whole streamed tiles.
+KMEANS_HD constexpr std::int64_t mma_k_pad(std::int64_t k) { return round_up(k, kMmaCols); }
+
+/// Dynamic shared memory of one mma_assign_kernel block: the point tile (row stride
+/// dp + 4: conflict-free fragment loads), the cp.async ring of centroid chunks (row stride
+/// kMmaKChunk + 4), the candidate lists (value + index) and the per-point bound terms.
+KMEANS_HD constexpr std::size_t mma_smem_bytes(std::int64_t d) {
+  return sizeof(float) *
+         static_cast<std::size_t>(kMmaRows * (mma_dim_pad(d) + 4) +
+                                  kMmaStages * kMmaCols * (kMmaKChunk + 4) +
+                                  2 * kMmaRows * 4 * kMmaCandidates + 2 * kMmaRows);
+}
+
+/// The TF32 tensor-core path (float only; double keeps the exact-arithmetic paths): enough
+/// centroids and features to feed the tensor cores, and a point tile that fits on chip.
+KMEANS_HD constexpr bool use_mma(std::int64_t k, std::int64_t d, std::size_t elem) {
+  return elem == sizeof(float) && k >= kMmaMinK && d >= kMmaMinD && d <= kMmaMaxD;
+}
+
 /// Per-block partial sums inside the assign kernel (one read of the data per iteration) when
 /// all k centroids and the k * (d + 1) accumulators fit in the block's shared memory;
 /// otherwise the sort path (radix sort by label, one segment per cluster).
 KMEANS_HD constexpr bool use_partials(std::int64_t k, std::int64_t d, std::size_t elem) {
-  if (use_gemm(k, d, elem)) return false;
+  if (use_gemm(k, d, elem) || use_mma(k, d, elem)) return false;
   const std::int64_t cols = partial_columns(k, d);
   if (cols > kMaxPartialColumns) return false;
   const int k_pad = static_cast<int>(round_up(k, kRegTile));
@@ -308,7 +355,11 @@ constexpr std::size_t working_set_bytes(std::int64_t n, std::int64_t d, std::int
              uk = static_cast<std::size_t>(k);
   std::size_t bytes = data_on_device ? 0 : un * ud * elem + un * elem;
   bytes += un * (sizeof(std::int32_t) + elem);  // labels, distances
-  if (use_gemm(k, d, elem)) {
+  if (use_mma(k, d, elem)) {  // padded TF32 operand and terms, data mean, per-block SSE
+    bytes += static_cast<std::size_t>(mma_k_pad(k) * (mma_dim_pad(d) + 4)) * sizeof(float);
+    bytes += (ud + static_cast<std::size_t>(mean_chunks(n, d)) * ud) * sizeof(double);
+    bytes += 2 * (un / kMmaRows + 1) * sizeof(double);
+  } else if (use_gemm(k, d, elem)) {
     bytes += 2 * static_cast<std::size_t>(gemm_chunk_rows(n, k, elem, sm_count)) *
              static_cast<std::size_t>(gemm_products_ld(k)) * elem;  // two product buffers
     bytes += uk * ud * elem +

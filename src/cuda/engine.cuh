@@ -9,7 +9,9 @@
 //      (tuning::use_gemm) and cuBLAS can be loaded, centroids centred on the data mean, cuBLAS
 //      products x.c' (on a second stream, forked and joined by events, chunk i + 1's GEMM
 //      overlapping chunk i's ranking) and the one-pass centred ranking with exact distances
-//      for the candidates (gemm_argmin_kernel)
+//      for the candidates (gemm_argmin_kernel), or, for float data with many centroids
+//      (tuning::use_mma), the fused TF32 tensor-core ranking with exact distances for its
+//      candidates (mma_pass.cu)
 //   -> update, in the canonical order of src/cuda/shard.hpp (kernels/canonical.cuh): the fused
 //      kernel's per-leaf values (blocks own whole 4096-point leaves) reduced in place by the
 //      node trees, or, when k * d is too large for partials (tuning::use_partials), the labels
@@ -64,6 +66,7 @@ namespace kmeans::detail::cuda {
 struct Plan {
   int k = 0;
   bool gemm = false;          ///< cuBLAS distances + gemm_argmin_kernel
+  bool mma = false;           ///< TF32 tensor-core ranking + exact recheck (mma_pass.cu)
   bool partials = false;      ///< per-block partial sums inside the assign kernel
   int k_tile = 0;             ///< assign kernel: centroids per shared-memory tile
   int subtiles_per_block = 0; ///< assign kernel: sub-tiles of 256 points per block (with
@@ -120,6 +123,8 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   void distances(const T* centroids, int k, T* out) override;
   DataOps<T>* data_ops() override { return this; }
   std::size_t device_bytes() const override;
+  /// The plan of the current k (tests: which assignment path runs).
+  const Plan& plan() const { return plan_; }
 
   // DataOps: initialisation on the device (kernels/init.cuh), the host's bits (data_ops.cu).
   std::int64_t size() const override { return v_.n; }
@@ -245,6 +250,7 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   bool mean_valid_ = false;                  // d_mean_ and d_mean_norm_ hold this data's
   DeviceBuffer<double> d_mean_norm_;
   DeviceBuffer<double> d_mean_partial_;     // GEMM path: column sums per row chunk
+  DeviceBuffer<float> d_mma_centred_, d_mma_terms_;  // TF32 path: tf32(c - m) padded, terms
   DeviceBuffer<unsigned long long> d_first_;  // device-input validation flag
   DeviceBuffer<T> d_transform_centroids_, d_transform_out_;  // distances(): grow only
   // Initialisation (DataOps), grow only.

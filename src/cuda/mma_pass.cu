@@ -3,10 +3,12 @@
 // KMEANS_CUDA_ASSIGN, the device/build check, the shared-memory opt-in and one pass.
 #include "cuda/mma_pass.hpp"
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include "cuda/engine.cuh"
 #include "cuda/runtime.hpp"
 #include "kernels/cuda_check.hpp"
 #include "kernels/mma_rank.cuh"
@@ -26,18 +28,23 @@ AssignPath forced_assign_path() {
   throw Error(std::string("KMEANS_CUDA_ASSIGN = ") + f + " is unknown (valid: tile, gemm, mma)");
 }
 
-bool mma_supported(int device) {
-  int major = 0;
+bool mma_supported(int device, std::int64_t d) {
+  if (d < 1 || d > tn::kMmaMaxD) return false;
+  int major = 0, optin = 0;
   KMEANS_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   if (major < 8) return false;
+  KMEANS_CUDA_TRY(
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  if (tn::mma_smem_bytes(d) > static_cast<std::size_t>(optin)) return false;
+  // The build's code for this device: sm_80+ SASS, or PTX of sm_80+ that the driver compiles.
   cudaFuncAttributes fa{};
-  KMEANS_CUDA_TRY(cudaFuncGetAttributes(&fa, mma_assign_kernel));
-  return fa.ptxVersion >= 80 || fa.binaryVersion >= 80;
+  KMEANS_CUDA_TRY(cudaFuncGetAttributes(&fa, mma_assign_kernel<float>));
+  return fa.ptxVersion >= 80 && fa.binaryVersion >= 80;
 }
 
 void mma_prepare(int d) {
   const auto bytes = static_cast<int>(tn::mma_smem_bytes(d));
-  KMEANS_CUDA_TRY(cudaFuncSetAttribute(mma_assign_kernel,
+  KMEANS_CUDA_TRY(cudaFuncSetAttribute(mma_assign_kernel<float>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
 }
 
@@ -54,7 +61,7 @@ void enqueue_mma_assign(const MmaPassArgs& a, cudaStream_t s) {
   ca.centred = a.centred;
   ca.terms = reinterpret_cast<MmaTerms*>(a.terms);
   constexpr int kCentroidsPerBlock = tn::kMmaThreads / 32;  // a warp per centroid
-  mma_centre_kernel<<<static_cast<unsigned>(ceil_div(k_pad, kCentroidsPerBlock)), tn::kMmaThreads,
+  mma_centre_kernel<float><<<static_cast<unsigned>(ceil_div(k_pad, kCentroidsPerBlock)), tn::kMmaThreads,
                       0, s>>>(ca);
   KMEANS_CUDA_CHECK_LAUNCH(s);
   MmaAssignArgs ma;
@@ -73,9 +80,14 @@ void enqueue_mma_assign(const MmaPassArgs& a, cudaStream_t s) {
   ma.labels = a.labels;
   ma.dist = a.dist;
   ma.partials = a.partials;
-  mma_assign_kernel<<<static_cast<unsigned>(ma.n_blocks), tn::kMmaThreads, tn::mma_smem_bytes(a.d),
+  mma_assign_kernel<float><<<static_cast<unsigned>(ma.n_blocks), tn::kMmaThreads, tn::mma_smem_bytes(a.d),
                       s>>>(ma);
   KMEANS_CUDA_CHECK_LAUNCH(s);
+}
+
+bool plan_uses_mma(const Engine<float>& e) {
+  const auto* cuda = dynamic_cast<const CudaEngine<float>*>(&e);
+  return cuda != nullptr && cuda->plan().mma;
 }
 
 }  // namespace kmeans::detail::cuda

@@ -16,6 +16,7 @@
 #include <numeric>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include <cub/device/device_segmented_reduce.cuh>
 
 #include "cuda/engine.cuh"
+#include "cuda/mma_pass.hpp"
 #include "internal.hpp"
 #include "kernels/assign.cuh"
 #include "kernels/canonical.cuh"
@@ -213,17 +215,33 @@ Plan CudaEngine<T>::make_plan(int k) const {
   Plan p;
   p.k = k;
   // Without a loadable cuBLAS the tile kernel serves every k (exact as well, slower at large
-  // k and d) instead of failing the fit.
-  p.gemm = tn::use_gemm(k, d, elem) && cublas_api() != nullptr;
+  // k and d) instead of failing the fit. KMEANS_CUDA_ASSIGN forces a path where it can run.
+  const AssignPath forced = forced_assign_path();
+  const bool mma_ok = std::is_same_v<T, float> && mma_supported(device_, d);
+  const bool tile_ok = tn::assign_centroid_tile(k, d, elem, tn::kAssignSmemBytes) != 0;
+  const bool gemm_ok = cublas_api() != nullptr;
+  const bool rules = forced == AssignPath::Rules || (forced == AssignPath::Mma && !mma_ok) ||
+                     (forced == AssignPath::Tile && !tile_ok) ||
+                     (forced == AssignPath::Gemm && !gemm_ok);
+  if (rules) {
+    p.mma = mma_ok && tn::use_mma(k, d, elem);
+    p.gemm = !p.mma && tn::use_gemm(k, d, elem) && gemm_ok;
+  } else {
+    p.mma = forced == AssignPath::Mma;
+    p.gemm = forced == AssignPath::Gemm;
+  }
   const char* force_sort = std::getenv(kForceSortEnv);  // test hook
-  p.partials = tn::use_partials(k, d, elem) && !(force_sort && std::strcmp(force_sort, "1") == 0);
+  p.partials = !p.mma && !p.gemm && tn::use_partials(k, d, elem) &&
+               !(force_sort && std::strcmp(force_sort, "1") == 0);
   p.sort_bits = tn::key_bits(k);
   p.col_tile = tn::sort_col_tile(d);
-  if (p.gemm) {
+  if (p.mma) {
+    p.stat_blocks = static_cast<int>(ceil_div(n, tn::kMmaRows));
+  } else if (p.gemm) {
     std::int64_t rows = tn::gemm_chunk_rows(n, k, elem, sm_count_);
-    const std::int64_t forced = g_gemm_chunk_rows.load(std::memory_order_relaxed);
-    if (forced > 0)
-      rows = std::min(tn::round_up(forced, tn::kGemmRowsPerBlock),
+    const std::int64_t forced_rows = g_gemm_chunk_rows.load(std::memory_order_relaxed);
+    if (forced_rows > 0)
+      rows = std::min(tn::round_up(forced_rows, tn::kGemmRowsPerBlock),
                       tn::round_up(n, tn::kGemmRowsPerBlock));
     p.gemm_rows = static_cast<int>(rows);
     p.gemm_ld = static_cast<int>(tn::gemm_products_ld(k));
@@ -332,6 +350,17 @@ void CudaEngine<T>::configure(int k) {
     KMEANS_CUDA_TRY(cudaMemsetAsync(d_terms_.get(), 0xFF, d_terms_.bytes(), s));
     if (!mean_valid_) compute_mean();
   }
+  if (p.mma) {
+    const auto k_pad = static_cast<std::size_t>(tn::mma_k_pad(k));
+    d_mma_centred_.allocate(k_pad * static_cast<std::size_t>(tn::mma_dim_pad(d)),
+                            "TF32 centred centroids");
+    d_mma_terms_.allocate(4 * k_pad, "TF32 ranking terms");
+    // Poisoned like the partials: mma_centre_kernel rewrites every element each pass.
+    KMEANS_CUDA_TRY(cudaMemsetAsync(d_mma_centred_.get(), 0xFF, d_mma_centred_.bytes(), s));
+    KMEANS_CUDA_TRY(cudaMemsetAsync(d_mma_terms_.get(), 0xFF, d_mma_terms_.bytes(), s));
+    mma_prepare(static_cast<int>(d));
+    if (!mean_valid_) compute_mean();
+  }
   KMEANS_CUDA_TRY(cudaStreamSynchronize(s));
   plan_ = p;
 }
@@ -380,7 +409,24 @@ void CudaEngine<T>::enqueue_pass(int mode) {
   const int k = p.k;
   KMEANS_CUDA_TRY(cudaMemcpyAsync(d_centroids_.get(), h_centroids_.get(), d_centroids_.bytes(),
                                   cudaMemcpyHostToDevice, s));
-  if (p.gemm) {
+  if (p.mma) {
+    if constexpr (std::is_same_v<T, float>) {  // make_plan chooses it for float only
+      MmaPassArgs a;
+      a.x = d_x_;
+      a.w = d_w_;
+      a.c = d_centroids_.get();
+      a.mean = d_mean_.get();
+      a.centred = d_mma_centred_.get();
+      a.terms = d_mma_terms_.get();
+      a.n = n;
+      a.d = static_cast<int>(d);
+      a.k = k;
+      a.labels = d_labels_.get();
+      a.dist = d_dist_.get();
+      a.partials = d_partials_.get();
+      enqueue_mma_assign(a, s);
+    }
+  } else if (p.gemm) {
     enqueue_gemm_assign();
   } else {
     AssignArgs<T> a;
