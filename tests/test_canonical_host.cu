@@ -128,17 +128,20 @@ tree::NodeStack oracle_nodes(const Pass<T>& p) {
 
 // ---- the kernels' steps, on the host ---------------------------------------------------------
 
+/// The engine's NodeList (make_node_list over tree::decompose, as passes.cu forms it).
 canon::NodeList node_list(std::int64_t first_block, std::int64_t leaves) {
-  canon::NodeList list;
   const auto nodes = tree::decompose(first_block, first_block + leaves);
-  EXPECT_LE(nodes.size(), static_cast<std::size_t>(canon::kMaxNodes));
-  list.m = static_cast<int>(nodes.size());
+  std::vector<std::int64_t> start, size;
+  for (const auto& node : nodes) {
+    start.push_back(node.start);
+    size.push_back(node.size);
+  }
+  canon::NodeList list;
+  EXPECT_TRUE(canon::make_node_list(start.data(), size.data(), nodes.size(), first_block, list));
   for (int j = 0; j < list.m; ++j) {
-    list.local[j] = nodes[j].start - first_block;
-    int l = 0;
-    while ((std::int64_t{1} << l) < nodes[j].size) ++l;
-    list.level[j] = l;
-    list.max_level = std::max(list.max_level, l);
+    EXPECT_EQ(list.local[j] + first_block, nodes[j].start);
+    EXPECT_EQ(std::int64_t{1} << list.level[j], nodes[j].size);
+    EXPECT_LE(list.level[j], list.max_level);
   }
   return list;
 }
@@ -596,6 +599,17 @@ TEST(CanonicalHost, TileShareKeepsLeavesWholeOrWritesSubtileRows) {
   EXPECT_TRUE(tn::tile_share(100000, 80, true, 1).subtile_rows);
   EXPECT_FALSE(tn::tile_share(100000000, 80, true, 150).subtile_rows);
   EXPECT_EQ(tn::tile_share(100000000, 80, true, 150).subtiles_per_block, 160);
+}
+
+/// Every shard of the CUDA backend's size range fits a NodeList.
+TEST(CanonicalHost, NodeListsFitEveryShard) {
+  const std::int64_t max_leaves = (tn::kMaxPoints + kLeafPoints - 1) / kLeafPoints;
+  for (const std::int64_t fb : {std::int64_t{0}, std::int64_t{1}, std::int64_t{12345},
+                                (std::int64_t{1} << 40) - 1})
+    for (const std::int64_t leaves : {std::int64_t{1}, max_leaves - 1, max_leaves}) {
+      const canon::NodeList list = node_list(fb, leaves);
+      EXPECT_EQ(list.m, static_cast<int>(tree::decompose(fb, fb + leaves).size()));
+    }
 }
 
 TEST(CanonicalHost, NodeLevelIsTheGreedyDecomposition) {

@@ -40,18 +40,15 @@ namespace {
 
 /// The shard's nodes as kernel arguments (local leaf offsets and levels).
 canon::NodeList node_list(const std::vector<tree::Node>& nodes, std::int64_t first_block) {
-  if (nodes.size() > static_cast<std::size_t>(canon::kMaxNodes))
+  std::vector<std::int64_t> start, size;
+  for (const tree::Node& node : nodes) {
+    start.push_back(node.start);
+    size.push_back(node.size);
+  }
+  canon::NodeList list;
+  if (!canon::make_node_list(start.data(), size.data(), nodes.size(), first_block, list))
     throw Error("internal: " + std::to_string(nodes.size()) + " tree nodes exceed " +
                 std::to_string(canon::kMaxNodes));
-  canon::NodeList list;
-  list.m = static_cast<int>(nodes.size());
-  for (int j = 0; j < list.m; ++j) {
-    list.local[j] = nodes[j].start - first_block;
-    int l = 0;
-    while ((std::int64_t{1} << l) < nodes[j].size) ++l;
-    list.level[j] = l;
-    list.max_level = std::max(list.max_level, l);
-  }
   return list;
 }
 
