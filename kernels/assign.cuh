@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The fused tile kernel (distances + argmin + per-block partial sums in one read of the data)
+// The fused tile kernel (distances + argmin + per-leaf partial sums in one read of the data)
 // and the arithmetic every assignment path shares (the direct distance, the argmin steps).
 // Device code and the __host__ __device__ helpers the host-side tests share; the GEMM path is in
 // kernels/gemm_rank.cuh, the launches in src/cuda/.

@@ -20,6 +20,7 @@
 // per (cluster, column): no leaves x k x d buffer. The SSE has its own leaf kernel (leaf_sse_kernel) on every path.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/layout.cuh"
@@ -206,6 +207,24 @@ struct NodeList {
   std::int64_t local[kMaxNodes] = {};
   int level[kMaxNodes] = {};
 };
+
+/// The NodeList of a shard's canonical decomposition (tree::decompose of its global leaves,
+/// given as starts and power-of-two sizes) at global leaf first_block; false when it has more
+/// than kMaxNodes nodes (never for the 2^19 leaves of kMaxPoints).
+inline bool make_node_list(const std::int64_t* start, const std::int64_t* size, std::size_t m,
+                           std::int64_t first_block, NodeList& list) {
+  if (m > static_cast<std::size_t>(kMaxNodes)) return false;
+  list = NodeList{};
+  list.m = static_cast<int>(m);
+  for (int j = 0; j < list.m; ++j) {
+    list.local[j] = start[j] - first_block;
+    int l = 0;
+    while ((std::int64_t{1} << l) < size[j]) ++l;
+    list.level[j] = l;
+    list.max_level = list.max_level > l ? list.max_level : l;
+  }
+  return true;
+}
 
 /// Entry of a shard node row (k x d sums, k weights, SSE: shard_engine.hpp) that leaf-row
 /// column e holds: columns [0, k (d + 1)) are the tile kernel's partial columns

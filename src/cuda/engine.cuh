@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The CUDA engine's class: the state one bound data set keeps on the device (buffers, stream,
 // cuBLAS handle, captured graphs) and the methods, defined in engine.cu (binding, validation),
-// passes.cu (the Lloyd passes) and data_ops.cu (initialisation and transform on the device).
+// passes.cu (the Lloyd passes), update.cu (their canonical update phase and the shard engine's
+// node rows) and data_ops.cu (initialisation and transform on the device).
 //
 // One pass (Engine::assign) for k centroids is, on the engine's own non-blocking stream:
 //   upload centroids (pinned host -> device)
@@ -265,7 +266,7 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   GraphExec graphs_[kModes];           // per mode (drop_graphs); destroyed first
 };
 
-// Defined in engine.cu (the class), passes.cu and data_ops.cu (their members).
+// Defined in engine.cu (the class), passes.cu, update.cu and data_ops.cu (their members).
 extern template class CudaEngine<float>;
 extern template class CudaEngine<double>;
 
