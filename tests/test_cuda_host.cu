@@ -360,8 +360,12 @@ TEST(CudaHostRules, WorkingSetGrowsWithTheProblem) {
   EXPECT_GE(big, std::size_t{1000000} * 8 * 4);  // at least the data
   const std::size_t on_device = tn::working_set_bytes(1000000, 8, 4, 4, true, 132);
   EXPECT_EQ(big - on_device, std::size_t{1000000} * 8 * 4 + std::size_t{1000000} * 4);
-  // The GEMM path's product is bounded by kGemmTileBytes, not n * k.
-  const std::size_t gemm = tn::working_set_bytes(1000000, 256, 20000, 4, true, 132);
+  // The GEMM path's product is bounded by kGemmTileBytes, not n * k (d = 300: float data with
+  // d <= 256 takes the TF32 path, which holds no products at all).
+  ASSERT_FALSE(tn::use_mma(20000, 300, 4));
+  ASSERT_TRUE(tn::use_mma(20000, 256, 4));
+  EXPECT_LT(tn::working_set_bytes(1000000, 256, 20000, 4, true, 132), std::size_t{1} << 30);
+  const std::size_t gemm = tn::working_set_bytes(1000000, 300, 20000, 4, true, 132);
   EXPECT_LT(gemm, std::size_t{1000000} * 20000 * 4 / 10);
   // FAISS's workload on an H200: two buffers of 4224 rows (two argmin blocks per SM each).
   EXPECT_EQ(tn::gemm_chunk_rows(1000000, 20000, 4, 132), 4224);
