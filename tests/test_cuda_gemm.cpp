@@ -15,6 +15,7 @@
 
 #include "engine.hpp"
 #include "kernels/tuning.cuh"
+#include "cuda_skip.hpp"
 #include "kmeans/kmeans.hpp"
 
 namespace kmeans {
@@ -22,12 +23,6 @@ namespace {
 
 using detail::DataView;
 using detail::StepStats;
-
-#define KMEANS_SKIP_WITHOUT_GPU()                     \
-  do {                                                \
-    std::string why_;                                 \
-    if (!cuda_available(&why_)) GTEST_SKIP() << why_; \
-  } while (0)
 
 /// squared_distance (kernels/assign.cuh) on the host: (a_j - b_j)^2 summed in T with fused
 /// multiply-adds in coordinate order, the same bits as the device's.
