@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "devloop_cases.hpp"
+#include "driver.hpp"
 #include "engine.hpp"
 #include "kernels/device_loop.cuh"
 #include "kernels/farthest.cuh"
@@ -207,6 +208,84 @@ void check_emulated_loop() {
 
 TEST(DeviceLoopEmulation, EqualsHostDriverFloat) { check_emulated_loop<float>(); }
 TEST(DeviceLoopEmulation, EqualsHostDriverDouble) { check_emulated_loop<double>(); }
+
+/// The reference engine offering the emulated device loop as its run_lloyd: the driver's use of
+/// Engine::run_lloyd (history, counts, the final assignment) without a GPU.
+template <class T>
+class LoopingEngine final : public Engine<T> {
+ public:
+  LoopingEngine(const DataView<T>& v) : v_(v), e_(make_reference_engine(v)) {}
+  Backend kind() const override { return e_->kind(); }
+  StepStats assign(const T* c, int k, double* sums, double* weights) override {
+    return e_->assign(c, k, sums, weights);
+  }
+  void labels(std::int32_t* out) override { e_->labels(out); }
+  std::vector<FarPoint> farthest(std::int64_t m) override { return e_->farthest(m); }
+  const T* host_data() override { return e_->host_data(); }
+  const T* host_weights() override { return e_->host_weights(); }
+  void distances(const T* c, int k, T* out) override { e_->distances(c, k, out); }
+  bool rebind(const DataView<T>&) override { return false; }
+  bool run_lloyd(T* c, int k, int max_iter, double tol, LloydTrace& out) override {
+    ++calls;
+    std::vector<T> cv(c, c + static_cast<std::int64_t>(k) * v_.d);
+    int wasted = 0;
+    out = emulate_device_loop(*e_, v_.data, v_.weights, v_.d, k, max_iter, tol, cv, &wasted);
+    std::copy(cv.begin(), cv.end(), c);
+    return true;
+  }
+  int calls = 0;
+
+ private:
+  DataView<T> v_;
+  std::unique_ptr<Engine<T>> e_;
+};
+
+template <class T>
+void check_driver_uses_run_lloyd() {
+  std::uint32_t seed = 211;
+  for (const kmeans_test::LoopCase& lc : kmeans_test::loop_cases()) {
+    SCOPED_TRACE(lc.name);
+    std::vector<T> x, init, w;
+    kmeans_test::make_loop_case(lc, seed++, x, init, w);
+    Params<T> p;
+    p.k = lc.k;
+    p.max_iter = lc.max_iter;
+    p.tol = lc.tol;
+    p.init = Init::Array;
+    p.init_centroids = ArrayView<T>(init);
+    if (!w.empty()) p.sample_weight = ArrayView<T>(w);
+    p.backend = Backend::Reference;
+    const Result<T> host = kmeans::fit(x.data(), static_cast<std::size_t>(lc.n),
+                                       static_cast<std::size_t>(lc.d), p);
+    const T* wp = w.empty() ? nullptr : w.data();
+    LoopingEngine<T> e(DataView<T>{x.data(), wp, lc.n, lc.d, 0, nullptr});
+    auto ops = make_host_data_ops(x.data(), wp, lc.n, lc.d, 0);
+    Units<T> u;
+    std::unique_ptr<Engine<T>> held;
+    const Result<T> r = fit_bound<T>(e, *ops, lc.n, lc.d, p, u, 0.0, nullptr, held, nullptr);
+    EXPECT_EQ(e.calls, 1);
+    EXPECT_EQ(r.n_iter, host.n_iter);
+    EXPECT_EQ(r.converged, host.converged);
+    EXPECT_EQ(r.n_empty_relocated, host.n_empty_relocated);
+    EXPECT_EQ(r.sse_history, host.sse_history);
+    EXPECT_EQ(r.imbalance_history, host.imbalance_history);
+    EXPECT_EQ(r.centroids, host.centroids);
+    EXPECT_EQ(r.labels, host.labels);
+    EXPECT_EQ(r.inertia, host.inertia);
+    EXPECT_EQ(r.cluster_sizes, host.cluster_sizes);
+    // A callback needs every iteration on the host: run_lloyd is not asked.
+    Params<T> pc = p;
+    int seen = 0;
+    pc.on_iteration = [&](const IterationInfo&) { return ++seen > 0; };
+    const Result<T> rc = fit_bound<T>(e, *ops, lc.n, lc.d, pc, u, 0.0, nullptr, held, nullptr);
+    EXPECT_EQ(e.calls, 1);
+    EXPECT_EQ(seen, host.n_iter);
+    EXPECT_EQ(rc.centroids, host.centroids);
+  }
+}
+
+TEST(DeviceLoopEmulation, DriverUsesRunLloydFloat) { check_driver_uses_run_lloyd<float>(); }
+TEST(DeviceLoopEmulation, DriverUsesRunLloydDouble) { check_driver_uses_run_lloyd<double>(); }
 
 }  // namespace
 }  // namespace kmeans::detail
