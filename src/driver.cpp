@@ -204,8 +204,8 @@ template <class T>
 double update_centroids(const double* sums, const double* weights, int k, std::int64_t d,
                         std::vector<T>& c, bool sphere) {
   if (!sphere) return lloyd_step::update_centroids(sums, weights, k, d, c.data());
-  // Metric::Cosine stays on the host: the mean as above, then scaled onto the sphere from its
-  // double values (unit_from_mean).
+  // Metric::Cosine stays on the host: the mean by lloyd_step::MeanRule, then scaled onto the
+  // sphere from its double values (unit_from_mean).
   double shift = 0;
   std::vector<double> mean(static_cast<std::size_t>(d));
   std::vector<T> unit(static_cast<std::size_t>(d));

@@ -22,7 +22,9 @@
 //   -> the totals (the right fold of the nodes) or, for a shard (assign_nodes), the node rows
 //   -> download SSE, changed count, weights and sums (device -> pinned host).
 // The sequence is captured once per (k, with/without sums, totals/nodes) into a CUDA graph and
-// replayed.
+// replayed. For small fits the driver's whole loop runs on the device (run_lloyd,
+// device_loop.cu): per iteration the pass without the upload and download, the farthest points
+// of empty clusters and the step kernel, a batch of iterations captured into one graph.
 //
 // Determinism: no floating-point atomics; every sum (per-cluster sums and weights, the SSE)
 // follows the canonical order of src/cuda/shard.hpp: sub-tiles of 256 points in point order,
@@ -39,7 +41,8 @@
 // Synchronisation: the constructor (upload, device-side validation), every assign,
 // assign_nodes and assign_nodes_device (one cudaStreamSynchronize after the graph, as the
 // interfaces hand sums or the StepStats back on the host), point_distances (its copy),
-// labels(), farthest(), distances(), rebind(), each DataOps call (initialisation, the tol
+// labels(), farthest() (its 2 x 64 int64 picks), run_lloyd() (once per batch of device-loop
+// iterations: the loop's state), distances(), rebind(), each DataOps call (initialisation, the tol
 // scale, row gathers: once at its end, greedy k-means++ included) and the first
 // host_data()/host_weights() of device data synchronise the engine's stream. Changing k
 // reallocates the k-sized buffers (cudaMalloc/cudaFree synchronise the device). Device input is
