@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/farthest.cuh"
 #include "kernels/layout.cuh"
 #include "kernels/tuning.cuh"
 #include "lloyd_step.hpp"
@@ -34,8 +35,8 @@ struct StepView {
   const T* w = nullptr;      ///< n weights or null (all 1)
   T* c = nullptr;            ///< k x d centroids, updated in place
   double* totals = nullptr;  ///< the pass's totals record (layout.cuh), repaired in place
-  /// The farthest points of the pass (kernels/farthest.cuh's out): kFarthestMaxM indices,
-  /// then their labels, valid for the first count_empty(weights) entries.
+  /// The farthest points of the pass (set by step_kernel; kernels/farthest.cuh's order):
+  /// kFarthestMaxM indices, then their labels, valid for the first count_empty(weights).
   const std::int64_t* far = nullptr;
   int k = 0;
   std::int64_t d = 0;
@@ -96,9 +97,37 @@ KMEANS_HD bool step(const StepView<T>& v) {
 }
 
 #if defined(__CUDACC__)
+/// One block: when clusters are empty, their farthest points over the pass's n distances
+/// (kernels/farthest.cuh's selection, one block over all points: the rare path), then the step
+/// on one thread. One graph node per iteration besides the pass.
 template <class T>
-__global__ void step_kernel(StepView<T> v) {
-  if (blockIdx.x == 0 && threadIdx.x == 0) (void)step(v);
+__global__ void __launch_bounds__(tuning::kFarthestThreads)
+    step_kernel(StepView<T> v, const T* __restrict__ dist,
+                const std::int32_t* __restrict__ labels, std::int64_t n) {
+  __shared__ std::int64_t far[2 * tuning::kFarthestMaxM];
+  if (v.state[kDone]) return;  // written by the previous launch: the same for every thread
+  const int m = farthest::count_empty(v.totals + layout::total_weight(0), v.k);
+  T pd = 0;
+  std::int64_t pi = -1;
+  for (int s = 0; s < m && s < tuning::kFarthestMaxM; ++s) {
+    T bd = 0;
+    std::int64_t bi = -1;
+    for (std::int64_t i = threadIdx.x; i < n; i += tuning::kFarthestThreads)
+      farthest::offer(dist[i], i, pd, pi, bd, bi);
+    farthest::block_best(bd, bi);
+    if (threadIdx.x == 0) {
+      far[s] = bi;
+      far[tuning::kFarthestMaxM + s] = bi >= 0 ? labels[bi] : -1;
+    }
+    pd = bd;
+    pi = bi;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    StepView<T> w = v;
+    w.far = far;
+    (void)step(w);
+  }
 }
 #endif
 

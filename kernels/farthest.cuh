@@ -6,8 +6,8 @@
 // pick s - 1, so no point needs marking. Stage one: every block its chunk's top m (candidate
 // indices, -1 where the chunk has fewer points); stage two: one block the top m of all the
 // candidates. A chunk's top m holds every point of the global top m that lies in the chunk, so
-// the result is the global top m whatever the chunking. `m` is the caller's, or, given the
-// cluster weights, their count of empty clusters (the device loop: decided on the device).
+// the result is the global top m whatever the chunking. The device loop's step kernel
+// (kernels/device_loop.cuh) runs the same selection in one block over all points.
 #pragma once
 
 #include <cstdint>
@@ -50,10 +50,7 @@ KMEANS_HD constexpr std::int64_t chunk_points(std::int64_t n, int blocks) {
 
 struct Args {
   std::int64_t n = 0;
-  int m = 0;                        ///< picks wanted when `weights` is null
-  const double* weights = nullptr;  ///< device: m = count_empty(weights, k)
-  int k = 0;
-  const std::int64_t* done = nullptr;  ///< device loop: nonzero makes the kernels no-ops
+  int m = 0;                        ///< picks wanted, at most tuning::kFarthestMaxM
   int blocks = 1;                   ///< stage-one blocks
   std::int64_t* candidates = nullptr;  ///< [blocks][kFarthestMaxM] point indices or -1
   std::int64_t* out = nullptr;      ///< [0, kFarthestMaxM) indices (-1: none), then their labels
@@ -82,16 +79,11 @@ __device__ inline void block_best(T& bd, std::int64_t& bi) {
   __syncthreads();  // the arrays are reused by the next pick
 }
 
-__device__ inline int picks(const Args& a) {
-  if (a.done && *a.done) return 0;
-  return a.weights ? count_empty(a.weights, a.k) : a.m;
-}
-
 /// Stage one: block b's top m of the points [b * chunk, (b + 1) * chunk).
 template <class T>
 __global__ void __launch_bounds__(tuning::kFarthestThreads)
     top_m_block_kernel(const T* __restrict__ dist, Args a) {
-  const int m = picks(a);
+  const int m = a.m;
   if (m <= 0) return;
   const std::int64_t chunk = chunk_points(a.n, a.blocks);
   const std::int64_t lo = blockIdx.x * chunk;
@@ -120,7 +112,7 @@ template <class T>
 __global__ void __launch_bounds__(tuning::kFarthestThreads)
     top_m_merge_kernel(const T* __restrict__ dist, const std::int32_t* __restrict__ labels,
                        Args a) {
-  const int m = picks(a);
+  const int m = a.m;
   if (m <= 0) return;
   const std::int64_t entries = std::int64_t{a.blocks} * tuning::kFarthestMaxM;
   T pd = 0;

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The CUDA engine's device Lloyd loop (Engine::run_lloyd): for small fits the driver's loop runs
 // on the device in batches of tuning::kDeviceLoopBatch iterations, each iteration the pass with
-// sums (no upload, no download), the farthest points when clusters are empty (kernels/
-// farthest.cuh) and the step kernel (kernels/device_loop.cuh: lloyd_step.hpp's arithmetic, the
-// host loop's bits); a batch is captured once into a CUDA graph and replayed, and the host
+// sums (no upload, no download) and the step kernel (kernels/device_loop.cuh: the farthest
+// points when clusters are empty, kernels/farthest.cuh's selection, then lloyd_step.hpp's
+// arithmetic, the host loop's bits); a batch is captured once into a CUDA graph and replayed, and the host
 // reads the done flag once per batch. KMEANS_CUDA_DEVICE_LOOP=0 turns it off (the host loop).
 #include <cuda_runtime.h>
 
@@ -17,7 +17,6 @@
 #include "cuda/engine.cuh"
 #include "internal.hpp"
 #include "kernels/device_loop.cuh"
-#include "kernels/farthest.cuh"
 #include "kernels/layout.cuh"
 #include "kernels/tuning.cuh"
 
@@ -47,7 +46,6 @@ void CudaEngine<T>::enqueue_loop_batch(int iters) {
   v.w = d_w_;
   v.c = d_centroids_.get();
   v.totals = d_totals_.get();
-  v.far = d_far_out_.get();
   v.k = k;
   v.d = v_.d;
   const std::size_t max_iter = d_loop_hist_.size() / 2;
@@ -56,8 +54,7 @@ void CudaEngine<T>::enqueue_loop_batch(int iters) {
   v.state = d_loop_state_.get();
   for (int i = 0; i < iters; ++i) {
     enqueue_pass(1 | 4);
-    enqueue_farthest(0, d_totals_.get() + layout::total_weight(0), v.state + dl::kDone);
-    dl::step_kernel<T><<<1, 1, 0, s>>>(v);
+    dl::step_kernel<T><<<1, tn::kFarthestThreads, 0, s>>>(v, d_dist_.get(), d_labels_.get(), v_.n);
     KMEANS_CUDA_CHECK_LAUNCH(s);
   }
 }
@@ -73,21 +70,15 @@ bool CudaEngine<T>::run_lloyd(T* centroids, int k, int max_iter, double tol, Llo
   const cudaStream_t s = stream_.get();
   const auto kd = static_cast<std::size_t>(k) * static_cast<std::size_t>(v_.d);
   // Buffers (grow only); a graph holding an old pointer, or another history length, goes.
-  const void* before[4] = {d_far_cand_.get(), d_far_out_.get(), d_loop_state_.get(),
-                           d_loop_hist_.get()};
-  grow(d_far_cand_, static_cast<std::size_t>(tn::kFarthestMaxBlocks) * tn::kFarthestMaxM,
-       "farthest candidates");
-  grow(d_far_out_, 2 * static_cast<std::size_t>(tn::kFarthestMaxM), "farthest points");
+  const void* before = d_loop_state_.get();
   grow(d_loop_state_, dl::kSlots, "device loop state");
+  if (d_loop_state_.get() != before) loop_graph_.reset();
   if (d_loop_hist_.size() != 2 * static_cast<std::size_t>(max_iter)) {
     loop_graph_.reset();  // its imbalance offset is max_iter, whatever the address
     d_loop_hist_.allocate(2 * static_cast<std::size_t>(max_iter), "device loop history");
     KMEANS_CUDA_TRY(cudaMemsetAsync(d_loop_hist_.get(), 0xFF, d_loop_hist_.bytes(), s));
   }
   if (h_loop_state_.size() == 0) h_loop_state_.allocate(dl::kSlots, "device loop state (pinned)");
-  const void* after[4] = {d_far_cand_.get(), d_far_out_.get(), d_loop_state_.get(),
-                          d_loop_hist_.get()};
-  if (!std::equal(before, before + 4, after)) loop_graph_.reset();
   const int batch = std::min(max_iter, tn::kDeviceLoopBatch);
   if (loop_graph_iters_ != batch) loop_graph_.reset();
 

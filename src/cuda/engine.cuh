@@ -23,8 +23,8 @@
 //   -> download SSE, changed count, weights and sums (device -> pinned host).
 // The sequence is captured once per (k, with/without sums, totals/nodes) into a CUDA graph and
 // replayed. For small fits the driver's whole loop runs on the device (run_lloyd,
-// device_loop.cu): per iteration the pass without the upload and download, the farthest points
-// of empty clusters and the step kernel, a batch of iterations captured into one graph.
+// device_loop.cu): per iteration the pass without the upload and download and one step kernel
+// (farthest points of empty clusters, update, convergence), a batch captured into one graph.
 //
 // Determinism: no floating-point atomics; every sum (per-cluster sums and weights, the SSE)
 // follows the canonical order of src/cuda/shard.hpp: sub-tiles of 256 points in point order,
@@ -216,10 +216,10 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   void enqueue_sort_sums(double* node_out);
   /// Captures one pass into a graph; a failure mid-capture ends the capture cleanly first.
   GraphExec capture(int mode);
-  /// The two-stage top-m selection over d_dist_ into d_far_out_ (farthest.cu): m picks, or,
-  /// with `weights` (device), as many as it has empty clusters; `done` (device) makes it a no-op.
-  void enqueue_farthest(int m, const double* weights, const std::int64_t* done);
-  /// `iters` device-loop iterations: pass (mode 5: no upload, no download), farthest, step.
+  /// The two-stage top-m selection (m <= tuning::kFarthestMaxM) over d_dist_ into d_far_out_
+  /// (farthest.cu). The device loop's step kernel selects by itself, in one block.
+  void enqueue_farthest(int m);
+  /// `iters` device-loop iterations: pass (mode 5: no upload, no download), step kernel.
   void enqueue_loop_batch(int iters);
 
   DeviceRestore restore_;  // first member: destroyed last
@@ -273,7 +273,8 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   DeviceBuffer<int> d_best_;
   DeviceBuffer<T> d_gather_;
   DeviceBuffer<double> d_var_part_, d_var_mean_;  // mean_feature_variance
-  // Farthest points (farthest.cu) and the device loop (device_loop.cu), grow only.
+  // Farthest points (farthest.cu: candidates, picks) and the device loop (device_loop.cu), grow
+  // only.
   DeviceBuffer<std::int64_t> d_far_cand_, d_far_out_, d_loop_state_;
   DeviceBuffer<double> d_loop_hist_;  // [sse | imbalance], max_iter each
   PinnedBuffer<std::int64_t> h_loop_state_;

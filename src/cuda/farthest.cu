@@ -19,14 +19,11 @@ namespace kmeans::detail::cuda {
 namespace tn = tuning;
 
 template <class T>
-void CudaEngine<T>::enqueue_farthest(int m, const double* weights, const std::int64_t* done) {
+void CudaEngine<T>::enqueue_farthest(int m) {
   const cudaStream_t s = stream_.get();
   farthest::Args a;
   a.n = v_.n;
   a.m = m;
-  a.weights = weights;
-  a.k = plan_.k;
-  a.done = done;
   a.blocks = tn::farthest_blocks(v_.n, sm_count_);
   a.candidates = d_far_cand_.get();
   a.out = d_far_out_.get();
@@ -52,7 +49,7 @@ std::vector<FarPoint> CudaEngine<T>::farthest(std::int64_t m) {
     grow(d_far_cand_, static_cast<std::size_t>(tn::kFarthestMaxBlocks) * tn::kFarthestMaxM,
          "farthest candidates");
     grow(d_far_out_, 2 * static_cast<std::size_t>(tn::kFarthestMaxM), "farthest points");
-    enqueue_farthest(static_cast<int>(m), nullptr, nullptr);
+    enqueue_farthest(static_cast<int>(m));
     std::vector<std::int64_t> picked(2 * static_cast<std::size_t>(tn::kFarthestMaxM));
     KMEANS_CUDA_TRY(cudaMemcpyAsync(picked.data(), d_far_out_.get(),
                                     picked.size() * sizeof(std::int64_t),
@@ -84,8 +81,7 @@ std::vector<FarPoint> CudaEngine<T>::farthest(std::int64_t m) {
 }
 
 #define KMEANS_CUDA_FARTHEST_MEMBERS(TYPE)                                                    \
-  template void CudaEngine<TYPE>::enqueue_farthest(int m, const double* weights,             \
-                                                   const std::int64_t* done);                \
+  template void CudaEngine<TYPE>::enqueue_farthest(int m);                                    \
   template std::vector<FarPoint> CudaEngine<TYPE>::farthest(std::int64_t m);
 
 KMEANS_CUDA_ENGINE_INSTANTIATE(KMEANS_CUDA_FARTHEST_MEMBERS)
