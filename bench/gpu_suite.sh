@@ -718,8 +718,15 @@ else
   run_bench classic 60 15
 fi
 if [ "$DRY" = 1 ]; then
-  for n in bw fma faiss stream; do record "bench_$n" SKIP 0 "$GPU_SKIP"; done
+  for n in classic_devloop classic_hostloop bw fma faiss stream; do
+    record "bench_$n" SKIP 0 "$GPU_SKIP"
+  done
 else
+  # The classic study's CUDA fit by the device loop (the default) and by the host loop
+  # (KMEANS_CUDA_DEVICE_LOOP=0): the per-iteration time each round trip costs (NOTES 14:20 UTC).
+  run_bench classic_devloop 30 10 --budget 1 --case n=4000,d=3,k=4,dtype=float64,iters=100,backend=cuda
+  KMEANS_CUDA_DEVICE_LOOP=0 run_bench classic_hostloop 30 10 --budget 1 \
+    --case n=4000,d=3,k=4,dtype=float64,iters=100,backend=cuda
   run_bench bw 60 20 --budget 3 --case n=10000000,d=16,k=16,dtype=float32,iters=20,backend=cuda
   run_bench fma 60 20 --budget 3 --case n=1000000,d=128,k=1024,dtype=float32,iters=20,backend=cuda
   run_bench faiss 90 30 --budget 3 --case n=1000000,d=256,k=20000,dtype=float32,iters=3,backend=cuda

@@ -387,4 +387,39 @@ constexpr std::size_t working_set_bytes(std::int64_t n, std::int64_t d, std::int
   return bytes;
 }
 
+// ---- the farthest points and the device Lloyd loop (kernels/farthest.cuh, device_loop.cuh) --
+
+/// Threads of a farthest-point selection block.
+constexpr int kFarthestThreads = 256;
+/// Most points one device selection returns: m passes over each block's chunk, so m stays
+/// small; Engine::farthest with more ranks on the host (a download of all n distances).
+constexpr int kFarthestMaxM = 64;
+/// Blocks of the first selection stage: about 16 points per thread, at most two per SM (and
+/// kFarthestMaxBlocks), each writing its own top m for the single-block merge.
+constexpr int kFarthestMaxBlocks = 264;
+KMEANS_HD constexpr int farthest_blocks(std::int64_t n, int sm_count) {
+  const std::int64_t want = (n + 16 * kFarthestThreads - 1) / (16 * kFarthestThreads);
+  const std::int64_t cap = 2 * sm_count < kFarthestMaxBlocks ? 2 * sm_count : kFarthestMaxBlocks;
+  return static_cast<int>(want < 1 ? 1 : want > cap ? (cap < 1 ? 1 : cap) : want);
+}
+
+/// Iterations of the device loop captured into one graph; the host reads the done flag once
+/// per batch, so up to kDeviceLoopBatch - 1 passes after convergence run for nothing (their
+/// step kernels are no-ops). Prediction: 16 keeps that waste under one host round trip.
+constexpr int kDeviceLoopBatch = 16;
+/// The device loop's size rule (prediction, GPU verification pending): the step kernel runs the
+/// update, shift and repair on one thread in the host's order, so k * d stays small (512
+/// dependent double additions ~ 5 us); k <= kFarthestMaxM (every empty cluster gets its point
+/// from one device selection); and n * k * d <= 2^24, where one pass costs a few microseconds
+/// on an H200 and the host round trip (~10-20 us) it saves is the larger cost.
+constexpr int kDeviceLoopMaxK = kFarthestMaxM;
+constexpr std::int64_t kDeviceLoopMaxKd = 512;
+constexpr std::int64_t kDeviceLoopMaxWork = std::int64_t{1} << 24;
+/// max_iter above this runs on the host (the device keeps two doubles of history per iteration).
+constexpr int kDeviceLoopMaxIter = 1 << 20;
+KMEANS_HD constexpr bool use_device_loop(std::int64_t n, std::int64_t d, int k, int max_iter) {
+  return k >= 1 && k <= kDeviceLoopMaxK && k * d <= kDeviceLoopMaxKd &&
+         n * k * d <= kDeviceLoopMaxWork && max_iter >= 1 && max_iter <= kDeviceLoopMaxIter;
+}
+
 }  // namespace kmeans::detail::tuning

@@ -15,6 +15,7 @@
 #include "engine.hpp"
 #include "internal.hpp"
 #include "driver.hpp"
+#include "lloyd_step.hpp"
 #include "minibatch.hpp"
 #include "sphere.hpp"
 #include "stream/chunks.hpp"
@@ -190,12 +191,7 @@ int relocate_empty_clusters(Engine<T>& e, DataOps<T>& data, std::int64_t d, int 
     const T* xi = rows.data() + i * d;
     const double wi = far[i].weight >= 0 ? far[i].weight
                                          : w ? static_cast<double>(w[far[i].index]) : 1.0;
-    for (std::int64_t j = 0; j < d; ++j) {
-      sums[from * d + j] -= wi * static_cast<double>(xi[j]);
-      sums[to * d + j] = wi * static_cast<double>(xi[j]);
-    }
-    weights[from] -= wi;
-    weights[to] = wi;
+    lloyd_step::relocate_point(sums, weights, d, to, from, wi, xi);
   }
   return static_cast<int>(n_moved);
 }
@@ -207,35 +203,21 @@ int relocate_empty_clusters(Engine<T>& e, DataOps<T>& data, std::int64_t d, int 
 template <class T>
 double update_centroids(const double* sums, const double* weights, int k, std::int64_t d,
                         std::vector<T>& c, bool sphere) {
+  if (!sphere) return lloyd_step::update_centroids(sums, weights, k, d, c.data());
+  // Metric::Cosine stays on the host: the mean by lloyd_step::MeanRule, then scaled onto the
+  // sphere from its double values (unit_from_mean).
   double shift = 0;
-  std::vector<double> mean(sphere ? static_cast<std::size_t>(d) : 0);
-  std::vector<T> unit(sphere ? static_cast<std::size_t>(d) : 0);
+  std::vector<double> mean(static_cast<std::size_t>(d));
+  std::vector<T> unit(static_cast<std::size_t>(d));
   for (int j = 0; j < k; ++j) {
     if (!(weights[j] > 0)) continue;
-    if (sphere) {
-      // The mean as below, then scaled onto the sphere from its double values.
-      const double inv = 1.0 / weights[j];
-      const bool divide = !std::isfinite(inv);
-      for (std::int64_t f = 0; f < d; ++f)
-        mean[f] = divide ? sums[j * d + f] / weights[j] : sums[j * d + f] * inv;
-      if (!unit_from_mean(mean.data(), d, unit.data())) continue;
-      for (std::int64_t f = 0; f < d; ++f) {
-        const double diff = static_cast<double>(unit[f]) - static_cast<double>(c[j * d + f]);
-        shift += diff * diff;
-        c[j * d + f] = unit[f];
-      }
-      continue;
-    }
-    // Multiplying by the inverse is scikit-learn's arithmetic (the same bits); a subnormal
-    // weight has no finite inverse, so such a cluster divides instead (0 * inf would be NaN).
-    const double inv = 1.0 / weights[j];
-    const bool divide = !std::isfinite(inv);
+    const lloyd_step::MeanRule rule(weights[j]);
+    for (std::int64_t f = 0; f < d; ++f) mean[f] = rule.mean(sums[j * d + f]);
+    if (!unit_from_mean(mean.data(), d, unit.data())) continue;
     for (std::int64_t f = 0; f < d; ++f) {
-      const double mean = divide ? sums[j * d + f] / weights[j] : sums[j * d + f] * inv;
-      const T next = static_cast<T>(mean);
-      const double diff = static_cast<double>(next) - static_cast<double>(c[j * d + f]);
+      const double diff = static_cast<double>(unit[f]) - static_cast<double>(c[j * d + f]);
       shift += diff * diff;
-      c[j * d + f] = next;
+      c[j * d + f] = unit[f];
     }
   }
   return shift;
@@ -268,15 +250,7 @@ void validate_params(const Options& p, std::size_t n) {
 
 namespace {
 
-/// FAISS's imbalance factor of cluster sizes: k * sum size^2 / (sum size)^2 (1 when balanced).
-double imbalance_factor(const double* sizes, int k) {
-  double total = 0, squares = 0;
-  for (int c = 0; c < k; ++c) {
-    total += sizes[c];
-    squares += sizes[c] * sizes[c];
-  }
-  return total > 0 ? k * squares / (total * total) : 0.0;
-}
+using lloyd_step::imbalance_factor;
 
 /// Lloyd iterations from r.centroids (already initialised) until convergence or max_iter,
 /// then the final assignment. `tol` is absolute (already scaled by the data variance).
@@ -291,7 +265,24 @@ void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const
   // are the cosine distances reported.
   const double to_metric = sphere ? 0.5 : 1.0;
   std::vector<double> sums(static_cast<std::size_t>(k * d)), weights(static_cast<std::size_t>(k));
-  for (int it = 0; it < p.max_iter; ++it) {
+  // The engine's own run of this loop (the CUDA engine's device loop, lloyd_step.hpp's
+  // arithmetic: the same bits) where it offers one: never with a callback, which needs every
+  // iteration on the host, nor on the sphere. Its time is reported as the assign time.
+  LloydTrace trace;
+  const auto t_loop = Clock::now();
+  const bool engine_loop = !p.on_iteration && !sphere && p.max_iter > 0 &&
+                           e.run_lloyd(r.centroids.data(), k, p.max_iter, tol, trace);
+  if (engine_loop) {
+    for (std::size_t i = 0; i < trace.sse.size(); ++i) {
+      r.sse_history.push_back(u.sse(trace.sse[i]));
+      r.imbalance_history.push_back(trace.imbalance[i]);
+    }
+    r.n_iter = trace.n_iter;
+    r.converged = trace.converged;
+    r.n_empty_relocated += trace.n_empty_relocated;
+    r.timings.assign += seconds_since(t_loop);
+  }
+  for (int it = 0; it < (engine_loop ? 0 : p.max_iter); ++it) {
     ProfileRange iteration_range("kmeans::iteration");
     const auto t0 = Clock::now();
     const StepStats s = e.assign(r.centroids.data(), k, sums.data(), weights.data());
@@ -308,7 +299,7 @@ void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const
     r.n_iter = it + 1;
     // scikit-learn: labels identical to the previous iteration's is strict convergence;
     // otherwise a total squared shift <= tol (scaled by the data variance) converges too.
-    r.converged = (it > 0 && s.n_changed == 0) || shift <= tol;
+    r.converged = lloyd_step::converged(it, s.n_changed, shift, tol);
     r.timings.assign += std::chrono::duration<double>(t1 - t0).count();
     r.timings.update += seconds_since(t1);
     if (p.on_iteration) {

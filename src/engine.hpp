@@ -26,6 +26,16 @@ struct FarPoint {
   double weight = -1;
 };
 
+/// What Engine::run_lloyd reports: per iteration the pass's SSE (engine units) and the imbalance
+/// factor of its cluster weights (before repair), the iterations run, whether they converged and
+/// the empty clusters repaired.
+struct LloydTrace {
+  std::vector<double> sse, imbalance;
+  int n_iter = 0;
+  bool converged = false;
+  int n_empty_relocated = 0;
+};
+
 /// The data set an engine is bound to.
 template <class T>
 struct DataView {
@@ -138,6 +148,16 @@ class Engine {
   /// Points of the last pass that searched every centroid when that pass was bound-pruned,
   /// -1 when it was not (for tests and the benchmark).
   virtual std::int64_t last_pass_searched() const { return -1; }
+
+  /// The driver's Lloyd loop (lloyd() in driver.cpp, its arithmetic in lloyd_step.hpp) run by
+  /// the engine itself from `centroids` (k x d, host, engine units; the final ones on return)
+  /// for at most max_iter iterations with absolute tolerance tol, with the host loop's bits
+  /// (Euclidean metric, no iteration callback). Returns false, touching nothing, where the
+  /// engine does not offer it (the default) or the fit is outside its size rule.
+  virtual bool run_lloyd(T* centroids, int k, int max_iter, double tol, LloydTrace& out) {
+    (void)centroids, (void)k, (void)max_iter, (void)tol, (void)out;
+    return false;
+  }
 
   /// Device memory the engine holds (0 for host engines).
   virtual std::size_t device_bytes() const { return 0; }

@@ -22,7 +22,9 @@
 //   -> the totals (the right fold of the nodes) or, for a shard (assign_nodes), the node rows
 //   -> download SSE, changed count, weights and sums (device -> pinned host).
 // The sequence is captured once per (k, with/without sums, totals/nodes) into a CUDA graph and
-// replayed.
+// replayed. For small fits the driver's whole loop runs on the device (run_lloyd,
+// device_loop.cu): per iteration the pass without the upload and download and one step kernel
+// (farthest points of empty clusters, update, convergence), a batch captured into one graph.
 //
 // Determinism: no floating-point atomics; every sum (per-cluster sums and weights, the SSE)
 // follows the canonical order of src/cuda/shard.hpp: sub-tiles of 256 points in point order,
@@ -39,7 +41,8 @@
 // Synchronisation: the constructor (upload, device-side validation), every assign,
 // assign_nodes and assign_nodes_device (one cudaStreamSynchronize after the graph, as the
 // interfaces hand sums or the StepStats back on the host), point_distances (its copy),
-// labels(), farthest(), distances(), rebind(), each DataOps call (initialisation, the tol
+// labels(), farthest() (its 2 x 64 int64 picks), run_lloyd() (once per batch of device-loop
+// iterations: the loop's state), distances(), rebind(), each DataOps call (initialisation, the tol
 // scale, row gathers: once at its end, greedy k-means++ included) and the first
 // host_data()/host_weights() of device data synchronise the engine's stream. Changing k
 // reallocates the k-sized buffers (cudaMalloc/cudaFree synchronise the device). Device input is
@@ -114,9 +117,11 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   int device() const override { return device_; }
   void* stream() const override { return stream_.get(); }
   void labels(std::int32_t* out) override;
-  /// A rare path (empty clusters): the distances and labels come to the host and are ranked
-  /// there, by decreasing distance, ties to the lowest index.
+  /// By decreasing distance, ties to the lowest index: selected on the device (farthest.cu,
+  /// kernels/farthest.cuh), 2m values downloaded; m > tuning::kFarthestMaxM ranks on the host.
   std::vector<FarPoint> farthest(std::int64_t m) override;
+  /// The device Lloyd loop (device_loop.cu): batches of passes and step kernels in one graph.
+  bool run_lloyd(T* centroids, int k, int max_iter, double tol, LloydTrace& out) override;
   const T* host_data() override;
   const T* host_weights() override;
   /// transform: the exact distances kernel over row chunks of at most kTransformChunkBytes of
@@ -155,6 +160,8 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
       graphs_[m].reset();
       passes_[m] = 0;
     }
+    loop_graph_.reset();
+    loop_batches_ = 0;
   }
   /// A pass's graph: with sums (bit 0), node rows instead of totals (bit 1).
   static constexpr int kModes = 4;
@@ -209,6 +216,11 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   void enqueue_sort_sums(double* node_out);
   /// Captures one pass into a graph; a failure mid-capture ends the capture cleanly first.
   GraphExec capture(int mode);
+  /// The two-stage top-m selection (m <= tuning::kFarthestMaxM) over d_dist_ into d_far_out_
+  /// (farthest.cu). The device loop's step kernel selects by itself, in one block.
+  void enqueue_farthest(int m);
+  /// `iters` device-loop iterations: pass (mode 5: no upload, no download), step kernel.
+  void enqueue_loop_batch(int iters);
 
   DeviceRestore restore_;  // first member: destroyed last
   DataView<T> v_;
@@ -261,9 +273,17 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   DeviceBuffer<int> d_best_;
   DeviceBuffer<T> d_gather_;
   DeviceBuffer<double> d_var_part_, d_var_mean_;  // mean_feature_variance
+  // Farthest points (farthest.cu: candidates, picks) and the device loop (device_loop.cu), grow
+  // only.
+  DeviceBuffer<std::int64_t> d_far_cand_, d_far_out_, d_loop_state_;
+  DeviceBuffer<double> d_loop_hist_;  // [sse | imbalance], max_iter each
+  PinnedBuffer<std::int64_t> h_loop_state_;
+  std::int64_t loop_batches_ = 0;     // device-loop batches run since configure
+  int loop_graph_iters_ = 0;          // iterations in loop_graph_
   std::vector<T> h_data_, h_weights_;  // host copies of device input, made on demand
   std::int64_t passes_[kModes] = {};   // passes run since configure, per mode
   GraphExec graphs_[kModes];           // per mode (drop_graphs); destroyed first
+  GraphExec loop_graph_;               // a device-loop batch (drop_graphs)
 };
 
 // Defined in engine.cu (the class), passes.cu, update.cu and data_ops.cu (their members).

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The Lloyd passes of the CUDA engine: planning a k (paths, tiles, grids), allocating its
 // buffers, recording one pass (assign kernel or cuBLAS GEMM + argmin, then the canonical update
-// of update.cu) and replaying it as a CUDA graph; labels and the farthest points for
-// empty-cluster repair.
+// of update.cu) and replaying it as a CUDA graph; labels. (The farthest points: farthest.cu.)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -123,33 +122,6 @@ void CudaEngine<T>::labels(std::int32_t* out) {
   KMEANS_CUDA_TRY(cudaMemcpyAsync(out, d_labels_.get(), d_labels_.bytes(),
                                   cudaMemcpyDeviceToHost, stream_.get()));
   KMEANS_CUDA_TRY(cudaStreamSynchronize(stream_.get()));
-}
-
-/// A rare path (empty clusters): the distances and labels come to the host and are ranked
-/// there, by decreasing distance, ties to the lowest index.
-template <class T>
-std::vector<FarPoint> CudaEngine<T>::farthest(std::int64_t m) {
-  ProfileRange range("kmeans::farthest");
-  DeviceGuard guard(device_);
-  const std::int64_t n = v_.n;
-  m = std::min(m, n);
-  if (m <= 0) return {};
-  std::vector<T> dist(static_cast<std::size_t>(n));
-  std::vector<std::int32_t> lab(static_cast<std::size_t>(n));
-  KMEANS_CUDA_TRY(cudaMemcpyAsync(dist.data(), d_dist_.get(), d_dist_.bytes(),
-                                  cudaMemcpyDeviceToHost, stream_.get()));
-  KMEANS_CUDA_TRY(cudaMemcpyAsync(lab.data(), d_labels_.get(), d_labels_.bytes(),
-                                  cudaMemcpyDeviceToHost, stream_.get()));
-  KMEANS_CUDA_TRY(cudaStreamSynchronize(stream_.get()));
-  std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
-  std::iota(idx.begin(), idx.end(), 0);
-  std::partial_sort(idx.begin(), idx.begin() + m, idx.end(), [&](std::int64_t a, std::int64_t b) {
-    return dist[a] != dist[b] ? dist[a] > dist[b] : a < b;
-  });
-  std::vector<FarPoint> out;
-  out.reserve(static_cast<std::size_t>(m));
-  for (std::int64_t i = 0; i < m; ++i) out.push_back({idx[i], lab[idx[i]]});
-  return out;
 }
 
 template <class T>
@@ -346,13 +318,16 @@ void CudaEngine<T>::compute_mean() {
 /// Records one pass on the stream (for capture, or run directly in KMEANS_CUDA_SYNC_DEBUG).
 template <class T>
 void CudaEngine<T>::enqueue_pass(int mode) {
-  const bool with_sums = (mode & 1) != 0, node_rows = (mode & 2) != 0;
+  // Mode bit 2 (the device loop, device_loop.cu): the centroids are already on the device and
+  // the totals stay there.
+  const bool with_sums = (mode & 1) != 0, node_rows = (mode & 2) != 0, resident = (mode & 4) != 0;
   const Plan& p = plan_;
   const cudaStream_t s = stream_.get();
   const std::int64_t n = v_.n, d = v_.d;
   const int k = p.k;
-  KMEANS_CUDA_TRY(cudaMemcpyAsync(d_centroids_.get(), h_centroids_.get(), d_centroids_.bytes(),
-                                  cudaMemcpyHostToDevice, s));
+  if (!resident)
+    KMEANS_CUDA_TRY(cudaMemcpyAsync(d_centroids_.get(), h_centroids_.get(),
+                                    d_centroids_.bytes(), cudaMemcpyHostToDevice, s));
   if (p.mma) {
     if constexpr (std::is_same_v<T, float>) {  // make_plan chooses it for float only
       MmaPassArgs a;
@@ -405,6 +380,7 @@ void CudaEngine<T>::enqueue_pass(int mode) {
       d_reduce_tmp_.get(), reduce_bytes, d_partials_.get(), d_totals_.get(), p.records,
       d_record_offsets_.get(), d_record_offsets_.get() + 1, s));
   enqueue_canonical(with_sums, node_rows);
+  if (resident) return;
   const std::int64_t download =
       with_sums && !node_rows ? layout::total_entries(k, d) : layout::kTotalHeader;
   KMEANS_CUDA_TRY(cudaMemcpyAsync(h_totals_.get(), d_totals_.get(), download * sizeof(double),
@@ -511,7 +487,6 @@ GraphExec CudaEngine<T>::capture(int mode) {
   template StepStats CudaEngine<TYPE>::run_pass(const TYPE* centroids, int k, bool with_sums, bool node_rows); \
   template StepStats CudaEngine<TYPE>::assign(const TYPE* centroids, int k, double* sums, double* weights); \
   template void CudaEngine<TYPE>::labels(std::int32_t* out); \
-  template std::vector<FarPoint> CudaEngine<TYPE>::farthest(std::int64_t m); \
   template Plan CudaEngine<TYPE>::make_plan(int k) const; \
   template void CudaEngine<TYPE>::configure(int k); \
   template void CudaEngine<TYPE>::compute_mean(); \
