@@ -112,7 +112,6 @@ class CpuEngine final : public ShardEngine<T> {
         forced_(forced_kernel()),
         small_k_kernel_(small_k_kernel_of<T>(kt)),
         accumulate_(accumulate_of<T>(kt)),
-        accumulate_cols_(accumulate_cols_of<T>(kt)),
         finish_(finish_of<T>(kt)),
         tile_(tile_of<T>(kt)),
         bounds_test_(bounds_test_of<T>(cpu::bounds_table_for(kt.name))),
@@ -187,12 +186,7 @@ class CpuEngine final : public ShardEngine<T> {
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
     const double share = cpu::search_share(small_k);
     if (pruned) block_searched_.assign(static_cast<std::size_t>(n_blocks_), 0);
-    const int nt_any = threads_for(n_threads_, double(n) * d * (k + 1));
-    // Fewer blocks than keep the threads busy: the pass goes in two phases split finer than
-    // blocks (split_pass), with the same bits.
-    const bool split = !pruned && nt_any > 1 && !cpu::accumulate_interleaved(d, k) &&
-                       split_pays(nt_any);
-    const int nt = n_blocks_ > 1 || split ? nt_any : 1;
+    const int nt = n_blocks_ > 1 ? threads_for(n_threads_, double(n) * d * (k + 1)) : 1;
     double* part = partials ? partial_.get(static_cast<std::size_t>(n_blocks_ * stride)) : nullptr;
 
     if (slots_.size() < static_cast<std::size_t>(nt)) slots_.resize(static_cast<std::size_t>(nt));
@@ -261,10 +255,7 @@ class CpuEngine final : public ShardEngine<T> {
       block_sse_[b] = (sse[0] + sse[1]) + (sse[2] + sse[3]);
       block_changed_[b] = changed;
     };
-    if (split)
-      split_pass(centroids, k, small_k, gemm, tiles, n_tiles, part, stride, nt);
-    else
-      cpu::parallel_for(nt, n_blocks_, block);
+    cpu::parallel_for(nt, n_blocks_, block);
     const auto m = static_cast<std::int64_t>(nodes_.size());
     const std::int64_t width = with_sums ? stride + 1 : 1;  // a row of `out`
     if (part) {  // each node's tree, then the right fold of the nodes (tree_sum.hpp)
@@ -353,88 +344,6 @@ class CpuEngine final : public ShardEngine<T> {
   }
 
  private:
-  /// Whether splitting the pass finer than blocks pays on nt threads: the blocks one thread
-  /// would run at most (a ceil(blocks / nt) share of kBlock rows each) exceed its share of the
-  /// rows by over 15% (5000 points on 2 threads: blocks of 4096 and 904).
-  bool split_pays(int nt) const {
-    const std::int64_t per = (n_blocks_ + nt - 1) / nt;
-    return static_cast<double>(per * kBlock) > 1.15 * static_cast<double>(v_.n) / nt;
-  }
-
-  /// The pass over few blocks, in two parallel phases: the kernel on runs of rows (any split
-  /// gives the same labels and distances: each row's are those of the direct formula), into
-  /// split_lab_; then each block's bookkeeping (labels_, changed, the SSE chains, as the block
-  /// loop does them) and its partial sums, split by features into runs of kSplitCols: every
-  /// sum gets the adds of the block loop in the same row order (AccumulateColsFn), so the bits
-  /// are those of the block loop. The rows are read twice (the second time from cache, at the
-  /// sizes this runs at: at most a few blocks).
-  void split_pass(const T* centroids, int k, bool small_k, bool gemm, const T* tiles, int n_tiles,
-                  double* part, std::int64_t stride, int nt) {
-    constexpr std::int64_t kSplitCols = 256;
-    const std::int64_t n = v_.n, d = v_.d;
-    split_lab_.resize(static_cast<std::size_t>(n));
-    // Runs of rows: about 8 per thread, a multiple of 64 rows, at most a block (the scratch).
-    std::int64_t run = (n + 8 * nt - 1) / (8 * nt);
-    run = std::min(kBlock, std::max<std::int64_t>(64, (run + 63) / 64 * 64));
-    auto kernel = [&](std::int64_t it, int slot) {
-      const std::int64_t r0 = it * run, sr = std::min(run, n - r0);
-      if (small_k)
-        small_k_kernel_(v_.data + r0 * d, sr, d, centroids, k, split_lab_.data() + r0,
-                        dist_.data() + r0);
-      else
-        (gemm ? gemm_kernel_ : kernel_)(v_.data + r0 * d, sr, d, centroids, k, mean_.data(), tiles,
-                                        n_tiles, split_lab_.data() + r0, dist_.data() + r0,
-                                        slots_[slot].scratch.data());
-    };
-    cpu::parallel_for(nt, (n + run - 1) / run, kernel);
-    const std::int64_t n_cols = part ? (d + kSplitCols - 1) / kSplitCols : 1;
-    auto sums = [&](std::int64_t it, int) {
-      const std::int64_t b = it / n_cols, q = it % n_cols;
-      const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
-      const std::int32_t* lab = split_lab_.data() + i0;
-      if (q == 0) {  // the block's bookkeeping: one call, the SSE chains as the sub-block calls
-        double sse[4] = {0, 0, 0, 0};
-        std::int64_t changed = 0;
-        if (!v_.weights) {
-          finish_(lab, dist_.data() + i0, rows, labels_.data() + i0, sse, &changed);
-        } else {
-          for (std::int64_t r = 0; r < rows; ++r) {
-            const std::int64_t i = i0 + r;
-            const std::int32_t c = lab[r];
-            changed += labels_[i] != c;
-            labels_[i] = c;
-            sse[r & 3] += static_cast<double>(v_.weights[i]) * static_cast<double>(dist_[i]);
-          }
-        }
-        block_sse_[b] = (sse[0] + sse[1]) + (sse[2] + sse[3]);
-        block_changed_[b] = changed;
-      }
-      if (!part) return;
-      double* ps = part + b * stride;
-      const std::int64_t j0 = q * kSplitCols, j1 = std::min(d, j0 + kSplitCols);
-      for (int c = 0; c < k; ++c) std::fill(ps + c * d + j0, ps + c * d + j1, 0.0);
-      if (!v_.weights) {
-        accumulate_cols_(v_.data + i0 * d, rows, d, j0, j1, lab, ps);
-        if (q == 0) {
-          double* counts = ps + k * d;
-          std::fill(counts, counts + k, 0.0);
-          for (std::int64_t r = 0; r < rows; ++r) counts[lab[r]] += 1.0;
-        }
-        return;
-      }
-      if (q == 0) std::fill(ps + k * d, ps + k * d + k, 0.0);
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const std::int64_t i = i0 + r;
-        const double w = static_cast<double>(v_.weights[i]);
-        double* s = ps + lab[r] * d;
-        const T* xi = v_.data + i * d;
-        for (std::int64_t j = j0; j < j1; ++j) s[j] += w * static_cast<double>(xi[j]);
-        if (q == 0) ps[k * d + lab[r]] += w;
-      }
-    };
-    cpu::parallel_for(nt, n_blocks_ * n_cols, sums);
-  }
-
   /// Labels of rows [i0, i0 + rows) into labels_, their changed count added to `changed` and
   /// their SSE to sse[(i - block start) % 4] (four chains, in row order; i0 is a multiple of 4
   /// from the block's start), and (when ps is not null) their per-cluster weighted sums
@@ -654,7 +563,6 @@ class CpuEngine final : public ShardEngine<T> {
   ForcedKernel forced_;
   cpu::AssignSmallKFn<T> small_k_kernel_;
   cpu::AccumulateFn<T> accumulate_;
-  cpu::AccumulateColsFn<T> accumulate_cols_;
   cpu::FinishFn<T> finish_;
   int tile_;
   cpu::GroupsTestFn<T> bounds_test_;
@@ -673,7 +581,6 @@ class CpuEngine final : public ShardEngine<T> {
   std::vector<T> mean_;
   bool keep_centre_ = false;  ///< rebind keeps mean_ (ShardEngine::keep_centre)
   std::vector<std::int32_t> labels_;
-  std::vector<std::int32_t> split_lab_;  ///< split_pass's labels of this pass
   std::vector<T> dist_;
   std::vector<double> block_sse_;
   std::vector<std::int64_t> block_changed_;

@@ -36,14 +36,6 @@ template <class T>
 using AccumulateFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, int k,
                               const std::int32_t* lab, double* sums, double* counts);
 
-/// AccumulateFn's adds for the features [j0, j1) only, and no counts: sums[lab[r] * d + j] +=
-/// x[r * d + j] for j in [j0, j1), rows in order: each sum gets the same chain of adds as from
-/// AccumulateFn where that does not interleave (!accumulate_interleaved), so a block's
-/// accumulation may be split between threads by features with the same bits.
-template <class T>
-using AccumulateColsFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, std::int64_t j0,
-                                  std::int64_t j1, const std::int32_t* lab, double* sums);
-
 /// Up to this many sums (k x (d + 1)) the accumulation keeps four copies on the stack.
 constexpr int kAccumulateSmallMax = 288;
 
@@ -94,8 +86,6 @@ struct KernelTable {
   AccumulateFn<double> accumulate_d;
   FinishFn<float> finish_f;
   FinishFn<double> finish_d;
-  AccumulateColsFn<float> accumulate_cols_f;
-  AccumulateColsFn<double> accumulate_cols_d;
 };
 
 const KernelTable& kernels_generic();

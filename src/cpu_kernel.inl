@@ -483,17 +483,6 @@ void accumulate_rows(const T* x, std::int64_t rows, std::int64_t d, int k,
   }
 }
 
-/// AccumulateColsFn: the non-interleaved loop of accumulate_rows over features [j0, j1).
-template <class T>
-void accumulate_cols(const T* x, std::int64_t rows, std::int64_t d, std::int64_t j0,
-                     std::int64_t j1, const std::int32_t* lab, double* __restrict__ sums) {
-  for (std::int64_t r = 0; r < rows; ++r) {
-    double* __restrict__ s = sums + static_cast<std::int64_t>(lab[r]) * d;
-    const T* __restrict__ xr = x + r * d;
-    for (std::int64_t j = j0; j < j1; ++j) s[j] += static_cast<double>(xr[j]);
-  }
-}
-
 }  // namespace
 
 const KernelTable& KMEANS_TABLE() {
@@ -510,9 +499,7 @@ const KernelTable& KMEANS_TABLE() {
                                  &accumulate_rows<float>,
                                  &accumulate_rows<double>,
                                  &finish_rows<float>,
-                                 &finish_rows<double>,
-                                 &accumulate_cols<float>,
-                                 &accumulate_cols<double>};
+                                 &finish_rows<double>};
   return table;
 }
 

@@ -41,17 +41,6 @@ template <>
 inline cpu::AccumulateFn<double> accumulate_of<double>(const cpu::KernelTable& t) { return t.accumulate_d; }
 
 template <class T>
-cpu::AccumulateColsFn<T> accumulate_cols_of(const cpu::KernelTable& t);
-template <>
-inline cpu::AccumulateColsFn<float> accumulate_cols_of<float>(const cpu::KernelTable& t) {
-  return t.accumulate_cols_f;
-}
-template <>
-inline cpu::AccumulateColsFn<double> accumulate_cols_of<double>(const cpu::KernelTable& t) {
-  return t.accumulate_cols_d;
-}
-
-template <class T>
 cpu::FinishFn<T> finish_of(const cpu::KernelTable& t);
 template <>
 inline cpu::FinishFn<float> finish_of<float>(const cpu::KernelTable& t) { return t.finish_f; }

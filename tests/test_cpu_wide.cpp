@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The CPU backend on few blocks and wide rows: the split pass (threads sharing one block's kernel
-// rows and its sums by features) and the small-k kernel's centroid passes of [C, 2C) centroids
-// give the direct formula's labels and distances and the same bits on 1, 2 and 3 threads.
+// The CPU backend on wide rows and few blocks: the small-k kernel's centroid passes (sizes in
+// [C, 2C)) give the direct formula's labels and distances, and the engine gives the same bits
+// on 1, 2 and 3 threads when n spans one to three blocks of 4096 points.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -151,7 +151,7 @@ void small_k_kernel_case(Kind kind, std::int64_t n, std::int64_t d, int k) {
   }
 }
 
-TEST(CpuSplit, SmallKKernelCentroidPassesGiveTheDirectFormulaFloat) {
+TEST(CpuWide, SmallKKernelCentroidPassesGiveTheDirectFormulaFloat) {
   for (int k = 1; k <= 17; ++k) small_k_kernel_case<float>(Kind::Blobs, 77, 130, k);
   for (int k : {5, 10, 31, 33, 64}) small_k_kernel_case<float>(Kind::Blobs, 45, 784, k);
   for (int k : {7, 10, 32}) small_k_kernel_case<float>(Kind::Blobs, 33, 2048, k);
@@ -162,7 +162,7 @@ TEST(CpuSplit, SmallKKernelCentroidPassesGiveTheDirectFormulaFloat) {
   small_k_kernel_case<float>(Kind::KEqualsN, 13, 784, 0);
 }
 
-TEST(CpuSplit, SmallKKernelCentroidPassesGiveTheDirectFormulaDouble) {
+TEST(CpuWide, SmallKKernelCentroidPassesGiveTheDirectFormulaDouble) {
   for (int k = 1; k <= 17; ++k) small_k_kernel_case<double>(Kind::Blobs, 77, 130, k);
   for (int k : {5, 10, 33}) small_k_kernel_case<double>(Kind::Blobs, 45, 784, k);
   small_k_kernel_case<double>(Kind::Blobs, 21, 2048, 10);
@@ -199,7 +199,7 @@ PassResult passes(const Problem<T>& p, int threads, bool weighted, bool bucket) 
   return r;
 }
 
-/// The engine on 1, 2 and 3 threads (1 never splits): the same bits; the first pass's labels
+/// The engine on 1, 2 and 3 threads: the same bits; the first pass's labels
 /// and its sums against the direct formula's labels (sums in row order, in double).
 template <class T>
 void engine_case(Kind kind, std::int64_t n, std::int64_t d, int k, bool bucket = false) {
@@ -246,7 +246,7 @@ void engine_case(Kind kind, std::int64_t n, std::int64_t d, int k, bool bucket =
   }
 }
 
-TEST(CpuSplit, FewBlocksGiveTheSameBitsOnAnyThreadCountFloat) {
+TEST(CpuWide, FewBlocksGiveTheSameBitsOnAnyThreadCountFloat) {
   engine_case<float>(Kind::Blobs, 5000, 2048, 32);   // blocks of 4096 and 904
   engine_case<float>(Kind::Blobs, 4097, 784, 10);    // a block and one row
   engine_case<float>(Kind::Blobs, 3001, 784, 10);    // one block
@@ -259,7 +259,7 @@ TEST(CpuSplit, FewBlocksGiveTheSameBitsOnAnyThreadCountFloat) {
   engine_case<float>(Kind::Blobs, 6000, 600, 40, true);  // the bucket path for the sums
 }
 
-TEST(CpuSplit, FewBlocksGiveTheSameBitsOnAnyThreadCountDouble) {
+TEST(CpuWide, FewBlocksGiveTheSameBitsOnAnyThreadCountDouble) {
   engine_case<double>(Kind::Blobs, 5000, 1024, 20);
   engine_case<double>(Kind::Blobs, 4097, 784, 10);
   engine_case<double>(Kind::Empty, 3001, 300, 12);
