@@ -17,6 +17,7 @@
 // index). The second smallest tells whether any other centroid came within the rounding bound
 // of the best (see the derivation before BoundTerms); only then are candidates re-checked.
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
