@@ -148,7 +148,8 @@ struct Options {
   /// CUDA-free) after whose earlier work a fit reads device-resident data and weights, as if its
   /// work were queued on that stream. Null (the default): the legacy default stream, and so
   /// every blocking stream. The fit runs on the engine's own stream and is complete when it
-  /// returns (results are host memory). Ignored by the host backends.
+  /// returns (results are host memory, unless Params::device_labels_out / device_centroids_out
+  /// are given). Ignored by the host backends.
   void* cuda_stream = nullptr;
 };
 
@@ -161,6 +162,20 @@ struct Params : Options {
   /// Optional n non-negative weights (host memory, or device memory beside device data);
   /// the size must be n.
   ArrayView<T> sample_weight;
+  /// Optional results that stay on the GPU (kmeans::fit and KMeans::fit; README, "Results on
+  /// the device"): caller-allocated device memory (cudaMalloc, or managed memory) of the
+  /// fit's device, k x d values for the centroids and n labels. Null (the default): not
+  /// given. When given, the fit writes them before it returns (complete for the host, and
+  /// ordered before later work on Options::cuda_stream, or on the legacy default stream when
+  /// that is null); Result::centroids is filled as always, but with device_labels_out
+  /// Result::labels is left empty. On the CUDA engine the labels go device to device (no
+  /// n-sized copy to the host; a weighted fit copies them to the host once, only to sum the
+  /// cluster sizes in point order); a fit that ran on the host (Backend::Cpu or Reference,
+  /// Auto on the CPU, a fit streamed through the GPU) copies its host results in. With
+  /// n_init > 1 the buffers receive the best run's results only. A pointer that is not device
+  /// memory, or (CUDA engine) memory of another device, is a kmeans::Error naming the field.
+  T* device_centroids_out = nullptr;
+  std::int32_t* device_labels_out = nullptr;
 };
 
 /// Wall time of the phases of a fit, in seconds (host clock; GPU phases are synchronised).
@@ -176,7 +191,8 @@ struct Timings {
 template <class T>
 struct Result {
   std::vector<T> centroids;          ///< k x d row-major.
-  std::vector<std::int32_t> labels;  ///< n labels in [0, k).
+  std::vector<std::int32_t> labels;  ///< n labels in [0, k); empty when the fit wrote them to
+                                     ///< Params::device_labels_out.
   double inertia = 0;                ///< Sum of (weighted) squared distances to the assigned centroid.
   std::vector<double> sse_history;   ///< sse_history[i]: the SSE of iteration i's assignment step
                                      ///< (points against the centroids that iteration started from;
