@@ -266,6 +266,22 @@ void validate_params(const Options& p, std::size_t n) {
   validate_minibatch_params(p);
 }
 
+void check_device_output(const void* ptr, const char* field, int device) {
+  if (!ptr) return;
+  const int on = device_of_pointer(ptr);
+  std::ostringstream msg;
+  if (on < 0) {
+    msg << field << " = " << ptr << " is not device memory: it must be a CUDA device (or "
+        << "managed) allocation" << (cuda_available() ? "" : ", and no CUDA device is usable");
+    throw Error(msg.str());
+  }
+  if (device >= 0 && on != device) {
+    msg << field << " = " << ptr << " is memory of CUDA device " << on
+        << ", but the call runs on device " << device;
+    throw Error(msg.str());
+  }
+}
+
 namespace {
 
 /// FAISS's imbalance factor of cluster sizes: k * sum size^2 / (sum size)^2 (1 when balanced).
@@ -500,28 +516,13 @@ bool gpu_streams(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
                                                         dev.free_bytes + held, dev.sm_count) > 0;
 }
 
-/// Params::device_centroids_out / device_labels_out must be device memory (a kmeans::Error
-/// naming the field and the value otherwise) and, when the fit's engine holds its labels on a
-/// device (`device` >= 0: the CUDA engine), memory of that device.
+/// Params::device_centroids_out / device_labels_out (check_device_output): device memory,
+/// and, when the fit's engine holds its labels on a device (`device` >= 0: the CUDA engine),
+/// memory of that device.
 template <class T>
 void check_device_outputs(const Params<T>& p, int device = -1) {
-  const auto check = [device](const void* ptr, const char* field) {
-    if (!ptr) return;
-    const int on = device_of_pointer(ptr);
-    std::ostringstream msg;
-    if (on < 0) {
-      msg << field << " = " << ptr << " is not device memory: it must be a CUDA device (or "
-          << "managed) allocation" << (cuda_available() ? "" : ", and no CUDA device is usable");
-      throw Error(msg.str());
-    }
-    if (device >= 0 && on != device) {
-      msg << field << " = " << ptr << " is memory of CUDA device " << on
-          << ", but the fit runs on device " << device;
-      throw Error(msg.str());
-    }
-  };
-  check(p.device_centroids_out, "device_centroids_out");
-  check(p.device_labels_out, "device_labels_out");
+  check_device_output(p.device_centroids_out, "device_centroids_out", device);
+  check_device_output(p.device_labels_out, "device_labels_out", device);
 }
 
 /// The fit's results into Params::device_centroids_out / device_labels_out: the centroids

@@ -248,6 +248,11 @@ template <class T>
 std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_t n,
                                   std::size_t d, const T* centroids, std::size_t k,
                                   Backend backend, Metric metric = Metric::Euclidean);
+/// predict's labels into device memory device_labels_out[n] (KMeans::predict's overload).
+template <class T>
+void predict_to_device(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+                       const T* centroids, std::size_t k, Backend backend, Metric metric,
+                       std::int32_t* device_labels_out);
 template <class T>
 std::vector<T> transform(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
                          const T* centroids, std::size_t k, Backend backend,

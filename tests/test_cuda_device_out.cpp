@@ -299,6 +299,29 @@ TYPED_TEST(CudaDeviceOut, EstimatorRefitsAndFitPredict) {
   EXPECT_EQ(km.predict(b.data(), n), want_b.labels);  // predict still returns host labels
 }
 
+TYPED_TEST(CudaDeviceOut, PredictIntoDeviceMemory) {
+  KMEANS_SKIP_WITHOUT_GPU();
+  using T = TypeParam;
+  const std::vector<T> a = kmeans_test::blobs<T>(1000, 63);
+  const std::vector<T> b = uniform<T>(2 * 3001, 64);  // other data, n not a block multiple
+  const std::size_t n = b.size() / 2, d = 2;
+  for (Backend backend : {Backend::Cuda, Backend::Cpu}) {
+    SCOPED_TRACE(kmeans::to_string(backend));
+    kmeans::Params<T> p;
+    p.k = 7;
+    p.backend = backend;
+    kmeans::KMeans<T> km(p);
+    km.fit(a.data(), a.size() / 2, d);
+    const std::vector<std::int32_t> want = km.predict(b.data(), n);
+    DeviceOut<T> out(n, 1);
+    km.predict(b.data(), n, out.labels);
+    EXPECT_EQ(out.host_labels(), want);
+    out.poison();
+    km.predict(b.data(), n, out.labels);  // the kept engine again
+    EXPECT_EQ(out.host_labels(), want);
+  }
+}
+
 TYPED_TEST(CudaDeviceOut, BufferOnAnotherDeviceIsAnError) {
   KMEANS_SKIP_WITHOUT_GPU();
   using T = TypeParam;

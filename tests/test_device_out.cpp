@@ -148,4 +148,29 @@ TYPED_TEST(DeviceOutHost, FromResultDropsTheDevicePointers) {
   EXPECT_EQ(km.predict(x.data(), n), r.labels);
 }
 
+TYPED_TEST(DeviceOutHost, PredictIntoHostMemoryIsAnError) {
+  using T = TypeParam;
+  const std::vector<T> x = kmeans_test::blobs<T>(50, 13);
+  const std::size_t n = x.size() / 2, d = 2;
+  kmeans::Params<T> p;
+  p.k = 4;
+  p.backend = Backend::Cpu;
+  kmeans::KMeans<T> km(p);
+  km.fit(x.data(), n, d);
+  std::vector<std::int32_t> host_labels(n, -5);
+  expect_error([&] { km.predict(x.data(), n, host_labels.data()); },
+               {"device_labels_out", "is not device memory"});
+  for (std::int32_t l : host_labels) ASSERT_EQ(l, -5);
+  expect_error([&] { km.predict(x.data(), n, nullptr); }, {"device_labels_out", "null"});
+  // The free function: the same checks.
+  expect_error([&] {
+    kmeans::predict_to_device(x.data(), n, d, km.result().centroids.data(), 4,
+                              host_labels.data(), kmeans::Metric::Euclidean, Backend::Cpu);
+  }, {"device_labels_out", "is not device memory"});
+  for (std::int32_t l : host_labels) ASSERT_EQ(l, -5);
+  // Before a fit: the usual error.
+  kmeans::KMeans<T> unfitted(p);
+  expect_error([&] { unfitted.predict(x.data(), n, host_labels.data()); }, {"fit()"});
+}
+
 }  // namespace

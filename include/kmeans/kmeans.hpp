@@ -271,6 +271,18 @@ KMEANS_API double score(const T* data, std::size_t n, std::size_t d, const T* ce
                         std::size_t k, Metric metric, detail::NoDeduce<ArrayView<T>> sample_weight = {},
                         Backend backend = Backend::Auto, Backend* used = nullptr);
 
+/// predict (with `metric`) into device memory: the n labels are written to device_labels_out,
+/// device memory of the GPU the call runs on (as Params::device_labels_out): device to device
+/// on the CUDA engine, copied in from the host by a host backend; ordered on the legacy
+/// default stream and complete when it returns. A null or host pointer, or (CUDA engine) one
+/// of another device, is a kmeans::Error naming device_labels_out.
+template <class T>
+KMEANS_API void predict_to_device(const T* data, std::size_t n, std::size_t d,
+                                  const T* centroids, std::size_t k,
+                                  std::int32_t* device_labels_out,
+                                  Metric metric = Metric::Euclidean,
+                                  Backend backend = Backend::Auto, Backend* used = nullptr);
+
 namespace detail {
 /// Engines (and, on the GPU, device buffers, stream and captured graphs) kept between the calls
 /// of one KMeans object. Opaque: defined inside the library, which also does all its handling.
@@ -337,6 +349,11 @@ class KMEANS_API KMeans {
   /// Labels of new data (n x d, the d of the fit), on the backend that ran the fit. predict,
   /// transform and score measure with params().metric.
   std::vector<std::int32_t> predict(const T* data, std::size_t n) const;
+  /// predict into device memory: the n labels are written to device_labels_out (device memory
+  /// of the engine's GPU, as Params::device_labels_out), device to device on the CUDA engine,
+  /// copied in from the host otherwise; ordered on the legacy default stream and complete when
+  /// it returns. A null or host pointer (or one of another device) is a kmeans::Error.
+  void predict(const T* data, std::size_t n, std::int32_t* device_labels_out) const;
   /// n x k Euclidean distances (Metric::Cosine: cosine distances) of new data to the fitted
   /// centroids.
   std::vector<T> transform(const T* data, std::size_t n) const;
