@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -160,20 +161,23 @@ TYPED_TEST(CudaDeviceOut, NInitKeepsTheBestRunsLabels) {
   p.max_iter = 15;
   p.backend = Backend::Cuda;
   expect_same_fit(x, 4, p);
-  // And the last run alone is not what the buffers hold whenever it is not the best.
+  // The case that catches a driver copying every run's labels: the last run (run i uses
+  // seed + i) is not the best and its labels differ. Which run is best depends on the data,
+  // so say when this shape does not exercise it.
   kmeans::Params<T> last = p;
   last.n_init = 1;
   last.seed = p.seed + 4;
   const kmeans::Result<T> best = kmeans::fit(x.data(), 6000, 4, p);
   const kmeans::Result<T> only_last = kmeans::fit(x.data(), 6000, 4, last);
-  if (only_last.inertia > best.inertia) {
-    DeviceOut<T> out(6000, 12 * 4);
-    kmeans::Params<T> q = p;
-    out.give(q);
-    kmeans::fit(x.data(), 6000, 4, q);
-    EXPECT_NE(out.host_labels(), only_last.labels);
-    EXPECT_EQ(out.host_labels(), best.labels);
+  if (only_last.labels == best.labels) {
+    std::cout << "[ NOTE     ] the last run is the best here: the ordering case is not exercised\n";
+    return;
   }
+  DeviceOut<T> out(6000, 12 * 4);
+  kmeans::Params<T> q = p;
+  out.give(q);
+  kmeans::fit(x.data(), 6000, 4, q);
+  EXPECT_EQ(out.host_labels(), best.labels) << "not the best run's labels";
 }
 
 TYPED_TEST(CudaDeviceOut, EmptyClustersWarnAsWithHostLabels) {
