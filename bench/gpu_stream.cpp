@@ -16,26 +16,6 @@
 #include "measure.hpp"
 
 namespace bench {
-namespace {
-
-/// The rows of x in place: the streamed fit copies them to pinned staging in parallel.
-template <class T>
-class HostSource final : public kmeans::RowSource<T> {
- public:
-  HostSource(const T* x, std::size_t n, std::size_t d) : x_(x), n_(n), d_(d) {}
-  std::size_t rows() const override { return n_; }
-  std::size_t cols() const override { return d_; }
-  void read(std::size_t first, std::size_t count, T* out) override {
-    std::memcpy(out, x_ + first * d_, count * d_ * sizeof(T));
-  }
-  const T* view(std::size_t first, std::size_t) override { return x_ + first * d_; }
-
- private:
-  const T* x_;
-  std::size_t n_, d_;
-};
-
-}  // namespace
 
 template <class T>
 void run_stream_case(Run& run, const CaseSpec& c, const std::vector<T>& x,
@@ -58,7 +38,8 @@ void run_stream_case(Run& run, const CaseSpec& c, const std::vector<T>& x,
   m.backend = kmeans::Backend::Cuda;
   m.iters = c.iters;
   try {
-    HostSource<T> src(x.data(), static_cast<std::size_t>(c.n), static_cast<std::size_t>(c.d));
+    kmeans::ArraySource<T> src(x.data(), static_cast<std::size_t>(c.n),
+                               static_cast<std::size_t>(c.d));
     std::vector<std::pair<double, kmeans::Timings>> runs;
     const auto start = Clock::now();
     do {  // every fit makes its engine (pinned staging, device chunks): set-up is timings.init

@@ -104,6 +104,30 @@ __device__ inline void record_assignment(std::int32_t* labels, T* dist, const T*
   changed += old != label ? 1.0 : 0.0;
 }
 
+/// The end of a warp-per-row assign kernel (GEMM and TF32 paths): lane 0 of each warp holds its
+/// warp's SSE and changed count; thread 0 adds the warps in order and writes the block's totals
+/// to column `blk` of the partial buffer (n_blocks columns). s_sse and s_changed are the block's
+/// shared arrays of kWarps entries. Contains a __syncthreads: every thread must call it.
+template <int kWarps>
+__device__ inline void write_block_totals(double* s_sse, double* s_changed, int warp, int lane,
+                                          double sse, double changed, double* partials,
+                                          std::int64_t blk, std::int64_t n_blocks) {
+  if (lane == 0) {
+    s_sse[warp] = sse;
+    s_changed[warp] = changed;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double bs = 0, bc = 0;
+    for (int q = 0; q < kWarps; ++q) {  // warp order: deterministic
+      bs += s_sse[q];
+      bc += s_changed[q];
+    }
+    partials[layout::partial_slot(layout::kTotalSse, blk, n_blocks)] = bs;
+    partials[layout::partial_slot(layout::kTotalChanged, blk, n_blocks)] = bc;
+  }
+}
+
 /// Arguments of assign_tile_kernel (by value: one struct, one launch signature).
 template <class T>
 struct AssignArgs {

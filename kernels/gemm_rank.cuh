@@ -449,21 +449,8 @@ KMEANS_UNROLL
       record_assignment(a.labels, a.dist, a.w, i, label, best, sse, changed);
     }
   }
-  if (lane == 0) {
-    s_sse[warp] = sse;
-    s_changed[warp] = changed;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double bs = 0, bc = 0;
-    for (int q = 0; q < kWarps; ++q) {  // warp order: deterministic
-      bs += s_sse[q];
-      bc += s_changed[q];
-    }
-    const std::int64_t blk = a.row0 / tuning::kGemmRowsPerBlock + blockIdx.x;
-    a.partials[layout::partial_slot(layout::kTotalSse, blk, a.n_blocks)] = bs;
-    a.partials[layout::partial_slot(layout::kTotalChanged, blk, a.n_blocks)] = bc;
-  }
+  write_block_totals<kWarps>(s_sse, s_changed, warp, lane, sse, changed, a.partials,
+                             a.row0 / tuning::kGemmRowsPerBlock + blockIdx.x, a.n_blocks);
 }
 
 /// Arguments of centre_centroids_kernel.

@@ -572,20 +572,8 @@ __global__ void __launch_bounds__(tuning::kMmaThreads) mma_assign_kernel(MmaAssi
     sse += __shfl_xor_sync(0xffffffffu, sse, off);
     changed += __shfl_xor_sync(0xffffffffu, changed, off);
   }
-  if (lane == 0) {
-    s_sse[warp] = sse;
-    s_changed[warp] = changed;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double bs = 0, bc = 0;
-    for (int q = 0; q < kWarps; ++q) {  // warp order: deterministic
-      bs += s_sse[q];
-      bc += s_changed[q];
-    }
-    a.partials[layout::partial_slot(layout::kTotalSse, blockIdx.x, a.n_blocks)] = bs;
-    a.partials[layout::partial_slot(layout::kTotalChanged, blockIdx.x, a.n_blocks)] = bc;
-  }
+  write_block_totals<kWarps>(s_sse, s_changed, warp, lane, sse, changed, a.partials, blockIdx.x,
+                             a.n_blocks);
 #else
   __trap();  // never launched: mma_supported() is false without sm_80 code
 #endif

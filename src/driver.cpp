@@ -558,7 +558,7 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
     // streams through it in chunks (stream/cuda_stream_engine.cpp), the in-memory CUDA
     // fit's bits. A kept GPU engine frees its memory first.
     if (ws) ws->fit_engine.reset();
-    stream::ArraySource<T> source(data, n, d);
+    ArraySource<T> source(data, n, d);
     stream::InMemoryRoute<T> route{data, why};
     // Auto: the streamed fit's own rule may still choose the CPU (not even one chunk fits).
     StreamOptions so;

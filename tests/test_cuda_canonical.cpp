@@ -19,6 +19,7 @@
 #include "cuda/shard.hpp"
 #include "engine.hpp"
 #include "kmeans/kmeans.hpp"
+#include "cuda_skip.hpp"
 #include "tree_sum.hpp"
 
 namespace kmeans {
@@ -28,14 +29,6 @@ using detail::DataView;
 using detail::StepStats;
 namespace tree = detail::tree;
 constexpr std::int64_t kLeaf = 4096;
-
-#define KMEANS_SKIP_WITHOUT_GPU()                          \
-  do {                                                     \
-    std::string why_;                                      \
-    if (!cuda_available(&why_)) GTEST_SKIP() << why_;      \
-  } while (0)
-
-#define ASSERT_CUDA(call) ASSERT_EQ((call), cudaSuccess) << #call
 
 bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 

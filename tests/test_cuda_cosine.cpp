@@ -11,18 +11,13 @@
 #include <vector>
 
 #include "kmeans/kmeans.hpp"
+#include "cuda_skip.hpp"
 #include "test_helpers.hpp"
 
 namespace {
 
 using kmeans::Backend;
 using kmeans::Metric;
-
-#define KMEANS_SKIP_WITHOUT_GPU()                          \
-  do {                                                     \
-    std::string why_;                                      \
-    if (!kmeans::cuda_available(&why_)) GTEST_SKIP() << why_; \
-  } while (0)
 
 /// Device memory owned by a test (null when the copy failed: the test then fails).
 template <class T>

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "cuda_skip.hpp"
 #include "kmeans/kmeans.hpp"
 #include "test_helpers.hpp"
 
@@ -22,13 +23,6 @@ namespace {
 
 using kmeans::Backend;
 
-#define KMEANS_SKIP_WITHOUT_GPU()                              \
-  do {                                                         \
-    std::string why_;                                          \
-    if (!kmeans::cuda_available(&why_)) GTEST_SKIP() << why_;  \
-  } while (0)
-
-#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
 
 /// `count` values uniform in [-1, 1) from a splitmix64 stream.
 template <class T>
@@ -215,8 +209,8 @@ TYPED_TEST(CudaDeviceOut, DeviceDataMiniBatchAndCosine) {
   {
     SCOPED_TRACE("device data: nothing of the fit's results crosses to the host but k x d");
     T* dx = nullptr;
-    CUDA_OK(cudaMalloc(&dx, x.size() * sizeof(T)));
-    CUDA_OK(cudaMemcpy(dx, x.data(), x.size() * sizeof(T), cudaMemcpyHostToDevice));
+    ASSERT_CUDA(cudaMalloc(&dx, x.size() * sizeof(T)));
+    ASSERT_CUDA(cudaMemcpy(dx, x.data(), x.size() * sizeof(T), cudaMemcpyHostToDevice));
     const kmeans::Result<T> want = kmeans::fit(x.data(), n, d, p);
     DeviceOut<T> out(n, 4 * d);
     kmeans::Params<T> q = p;
@@ -243,22 +237,22 @@ TYPED_TEST(CudaDeviceOut, WritesAreOrderedOnTheCallersStream) {
   p.backend = Backend::Cuda;
   const kmeans::Result<T> want = kmeans::fit(x.data(), n, d, p);
   cudaStream_t s = nullptr;
-  CUDA_OK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  ASSERT_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   DeviceOut<T> out(n, 4 * d);
   // The caller's earlier work on s, still pending when fit starts, zeroes the buffers: the
   // fit's writes must land after it (a fit that ignored s would be overwritten with zeros).
-  CUDA_OK(cudaLaunchHostFunc(s, hold_stream, nullptr));
-  CUDA_OK(cudaMemsetAsync(out.labels, 0, n * sizeof(std::int32_t), s));
-  CUDA_OK(cudaMemsetAsync(out.centroids, 0, 4 * d * sizeof(T), s));
+  ASSERT_CUDA(cudaLaunchHostFunc(s, hold_stream, nullptr));
+  ASSERT_CUDA(cudaMemsetAsync(out.labels, 0, n * sizeof(std::int32_t), s));
+  ASSERT_CUDA(cudaMemsetAsync(out.centroids, 0, 4 * d * sizeof(T), s));
   p.cuda_stream = s;
   out.give(p);
   const kmeans::Result<T> got = kmeans::fit(x.data(), n, d, p);
   // Later work on s sees the results: a copy queued there after fit returns.
   std::int32_t* pinned = nullptr;
-  CUDA_OK(cudaMallocHost(&pinned, n * sizeof(std::int32_t)));
-  CUDA_OK(cudaMemcpyAsync(pinned, out.labels, n * sizeof(std::int32_t), cudaMemcpyDeviceToHost,
+  ASSERT_CUDA(cudaMallocHost(&pinned, n * sizeof(std::int32_t)));
+  ASSERT_CUDA(cudaMemcpyAsync(pinned, out.labels, n * sizeof(std::int32_t), cudaMemcpyDeviceToHost,
                           s));
-  CUDA_OK(cudaStreamSynchronize(s));
+  ASSERT_CUDA(cudaStreamSynchronize(s));
   const std::vector<std::int32_t> seen(pinned, pinned + n);
   (void)cudaFreeHost(pinned);
   (void)cudaStreamDestroy(s);
@@ -330,14 +324,14 @@ TYPED_TEST(CudaDeviceOut, BufferOnAnotherDeviceIsAnError) {
   KMEANS_SKIP_WITHOUT_GPU();
   using T = TypeParam;
   int devices = 0;
-  CUDA_OK(cudaGetDeviceCount(&devices));
+  ASSERT_CUDA(cudaGetDeviceCount(&devices));
   if (devices < 2) GTEST_SKIP() << "needs two CUDA devices";
   const std::vector<T> x = kmeans_test::blobs<T>(100, 71);
   const std::size_t n = x.size() / 2;
   std::int32_t* other = nullptr;
-  CUDA_OK(cudaSetDevice(1));
-  CUDA_OK(cudaMalloc(&other, n * sizeof(std::int32_t)));
-  CUDA_OK(cudaSetDevice(0));
+  ASSERT_CUDA(cudaSetDevice(1));
+  ASSERT_CUDA(cudaMalloc(&other, n * sizeof(std::int32_t)));
+  ASSERT_CUDA(cudaSetDevice(0));
   kmeans::Params<T> p;
   p.k = 4;
   p.backend = Backend::Cuda;
@@ -357,7 +351,7 @@ TYPED_TEST(CudaDeviceOut, HostPointerWithAGpuIsAnError) {
   using T = TypeParam;
   const std::vector<T> x = kmeans_test::blobs<T>(100, 72);
   std::int32_t* pinned = nullptr;  // pinned host memory is not device memory either
-  CUDA_OK(cudaMallocHost(&pinned, x.size() / 2 * sizeof(std::int32_t)));
+  ASSERT_CUDA(cudaMallocHost(&pinned, x.size() / 2 * sizeof(std::int32_t)));
   kmeans::Params<T> p;
   p.k = 4;
   p.backend = Backend::Cuda;

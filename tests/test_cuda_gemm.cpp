@@ -15,6 +15,8 @@
 
 #include "engine.hpp"
 #include "kernels/tuning.cuh"
+#include "cuda_skip.hpp"
+#include "direct_formula.hpp"
 #include "kmeans/kmeans.hpp"
 
 namespace kmeans {
@@ -22,24 +24,7 @@ namespace {
 
 using detail::DataView;
 using detail::StepStats;
-
-#define KMEANS_SKIP_WITHOUT_GPU()                     \
-  do {                                                \
-    std::string why_;                                 \
-    if (!cuda_available(&why_)) GTEST_SKIP() << why_; \
-  } while (0)
-
-/// squared_distance (kernels/assign.cuh) on the host: (a_j - b_j)^2 summed in T with fused
-/// multiply-adds in coordinate order, the same bits as the device's.
-template <class T>
-T direct_distance(const T* a, const T* b, std::int64_t d) {
-  T s = 0;
-  for (std::int64_t j = 0; j < d; ++j) {
-    const T diff = a[j] - b[j];
-    s = std::fma(diff, diff, s);
-  }
-  return s;
-}
+using kmeans_test::direct_distance;
 
 /// Blobs (spread 0.3 around 8 centres in [-10, 10]^d, shifted by `offset`) or 5 distinct points
 /// repeated (duplicates: ties everywhere), and k centroids: data points plus noise 0.05, with

@@ -16,18 +16,13 @@
 #include "kmeans/kmeans.hpp"
 #include "kmeans/stream.hpp"
 #include "stream/chunks.hpp"
+#include "cuda_skip.hpp"
 #include "test_helpers.hpp"
 
 namespace {
 
 using kmeans::Backend;
 using kmeans::Init;
-
-#define KMEANS_SKIP_WITHOUT_GPU()                                \
-  do {                                                           \
-    std::string why_;                                            \
-    if (!kmeans::cuda_available(&why_)) GTEST_SKIP() << why_;    \
-  } while (0)
 
 /// n x d points around `centres` centres (spread 10, noise 1), with every 97th point a copy
 /// of the one before (duplicates), seeded.

@@ -19,6 +19,7 @@
 #include "engine.hpp"
 #include "kernels/tuning.cuh"
 #include "kmeans/kmeans.hpp"
+#include "cuda_skip.hpp"
 #include "test_helpers.hpp"
 
 namespace kmeans {
@@ -27,12 +28,6 @@ namespace {
 using detail::DataView;
 using detail::FarPoint;
 using detail::StepStats;
-
-#define KMEANS_SKIP_WITHOUT_GPU()                          \
-  do {                                                     \
-    std::string why_;                                      \
-    if (!cuda_available(&why_)) GTEST_SKIP() << why_;      \
-  } while (0)
 
 /// KMEANS_CUDA_ASSIGN set for a scope (the plan reads it when an engine configures a k).
 class ScopedAssignPath : public kmeans_test::EnvScope {

@@ -12,17 +12,12 @@
 #include <vector>
 
 #include "kmeans/kmeans.hpp"
+#include "cuda_skip.hpp"
 #include "test_helpers.hpp"
 
 namespace {
 
 using kmeans::Backend;
-
-#define KMEANS_SKIP_WITHOUT_GPU()                              \
-  do {                                                         \
-    std::string why_;                                          \
-    if (!kmeans::cuda_available(&why_)) GTEST_SKIP() << why_;  \
-  } while (0)
 
 #define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
 

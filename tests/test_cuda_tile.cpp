@@ -16,6 +16,7 @@
 
 #include "engine.hpp"
 #include "kernels/tuning.cuh"
+#include "direct_formula.hpp"
 #include "kmeans/kmeans.hpp"
 #include "near_ties.hpp"
 
@@ -24,31 +25,8 @@ namespace {
 
 using detail::DataView;
 using detail::StepStats;
-
-/// The direct formula (kernels/assign.cuh squared_distance: fused multiply-adds in T, feature
-/// order) and its argmin from (+inf, 0), strictly smaller wins.
-template <class T>
-T direct_distance(const T* a, const T* b, std::int64_t d) {
-  T s = 0;
-  for (std::int64_t j = 0; j < d; ++j) {
-    const T diff = a[j] - b[j];
-    s = std::fma(diff, diff, s);
-  }
-  return s;
-}
-
-template <class T>
-void direct_argmin(const T* x, const T* c, std::int64_t d, int k, T& best, int& label) {
-  best = std::numeric_limits<T>::infinity();
-  label = 0;
-  for (int j = 0; j < k; ++j) {
-    const T v = direct_distance(x, c + static_cast<std::int64_t>(j) * d, d);
-    if (v < best) {
-      best = v;
-      label = j;
-    }
-  }
-}
+using kmeans_test::direct_distance;
+using kmeans_test::direct_argmin;
 
 /// One pass of the CUDA engine on the tile path: every label equals the direct argmin's, the
 /// SSE is the sum of the direct distances (each exact: only the order of the double sum

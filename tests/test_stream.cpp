@@ -225,6 +225,22 @@ TEST(Stream, KEqualsNAndDuplicates) {
   }
 }
 
+TEST(Stream, ArraySourceReadsTheArrayInPlace) {
+  // kmeans::ArraySource over host rows: viewed in place (no copy), chunk by chunk, with the
+  // in-memory fit's bits.
+  const std::int64_t n = 3 * 4096 + 77, d = 5;
+  const std::vector<float> x = clustered<float>(n, d, 6, 11);
+  kmeans::ArraySource<float> src(x.data(), static_cast<std::size_t>(n), static_cast<std::size_t>(d));
+  EXPECT_EQ(src.view(4096, 4096), x.data() + 4096 * d);
+  kmeans::Params<float> p;
+  p.k = 6;
+  p.init = Init::KMeansParallel;
+  p.backend = kmeans::Backend::Cpu;
+  kmeans::StreamOptions so;
+  so.chunk_rows = 4096;
+  expect_same(kmeans::fit(x.data(), n, d, p), kmeans::fit(src, p, so));
+}
+
 TEST(Stream, EmptyClusterRepairAcrossChunks) {
   // Centroids far from every point leave clusters empty on the first pass: the farthest points
   // come from several chunks (farthest() merges per-chunk candidates); unweighted and weighted.

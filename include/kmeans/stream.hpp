@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -49,6 +50,26 @@ class CallbackSource final : public RowSource<T> {
  private:
   std::size_t n_, d_;
   Fn rows_;
+};
+
+/// A source over n x d values of T already in host memory (row-major), read in place: for data
+/// that fit in memory but should be fitted within a memory budget or streamed through the GPU
+/// (the in-memory kmeans::fit does this itself when its working set exceeds the GPU's memory).
+/// The array must outlive the fit.
+template <class T>
+class ArraySource final : public RowSource<T> {
+ public:
+  ArraySource(const T* x, std::size_t n, std::size_t d) : x_(x), n_(n), d_(d) {}
+  std::size_t rows() const override { return n_; }
+  std::size_t cols() const override { return d_; }
+  void read(std::size_t first, std::size_t count, T* out) override {
+    std::memcpy(out, x_ + first * d_, count * d_ * sizeof(T));
+  }
+  const T* view(std::size_t first, std::size_t) override { return x_ + first * d_; }
+
+ private:
+  const T* x_;
+  std::size_t n_, d_;
 };
 
 /// What a .npy file holds: its dtype ('<f4' float32: true; '<f8' float64: false), its shape

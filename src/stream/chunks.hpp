@@ -211,24 +211,6 @@ template <class T>
 std::unique_ptr<Engine<T>> make_stream_engine(Chunks<T>& chunks, const T* w, int n_threads,
                                               std::int64_t max_partial_doubles, DataOps<T>* ops);
 
-/// A source over n x d values of T in host memory, viewed in place (the driver's in-memory fits
-/// that stream through the GPU).
-template <class T>
-class ArraySource final : public RowSource<T> {
- public:
-  ArraySource(const T* x, std::size_t n, std::size_t d) : x_(x), n_(n), d_(d) {}
-  std::size_t rows() const override { return n_; }
-  std::size_t cols() const override { return d_; }
-  void read(std::size_t first, std::size_t count, T* out) override {
-    std::memcpy(out, x_ + first * d_, count * d_ * sizeof(T));
-  }
-  const T* view(std::size_t first, std::size_t) override { return x_ + first * d_; }
-
- private:
-  const T* x_;
-  std::size_t n_, d_;
-};
-
 /// An in-memory fit handed to the streamed one (driver.cpp): the caller's host data (the
 /// empty-cluster warning counts its distinct points, as the in-memory fit's does) and why it
 /// streams (the start of a warning).

@@ -11,13 +11,10 @@
 #include <memory>
 #include <vector>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include "cuda/runtime.hpp"
 #include "cuda/shard.hpp"
 #include "kernels/device_buffer.hpp"
+#include "stream/chunk_pass.hpp"
 #include "stream/cuda_stream.hpp"
 #include "stream/pipeline.hpp"
 #include "tree_sum.hpp"
@@ -66,51 +63,18 @@ class CudaStreamEngine final : public Engine<T> {
   Backend kind() const override { return Backend::Cuda; }
 
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
-    const std::int64_t n = c_.n(), d = c_.d();
-    const std::int64_t stride = k * d + k;
+    const std::int64_t d = c_.d();
     const bool with_sums = sums != nullptr;
-    const std::int64_t width = with_sums ? stride + 1 : 1;  // sums, weights, then the SSE
-    last_centroids_.assign(centroids, centroids + k * d);
-    last_k_ = k;
-    if (labels_.empty()) {
-#if defined(__GLIBC__)
-      malloc_trim(0);  // initialisation's arrays are gone: give their pages back first
-#endif
-      labels_.allocate(n);
-      fresh_ = true;
-    }
-    tree::NodeStack stack(width);
+    begin_pass(centroids, k, c_.n(), d, last_centroids_, last_k_, labels_, fresh_);
+    tree::NodeStack stack(with_sums ? k * d + k + 1 : 1);  // sums, weights, then the SSE
     std::int64_t changed = 0;
     std::int32_t* labels = labels_.data();
     run_pass([&](ShardEngine<T>& e, std::int64_t first, std::int64_t rows) {
       e.assign_nodes(centroids, k, with_sums, nodes_out_);
-      const std::int64_t b0 = first / kBlock;
-      const std::vector<tree::Node>& nodes = e.nodes();
-      for (std::size_t j = 0; j < nodes.size(); ++j)
-        stack.push({b0 + nodes[j].start, nodes[j].size},
-                   nodes_out_.data() + static_cast<std::int64_t>(j) * width);
-      chunk_labels_.resize(static_cast<std::size_t>(rows));
-      e.labels(chunk_labels_.data());
-      std::int32_t* out = labels + first;
-      const std::int32_t* lab = chunk_labels_.data();
-      std::int64_t ch = 0;
-      for (std::int64_t r = 0; r < rows; ++r) {
-        ch += fresh_ || out[r] != lab[r];
-        out[r] = lab[r];
-      }
-      changed += ch;
+      changed += take_chunk(e, first, rows, nodes_out_, stack, labels, fresh_, chunk_labels_);
     });
     fresh_ = false;
-    total_.resize(static_cast<std::size_t>(width));
-    stack.total(total_.data());
-    if (with_sums) {
-      std::copy(total_.begin(), total_.begin() + k * d, sums);
-      std::copy(total_.begin() + k * d, total_.begin() + stride, weights);
-    }
-    StepStats stats;
-    stats.sse = total_[static_cast<std::size_t>(width - 1)];
-    stats.n_changed = changed;
-    return stats;
+    return pass_totals(stack, k, d, sums, weights, changed, total_);
   }
 
   void labels(std::int32_t* out) override { labels_.move_out(out); }
@@ -119,27 +83,12 @@ class CudaStreamEngine final : public Engine<T> {
   /// centroids), merged by (decreasing distance, index).
   std::vector<FarPoint> farthest(std::int64_t m) override {
     const int k = last_k_;
-    m = std::min(m, c_.n());
-    struct Cand {
-      T dist;
-      std::int64_t index;
-      std::int32_t label;
-    };
-    auto before = [](const Cand& a, const Cand& b) {
-      return a.dist != b.dist ? a.dist > b.dist : a.index < b.index;
-    };
-    std::vector<Cand> best;
+    FarthestMerge<T> best(std::min(m, c_.n()));
     run_pass([&](ShardEngine<T>& e, std::int64_t first, std::int64_t rows) {
       e.assign(last_centroids_.data(), k, nullptr, nullptr);
-      const T* dist = e.point_distances();
-      for (const FarPoint& f : e.farthest(std::min(m, rows)))
-        best.push_back({dist[f.index], first + f.index, f.label});
-      std::sort(best.begin(), best.end(), before);
-      if (static_cast<std::int64_t>(best.size()) > m) best.resize(static_cast<std::size_t>(m));
+      best.add(e, first, rows);
     });
-    std::vector<FarPoint> out;
-    for (const Cand& c : best) out.push_back({c.index, c.label});
-    return out;
+    return best.result();
   }
 
   const T* host_data() override {

@@ -7,11 +7,8 @@
 #include <memory>
 #include <vector>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include "shard_engine.hpp"
+#include "stream/chunk_pass.hpp"
 #include "stream/chunks.hpp"
 #include "tree_sum.hpp"
 
@@ -32,48 +29,19 @@ class StreamEngine final : public Engine<T> {
   Backend kind() const override { return Backend::Cpu; }
 
   StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
-    const std::int64_t n = c_.n(), d = c_.d();
-    const std::int64_t stride = k * d + k;
+    const std::int64_t d = c_.d();
     const bool with_sums = sums != nullptr;
-    const std::int64_t width = with_sums ? stride + 1 : 1;  // sums, weights, then the SSE
-    last_centroids_.assign(centroids, centroids + k * d);
-    last_k_ = k;
-    if (labels_.empty()) {
-#if defined(__GLIBC__)
-      malloc_trim(0);  // initialisation's arrays are gone: give their pages back first
-#endif
-      labels_.allocate(n);
-      fresh_ = true;
-    }
-    tree::NodeStack stack(width);
+    begin_pass(centroids, k, c_.n(), d, last_centroids_, last_k_, labels_, fresh_);
+    tree::NodeStack stack(with_sums ? k * d + k + 1 : 1);  // sums, weights, then the SSE
     std::int64_t changed = 0;
     std::int32_t* labels = labels_.data();
     c_.for_each([&](std::int64_t first, std::int64_t rows, const T* x) {
       ShardEngine<T>& e = bind(x, first, rows);
       e.assign_nodes(centroids, k, with_sums, nodes_out_);
-      push_nodes(e, first, stack);
-      chunk_labels_.resize(static_cast<std::size_t>(rows));
-      e.labels(chunk_labels_.data());
-      std::int32_t* out = labels + first;
-      const std::int32_t* lab = chunk_labels_.data();
-      std::int64_t ch = 0;
-      for (std::int64_t r = 0; r < rows; ++r) {
-        ch += fresh_ || out[r] != lab[r];
-        out[r] = lab[r];
-      }
-      changed += ch;
+      changed += take_chunk(e, first, rows, nodes_out_, stack, labels, fresh_, chunk_labels_);
     });
     fresh_ = false;
-    total_.resize(static_cast<std::size_t>(width));
-    stack.total(total_.data());
-    if (with_sums) {
-      std::copy(total_.begin(), total_.begin() + k * d, sums);
-      std::copy(total_.begin() + k * d, total_.begin() + stride, weights);
-    }
-    StepStats stats;
-    stats.sse = total_[static_cast<std::size_t>(width - 1)];
-    stats.n_changed = changed;
-    return stats;
+    return pass_totals(stack, k, d, sums, weights, changed, total_);
   }
 
   /// The end of a run: the labels move out and the engine's copy is freed (the next pass
@@ -83,30 +51,14 @@ class StreamEngine final : public Engine<T> {
   /// A pass with the last centroids: each chunk's m farthest points and their distances (the
   /// key, point_distances), merged by (decreasing distance, index), as the CPU engine orders.
   std::vector<FarPoint> farthest(std::int64_t m) override {
-    const std::int64_t n = c_.n();
     const int k = last_k_;
-    m = std::min(m, n);
-    struct Cand {
-      T dist;
-      std::int64_t index;
-      std::int32_t label;
-    };
-    auto before = [](const Cand& a, const Cand& b) {
-      return a.dist != b.dist ? a.dist > b.dist : a.index < b.index;
-    };
-    std::vector<Cand> best;
+    FarthestMerge<T> best(std::min(m, c_.n()));
     c_.for_each([&](std::int64_t first, std::int64_t rows, const T* x) {
       ShardEngine<T>& e = bind(x, first, rows);
       e.assign(last_centroids_.data(), k, nullptr, nullptr);
-      const T* dist = e.point_distances();
-      for (const FarPoint& f : e.farthest(std::min(m, rows)))
-        best.push_back({dist[f.index], first + f.index, f.label});
-      std::sort(best.begin(), best.end(), before);
-      if (static_cast<std::int64_t>(best.size()) > m) best.resize(static_cast<std::size_t>(m));
+      best.add(e, first, rows);
     });
-    std::vector<FarPoint> out;
-    for (const Cand& c : best) out.push_back({c.index, c.label});
-    return out;
+    return best.result();
   }
   const T* host_data() override {
     throw Error("streamed data has no host copy (internal: host_data on a stream engine)");
@@ -131,16 +83,6 @@ class StreamEngine final : public Engine<T> {
       engine_->keep_centre();  // the first chunk's mean centres every chunk (shard_engine.hpp)
     }
     return *engine_;
-  }
-
-  /// Pushes the bound chunk's node values (nodes_out_) onto `stack`, shifted to the chunk's
-  /// first block.
-  void push_nodes(const ShardEngine<T>& e, std::int64_t first, tree::NodeStack& stack) const {
-    const std::int64_t b0 = first / kBlock;
-    const std::vector<tree::Node>& nodes = e.nodes();
-    for (std::size_t j = 0; j < nodes.size(); ++j)
-      stack.push({b0 + nodes[j].start, nodes[j].size},
-                 nodes_out_.data() + static_cast<std::int64_t>(j) * stack.width());
   }
 
   Chunks<T>& c_;
