@@ -648,8 +648,10 @@ run_nccl
 #   fold_totals_kernel, node rows of every path (shard engine) CudaCanonical.RebindAtTheSamePointerGivesAFreshEnginesBits
 #   start_kernel, merge_kernel, fold_kernel (nccl_combine.cu, CudaNccl.MergeKernelsGiveTheNodeStackBits
 #     kmeans::mpi's NCCL combine, without NCCL)
+#   label_count_kernel (device_out.cu, device_labels_out;     CudaDeviceOut/0.WeightedSizesKeepThePointOrderBits
+#     its device-to-device copy and event waits)
 #   probe_kernel (availability.cu)                            none: never launched (cudaFuncGetAttributes only)
-SUBSET='CudaCanonical.RebindAtTheSamePointerGivesAFreshEnginesBits:Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed:CudaGpuStream.SixSmallChunksWeighted:CudaNccl.MergeKernelsGiveTheNodeStackBits:CudaTileRank.DuplicateCentroidsAndKEqualsN:CudaGemmArgmin.ManyChunksThroughTwoBuffersMatchOneChunk:CudaMma.SmallPassUnderSanitizers'
+SUBSET='CudaCanonical.RebindAtTheSamePointerGivesAFreshEnginesBits:Shapes/CudaSinglePass.FloatMatchesReference/n1000_d2_k3_uniform:Shapes/CudaSinglePass.WeightedDoubleMatchesReference/n8000_d16_k1000_uniform:CudaGemm.DataFarFromTheOriginFloat:CudaGemm.DataFarFromTheOriginDouble:CudaReuse.PartialsPathAllocatesNothingOnRepeatedCalls:CudaReuse.EngineDataOperationsMatchTheHost:CudaFit.NonFiniteDeviceDataIsRejected:CudaFit.DeviceDataOutsideTheExactRangeIsRefusedClearly:CudaCosine.DeviceZeroRowsAndNaNAreNamed:CudaGpuStream.SixSmallChunksWeighted:CudaNccl.MergeKernelsGiveTheNodeStackBits:CudaTileRank.DuplicateCentroidsAndKEqualsN:CudaGemmArgmin.ManyChunksThroughTwoBuffersMatchOneChunk:CudaMma.SmallPassUnderSanitizers:CudaDeviceOut/0.WeightedSizesKeepThePointOrderBits'
 SANITIZER="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
 # The filters must name tests that exist: a renamed test would silently drop out of the subset.
 if [ -n "$TEST_CUDA" ]; then

@@ -17,6 +17,10 @@ bool cuda_available(std::string* why) {
 namespace detail {
 
 bool is_device_pointer(const void*) { return false; }
+int device_of_pointer(const void*) { return -1; }
+void copy_host_to_device(void*, const void*, std::size_t, void*) {
+  throw Error("device outputs, but the library was built without the CUDA backend");
+}
 
 std::int64_t cuda_allocation_count() { return 0; }
 

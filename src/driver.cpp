@@ -248,6 +248,22 @@ void validate_params(const Options& p, std::size_t n) {
   validate_minibatch_params(p);
 }
 
+void check_device_output(const void* ptr, const char* field, int device) {
+  if (!ptr) return;
+  const int on = device_of_pointer(ptr);
+  std::ostringstream msg;
+  if (on < 0) {
+    msg << field << " = " << ptr << " is not device memory: it must be a CUDA device (or "
+        << "managed) allocation" << (cuda_available() ? "" : ", and no CUDA device is usable");
+    throw Error(msg.str());
+  }
+  if (device >= 0 && on != device) {
+    msg << field << " = " << ptr << " is memory of CUDA device " << on
+        << ", but the call runs on device " << device;
+    throw Error(msg.str());
+  }
+}
+
 namespace {
 
 using lloyd_step::imbalance_factor;
@@ -319,7 +335,11 @@ void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const
     u.to_engine(r.centroids);
   }
   r.inertia = to_metric * e.assign(r.centroids.data(), k, nullptr, nullptr).sse;
-  if (!e.local_labels_and_sizes(k, r.labels, r.cluster_sizes)) {  // spread data: its own way
+  if (p.device_labels_out && e.labels_device() >= 0) {
+    // The labels stay on the device: fit_bound copies the best run's (device_labels_and_sizes).
+    r.labels.clear();
+    r.cluster_sizes.clear();
+  } else if (!e.local_labels_and_sizes(k, r.labels, r.cluster_sizes)) {  // spread data: its own way
     r.labels.resize(static_cast<std::size_t>(n));
     e.labels(r.labels.data());
     // Cluster sizes from the labels, in point order (the same bits on every backend).
@@ -331,13 +351,49 @@ void lloyd(Engine<T>& e, DataOps<T>& data, std::int64_t n, std::int64_t d, const
   r.timings.final_assign += seconds_since(t_final);
 }
 
+/// Params::device_labels_out on the CUDA engine, for the run whose result `r` is kept: the
+/// labels of the engine's last pass (r's final assignment) go device to device into the
+/// caller's buffer, and the cluster sizes keep the bits of lloyd's host loop (the weights
+/// summed in point order): from the per-cluster counts formed on the device when unweighted
+/// (integers, exact in any order), else from a host copy of the labels (weighted: the one
+/// n-sized download, for the sizes only). The counts go to u.label_counts.
+template <class T>
+void device_labels_and_sizes(Engine<T>& e, DataOps<T>& data, std::int64_t n, const Params<T>& p,
+                             Units<T>& u, Result<T>& r) {
+  if (!p.device_labels_out || e.labels_device() < 0) return;
+  ProfileRange range("kmeans::device_labels");
+  const auto t0 = Clock::now();
+  e.labels_to_device(p.device_labels_out, p.k, u.label_counts);
+  std::int64_t total = 0;
+  for (std::int64_t c : u.label_counts) total += c;
+  if (static_cast<int>(u.label_counts.size()) != p.k || total != n)
+    throw Error("internal: the device label counts add up to " + std::to_string(total) +
+                ", not n = " + std::to_string(n));
+  r.labels.clear();
+  r.cluster_sizes.assign(static_cast<std::size_t>(p.k), 0.0);
+  if (const T* w = data.weights()) {
+    std::vector<std::int32_t> labels(static_cast<std::size_t>(n));
+    e.labels(labels.data());
+    for (std::int64_t i = 0; i < n; ++i)
+      r.cluster_sizes[static_cast<std::size_t>(labels[i])] += static_cast<double>(w[i]);
+  } else {
+    for (int c = 0; c < p.k; ++c)
+      r.cluster_sizes[static_cast<std::size_t>(c)] = static_cast<double>(u.label_counts[c]);
+  }
+  r.timings.final_assign += seconds_since(t0);
+}
+
 /// The warnings about clusters left empty by the final assignment: the data hint only when the
-/// data really has fewer distinct points than k (counted on host data).
+/// data really has fewer distinct points than k (counted on host data). `counts`: the points
+/// per cluster when the labels are not on the host (Params::device_labels_out), else empty.
 template <class T>
 void warn_empty_clusters(const T* data, std::int64_t n, std::int64_t d, const Result<T>& r,
-                         int k, std::vector<std::string>& warnings) {
+                         int k, std::vector<std::string>& warnings,
+                         const std::vector<std::int64_t>& counts = {}) {
   std::vector<char> used(static_cast<std::size_t>(k), 0);
   for (auto l : r.labels) used[static_cast<std::size_t>(l)] = 1;
+  if (r.labels.empty())
+    for (std::size_t c = 0; c < counts.size() && c < used.size(); ++c) used[c] = counts[c] > 0;
   const auto distinct = std::count(used.begin(), used.end(), 1);
   if (distinct == k) return;
   const std::string head = "number of distinct clusters (" + std::to_string(distinct) +
@@ -376,6 +432,7 @@ Result<T> fit_bound(Engine<T>& e, DataOps<T>& ops, std::int64_t ni, std::int64_t
     Params<T> final_only = p;
     final_only.max_iter = 0;
     lloyd(e, ops, ni, di, final_only, tol, u, best);
+    device_labels_and_sizes(e, ops, ni, p, u, best);
     total = best.timings;
   }
   for (int run = 0; run < (mini_batch ? 0 : n_init); ++run) {
@@ -391,11 +448,14 @@ Result<T> fit_bound(Engine<T>& e, DataOps<T>& ops, std::int64_t ni, std::int64_t
     }
     r.timings.init = seconds_since(t_init);
     lloyd(e, ops, ni, di, p, tol, u, r);
+    const bool kept = run == 0 || r.inertia < best.inertia;  // rescaled units: finite
+    // Device labels: only the kept run's reach the caller's buffer (the engine still holds them).
+    if (kept) device_labels_and_sizes(e, ops, ni, p, u, r);
     total.init += r.timings.init;
     total.assign += r.timings.assign;
     total.update += r.timings.update;
     total.final_assign += r.timings.final_assign;
-    if (run == 0 || r.inertia < best.inertia) best = std::move(r);  // rescaled units: finite
+    if (kept) best = std::move(r);
   }
   best.timings = total;
   best.timings.init += bind_seconds;
@@ -447,6 +507,33 @@ bool gpu_streams(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
                                                         dev.free_bytes + held, dev.sm_count) > 0;
 }
 
+/// Params::device_centroids_out / device_labels_out (check_device_output): device memory,
+/// and, when the fit's engine holds its labels on a device (`device` >= 0: the CUDA engine),
+/// memory of that device.
+template <class T>
+void check_device_outputs(const Params<T>& p, int device = -1) {
+  check_device_output(p.device_centroids_out, "device_centroids_out", device);
+  check_device_output(p.device_labels_out, "device_labels_out", device);
+}
+
+/// The fit's results into Params::device_centroids_out / device_labels_out: the centroids
+/// from the host result (k x d values), and the labels from the host when the engine left them
+/// there (a fit that ran on the host or streamed), then Result::labels is emptied; the CUDA
+/// engine's labels are already there (device_labels_and_sizes). On Options::cuda_stream (null:
+/// the legacy default stream), complete when it returns.
+template <class T>
+void write_device_outputs(const Params<T>& p, Result<T>& r) {
+  if (p.device_centroids_out)
+    copy_host_to_device(p.device_centroids_out, r.centroids.data(),
+                        r.centroids.size() * sizeof(T), p.cuda_stream);
+  if (p.device_labels_out && !r.labels.empty()) {
+    copy_host_to_device(p.device_labels_out, r.labels.data(),
+                        r.labels.size() * sizeof(std::int32_t), p.cuda_stream);
+    r.labels.clear();
+    r.labels.shrink_to_fit();
+  }
+}
+
 /// `stream`: partial_fit's state (minibatch.hpp), or null for a fit.
 template <class T>
 Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
@@ -456,6 +543,7 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   Params<T> p = params;
   validate_shape(data, n, d, "data");
   validate_params(p, n);
+  check_device_outputs(p);
   if (std::string why; !stream && gpu_streams(ws, data, n, d, p, why)) {
     // Auto or Cuda, host data, and the in-memory working set does not fit the GPU: the data
     // streams through it in chunks (stream/cuda_stream_engine.cpp), the in-memory CUDA
@@ -466,7 +554,14 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
     // Auto: the streamed fit's own rule may still choose the CPU (not even one chunk fits).
     StreamOptions so;
     so.memory_limit = std::numeric_limits<std::size_t>::max() / 2;  // the data is in memory
-    return stream::fit<T>(source, p, so, 0, &route);
+    // Device outputs: written here from the host result (the streamed engine keeps no labels
+    // on the device).
+    Params<T> host_out = p;
+    host_out.device_centroids_out = nullptr;
+    host_out.device_labels_out = nullptr;
+    Result<T> r = stream::fit<T>(source, host_out, so, 0, &route);
+    write_device_outputs(p, r);
+    return r;
   }
   double init_max_abs = validate_init_centroids(p, d);
   // Metric::Cosine: the fit runs on copies of the data and the given centroids scaled onto
@@ -503,12 +598,14 @@ Result<T> run_fit(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
   Engine<T>& e = bind_engine(data, n, d, p.sample_weight, p.k, p.backend, p.n_threads, held, ws,
                              cuda_init_bytes(p.init, static_cast<std::int64_t>(n), p.k),
                              init_max_abs, u, p.cuda_stream);
+  if (e.labels_device() >= 0) check_device_outputs(p, e.labels_device());
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
   std::unique_ptr<DataOps<T>> host_ops;
   DataOps<T>& ops = data_ops_of(e, host_ops, ni, di, p.n_threads);
   Result<T> best = fit_bound(e, ops, ni, di, p, u, seconds_since(t_bind), stream, held_batch,
                              ws ? &ws->engines_made : nullptr);
-  if (!stream) warn_empty_clusters(data, ni, di, best, p.k, best.warnings);
+  if (!stream) warn_empty_clusters(data, ni, di, best, p.k, best.warnings, u.label_counts);
+  write_device_outputs(p, best);
   return best;
 }
 

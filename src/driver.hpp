@@ -15,6 +15,11 @@ namespace kmeans::detail {
 /// mini-batch knobs); throws kmeans::Error naming the value.
 void validate_params(const Options& p, std::size_t n);
 
+/// A device output (Params::device_labels_out, ...; `field` names it): null is "not given";
+/// otherwise it must be device memory, and of CUDA device `device` when that is >= 0. Throws
+/// kmeans::Error naming the field, the pointer and the devices.
+void check_device_output(const void* ptr, const char* field, int device = -1);
+
 /// The fit proper on an engine already bound to n x d data (validated, in the engine's units
 /// `u`): n_init initialisations through `ops` and Lloyd's iterations (or mini-batch steps when
 /// p.batch_size > 0 or `stream` is given), then the final assignment. The result is in the

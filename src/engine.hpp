@@ -161,6 +161,20 @@ class Engine {
 
   /// Device memory the engine holds (0 for host engines).
   virtual std::size_t device_bytes() const { return 0; }
+
+  /// The CUDA device whose memory holds the labels of the last pass, -1 (the default) for an
+  /// engine without them (host engines, the streamed and distributed ones): then
+  /// labels_to_device is not called.
+  virtual int labels_device() const { return -1; }
+  /// Params::device_labels_out (src/cuda/device_out.cu): the labels of the last pass copied
+  /// device to device into out[n] (memory of labels_device()) on the engine's stream, the
+  /// caller's stream (DataView::stream, null: the legacy default stream) made to wait for the
+  /// copy, and the number of points of each label into counts[k] (exact integers, formed on
+  /// the device); complete when it returns.
+  virtual void labels_to_device(std::int32_t* out, int k, std::vector<std::int64_t>& counts) {
+    (void)out, (void)k, (void)counts;
+    throw Error("internal: labels_to_device on an engine without device labels");
+  }
 };
 
 
@@ -197,6 +211,15 @@ std::size_t cuda_init_bytes(Init init, std::int64_t n, int k);
 
 /// True when `p` points to device memory (always false without the CUDA backend).
 bool is_device_pointer(const void* p);
+
+/// The CUDA device of device (or managed) memory at `p`, -1 for host memory or null (always -1
+/// without the CUDA backend).
+int device_of_pointer(const void* p);
+
+/// Copies `bytes` of host memory at `src` to device memory at `dst` on `stream` (a cudaStream_t;
+/// null: the legacy default stream) and waits for the copy (Params::device_centroids_out, and
+/// the labels of a fit that ran on the host). Throws without the CUDA backend.
+void copy_host_to_device(void* dst, const void* src, std::size_t bytes, void* stream);
 
 /// Device (and pinned host) allocations made by the CUDA backend since the process started
 /// (0 without it): lets tests check that a reused engine allocates nothing.
@@ -245,6 +268,11 @@ template <class T>
 std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_t n,
                                   std::size_t d, const T* centroids, std::size_t k,
                                   Backend backend, Metric metric = Metric::Euclidean);
+/// predict's labels into device memory device_labels_out[n] (KMeans::predict's overload).
+template <class T>
+void predict_to_device(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+                       const T* centroids, std::size_t k, Backend backend, Metric metric,
+                       std::int32_t* device_labels_out);
 template <class T>
 std::vector<T> transform(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
                          const T* centroids, std::size_t k, Backend backend,

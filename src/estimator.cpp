@@ -124,6 +124,13 @@ std::vector<std::int32_t> KMeans<T>::predict(const T* data, std::size_t n) const
 }
 
 template <class T>
+void KMeans<T>::predict(const T* data, std::size_t n, std::int32_t* device_labels_out) const {
+  check_fitted();
+  detail::predict_to_device(ws_, data, n, d_, result_.centroids.data(), k(), serving_backend(),
+                            params_.metric, device_labels_out);
+}
+
+template <class T>
 std::vector<T> KMeans<T>::transform(const T* data, std::size_t n) const {
   check_fitted();
   return detail::transform(ws_, data, n, d_, result_.centroids.data(), k(), serving_backend(),

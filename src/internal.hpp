@@ -108,6 +108,9 @@ struct Units {
   int data_exp = 0;
   /// Why Backend::Auto passed over a usable GPU (empty when it did not): a fit's warning.
   std::string gpu_passed_over;
+  /// Params::device_labels_out on the CUDA engine: the number of points of each cluster in the
+  /// returned labels (which are not on the host), for the empty-cluster warning.
+  std::vector<std::int64_t> label_counts;
   /// A sum of weights (cluster sizes) in the caller's units.
   double size(double v) const { return weight_exp == 0 ? v : std::ldexp(v, weight_exp); }
   /// A (weighted) sum of squared distances in the caller's units.

@@ -576,6 +576,8 @@ KMeans<T> KMeans<T>::from_result(Params<T> params, Result<T> result, std::size_t
                           static_cast<std::int64_t>(d), "centroids", params.n_threads);
   params.init_centroids = {};
   params.sample_weight = {};
+  params.device_centroids_out = nullptr;
+  params.device_labels_out = nullptr;
   KMeans<T> m(std::move(params));
   m.result_ = std::move(result);
   m.d_ = d;

@@ -94,6 +94,30 @@ std::vector<std::int32_t> run_predict(Workspace<T>* ws, const T* data, std::size
   return labels;
 }
 
+/// predict into device memory (KMeans::predict with device_labels_out): the CUDA engine's
+/// labels device to device, a host engine's copied in; on the legacy default stream, complete
+/// when it returns.
+template <class T>
+void run_predict_to_device(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
+                           const T* centroids, std::size_t k, Backend backend, Metric metric,
+                           std::int32_t* out, Backend* used = nullptr) {
+  ProfileRange range("kmeans::predict");
+  if (!out) throw Error("predict: device_labels_out is a null pointer");
+  check_device_output(out, "device_labels_out");
+  Served<T> s(ws, data, n, d, centroids, k, ArrayView<T>{}, backend, metric, used);
+  const int device = s.e->labels_device();
+  check_device_output(out, "device_labels_out", device);
+  s.e->assign(s.c, static_cast<int>(k), nullptr, nullptr);
+  if (device >= 0) {
+    std::vector<std::int64_t> counts;
+    s.e->labels_to_device(out, static_cast<int>(k), counts);
+    return;
+  }
+  std::vector<std::int32_t> labels(n);
+  s.e->labels(labels.data());
+  copy_host_to_device(out, labels.data(), n * sizeof(std::int32_t), nullptr);
+}
+
 template <class T>
 double run_score(Workspace<T>* ws, const T* data, std::size_t n, std::size_t d,
                  const T* centroids, std::size_t k, ArrayView<T> weights, Backend backend,
@@ -132,6 +156,13 @@ std::vector<std::int32_t> predict(WorkspacePtr<T>& ws, const T* data, std::size_
   return run_predict(workspace(ws), data, n, d, centroids, k, backend, metric);
 }
 template <class T>
+void predict_to_device(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
+                       const T* centroids, std::size_t k, Backend backend, Metric metric,
+                       std::int32_t* device_labels_out) {
+  run_predict_to_device(workspace(ws), data, n, d, centroids, k, backend, metric,
+                        device_labels_out);
+}
+template <class T>
 std::vector<T> transform(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
                          const T* centroids, std::size_t k, Backend backend, Metric metric) {
   return run_transform(workspace(ws), data, n, d, centroids, k, backend, metric);
@@ -147,6 +178,8 @@ double score(WorkspacePtr<T>& ws, const T* data, std::size_t n, std::size_t d,
   template std::vector<std::int32_t> predict<T>(WorkspacePtr<T>&, const T*, std::size_t,        \
                                                 std::size_t, const T*, std::size_t, Backend,    \
                                                 Metric);                                        \
+  template void predict_to_device<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t,      \
+                                     const T*, std::size_t, Backend, Metric, std::int32_t*);    \
   template std::vector<T> transform<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t,    \
                                        const T*, std::size_t, Backend, Metric);                 \
   template double score<T>(WorkspacePtr<T>&, const T*, std::size_t, std::size_t, const T*,      \
@@ -168,6 +201,14 @@ template <class T>
 std::vector<std::int32_t> predict(const T* data, std::size_t n, std::size_t d, const T* centroids,
                                   std::size_t k, Metric metric, Backend backend, Backend* used) {
   return detail::run_predict<T>(nullptr, data, n, d, centroids, k, backend, metric, used);
+}
+
+template <class T>
+void predict_to_device(const T* data, std::size_t n, std::size_t d, const T* centroids,
+                       std::size_t k, std::int32_t* device_labels_out, Metric metric,
+                       Backend backend, Backend* used) {
+  detail::run_predict_to_device<T>(nullptr, data, n, d, centroids, k, backend, metric,
+                                   device_labels_out, used);
 }
 
 template <class T>
@@ -202,6 +243,10 @@ template std::vector<std::int32_t> predict<float>(const float*, std::size_t, std
                                                   const float*, std::size_t, Backend, Backend*);
 template std::vector<std::int32_t> predict<double>(const double*, std::size_t, std::size_t,
                                                    const double*, std::size_t, Backend, Backend*);
+template void predict_to_device<float>(const float*, std::size_t, std::size_t, const float*,
+                                       std::size_t, std::int32_t*, Metric, Backend, Backend*);
+template void predict_to_device<double>(const double*, std::size_t, std::size_t, const double*,
+                                        std::size_t, std::int32_t*, Metric, Backend, Backend*);
 template std::vector<float> transform<float>(const float*, std::size_t, std::size_t, const float*,
                                              std::size_t, Backend, Backend*);
 template std::vector<double> transform<double>(const double*, std::size_t, std::size_t,

@@ -148,7 +148,8 @@ struct Options {
   /// CUDA-free) after whose earlier work a fit reads device-resident data and weights, as if its
   /// work were queued on that stream. Null (the default): the legacy default stream, and so
   /// every blocking stream. The fit runs on the engine's own stream and is complete when it
-  /// returns (results are host memory). Ignored by the host backends.
+  /// returns (results are host memory, unless Params::device_labels_out / device_centroids_out
+  /// are given). Ignored by the host backends.
   void* cuda_stream = nullptr;
 };
 
@@ -161,6 +162,20 @@ struct Params : Options {
   /// Optional n non-negative weights (host memory, or device memory beside device data);
   /// the size must be n.
   ArrayView<T> sample_weight;
+  /// Optional results that stay on the GPU (kmeans::fit and KMeans::fit; README, "Results on
+  /// the device"): caller-allocated device memory (cudaMalloc, or managed memory) of the
+  /// fit's device, k x d values for the centroids and n labels. Null (the default): not
+  /// given. When given, the fit writes them before it returns (complete for the host, and
+  /// ordered before later work on Options::cuda_stream, or on the legacy default stream when
+  /// that is null); Result::centroids is filled as always, but with device_labels_out
+  /// Result::labels is left empty. On the CUDA engine the labels go device to device (no
+  /// n-sized copy to the host; a weighted fit copies them to the host once, only to sum the
+  /// cluster sizes in point order); a fit that ran on the host (Backend::Cpu or Reference,
+  /// Auto on the CPU, a fit streamed through the GPU) copies its host results in. With
+  /// n_init > 1 the buffers receive the best run's results only. A pointer that is not device
+  /// memory, or (CUDA engine) memory of another device, is a kmeans::Error naming the field.
+  T* device_centroids_out = nullptr;
+  std::int32_t* device_labels_out = nullptr;
 };
 
 /// Wall time of the phases of a fit, in seconds (host clock; GPU phases are synchronised).
@@ -176,7 +191,8 @@ struct Timings {
 template <class T>
 struct Result {
   std::vector<T> centroids;          ///< k x d row-major.
-  std::vector<std::int32_t> labels;  ///< n labels in [0, k).
+  std::vector<std::int32_t> labels;  ///< n labels in [0, k); empty when the fit wrote them to
+                                     ///< Params::device_labels_out.
   double inertia = 0;                ///< Sum of (weighted) squared distances to the assigned centroid.
   std::vector<double> sse_history;   ///< sse_history[i]: the SSE of iteration i's assignment step
                                      ///< (points against the centroids that iteration started from;
@@ -255,6 +271,18 @@ KMEANS_API double score(const T* data, std::size_t n, std::size_t d, const T* ce
                         std::size_t k, Metric metric, detail::NoDeduce<ArrayView<T>> sample_weight = {},
                         Backend backend = Backend::Auto, Backend* used = nullptr);
 
+/// predict (with `metric`) into device memory: the n labels are written to device_labels_out,
+/// device memory of the GPU the call runs on (as Params::device_labels_out): device to device
+/// on the CUDA engine, copied in from the host by a host backend; ordered on the legacy
+/// default stream and complete when it returns. A null or host pointer, or (CUDA engine) one
+/// of another device, is a kmeans::Error naming device_labels_out.
+template <class T>
+KMEANS_API void predict_to_device(const T* data, std::size_t n, std::size_t d,
+                                  const T* centroids, std::size_t k,
+                                  std::int32_t* device_labels_out,
+                                  Metric metric = Metric::Euclidean,
+                                  Backend backend = Backend::Auto, Backend* used = nullptr);
+
 namespace detail {
 /// Engines (and, on the GPU, device buffers, stream and captured graphs) kept between the calls
 /// of one KMeans object. Opaque: defined inside the library, which also does all its handling.
@@ -321,6 +349,11 @@ class KMEANS_API KMeans {
   /// Labels of new data (n x d, the d of the fit), on the backend that ran the fit. predict,
   /// transform and score measure with params().metric.
   std::vector<std::int32_t> predict(const T* data, std::size_t n) const;
+  /// predict into device memory: the n labels are written to device_labels_out (device memory
+  /// of the engine's GPU, as Params::device_labels_out), device to device on the CUDA engine,
+  /// copied in from the host otherwise; ordered on the legacy default stream and complete when
+  /// it returns. A null or host pointer (or one of another device) is a kmeans::Error.
+  void predict(const T* data, std::size_t n, std::int32_t* device_labels_out) const;
   /// n x k Euclidean distances (Metric::Cosine: cosine distances) of new data to the fitted
   /// centroids.
   std::vector<T> transform(const T* data, std::size_t n) const;

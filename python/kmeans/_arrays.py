@@ -136,3 +136,29 @@ def to_output(array, like, output):
         "output='device' returns CuPy arrays or PyTorch tensors; the input is a %s"
         % type(like).__name__
     )
+
+
+def device_labels(like, n):
+    """An uninitialised int32 array of n labels on the device of `like` (CuPy or PyTorch), for
+    the library to write (output="device")."""
+    module = type(like).__module__.split(".")[0]
+    if module == "cupy":
+        import cupy  # noqa: PLC0415 - only when the caller already uses it
+
+        with cupy.cuda.Device(like.device.id):
+            return cupy.empty(n, dtype=cupy.int32)
+    if module == "torch":
+        import torch  # noqa: PLC0415
+
+        return torch.empty(n, dtype=torch.int32, device=like.device)
+    raise ValueError(
+        "output='device' returns CuPy arrays or PyTorch tensors; the input is a %s"
+        % type(like).__name__
+    )
+
+
+def device_address(array):
+    """The device address of a CuPy array or PyTorch tensor made by device_labels."""
+    if hasattr(array, "data_ptr"):
+        return int(array.data_ptr())
+    return int(array.data.ptr)

@@ -324,6 +324,14 @@ class _BaseKMeans(*_BASES):
                 )
                 del w_keep
                 return value
+            if which == "predict" and self.output == "device" and data.on_device:
+                # The labels go straight into a device array like X's (no host round trip).
+                out = _arrays.device_labels(data.source, data.n)
+                getattr(_core, "predict_device_" + suffix)(
+                    data.address, data.n, data.d, c_address, k, backend, metric,
+                    _arrays.device_address(out),
+                )
+                return out
             out, _ = getattr(_core, which + "_" + suffix)(
                 data.address, data.n, data.d, c_address, k, backend, metric
             )
@@ -370,6 +378,7 @@ class KMeans(_BaseKMeans):
     callback : None or callable(IterationInfo) -> bool; returning False stops the fit
     output : {"numpy", "device"}; "device" returns predict / transform / fit_predict /
         fit_transform results of CUDA input on its device (CuPy or PyTorch), not as NumPy
+        (predict's labels are written there directly, without a trip through host memory)
 
     Fitted attributes: cluster_centers_, labels_, inertia_, n_iter_, n_features_in_
     (feature_names_in_ for named columns), sse_history_ (SSE of each iteration's assignment

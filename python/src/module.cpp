@@ -173,6 +173,23 @@ py::tuple predict(std::uintptr_t data, std::size_t n, std::size_t d, std::uintpt
                         kmeans::to_string(used));
 }
 
+/// predict into device memory at `out` (n int32 labels; output="device" for CUDA input):
+/// returns the backend that ran.
+template <class T>
+std::string predict_device(std::uintptr_t data, std::size_t n, std::size_t d,
+                           std::uintptr_t centroids, std::size_t k, const std::string& backend,
+                           const std::string& metric, std::uintptr_t out) {
+  kmeans::Backend used = kmeans::Backend::Auto;
+  const kmeans::Backend b = parse_backend(backend);
+  const kmeans::Metric m = parse_metric(metric);
+  {
+    py::gil_scoped_release release;
+    kmeans::predict_to_device(as_ptr<T>(data), n, d, as_ptr<T>(centroids), k,
+                              reinterpret_cast<std::int32_t*>(out), m, b, &used);
+  }
+  return kmeans::to_string(used);
+}
+
 template <class T>
 py::tuple transform(std::uintptr_t data, std::size_t n, std::size_t d, std::uintptr_t centroids,
                     std::size_t k, const std::string& backend, const std::string& metric) {
@@ -484,6 +501,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("fit_float64", &fit<double>);
   m.def("predict_float32", &predict<float>);
   m.def("predict_float64", &predict<double>);
+  m.def("predict_device_float32", &predict_device<float>);
+  m.def("predict_device_float64", &predict_device<double>);
   m.def("transform_float32", &transform<float>);
   m.def("transform_float64", &transform<double>);
   m.def("score_float32", &score<float>);

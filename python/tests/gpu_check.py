@@ -142,6 +142,16 @@ def run(producer, to_device, from_device):
             and np.array_equal(from_device(out), host.labels_),
             type(out).__name__,
         )
+        # predict writes its labels straight into a device array (kmeans::predict_to_device)
+        dp = kmeans.KMeans(8, init=init, max_iter=50, output="device").fit(xd)
+        pl = dp.predict(xd)
+        check(
+            tag + ": output='device' predict writes device labels",
+            type(pl).__module__.split(".")[0] == producer
+            and str(getattr(pl, "dtype", "")).endswith("int32")
+            and np.array_equal(from_device(pl), host.labels_),
+            type(pl).__name__,
+        )
         if from_device is not None:  # centroids given as a device array of the same kind
             di = kmeans.KMeans(8, init=to_device(init), max_iter=50).fit(xd)
             check(tag + ": device init array", np.array_equal(di.labels_, host.labels_))

@@ -273,3 +273,8 @@ def test_output_device_needs_cupy_or_torch_input(x64):
     assert isinstance(km.fit_predict(x64), np.ndarray)
     with pytest.raises(ValueError, match="output='device' returns CuPy arrays or PyTorch"):
         km.fit_predict(FakeCudaArray(x64))
+    # predict writes device labels directly (kmeans::predict_to_device): the same refusal
+    km.fit(x64)
+    with pytest.raises(ValueError, match="output='device' returns CuPy arrays or PyTorch"):
+        km.predict(FakeCudaArray(x64))
+    assert isinstance(km.predict(x64), np.ndarray)

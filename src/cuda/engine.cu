@@ -260,7 +260,8 @@ std::size_t CudaEngine<T>::device_bytes() const {
       d_subtile_, d_nodes_,
       d_record_offsets_, d_reduce_tmp_, d_sorted_labels_, d_order_in_, d_order_,
       d_cluster_offsets_, d_sort_tmp_, d_cublas_ws_, d_products_, d_centred_, d_terms_, d_mean_,
-      d_mean_partial_, d_mean_norm_, d_mma_centred_, d_mma_terms_, d_first_, d_transform_centroids_,
+      d_mean_partial_, d_mean_norm_, d_mma_centred_, d_mma_terms_, d_first_, d_label_counts_,
+      d_transform_centroids_,
       d_transform_out_, d_closest_, d_cumsum_, d_trial_dist_, d_block_total_, d_block_offset_,
       d_trial_block_sum_, d_uniforms_, d_scalar_, d_index_, d_candidates_, d_chosen_,
       d_nearest_, d_best_, d_gather_, d_var_part_, d_var_mean_);

@@ -117,6 +117,9 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   int device() const override { return device_; }
   void* stream() const override { return stream_.get(); }
   void labels(std::int32_t* out) override;
+  /// Params::device_labels_out (device_out.cu).
+  int labels_device() const override { return device_; }
+  void labels_to_device(std::int32_t* out, int k, std::vector<std::int64_t>& counts) override;
   /// By decreasing distance, ties to the lowest index: selected on the device (farthest.cu,
   /// kernels/farthest.cuh), 2m values downloaded; m > tuning::kFarthestMaxM ranks on the host.
   std::vector<FarPoint> farthest(std::int64_t m) override;
@@ -265,6 +268,7 @@ class CudaEngine final : public CudaShardEngine<T>, public DataOps<T> {
   DeviceBuffer<double> d_mean_partial_;     // GEMM path: column sums per row chunk
   DeviceBuffer<float> d_mma_centred_, d_mma_terms_;  // TF32 path: tf32(c - m) padded, terms
   DeviceBuffer<unsigned long long> d_first_;  // device-input validation flag
+  DeviceBuffer<unsigned long long> d_label_counts_;  // labels_to_device: points per label
   DeviceBuffer<T> d_transform_centroids_, d_transform_out_;  // distances(): grow only
   // Initialisation (DataOps), grow only.
   DeviceBuffer<double> d_closest_, d_cumsum_, d_trial_dist_, d_block_total_, d_block_offset_;

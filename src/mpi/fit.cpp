@@ -167,6 +167,9 @@ Result<T> run(MPI_Comm comm, const T* x, std::size_t local_n, std::size_t d_in,
       throw Error("batch_size = " + std::to_string(p.batch_size) +
                   ": mini-batch k-means is not supported by kmeans::mpi (Lloyd only)");
     kmeans::detail::validate_params(p, static_cast<std::size_t>(n));
+    if (p.device_centroids_out || p.device_labels_out)
+      throw Error("device_centroids_out / device_labels_out are given, but kmeans::mpi::fit "
+                  "returns its results in host memory (device outputs: kmeans::fit, KMeans::fit)");
     if ((p.init == Init::KMeansPlusPlus || p.init == Init::KMeansParallel) &&
         static_cast<double>(n) * d * sizeof(T) > static_cast<double>(kGatherInitLimitBytes))
       throw Error(std::string("init = ") + (p.init == Init::KMeansPlusPlus ? "k-means++" : "k-means||") +

@@ -116,6 +116,10 @@ Result<T> fit(RowSource<T>& source, const Params<T>& params, const StreamOptions
                 " overflows the address space");
   validate_params(p, n);
   check_stream_params(p);
+  if (p.device_centroids_out || p.device_labels_out)
+    throw Error("device_centroids_out / device_labels_out are given, but a streamed fit "
+                "(kmeans::fit of a RowSource) returns its results in host memory (device "
+                "outputs: kmeans::fit of an array, KMeans::fit)");
   double init_max_abs = validate_init_centroids(p, d);
   const auto ni = static_cast<std::int64_t>(n), di = static_cast<std::int64_t>(d);
   // Metric::Cosine: every chunk is normalised as it is read, and the given centroids here, as
