@@ -24,6 +24,7 @@
 #include <cstdint>
 
 #include "kernels/layout.cuh"
+#include "kernels/rounded.cuh"
 #include "kernels/tuning.cuh"
 
 // Unrolling hint for device code; host compilers (the host-side tests) do not know the pragma.
@@ -50,22 +51,9 @@ constexpr int kMaxNodes = 48;
 constexpr int kTreeGroup = 16;
 constexpr int kTreeGroupLevels = 4;
 
-/// Rounded product and sum that the compiler may not fuse (nvcc contracts a * b + c into an FMA
-/// by default; the host tests are built with -ffp-contract=off).
-KMEANS_HD inline double mul(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-KMEANS_HD inline double add(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
+/// Rounded products and sums that the compiler may not fuse (kernels/rounded.cuh).
+using rounded::add;
+using rounded::mul;
 
 /// Point p's term of column col (of d + 1: coordinates, then the weight): w_p * x_p[col], or
 /// w_p; w_p = 1 without weights (the product is then exact and skipped).

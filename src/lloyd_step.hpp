@@ -13,31 +13,15 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/rounded.cuh"
 #include "kernels/tuning.cuh"  // KMEANS_HD
 
 namespace kmeans::detail::lloyd_step {
 
-KMEANS_HD inline double mul(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-KMEANS_HD inline double add(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-KMEANS_HD inline double sub(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dsub_rn(a, b);
-#else
-  return a - b;
-#endif
-}
+using rounded::add;
+using rounded::mul;
+using rounded::sub;
+
 KMEANS_HD inline bool finite(double v) {
 #if defined(__CUDA_ARCH__)
   return isfinite(v);

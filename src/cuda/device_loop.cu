@@ -109,23 +109,7 @@ bool CudaEngine<T>::run_lloyd(T* centroids, int k, int max_iter, double tol, Llo
     } else {
       if (!loop_graph_) {
         ProfileRange capture_range("kmeans::capture");
-        KMEANS_CUDA_TRY(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-        try {
-          enqueue_loop_batch(batch);
-        } catch (...) {
-          cudaGraph_t broken = nullptr;
-          (void)cudaStreamEndCapture(s, &broken);
-          if (broken) (void)cudaGraphDestroy(broken);
-          (void)cudaGetLastError();
-          throw;
-        }
-        cudaGraph_t graph = nullptr;
-        KMEANS_CUDA_TRY(cudaStreamEndCapture(s, &graph));
-        cudaGraphExec_t exec = nullptr;
-        const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
-        KMEANS_CUDA_TRY_NOTHROW(cudaGraphDestroy(graph));
-        KMEANS_CUDA_TRY(err);
-        loop_graph_ = GraphExec(exec);
+        loop_graph_ = capture_graph(s, [&] { enqueue_loop_batch(batch); });
         loop_graph_iters_ = batch;
       }
       KMEANS_CUDA_TRY(cudaGraphLaunch(loop_graph_.get(), s));

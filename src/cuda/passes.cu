@@ -464,23 +464,7 @@ template <class T>
 GraphExec CudaEngine<T>::capture(int mode) {
   ProfileRange range("kmeans::capture");
   const cudaStream_t s = stream_.get();
-  KMEANS_CUDA_TRY(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  try {
-    enqueue_pass(mode);
-  } catch (...) {
-    cudaGraph_t broken = nullptr;
-    (void)cudaStreamEndCapture(s, &broken);
-    if (broken) (void)cudaGraphDestroy(broken);
-    (void)cudaGetLastError();
-    throw;
-  }
-  cudaGraph_t graph = nullptr;
-  KMEANS_CUDA_TRY(cudaStreamEndCapture(s, &graph));
-  cudaGraphExec_t exec = nullptr;
-  const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
-  KMEANS_CUDA_TRY_NOTHROW(cudaGraphDestroy(graph));
-  KMEANS_CUDA_TRY(err);
-  return GraphExec(exec);
+  return capture_graph(s, [&] { enqueue_pass(mode); });
 }
 
 #define KMEANS_CUDA_PASSES_MEMBERS(TYPE) \

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// RAII for the CUDA runtime objects the engine holds (device scope, events, streams, graphs)
-// and the few device queries it makes; every call goes through KMEANS_CUDA_TRY.
+// RAII for the CUDA runtime objects the engine holds (device scope, events, streams, graphs),
+// graph capture, and the few device queries it makes; every call goes through KMEANS_CUDA_TRY.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -95,6 +95,30 @@ class GraphExec {
  private:
   cudaGraphExec_t g_ = nullptr;
 };
+
+/// Captures what enqueue() queues on stream s into an instantiated graph (thread-local capture
+/// mode). A failure mid-capture ends the capture cleanly (the partial graph destroyed, the error
+/// state cleared) before the exception goes on.
+template <class F>
+GraphExec capture_graph(cudaStream_t s, F&& enqueue) {
+  KMEANS_CUDA_TRY(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  try {
+    enqueue();
+  } catch (...) {
+    cudaGraph_t broken = nullptr;
+    (void)cudaStreamEndCapture(s, &broken);
+    if (broken) (void)cudaGraphDestroy(broken);
+    (void)cudaGetLastError();
+    throw;
+  }
+  cudaGraph_t graph = nullptr;
+  KMEANS_CUDA_TRY(cudaStreamEndCapture(s, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+  KMEANS_CUDA_TRY_NOTHROW(cudaGraphDestroy(graph));
+  KMEANS_CUDA_TRY(err);
+  return GraphExec(exec);
+}
 
 inline int device_attribute(cudaDeviceAttr attr, int device) {
   int value = 0;
