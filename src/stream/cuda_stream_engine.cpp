@@ -17,16 +17,15 @@
 #include "stream/chunk_pass.hpp"
 #include "stream/cuda_stream.hpp"
 #include "stream/pipeline.hpp"
-#include "tree_sum.hpp"
 
 namespace kmeans::detail::stream {
 namespace {
 
 template <class T>
-class CudaStreamEngine final : public Engine<T> {
+class CudaStreamEngine final : public ChunkedEngine<T> {
  public:
   CudaStreamEngine(Chunks<T>& chunks, const T* w, int n_threads, DataOps<T>* ops)
-      : c_(chunks), w_(w), n_threads_(n_threads), ops_(ops) {
+      : ChunkedEngine<T>(chunks, w, ops), n_threads_(n_threads) {
     KMEANS_CUDA_TRY(cudaGetDevice(&device_));
     const std::size_t rows = static_cast<std::size_t>(std::min(c_.chunk_rows(), c_.n()));
     const std::size_t values = rows * static_cast<std::size_t>(c_.d());
@@ -62,45 +61,6 @@ class CudaStreamEngine final : public Engine<T> {
 
   Backend kind() const override { return Backend::Cuda; }
 
-  StepStats assign(const T* centroids, int k, double* sums, double* weights) override {
-    const std::int64_t d = c_.d();
-    const bool with_sums = sums != nullptr;
-    begin_pass(centroids, k, c_.n(), d, last_centroids_, last_k_, labels_, fresh_);
-    tree::NodeStack stack(with_sums ? k * d + k + 1 : 1);  // sums, weights, then the SSE
-    std::int64_t changed = 0;
-    std::int32_t* labels = labels_.data();
-    run_pass([&](ShardEngine<T>& e, std::int64_t first, std::int64_t rows) {
-      e.assign_nodes(centroids, k, with_sums, nodes_out_);
-      changed += take_chunk(e, first, rows, nodes_out_, stack, labels, fresh_, chunk_labels_);
-    });
-    fresh_ = false;
-    return pass_totals(stack, k, d, sums, weights, changed, total_);
-  }
-
-  void labels(std::int32_t* out) override { labels_.move_out(out); }
-
-  /// As the CPU stream engine: each chunk's m farthest points (a pass with the last
-  /// centroids), merged by (decreasing distance, index).
-  std::vector<FarPoint> farthest(std::int64_t m) override {
-    const int k = last_k_;
-    FarthestMerge<T> best(std::min(m, c_.n()));
-    run_pass([&](ShardEngine<T>& e, std::int64_t first, std::int64_t rows) {
-      e.assign(last_centroids_.data(), k, nullptr, nullptr);
-      best.add(e, first, rows);
-    });
-    return best.result();
-  }
-
-  const T* host_data() override {
-    throw Error("streamed data has no host copy (internal: host_data on a stream engine)");
-  }
-  const T* host_weights() override { return w_; }
-  void distances(const T*, int, T*) override {
-    throw Error("streamed fit: distances are not available (internal)");
-  }
-  bool rebind(const DataView<T>&) override { return false; }
-  DataOps<T>* data_ops() override { return ops_; }
-
   std::size_t device_bytes() const override {
     std::size_t b = 0;
     for (const Slot& s : slots_) b += s.dx.bytes() + s.dw.bytes();
@@ -111,6 +71,11 @@ class CudaStreamEngine final : public Engine<T> {
   }
 
  private:
+  using ChunkedEngine<T>::c_;
+  using ChunkedEngine<T>::w_;
+
+  void for_each_chunk(const typename ChunkedEngine<T>::ChunkFn& fn) override { run_pass(fn); }
+
   struct Slot {
     PinnedBuffer<T> hx, hw;  // staging: filled on the host by the fill thread
     DeviceBuffer<T> dx, dw;  // the chunk on the device, read by the shard engine
@@ -192,23 +157,13 @@ class CudaStreamEngine final : public Engine<T> {
     return *e;
   }
 
-  Chunks<T>& c_;
-  const T* w_;
   int n_threads_;
-  DataOps<T>* ops_;
   int device_ = 0;
   Slot slots_[2];
   std::unique_ptr<cuda::CudaShardEngine<T>> full_[2];  // after the buffers: destroyed first
   std::unique_ptr<cuda::CudaShardEngine<T>> short_;
   std::int64_t holds_[2] = {-1, -1};
   std::int64_t short_holds_ = -1;
-  PageArray<std::int32_t> labels_;
-  bool fresh_ = true;
-  std::vector<T> last_centroids_;
-  int last_k_ = 0;
-  std::vector<double> nodes_out_;
-  std::vector<double> total_;
-  std::vector<std::int32_t> chunk_labels_;
 };
 
 }  // namespace
