@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Backend::Cpu: the fast multithreaded CPU backend. A thread pool (cpu_pool.hpp) hands out fixed
 // blocks of points dynamically; each block runs the register-blocked SIMD kernel (cpu_kernel.inl)
-// and accumulates its own partial per-cluster sums, which are combined in the canonical dyadic
-// tree over the blocks (tree_sum.hpp): the result depends neither on the number of threads nor
-// on how the blocks are split between shards (ShardEngine). When k * d is too large for
+// and accumulates its own partial per-cluster sums in the canonical order it shares with the CUDA
+// engine (cpu_accumulate.hpp), which are combined in the canonical dyadic tree over the blocks
+// (tree_sum.hpp): the result depends neither on the number of threads nor on how the blocks are
+// split between shards (ShardEngine). When k * d is too large for
 // per-block partials, the points are bucketed by label and each cluster forms its block partials
 // and the same tree from its own points (the same bits).
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu_accumulate.hpp"
 #include "cpu_bounds.hpp"
 #include "cpu_kernel.hpp"
 #include "cpu_pool.hpp"
@@ -38,6 +40,7 @@ namespace {
 
 /// Points per parallel work item; also the unit of the fixed-order reductions.
 constexpr std::int64_t kBlock = kReduceBlock;
+static_assert(kBlock == cpu::kSubtilesPerLeaf * cpu::kSubtileRows, "a leaf is 16 sub-tiles");
 /// Up to this many centroids the small-k kernel (points in SIMD lanes) runs instead of the
 /// tiled one: measured on 4000 x 3 and 1M x 8 (bench/NOTES.md). With rows wider than one chunk
 /// (d > kSmallKChunkD) it runs up to cpu::kSmallKChunkedMaxK = 64 centroids: there the tiled
@@ -112,7 +115,7 @@ class CpuEngine final : public ShardEngine<T> {
         forced_(forced_kernel()),
         small_k_kernel_(small_k_kernel_of<T>(kt)),
         accumulate_(accumulate_of<T>(kt)),
-        finish_(finish_of<T>(kt)),
+        accumulate_leaf_(accumulate_leaf_of<T>(kt)),
         tile_(tile_of<T>(kt)),
         bounds_test_(bounds_test_of<T>(cpu::bounds_table_for(kt.name))),
         bounds_groups_(bounds_groups_of<T>(cpu::bounds_table_for(kt.name))),
@@ -124,7 +127,6 @@ class CpuEngine final : public ShardEngine<T> {
         labels_(static_cast<std::size_t>(v.n), -1),
         dist_(static_cast<std::size_t>(v.n)),
         block_sse_(static_cast<std::size_t>(n_blocks_)),
-        block_changed_(static_cast<std::size_t>(n_blocks_)),
         nodes_(tree::decompose(first_block_, first_block_ + n_blocks_)) {}
 
   Backend kind() const override { return Backend::Cpu; }
@@ -151,7 +153,7 @@ class CpuEngine final : public ShardEngine<T> {
 
  private:
   /// The rows of one sub-block of a block (the kernel, then the accumulation while the rows are
-  /// cached): the bucket path reproduces the accumulation's per-call scheme with it.
+  /// cached).
   std::int64_t sub_block_rows() const {
     const std::int64_t row_bytes = v_.d * static_cast<std::int64_t>(sizeof(T));
     return std::min(kBlock, std::max<std::int64_t>(64, kSubBlockBytes / row_bytes / 64 * 64));
@@ -186,7 +188,19 @@ class CpuEngine final : public ShardEngine<T> {
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
     const double share = cpu::search_share(small_k);
     if (pruned) block_searched_.assign(static_cast<std::size_t>(n_blocks_), 0);
-    const int nt = n_blocks_ > 1 ? threads_for(n_threads_, double(n) * d * (k + 1)) : 1;
+    // Too few blocks to keep every thread busy (few, heavy blocks: 5000 x 2048 is two): each
+    // block is split into `parts` runs of sub-tiles; the first run of a block sums into its
+    // leaf, the later ones record their sub-tiles (cpu::SubtileRecord) and are added in order
+    // after the pass, so the bits do not change. Not with bound-pruned passes (a block's
+    // policy is one thread's) nor the small shapes' four-sub-tile accumulation.
+    const int threads = threads_for(n_threads_, double(n) * d * (k + 1));
+    int parts = 1;
+    if (threads > 1 && !pruned && !(partials && cpu::accumulate_interleaved(d, k)) &&
+        n_blocks_ < 4 * threads)
+      parts = static_cast<int>(std::min<std::int64_t>(
+          cpu::kSubtilesPerLeaf, (4 * threads + n_blocks_ - 1) / n_blocks_));
+    const std::int64_t items = n_blocks_ * parts;
+    const int nt = items > 1 ? threads : 1;
     double* part = partials ? partial_.get(static_cast<std::size_t>(n_blocks_ * stride)) : nullptr;
 
     if (slots_.size() < static_cast<std::size_t>(nt)) slots_.resize(static_cast<std::size_t>(nt));
@@ -204,16 +218,34 @@ class CpuEngine final : public ShardEngine<T> {
     // A block goes through the kernel and the accumulation a sub-block at a time, so that the
     // accumulation finds its rows still in cache: one read of the data per pass.
     const std::int64_t sub = sub_block_rows();
-    auto block = [&](std::int64_t b, int slot) {
+    item_changed_.assign(static_cast<std::size_t>(items), 0);
+    if (parts > 1 && part && records_.size() < static_cast<std::size_t>(items))
+      records_.resize(static_cast<std::size_t>(items));
+    auto block = [&](std::int64_t item, int slot) {
+      const std::int64_t b = item / parts, pi = item % parts;
       std::int32_t* lab = slots_[slot].lab.data();
       const std::int64_t i0 = b * kBlock, rows = std::min(kBlock, n - i0);
+      // This item's rows of the block: sub-tiles [pi S / parts, (pi + 1) S / parts) of its S.
+      const std::int64_t n_sub = (rows + cpu::kSubtileRows - 1) / cpu::kSubtileRows;
+      const std::int64_t lo = std::min(rows, pi * n_sub / parts * cpu::kSubtileRows);
+      const std::int64_t hi = std::min(rows, (pi + 1) * n_sub / parts * cpu::kSubtileRows);
       double* ps = part ? part + b * stride : nullptr;
-      if (ps) std::fill(ps, ps + stride, 0.0);
-      double sse[4] = {0, 0, 0, 0};  // row r of the block adds into sse[r % 4]
+      if (ps && pi == 0) std::fill(ps, ps + stride, 0.0);
+      // The leaf's sums in the canonical order (cpu_accumulate.hpp): shapes with few sums sum
+      // four sub-tiles at once over the whole block, after its kernel calls (their sub-blocks
+      // are the whole block); the others a sub-block at a time, while its rows are cached.
+      const bool leaf_small = ps && cpu::accumulate_interleaved(d, k);
+      cpu::LeafSums<T>& leaf = slots_[slot].sums;
+      if (ps && !leaf_small) {
+        if (pi == 0)
+          leaf.begin(ps, d, k);
+        else
+          leaf.begin_record(&records_[static_cast<std::size_t>(item)], d, k);
+      }
       cpu::BlockPolicy* policy = pruned ? &bounds_.policy(b) : nullptr;
       std::int64_t changed = 0;
-      for (std::int64_t s0 = 0; s0 < rows; s0 += sub) {
-        const std::int64_t r0 = i0 + s0, sr = std::min(sub, rows - s0);
+      for (std::int64_t s0 = lo; s0 < hi; s0 += sub) {
+        const std::int64_t r0 = i0 + s0, sr = std::min(sub, hi - s0);
         std::int64_t* search = pruned ? slots_[slot].search.data() : nullptr;
         std::int64_t ns = sr, units = 0;
         const std::int32_t* prev = labels_.data() + r0;  // still the previous pass's labels
@@ -245,17 +277,41 @@ class CpuEngine final : public ShardEngine<T> {
         if (pruned && lloyd_rows)
           cpu::separation_bounds(bounds_.pass(), prev, lab + s0, dist_.data() + r0, search, ns,
                                  bounds_.separation(), bounds_.lower(r0));
-        // Unit weights get their own loop: no multiply, no per-point branch.
-        if (v_.weights)
-          accumulate_rows<true>(r0, sr, k, lab + s0, ps, sse, changed);
-        else
-          accumulate_rows<false>(r0, sr, k, lab + s0, ps, sse, changed);
+        changed += keep_labels(r0, sr, lab + s0);
+        if (ps && !leaf_small)
+          leaf.add(v_.data + r0 * d, v_.weights ? v_.weights + r0 : nullptr, s0, sr, lab + s0,
+                   accumulate_);
       }
       if (policy) policy->finish();
-      block_sse_[b] = (sse[0] + sse[1]) + (sse[2] + sse[3]);
-      block_changed_[b] = changed;
+      if (leaf_small) {
+        if (v_.weights)
+          cpu::accumulate_leaf_weighted(v_.data + i0 * d, v_.weights + i0, rows, d, k, lab, ps,
+                                        ps + k * d);
+        else
+          accumulate_leaf_(v_.data + i0 * d, rows, d, k, lab, ps, ps + k * d);
+      } else if (ps) {
+        leaf.end();
+      }
+      if (parts == 1)
+        block_sse_[b] = cpu::leaf_sse(dist_.data() + i0, v_.weights ? v_.weights + i0 : nullptr, rows);
+      item_changed_[static_cast<std::size_t>(item)] = changed;
     };
-    cpu::parallel_for(nt, n_blocks_, block);
+    cpu::parallel_for(nt, items, block);
+    if (parts > 1) {  // the split blocks: later runs' sub-tiles in order, then the SSE
+      constexpr std::int64_t kCols = 512;  // columns (of d + 1) per replay item
+      const std::int64_t chunks = part ? (d + 1 + kCols - 1) / kCols : 0;
+      auto finish = [&](std::int64_t i, int) {
+        const std::int64_t b = i / chunks, j0 = i % chunks * kCols;
+        for (int pi = 1; pi < parts; ++pi)
+          cpu::replay(records_[static_cast<std::size_t>(b * parts + pi)], d, k, part + b * stride,
+                      j0, std::min(d + 1, j0 + kCols));
+      };
+      if (part) cpu::parallel_for(nt, n_blocks_ * chunks, finish);
+      for (std::int64_t b = 0; b < n_blocks_; ++b)
+        block_sse_[b] = cpu::leaf_sse(dist_.data() + b * kBlock,
+                                      v_.weights ? v_.weights + b * kBlock : nullptr,
+                                      std::min(kBlock, n - b * kBlock));
+    }
     const auto m = static_cast<std::int64_t>(nodes_.size());
     const std::int64_t width = with_sums ? stride + 1 : 1;  // a row of `out`
     if (part) {  // each node's tree, then the right fold of the nodes (tree_sum.hpp)
@@ -289,7 +345,7 @@ class CpuEngine final : public ShardEngine<T> {
     }
 
     StepStats stats;
-    for (std::int64_t b = 0; b < n_blocks_; ++b) stats.n_changed += block_changed_[b];
+    for (const std::int64_t c : item_changed_) stats.n_changed += c;
     // The SSE: the same tree over the block SSEs.
     sse_tree_.assign(block_sse_.begin(), block_sse_.end());
     for (std::int64_t j = 0; j < m; ++j) {
@@ -338,64 +394,20 @@ class CpuEngine final : public ShardEngine<T> {
     labels_.assign(static_cast<std::size_t>(v.n), -1);
     dist_.resize(static_cast<std::size_t>(v.n));
     block_sse_.resize(static_cast<std::size_t>(n_blocks_));
-    block_changed_.resize(static_cast<std::size_t>(n_blocks_));
     nodes_ = tree::decompose(first_block_, first_block_ + n_blocks_);
     return true;
   }
 
  private:
-  /// Labels of rows [i0, i0 + rows) into labels_, their changed count added to `changed` and
-  /// their SSE to sse[(i - block start) % 4] (four chains, in row order; i0 is a multiple of 4
-  /// from the block's start), and (when ps is not null) their per-cluster weighted sums
-  /// (k x d) then weights (k) added into ps.
-  template <bool kWeighted>
-  void accumulate_rows(std::int64_t i0, std::int64_t rows, int k, const std::int32_t* lab,
-                       double* ps, double* sse, std::int64_t& changed) {
-    const std::int64_t d = v_.d;
-    if (!kWeighted) {
-      finish_(lab, dist_.data() + i0, rows, labels_.data() + i0, sse, &changed);
-    } else {
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const std::int64_t i = i0 + r;
-        const std::int32_t c = lab[r];
-        changed += labels_[i] != c;
-        labels_[i] = c;
-        sse[r & 3] += static_cast<double>(v_.weights[i]) * static_cast<double>(dist_[i]);
-      }
-    }
-    if (!ps) return;
-    if (!kWeighted) return accumulate_(v_.data + i0 * d, rows, d, k, lab, ps, ps + k * d);
-    if (cpu::accumulate_interleaved(d, k)) {  // the unit-weight kernel's scheme, weighted
-      const std::int64_t S = d + 1;
-      double acc[4][cpu::kAccumulateSmallMax];
-      for (auto& a : acc) std::fill(a, a + k * S, 0.0);
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const std::int64_t i = i0 + r;
-        const double w = static_cast<double>(v_.weights[i]);
-        double* a = acc[r & 3] + lab[r] * S;
-        for (std::int64_t j = 0; j < d; ++j) a[j] += w * static_cast<double>(v_.data[i * d + j]);
-        a[d] += w;
-      }
-      for (int c = 0; c < k; ++c)
-        for (std::int64_t j = 0; j <= d; ++j) {
-          const std::int64_t e = c * S + j;
-          const double v = (acc[0][e] + acc[1][e]) + (acc[2][e] + acc[3][e]);
-          if (j < d)
-            ps[c * d + j] += v;
-          else
-            ps[k * d + c] += v;
-        }
-      return;
-    }
+  /// Labels of rows [i0, i0 + rows) into labels_; returns how many changed.
+  std::int64_t keep_labels(std::int64_t i0, std::int64_t rows, const std::int32_t* lab) {
+    std::int32_t* __restrict__ out = labels_.data() + i0;
+    std::int64_t changed = 0;
     for (std::int64_t r = 0; r < rows; ++r) {
-      const std::int64_t i = i0 + r;
-      const std::int32_t c = lab[r];
-      const double w = static_cast<double>(v_.weights[i]);
-      double* s = ps + c * d;
-      const T* xi = v_.data + i * d;
-      for (std::int64_t j = 0; j < d; ++j) s[j] += w * static_cast<double>(xi[j]);
-      ps[k * d + c] += w;
+      changed += out[r] != lab[r];
+      out[r] = lab[r];
     }
+    return changed;
   }
 
   /// Centroids centred on the data mean and transposed into [tile][d + 1][tile_] blocks; row 0
@@ -431,8 +443,7 @@ class CpuEngine final : public ShardEngine<T> {
   }
 
   /// Large k * d: bucket point indices by label (counting sort, stable), then each cluster
-  /// forms the block partials of its points (the partials path's in-block order: rows in order,
-  /// in sub-block calls, four interleaved copies where accumulate_interleaved says so) and
+  /// forms the block partials of its points (the canonical leaf values, cpu::sorted_leaf) and
   /// combines them in the canonical tree, its absent blocks being zeros (the identity), with a
   /// stack of O(log B) partials; clusters spread over threads. Totals go to sums and weights, or
   /// node values to `out` (rows of `width`).
@@ -444,15 +455,13 @@ class CpuEngine final : public ShardEngine<T> {
     order_.resize(static_cast<std::size_t>(n));
     std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
     for (std::int64_t i = 0; i < n; ++i) order_[fill[labels_[i]]++] = i;
-    const bool interleaved = cpu::accumulate_interleaved(d, k);
-    const std::int64_t sub = sub_block_rows();
     const auto m = static_cast<std::int64_t>(nodes_.size());
     const int nt = threads_for(n_threads_, double(n) * d);
     if (bucket_slots_.size() < static_cast<std::size_t>(nt))
       bucket_slots_.resize(static_cast<std::size_t>(nt));
     auto cluster = [&](std::int64_t c, int slot) {
       BucketSlot& bs = bucket_slots_[static_cast<std::size_t>(slot)];
-      bs.acc.resize(static_cast<std::size_t>(4 * S));
+      bs.acc.resize(static_cast<std::size_t>(S));
       bs.leaf.resize(static_cast<std::size_t>(S));
       bs.stack.resize(static_cast<std::size_t>((66 + m) * S));
       bs.pos.resize(66);
@@ -467,34 +476,10 @@ class CpuEngine final : public ShardEngine<T> {
         while (q < q_end && order_[q] < hi) {
           const std::int64_t b = order_[q] / kBlock;
           double* val = bs.leaf.data();  // this block's partial
-          std::fill(val, val + S, 0.0);
-          // One sub-block call at a time, as the partials path accumulates.
-          while (q < q_end && order_[q] / kBlock == b) {
-            const std::int64_t call = (order_[q] - b * kBlock) / sub;
-            const std::int64_t call_end = std::min((b + 1) * kBlock, b * kBlock + (call + 1) * sub);
-            if (interleaved) {
-              std::fill(bs.acc.begin(), bs.acc.end(), 0.0);
-              for (; q < q_end && order_[q] < call_end; ++q) {
-                const std::int64_t i = order_[q];
-                const double w = v_.weights ? static_cast<double>(v_.weights[i]) : 1.0;
-                double* a = bs.acc.data() + ((i - b * kBlock - call * sub) & 3) * S;
-                const T* xi = v_.data + i * d;
-                for (std::int64_t f = 0; f < d; ++f) a[f] += w * static_cast<double>(xi[f]);
-                a[d] += w;
-              }
-              const double* a = bs.acc.data();
-              for (std::int64_t f = 0; f < S; ++f)
-                val[f] += (a[f] + a[S + f]) + (a[2 * S + f] + a[3 * S + f]);
-            } else {
-              for (; q < q_end && order_[q] < call_end; ++q) {
-                const std::int64_t i = order_[q];
-                const double w = v_.weights ? static_cast<double>(v_.weights[i]) : 1.0;
-                const T* xi = v_.data + i * d;
-                for (std::int64_t f = 0; f < d; ++f) val[f] += w * static_cast<double>(xi[f]);
-                val[d] += w;
-              }
-            }
-          }
+          std::int64_t q1 = q;
+          while (q1 < q_end && order_[q1] / kBlock == b) ++q1;
+          cpu::sorted_leaf(v_.data, v_.weights, d, order_.data(), q, q1, val, bs.acc.data());
+          q = q1;
           // Before the next leaf: combine the top two partials while their smallest common
           // subtree cannot hold it (then it is complete: left part + right part).
           const std::int64_t x = b - (nodes_[j].start - first_block_);  // within the node
@@ -540,7 +525,7 @@ class CpuEngine final : public ShardEngine<T> {
     cpu::parallel_for(nt, k, cluster);
   }
 
-  /// Per-thread scratch of sum_by_cluster: a block's partial, its interleaved copies, the stack
+  /// Per-thread scratch of sum_by_cluster: a block's partial, a sub-tile's (then the total), the stack
   /// of partials (and its positions) and the node values.
   struct BucketSlot {
     std::vector<double> leaf, acc, stack;
@@ -563,7 +548,7 @@ class CpuEngine final : public ShardEngine<T> {
   ForcedKernel forced_;
   cpu::AssignSmallKFn<T> small_k_kernel_;
   cpu::AccumulateFn<T> accumulate_;
-  cpu::FinishFn<T> finish_;
+  cpu::AccumulateLeafFn<T> accumulate_leaf_;
   int tile_;
   cpu::GroupsTestFn<T> bounds_test_;
   cpu::GroupsSearchFn<T> bounds_groups_;
@@ -583,7 +568,8 @@ class CpuEngine final : public ShardEngine<T> {
   std::vector<std::int32_t> labels_;
   std::vector<T> dist_;
   std::vector<double> block_sse_;
-  std::vector<std::int64_t> block_changed_;
+  std::vector<std::int64_t> item_changed_;  ///< labels changed per work item of a pass
+  std::vector<cpu::SubtileRecord> records_;  ///< the later runs of split blocks
   std::vector<tree::Node> nodes_;  ///< the canonical decomposition of this data's blocks
   std::vector<double> sse_tree_;
   std::vector<std::int64_t> order_;
@@ -594,6 +580,7 @@ class CpuEngine final : public ShardEngine<T> {
   struct Slot {
     std::vector<std::int32_t> lab;
     std::vector<T> scratch;
+    cpu::LeafSums<T> sums;  ///< the block's canonical sums (general shapes)
     std::vector<std::int64_t> search;  ///< rows of a pruned pass that search
     std::vector<std::int32_t> unit_idx;  ///< the search's (row, lane group) units
     std::vector<T> unit_val;

@@ -29,29 +29,33 @@ template <class T>
 using AssignSmallKFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
                                 int k, std::int32_t* labels, T* dist);
 
-/// Adds each row to its cluster's sums, unit weights: sums[lab[r] * d + j] += x[r * d + j] and
-/// counts[lab[r]] += 1, in double (k clusters). The order of the adds is fixed by the rows alone
-/// (the same for any thread count); see accumulate_interleaved.
+/// Adds each row to its cluster's sums, unit weights, in row order: sums[lab[r] * d + j] +=
+/// x[r * d + j] and counts[lab[r]] += 1, in double (k clusters). The caller (cpu_accumulate.hpp)
+/// points it at one sub-tile's sums, so that the order is the canonical one shared with the CUDA
+/// engine (src/cuda/shard.hpp).
 template <class T>
 using AccumulateFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, int k,
                               const std::int32_t* lab, double* sums, double* counts);
 
-/// Up to this many sums (k x (d + 1)) the accumulation keeps four copies on the stack.
+/// Up to this many sums (k x (d + 1)) the small-shape accumulation keeps four sub-tiles' sums on
+/// the stack.
 constexpr int kAccumulateSmallMax = 288;
 
-/// Whether AccumulateFn interleaves four copies of the sums for this shape (d in 1..4 or 8, small
-/// k): row r of a call adds into copy r % 4, and the copies are added into the sums as
-/// (c0 + c1) + (c2 + c3). The weighted accumulation follows the same scheme, so that uniform
-/// power-of-two weights give the unweighted bits.
+/// Whether the small-shape accumulation (AccumulateLeafFn) serves this shape (d in 1..4 or 8,
+/// small k): there rows of one cluster would wait on each other's adds, so four sub-tiles are
+/// summed at once, interleaved.
 inline bool accumulate_interleaved(std::int64_t d, int k) {
   return (d <= 4 || d == 8) && k * (d + 1) <= kAccumulateSmallMax;
 }
 
-/// The per-row bookkeeping of a pass, unit weights: changed += labels[r] != lab[r], labels[r] =
-/// lab[r], sse4[r % 4] += double(dist[r]) (four chains, each in row order).
+/// Adds the rows [0, rows) of one leaf (rows <= kReduceBlock, from the leaf's first row; unit
+/// weights) into the leaf's values sums (k x d) and counts (k), which start at +0.0, in the
+/// canonical order: each 256-row sub-tile summed in row order from +0.0, then added to the leaf
+/// value in sub-tile order. Four sub-tiles are summed at once (row r of each in turn), which
+/// changes no bits. Only for shapes where accumulate_interleaved holds.
 template <class T>
-using FinishFn = void (*)(const std::int32_t* lab, const T* dist, std::int64_t rows,
-                          std::int32_t* labels, double* sse4, std::int64_t* changed);
+using AccumulateLeafFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, int k,
+                                  const std::int32_t* lab, double* sums, double* counts);
 
 /// Features per chunk of the small-k kernel's transposed points (a stack buffer). A wider row is
 /// read once per group of points, its running distances to every centroid kept on the stack
@@ -84,8 +88,8 @@ struct KernelTable {
   AssignSmallKFn<double> assign_small_k_d;
   AccumulateFn<float> accumulate_f;
   AccumulateFn<double> accumulate_d;
-  FinishFn<float> finish_f;
-  FinishFn<double> finish_d;
+  AccumulateLeafFn<float> accumulate_leaf_f;
+  AccumulateLeafFn<double> accumulate_leaf_d;
 };
 
 const KernelTable& kernels_generic();

@@ -409,55 +409,59 @@ void assign_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, s
 
 
 
-/// FinishFn: four SSE chains as one vector of four doubles (lane q holds rows r = q mod 4).
-template <class T>
-void finish_rows(const std::int32_t* lab, const T* dist, std::int64_t rows, std::int32_t* labels,
-                 double* sse4, std::int64_t* changed) {
-  typedef double D4 __attribute__((vector_size(32)));
-  D4 acc;
-  __builtin_memcpy(&acc, sse4, sizeof(acc));
-  std::int64_t ch = 0;
-  std::int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const D4 v = {static_cast<double>(dist[r]), static_cast<double>(dist[r + 1]),
-                  static_cast<double>(dist[r + 2]), static_cast<double>(dist[r + 3])};
-    acc += v;
-  }
-  __builtin_memcpy(sse4, &acc, sizeof(acc));
-  for (; r < rows; ++r) sse4[r & 3] += static_cast<double>(dist[r]);
-  for (std::int64_t q = 0; q < rows; ++q) {
-    ch += labels[q] != lab[q];
-    labels[q] = lab[q];
-  }
-  *changed += ch;
-}
-
-/// AccumulateFn for small d and k: four interleaved copies of the k x (d + 1) sums (row r adds
-/// into copy r % 4), so that rows of the same cluster do not wait on each other's stores; the
-/// copies are then added into sums in a fixed order.
+/// AccumulateLeafFn for one D: the leaf's sub-tiles four at a time (acc[q] holds sub-tile q of
+/// the group, from +0.0; row r of each in turn, so that rows of one cluster do not wait on each
+/// other's adds), each group then added into the leaf value in sub-tile order.
 template <class T, int D>
-void accumulate_rows_small(const T* x, std::int64_t rows, int k, const std::int32_t* lab,
+void accumulate_leaf_small(const T* x, std::int64_t rows, int k, const std::int32_t* lab,
                            double* __restrict__ sums, double* __restrict__ counts) {
   constexpr int S = D + 1;
+  constexpr std::int64_t kSub = 256, kGroup = 4 * kSub;
   double acc[4][kAccumulateSmallMax];
-  for (int q = 0; q < 4; ++q)
-    for (int e = 0; e < k * S; ++e) acc[q][e] = 0;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    double* a = acc[r & 3] + lab[r] * S;
-    KMEANS_UNROLL
-    for (int j = 0; j < D; ++j) a[j] += static_cast<double>(x[r * D + j]);
-    a[D] += 1.0;
-  }
-  for (int c = 0; c < k; ++c) {
-    KMEANS_UNROLL
-    for (int j = 0; j <= D; ++j) {
-      const int e = c * S + j;
-      const double v = (acc[0][e] + acc[1][e]) + (acc[2][e] + acc[3][e]);
-      if (j < D)
-        sums[c * D + j] += v;
-      else
-        counts[c] += v;
+  for (std::int64_t g0 = 0; g0 < rows; g0 += kGroup) {
+    for (int q = 0; q < 4; ++q)
+      for (int e = 0; e < k * S; ++e) acc[q][e] = 0;
+    if (rows - g0 >= kGroup) {
+      for (std::int64_t r = g0; r < g0 + kSub; ++r) {
+        KMEANS_UNROLL
+        for (int q = 0; q < 4; ++q) {
+          const std::int64_t i = r + q * kSub;
+          double* a = acc[q] + lab[i] * S;
+          KMEANS_UNROLL
+          for (int j = 0; j < D; ++j) a[j] += static_cast<double>(x[i * D + j]);
+          a[D] += 1.0;
+        }
+      }
+    } else {  // the data's last, partial group: each sub-tile on its own
+      for (int q = 0; q < 4; ++q)
+        for (std::int64_t i = g0 + q * kSub; i < rows && i < g0 + (q + 1) * kSub; ++i) {
+          double* a = acc[q] + lab[i] * S;
+          KMEANS_UNROLL
+          for (int j = 0; j < D; ++j) a[j] += static_cast<double>(x[i * D + j]);
+          a[D] += 1.0;
+        }
     }
+    for (int c = 0; c < k; ++c) {
+      KMEANS_UNROLL
+      for (int j = 0; j <= D; ++j) {
+        const int e = c * S + j;
+        double& v = j < D ? sums[c * D + j] : counts[c];
+        v = (((v + acc[0][e]) + acc[1][e]) + acc[2][e]) + acc[3][e];
+      }
+    }
+  }
+}
+
+/// AccumulateLeafFn: dispatches on d (accumulate_interleaved's shapes).
+template <class T>
+void accumulate_leaf(const T* x, std::int64_t rows, std::int64_t d, int k, const std::int32_t* lab,
+                     double* __restrict__ sums, double* __restrict__ counts) {
+  switch (d) {
+    case 1: return accumulate_leaf_small<T, 1>(x, rows, k, lab, sums, counts);
+    case 2: return accumulate_leaf_small<T, 2>(x, rows, k, lab, sums, counts);
+    case 3: return accumulate_leaf_small<T, 3>(x, rows, k, lab, sums, counts);
+    case 4: return accumulate_leaf_small<T, 4>(x, rows, k, lab, sums, counts);
+    default: return accumulate_leaf_small<T, 8>(x, rows, k, lab, sums, counts);
   }
 }
 
@@ -466,15 +470,7 @@ template <class T>
 void accumulate_rows(const T* x, std::int64_t rows, std::int64_t d, int k,
                      const std::int32_t* lab, double* __restrict__ sums,
                      double* __restrict__ counts) {
-  if (accumulate_interleaved(d, k)) {
-    switch (d) {
-      case 1: return accumulate_rows_small<T, 1>(x, rows, k, lab, sums, counts);
-      case 2: return accumulate_rows_small<T, 2>(x, rows, k, lab, sums, counts);
-      case 3: return accumulate_rows_small<T, 3>(x, rows, k, lab, sums, counts);
-      case 4: return accumulate_rows_small<T, 4>(x, rows, k, lab, sums, counts);
-      default: return accumulate_rows_small<T, 8>(x, rows, k, lab, sums, counts);
-    }
-  }
+  (void)k;
   for (std::int64_t r = 0; r < rows; ++r) {
     double* __restrict__ s = sums + static_cast<std::int64_t>(lab[r]) * d;
     const T* __restrict__ xr = x + r * d;
@@ -498,8 +494,8 @@ const KernelTable& KMEANS_TABLE() {
                                  &assign_rows_small_k<double>,
                                  &accumulate_rows<float>,
                                  &accumulate_rows<double>,
-                                 &finish_rows<float>,
-                                 &finish_rows<double>};
+                                 &accumulate_leaf<float>,
+                                 &accumulate_leaf<double>};
   return table;
 }
 

@@ -41,11 +41,11 @@ template <>
 inline cpu::AccumulateFn<double> accumulate_of<double>(const cpu::KernelTable& t) { return t.accumulate_d; }
 
 template <class T>
-cpu::FinishFn<T> finish_of(const cpu::KernelTable& t);
+cpu::AccumulateLeafFn<T> accumulate_leaf_of(const cpu::KernelTable& t);
 template <>
-inline cpu::FinishFn<float> finish_of<float>(const cpu::KernelTable& t) { return t.finish_f; }
+inline cpu::AccumulateLeafFn<float> accumulate_leaf_of<float>(const cpu::KernelTable& t) { return t.accumulate_leaf_f; }
 template <>
-inline cpu::FinishFn<double> finish_of<double>(const cpu::KernelTable& t) { return t.finish_d; }
+inline cpu::AccumulateLeafFn<double> accumulate_leaf_of<double>(const cpu::KernelTable& t) { return t.accumulate_leaf_d; }
 
 template <class T>
 cpu::GroupsTestFn<T> bounds_test_of(const cpu::BoundsTable& t);

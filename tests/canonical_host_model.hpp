@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "canonical_oracle.hpp"
 #include "kernels/assign.cuh"
 #include "kernels/canonical.cuh"
 #include "kernels/layout.cuh"
@@ -93,26 +94,8 @@ Pass<T> slice(const Pass<T>& p, std::int64_t r0, std::int64_t r1) {
 /// Leaf rows (width entries: k x d sums, k weights, SSE) of the canonical definition.
 template <class T>
 std::vector<double> oracle_leaf_rows(const Pass<T>& p) {
-  const std::int64_t W = p.width(), d = p.d;
-  std::vector<double> rows(static_cast<std::size_t>(p.leaves() * W), 0.0);
-  std::vector<double> sub(static_cast<std::size_t>(W));
-  for (std::int64_t l = 0; l < p.leaves(); ++l) {
-    double* row = rows.data() + l * W;
-    for (int s = 0; s < canon::kSubtilesPerLeaf; ++s) {
-      std::fill(sub.begin(), sub.end(), 0.0);
-      const std::int64_t p0 = l * kLeafPoints + s * kSubtilePoints;
-      for (std::int64_t i = p0; i < std::min(p.n, p0 + kSubtilePoints); ++i) {
-        const double wi = p.weighted ? static_cast<double>(p.w[i]) : 1.0;
-        const int c = p.labels[i];
-        for (std::int64_t j = 0; j < d; ++j)
-          sub[c * d + j] = sub[c * d + j] + wi * static_cast<double>(p.x[i * d + j]);
-        sub[p.k * d + c] = sub[p.k * d + c] + wi;
-        sub[W - 1] = sub[W - 1] + wi * static_cast<double>(p.dist[i]);
-      }
-      for (std::int64_t e = 0; e < W; ++e) row[e] = row[e] + sub[e];
-    }
-  }
-  return rows;
+  return kmeans_test::canonical_leaf_rows(p.x.data(), p.wp(), p.labels.data(), p.dist.data(), p.n,
+                                          p.d, p.k);
 }
 
 /// The dense tree: every leaf pushed onto tree_sum.hpp's NodeStack.

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "canonical_oracle.hpp"
 #include "cuda/shard.hpp"
 #include "engine.hpp"
 #include "kmeans/kmeans.hpp"
@@ -70,31 +71,11 @@ Problem<T> make_problem(std::int64_t n, std::int64_t d, int k, std::uint32_t see
   return p;
 }
 
-/// The canonical order on the host, plain loops: sub-tiles of 256, leaves of 4096, then every
-/// leaf pushed onto NodeStack (first block fb); rows of k*d sums, k weights, SSE.
+/// The canonical order on the host, plain loops (canonical_oracle.hpp): first block fb.
 template <class T>
 tree::NodeStack oracle(const T* x, const T* w, const std::int32_t* labels, const T* dist,
                        std::int64_t n, std::int64_t d, int k, std::int64_t fb) {
-  const std::int64_t W = k * d + k + 1;
-  tree::NodeStack stack(W);
-  std::vector<double> leaf(static_cast<std::size_t>(W)), sub(static_cast<std::size_t>(W));
-  for (std::int64_t l = 0; l * kLeaf < n; ++l) {
-    std::fill(leaf.begin(), leaf.end(), 0.0);
-    for (std::int64_t s = 0; s < 16; ++s) {
-      std::fill(sub.begin(), sub.end(), 0.0);
-      for (std::int64_t i = l * kLeaf + s * 256; i < std::min(n, l * kLeaf + (s + 1) * 256); ++i) {
-        const double wi = w ? static_cast<double>(w[i]) : 1.0;
-        const int c = labels[i];
-        for (std::int64_t j = 0; j < d; ++j)
-          sub[c * d + j] = sub[c * d + j] + wi * static_cast<double>(x[i * d + j]);
-        sub[k * d + c] = sub[k * d + c] + wi;
-        sub[W - 1] = sub[W - 1] + wi * static_cast<double>(dist[i]);
-      }
-      for (std::int64_t e = 0; e < W; ++e) leaf[e] = leaf[e] + sub[e];
-    }
-    stack.push({fb + l, 1}, leaf.data());
-  }
-  return stack;
+  return kmeans_test::canonical_nodes(x, w, labels, dist, n, d, k, fb);
 }
 
 /// One pass of the in-memory engine (make_cuda_engine) with sums, its labels, and the

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: Apache-2.0
+// The CPU engine's per-pass sums in the canonical order shared with CUDA (cpu_accumulate.hpp).
+// Compiled with -ffp-contract=off: every product w_p * x_p is rounded before it is added.
+#include "cpu_accumulate.hpp"
+
+#include "internal.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+namespace kmeans::detail::cpu {
+
+namespace {
+constexpr std::int64_t kGroup = 4 * kSubtileRows;  ///< four sub-tiles summed at once
+/// Up to this many clusters a sub-tile's scratch is zeroed and added whole (no per-row
+/// bookkeeping of the clusters it touches).
+constexpr int kDenseMaxK = 128;
+}  // namespace
+
+/// The SSE sums of Q sub-tiles [q0, q0 + Q) of a leaf, `len` rows each, at once: Q chains held
+/// in registers, row r of each in turn (each chain in row order from +0.0).
+template <int Q, class T>
+inline void sse_chains(const T* dist, const T* w, int q0, std::int64_t len, double* out) {
+  double s[Q] = {};
+  const T* dq = dist + q0 * kSubtileRows;
+  const T* wq = w ? w + q0 * kSubtileRows : nullptr;
+  if (wq) {
+    for (std::int64_t r = 0; r < len; ++r)
+      for (int q = 0; q < Q; ++q)
+        s[q] = s[q] + static_cast<double>(wq[r + q * kSubtileRows]) *
+                          static_cast<double>(dq[r + q * kSubtileRows]);
+  } else {
+    for (std::int64_t r = 0; r < len; ++r)
+      for (int q = 0; q < Q; ++q) s[q] = s[q] + static_cast<double>(dq[r + q * kSubtileRows]);
+  }
+  for (int q = 0; q < Q; ++q) out[q0 + q] = s[q];
+}
+
+template <class T>
+double leaf_sse(const T* dist, const T* w, std::int64_t rows) {
+  constexpr int kSubs = static_cast<int>(kReduceBlock / kSubtileRows);
+  double s[kSubs] = {};
+  const int full = static_cast<int>(rows / kSubtileRows);
+  int q = 0;
+  for (; q + 8 <= full; q += 8) sse_chains<8>(dist, w, q, kSubtileRows, s);
+  for (; q + 4 <= full; q += 4) sse_chains<4>(dist, w, q, kSubtileRows, s);
+  for (; q < full; ++q) sse_chains<1>(dist, w, q, kSubtileRows, s);
+  if (rows % kSubtileRows) sse_chains<1>(dist, w, q++, rows % kSubtileRows, s);
+  double leaf = 0;
+  for (int i = 0; i < q; ++i) leaf = leaf + s[i];
+  return leaf;
+}
+
+void replay(const SubtileRecord& r, std::int64_t d, int k, double* leaf, std::int64_t j0,
+            std::int64_t j1) {
+  const std::int64_t kd = k * d, jd = std::min(j1, d);
+  std::size_t e = 0;
+  for (std::size_t t = 0; t < r.ends.size(); ++t)
+    for (; e < static_cast<std::size_t>(r.ends[t]); ++e) {
+      const std::int32_t c = r.clusters[e];
+      const double* v = r.values.data() + e * static_cast<std::size_t>(d + 1);
+      double* l = leaf + c * d;
+      for (std::int64_t j = j0; j < jd; ++j) l[j] = l[j] + v[j];
+      if (j1 > d) leaf[kd + c] = leaf[kd + c] + v[d];
+    }
+}
+
+template <class T>
+void LeafSums<T>::begin(double* leaf, std::int64_t d, int k) {
+  leaf_ = leaf;
+  record_ = nullptr;
+  start(d, k);
+}
+
+template <class T>
+void LeafSums<T>::begin_record(SubtileRecord* record, std::int64_t d, int k) {
+  leaf_ = nullptr;
+  record_ = record;
+  record->clear();
+  start(d, k);
+}
+
+template <class T>
+void LeafSums<T>::start(std::int64_t d, int k) {
+  d_ = d;
+  k_ = k;
+  open_ = -1;
+  dense_ = k <= kDenseMaxK;
+  const auto entries = static_cast<std::size_t>(k * d + k);
+  if (sub_.size() < entries) sub_.resize(entries);
+  if (mark_.size() != static_cast<std::size_t>(k)) mark_.assign(static_cast<std::size_t>(k), 0);
+  touched_.clear();
+}
+
+template <class T>
+void LeafSums<T>::add(const T* x, const T* w, std::int64_t r0, std::int64_t rows,
+                      const std::int32_t* lab, AccumulateFn<T> unit) {
+  const std::int64_t d = d_, kd = k_ * d_;
+  while (rows > 0) {
+    const std::int64_t s = r0 / kSubtileRows;
+    const std::int64_t n = std::min(rows, (s + 1) * kSubtileRows - r0);
+    const bool scratch = s > 0 || record_;  // else the leaf's first sub-tile, into the leaf
+    if (s != open_) {
+      fold();
+      open_ = s;
+      if (scratch && dense_) std::fill(sub_.begin(), sub_.begin() + kd + k_, 0.0);
+    }
+    double* sums = scratch ? sub_.data() : leaf_;
+    if (scratch && !dense_) {  // from +0.0, for the clusters it touches
+      for (std::int64_t r = 0; r < n; ++r) {
+        const std::int32_t c = lab[r];
+        if (mark_[c]) continue;
+        mark_[c] = 1;
+        touched_.push_back(c);
+        double* a = sums + c * d;
+        for (std::int64_t j = 0; j < d; ++j) a[j] = 0.0;
+        sums[kd + c] = 0.0;
+      }
+    }
+    if (w) {
+      for (std::int64_t r = 0; r < n; ++r) {
+        const std::int32_t c = lab[r];
+        const double wr = static_cast<double>(w[r]);
+        double* a = sums + c * d;
+        const T* xr = x + r * d;
+        for (std::int64_t j = 0; j < d; ++j) a[j] = a[j] + wr * static_cast<double>(xr[j]);
+        sums[kd + c] = sums[kd + c] + wr;
+      }
+      w += n;
+    } else {
+      unit(x, n, d, k_, lab, sums, sums + kd);
+    }
+    x += n * d;
+    lab += n;
+    r0 += n;
+    rows -= n;
+  }
+}
+
+template <class T>
+void LeafSums<T>::end() {
+  fold();
+  open_ = -1;
+}
+
+template <class T>
+void LeafSums<T>::fold() {
+  const std::int64_t d = d_, kd = k_ * d_;
+  const bool scratch = open_ > 0 || (record_ && open_ >= 0);
+  if (!scratch) return;
+  if (dense_) {  // every cluster (an untouched one adds +0.0: exact)
+    touched_.resize(static_cast<std::size_t>(k_));
+    std::iota(touched_.begin(), touched_.end(), 0);
+  }
+  if (record_) {
+    for (const std::int32_t c : touched_) {
+      record_->clusters.push_back(c);
+      const double* a = sub_.data() + c * d;
+      record_->values.insert(record_->values.end(), a, a + d);
+      record_->values.push_back(sub_[static_cast<std::size_t>(kd + c)]);
+      mark_[c] = 0;
+    }
+    record_->ends.push_back(static_cast<std::int64_t>(record_->clusters.size()));
+  } else if (dense_) {
+    const double* a = sub_.data();
+    for (std::int64_t e = 0; e < kd + k_; ++e) leaf_[e] = leaf_[e] + a[e];
+  } else {
+    for (const std::int32_t c : touched_) {
+      double* l = leaf_ + c * d;
+      const double* a = sub_.data() + c * d;
+      for (std::int64_t j = 0; j < d; ++j) l[j] = l[j] + a[j];
+      leaf_[kd + c] = leaf_[kd + c] + sub_[static_cast<std::size_t>(kd + c)];
+      mark_[c] = 0;
+    }
+  }
+  touched_.clear();
+}
+
+template <class T>
+void accumulate_leaf_weighted(const T* x, const T* w, std::int64_t rows, std::int64_t d, int k,
+                              const std::int32_t* lab, double* sums, double* weights) {
+  const std::int64_t S = d + 1;
+  double acc[4][kAccumulateSmallMax];
+  auto add_row = [&](double* a, std::int64_t i) {
+    const double wi = static_cast<double>(w[i]);
+    a += lab[i] * S;
+    for (std::int64_t j = 0; j < d; ++j) a[j] = a[j] + wi * static_cast<double>(x[i * d + j]);
+    a[d] = a[d] + wi;
+  };
+  for (std::int64_t g0 = 0; g0 < rows; g0 += kGroup) {
+    for (auto& a : acc) std::fill(a, a + k * S, 0.0);
+    if (rows - g0 >= kGroup) {
+      for (std::int64_t r = g0; r < g0 + kSubtileRows; ++r)
+        for (int q = 0; q < 4; ++q) add_row(acc[q], r + q * kSubtileRows);
+    } else {
+      for (int q = 0; q < 4; ++q)
+        for (std::int64_t i = g0 + q * kSubtileRows; i < std::min(rows, g0 + (q + 1) * kSubtileRows);
+             ++i)
+          add_row(acc[q], i);
+    }
+    for (int c = 0; c < k; ++c)
+      for (std::int64_t j = 0; j <= d; ++j) {
+        const std::int64_t e = c * S + j;
+        double& v = j < d ? sums[c * d + j] : weights[c];
+        v = (((v + acc[0][e]) + acc[1][e]) + acc[2][e]) + acc[3][e];
+      }
+  }
+}
+
+template <class T>
+void sorted_leaf(const T* x, const T* w, std::int64_t d, const std::int64_t* order,
+                 std::int64_t lo, std::int64_t hi, double* val, double* sub) {
+  std::fill(val, val + d + 1, 0.0);
+  std::int64_t cur = -1;
+  for (std::int64_t q = lo; q < hi; ++q) {
+    const std::int64_t i = order[q];
+    const std::int64_t st = i / kSubtileRows;
+    if (st != cur) {
+      if (cur >= 0)
+        for (std::int64_t j = 0; j <= d; ++j) val[j] = val[j] + sub[j];
+      std::fill(sub, sub + d + 1, 0.0);
+      cur = st;
+    }
+    const T* xi = x + i * d;
+    if (w) {
+      const double wi = static_cast<double>(w[i]);
+      for (std::int64_t j = 0; j < d; ++j) sub[j] = sub[j] + wi * static_cast<double>(xi[j]);
+      sub[d] = sub[d] + wi;
+    } else {
+      for (std::int64_t j = 0; j < d; ++j) sub[j] = sub[j] + static_cast<double>(xi[j]);
+      sub[d] = sub[d] + 1.0;
+    }
+  }
+  if (cur >= 0)
+    for (std::int64_t j = 0; j <= d; ++j) val[j] = val[j] + sub[j];
+}
+
+template double leaf_sse(const float*, const float*, std::int64_t);
+template double leaf_sse(const double*, const double*, std::int64_t);
+template class LeafSums<float>;
+template class LeafSums<double>;
+template void accumulate_leaf_weighted(const float*, const float*, std::int64_t, std::int64_t, int,
+                                       const std::int32_t*, double*, double*);
+template void accumulate_leaf_weighted(const double*, const double*, std::int64_t, std::int64_t,
+                                       int, const std::int32_t*, double*, double*);
+template void sorted_leaf(const float*, const float*, std::int64_t, const std::int64_t*,
+                          std::int64_t, std::int64_t, double*, double*);
+template void sorted_leaf(const double*, const double*, std::int64_t, const std::int64_t*,
+                          std::int64_t, std::int64_t, double*, double*);
+
+}  // namespace kmeans::detail::cpu

@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: Apache-2.0
+// The CPU engine's per-pass sums in the canonical order it shares with the CUDA engine.
+//
+// The order (src/cuda/shard.hpp, kernels/canonical.cuh): a sub-tile is 256 consecutive points
+// (global index a multiple of 256); its value for cluster c and column j is the sum, in point
+// order from +0.0, of w_p * x_p[j] (j < d) or w_p (j = d) over its points labelled c, in double
+// (w_p = 1 without weights; every product rounded on its own, never fused); a leaf is
+// kReduceBlock = 4096 points, its value ((0 + S_0) + S_1) + ... + S_15; the total is
+// tree_sum.hpp's dyadic tree over the leaves. The SSE has the same structure with w_p * dist_p.
+// A sum that starts at +0.0 is never -0.0, so adding an absent sub-tile's +0.0 is exact: the
+// clusters a sub-tile does not touch are skipped. With the same labels and distances, the CPU
+// and CUDA engines therefore give the same bits.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cpu_kernel.hpp"
+
+namespace kmeans::detail::cpu {
+
+constexpr std::int64_t kSubtileRows = 256;
+constexpr int kSubtilesPerLeaf = 16;
+
+/// The canonical SSE of rows [0, rows) of one leaf (from its first row): dist[i] (times w[i]
+/// when w is not null) per row.
+template <class T>
+double leaf_sse(const T* dist, const T* w, std::int64_t rows);
+
+/// The sub-tile values of a run of a leaf that another thread sums the start of (a leaf split
+/// between threads): per sub-tile, in order, the clusters it touches and their d + 1 values.
+struct SubtileRecord {
+  std::vector<std::int32_t> clusters;
+  std::vector<std::int64_t> ends;  ///< sub-tile t's clusters are [ends[t - 1], ends[t])
+  std::vector<double> values;      ///< d + 1 per entry of clusters
+  void clear() {
+    clusters.clear();
+    ends.clear();
+    values.clear();
+  }
+};
+
+/// Adds a record's sub-tiles to a leaf's values (k x d sums, then k weights), in order, for the
+/// columns [j0, j1) of d + 1 (j = d: the weight).
+void replay(const SubtileRecord& r, std::int64_t d, int k, double* leaf, std::int64_t j0,
+            std::int64_t j1);
+
+/// One thread's canonical sums of one leaf, for any shape: rows are added in increasing,
+/// contiguous runs; the leaf's first sub-tile goes straight into the leaf value (0 + S_0 is
+/// S_0), every later one into a scratch whose touched clusters are then added to the leaf (or
+/// appended to a SubtileRecord, for a later part of a split leaf).
+template <class T>
+class LeafSums {
+ public:
+  /// Starts a leaf whose values (k x d sums, then k weights) are `leaf`, all +0.0.
+  void begin(double* leaf, std::int64_t d, int k);
+  /// Starts a later part of a leaf: its sub-tiles go to `record` (cleared first), for replay.
+  void begin_record(SubtileRecord* record, std::int64_t d, int k);
+  /// Adds `rows` rows starting at row r0 of the leaf (r0 = where the previous call ended, or 0):
+  /// their data x, labels lab and weights w (null: unit weights, through the table's `unit`).
+  void add(const T* x, const T* w, std::int64_t r0, std::int64_t rows, const std::int32_t* lab,
+           AccumulateFn<T> unit);
+  /// Completes the leaf (adds the open sub-tile).
+  void end();
+
+ private:
+  void fold();
+  void start(std::int64_t d, int k);
+  double* leaf_ = nullptr;
+  SubtileRecord* record_ = nullptr;
+  std::int64_t d_ = 0;
+  int k_ = 0;
+  std::int64_t open_ = -1;  ///< the sub-tile being summed
+  bool dense_ = false;      ///< few clusters: the whole scratch is zeroed and added
+  std::vector<double> sub_;
+  std::vector<std::int32_t> touched_;
+  std::vector<unsigned char> mark_;
+};
+
+/// AccumulateLeafFn's scheme (four sub-tiles at once) with weights, for the shapes where
+/// accumulate_interleaved holds: rows [0, rows) of one leaf into sums (k x d) and weights (k).
+template <class T>
+void accumulate_leaf_weighted(const T* x, const T* w, std::int64_t rows, std::int64_t d, int k,
+                              const std::int32_t* lab, double* sums, double* weights);
+
+/// The canonical leaf value of one cluster (d sums, then the weight: d + 1 values into val) from
+/// its points order[lo, hi), increasing indices all in one leaf; `sub` is d + 1 doubles of
+/// scratch (the open sub-tile's value).
+template <class T>
+void sorted_leaf(const T* x, const T* w, std::int64_t d, const std::int64_t* order,
+                 std::int64_t lo, std::int64_t hi, double* val, double* sub);
+
+}  // namespace kmeans::detail::cpu

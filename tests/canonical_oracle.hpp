@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: Apache-2.0
+// The plain host oracle of the canonical sum order that the CPU and CUDA engines share
+// (src/cpu_accumulate.hpp, src/cuda/shard.hpp): dense loops over every sub-tile and leaf, then
+// every leaf pushed onto tree_sum.hpp's NodeStack. Include it only from files built with
+// -ffp-contract=off, so that its products stay unfused.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "tree_sum.hpp"
+
+namespace kmeans_test {
+
+/// Leaf rows of k x d sums, k weights and the SSE (width k * d + k + 1) of n points with labels
+/// and distances dist (w: weights, or null): each 256-point sub-tile summed in point order from
+/// +0.0, added to its 4096-point leaf from +0.0 in sub-tile order.
+template <class T>
+std::vector<double> canonical_leaf_rows(const T* x, const T* w, const std::int32_t* labels,
+                                        const T* dist, std::int64_t n, std::int64_t d, int k) {
+  constexpr std::int64_t kLeaf = 4096, kSub = 256;
+  const std::int64_t W = k * d + k + 1, leaves = (n + kLeaf - 1) / kLeaf;
+  std::vector<double> rows(static_cast<std::size_t>(leaves * W), 0.0);
+  std::vector<double> sub(static_cast<std::size_t>(W));
+  for (std::int64_t l = 0; l < leaves; ++l) {
+    double* leaf = rows.data() + l * W;
+    for (std::int64_t s = 0; s < kLeaf / kSub; ++s) {
+      std::fill(sub.begin(), sub.end(), 0.0);
+      const std::int64_t p0 = l * kLeaf + s * kSub;
+      for (std::int64_t i = p0; i < std::min(n, p0 + kSub); ++i) {
+        const double wi = w ? static_cast<double>(w[i]) : 1.0;
+        const int c = labels[i];
+        for (std::int64_t j = 0; j < d; ++j)
+          sub[c * d + j] = sub[c * d + j] + wi * static_cast<double>(x[i * d + j]);
+        sub[k * d + c] = sub[k * d + c] + wi;
+        sub[W - 1] = sub[W - 1] + wi * static_cast<double>(dist[i]);
+      }
+      for (std::int64_t e = 0; e < W; ++e) leaf[e] = leaf[e] + sub[e];
+    }
+  }
+  return rows;
+}
+
+/// The canonical nodes of those points as the shard whose first leaf is global block `fb`.
+template <class T>
+kmeans::detail::tree::NodeStack canonical_nodes(const T* x, const T* w,
+                                                const std::int32_t* labels, const T* dist,
+                                                std::int64_t n, std::int64_t d, int k,
+                                                std::int64_t fb) {
+  const std::int64_t W = k * d + k + 1;
+  const std::vector<double> rows = canonical_leaf_rows(x, w, labels, dist, n, d, k);
+  kmeans::detail::tree::NodeStack stack(W);
+  for (std::int64_t l = 0; l * 4096 < n; ++l) stack.push({fb + l, 1}, rows.data() + l * W);
+  return stack;
+}
+
+}  // namespace kmeans_test
