@@ -80,6 +80,7 @@ const Case kCases[] = {
     {4097, 16, 1, false, "k = 1"},
     {1, 3, 1, false, "n = 1"},
     {20000, 16, 300, false, "many clusters (ranking passes)"},
+    {6000, 6, 700, false, "more than 512 clusters: only the touched clusters' scratch"},
     {5000, 4, 9, true, "duplicate rows"},
 };
 

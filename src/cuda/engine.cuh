@@ -31,8 +31,8 @@
 // leaves of 4096 points, the dyadic tree over leaves of tree_sum.hpp, each product and sum
 // rounded on its own (never fused). It depends only on the data, the labels and the weights:
 // not on the grid, the SM count, the device, nor on how the rows are split into chunks or
-// ranks, so an in-memory, streamed or multi-GPU CUDA fit gives the same bits (the CPU
-// backends' leaves follow their own order and may differ in the last bits). The changed count
+// ranks, so an in-memory, streamed or multi-GPU CUDA fit gives the same bits (the Cpu backend
+// sums in the same order, src/cpu_accumulate.hpp; the Reference backend does not). The changed count
 // is exact. cuBLAS GEMMs are deterministic on one stream with a fixed workspace, and the labels
 // and distances of every path are exact, so the GEMM path changes no bit either. Sums are in
 // double from the first addition: a per-block float sum over a few thousand points would lose

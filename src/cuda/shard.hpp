@@ -10,8 +10,9 @@
 //   total = the dyadic tree over leaves of tree_sum.hpp (an empty leaf is +0.0, which adds
 //     exactly, so a sparse evaluation over the non-empty leaves gives the dense tree's bits).
 //   The SSE has the same structure with w_p * double(dist_p) per point; changed counts are exact.
-// The CPU engine's leaves are formed in its own order, so CUDA and CPU sums may differ in the
-// last bits; every CUDA fit (in memory, streamed, on P ranks) gives the same bits.
+// The CPU engine forms its sums in the same order (src/cpu_accumulate.hpp), so with the same
+// labels and distances the two give the same bits; every CUDA fit (in memory, streamed, on P
+// ranks) gives the same bits.
 #pragma once
 
 #include <cstdint>
