@@ -116,6 +116,7 @@ class CpuEngine final : public ShardEngine<T> {
         small_k_kernel_(small_k_kernel_of<T>(kt)),
         accumulate_(accumulate_of<T>(kt)),
         accumulate_leaf_(accumulate_leaf_of<T>(kt)),
+        add_(kt.add),
         tile_(tile_of<T>(kt)),
         bounds_test_(bounds_test_of<T>(cpu::bounds_table_for(kt.name))),
         bounds_groups_(bounds_groups_of<T>(cpu::bounds_table_for(kt.name))),
@@ -238,9 +239,9 @@ class CpuEngine final : public ShardEngine<T> {
       cpu::LeafSums<T>& leaf = slots_[slot].sums;
       if (ps && !leaf_small) {
         if (pi == 0)
-          leaf.begin(ps, d, k);
+          leaf.begin(ps, d, k, add_);
         else
-          leaf.begin_record(&records_[static_cast<std::size_t>(item)], d, k);
+          leaf.begin_record(&records_[static_cast<std::size_t>(item)], d, k, add_);
       }
       cpu::BlockPolicy* policy = pruned ? &bounds_.policy(b) : nullptr;
       std::int64_t changed = 0;
@@ -549,6 +550,7 @@ class CpuEngine final : public ShardEngine<T> {
   cpu::AssignSmallKFn<T> small_k_kernel_;
   cpu::AccumulateFn<T> accumulate_;
   cpu::AccumulateLeafFn<T> accumulate_leaf_;
+  cpu::AddFn add_;
   int tile_;
   cpu::GroupsTestFn<T> bounds_test_;
   cpu::GroupsSearchFn<T> bounds_groups_;

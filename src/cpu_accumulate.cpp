@@ -6,6 +6,7 @@
 #include "internal.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <numeric>
 
 namespace kmeans::detail::cpu {
@@ -68,28 +69,32 @@ void replay(const SubtileRecord& r, std::int64_t d, int k, double* leaf, std::in
 }
 
 template <class T>
-void LeafSums<T>::begin(double* leaf, std::int64_t d, int k) {
+void LeafSums<T>::begin(double* leaf, std::int64_t d, int k, AddFn add) {
   leaf_ = leaf;
   record_ = nullptr;
-  start(d, k);
+  start(d, k, add);
 }
 
 template <class T>
-void LeafSums<T>::begin_record(SubtileRecord* record, std::int64_t d, int k) {
+void LeafSums<T>::begin_record(SubtileRecord* record, std::int64_t d, int k, AddFn add) {
   leaf_ = nullptr;
   record_ = record;
   record->clear();
-  start(d, k);
+  start(d, k, add);
 }
 
 template <class T>
-void LeafSums<T>::start(std::int64_t d, int k) {
+void LeafSums<T>::start(std::int64_t d, int k, AddFn add) {
+  add_ = add;
   d_ = d;
   k_ = k;
   open_ = -1;
   dense_ = k <= kDenseMaxK;
   const auto entries = static_cast<std::size_t>(k * d + k);
-  if (sub_.size() < entries) sub_.resize(entries);
+  if (sub_store_.size() < entries + 8) sub_store_.resize(entries + 8);
+  // 64-byte aligned, as the leaf rows are: the table's vector adds then touch whole lines.
+  const auto addr = reinterpret_cast<std::uintptr_t>(sub_store_.data());
+  sub_ = sub_store_.data() + ((64 - addr % 64) % 64) / sizeof(double);
   if (mark_.size() != static_cast<std::size_t>(k)) mark_.assign(static_cast<std::size_t>(k), 0);
   touched_.clear();
 }
@@ -105,9 +110,9 @@ void LeafSums<T>::add(const T* x, const T* w, std::int64_t r0, std::int64_t rows
     if (s != open_) {
       fold();
       open_ = s;
-      if (scratch && dense_) std::fill(sub_.begin(), sub_.begin() + kd + k_, 0.0);
+      if (scratch && dense_) std::fill(sub_, sub_ + kd + k_, 0.0);
     }
-    double* sums = scratch ? sub_.data() : leaf_;
+    double* sums = scratch ? sub_ : leaf_;
     if (scratch && !dense_) {  // from +0.0, for the clusters it touches
       for (std::int64_t r = 0; r < n; ++r) {
         const std::int32_t c = lab[r];
@@ -157,21 +162,20 @@ void LeafSums<T>::fold() {
   if (record_) {
     for (const std::int32_t c : touched_) {
       record_->clusters.push_back(c);
-      const double* a = sub_.data() + c * d;
+      const double* a = sub_ + c * d;
       record_->values.insert(record_->values.end(), a, a + d);
-      record_->values.push_back(sub_[static_cast<std::size_t>(kd + c)]);
+      record_->values.push_back(sub_[kd + c]);
       mark_[c] = 0;
     }
     record_->ends.push_back(static_cast<std::int64_t>(record_->clusters.size()));
   } else if (dense_) {
-    const double* a = sub_.data();
-    for (std::int64_t e = 0; e < kd + k_; ++e) leaf_[e] = leaf_[e] + a[e];
+    add_(leaf_, sub_, kd + k_);
   } else {
     for (const std::int32_t c : touched_) {
       double* l = leaf_ + c * d;
-      const double* a = sub_.data() + c * d;
+      const double* a = sub_ + c * d;
       for (std::int64_t j = 0; j < d; ++j) l[j] = l[j] + a[j];
-      leaf_[kd + c] = leaf_[kd + c] + sub_[static_cast<std::size_t>(kd + c)];
+      leaf_[kd + c] = leaf_[kd + c] + sub_[kd + c];
       mark_[c] = 0;
     }
   }

@@ -53,9 +53,9 @@ template <class T>
 class LeafSums {
  public:
   /// Starts a leaf whose values (k x d sums, then k weights) are `leaf`, all +0.0.
-  void begin(double* leaf, std::int64_t d, int k);
+  void begin(double* leaf, std::int64_t d, int k, AddFn add);
   /// Starts a later part of a leaf: its sub-tiles go to `record` (cleared first), for replay.
-  void begin_record(SubtileRecord* record, std::int64_t d, int k);
+  void begin_record(SubtileRecord* record, std::int64_t d, int k, AddFn add);
   /// Adds `rows` rows starting at row r0 of the leaf (r0 = where the previous call ended, or 0):
   /// their data x, labels lab and weights w (null: unit weights, through the table's `unit`).
   void add(const T* x, const T* w, std::int64_t r0, std::int64_t rows, const std::int32_t* lab,
@@ -65,14 +65,16 @@ class LeafSums {
 
  private:
   void fold();
-  void start(std::int64_t d, int k);
+  void start(std::int64_t d, int k, AddFn add);
+  AddFn add_ = nullptr;  ///< the kernel table's vector add (the dense fold)
   double* leaf_ = nullptr;
   SubtileRecord* record_ = nullptr;
   std::int64_t d_ = 0;
   int k_ = 0;
   std::int64_t open_ = -1;  ///< the sub-tile being summed
   bool dense_ = false;      ///< few clusters: the whole scratch is zeroed and added
-  std::vector<double> sub_;
+  std::vector<double> sub_store_;
+  double* sub_ = nullptr;  ///< the sub-tile scratch (k x d sums, k weights) in sub_store_
   std::vector<std::int32_t> touched_;
   std::vector<unsigned char> mark_;
 };

@@ -72,6 +72,9 @@ inline std::int64_t gemm_scratch(std::int64_t d) {
   return 16 * ((d + kGemmKC - 1) / kGemmKC * kGemmKC) + 4096;
 }
 
+/// dst[i] = dst[i] + src[i] for i < n (the sub-tile scratch's fold into its leaf).
+using AddFn = void (*)(double* dst, const double* src, std::int64_t n);
+
 struct KernelTable {
   const char* name;        ///< "generic", "avx2" or "avx512".
   int tile_f;              ///< Centroids per tile for float.
@@ -90,6 +93,7 @@ struct KernelTable {
   AccumulateFn<double> accumulate_d;
   AccumulateLeafFn<float> accumulate_leaf_f;
   AccumulateLeafFn<double> accumulate_leaf_d;
+  AddFn add;
 };
 
 const KernelTable& kernels_generic();

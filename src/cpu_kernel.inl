@@ -465,6 +465,11 @@ void accumulate_leaf(const T* x, std::int64_t rows, std::int64_t d, int k, const
   }
 }
 
+/// AddFn with this table's vectors.
+void add_doubles(double* __restrict__ dst, const double* __restrict__ src, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) dst[i] = dst[i] + src[i];
+}
+
 /// AccumulateFn: vectorised here with this table's instruction set (pure adds: no contraction).
 template <class T>
 void accumulate_rows(const T* x, std::int64_t rows, std::int64_t d, int k,
@@ -495,7 +500,8 @@ const KernelTable& KMEANS_TABLE() {
                                  &accumulate_rows<float>,
                                  &accumulate_rows<double>,
                                  &accumulate_leaf<float>,
-                                 &accumulate_leaf<double>};
+                                 &accumulate_leaf<double>,
+                                 &add_doubles};
   return table;
 }
 
