@@ -443,102 +443,11 @@ class CpuEngine final : public ShardEngine<T> {
     return out;
   }
 
-  /// Large k * d: bucket point indices by label (counting sort, stable), then each cluster
-  /// forms the block partials of its points (the canonical leaf values, cpu::sorted_leaf) and
-  /// combines them in the canonical tree, its absent blocks being zeros (the identity), with a
-  /// stack of O(log B) partials; clusters spread over threads. Totals go to sums and weights, or
-  /// node values to `out` (rows of `width`).
+  /// Large k * d: the sums by cluster from the points bucketed by label (cpu::bucket_sums).
   void sum_by_cluster(int k, double* sums, double* weights, double* out, std::int64_t width) {
-    const std::int64_t n = v_.n, d = v_.d, S = d + 1;
-    std::vector<std::int64_t> start(static_cast<std::size_t>(k) + 1, 0);
-    for (std::int64_t i = 0; i < n; ++i) ++start[labels_[i] + 1];
-    std::partial_sum(start.begin(), start.end(), start.begin());
-    order_.resize(static_cast<std::size_t>(n));
-    std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
-    for (std::int64_t i = 0; i < n; ++i) order_[fill[labels_[i]]++] = i;
-    const auto m = static_cast<std::int64_t>(nodes_.size());
-    const int nt = threads_for(n_threads_, double(n) * d);
-    if (bucket_slots_.size() < static_cast<std::size_t>(nt))
-      bucket_slots_.resize(static_cast<std::size_t>(nt));
-    auto cluster = [&](std::int64_t c, int slot) {
-      BucketSlot& bs = bucket_slots_[static_cast<std::size_t>(slot)];
-      bs.acc.resize(static_cast<std::size_t>(S));
-      bs.leaf.resize(static_cast<std::size_t>(S));
-      bs.stack.resize(static_cast<std::size_t>((66 + m) * S));
-      bs.pos.resize(66);
-      double* node_val = bs.stack.data() + 66 * S;  // m node values
-      std::vector<char>& present = bs.present;
-      present.assign(static_cast<std::size_t>(m), 0);
-      std::int64_t q = start[c];
-      const std::int64_t q_end = start[c + 1];
-      for (std::int64_t j = 0; j < m; ++j) {
-        const std::int64_t hi = std::min(n, (nodes_[j].start - first_block_ + nodes_[j].size) * kBlock);
-        std::int64_t depth = 0;  // the stack: partials of disjoint subtrees, by position
-        while (q < q_end && order_[q] < hi) {
-          const std::int64_t b = order_[q] / kBlock;
-          double* val = bs.leaf.data();  // this block's partial
-          std::int64_t q1 = q;
-          while (q1 < q_end && order_[q1] / kBlock == b) ++q1;
-          cpu::sorted_leaf(v_.data, v_.weights, d, order_.data(), q, q1, val, bs.acc.data());
-          q = q1;
-          // Before the next leaf: combine the top two partials while their smallest common
-          // subtree cannot hold it (then it is complete: left part + right part).
-          const std::int64_t x = b - (nodes_[j].start - first_block_);  // within the node
-          while (depth >= 2) {
-            const std::int64_t pa = bs.pos[static_cast<std::size_t>(depth - 2)];
-            const std::int64_t pb = bs.pos[static_cast<std::size_t>(depth - 1)];
-            const int level = 64 - __builtin_clzll(static_cast<unsigned long long>(pa ^ pb));
-            if ((x >> level) == (pa >> level)) break;
-            pop_into(bs, depth, S);
-          }
-          std::copy(val, val + S, bs.stack.data() + depth * S);
-          bs.pos[static_cast<std::size_t>(depth)] = x;
-          ++depth;
-        }
-        while (depth >= 2) pop_into(bs, depth, S);
-        if (depth == 1) {
-          present[static_cast<std::size_t>(j)] = 1;
-          std::copy(bs.stack.data(), bs.stack.data() + S, node_val + j * S);
-        }
-      }
-      if (out) {
-        for (std::int64_t j = 0; j < m; ++j) {
-          if (!present[static_cast<std::size_t>(j)]) continue;  // out holds zeros
-          double* row = out + j * width;
-          std::copy(node_val + j * S, node_val + j * S + d, row + c * d);
-          row[k * d + c] = node_val[j * S + d];
-        }
-        return;
-      }
-      // The right fold of the nodes; absent ones are zeros, the identity.
-      double* total = bs.acc.data();
-      std::fill(total, total + S, 0.0);
-      bool any = false;
-      for (std::int64_t j = m - 1; j >= 0; --j) {
-        if (!present[static_cast<std::size_t>(j)]) continue;
-        const double* v = node_val + j * S;
-        for (std::int64_t f = 0; f < S; ++f) total[f] = any ? v[f] + total[f] : v[f];
-        any = true;
-      }
-      std::copy(total, total + d, sums + c * d);
-      weights[c] = total[d];
-    };
-    cpu::parallel_for(nt, k, cluster);
-  }
-
-  /// Per-thread scratch of sum_by_cluster: a block's partial, a sub-tile's (then the total), the stack
-  /// of partials (and its positions) and the node values.
-  struct BucketSlot {
-    std::vector<double> leaf, acc, stack;
-    std::vector<std::int64_t> pos;
-    std::vector<char> present;
-  };
-  /// Combines the top two partials of the stack (left + right) into the lower one.
-  static void pop_into(BucketSlot& bs, std::int64_t& depth, std::int64_t S) {
-    double* l = bs.stack.data() + (depth - 2) * S;
-    const double* r = l + S;
-    for (std::int64_t f = 0; f < S; ++f) l[f] = l[f] + r[f];
-    --depth;
+    cpu::bucket_sums(v_.data, v_.weights, v_.n, v_.d, k, labels_.data(), nodes_, first_block_,
+                     threads_for(n_threads_, double(v_.n) * v_.d), bucket_, sums, weights, out,
+                     width);
   }
 
   DataView<T> v_;
@@ -574,8 +483,7 @@ class CpuEngine final : public ShardEngine<T> {
   std::vector<cpu::SubtileRecord> records_;  ///< the later runs of split blocks
   std::vector<tree::Node> nodes_;  ///< the canonical decomposition of this data's blocks
   std::vector<double> sse_tree_;
-  std::vector<std::int64_t> order_;
-  std::vector<BucketSlot> bucket_slots_;
+  cpu::BucketScratch bucket_;
   AlignedBuffer<T> tiles_;
   AlignedBuffer<double> partial_;
   /// Per-thread scratch of assign (index = the pool's slot), kept across passes.

@@ -3,11 +3,13 @@
 // Compiled with -ffp-contract=off: every product w_p * x_p is rounded before it is added.
 #include "cpu_accumulate.hpp"
 
+#include "cpu_pool.hpp"
 #include "internal.hpp"
 
 #include <algorithm>
 #include <cstdint>
 #include <numeric>
+#include <vector>
 
 namespace kmeans::detail::cpu {
 
@@ -241,6 +243,99 @@ void sorted_leaf(const T* x, const T* w, std::int64_t d, const std::int64_t* ord
     for (std::int64_t j = 0; j <= d; ++j) val[j] = val[j] + sub[j];
 }
 
+namespace {
+/// Combines the top two partials of a bucket slot's stack (left + right) into the lower one.
+void pop_into(BucketScratch::Slot& bs, std::int64_t& depth, std::int64_t S) {
+  double* l = bs.stack.data() + (depth - 2) * S;
+  const double* r = l + S;
+  for (std::int64_t f = 0; f < S; ++f) l[f] = l[f] + r[f];
+  --depth;
+}
+}  // namespace
+
+template <class T>
+void bucket_sums(const T* x, const T* w, std::int64_t n, std::int64_t d, int k,
+                 const std::int32_t* labels, const std::vector<tree::Node>& nodes,
+                 std::int64_t first_block, int nt, BucketScratch& scratch, double* sums,
+                 double* weights, double* out, std::int64_t width) {
+  const std::int64_t S = d + 1;
+  std::vector<std::int64_t>& order = scratch.order;
+  std::vector<std::int64_t> start(static_cast<std::size_t>(k) + 1, 0);
+  for (std::int64_t i = 0; i < n; ++i) ++start[labels[i] + 1];
+  std::partial_sum(start.begin(), start.end(), start.begin());
+  order.resize(static_cast<std::size_t>(n));
+  std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
+  for (std::int64_t i = 0; i < n; ++i) order[fill[labels[i]]++] = i;
+  const auto m = static_cast<std::int64_t>(nodes.size());
+  if (scratch.slots.size() < static_cast<std::size_t>(nt))
+    scratch.slots.resize(static_cast<std::size_t>(nt));
+  auto cluster = [&](std::int64_t c, int slot) {
+    BucketScratch::Slot& bs = scratch.slots[static_cast<std::size_t>(slot)];
+    bs.acc.resize(static_cast<std::size_t>(S));
+    bs.leaf.resize(static_cast<std::size_t>(S));
+    bs.stack.resize(static_cast<std::size_t>((66 + m) * S));
+    bs.pos.resize(66);
+    double* node_val = bs.stack.data() + 66 * S;  // m node values
+    std::vector<char>& present = bs.present;
+    present.assign(static_cast<std::size_t>(m), 0);
+    std::int64_t q = start[c];
+    const std::int64_t q_end = start[c + 1];
+    for (std::int64_t j = 0; j < m; ++j) {
+      const std::int64_t hi =
+          std::min(n, (nodes[j].start - first_block + nodes[j].size) * kReduceBlock);
+      std::int64_t depth = 0;  // the stack: partials of disjoint subtrees, by position
+      while (q < q_end && order[q] < hi) {
+        const std::int64_t b = order[q] / kReduceBlock;
+        double* val = bs.leaf.data();  // this block's partial
+        std::int64_t q1 = q;
+        while (q1 < q_end && order[q1] / kReduceBlock == b) ++q1;
+        sorted_leaf(x, w, d, order.data(), q, q1, val, bs.acc.data());
+        q = q1;
+        // Before the next leaf: combine the top two partials while their smallest common
+        // subtree cannot hold it (then it is complete: left part + right part).
+        const std::int64_t at = b - (nodes[j].start - first_block);  // within the node
+        while (depth >= 2) {
+          const std::int64_t pa = bs.pos[static_cast<std::size_t>(depth - 2)];
+          const std::int64_t pb = bs.pos[static_cast<std::size_t>(depth - 1)];
+          const int level = 64 - __builtin_clzll(static_cast<unsigned long long>(pa ^ pb));
+          if ((at >> level) == (pa >> level)) break;
+          pop_into(bs, depth, S);
+        }
+        std::copy(val, val + S, bs.stack.data() + depth * S);
+        bs.pos[static_cast<std::size_t>(depth)] = at;
+        ++depth;
+      }
+      while (depth >= 2) pop_into(bs, depth, S);
+      if (depth == 1) {
+        present[static_cast<std::size_t>(j)] = 1;
+        std::copy(bs.stack.data(), bs.stack.data() + S, node_val + j * S);
+      }
+    }
+    if (out) {
+      for (std::int64_t j = 0; j < m; ++j) {
+        if (!present[static_cast<std::size_t>(j)]) continue;  // out holds zeros
+        double* row = out + j * width;
+        std::copy(node_val + j * S, node_val + j * S + d, row + c * d);
+        row[k * d + c] = node_val[j * S + d];
+      }
+      return;
+    }
+    // The right fold of the nodes; absent ones are zeros, the identity.
+    double* total = bs.acc.data();
+    std::fill(total, total + S, 0.0);
+    bool any = false;
+    for (std::int64_t j = m - 1; j >= 0; --j) {
+      if (!present[static_cast<std::size_t>(j)]) continue;
+      const double* v = node_val + j * S;
+      for (std::int64_t f = 0; f < S; ++f) total[f] = any ? v[f] + total[f] : v[f];
+      any = true;
+    }
+    std::copy(total, total + d, sums + c * d);
+    weights[c] = total[d];
+  };
+  parallel_for(nt, k, cluster);
+}
+
 template double leaf_sse(const float*, const float*, std::int64_t);
 template double leaf_sse(const double*, const double*, std::int64_t);
 template class LeafSums<float>;
@@ -253,5 +348,11 @@ template void sorted_leaf(const float*, const float*, std::int64_t, const std::i
                           std::int64_t, std::int64_t, double*, double*);
 template void sorted_leaf(const double*, const double*, std::int64_t, const std::int64_t*,
                           std::int64_t, std::int64_t, double*, double*);
+template void bucket_sums(const float*, const float*, std::int64_t, std::int64_t, int,
+                          const std::int32_t*, const std::vector<tree::Node>&, std::int64_t, int,
+                          BucketScratch&, double*, double*, double*, std::int64_t);
+template void bucket_sums(const double*, const double*, std::int64_t, std::int64_t, int,
+                          const std::int32_t*, const std::vector<tree::Node>&, std::int64_t, int,
+                          BucketScratch&, double*, double*, double*, std::int64_t);
 
 }  // namespace kmeans::detail::cpu

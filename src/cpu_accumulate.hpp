@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cpu_kernel.hpp"
+#include "tree_sum.hpp"
 
 namespace kmeans::detail::cpu {
 
@@ -91,5 +92,30 @@ void accumulate_leaf_weighted(const T* x, const T* w, std::int64_t rows, std::in
 template <class T>
 void sorted_leaf(const T* x, const T* w, std::int64_t d, const std::int64_t* order,
                  std::int64_t lo, std::int64_t hi, double* val, double* sub);
+
+/// Reusable scratch of bucket_sums: the points' order and per-thread stacks.
+struct BucketScratch {
+  std::vector<std::int64_t> order;
+  /// A thread's leaf value, a sub-tile's (then the total), the stack of partials, its
+  /// positions, and which nodes the cluster is present in.
+  struct Slot {
+    std::vector<double> leaf, acc, stack;
+    std::vector<std::int64_t> pos;
+    std::vector<char> present;
+  };
+  std::vector<Slot> slots;
+};
+
+/// The bucket path for large k x d: the points' indices sorted by label (counting sort,
+/// stable), then each cluster forms the canonical leaf values of its points (sorted_leaf) and
+/// combines them in the canonical tree over the shard's nodes (its absent leaves are +0.0,
+/// the identity) with a stack of O(log B) partials; clusters spread over nt threads. Totals go
+/// to sums (k x d) and weights (k), or, when `out` is not null, node values to its rows of
+/// `width` (k x d sums then k weights; `out` holds zeros where a cluster is absent).
+template <class T>
+void bucket_sums(const T* x, const T* w, std::int64_t n, std::int64_t d, int k,
+                 const std::int32_t* labels, const std::vector<tree::Node>& nodes,
+                 std::int64_t first_block, int nt, BucketScratch& scratch, double* sums,
+                 double* weights, double* out, std::int64_t width);
 
 }  // namespace kmeans::detail::cpu
