@@ -189,17 +189,20 @@ class CpuEngine final : public ShardEngine<T> {
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
     const double share = cpu::search_share(small_k);
     if (pruned) block_searched_.assign(static_cast<std::size_t>(n_blocks_), 0);
-    // Too few blocks to keep every thread busy (few, heavy blocks: 5000 x 2048 is two): each
-    // block is split into `parts` runs of sub-tiles; the first run of a block sums into its
-    // leaf, the later ones record their sub-tiles (cpu::SubtileRecord) and are added in order
-    // after the pass, so the bits do not change. Not with bound-pruned passes (a block's
-    // policy is one thread's) nor the small shapes' four-sub-tile accumulation.
+    // Too few blocks to keep every thread busy (under 4 per thread; 5000 x 2048 is two): each
+    // block is split into `parts` runs of sub-tiles (at least 2, and at least 2 items per
+    // thread; 4 parts gave 5000 x 2048 k = 32 no more than 2, with twice the records); the
+    // first run of a block sums into its leaf, the later ones record their sub-tiles
+    // (cpu::SubtileRecord), added in order after the pass, so the bits do not change. Not with
+    // bound-pruned passes (a block's policy is one thread's) nor the small shapes'
+    // four-sub-tile accumulation.
     const int threads = threads_for(n_threads_, double(n) * d * (k + 1));
     int parts = 1;
     if (threads > 1 && !pruned && !(partials && cpu::accumulate_interleaved(d, k)) &&
         n_blocks_ < 4 * threads)
       parts = static_cast<int>(std::min<std::int64_t>(
-          cpu::kSubtilesPerLeaf, (4 * threads + n_blocks_ - 1) / n_blocks_));
+          cpu::kSubtilesPerLeaf,
+          std::max<std::int64_t>(2, (2 * threads + n_blocks_ - 1) / n_blocks_)));
     const std::int64_t items = n_blocks_ * parts;
     const int nt = items > 1 ? threads : 1;
     double* part = partials ? partial_.get(static_cast<std::size_t>(n_blocks_ * stride)) : nullptr;
