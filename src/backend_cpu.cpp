@@ -404,7 +404,8 @@ class CpuEngine final : public ShardEngine<T> {
 
  private:
   /// Labels of rows [i0, i0 + rows) into labels_; returns how many changed.
-  std::int64_t keep_labels(std::int64_t i0, std::int64_t rows, const std::int32_t* lab) {
+  std::int64_t keep_labels(std::int64_t i0, std::int64_t rows,
+                           const std::int32_t* __restrict__ lab) {
     std::int32_t* __restrict__ out = labels_.data() + i0;
     std::int64_t changed = 0;
     for (std::int64_t r = 0; r < rows; ++r) {
