@@ -6,12 +6,27 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <random>
 #include <vector>
 
 #include "tree_sum.hpp"
 
 namespace kmeans_test {
+
+/// n x d values whose sums depend on their order (magnitudes 2^-12 .. 2^12 on an offset of up to
+/// 8) into x and n weights of varied magnitudes into w, drawn from gen.
+template <class T>
+void order_sensitive_data(std::mt19937_64& gen, std::int64_t n, std::int64_t d,
+                          std::vector<T>& x, std::vector<T>& w) {
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::uniform_int_distribution<int> mag(-12, 12);
+  x.resize(static_cast<std::size_t>(n * d));
+  for (auto& v : x) v = static_cast<T>(std::ldexp(u(gen), mag(gen)) + 8 * u(gen));
+  w.resize(static_cast<std::size_t>(n));
+  for (auto& v : w) v = static_cast<T>(std::ldexp(1 + u(gen), mag(gen) / 4));
+}
 
 /// Leaf rows of k x d sums, k weights and the SSE (width k * d + k + 1) of n points with labels
 /// and distances dist (w: weights, or null): each 256-point sub-tile summed in point order from

@@ -57,15 +57,11 @@ template <class T>
 Problem<T> make_problem(std::int64_t n, std::int64_t d, int k, std::uint32_t seed) {
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> u(-1, 1);
-  std::uniform_int_distribution<int> mag(-12, 12);
   Problem<T> p;
   p.n = n;
   p.d = d;
   p.k = k;
-  p.x.resize(static_cast<std::size_t>(n * d));
-  for (auto& v : p.x) v = static_cast<T>(std::ldexp(u(gen), mag(gen)) + 8 * u(gen));
-  p.w.resize(static_cast<std::size_t>(n));
-  for (auto& v : p.w) v = static_cast<T>(std::ldexp(1 + u(gen), mag(gen) / 4));
+  kmeans_test::order_sensitive_data(gen, n, d, p.x, p.w);
   p.c.resize(static_cast<std::size_t>(k * d));
   for (auto& v : p.c) v = static_cast<T>(8 * u(gen));
   return p;
