@@ -41,18 +41,53 @@ inline void sse_chains(const T* dist, const T* w, int q0, std::int64_t len, doub
   for (int q = 0; q < Q; ++q) out[q0 + q] = s[q];
 }
 
+/// The SSE sums of the leaf's last Q full sub-tiles [q0, q0 + Q) and, when tail > 0, of the
+/// partial sub-tile q0 + Q of `tail` rows after them, at once (Q + 1 chains, then Q).
+template <int Q, bool kW, class T>
+inline void sse_ragged(const T* dq, const T* wq, std::int64_t tail, double* out) {
+  double s[Q + 1] = {};
+  auto term = [&](std::int64_t i) {
+    return kW ? static_cast<double>(wq[i]) * static_cast<double>(dq[i]) : static_cast<double>(dq[i]);
+  };
+  std::int64_t r = 0;
+  for (; r < tail; ++r)
+    for (int q = 0; q <= Q; ++q) s[q] = s[q] + term(r + q * kSubtileRows);
+  for (; r < kSubtileRows; ++r)
+    for (int q = 0; q < Q; ++q) s[q] = s[q] + term(r + q * kSubtileRows);
+  for (int q = 0; q < Q; ++q) out[q] = s[q];
+  if (tail > 0) out[Q] = s[Q];
+}
+
+template <int Q, class T>
+inline void sse_rest(const T* dist, const T* w, int q0, std::int64_t tail, double* out) {
+  const T* dq = dist + q0 * kSubtileRows;
+  if (w)
+    sse_ragged<Q, true>(dq, w + q0 * kSubtileRows, tail, out + q0);
+  else
+    sse_ragged<Q, false>(dq, static_cast<const T*>(nullptr), tail, out + q0);
+}
+
 template <class T>
 double leaf_sse(const T* dist, const T* w, std::int64_t rows) {
   constexpr int kSubs = static_cast<int>(kReduceBlock / kSubtileRows);
   double s[kSubs] = {};
   const int full = static_cast<int>(rows / kSubtileRows);
+  const std::int64_t tail = rows % kSubtileRows;
   int q = 0;
   for (; q + 8 <= full; q += 8) sse_chains<8>(dist, w, q, kSubtileRows, s);
-  for (; q + 4 <= full; q += 4) sse_chains<4>(dist, w, q, kSubtileRows, s);
-  for (; q < full; ++q) sse_chains<1>(dist, w, q, kSubtileRows, s);
-  if (rows % kSubtileRows) sse_chains<1>(dist, w, q++, rows % kSubtileRows, s);
+  switch (full - q) {  // the rest, with the partial sub-tile, as one group of chains
+    case 0: sse_rest<0>(dist, w, q, tail, s); break;
+    case 1: sse_rest<1>(dist, w, q, tail, s); break;
+    case 2: sse_rest<2>(dist, w, q, tail, s); break;
+    case 3: sse_rest<3>(dist, w, q, tail, s); break;
+    case 4: sse_rest<4>(dist, w, q, tail, s); break;
+    case 5: sse_rest<5>(dist, w, q, tail, s); break;
+    case 6: sse_rest<6>(dist, w, q, tail, s); break;
+    default: sse_rest<7>(dist, w, q, tail, s); break;
+  }
+  const int nq = full + (tail > 0 ? 1 : 0);
   double leaf = 0;
-  for (int i = 0; i < q; ++i) leaf = leaf + s[i];
+  for (int i = 0; i < nq; ++i) leaf = leaf + s[i];
   return leaf;
 }
 
