@@ -15,6 +15,14 @@
 
 namespace kmeans_test {
 
+/// A pass's inputs for the canonical-order tests: n x d data, n weights, k x d centroids.
+template <class T>
+struct CanonProblem {
+  std::int64_t n = 0, d = 0;
+  int k = 0;
+  std::vector<T> x, w, c;
+};
+
 /// n x d values whose sums depend on their order (magnitudes 2^-12 .. 2^12 on an offset of up to
 /// 8) into x and n weights of varied magnitudes into w, drawn from gen.
 template <class T>
@@ -26,6 +34,18 @@ void order_sensitive_data(std::mt19937_64& gen, std::int64_t n, std::int64_t d,
   for (auto& v : x) v = static_cast<T>(std::ldexp(u(gen), mag(gen)) + 8 * u(gen));
   w.resize(static_cast<std::size_t>(n));
   for (auto& v : w) v = static_cast<T>(std::ldexp(1 + u(gen), mag(gen) / 4));
+}
+
+/// A CanonProblem with order-sensitive data and weights from gen; the centroids left empty.
+template <class T>
+CanonProblem<T> order_sensitive_problem(std::mt19937_64& gen, std::int64_t n, std::int64_t d,
+                                        int k) {
+  CanonProblem<T> p;
+  p.n = n;
+  p.d = d;
+  p.k = k;
+  order_sensitive_data(gen, n, d, p.x, p.w);
+  return p;
 }
 
 /// Leaf rows of k x d sums, k weights and the SSE (width k * d + k + 1) of n points with labels

@@ -27,25 +27,17 @@ namespace tree = kmeans::detail::tree;
 
 bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
-/// Data whose sums depend on their order (magnitudes 2^-12 .. 2^12 on an offset), optional
-/// duplicate rows, weights of varied magnitudes, centroids drawn from the rows.
 template <class T>
-struct Problem {
-  std::int64_t n = 0, d = 0;
-  int k = 0;
-  std::vector<T> x, w, c;
-};
+using Problem = kmeans_test::CanonProblem<T>;
 
+/// Data whose sums depend on their order, optional duplicate rows, weights of varied
+/// magnitudes (canonical_oracle.hpp), centroids drawn from the rows.
 template <class T>
 Problem<T> make_problem(std::int64_t n, std::int64_t d, int k, bool duplicates,
                         std::uint32_t seed) {
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> u(-1, 1);
-  Problem<T> p;
-  p.n = n;
-  p.d = d;
-  p.k = k;
-  kmeans_test::order_sensitive_data(gen, n, d, p.x, p.w);
+  Problem<T> p = kmeans_test::order_sensitive_problem<T>(gen, n, d, k);
   if (duplicates)
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t j = 0; j < d; ++j) p.x[i * d + j] = p.x[(i % 7) * d + j];

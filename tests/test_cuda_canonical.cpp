@@ -45,23 +45,15 @@ class ScopedEnv {
   const char* name_;
 };
 
-/// Data whose sums depend on the order: coordinates of magnitudes 2^-12 .. 2^12.
 template <class T>
-struct Problem {
-  std::int64_t n = 0, d = 0;
-  int k = 0;
-  std::vector<T> x, w, c;
-};
+using Problem = kmeans_test::CanonProblem<T>;
 
+/// Data whose sums depend on the order (canonical_oracle.hpp), centroids in [-8, 8).
 template <class T>
 Problem<T> make_problem(std::int64_t n, std::int64_t d, int k, std::uint32_t seed) {
   std::mt19937_64 gen(seed);
   std::uniform_real_distribution<double> u(-1, 1);
-  Problem<T> p;
-  p.n = n;
-  p.d = d;
-  p.k = k;
-  kmeans_test::order_sensitive_data(gen, n, d, p.x, p.w);
+  Problem<T> p = kmeans_test::order_sensitive_problem<T>(gen, n, d, k);
   p.c.resize(static_cast<std::size_t>(k * d));
   for (auto& v : p.c) v = static_cast<T>(8 * u(gen));
   return p;
