@@ -111,7 +111,29 @@ def merge_tests(work, out):
     failures = [f"{c.get('classname')}.{c.get('name')}" for c in root.iter("testcase")
                 if c.find("failure") is not None]
     return {"tests": tests, "failed": failed, "skipped": skipped, "seconds": seconds,
-            "slowest": slowest, "failures": failures, "files": len(files)}
+            "slowest": slowest, "failures": failures, "files": len(files),
+            "cpu_bits": cpu_bits_line(root)}
+
+
+def cpu_bits_line(root):
+    """The CudaCpuBits.* verdict: whole CUDA fits against CPU fits, bit for bit."""
+    def text(elem):  # gtest's message without its leading "file:line" line
+        return [l for l in (elem.get("message") or "").strip().splitlines()
+                if l.strip() and not re.match(r"^\S+:\d+$", l.strip())]
+
+    cases = [c for c in root.iter("testcase") if c.get("classname") == "CudaCpuBits"]
+    if not cases:
+        return "not run"
+    failed = [c for c in cases if c.find("failure") is not None]
+    if failed:
+        msg = text(failed[0].find("failure"))
+        first = next((l for l in msg if "differ" in l or "vs" in l), msg[0] if msg else "")
+        return f"FAIL ({len(failed)} of {len(cases)}): {failed[0].get('name')}: {first[:200]}"
+    skipped = [c for c in cases if c.find("skipped") is not None]
+    if len(skipped) == len(cases):
+        why = text(skipped[0].find("skipped"))
+        return "skipped" + (f": {why[0][:160]}" if why else "")
+    return f"PASS ({len(cases) - len(skipped)} tests: labels, centroids, inertia, SSE history equal)"
 
 
 def sanitizers(work, out, env, st):
@@ -324,6 +346,7 @@ def main():
     lines += ["", "peers on the same card, same data and initial centroids (bench/gpu_peers.py):"] + peer_lines
     lines += ["", f"tests (tests.xml): {tests['tests']} run, {tests['failed']} failed, {tests['skipped']} skipped, "
                   f"{tests['seconds']:.1f} s" + (f"; failed: {', '.join(tests['failures'])}" if tests["failures"] else "")]
+    lines.append(f"CPU == GPU bits (CudaCpuBits.*, whole fits): {tests['cpu_bits']}")
     if tests["slowest"] and tests["slowest"][0][0] >= 0.1:
         lines.append("  slowest: " + ", ".join(f"{n} {t:.1f}s" for t, n in tests["slowest"][:3]))
     prof = ncu_lines(work)

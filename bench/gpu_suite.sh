@@ -361,6 +361,7 @@ selftest() {
     grep -q '500 GB/s of data read  |  50% of copy 1000 GB/s' "$d/out/summary.txt" || bad="$bad report-bandwidth"
     grep -q '50.0 TFLOP/s  |  100% of SGEMM 50.0, 12% of TF32 400' "$d/out/summary.txt" || bad="$bad report-gemm"
     grep -q 'tests (tests.xml): 5 run, 1 failed, 2 skipped' "$d/out/summary.txt" || bad="$bad report-tests"
+    grep -q '^CPU == GPU bits (CudaCpuBits.\*, whole fits): not run$' "$d/out/summary.txt" || bad="$bad report-cpu-bits"
   else
     bad="$bad report($(tail -1 "$d/report.txt"))"
   fi
