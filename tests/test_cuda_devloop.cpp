@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "devloop_cases.hpp"
+#include "direct_formula.hpp"
 #include "engine.hpp"
 #include "kernels/tuning.cuh"
 #include "kmeans/kmeans.hpp"
@@ -124,17 +125,6 @@ TEST_F(CudaDeviceLoop, NotOfferedOutsideItsRule) {
   EXPECT_THROW(e->run_lloyd(c.data(), 4, 300, 0.0, t), Error);
 }
 
-/// The direct formula (kernels/assign.cuh squared_distance: FMAs in T, feature order).
-template <class T>
-T direct_distance(const T* a, const T* b, std::int64_t d) {
-  T s = 0;
-  for (std::int64_t j = 0; j < d; ++j) {
-    const T diff = a[j] - b[j];
-    s = std::fma(diff, diff, s);
-  }
-  return s;
-}
-
 /// farthest(m) on the device == the old host ranking of the direct distances (partial_sort by
 /// distance desc, index asc), labels included; m beyond kFarthestMaxM takes the host path.
 template <class T>
@@ -153,7 +143,7 @@ void check_farthest() {
       e->labels(labels.data());
       std::vector<T> dist(static_cast<std::size_t>(n));
       for (std::int64_t i = 0; i < n; ++i)
-        dist[i] = direct_distance(x.data() + i * d, c.data() + labels[i] * d, d);
+        dist[i] = kmeans_test::direct_distance(x.data() + i * d, c.data() + labels[i] * d, d);
       for (const std::int64_t m : {std::int64_t{1}, std::int64_t{2}, std::int64_t{17},
                                    std::int64_t{64}, std::int64_t{65}, n}) {
         const std::int64_t mm = std::min(m, n);

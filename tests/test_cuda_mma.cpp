@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -20,6 +19,7 @@
 #include "kernels/tuning.cuh"
 #include "kmeans/kmeans.hpp"
 #include "cuda_skip.hpp"
+#include "direct_formula.hpp"
 #include "test_helpers.hpp"
 
 namespace kmeans {
@@ -34,17 +34,6 @@ class ScopedAssignPath : public kmeans_test::EnvScope {
  public:
   explicit ScopedAssignPath(const char* path) : EnvScope("KMEANS_CUDA_ASSIGN", path) {}
 };
-
-/// The direct formula (kernels/assign.cuh squared_distance): float differences, float FMAs in
-/// coordinate order.
-float direct_distance(const float* a, const float* b, std::int64_t d) {
-  float s = 0;
-  for (std::int64_t j = 0; j < d; ++j) {
-    const float diff = a[j] - b[j];
-    s = std::fmaf(diff, diff, s);
-  }
-  return s;
-}
 
 enum class Kind { Uniform, FarBlobs, NearTies, Duplicates };
 
@@ -146,16 +135,9 @@ void check_paths(Kind kind, std::int64_t n, std::int64_t d, int k, bool weighted
   // The direct formula, ties to the lowest index; the SSE over its distances.
   double sse = 0;
   for (std::int64_t i = 0; i < n; ++i) {
-    const float* xi = data.x.data() + i * d;
-    float best = std::numeric_limits<float>::infinity();
+    float best = 0;
     int want = 0;
-    for (int j = 0; j < k; ++j) {
-      const float dist = direct_distance(xi, data.c.data() + j * d, d);
-      if (dist < best) {
-        best = dist;
-        want = j;
-      }
-    }
+    kmeans_test::direct_argmin(data.x.data() + i * d, data.c.data(), d, k, best, want);
     ASSERT_EQ(mma.labels[i], want) << "point " << i;
     sse += (weighted ? static_cast<double>(data.w[i]) : 1.0) * static_cast<double>(best);
   }
