@@ -40,29 +40,15 @@ void run_stream_case(Run& run, const CaseSpec& c, const std::vector<T>& x,
   try {
     kmeans::ArraySource<T> src(x.data(), static_cast<std::size_t>(c.n),
                                static_cast<std::size_t>(c.d));
-    std::vector<std::pair<double, kmeans::Timings>> runs;
-    const auto start = Clock::now();
-    do {  // every fit makes its engine (pinned staging, device chunks): set-up is timings.init
-      const kmeans::Result<T> r = kmeans::fit(src, p);
-      if (r.backend != kmeans::Backend::Cuda)
-        throw kmeans::Error(std::string("the streamed fit ran on ") + kmeans::to_string(r.backend));
-      if (std::isnan(m.setup_cold_s)) m.setup_cold_s = r.timings.init;
-      const int it = std::max(1, r.n_iter);
-      runs.emplace_back((r.timings.assign + r.timings.update) / it, r.timings);
-      m.runs.push_back(runs.back().first);
-      m.n_iter = r.n_iter;
-      m.inertia = r.inertia;
-      m.n_empty_relocated = r.n_empty_relocated;
-      m.sse_history = r.sse_history;
-    } while (runs.size() < 3 && seconds_since(start) < budget);
-    std::sort(runs.begin(), runs.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
-    const auto& mid = runs[(runs.size() - 1) / 2];
-    m.s_per_iter = mid.first;
-    m.phases = mid.second;
-    m.setup_warm_s = mid.second.init;
-    m.repeats = static_cast<int>(runs.size());
-    m.spread = spread_of(m.runs, m.s_per_iter);
+    kmeans::Result<T> last;
+    // Every fit makes its engine (pinned staging, device chunks): set-up is timings.init.
+    time_fits<T>(m, 3, budget, [&]() -> const kmeans::Result<T>& {
+      last = kmeans::fit(src, p);
+      if (last.backend != kmeans::Backend::Cuda)
+        throw kmeans::Error(std::string("the streamed fit ran on ") +
+                            kmeans::to_string(last.backend));
+      return last;
+    });
     m.ok = true;
   } catch (const kmeans::Error& e) {
     m.error = e.what();

@@ -46,28 +46,8 @@ Measured measure_ours(const T* x, std::int64_t n, std::int64_t d, const std::vec
       m.setup_cold_s = km.result().timings.init;
       km.params().max_iter = iters;
     }
-    std::vector<std::pair<double, kmeans::Timings>> runs;
-    const auto start = Clock::now();
-    do {
-      const kmeans::Result<T>& r = km.fit(x, un, ud).result();
-      if (std::isnan(m.setup_cold_s)) m.setup_cold_s = r.timings.init;
-      const double loop = r.timings.assign + r.timings.update;
-      runs.emplace_back(loop / std::max(1, r.n_iter), r.timings);
-      m.runs.push_back(runs.back().first);
-      m.n_iter = r.n_iter;
-      m.inertia = r.inertia;
-      m.n_empty_relocated = r.n_empty_relocated;
-      m.sse_history = r.sse_history;
-      m.backend = r.backend;
-    } while (static_cast<int>(runs.size()) < max_repeats && seconds_since(start) < budget_s);
-    std::sort(runs.begin(), runs.end(),
-              [](const auto& a, const auto& b2) { return a.first < b2.first; });
-    const auto& mid = runs[(runs.size() - 1) / 2];  // lower median: a run that happened
-    m.s_per_iter = mid.first;
-    m.phases = mid.second;
-    m.setup_warm_s = mid.second.init;
-    m.repeats = static_cast<int>(runs.size());
-    m.spread = spread_of(m.runs, m.s_per_iter);
+    time_fits<T>(m, max_repeats, budget_s,
+                 [&]() -> const kmeans::Result<T>& { return km.fit(x, un, ud).result(); });
     m.ok = true;
   } catch (const kmeans::Error& e) {
     m.error = e.what();

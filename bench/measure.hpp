@@ -3,10 +3,12 @@
 // peers and printing/recording a measured row.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_util.hpp"
@@ -107,6 +109,36 @@ struct Measured {
   double setup_cold_s = NAN;  // the first fit's bind + init: engine made (GPU: buffers, graphs)
   double setup_warm_s = NAN;  // the median run's bind + init: the engine reused
 };
+
+/// Repeats fit() (a callable returning the fit's const kmeans::Result<T>&) until max_repeats
+/// fits or budget_s seconds, then fills m from the lower-median fit by (assign + update) /
+/// n_iter: s_per_iter, its phases and warm set-up, every run's figure, the spread, and the last
+/// fit's n_iter, inertia, relocations, SSE history and backend; setup_cold_s from the first fit
+/// when still unset.
+template <class T, class Fit>
+void time_fits(Measured& m, int max_repeats, double budget_s, Fit&& fit) {
+  std::vector<std::pair<double, kmeans::Timings>> runs;
+  const auto start = Clock::now();
+  do {
+    const kmeans::Result<T>& r = fit();
+    if (std::isnan(m.setup_cold_s)) m.setup_cold_s = r.timings.init;
+    runs.emplace_back((r.timings.assign + r.timings.update) / std::max(1, r.n_iter), r.timings);
+    m.runs.push_back(runs.back().first);
+    m.n_iter = r.n_iter;
+    m.inertia = r.inertia;
+    m.n_empty_relocated = r.n_empty_relocated;
+    m.sse_history = r.sse_history;
+    m.backend = r.backend;
+  } while (static_cast<int>(runs.size()) < max_repeats && seconds_since(start) < budget_s);
+  std::sort(runs.begin(), runs.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  const auto& mid = runs[(runs.size() - 1) / 2];  // lower median: a run that happened
+  m.s_per_iter = mid.first;
+  m.phases = mid.second;
+  m.setup_warm_s = mid.second.init;
+  m.repeats = static_cast<int>(runs.size());
+  m.spread = spread_of(m.runs, m.s_per_iter);
+}
 
 /// Times fits with tol = 0 and the given initial centroids, all on one kmeans::KMeans object
 /// (so the engines, and on the GPU the buffers and graphs, are made once, by the first fit,
