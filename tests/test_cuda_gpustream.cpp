@@ -17,6 +17,7 @@
 #include "kmeans/stream.hpp"
 #include "stream/chunks.hpp"
 #include "cuda_skip.hpp"
+#include "stream_test_support.hpp"
 #include "test_helpers.hpp"
 
 namespace {
@@ -24,42 +25,18 @@ namespace {
 using kmeans::Backend;
 using kmeans::Init;
 
-/// n x d points around `centres` centres (spread 10, noise 1), with every 97th point a copy
-/// of the one before (duplicates), seeded.
+using kmeans_test::same_bits;
+
+/// n x d clustered points with every 97th a copy of the one before (duplicates), seeded.
 template <class T>
 std::vector<T> clustered(std::int64_t n, std::int64_t d, int centres, std::uint64_t seed) {
-  std::mt19937_64 g(seed);
-  std::normal_distribution<double> noise(0.0, 1.0);
-  std::uniform_real_distribution<double> spread(-10.0, 10.0);
-  std::vector<double> c(static_cast<std::size_t>(centres * d));
-  for (double& v : c) v = spread(g);
-  std::vector<T> x(static_cast<std::size_t>(n * d));
-  for (std::int64_t i = 0; i < n; ++i) {
-    const auto ci = static_cast<std::int64_t>(g() % static_cast<std::uint64_t>(centres));
-    for (std::int64_t j = 0; j < d; ++j)
-      x[i * d + j] = i % 97 == 96 ? x[(i - 1) * d + j] : static_cast<T>(c[ci * d + j] + noise(g));
-  }
-  return x;
-}
-
-template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() &&
-         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+  return kmeans_test::clustered<T>(n, d, centres, seed, 97);
 }
 
 /// Every result field but timings and warnings, bit for bit, and both on the CUDA backend.
 template <class T>
 void expect_same_bits(const kmeans::Result<T>& mem, const kmeans::Result<T>& st) {
-  EXPECT_TRUE(same_bits(mem.centroids, st.centroids)) << "centroids differ";
-  EXPECT_EQ(mem.labels, st.labels);
-  EXPECT_EQ(std::memcmp(&mem.inertia, &st.inertia, sizeof(double)), 0)
-      << mem.inertia << " vs " << st.inertia;
-  EXPECT_TRUE(same_bits(mem.sse_history, st.sse_history)) << "sse_history differs";
-  EXPECT_EQ(mem.n_iter, st.n_iter);
-  EXPECT_EQ(mem.converged, st.converged);
-  EXPECT_EQ(mem.n_empty_relocated, st.n_empty_relocated);
-  EXPECT_TRUE(same_bits(mem.cluster_sizes, st.cluster_sizes)) << "cluster_sizes differ";
+  kmeans_test::expect_same_result(mem, st);
   EXPECT_EQ(mem.backend, Backend::Cuda);
   EXPECT_EQ(st.backend, Backend::Cuda);
 }

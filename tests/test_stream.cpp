@@ -18,6 +18,7 @@
 #include "kmeans/kmeans.hpp"
 #include "kmeans/stream.hpp"
 #include "stream/chunks.hpp"
+#include "stream_test_support.hpp"
 #include "test_helpers.hpp"
 
 namespace {
@@ -25,41 +26,13 @@ namespace {
 using kmeans::Init;
 using kmeans_test::expect_error;
 
-/// n x d points around `centres` random centres (spread 10, noise 1), seeded.
-template <class T>
-std::vector<T> clustered(std::int64_t n, std::int64_t d, int centres, std::uint64_t seed) {
-  std::mt19937_64 g(seed);
-  std::normal_distribution<double> noise(0.0, 1.0);
-  std::uniform_real_distribution<double> spread(-10.0, 10.0);
-  std::vector<double> c(static_cast<std::size_t>(centres * d));
-  for (double& v : c) v = spread(g);
-  std::vector<T> x(static_cast<std::size_t>(n * d));
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::int64_t ci = static_cast<std::int64_t>(g() % static_cast<std::uint64_t>(centres));
-    for (std::int64_t j = 0; j < d; ++j)
-      x[i * d + j] = static_cast<T>(c[ci * d + j] + noise(g));
-  }
-  return x;
-}
-
-template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() &&
-         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
-}
-bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+using kmeans_test::clustered;
+using kmeans_test::same_bits;
 
 /// Every result field but the timings and warnings, bit for bit.
 template <class T>
 void expect_same(const kmeans::Result<T>& mem, const kmeans::Result<T>& st) {
-  EXPECT_TRUE(same_bits(mem.centroids, st.centroids)) << "centroids differ";
-  EXPECT_EQ(mem.labels, st.labels);
-  EXPECT_TRUE(same_bits(mem.inertia, st.inertia)) << mem.inertia << " vs " << st.inertia;
-  EXPECT_TRUE(same_bits(mem.sse_history, st.sse_history)) << "sse_history differs";
-  EXPECT_EQ(mem.n_iter, st.n_iter);
-  EXPECT_EQ(mem.converged, st.converged);
-  EXPECT_EQ(mem.n_empty_relocated, st.n_empty_relocated);
-  EXPECT_TRUE(same_bits(mem.cluster_sizes, st.cluster_sizes)) << "cluster_sizes differ";
+  kmeans_test::expect_same_result(mem, st);
   EXPECT_TRUE(same_bits(mem.imbalance_history, st.imbalance_history));
   EXPECT_EQ(st.backend, kmeans::Backend::Cpu);
 }
