@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The plain host oracle of the canonical sum order that the CPU and CUDA engines share
 // (src/cpu_accumulate.hpp, src/cuda/shard.hpp): dense loops over every sub-tile and leaf, then
-// every leaf pushed onto tree_sum.hpp's NodeStack. Include it only from files built with
-// -ffp-contract=off, so that its products stay unfused.
+// every leaf pushed onto tree_sum.hpp's NodeStack; and order-sensitive leaf values with their
+// NodeStack, for the node-merge tests. Call canonical_leaf_rows / canonical_nodes only from
+// files built with -ffp-contract=off, so that their products stay unfused.
 #pragma once
 
 #include <algorithm>
@@ -75,6 +76,26 @@ std::vector<double> canonical_leaf_rows(const T* x, const T* w, const std::int32
     }
   }
   return rows;
+}
+
+/// Order-sensitive leaf values (blocks x width): random signs, mantissas and exponents over
+/// 2^-30 .. 2^30.
+inline std::vector<double> leaf_values(std::int64_t blocks, std::int64_t width,
+                                       std::mt19937_64& g) {
+  std::uniform_real_distribution<double> m(1.0, 2.0);
+  std::uniform_int_distribution<int> ex(-30, 30), sign(0, 1);
+  std::vector<double> v(static_cast<std::size_t>(blocks * width));
+  for (double& x : v) x = std::ldexp(m(g), ex(g)) * (sign(g) ? -1.0 : 1.0);
+  return v;
+}
+
+/// The canonical node values of blocks [a, b) of such leaves: NodeStack over them.
+inline kmeans::detail::tree::NodeStack stack_of(const std::vector<double>& leaves,
+                                                std::int64_t width, std::int64_t a,
+                                                std::int64_t b) {
+  kmeans::detail::tree::NodeStack s(width);
+  for (std::int64_t i = a; i < b; ++i) s.push({i, 1}, leaves.data() + i * width);
+  return s;
 }
 
 /// The canonical nodes of those points as the shard whose first leaf is global block `fb`.

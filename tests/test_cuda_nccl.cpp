@@ -22,6 +22,7 @@
 #include "engine.hpp"
 #include "internal.hpp"
 #include "kmeans/kmeans.hpp"
+#include "canonical_oracle.hpp"
 #include "tree_sum.hpp"
 
 namespace kmeans {
@@ -37,20 +38,8 @@ using detail::cuda::NcclCombine;
     if ((need_nccl) && !detail::cuda::nccl_loadable(&why_)) GTEST_SKIP() << why_; \
   } while (0)
 
-std::vector<double> leaf_values(std::int64_t blocks, std::int64_t width, std::mt19937_64& g) {
-  std::uniform_real_distribution<double> m(1.0, 2.0);
-  std::uniform_int_distribution<int> ex(-30, 30), sign(0, 1);
-  std::vector<double> v(static_cast<std::size_t>(blocks * width));
-  for (double& x : v) x = std::ldexp(m(g), ex(g)) * (sign(g) ? -1.0 : 1.0);
-  return v;
-}
-
-tree::NodeStack stack_of(const std::vector<double>& leaves, std::int64_t width, std::int64_t a,
-                         std::int64_t b) {
-  tree::NodeStack s(width);
-  for (std::int64_t i = a; i < b; ++i) s.push({i, 1}, leaves.data() + i * width);
-  return s;
-}
+using kmeans_test::leaf_values;
+using kmeans_test::stack_of;
 
 TEST(CudaNccl, MergeKernelsGiveTheNodeStackBits) {
   KMEANS_SKIP_WITHOUT_GPU_OR_NCCL(false);

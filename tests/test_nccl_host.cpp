@@ -15,6 +15,7 @@
 
 #include "cuda/nccl.hpp"
 #include "kernels/node_merge.cuh"
+#include "canonical_oracle.hpp"
 #include "tree_sum.hpp"
 
 namespace kmeans::detail {
@@ -63,22 +64,8 @@ TEST(NcclLoader, AFailedCallNamesTheCallAndNcclsMessage) {
   EXPECT_NO_THROW(cuda::check_nccl(ncclSuccess, "ncclGroupEnd()", "here.cu", 8));
 }
 
-/// Order-sensitive values: random signs, mantissas and exponents over 2^-30 .. 2^30.
-std::vector<double> leaf_values(std::int64_t blocks, std::int64_t width, std::mt19937_64& g) {
-  std::uniform_real_distribution<double> m(1.0, 2.0);
-  std::uniform_int_distribution<int> ex(-30, 30), sign(0, 1);
-  std::vector<double> v(static_cast<std::size_t>(blocks * width));
-  for (double& x : v) x = std::ldexp(m(g), ex(g)) * (sign(g) ? -1.0 : 1.0);
-  return v;
-}
-
-/// The canonical node values of blocks [a, b): NodeStack over the leaves.
-tree::NodeStack stack_of(const std::vector<double>& leaves, std::int64_t width, std::int64_t a,
-                         std::int64_t b) {
-  tree::NodeStack s(width);
-  for (std::int64_t i = a; i < b; ++i) s.push({i, 1}, leaves.data() + i * width);
-  return s;
-}
+using kmeans_test::leaf_values;
+using kmeans_test::stack_of;
 
 struct Emulated {
   std::vector<double> total;  ///< width + 1 (the changed count last)
