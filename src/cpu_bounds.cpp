@@ -28,6 +28,7 @@ BoundConsts bound_consts(std::int64_t d) {
   b.tiny = 2 * 8 * (static_cast<double>(d) + 4) * denorm;
   b.inv_hi = (1 - 0x1p-48) / (1 + gamma_d);
   b.inv_lo = (1 + 0x1p-48) / (1 - gamma_d);
+  b.thr_fac = (1 / b.lo_fac) * (1 + 0x1p-52);  // each rounding <= 2^-53: the product >= 1 / lo_fac
   b.usable = true;
   return b;
 }

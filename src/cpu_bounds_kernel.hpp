@@ -39,6 +39,7 @@ struct BoundConsts {
   double tiny = 0;     ///< underflow allowance, added to D_a
   double inv_hi = 0;   ///< (1 - 2^-48) / (1 + gamma_D): the new lower bound's factor
   double inv_lo = 0;   ///< (1 + 2^-48) / (1 - gamma_D): E_a <= (D_a + tiny) inv_lo
+  double thr_fac = 0;  ///< >= 1 / lo_fac (rounded up): the proving threshold's factor
   bool usable = false; ///< false when gamma_D is too large to prove anything (d near 1 / u)
 };
 
