@@ -182,8 +182,7 @@ class CpuEngine final : public ShardEngine<T> {
     if (with_sums) ++passes_;
     if (pruned)
       bounds_.prepare(centroids, k, n, d, bounds_valid_,
-                      threads_for(n_threads_, double(k) * k * d), bounds_search_,
-                      algorithm_ == Algorithm::Auto);
+                      threads_for(n_threads_, double(k) * k * d), bounds_search_);
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = with_sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
@@ -342,7 +341,12 @@ class CpuEngine final : public ShardEngine<T> {
     }
     if (with_sums && !partials) sum_by_cluster(k, sums, weights, out, width);
     bounds_valid_ = pruned;
-    last_searched_ = -1;
+    // An Elkan pass before the bounds start searched every row.
+    last_searched_ = !pruned && algorithm_ == Algorithm::Elkan &&
+                             cpu::bounds_possible(algorithm_, n, d, k, sizeof(T),
+                                                  cpu::bound_consts<T>(d).usable)
+                         ? n
+                         : -1;
     if (pruned) {
       last_searched_ = 0;
       for (std::int64_t b = 0; b < n_blocks_; ++b) last_searched_ += block_searched_[b];

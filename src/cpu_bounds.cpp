@@ -113,18 +113,24 @@ bool auto_range(std::int64_t n, std::int64_t d, int k) {
   return n >= 100000 && d >= 32 && d <= 128 && k >= 128 && k <= 512;
 }
 
+bool bounds_possible(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t elem_size,
+                     bool usable) {
+  return a != Algorithm::Lloyd && usable && k >= 2 &&
+         bound_bytes(n, d, k, elem_size) <= kMaxBoundBytes;
+}
+
 bool use_bounds(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t elem_size,
                 bool usable, bool live, std::int64_t prev_changed, std::int64_t passes) {
-  if (a == Algorithm::Lloyd || !usable || k < 2) return false;
-  if (bound_bytes(n, d, k, elem_size) > kMaxBoundBytes) return false;
-  if (a == Algorithm::Elkan) return true;
+  if (!bounds_possible(a, n, d, k, elem_size, usable)) return false;
+  if (a == Algorithm::Elkan)
+    return live || (prev_changed >= 0 && prev_changed * kElkanStartDiv <= n);
   return auto_range(n, d, k) &&
          (live || (passes >= kAutoStartPasses && prev_changed >= 0 && prev_changed * 100 <= n));
 }
 
 template <class T>
 void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool valid,
-                        int n_threads, BoundsSearchFn<T> search, bool settled) {
+                        int n_threads, BoundsSearchFn<T> search) {
   constexpr int G = group_of<T>();
   bc_ = bound_consts<T>(d);
   int t = 0, pb = 0;
@@ -137,9 +143,7 @@ void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool 
       order_.size() != static_cast<std::size_t>(k) ||
       policy_.size() != blocks || lower_.size() != static_cast<std::size_t>(n * t)) {
     lower_.assign(static_cast<std::size_t>(n * t), 0.0f);
-    BlockPolicy start;
-    if (settled) start.wait = 0;  // a settled fit: tight bounds from the first pass
-    policy_.assign(blocks, start);
+    policy_.assign(blocks, BlockPolicy{});  // a settled fit: tight bounds from the first pass
     // New bounds, a new grouping (it must stay while the bounds refer to it).
     order_.resize(static_cast<std::size_t>(k));
     spatial_order<T>(c, k, d, pb * G, t, order_.data());

@@ -34,8 +34,18 @@ std::int64_t bound_bytes(std::int64_t n, std::int64_t d, int k, std::size_t elem
 /// Most bytes of bound state a fit may hold; beyond, the pruned algorithm falls back to Lloyd.
 constexpr std::int64_t kMaxBoundBytes = std::int64_t{1} << 30;
 
-/// Whether a pass with these parameters uses the pruned algorithm: Lloyd never; Elkan whenever
-/// the bounds are usable and fit kMaxBoundBytes; Auto only inside the range where whole fits
+/// Whether the pruned algorithm can run at all: Elkan or Auto, k >= 2, usable bounds that fit
+/// kMaxBoundBytes.
+bool bounds_possible(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t elem_size,
+                     bool usable);
+
+/// Whether a pass with these parameters uses the pruned algorithm: Lloyd never; where
+/// bounds_possible, Elkan once the fit has begun to settle: the bounds are live, or the last
+/// pass changed at most n / kElkanStartDiv labels (`prev_changed`, -1 when unknown). Before
+/// that the bounds would fail on most rows (a third of the labels change in a typical second
+/// pass), and a pruned pass there costs 1.3-3x a Lloyd pass (its full searches, its tests;
+/// bench/NOTES.md 2026-12-01 18:45): Lloyd's passes are the cheaper way through. Auto only
+/// inside the range where whole fits
 /// measured >= 1.1x faster with margin (auto_range: bench_kmeans --elkan, bench/NOTES.md
 /// 2026-12-01, h-elkan2) and, since the first pruned passes cost more than Lloyd's, only once
 /// the fit has settled: the bounds are live (`live`: the last pass was pruned), or at least
@@ -46,6 +56,9 @@ constexpr std::int64_t kMaxBoundBytes = std::int64_t{1} << 30;
 bool use_bounds(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t elem_size,
                 bool usable, bool live = false, std::int64_t prev_changed = -1,
                 std::int64_t passes = 0);
+
+/// An Elkan fit starts its bounds after a pass that changed at most n / 20 labels.
+constexpr std::int64_t kElkanStartDiv = 20;
 
 /// Passes an Auto fit runs as Lloyd before it may start the bounds.
 constexpr std::int64_t kAutoStartPasses = 20;
@@ -74,7 +87,7 @@ inline double search_share(bool small_k) { return small_k ? 0.2 : 0.5; }
 /// 1, 2, 4, ... such passes (exponential back-off), so that data that never prunes costs about a
 /// Lloyd pass and data that starts to prune finds out. Only the time depends on it.
 struct BlockPolicy {
-  std::int32_t wait = 1;     ///< Lloyd passes left before the next full search (the first pass: 1)
+  std::int32_t wait = 0;     ///< Lloyd passes left before the next full search
   std::int32_t backoff = 1;
   bool tight = false;        ///< the block's failing rows were fully searched last pass
   bool crowded = false;      ///< this pass: some sub-block had many unproven rows
@@ -108,10 +121,10 @@ class Bounds {
   /// Prepares a pass against `centroids` (k x d): the movement drops since the last pruned pass
   /// (all bounds are dropped to nothing when `valid` is false: first pass, new k, rebind, or a
   /// Lloyd pass in between), the transposed centroids. n: the points.
-  /// settled: the bounds start on a settled fit (Auto): the first crowded pass searches fully
+  /// The bounds start on a settled fit (use_bounds): the first crowded pass searches fully
   /// (tight bounds at once) instead of running Lloyd's kernel first.
   void prepare(const T* centroids, int k, std::int64_t n, std::int64_t d, bool valid,
-               int n_threads, BoundsSearchFn<T> search, bool settled = false);
+               int n_threads, BoundsSearchFn<T> search);
   const GroupPass<T>& pass() const { return gp_; }
   int lane_groups() const { return n_groups_; }
   /// The t bounds of point i.

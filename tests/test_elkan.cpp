@@ -215,9 +215,11 @@ void check_passes(std::int64_t n, std::int64_t d, int k) {
       for (std::size_t q = 0; q < f1.size(); ++q) EXPECT_EQ(f1[q].index, f2[q].index);
       EXPECT_EQ(lloyd->last_pass_searched(), -1);
       ASSERT_GE(pruned->last_pass_searched(), 0);
-      // Passes 0-1 start the bounds (Lloyd's kernel, then a full search), 4-6 and 9-11 follow
-      // jumps; 2, 3, 7 and 8 see only small drifts of tight bounds.
-      if (pass == 2 || pass == 3 || pass == 7 || pass == 8) {
+      // Passes 0-1 are Lloyd's (nothing known yet, then every label new: every row searched),
+      // pass 2 starts the bounds (a full search), 4-6 and 9-11 follow jumps; 3, 7 and 8 see
+      // only small drifts of tight bounds.
+      if (pass < 2) EXPECT_EQ(pruned->last_pass_searched(), n) << "pass " << pass;
+      if (pass == 3 || pass == 7 || pass == 8) {
         total_searched += pruned->last_pass_searched();
         ++passes;
       }
@@ -232,7 +234,7 @@ void check_passes(std::int64_t n, std::int64_t d, int k) {
       }
     }
     // Small drifts on clustered data: most points are proven without a search.
-    EXPECT_EQ(passes, 4);
+    EXPECT_EQ(passes, 3);
     EXPECT_LT(total_searched, passes * n / 4);
   }
 }
@@ -364,7 +366,11 @@ TEST(Elkan, AutoRunsLloydUntilMeasuredFaster) {
   EXPECT_EQ(e->last_pass_searched(), -1);  // outside auto_range (bench/NOTES.md)
   e->set_algorithm(Algorithm::Elkan);
   e->assign(c.data(), 100, nullptr, nullptr);
-  EXPECT_GE(e->last_pass_searched(), 0);
+  EXPECT_EQ(e->last_pass_searched(), n);  // the last pass changed every label: Lloyd's pass
+  e->assign(c.data(), 100, nullptr, nullptr);
+  EXPECT_GE(e->last_pass_searched(), 0);   // nothing changed: the bounds start (a full search)
+  e->assign(c.data(), 100, nullptr, nullptr);
+  EXPECT_LT(e->last_pass_searched(), n / 10);  // the same centroids: proven
   e->assign(c.data(), 8, nullptr, nullptr);
   EXPECT_GE(e->last_pass_searched(), 0);
   e->assign(c.data(), 1, nullptr, nullptr);  // k = 1: nothing to prune
@@ -372,11 +378,20 @@ TEST(Elkan, AutoRunsLloydUntilMeasuredFaster) {
   e->set_algorithm(Algorithm::Lloyd);
   e->assign(c.data(), 100, nullptr, nullptr);
   EXPECT_EQ(e->last_pass_searched(), -1);
-  EXPECT_FALSE(cpu::use_bounds(Algorithm::Elkan, std::int64_t{1} << 28, 2, 64, 4, true));
-  EXPECT_TRUE(cpu::use_bounds(Algorithm::Elkan, 1000, 2, 8, 4, true));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Elkan, std::int64_t{1} << 28, 2, 64, 4, true, true));
+  EXPECT_FALSE(cpu::bounds_possible(Algorithm::Elkan, std::int64_t{1} << 28, 2, 64, 4, true));
+  EXPECT_TRUE(cpu::bounds_possible(Algorithm::Elkan, 1000, 2, 8, 4, true));
+  EXPECT_FALSE(cpu::bounds_possible(Algorithm::Lloyd, 1000, 2, 8, 4, true));
+  EXPECT_FALSE(cpu::bounds_possible(Algorithm::Elkan, 1000, 2, 1, 4, true));
+  // Elkan: once a pass changed at most n / kElkanStartDiv labels, or while the bounds are live.
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Elkan, 1000, 2, 8, 4, true));  // nothing known yet
+  EXPECT_TRUE(cpu::use_bounds(Algorithm::Elkan, 1000, 2, 8, 4, true, true));
+  EXPECT_TRUE(cpu::use_bounds(Algorithm::Elkan, 1000, 2, 8, 4, true, false, 1000 / cpu::kElkanStartDiv));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Elkan, 1000, 2, 8, 4, true, false, 1000 / cpu::kElkanStartDiv + 1));
+  EXPECT_TRUE(cpu::use_bounds(Algorithm::Elkan, 1000, 2, 8, 4, true, true, 1000));
   EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 1000, 2, 8, 4, true));
   EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 64, 512, 4, true));
-  EXPECT_FALSE(cpu::use_bounds(Algorithm::Elkan, 1000, 2, 8, 4, false));  // unusable bounds
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Elkan, 1000, 2, 8, 4, false, true));  // unusable bounds
   // Auto: inside the measured range, once settled (kAutoStartPasses passes, <= 1% changed) or
   // while the bounds are live; never outside the range.
   const std::int64_t p0 = cpu::kAutoStartPasses;
