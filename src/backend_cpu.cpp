@@ -117,6 +117,7 @@ class CpuEngine final : public ShardEngine<T> {
         accumulate_(accumulate_of<T>(kt)),
         accumulate_leaf_(accumulate_leaf_of<T>(kt)),
         add_(kt.add),
+        subtile_(subtile_of<T>(kt)),
         tile_(tile_of<T>(kt)),
         bounds_test_(bounds_test_of<T>(cpu::bounds_table_for(kt.name))),
         bounds_groups_(bounds_groups_of<T>(cpu::bounds_table_for(kt.name))),
@@ -241,7 +242,7 @@ class CpuEngine final : public ShardEngine<T> {
       cpu::LeafSums<T>& leaf = slots_[slot].sums;
       if (ps && !leaf_small) {
         if (pi == 0)
-          leaf.begin(ps, d, k, add_);
+          leaf.begin(ps, d, k, add_, subtile_);
         else
           leaf.begin_record(&records_[static_cast<std::size_t>(item)], d, k, add_);
       }
@@ -468,6 +469,7 @@ class CpuEngine final : public ShardEngine<T> {
   cpu::AccumulateFn<T> accumulate_;
   cpu::AccumulateLeafFn<T> accumulate_leaf_;
   cpu::AddFn add_;
+  cpu::SubtileSumsFn<T> subtile_;
   int tile_;
   cpu::GroupsTestFn<T> bounds_test_;
   cpu::GroupsSearchFn<T> bounds_groups_;

@@ -53,8 +53,10 @@ void replay(const SubtileRecord& r, std::int64_t d, int k, double* leaf, std::in
 template <class T>
 class LeafSums {
  public:
-  /// Starts a leaf whose values (k x d sums, then k weights) are `leaf`, all +0.0.
-  void begin(double* leaf, std::int64_t d, int k, AddFn add);
+  /// Starts a leaf whose values (k x d sums, then k weights) are `leaf`, all +0.0. `subtile`
+  /// (may be null): the table's scratch-free sum of one whole sub-tile, used where
+  /// sorted_subtiles(d, k) holds for whole unweighted sub-tiles.
+  void begin(double* leaf, std::int64_t d, int k, AddFn add, SubtileSumsFn<T> subtile = nullptr);
   /// Starts a later part of a leaf: its sub-tiles go to `record` (cleared first), for replay.
   void begin_record(SubtileRecord* record, std::int64_t d, int k, AddFn add);
   /// Adds `rows` rows starting at row r0 of the leaf (r0 = where the previous call ended, or 0):
@@ -66,8 +68,10 @@ class LeafSums {
 
  private:
   void fold();
-  void start(std::int64_t d, int k, AddFn add);
+  void start(std::int64_t d, int k, AddFn add, SubtileSumsFn<T> subtile);
   AddFn add_ = nullptr;  ///< the kernel table's vector add (the dense fold)
+  SubtileSumsFn<T> subtile_ = nullptr;  ///< set when whole sub-tiles skip the scratch
+  std::vector<std::int32_t> sort_;      ///< its scratch
   double* leaf_ = nullptr;
   SubtileRecord* record_ = nullptr;
   std::int64_t d_ = 0;
@@ -79,6 +83,13 @@ class LeafSums {
   std::vector<std::int32_t> touched_;
   std::vector<unsigned char> mark_;
 };
+
+/// Whether whole unweighted sub-tiles are summed by the kernel table's SubtileSumsFn (sorted by
+/// cluster, summed in registers) instead of through a zeroed k (d + 1) scratch. Measured in
+/// bench/NOTES.md (2026-12-01 19:00): the scratch's zeroing, adds and fold cost more once it
+/// outgrows L1 (k (d + 1) doubles), and the sort's O(k) histogram is small against the rows'
+/// work up to about k = 1024.
+bool sorted_subtiles(std::int64_t d, int k);
 
 /// AccumulateLeafFn's scheme (four sub-tiles at once) with weights, for the shapes where
 /// accumulate_interleaved holds: rows [0, rows) of one leaf into sums (k x d) and weights (k).

@@ -75,6 +75,18 @@ inline std::int64_t gemm_scratch(std::int64_t d) {
 /// dst[i] = dst[i] + src[i] for i < n (the sub-tile scratch's fold into its leaf).
 using AddFn = void (*)(double* dst, const double* src, std::int64_t n);
 
+/// Adds one whole sub-tile's canonical value to its leaf without a scratch (unit weights): the
+/// rows [0, rows) (rows <= 256, labels lab) are ordered by cluster (a stable counting sort in
+/// `scratch`, k + 1 + rows ints), each cluster's rows summed in row order from +0.0 in registers
+/// (a chunk of features at a time, in double), then sums[c * d + j] += that sum and counts[c] +=
+/// the cluster's row count. The same bits as summing the rows into a zeroed scratch and adding
+/// it to the leaf (cpu_accumulate.hpp's order), without zeroing, writing or folding k (d + 1)
+/// scratch values per 256 rows.
+template <class T>
+using SubtileSumsFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, int k,
+                               const std::int32_t* lab, double* sums, double* counts,
+                               std::int32_t* scratch);
+
 struct KernelTable {
   const char* name;        ///< "generic", "avx2" or "avx512".
   int tile_f;              ///< Centroids per tile for float.
@@ -94,6 +106,8 @@ struct KernelTable {
   AccumulateLeafFn<float> accumulate_leaf_f;
   AccumulateLeafFn<double> accumulate_leaf_d;
   AddFn add;
+  SubtileSumsFn<float> subtile_sums_f;
+  SubtileSumsFn<double> subtile_sums_d;
 };
 
 const KernelTable& kernels_generic();

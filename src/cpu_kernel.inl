@@ -502,6 +502,94 @@ void accumulate_rows(const T* x, std::int64_t rows, std::int64_t d, int k,
   }
 }
 
+/// W values of x (float or double) as one vector of W doubles.
+template <class T>
+inline typename Simd<double>::V load_as_double(const T* p) {
+  using DV = typename Simd<double>::V;
+  if constexpr (sizeof(T) == 8) {
+    DV v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+  } else {
+#if defined(__AVX512F__) && KMEANS_VBYTES == 64
+    return reinterpret_cast<DV>(_mm512_cvtps_pd(_mm256_loadu_ps(p)));  // one conversion
+#elif defined(__AVX__) && KMEANS_VBYTES == 32
+    return reinterpret_cast<DV>(_mm256_cvtps_pd(_mm_loadu_ps(p)));
+#else
+    typedef float FH __attribute__((vector_size(Simd<double>::W * 4)));
+    FH f;
+    __builtin_memcpy(&f, p, sizeof f);
+    return __builtin_convertvector(f, DV);
+#endif
+  }
+}
+
+/// The sum from +0.0, in the order of run[0, m), of features [j0, j0 + V W) of those rows,
+/// added to s[j0, j0 + V W): V vectors of W doubles held in registers.
+template <int V, class T>
+inline void run_sum(const T* x, std::int64_t d, const std::int32_t* run, std::int64_t m,
+                    std::int64_t j0, double* s) {
+  using DV = typename Simd<double>::V;
+  constexpr int W = Simd<double>::W;
+  DV acc[V];
+  KMEANS_UNROLL
+  for (int v = 0; v < V; ++v) acc[v] = DV{};
+  for (std::int64_t q = 0; q < m; ++q) {
+    const T* xr = x + static_cast<std::int64_t>(run[q]) * d + j0;
+    KMEANS_UNROLL
+    for (int v = 0; v < V; ++v) acc[v] = acc[v] + load_as_double(xr + v * W);
+  }
+  KMEANS_UNROLL
+  for (int v = 0; v < V; ++v) {
+    DV l;
+    __builtin_memcpy(&l, s + j0 + v * W, sizeof l);
+    l = l + acc[v];
+    __builtin_memcpy(s + j0 + v * W, &l, sizeof l);
+  }
+}
+
+/// SubtileSumsFn (pure adds: no contraction).
+template <class T>
+void subtile_sums(const T* x, std::int64_t rows, std::int64_t d, int k, const std::int32_t* lab,
+                  double* __restrict__ sums, double* __restrict__ counts, std::int32_t* scratch) {
+  constexpr int W = Simd<double>::W;
+  std::int32_t* end = scratch;           // k + 1: counts, then each cluster's end in `order`
+  std::int32_t* order = scratch + k + 1;  // rows
+  for (int c = 0; c <= k; ++c) end[c] = 0;
+  for (std::int64_t r = 0; r < rows; ++r) ++end[lab[r] + 1];
+  for (int c = 0; c < k; ++c) end[c + 1] += end[c];  // end[c]: where cluster c starts
+  for (std::int64_t r = 0; r < rows; ++r) order[end[lab[r]]++] = static_cast<std::int32_t>(r);
+  std::int32_t pos = 0;  // now end[c] is where cluster c ends
+  for (int c = 0; c < k; ++c) {
+    const std::int32_t e = end[c];
+    if (e == pos) continue;
+    const std::int32_t* run = order + pos;
+    const std::int64_t m = e - pos;
+    pos = e;
+    double* s = sums + static_cast<std::int64_t>(c) * d;
+    std::int64_t j0 = 0;
+    for (; j0 + 8 * W <= d; j0 += 8 * W) run_sum<8>(x, d, run, m, j0, s);
+    if (j0 + 4 * W <= d) {
+      run_sum<4>(x, d, run, m, j0, s);
+      j0 += 4 * W;
+    }
+    if (j0 + 2 * W <= d) {
+      run_sum<2>(x, d, run, m, j0, s);
+      j0 += 2 * W;
+    }
+    if (j0 + W <= d) {
+      run_sum<1>(x, d, run, m, j0, s);
+      j0 += W;
+    }
+    for (; j0 < d; ++j0) {
+      double a = 0;
+      for (std::int64_t q = 0; q < m; ++q) a = a + static_cast<double>(x[run[q] * d + j0]);
+      s[j0] = s[j0] + a;
+    }
+    counts[c] = counts[c] + static_cast<double>(m);
+  }
+}
+
 }  // namespace
 
 const KernelTable& KMEANS_TABLE() {
@@ -519,7 +607,9 @@ const KernelTable& KMEANS_TABLE() {
                                  &accumulate_rows<double>,
                                  &accumulate_leaf<float>,
                                  &accumulate_leaf<double>,
-                                 &add_doubles};
+                                 &add_doubles,
+                                 &subtile_sums<float>,
+                                 &subtile_sums<double>};
   return table;
 }
 

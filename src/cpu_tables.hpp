@@ -48,6 +48,13 @@ template <>
 inline cpu::AccumulateLeafFn<double> accumulate_leaf_of<double>(const cpu::KernelTable& t) { return t.accumulate_leaf_d; }
 
 template <class T>
+cpu::SubtileSumsFn<T> subtile_of(const cpu::KernelTable& t);
+template <>
+inline cpu::SubtileSumsFn<float> subtile_of<float>(const cpu::KernelTable& t) { return t.subtile_sums_f; }
+template <>
+inline cpu::SubtileSumsFn<double> subtile_of<double>(const cpu::KernelTable& t) { return t.subtile_sums_d; }
+
+template <class T>
 cpu::GroupsTestFn<T> bounds_test_of(const cpu::BoundsTable& t);
 template <>
 inline cpu::GroupsTestFn<float> bounds_test_of<float>(const cpu::BoundsTable& t) { return t.test_f; }

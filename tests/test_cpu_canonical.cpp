@@ -69,6 +69,9 @@ const Case kCases[] = {
     {1, 3, 1, false, "n = 1"},
     {20000, 16, 300, false, "many clusters (ranking passes)"},
     {6000, 6, 700, false, "more than 512 clusters: only the touched clusters' scratch"},
+    {3 * 4096 + 77, 32, 256, false, "whole sub-tiles sorted by cluster, no scratch"},
+    {2 * 4096 + 19, 37, 200, false, "sorted sub-tiles, d not a multiple of the vector"},
+    {2 * 4096 + 300, 9, 1000, false, "sorted sub-tiles beside the touched clusters' scratch"},
     {5000, 4, 9, true, "duplicate rows"},
 };
 
@@ -124,10 +127,10 @@ void check_case(const Case& cs, std::uint32_t seed) {
             const DataView<T> v{p.x.data(), weighted ? p.w.data() : nullptr, p.n, p.d, threads};
             auto e = kmeans::detail::make_cpu_shard_engine(v, fb, max_partials);
             e->set_algorithm(algorithm);
-            // Three passes with centroids that move (the bound-pruned passes start at the
-            // second), each checked.
+            // Four passes with centroids that move, each checked (Elkan's bounds start at the
+            // third: after a pass that changed at most n / 20 labels, cpu_bounds.hpp).
             std::vector<T> c = p.c;
-            for (int pass = 0; pass < 3; ++pass) {
+            for (int pass = 0; pass < 4; ++pass) {
               check_pass(*e, p, c.data(), weighted, fb, what + " pass " + std::to_string(pass));
               for (auto& v : c) v = static_cast<T>(v * 0.999 + 0.001);
             }
