@@ -38,6 +38,48 @@ inline float prove_threshold(double da, const BoundConsts& bc) {
   return ok ? f : __builtin_inff();
 }
 
+/// out[i] for i < 8 = P V: the direct formula's sums over features [0, d) of row xs[i / V]
+/// against the lanes of vector i % V of its transposed lane group (cs[i / V], or cs[0] for every
+/// row when kShared: [d][V W] values), eight independent chains in feature order. Eight named
+/// sums, not an array: GCC keeps a 512-byte array of vectors on the stack (it is above its
+/// scalarisation limit), a store and a reload on every step's dependency chain (perf: the full
+/// search ran at ~4x its FMA bound).
+template <int P, int V, bool kShared, class T>
+__attribute__((noinline)) void direct_sums(const T* const* xs, const T* const* cs, std::int64_t d,
+                        typename Simd<T>::V* out) {
+  static_assert(P * V == 8, "eight chains");
+  using VT = typename Simd<T>::V;
+  constexpr int W = Simd<T>::W;
+  constexpr int G = V * W;
+  auto col = [&](int i, std::int64_t j) {
+    VT cv;
+    __builtin_memcpy(&cv, cs[kShared ? 0 : i / V] + j * G + (i % V) * W, sizeof(VT));
+    return cv;
+  };
+  VT a0{}, a1{}, a2{}, a3{}, a4{}, a5{}, a6{}, a7{};
+  for (std::int64_t j = 0; j < d; ++j) {
+    // fl(c - x) = -fl(x - c): the square, hence the distance, is the direct formula's.
+#define KMEANS_DIRECT_CHAIN(i) a##i = direct_step_v<T>(col(i, j), xs[(i) / V][j], a##i)
+    KMEANS_DIRECT_CHAIN(0);
+    KMEANS_DIRECT_CHAIN(1);
+    KMEANS_DIRECT_CHAIN(2);
+    KMEANS_DIRECT_CHAIN(3);
+    KMEANS_DIRECT_CHAIN(4);
+    KMEANS_DIRECT_CHAIN(5);
+    KMEANS_DIRECT_CHAIN(6);
+    KMEANS_DIRECT_CHAIN(7);
+#undef KMEANS_DIRECT_CHAIN
+  }
+  out[0] = a0;
+  out[1] = a1;
+  out[2] = a2;
+  out[3] = a3;
+  out[4] = a4;
+  out[5] = a5;
+  out[6] = a6;
+  out[7] = a7;
+}
+
 /// GroupsTestFn.
 template <class T>
 std::int64_t groups_test(const GroupPass<T>& gp, const T* x, std::int64_t rows,
@@ -151,40 +193,25 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
         xp[c] = x + search[q0 + unit_idx[3 * u]] * d;
         cg[c] = gp.ct + static_cast<std::int64_t>(unit_idx[3 * u + 1]) * d * G;
       }
-      VT acc[C][V];
-      KMEANS_UNROLL
-      for (int c = 0; c < C; ++c)
-        KMEANS_UNROLL
-        for (int v = 0; v < V; ++v) acc[c][v] = VT{};
-      for (std::int64_t j = 0; j < d; ++j) {
-        KMEANS_UNROLL
-        for (int c = 0; c < C; ++c) {
-          const T xj = xp[c][j];
-          KMEANS_UNROLL
-          for (int v = 0; v < V; ++v) {
-            VT cv;
-            __builtin_memcpy(&cv, cg[c] + j * G + v * W, sizeof(VT));
-            // fl(c - x) = -fl(x - c): the square, hence the distance, is the direct formula's.
-            acc[c][v] = direct_step_v<T>(cv, xj, acc[c][v]);
-          }
-        }
-      }
+      VT acc_flat[C * V];
+      direct_sums<C, V, false>(xp, cg, d, acc_flat);
+      auto acc = [&](int c, int v) -> const VT& { return acc_flat[c * V + v]; };
       for (int c = 0; c < nc; ++c) {
         // Branch-free: the smallest value, its first lane (ascending index: ties keep the
         // lowest), then the smallest of the others.
-        VT mv = acc[c][0];
-        for (int v = 1; v < V; ++v) mv = acc[c][v] < mv ? acc[c][v] : mv;
+        VT mv = acc(c, 0);
+        for (int v = 1; v < V; ++v) mv = acc(c, v) < mv ? acc(c, v) : mv;
         const T m1 = hmin<T, KMEANS_VBYTES>(reinterpret_cast<const T*>(&mv));
         int i1 = G;
         for (int v = V - 1; v >= 0; --v) {
-          const std::uint64_t bits = lanes_at_most<T>(acc[c][v], m1);
+          const std::uint64_t bits = lanes_at_most<T>(acc(c, v), m1);
           if (bits) i1 = v * W + __builtin_ctzll(bits);
         }
         // The others: lane i1 masked to +inf in registers (no store and reload).
         const VI pick = VI{} + static_cast<LI>(i1);
         VT m2v = VT{} + inf;
         for (int v = 0; v < V; ++v) {
-          const VT rest = lane_id[v] == pick ? VT{} + inf : acc[c][v];
+          const VT rest = lane_id[v] == pick ? VT{} + inf : acc(c, v);
           m2v = rest < m2v ? rest : m2v;
         }
         const T m2 = hmin<T, KMEANS_VBYTES>(reinterpret_cast<const T*>(&m2v));
@@ -370,29 +397,16 @@ void groups_full(const GroupPass<T>& gp, const T* x, const std::int64_t* search,
     }
     for (int lg = 0; lg < n_lg; ++lg) {
       const T* cg = gp.ct + static_cast<std::int64_t>(lg) * d * G;
-      VT acc[P][V];
-      KMEANS_UNROLL
-      for (int p = 0; p < P; ++p)
-        KMEANS_UNROLL
-        for (int v = 0; v < V; ++v) acc[p][v] = VT{};
-      for (std::int64_t j = 0; j < d; ++j) {
-        VT c[V];
-        KMEANS_UNROLL
-        for (int v = 0; v < V; ++v) __builtin_memcpy(&c[v], cg + j * G + v * W, sizeof(VT));
-        KMEANS_UNROLL
-        for (int p = 0; p < P; ++p) {
-          const T xj = xp[p][j];
-          KMEANS_UNROLL
-          for (int v = 0; v < V; ++v) acc[p][v] = direct_step_v<T>(c[v], xj, acc[p][v]);
-        }
-      }
+      VT acc_flat[P * V];
+      direct_sums<P, V, true>(xp, &cg, d, acc_flat);
+      auto acc = [&](int p, int v) -> const VT& { return acc_flat[p * V + v]; };
       const int g = lg / pb;
       for (int p = 0; p < P; ++p) {
-        VT mv = acc[p][0];
+        VT mv = acc(p, 0);
         for (int v = 0; v < V; ++v) {
           VI cv;  // the lanes' centroid indices: ties go to the lowest index, not position
           __builtin_memcpy(&cv, gp.perm + lg * G + v * W, sizeof(VI));
-          const VT a = acc[p][v];
+          const VT a = acc(p, v);
           const auto less = (a < best[p][v]) | ((a == best[p][v]) & (cv < bidx[p][v]));
           const VT hi = less ? best[p][v] : a;
           sec[p][v] = hi < sec[p][v] ? hi : sec[p][v];
