@@ -75,11 +75,10 @@ inline void direct_distance_x4(const T* x, std::int64_t d, const T* centroids,
   out[3] = s3;
 }
 
-/// Bit l set when lane l of a is <= b (ranking lanes that are re-check candidates).
-template <class T>
-inline std::uint64_t lanes_at_most(typename Simd<T>::V a, T b) {
-  using VT = typename Simd<T>::V;
-  const auto m = a <= (VT{} + b);
+/// Bit l set when lane l of the comparison result m (a vector of T's lane integers, all ones
+/// or zero) is set.
+template <class T, class M>
+inline std::uint64_t lanes_set(M m) {
 #if defined(__AVX512F__) && KMEANS_VBYTES == 64
   if constexpr (sizeof(T) == 4)
     return _mm512_movepi32_mask(reinterpret_cast<__m512i>(m));
@@ -101,6 +100,20 @@ inline std::uint64_t lanes_at_most(typename Simd<T>::V a, T b) {
     if (m[l]) bits |= std::uint64_t{1} << l;
   return bits;
 #endif
+}
+
+/// Bit l set when lane l of a is <= b (ranking lanes that are re-check candidates).
+template <class T>
+inline std::uint64_t lanes_at_most(typename Simd<T>::V a, T b) {
+  using VT = typename Simd<T>::V;
+  return lanes_set<T>(a <= (VT{} + b));
+}
+
+/// Bit l set when lane l of a is > b (false for NaN).
+template <class T>
+inline std::uint64_t lanes_above(typename Simd<T>::V a, T b) {
+  using VT = typename Simd<T>::V;
+  return lanes_set<T>(a > (VT{} + b));
 }
 
 /// direct_distance of one row x to four centroids (indices c[0..3]), interleaved.
