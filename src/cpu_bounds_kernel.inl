@@ -207,6 +207,8 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
   const std::int64_t d = gp.d;
   const BoundConsts& bc = gp.bc;
   const T inf = __builtin_inf();
+  using VF = typename Simd<float>::V;
+  constexpr int FW = Simd<float>::W;
   VI lane_id[V];  // each lane's place in the lane group
   for (int v = 0; v < V; ++v)
     for (int l = 0; l < W; ++l) lane_id[v][l] = static_cast<LI>(v * W + l);
@@ -219,8 +221,21 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
       const bool valid = bc.usable && a >= 0 && a < k;
       const float thr = valid ? prove_threshold(static_cast<double>(dist[r]), bc) : __builtin_inff();
       const float* lr = lower + r * t;
-      for (int g = 0; g < t; ++g) {
-        if (lr[g] > thr) continue;
+      // The failing groups as a bit mask (vector compares, or a branch-free loop), then its set
+      // bits: a branch per group on whether it fails was mispredicted about as often as not.
+      std::uint64_t bits = 0;
+      if (t % FW == 0) {
+        for (int v = 0; v < t / FW; ++v) {
+          VF l;
+          __builtin_memcpy(&l, lr + v * FW, sizeof l);
+          bits |= (~lanes_above<float>(l, thr) & ((std::uint64_t{1} << FW) - 1)) << (v * FW);
+        }
+      } else {
+        for (int g = 0; g < t; ++g) bits |= static_cast<std::uint64_t>(!(lr[g] > thr)) << g;
+      }
+      while (bits) {
+        const int g = __builtin_ctzll(bits);
+        bits &= bits - 1;
         const int lg1 = (g + 1) * pb < n_lg ? (g + 1) * pb : n_lg;
         for (int lg = g * pb; lg < lg1; ++lg) {
           unit_idx[3 * nu] = static_cast<std::int32_t>(q - q0);
