@@ -131,6 +131,60 @@ inline void gather_features(const T* x, T* out, std::int64_t stride) {
   }
 }
 #endif
+#if KMEANS_VBYTES == 64 && defined(__AVX512F__)
+#define KMEANS_HAVE_DEINTERLEAVE 1
+/// As gather_features for D <= 4, without gathers: each W-row half is D contiguous vector loads,
+/// and feature j's W values come out of them by D - 1 two-source permutes (lane l takes flat
+/// element l D + j). Gathers of 8 or 16 lanes cost about a load per lane: at D = 3 (the classic
+/// study) they were about a third of the small-k pass (perf).
+template <class T, int D, int W>
+inline void deinterleave_features(const T* x, T* out, std::int64_t stride) {
+  static_assert(D >= 2 && D <= 4, "D - 1 permutes per feature");
+  using LI = typename LaneInt<T>::type;
+  for (int g = 0; g < 2; ++g) {
+    const T* base = x + g * W * D;
+    if constexpr (sizeof(T) == 4) {
+      __m512 v[D];
+      KMEANS_UNROLL
+      for (int s = 0; s < D; ++s) v[s] = _mm512_loadu_ps(base + s * W);
+      KMEANS_UNROLL
+      for (int j = 0; j < D; ++j) {
+        __m512 acc = v[0];
+        KMEANS_UNROLL
+        for (int s = 1; s < D; ++s) {
+          alignas(64) LI idx[W];
+          for (int l = 0; l < W; ++l) {
+            const int f = l * D + j;
+            idx[l] = static_cast<LI>(s == 1 ? (f < 2 * W ? f : 0)
+                                            : (f >= s * W && f < (s + 1) * W ? W + f - s * W : l));
+          }
+          acc = _mm512_permutex2var_ps(acc, _mm512_load_si512(idx), v[s]);
+        }
+        _mm512_store_ps(out + j * stride + g * W, acc);
+      }
+    } else {
+      __m512d v[D];
+      KMEANS_UNROLL
+      for (int s = 0; s < D; ++s) v[s] = _mm512_loadu_pd(base + s * W);
+      KMEANS_UNROLL
+      for (int j = 0; j < D; ++j) {
+        __m512d acc = v[0];
+        KMEANS_UNROLL
+        for (int s = 1; s < D; ++s) {
+          alignas(64) LI idx[W];
+          for (int l = 0; l < W; ++l) {
+            const int f = l * D + j;
+            idx[l] = static_cast<LI>(s == 1 ? (f < 2 * W ? f : 0)
+                                            : (f >= s * W && f < (s + 1) * W ? W + f - s * W : l));
+          }
+          acc = _mm512_permutex2var_pd(acc, _mm512_load_si512(idx), v[s]);
+        }
+        _mm512_store_pd(out + j * stride + g * W, acc);
+      }
+    }
+  }
+}
+#endif
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -204,8 +258,15 @@ void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, con
       const int jn = static_cast<int>(d - j0 < JC ? d - j0 : JC);
       if constexpr (D > 0) {
         bool done = false;
+#if defined(KMEANS_HAVE_DEINTERLEAVE)
+        if constexpr (D >= 2 && D <= 4)
+          if (i0 + L <= rows) {  // a full group: its rows are contiguous, permuted apart
+            deinterleave_features<T, D, W>(x + i0 * D, &xt[0][0], L);
+            done = true;
+          }
+#endif
 #if defined(KMEANS_HAVE_GATHER)
-        if (i0 + L <= rows) {  // a full group: its rows are contiguous, gather each feature
+        if (!done && i0 + L <= rows) {  // a full group: its rows are contiguous, gather each feature
           gather_features<T, D, W>(x + i0 * D, &xt[0][0], L);
           done = true;
         }
