@@ -385,12 +385,22 @@ void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, con
           for (int g = 0; g < G; ++g) running[c][g] = acc[0][g];
       }
     }
+    const int valid = rows - i0 < L ? static_cast<int>(rows - i0) : L;
+    if (valid == L) {  // a whole group: vector stores (a scalar copy per row was ~10% at d = 3)
+      typedef std::int32_t I32 __attribute__((vector_size(W * 4)));
+      KMEANS_UNROLL
+      for (int g = 0; g < G; ++g) {
+        __builtin_memcpy(dist + i0 + g * W, &best[g], sizeof(VT));
+        const I32 li = __builtin_convertvector(bidx[g], I32);
+        __builtin_memcpy(labels + i0 + g * W, &li, sizeof li);
+      }
+      continue;
+    }
     KMEANS_UNROLL
     for (int g = 0; g < G; ++g) {
       *reinterpret_cast<VT*>(&out_best[g * W]) = best[g];
       *reinterpret_cast<VI*>(&out_idx[g * W]) = bidx[g];
     }
-    const int valid = rows - i0 < L ? static_cast<int>(rows - i0) : L;
     for (int l = 0; l < valid; ++l) {
       labels[i0 + l] = static_cast<std::int32_t>(out_idx[l]);
       dist[i0 + l] = out_best[l];
