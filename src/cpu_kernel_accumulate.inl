@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: Apache-2.0
+// The sums kernels of a CPU kernel table (included by cpu_kernel.inl inside its anonymous
+// namespace, once per instruction set): the small shapes' four-sub-tile leaf sums, the unit-weight
+// row adds into a sub-tile scratch, its fold (add_doubles), and whole sub-tiles summed by cluster
+// in registers (subtile_sums). Every sum follows cpu_accumulate.hpp's canonical order; pure
+// adds, so the ISA's contraction setting changes no bit.
+
+/// AccumulateLeafFn for one D: the leaf's sub-tiles four at a time (acc[q] holds sub-tile q of
+/// the group, from +0.0; row r of each in turn, so that rows of one cluster do not wait on each
+/// other's adds), each group then added into the leaf value in sub-tile order.
+template <class T, int D>
+void accumulate_leaf_small(const T* x, std::int64_t rows, int k, const std::int32_t* lab,
+                           double* __restrict__ sums, double* __restrict__ counts) {
+  constexpr int S = D + 1;
+  constexpr std::int64_t kSub = 256, kGroup = 4 * kSub;
+  double acc[4][kAccumulateSmallMax];
+  for (std::int64_t g0 = 0; g0 < rows; g0 += kGroup) {
+    for (int q = 0; q < 4; ++q)
+      for (int e = 0; e < k * S; ++e) acc[q][e] = 0;
+    if (rows - g0 >= kGroup) {
+      for (std::int64_t r = g0; r < g0 + kSub; ++r) {
+        KMEANS_UNROLL
+        for (int q = 0; q < 4; ++q) {
+          const std::int64_t i = r + q * kSub;
+          double* a = acc[q] + lab[i] * S;
+          KMEANS_UNROLL
+          for (int j = 0; j < D; ++j) a[j] += static_cast<double>(x[i * D + j]);
+          a[D] += 1.0;
+        }
+      }
+    } else {  // the data's last, partial group: each sub-tile on its own
+      for (int q = 0; q < 4; ++q)
+        for (std::int64_t i = g0 + q * kSub; i < rows && i < g0 + (q + 1) * kSub; ++i) {
+          double* a = acc[q] + lab[i] * S;
+          KMEANS_UNROLL
+          for (int j = 0; j < D; ++j) a[j] += static_cast<double>(x[i * D + j]);
+          a[D] += 1.0;
+        }
+    }
+    for (int c = 0; c < k; ++c) {
+      KMEANS_UNROLL
+      for (int j = 0; j <= D; ++j) {
+        const int e = c * S + j;
+        double& v = j < D ? sums[c * D + j] : counts[c];
+        v = (((v + acc[0][e]) + acc[1][e]) + acc[2][e]) + acc[3][e];
+      }
+    }
+  }
+}
+
+/// AccumulateLeafFn: dispatches on d (accumulate_interleaved's shapes).
+template <class T>
+void accumulate_leaf(const T* x, std::int64_t rows, std::int64_t d, int k, const std::int32_t* lab,
+                     double* __restrict__ sums, double* __restrict__ counts) {
+  switch (d) {
+    case 1: return accumulate_leaf_small<T, 1>(x, rows, k, lab, sums, counts);
+    case 2: return accumulate_leaf_small<T, 2>(x, rows, k, lab, sums, counts);
+    case 3: return accumulate_leaf_small<T, 3>(x, rows, k, lab, sums, counts);
+    case 4: return accumulate_leaf_small<T, 4>(x, rows, k, lab, sums, counts);
+    default: return accumulate_leaf_small<T, 8>(x, rows, k, lab, sums, counts);
+  }
+}
+
+/// AddFn with this table's vectors.
+void add_doubles(double* __restrict__ dst, const double* __restrict__ src, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) dst[i] = dst[i] + src[i];
+}
+
+/// Features per pass of AccumulateFn over wide rows.
+constexpr std::int64_t kAccumulateChunk = 128;
+
+/// AccumulateFn: vectorised here with this table's instruction set (pure adds: no contraction).
+/// Wide rows go a chunk of features at a time over all the rows (each sum still adds its rows in
+/// order: the same bits), so that the sums the chunk touches stay in L1 instead of every row
+/// moving its cluster's whole row of sums through L2.
+template <class T>
+void accumulate_rows(const T* x, std::int64_t rows, std::int64_t d, int k,
+                     const std::int32_t* lab, double* __restrict__ sums,
+                     double* __restrict__ counts) {
+  (void)k;
+  if (d >= 2 * kAccumulateChunk) {
+    for (std::int64_t j0 = 0; j0 < d; j0 += kAccumulateChunk) {
+      const std::int64_t n = d - j0 < kAccumulateChunk ? d - j0 : kAccumulateChunk;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        double* __restrict__ s = sums + static_cast<std::int64_t>(lab[r]) * d + j0;
+        const T* __restrict__ xr = x + r * d + j0;
+        for (std::int64_t j = 0; j < n; ++j) s[j] += static_cast<double>(xr[j]);
+      }
+    }
+    for (std::int64_t r = 0; r < rows; ++r) counts[lab[r]] += 1.0;
+    return;
+  }
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double* __restrict__ s = sums + static_cast<std::int64_t>(lab[r]) * d;
+    const T* __restrict__ xr = x + r * d;
+    for (std::int64_t j = 0; j < d; ++j) s[j] += static_cast<double>(xr[j]);
+    counts[lab[r]] += 1.0;
+  }
+}
+
+/// W values of x (float or double) as one vector of W doubles.
+template <class T>
+inline typename Simd<double>::V load_as_double(const T* p) {
+  using DV = typename Simd<double>::V;
+  if constexpr (sizeof(T) == 8) {
+    DV v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+  } else {
+#if defined(__AVX512F__) && KMEANS_VBYTES == 64
+    return reinterpret_cast<DV>(_mm512_cvtps_pd(_mm256_loadu_ps(p)));  // one conversion
+#elif defined(__AVX__) && KMEANS_VBYTES == 32
+    return reinterpret_cast<DV>(_mm256_cvtps_pd(_mm_loadu_ps(p)));
+#else
+    typedef float FH __attribute__((vector_size(Simd<double>::W * 4)));
+    FH f;
+    __builtin_memcpy(&f, p, sizeof f);
+    return __builtin_convertvector(f, DV);
+#endif
+  }
+}
+
+/// The sum from +0.0, in the order of run[0, m), of features [j0, j0 + V W) of those rows,
+/// added to s[j0, j0 + V W): V vectors of W doubles held in registers.
+template <int V, class T>
+inline void run_sum(const T* x, std::int64_t d, const std::int32_t* run, std::int64_t m,
+                    std::int64_t j0, double* s) {
+  using DV = typename Simd<double>::V;
+  constexpr int W = Simd<double>::W;
+  DV acc[V];
+  KMEANS_UNROLL
+  for (int v = 0; v < V; ++v) acc[v] = DV{};
+  for (std::int64_t q = 0; q < m; ++q) {
+    const T* xr = x + static_cast<std::int64_t>(run[q]) * d + j0;
+    KMEANS_UNROLL
+    for (int v = 0; v < V; ++v) acc[v] = acc[v] + load_as_double(xr + v * W);
+  }
+  KMEANS_UNROLL
+  for (int v = 0; v < V; ++v) {
+    DV l;
+    __builtin_memcpy(&l, s + j0 + v * W, sizeof l);
+    l = l + acc[v];
+    __builtin_memcpy(s + j0 + v * W, &l, sizeof l);
+  }
+}
+
+/// SubtileSumsFn (pure adds: no contraction).
+template <class T>
+void subtile_sums(const T* x, std::int64_t rows, std::int64_t d, int k, const std::int32_t* lab,
+                  double* __restrict__ sums, double* __restrict__ counts, std::int32_t* scratch) {
+  constexpr int W = Simd<double>::W;
+  std::int32_t* end = scratch;           // k + 1: counts, then each cluster's end in `order`
+  std::int32_t* order = scratch + k + 1;  // rows
+  for (int c = 0; c <= k; ++c) end[c] = 0;
+  for (std::int64_t r = 0; r < rows; ++r) ++end[lab[r] + 1];
+  for (int c = 0; c < k; ++c) end[c + 1] += end[c];  // end[c]: where cluster c starts
+  for (std::int64_t r = 0; r < rows; ++r) order[end[lab[r]]++] = static_cast<std::int32_t>(r);
+  std::int32_t pos = 0;  // now end[c] is where cluster c ends
+  for (int c = 0; c < k; ++c) {
+    const std::int32_t e = end[c];
+    if (e == pos) continue;
+    const std::int32_t* run = order + pos;
+    const std::int64_t m = e - pos;
+    pos = e;
+    double* s = sums + static_cast<std::int64_t>(c) * d;
+    std::int64_t j0 = 0;
+    for (; j0 + 8 * W <= d; j0 += 8 * W) run_sum<8>(x, d, run, m, j0, s);
+    if (j0 + 4 * W <= d) {
+      run_sum<4>(x, d, run, m, j0, s);
+      j0 += 4 * W;
+    }
+    if (j0 + 2 * W <= d) {
+      run_sum<2>(x, d, run, m, j0, s);
+      j0 += 2 * W;
+    }
+    if (j0 + W <= d) {
+      run_sum<1>(x, d, run, m, j0, s);
+      j0 += W;
+    }
+    for (; j0 < d; ++j0) {
+      double a = 0;
+      for (std::int64_t q = 0; q < m; ++q) a = a + static_cast<double>(x[run[q] * d + j0]);
+      s[j0] = s[j0] + a;
+    }
+    counts[c] = counts[c] + static_cast<double>(m);
+  }
+}
