@@ -245,6 +245,10 @@ TEST(Elkan, PassesMatchLloydOnEveryKernelTable) {
   check_passes<float>(3000, 784, 33);
   check_passes<double>(999, 1, 5);
   check_passes<float>(5000, 17, 300);
+  // t = 32 bound groups (whole float vectors of bounds: 2 on AVX-512, 4 on AVX2, 8 on the
+  // generic table), the label distances W rows at a time (d >= 32).
+  check_passes<float>(5000, 32, 512);
+  check_passes<double>(4097, 24, 256);
 }
 
 /// The spatial grouping: a permutation, each group's indices ascending, a pure function of the
