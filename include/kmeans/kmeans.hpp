@@ -56,7 +56,8 @@ enum class Metric {
 /// distances that provably cannot change a label.
 enum class Algorithm {
   Lloyd,  ///< Every point against every centroid each iteration.
-  Elkan,  ///< Bound-pruned (Yinyang-style group bounds) on Backend::Cpu; the others run Lloyd.
+  Elkan,  ///< Bound-pruned (Yinyang-style group bounds) on Backend::Cpu once a pass changed at
+          ///< most n / 20 labels (Lloyd's passes before); the other backends run Lloyd.
   Auto,   ///< Lloyd, turning the bounds on mid-fit where whole fits measured faster (README).
 };
 
