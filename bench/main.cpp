@@ -14,6 +14,7 @@
 
 #include "measure.hpp"
 
+#include "bench_commit.h"  // KMEANS_BENCH_GIT_COMMIT, written at build time
 #ifndef KMEANS_BENCH_GIT_COMMIT
 #define KMEANS_BENCH_GIT_COMMIT "unknown"
 #endif
