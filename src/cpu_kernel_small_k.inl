@@ -137,50 +137,45 @@ inline void gather_features(const T* x, T* out, std::int64_t stride) {
 /// and feature j's W values come out of them by D - 1 two-source permutes (lane l takes flat
 /// element l D + j). Gathers of 8 or 16 lanes cost about a load per lane: at D = 3 (the classic
 /// study) they were about a third of the small-k pass (perf).
+/// The AVX-512 vector type holding T, and its two-source lane permute.
+template <class T>
+struct Vec512;
+template <>
+struct Vec512<float> {
+  typedef __m512 type;
+};
+template <>
+struct Vec512<double> {
+  typedef __m512d type;
+};
+inline __m512 permute2(__m512 a, __m512i idx, __m512 b) { return _mm512_permutex2var_ps(a, idx, b); }
+inline __m512d permute2(__m512d a, __m512i idx, __m512d b) { return _mm512_permutex2var_pd(a, idx, b); }
+
 template <class T, int D, int W>
 inline void deinterleave_features(const T* x, T* out, std::int64_t stride) {
   static_assert(D >= 2 && D <= 4, "D - 1 permutes per feature");
   using LI = typename LaneInt<T>::type;
+  using M = typename Vec512<T>::type;
+  static_assert(sizeof(M) == W * sizeof(T), "one 64-byte vector of W lanes");
   for (int g = 0; g < 2; ++g) {
     const T* base = x + g * W * D;
-    if constexpr (sizeof(T) == 4) {
-      __m512 v[D];
+    M v[D];
+    KMEANS_UNROLL
+    for (int s = 0; s < D; ++s) __builtin_memcpy(&v[s], base + s * W, sizeof(M));
+    KMEANS_UNROLL
+    for (int j = 0; j < D; ++j) {
+      M acc = v[0];
       KMEANS_UNROLL
-      for (int s = 0; s < D; ++s) v[s] = _mm512_loadu_ps(base + s * W);
-      KMEANS_UNROLL
-      for (int j = 0; j < D; ++j) {
-        __m512 acc = v[0];
-        KMEANS_UNROLL
-        for (int s = 1; s < D; ++s) {
-          alignas(64) LI idx[W];
-          for (int l = 0; l < W; ++l) {
-            const int f = l * D + j;
-            idx[l] = static_cast<LI>(s == 1 ? (f < 2 * W ? f : 0)
-                                            : (f >= s * W && f < (s + 1) * W ? W + f - s * W : l));
-          }
-          acc = _mm512_permutex2var_ps(acc, _mm512_load_si512(idx), v[s]);
+      for (int s = 1; s < D; ++s) {
+        alignas(64) LI idx[W];
+        for (int l = 0; l < W; ++l) {
+          const int f = l * D + j;
+          idx[l] = static_cast<LI>(s == 1 ? (f < 2 * W ? f : 0)
+                                          : (f >= s * W && f < (s + 1) * W ? W + f - s * W : l));
         }
-        _mm512_store_ps(out + j * stride + g * W, acc);
+        acc = permute2(acc, _mm512_load_si512(idx), v[s]);
       }
-    } else {
-      __m512d v[D];
-      KMEANS_UNROLL
-      for (int s = 0; s < D; ++s) v[s] = _mm512_loadu_pd(base + s * W);
-      KMEANS_UNROLL
-      for (int j = 0; j < D; ++j) {
-        __m512d acc = v[0];
-        KMEANS_UNROLL
-        for (int s = 1; s < D; ++s) {
-          alignas(64) LI idx[W];
-          for (int l = 0; l < W; ++l) {
-            const int f = l * D + j;
-            idx[l] = static_cast<LI>(s == 1 ? (f < 2 * W ? f : 0)
-                                            : (f >= s * W && f < (s + 1) * W ? W + f - s * W : l));
-          }
-          acc = _mm512_permutex2var_pd(acc, _mm512_load_si512(idx), v[s]);
-        }
-        _mm512_store_pd(out + j * stride + g * W, acc);
-      }
+      __builtin_memcpy(out + j * stride + g * W, &acc, sizeof(M));
     }
   }
 }
