@@ -26,6 +26,13 @@ inline float float_at_least(double v) {
   return static_cast<float>(v * (1 + 0x1p-23) + 0x1p-149);
 }
 
+/// Bit l set when group l of a vector of float bounds fails to prove (f > thr does not hold, so
+/// NaN fails too), lanes beyond the vector clear.
+inline std::uint64_t failing_lanes(typename Simd<float>::V f, float thr) {
+  constexpr int W = Simd<float>::W;
+  return ~lanes_above<float>(f, thr) & ((std::uint64_t{1} << W) - 1);
+}
+
 /// The smallest float a group's lower bound must exceed to prove every direct distance in it
 /// larger than da: l > thr >= sqrt((da hi_fac + tiny) / lo_fac) (thr_fac >= 1 / lo_fac, each
 /// rounding covered by the factor 1 + 2^-48, the float rounded up) gives lo_fac l^2 > da hi_fac
@@ -126,7 +133,7 @@ inline void test_rows(const GroupPass<T>& gp, std::int64_t r0, std::int64_t r1, 
         VF f = (l - dv[v]) * (1 - 0x1p-22f);
         f = f > 1e-30f ? f : VF{};
         __builtin_memcpy(lr + v * W, &f, sizeof f);
-        bits |= (~lanes_above<float>(f, thr) & ((std::uint64_t{1} << W) - 1)) << (v * W);
+        bits |= failing_lanes(f, thr) << (v * W);
       }
       const std::uint64_t own_bit = std::uint64_t{1} << ga;
       bits = (bits & ~own_bit) | (own > thr ? 0 : own_bit);
@@ -154,8 +161,7 @@ template <class T>
 std::int64_t groups_test(const GroupPass<T>& gp, const T* x, std::int64_t rows,
                          const std::int32_t* prev, float* lower, std::int32_t* lab, T* dist,
                          std::int64_t* search, std::int64_t* units) {
-  constexpr int G = group_of<T>();
-  const int k = gp.k, t = gp.t, n_lg = (k + G - 1) / G;
+  const int k = gp.k;
   const std::int64_t d = gp.d;
   for (std::int64_t r = 0; r < rows; ++r) lab[r] = prev[r] >= 0 && prev[r] < k ? prev[r] : 0;
   std::int64_t r = 0;
@@ -228,7 +234,7 @@ void groups_search(const GroupPass<T>& gp, const T* x, const std::int64_t* searc
         for (int v = 0; v < t / FW; ++v) {
           VF l;
           __builtin_memcpy(&l, lr + v * FW, sizeof l);
-          bits |= (~lanes_above<float>(l, thr) & ((std::uint64_t{1} << FW) - 1)) << (v * FW);
+          bits |= failing_lanes(l, thr) << (v * FW);
         }
       } else {
         for (int g = 0; g < t; ++g) bits |= static_cast<std::uint64_t>(!(lr[g] > thr)) << g;
