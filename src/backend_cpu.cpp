@@ -177,8 +177,8 @@ class CpuEngine final : public ShardEngine<T> {
       small_k = false;
       gemm = forced_ == ForcedKernel::Gemm;
     }
-    const bool pruned = cpu::use_bounds(algorithm_, n, d, k, sizeof(T),
-                                        cpu::bound_consts<T>(d).usable, bounds_valid_,
+    const bool usable = cpu::bound_consts<T>(d).usable;
+    const bool pruned = cpu::use_bounds(algorithm_, n, d, k, sizeof(T), usable, bounds_valid_,
                                         last_changed_, passes_);
     if (with_sums) ++passes_;
     if (pruned)
@@ -343,11 +343,11 @@ class CpuEngine final : public ShardEngine<T> {
     if (with_sums && !partials) sum_by_cluster(k, sums, weights, out, width);
     bounds_valid_ = pruned;
     // An Elkan pass before the bounds start searched every row.
-    last_searched_ = !pruned && algorithm_ == Algorithm::Elkan &&
-                             cpu::bounds_possible(algorithm_, n, d, k, sizeof(T),
-                                                  cpu::bound_consts<T>(d).usable)
-                         ? n
-                         : -1;
+    last_searched_ =
+        !pruned && algorithm_ == Algorithm::Elkan &&
+                cpu::bounds_possible(algorithm_, n, d, k, sizeof(T), usable)
+            ? n
+            : -1;
     if (pruned) {
       last_searched_ = 0;
       for (std::int64_t b = 0; b < n_blocks_; ++b) last_searched_ += block_searched_[b];
