@@ -98,6 +98,10 @@ void accumulate_rows(const T* x, std::int64_t rows, std::int64_t d, int k,
   }
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12, inside _mm512_cvtps_pd
+#endif
 /// W values of x (float or double) as one vector of W doubles.
 template <class T>
 inline typename Simd<double>::V load_as_double(const T* p) {
@@ -119,6 +123,9 @@ inline typename Simd<double>::V load_as_double(const T* p) {
 #endif
   }
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 /// The sum from +0.0, in the order of run[0, m), of features [j0, j0 + V W) of those rows,
 /// added to s[j0, j0 + V W): V vectors of W doubles held in registers.
