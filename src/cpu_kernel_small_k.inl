@@ -12,6 +12,8 @@
 
 /// Centroids per pass over a chunk of features: as many accumulation chains as the registers hold.
 constexpr int kSmallKC = KMEANS_VBYTES == 64 ? 4 : 2;
+/// Wide rows: how many chunks ahead of the one being ranked the rows are fetched into L2.
+constexpr int kSmallKPrefetchChunks = 2;
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
@@ -185,13 +187,18 @@ inline void deinterleave_features(const T* x, T* out, std::int64_t stride) {
 #endif
 
 /// Accumulates features [0, jn) of the transposed chunk xt against NC centroids starting at
-/// centroid `cbase` (rows of `cd` features, already offset to the chunk's first feature).
+/// centroid `cbase` (rows of `cd` features, already offset to the chunk's first feature). With a
+/// run-time length (JN == 0) each step also prefetches the next line of *pf into L2 while *pf
+/// is below pf_end.
 template <class T, int NC, int JN>
 inline void small_k_accumulate(const T (*xt)[2 * Simd<T>::W], int jn, const T* cbase,
-                               std::int64_t cd, typename Simd<T>::V (&acc)[NC][2]) {
+                               std::int64_t cd, typename Simd<T>::V (&acc)[NC][2],
+                               const char* const** pf = nullptr, const char* const* pf_end = nullptr) {
   using VT = typename Simd<T>::V;
   constexpr int W = Simd<T>::W;
   auto step = [&](int j) {
+    if constexpr (JN == 0)
+      if (*pf < pf_end) __builtin_prefetch(*(*pf)++, 0, 2);
     const VT x0 = *reinterpret_cast<const VT*>(&xt[j][0]);
     const VT x1 = *reinterpret_cast<const VT*>(&xt[j][W]);
     KMEANS_UNROLL
@@ -228,6 +235,8 @@ void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, con
   alignas(64) T out_best[L];
   alignas(64) LI out_idx[L];
   const T inf = __builtin_inf();
+  const char* pf_list[L * JC * sizeof(T) / 64];  // lines to prefetch during this chunk
+  int pf_n = 0;
 
   for (std::int64_t i0 = 0; i0 < rows; i0 += L) {
     const T* xr[L];
@@ -281,8 +290,12 @@ void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, con
         }
       }
       // Wide rows: L rows read a chunk at a time are more streams than the hardware prefetcher
-      // follows; fetch the next chunk (of this group, or the next group's first) meanwhile
-      // (60k x 784 float, k = 10, one thread: 8% faster).
+      // follows. The chunk kSmallKPrefetchChunks ahead (of this group, or the next group's) is
+      // fetched into L2 meanwhile, one line per step of the centroid passes below (pf_list), so
+      // that the fetches never wait on each other in a burst. 60k x 784 float, k = 10: 1.2x
+      // faster than a burst of the next chunk's lines (bench/NOTES.md), which was 8% faster
+      // than none.
+      pf_n = 0;
       if (d <= JC) {  // one chunk: the rows of the group after next, contiguous
         const std::int64_t ahead = i0 + 2 * L;
         if (ahead < rows) {
@@ -292,15 +305,23 @@ void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, con
           for (std::int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 3);
         }
       } else {
-        const bool more = j0 + JC < d;
-        const std::int64_t nj0 = more ? j0 + JC : 0, ni0 = more ? i0 : i0 + L;
+        std::int64_t nj0 = j0, ni0 = i0;
+        for (int a = 0; a < kSmallKPrefetchChunks; ++a) {
+          nj0 += JC;
+          if (nj0 >= d) {
+            nj0 = 0;
+            ni0 += L;
+          }
+        }
         const std::int64_t nbytes = (d - nj0 < JC ? d - nj0 : JC) * static_cast<std::int64_t>(sizeof(T));
-        const int n_rows = rows - ni0 < L ? static_cast<int>(rows - ni0) : L;
+        const int n_rows = ni0 >= rows ? 0 : rows - ni0 < L ? static_cast<int>(rows - ni0) : L;
         for (int l = 0; l < n_rows; ++l) {
           const char* p = reinterpret_cast<const char*>(x + (ni0 + l) * d + nj0);
-          for (std::int64_t b = 0; b < nbytes; b += 64) __builtin_prefetch(p + b, 0, 2);
+          for (std::int64_t b = 0; b < nbytes; b += 64) pf_list[pf_n++] = p + b;
         }
       }
+      const char* const* pf_cur = pf_list;
+      const char* const* const pf_end = pf_list + pf_n;
       // D > 0: one chunk (D <= kSmallKChunkD), so `running` is never read or written.
       const bool first = D > 0 || j0 == 0, last = D > 0 || j0 + jn >= d;
       // Centroids [c, c + NC) over this chunk: NC * G chains from `running` (or 0), then
@@ -312,7 +333,7 @@ void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, con
         for (int q = 0; q < NC; ++q)
           KMEANS_UNROLL
           for (int g = 0; g < G; ++g) acc[q][g] = first ? VT{} : running[c + q][g];
-        small_k_accumulate<T, NC, D>(xt, jn, centroids + static_cast<std::int64_t>(c) * d + j0, d, acc);
+        small_k_accumulate<T, NC, D>(xt, jn, centroids + static_cast<std::int64_t>(c) * d + j0, d, acc, &pf_cur, pf_end);
         KMEANS_UNROLL
         for (int q = 0; q < NC; ++q) {
           if (last) {
@@ -348,6 +369,7 @@ void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, con
           }
           c += nc;
         }
+        while (pf_cur < pf_end) __builtin_prefetch(*pf_cur++, 0, 2);
         continue;
       }
       int c = 0;
@@ -357,7 +379,7 @@ void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, con
         for (int q = 0; q < C; ++q)
           KMEANS_UNROLL
           for (int g = 0; g < G; ++g) acc[q][g] = first ? VT{} : running[c + q][g];
-        small_k_accumulate<T, C, D>(xt, jn, centroids + static_cast<std::int64_t>(c) * d + j0, d, acc);
+        small_k_accumulate<T, C, D>(xt, jn, centroids + static_cast<std::int64_t>(c) * d + j0, d, acc, &pf_cur, pf_end);
         KMEANS_UNROLL
         for (int q = 0; q < C; ++q) {
           if (last) {
@@ -372,13 +394,14 @@ void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, con
         VT acc[1][G];
         KMEANS_UNROLL
         for (int g = 0; g < G; ++g) acc[0][g] = first ? VT{} : running[c][g];
-        small_k_accumulate<T, 1, D>(xt, jn, centroids + static_cast<std::int64_t>(c) * d + j0, d, acc);
+        small_k_accumulate<T, 1, D>(xt, jn, centroids + static_cast<std::int64_t>(c) * d + j0, d, acc, &pf_cur, pf_end);
         if (last)
           take(acc[0], c);
         else
           KMEANS_UNROLL
           for (int g = 0; g < G; ++g) running[c][g] = acc[0][g];
       }
+      while (pf_cur < pf_end) __builtin_prefetch(*pf_cur++, 0, 2);
     }
     const int valid = rows - i0 < L ? static_cast<int>(rows - i0) : L;
     if (valid == L) {  // a whole group: vector stores (a scalar copy per row was ~10% at d = 3)
