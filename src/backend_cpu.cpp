@@ -125,7 +125,6 @@ class CpuEngine final : public ShardEngine<T> {
         bounds_search_(bounds_search_of<T>(cpu::bounds_table_for(kt.name))),
         n_threads_(resolve_threads(v.n_threads)),
         n_blocks_((v.n + kBlock - 1) / kBlock),
-        mean_(data_mean(v)),
         labels_(static_cast<std::size_t>(v.n), -1),
         dist_(static_cast<std::size_t>(v.n)),
         block_sse_(static_cast<std::size_t>(n_blocks_)),
@@ -184,6 +183,10 @@ class CpuEngine final : public ShardEngine<T> {
     if (pruned)
       bounds_.prepare(centroids, k, n, d, bounds_valid_,
                       threads_for(n_threads_, double(k) * k * d), bounds_search_);
+    if (!small_k && !mean_valid_) {  // the tiled kernels' centre, computed on first need
+      mean_ = data_mean(v_);
+      mean_valid_ = true;
+    }
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
     const bool partials = with_sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
@@ -399,7 +402,7 @@ class CpuEngine final : public ShardEngine<T> {
     passes_ = 0;
     n_threads_ = resolve_threads(v.n_threads);
     n_blocks_ = (v.n + kBlock - 1) / kBlock;
-    if (!keep_centre_) mean_ = data_mean(v);
+    if (!keep_centre_) mean_valid_ = false;
     labels_.assign(static_cast<std::size_t>(v.n), -1);
     dist_.resize(static_cast<std::size_t>(v.n));
     block_sse_.resize(static_cast<std::size_t>(n_blocks_));
@@ -486,6 +489,9 @@ class CpuEngine final : public ShardEngine<T> {
   std::int64_t n_blocks_;
   std::vector<T> mean_;
   bool keep_centre_ = false;  ///< rebind keeps mean_ (ShardEngine::keep_centre)
+  /// mean_ holds the data's mean: it is computed on the first pass through a tiled kernel (the
+  /// small-k kernel needs none; a full pass over the data at 60k x 784 costs ~half an iteration).
+  bool mean_valid_ = false;
   std::vector<std::int32_t> labels_;
   std::vector<T> dist_;
   std::vector<double> block_sse_;

@@ -126,6 +126,53 @@ void expect_scale_invariant(int e, Backend b) {
   for (std::size_t i = 0; i < t.size(); ++i) expect_close(ts[i], std::ldexp(t[i], e), "distance");
 }
 
+// The scan runs in vectors over runs of 1024 values in blocks split between threads: on data of
+// many runs and blocks, the value at the bound passes, the next one above it (or NaN, Inf) is
+// reported where it is, and of two bad values the first in row-major order is named whatever
+// the thread count, in float32 and float64.
+template <class T>
+void check_bad_values_found_in_order() {
+  const std::int64_t d = 7, n = 40000;  // 280 000 values: several blocks of 65 536
+  const double bound_exact = kmeans::max_abs_value<T>(static_cast<std::size_t>(d));
+  T bound = static_cast<T>(bound_exact);  // the largest T not above it
+  if (static_cast<double>(bound) > bound_exact) bound = std::nextafter(bound, T(0));
+  const T above = std::nextafter(bound, std::numeric_limits<T>::infinity());
+  std::vector<T> x(static_cast<std::size_t>(n * d));
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<T>(i % 97) - T(48);
+  x[1000] = -bound;  // at the bound: accepted
+  x[200003] = bound;
+  const T c[] = {0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1};
+  EXPECT_EQ(kmeans::predict(x.data(), n, d, c, 2).size(), static_cast<std::size_t>(n));
+  const auto where = [&](std::int64_t i) {
+    return "at row " + std::to_string(i / d) + ", column " + std::to_string(i % d);
+  };
+  for (int threads : {1, 2, 3}) {
+    kmeans::Params<T> p;
+    p.k = 2;
+    p.n_threads = threads;
+    for (std::int64_t late : {std::int64_t{279999}, std::int64_t{150001}}) {
+      for (std::int64_t early : {std::int64_t{5}, std::int64_t{1023}, std::int64_t{70000},
+                                 std::int64_t{131073}}) {
+        if (early >= late) continue;
+        std::vector<T> y = x;
+        y[late] = std::numeric_limits<T>::quiet_NaN();
+        y[early] = -above;
+        expect_error([&] { kmeans::fit(y.data(), n, d, p); }, "data value ");
+        expect_error([&] { kmeans::fit(y.data(), n, d, p); }, where(early));
+        y[early] = std::numeric_limits<T>::infinity();
+        expect_error([&] { kmeans::fit(y.data(), n, d, p); }, "data contains Inf " + where(early));
+        y[early] = 1;
+        expect_error([&] { kmeans::fit(y.data(), n, d, p); }, "data contains NaN " + where(late));
+      }
+    }
+  }
+}
+
+TEST(Validation, BadValuesAreFoundInRowMajorOrderOnLargeData) {
+  check_bad_values_found_in_order<float>();
+  check_bad_values_found_in_order<double>();
+}
+
 TEST(Validation, TinyValuesGiveTheExactLabels) {
   // float32 distances of values near 1e-30 underflow to 0: every point would tie to cluster 0.
   const float x[] = {0, 1e-30f, 2e-30f, 3e-30f, 1e-31f};
