@@ -125,39 +125,41 @@ std::string point_error(const char* what, double value, std::int64_t row, std::i
 }
 
 #if defined(__SSE2__)
-/// The largest |x[i]| over whole SSE2 vectors from i on (below re), and whether any |x[i]| is
-/// not <= bound (NaN included); i ends at the first value not covered.
-inline void max_abs_sse2(const float* x, std::int64_t& i, std::int64_t re, float bound,
-                         float& top, bool& bad) {
-  const __m128 sign = _mm_set1_ps(-0.0f), lim = _mm_set1_ps(bound);
-  __m128 t0 = _mm_setzero_ps(), t1 = t0, bad_v = t0;
-  for (; i + 8 <= re; i += 8) {
-    const __m128 a0 = _mm_andnot_ps(sign, _mm_loadu_ps(x + i));
-    const __m128 a1 = _mm_andnot_ps(sign, _mm_loadu_ps(x + i + 4));
-    bad_v = _mm_or_ps(bad_v, _mm_or_ps(_mm_cmpnle_ps(a0, lim), _mm_cmpnle_ps(a1, lim)));
-    t0 = _mm_max_ps(t0, a0);
-    t1 = _mm_max_ps(t1, a1);
+// SSE2's float and double forms under one name, for max_abs_sse2.
+inline __m128 sse_load(const float* p) { return _mm_loadu_ps(p); }
+inline __m128d sse_load(const double* p) { return _mm_loadu_pd(p); }
+inline __m128 sse_abs(__m128 v) { return _mm_andnot_ps(_mm_set1_ps(-0.0f), v); }
+inline __m128d sse_abs(__m128d v) { return _mm_andnot_pd(_mm_set1_pd(-0.0), v); }
+inline __m128 sse_not_le(__m128 a, __m128 b) { return _mm_cmpnle_ps(a, b); }
+inline __m128d sse_not_le(__m128d a, __m128d b) { return _mm_cmpnle_pd(a, b); }
+inline __m128 sse_or(__m128 a, __m128 b) { return _mm_or_ps(a, b); }
+inline __m128d sse_or(__m128d a, __m128d b) { return _mm_or_pd(a, b); }
+inline __m128 sse_max(__m128 a, __m128 b) { return _mm_max_ps(a, b); }
+inline __m128d sse_max(__m128d a, __m128d b) { return _mm_max_pd(a, b); }
+inline __m128 sse_splat(float v) { return _mm_set1_ps(v); }
+inline __m128d sse_splat(double v) { return _mm_set1_pd(v); }
+inline int sse_any(__m128 m) { return _mm_movemask_ps(m); }
+inline int sse_any(__m128d m) { return _mm_movemask_pd(m); }
+
+/// The largest |x[i]| over whole pairs of SSE2 vectors from i on (below re), and whether any
+/// |x[i]| is not <= bound (NaN included); i ends at the first value not covered.
+template <class T>
+inline void max_abs_sse2(const T* x, std::int64_t& i, std::int64_t re, T bound, T& top,
+                         bool& bad) {
+  constexpr int W = 16 / sizeof(T);
+  const auto lim = sse_splat(bound);
+  auto t0 = sse_splat(T(0)), t1 = t0, bad_v = t0;
+  for (; i + 2 * W <= re; i += 2 * W) {
+    const auto a0 = sse_abs(sse_load(x + i)), a1 = sse_abs(sse_load(x + i + W));
+    bad_v = sse_or(bad_v, sse_or(sse_not_le(a0, lim), sse_not_le(a1, lim)));
+    t0 = sse_max(t0, a0);
+    t1 = sse_max(t1, a1);
   }
-  alignas(16) float lanes[4];
-  _mm_store_ps(lanes, _mm_max_ps(t0, t1));
-  for (float l : lanes) top = l > top ? l : top;
-  bad = bad || _mm_movemask_ps(bad_v) != 0;
-}
-inline void max_abs_sse2(const double* x, std::int64_t& i, std::int64_t re, double bound,
-                         double& top, bool& bad) {
-  const __m128d sign = _mm_set1_pd(-0.0), lim = _mm_set1_pd(bound);
-  __m128d t0 = _mm_setzero_pd(), t1 = t0, bad_v = t0;
-  for (; i + 4 <= re; i += 4) {
-    const __m128d a0 = _mm_andnot_pd(sign, _mm_loadu_pd(x + i));
-    const __m128d a1 = _mm_andnot_pd(sign, _mm_loadu_pd(x + i + 2));
-    bad_v = _mm_or_pd(bad_v, _mm_or_pd(_mm_cmpnle_pd(a0, lim), _mm_cmpnle_pd(a1, lim)));
-    t0 = _mm_max_pd(t0, a0);
-    t1 = _mm_max_pd(t1, a1);
-  }
-  alignas(16) double lanes[2];
-  _mm_store_pd(lanes, _mm_max_pd(t0, t1));
-  for (double l : lanes) top = l > top ? l : top;
-  bad = bad || _mm_movemask_pd(bad_v) != 0;
+  const auto m = sse_max(t0, t1);
+  T lanes[W];
+  std::memcpy(lanes, &m, sizeof lanes);
+  for (T l : lanes) top = l > top ? l : top;
+  bad = bad || sse_any(bad_v) != 0;
 }
 #endif
 
