@@ -165,6 +165,24 @@ inline void cluster_sums(const T* x, std::int64_t d, const std::int32_t* run, st
   }
 }
 
+/// Rows [0, rows) summed cluster by cluster: ordered by label (order_by_label into end, k + 1
+/// entries, and order, rows entries), each cluster's rows through cluster_sums<kOnto>, and its
+/// row count added to counts (the same value as that many adds of 1.0: integers are exact).
+template <bool kOnto, class T>
+inline void sums_by_label(const T* x, std::int64_t rows, std::int64_t d, int k,
+                          const std::int32_t* lab, double* sums, double* counts,
+                          std::int32_t* end, std::int32_t* order) {
+  order_by_label(lab, rows, k, end, order);
+  std::int32_t pos = 0;
+  for (int c = 0; c < k; ++c) {
+    const std::int32_t e = end[c];
+    if (e == pos) continue;
+    cluster_sums<kOnto>(x, d, order + pos, e - pos, sums + static_cast<std::int64_t>(c) * d);
+    counts[c] = counts[c] + static_cast<double>(e - pos);
+    pos = e;
+  }
+}
+
 /// Features per pass of AccumulateFn over wide rows.
 constexpr std::int64_t kAccumulateChunk = 128;
 /// Wide rows are summed cluster by cluster (order_by_label, cluster_sums) for calls of up to
@@ -173,9 +191,9 @@ constexpr std::int64_t kSortedRows = 256;
 constexpr int kSortedMaxK = 1024;
 
 /// AccumulateFn: vectorised here with this table's instruction set (pure adds: no contraction).
-/// Wide rows go a chunk of features at a time over all the rows (each sum still adds its rows in
-/// order: the same bits), so that the sums the chunk touches stay in L1 instead of every row
-/// moving its cluster's whole row of sums through L2.
+/// Wide rows go cluster by cluster (sums_by_label, the sums in registers), or, for calls beyond
+/// its stack arrays, a chunk of features at a time over all the rows, so that the sums the chunk
+/// touches stay in L1; either way each sum adds its rows in row order: the same bits.
 template <class T>
 void accumulate_rows(const T* x, std::int64_t rows, std::int64_t d, int k,
                      const std::int32_t* lab, double* __restrict__ sums,
@@ -185,15 +203,7 @@ void accumulate_rows(const T* x, std::int64_t rows, std::int64_t d, int k,
     // across them: the same adds as the row loop below, without a load and a store of the
     // sums per row (60k x 784 float, k = 10: 1.6x faster).
     std::int32_t end[kSortedMaxK + 1], order[kSortedRows];
-    order_by_label(lab, rows, k, end, order);
-    std::int32_t pos = 0;
-    for (int c = 0; c < k; ++c) {
-      const std::int32_t e = end[c];
-      if (e == pos) continue;
-      cluster_sums<true>(x, d, order + pos, e - pos, sums + static_cast<std::int64_t>(c) * d);
-      counts[c] = counts[c] + static_cast<double>(e - pos);  // e - pos adds of 1.0: exact
-      pos = e;
-    }
+    sums_by_label<true>(x, rows, d, k, lab, sums, counts, end, order);
     return;
   }
   if (d >= 2 * kAccumulateChunk) {
@@ -220,15 +230,5 @@ void accumulate_rows(const T* x, std::int64_t rows, std::int64_t d, int k,
 template <class T>
 void subtile_sums(const T* x, std::int64_t rows, std::int64_t d, int k, const std::int32_t* lab,
                   double* __restrict__ sums, double* __restrict__ counts, std::int32_t* scratch) {
-  std::int32_t* end = scratch;            // k + 1
-  std::int32_t* order = scratch + k + 1;  // rows
-  order_by_label(lab, rows, k, end, order);
-  std::int32_t pos = 0;
-  for (int c = 0; c < k; ++c) {
-    const std::int32_t e = end[c];
-    if (e == pos) continue;
-    cluster_sums<false>(x, d, order + pos, e - pos, sums + static_cast<std::int64_t>(c) * d);
-    counts[c] = counts[c] + static_cast<double>(e - pos);
-    pos = e;
-  }
+  sums_by_label<false>(x, rows, d, k, lab, sums, counts, scratch, scratch + k + 1);
 }

@@ -193,7 +193,7 @@ inline void deinterleave_features(const T* x, T* out, std::int64_t stride) {
 template <class T, int NC, int JN>
 inline void small_k_accumulate(const T (*xt)[2 * Simd<T>::W], int jn, const T* cbase,
                                std::int64_t cd, typename Simd<T>::V (&acc)[NC][2],
-                               const char* const** pf = nullptr, const char* const* pf_end = nullptr) {
+                               const char* const** pf, const char* const* pf_end) {
   using VT = typename Simd<T>::V;
   constexpr int W = Simd<T>::W;
   auto step = [&](int j) {
