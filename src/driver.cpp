@@ -19,8 +19,6 @@
 #include "lloyd_step.hpp"
 #include "minibatch.hpp"
 #include "sphere.hpp"
-#include "stream/chunks.hpp"
-#include "stream/cuda_stream.hpp"
 
 namespace kmeans {
 
