@@ -27,7 +27,7 @@
 #if defined(KMEANS_GEMM_MR)
 constexpr int kGemmMR = KMEANS_GEMM_MR;
 #elif KMEANS_VBYTES == 64
-constexpr int kGemmMR = 14;  // 12 measured 0.90-1.0x of 14 (100k x 128 k = 1024, 5000 x 2048 k = 256)
+constexpr int kGemmMR = 13;  // see "register block rows" in bench/NOTES.md
 #elif KMEANS_VBYTES == 32
 constexpr int kGemmMR = 6;
 #else
@@ -62,17 +62,33 @@ inline void gemm_pack(const T* const* xp, const T* mean, std::int64_t d, T* xc) 
 template <class T, bool kChunk>
 __attribute__((noinline)) void gemm_block(const T* __restrict__ xc, const T* __restrict__ cj,
                                           std::int64_t len,
-                                          typename Simd<T>::V (*__restrict__ mem)[kVecsPerTile]) {
+                                          typename Simd<T>::V (*__restrict__ mem)[kVecsPerTile],
+                                          std::uintptr_t pf, std::int64_t pf_stride) {
   using VT = typename Simd<T>::V;
   constexpr int W = Simd<T>::W;
   constexpr int V = kVecsPerTile;
   constexpr int KT = V * W;
+  // The prefetch of the next group's rows: kSegLines lines of each of its kGemmMR rows (this
+  // chunk's features), kPfPerStep per feature step.
+  constexpr int kSegLines = static_cast<int>(kGemmKC * sizeof(T) / 64);
+  constexpr int kPfPerStep = static_cast<int>((kGemmMR * kSegLines + kGemmKC - 1) / kGemmKC);
   VT acc[kGemmMR][V];
   KMEANS_UNROLL
   for (int p = 0; p < kGemmMR; ++p)
     KMEANS_UNROLL
     for (int v = 0; v < V; ++v) acc[p][v] = kChunk ? VT{} : mem[p][v];
   for (std::int64_t j = 0; j < len; ++j) {
+    if (kChunk && pf != 0) {
+      KMEANS_UNROLL
+      for (int u = 0; u < kPfPerStep; ++u) {
+        const std::int64_t line = j * kPfPerStep + u;  // row line / kSegLines, line % kSegLines
+        if (line < kGemmMR * kSegLines)
+          __builtin_prefetch(reinterpret_cast<const void*>(
+                                 pf + static_cast<std::uintptr_t>(line / kSegLines * pf_stride +
+                                                                  line % kSegLines * 64)),
+                             0, 2);
+      }
+    }
     VT c[V];
     KMEANS_UNROLL
     for (int v = 0; v < V; ++v) c[v] = *reinterpret_cast<const VT*>(cj + j * KT + v * W);
@@ -93,17 +109,19 @@ __attribute__((noinline)) void gemm_block(const T* __restrict__ xc, const T* __r
 /// chunked order above.
 template <class T>
 inline void gemm_rank_tile(const T* xc, std::int64_t d, const T* ct,
-                           typename Simd<T>::V (*acc)[kVecsPerTile]) {
+                           typename Simd<T>::V (*acc)[kVecsPerTile], std::uintptr_t pf = 0) {
   using VT = typename Simd<T>::V;
   constexpr int W = Simd<T>::W;
   constexpr int V = kVecsPerTile;
   constexpr int KT = V * W;
   for (int p = 0; p < kGemmMR; ++p)
     for (int v = 0; v < V; ++v) acc[p][v] = *reinterpret_cast<const VT*>(ct + v * W);
-  if (d <= kGemmKC) return gemm_block<T, false>(xc, ct + KT, d, acc);
+  if (d <= kGemmKC) return gemm_block<T, false>(xc, ct + KT, d, acc, 0, 0);
+  const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(T));
   for (std::int64_t q0 = 0; q0 < d; q0 += kGemmKC)
     gemm_block<T, true>(xc + q0 * kGemmMR, ct + (q0 + 1) * KT,
-                        d - q0 < kGemmKC ? d - q0 : kGemmKC, acc);
+                        d - q0 < kGemmKC ? d - q0 : kGemmKC, acc,
+                        pf == 0 ? 0 : pf + static_cast<std::uintptr_t>(q0) * sizeof(T), row_bytes);
 }
 
 /// The GEMM kernel's scratch (gemm_scratch(d) values of T): the running state of one register
@@ -163,7 +181,10 @@ void gemm_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, std
       }
     for (int t = t0; t < t1; ++t) {
       VT (*const acc)[V] = tot;
-      gemm_rank_tile<T>(xc, d, tiles + static_cast<std::int64_t>(t) * (d + 1) * KT, acc);
+      gemm_rank_tile<T>(xc, d, tiles + static_cast<std::int64_t>(t) * (d + 1) * KT, acc,
+                        t == t0 ? reinterpret_cast<std::uintptr_t>(x) +
+                                      static_cast<std::uintptr_t>((i0 + P) * d) * sizeof(T)
+                                : 0);
       const VI tv = VI{} + static_cast<LI>(t);
       KMEANS_UNROLL
       for (int p = 0; p < P; ++p)
