@@ -54,17 +54,33 @@ inline void gemm_pack(const T* const* xp, const T* mean, std::int64_t d, T* xc) 
   }
 }
 
-/// The register block: acc[p][v] -= sum over `len` features of xc[p * kGemmKC + j] *
-/// cj[j * KT + v * W], acc in memory. kChunk: the sum starts from 0 in registers and is then added
-/// to acc (one rounding per chunk); otherwise acc itself is the running value. Not inlined, so
-/// that only the accumulators, V centroid vectors and a broadcast are live in the loop (inlined
-/// into the tile loop, GCC 12 kept the caller's state in registers and spilled accumulators).
-template <class T, bool kChunk>
+/// A group's running minimum over tiles, per lane (gemm_chunk's state, in memory): the smallest
+/// ranking, the tile that holds it and the second smallest; `tile` is the tile being ranked.
+template <class T>
+struct GemmBest {
+  typename Simd<T>::V (*best)[kVecsPerTile];
+  typename Simd<T>::V (*sec)[kVecsPerTile];
+  typename Simd<T>::I (*btile)[kVecsPerTile];
+  int tile;
+};
+
+/// The register block: the rankings of kGemmMR points against one tile, the running value
+/// acc[p][v] minus the sum over `len` features of xc[p * kGemmKC + j] * cj[j * KT + v * W].
+/// kChunk: the sum starts from 0 in registers and is then added to mem (one rounding per chunk);
+/// otherwise the running value starts from init (the tile's |c'|^2 / 2 row). kBest: the result
+/// updates gb's running minimum straight from the registers (the tile's last chunk in
+/// gemm_chunk); otherwise it goes to mem. Not inlined, so that only the accumulators, V centroid
+/// vectors and a broadcast are live in the loop (inlined into the tile loop, GCC 12 kept the
+/// caller's state in registers and spilled accumulators).
+template <class T, bool kChunk, bool kBest>
 __attribute__((noinline)) void gemm_block(const T* __restrict__ xc, const T* __restrict__ cj,
                                           std::int64_t len,
                                           typename Simd<T>::V (*__restrict__ mem)[kVecsPerTile],
-                                          std::uintptr_t pf, std::int64_t pf_stride) {
+                                          const T* __restrict__ init, std::uintptr_t pf,
+                                          std::int64_t pf_stride, const GemmBest<T>& gb) {
   using VT = typename Simd<T>::V;
+  using VI = typename Simd<T>::I;
+  using LI = typename LaneInt<T>::type;
   constexpr int W = Simd<T>::W;
   constexpr int V = kVecsPerTile;
   constexpr int KT = V * W;
@@ -76,7 +92,8 @@ __attribute__((noinline)) void gemm_block(const T* __restrict__ xc, const T* __r
   KMEANS_UNROLL
   for (int p = 0; p < kGemmMR; ++p)
     KMEANS_UNROLL
-    for (int v = 0; v < V; ++v) acc[p][v] = kChunk ? VT{} : mem[p][v];
+    for (int v = 0; v < V; ++v)
+      acc[p][v] = kChunk ? VT{} : *reinterpret_cast<const VT*>(init + v * W);
   for (std::int64_t j = 0; j < len; ++j) {
     if (kChunk && pf != 0) {
       KMEANS_UNROLL
@@ -99,29 +116,58 @@ __attribute__((noinline)) void gemm_block(const T* __restrict__ xc, const T* __r
       for (int v = 0; v < V; ++v) acc[p][v] -= c[v] * xs;
     }
   }
-  KMEANS_UNROLL
-  for (int p = 0; p < kGemmMR; ++p)
+  if constexpr (kChunk) {
     KMEANS_UNROLL
-    for (int v = 0; v < V; ++v) mem[p][v] = kChunk ? mem[p][v] + acc[p][v] : acc[p][v];
+    for (int p = 0; p < kGemmMR; ++p)
+      KMEANS_UNROLL
+      for (int v = 0; v < V; ++v) acc[p][v] = mem[p][v] + acc[p][v];
+  }
+  if constexpr (kBest) {
+    const VI tv = VI{} + static_cast<LI>(gb.tile);
+    KMEANS_UNROLL
+    for (int p = 0; p < kGemmMR; ++p)
+      KMEANS_UNROLL
+      for (int v = 0; v < V; ++v) {
+        const VT a = acc[p][v], b = gb.best[p][v];
+        const VT hi = a < b ? b : a;  // the larger of the two joins the runner-up
+        gb.sec[p][v] = hi < gb.sec[p][v] ? hi : gb.sec[p][v];
+        const auto less = a < b;  // strict: an equal later tile loses
+        gb.best[p][v] = less ? a : b;
+        gb.btile[p][v] = less ? tv : gb.btile[p][v];
+      }
+  } else {
+    KMEANS_UNROLL
+    for (int p = 0; p < kGemmMR; ++p)
+      KMEANS_UNROLL
+      for (int v = 0; v < V; ++v) mem[p][v] = acc[p][v];
+  }
 }
 
-/// The rankings of the packed group xc against tile ct ([d + 1][KT]) into acc (memory), in the
-/// chunked order above.
-template <class T>
+/// The rankings of the packed group xc against tile ct ([d + 1][KT]), in the chunked order
+/// above: into acc (memory), or (kBest) into gb's running minimum; acc is scratch then. pf: the
+/// next group's first row, prefetched during the chunks (0: none).
+template <class T, bool kBest>
 inline void gemm_rank_tile(const T* xc, std::int64_t d, const T* ct,
-                           typename Simd<T>::V (*acc)[kVecsPerTile], std::uintptr_t pf = 0) {
+                           typename Simd<T>::V (*acc)[kVecsPerTile], std::uintptr_t pf,
+                           const GemmBest<T>& gb) {
   using VT = typename Simd<T>::V;
   constexpr int W = Simd<T>::W;
   constexpr int V = kVecsPerTile;
   constexpr int KT = V * W;
+  if (d <= kGemmKC) return gemm_block<T, false, kBest>(xc, ct + KT, d, acc, ct, 0, 0, gb);
   for (int p = 0; p < kGemmMR; ++p)
     for (int v = 0; v < V; ++v) acc[p][v] = *reinterpret_cast<const VT*>(ct + v * W);
-  if (d <= kGemmKC) return gemm_block<T, false>(xc, ct + KT, d, acc, 0, 0);
   const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(T));
-  for (std::int64_t q0 = 0; q0 < d; q0 += kGemmKC)
-    gemm_block<T, true>(xc + q0 * kGemmMR, ct + (q0 + 1) * KT,
-                        d - q0 < kGemmKC ? d - q0 : kGemmKC, acc,
-                        pf == 0 ? 0 : pf + static_cast<std::uintptr_t>(q0) * sizeof(T), row_bytes);
+  for (std::int64_t q0 = 0; q0 < d; q0 += kGemmKC) {
+    const std::int64_t len = d - q0 < kGemmKC ? d - q0 : kGemmKC;
+    const std::uintptr_t pq = pf == 0 ? 0 : pf + static_cast<std::uintptr_t>(q0) * sizeof(T);
+    if (q0 + len < d)
+      gemm_block<T, true, false>(xc + q0 * kGemmMR, ct + (q0 + 1) * KT, len, acc, ct, pq,
+                                 row_bytes, gb);
+    else
+      gemm_block<T, true, kBest>(xc + q0 * kGemmMR, ct + (q0 + 1) * KT, len, acc, ct, pq,
+                                 row_bytes, gb);
+  }
 }
 
 /// The GEMM kernel's scratch (gemm_scratch(d) values of T): the running state of one register
@@ -179,25 +225,12 @@ void gemm_chunk(const T* x, const T* mean, std::int64_t r0, std::int64_t r1, std
         sec[p][v] = VT{} + inf;
         btile[p][v] = VI{};
       }
-    for (int t = t0; t < t1; ++t) {
-      VT (*const acc)[V] = tot;
-      gemm_rank_tile<T>(xc, d, tiles + static_cast<std::int64_t>(t) * (d + 1) * KT, acc,
-                        t == t0 ? reinterpret_cast<std::uintptr_t>(x) +
-                                      static_cast<std::uintptr_t>((i0 + P) * d) * sizeof(T)
-                                : 0);
-      const VI tv = VI{} + static_cast<LI>(t);
-      KMEANS_UNROLL
-      for (int p = 0; p < P; ++p)
-        KMEANS_UNROLL
-        for (int v = 0; v < V; ++v) {
-          const VT a = acc[p][v], b = best[p][v];
-          const VT hi = a < b ? b : a;  // the larger of the two joins the runner-up
-          sec[p][v] = hi < sec[p][v] ? hi : sec[p][v];
-          const auto less = a < b;  // strict: an equal later tile loses
-          best[p][v] = less ? a : b;
-          btile[p][v] = less ? tv : btile[p][v];
-        }
-    }
+    for (int t = t0; t < t1; ++t)
+      gemm_rank_tile<T, true>(xc, d, tiles + static_cast<std::int64_t>(t) * (d + 1) * KT, tot,
+                              t == t0 ? reinterpret_cast<std::uintptr_t>(x) +
+                                            static_cast<std::uintptr_t>((i0 + P) * d) * sizeof(T)
+                                      : 0,
+                              GemmBest<T>{best, sec, btile, t});
     for (int p = 0; p < P && i0 + p < r1; ++p) {
       // As in assign_chunk: the minimum over all lanes, the lowest index holding it, the second.
       VT m = best[p][0];
@@ -294,7 +327,8 @@ void gemm_recheck(const T* x, std::int64_t d, const T* centroids, int k, const T
     gemm_pack(xp, mean, d, xc);
     for (int t = 0; t < n_tiles; ++t) {
       VT (*const acc)[V] = tot;
-      gemm_rank_tile<T>(xc, d, tiles + static_cast<std::int64_t>(t) * (d + 1) * KT, acc);
+      gemm_rank_tile<T, false>(xc, d, tiles + static_cast<std::int64_t>(t) * (d + 1) * KT, acc, 0,
+                               GemmBest<T>{});
       for (int p = 0; p < valid; ++p)
         for (int v = 0; v < V; ++v) {
           std::uint64_t bits = lanes_at_most(acc[p][v], thr_t[p]);
