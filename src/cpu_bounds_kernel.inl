@@ -156,6 +156,20 @@ inline void test_rows(const GroupPass<T>& gp, std::int64_t r0, std::int64_t r1, 
   }
 }
 
+/// Prefetches rows [first, first + count) of x (d values each) into L2. Plain address arithmetic:
+/// rows past the end of the data are never dereferenced (a prefetch does not fault).
+template <class T>
+inline void prefetch_rows(const T* x, std::int64_t first, std::int64_t count, std::int64_t d) {
+  const std::int64_t row_bytes = d * static_cast<std::int64_t>(sizeof(T));
+  const std::uintptr_t a =
+      reinterpret_cast<std::uintptr_t>(x) + static_cast<std::uintptr_t>(first * row_bytes);
+  for (std::int64_t b = 0; b < count * row_bytes; b += 64)
+    __builtin_prefetch(reinterpret_cast<const void*>(a + static_cast<std::uintptr_t>(b)), 0, 2);
+}
+
+/// Rows groups_test's direct distances prefetch ahead of the W they measure, in groups of W.
+constexpr std::int64_t kTestPrefetchGroups = 4;
+
 /// GroupsTestFn.
 template <class T>
 std::int64_t groups_test(const GroupPass<T>& gp, const T* x, std::int64_t rows,
@@ -166,10 +180,15 @@ std::int64_t groups_test(const GroupPass<T>& gp, const T* x, std::int64_t rows,
   for (std::int64_t r = 0; r < rows; ++r) lab[r] = prev[r] >= 0 && prev[r] < k ? prev[r] : 0;
   std::int64_t r = 0;
   // Wide enough rows: W rows at once, one per lane, as Lloyd's kernel does (the same bits; the
-  // scalar form is four latency-bound chains: 40% of an all-proven pass at d = 32, perf).
+  // scalar form is four latency-bound chains: 40% of an all-proven pass at d = 32, perf). This is
+  // the pass's first read of each row: the rows kTestPrefetchGroups groups ahead are prefetched
+  // (an all-proven pass waited on them; bench/NOTES.md, "Elkan's test reads").
   constexpr int DW = Simd<T>::W;
   if (kHaveDirectLanes && d >= kDirectLanesMinD)
-    for (; r + DW <= rows; r += DW) direct_distance_lanes(x + r * d, d, gp.centroids, lab + r, dist + r);
+    for (; r + DW <= rows; r += DW) {
+      prefetch_rows(x, r + kTestPrefetchGroups * DW, DW, d);
+      direct_distance_lanes(x + r * d, d, gp.centroids, lab + r, dist + r);
+    }
   for (; r + 4 <= rows; r += 4) direct_distance_x4(x + r * d, d, gp.centroids, lab + r, dist + r);
   for (; r < rows; ++r)
     dist[r] = direct_distance(x + r * d, gp.centroids + static_cast<std::int64_t>(lab[r]) * d, d);
