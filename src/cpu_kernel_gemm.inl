@@ -3,13 +3,14 @@
 // anonymous namespace, after cpu_kernel_exact.inl): the same centroid tiles and the same exact
 // labels as assign_chunk / recheck_rows, with a larger register block and a shorter rounding chain.
 //
-// Register block: MR points x one tile (V vectors of W centroids), MR * V accumulators (28 of the
+// Register block: MR points x one tile (V vectors of W centroids), MR * V accumulators (26 of the
 // 32 AVX-512 registers, 12 of AVX2's 16); per feature, V vector loads of the tile and MR scalar
 // broadcasts feed MR * V fused multiply-adds. The points of a group are centred once, into a
 // packed buffer laid out [chunk][MR][kGemmKC] (a constant offset per point: one index register
-// for every broadcast), and reused for every tile. The running minimum, its tile and the second
-// smallest value live in small per-group arrays (L1) and are updated once per tile, outside the
-// feature loop, so they take no registers from the accumulators.
+// for every broadcast), and reused for every tile; while the first tile runs, the next group's
+// rows are prefetched. The running minimum, its tile and the second smallest value live in small
+// per-group arrays (L1) and are updated once per tile, after the feature loop of the tile's last
+// chunk, straight from the accumulators (the loop's other registers are free by then).
 //
 // Rounding chain: with d > kGemmKC the features go in chunks of kGemmKC; each chunk's dot product
 // starts from 0 in registers and is then added to the running total (which starts at |c'|^2/2).
