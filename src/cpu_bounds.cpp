@@ -112,8 +112,8 @@ std::int64_t bound_bytes(std::int64_t n, std::int64_t d, int k, std::size_t elem
   return 4 * t * n + static_cast<std::int64_t>(elem_size) * d * (k + lanes) + 24 * k;
 }
 
-bool auto_range(std::int64_t n, std::int64_t d, int k) {
-  return n >= 100000 && d >= 32 && d <= 128 && k >= 128 && k <= 512;
+bool auto_range(std::int64_t n, std::int64_t d, int k, std::size_t elem_size) {
+  return n >= 100000 && d >= (elem_size == 8 ? 8 : 32) && d <= 128 && k >= 128 && k <= 512;
 }
 
 bool bounds_possible(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t elem_size,
@@ -127,7 +127,7 @@ bool use_bounds(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t 
   if (!bounds_possible(a, n, d, k, elem_size, usable)) return false;
   if (a == Algorithm::Elkan)
     return live || (prev_changed >= 0 && prev_changed * kElkanStartDiv <= n);
-  return auto_range(n, d, k) &&
+  return auto_range(n, d, k, elem_size) &&
          (live || (passes >= kAutoStartPasses && prev_changed >= 0 && prev_changed * 100 <= n));
 }
 

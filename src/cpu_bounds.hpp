@@ -63,8 +63,9 @@ constexpr std::int64_t kElkanStartDiv = 20;
 /// Passes an Auto fit runs as Lloyd before it may start the bounds.
 constexpr std::int64_t kAutoStartPasses = 20;
 
-/// The shapes where Auto may start the bounds: n >= 1e5, 32 <= d <= 128, 128 <= k <= 512.
-bool auto_range(std::int64_t n, std::int64_t d, int k);
+/// The shapes where Auto may start the bounds: n >= 1e5, 32 <= d <= 128 (float64: 8 <= d;
+/// elem_size = sizeof(T)), 128 <= k <= 512.
+bool auto_range(std::int64_t n, std::int64_t d, int k, std::size_t elem_size);
 
 /// After Lloyd's kernel labelled rows[0, m) (lab, dist; prev: the labels of the pass before):
 /// each of a row's t bounds becomes the larger of what it still proves and sep[lab] - U, U an

@@ -151,7 +151,7 @@ void check_shapes() {
 /// at 1 and 2 threads.
 TEST(Elkan, AutoFitInItsRangeIsLloydsFit) {
   const Shape s{100000 + 37, 32, 128, 128, 3.0, true, 0, kmeans::Init::Random};
-  ASSERT_TRUE(cpu::auto_range(s.n, s.d, s.k));
+  ASSERT_TRUE(cpu::auto_range(s.n, s.d, s.k, sizeof(float)));
   const std::vector<float> x = clustered<float>(s.n, s.d, s.centres, s.spread, 23);
   std::vector<float> w(static_cast<std::size_t>(s.n));
   Lcg u{9};
@@ -352,6 +352,21 @@ void check_lane_ties() {
     EXPECT_EQ(l1[0], 0);
     EXPECT_GE(pruned->last_pass_searched(), 0);
   }
+}
+
+/// Auto's range (bench/NOTES.md, 2026-12-02 "Auto's float64 range"): float64 from 8 features,
+/// float32 from 32, n from 1e5, k from 128 to 512, d up to 128.
+TEST(Elkan, AutoRangeDependsOnTheDtype) {
+  EXPECT_TRUE(cpu::auto_range(100000, 8, 256, sizeof(double)));
+  EXPECT_FALSE(cpu::auto_range(100000, 7, 256, sizeof(double)));
+  EXPECT_FALSE(cpu::auto_range(100000, 8, 256, sizeof(float)));
+  EXPECT_FALSE(cpu::auto_range(100000, 31, 256, sizeof(float)));
+  EXPECT_TRUE(cpu::auto_range(100000, 32, 256, sizeof(float)));
+  EXPECT_TRUE(cpu::auto_range(100000, 128, 512, sizeof(float)));
+  EXPECT_FALSE(cpu::auto_range(100000, 129, 256, sizeof(double)));
+  EXPECT_FALSE(cpu::auto_range(99999, 32, 256, sizeof(float)));
+  EXPECT_FALSE(cpu::auto_range(100000, 32, 127, sizeof(double)));
+  EXPECT_FALSE(cpu::auto_range(100000, 32, 513, sizeof(double)));
 }
 
 TEST(Elkan, TiesInOneLaneGoToTheLowestIndex) {
