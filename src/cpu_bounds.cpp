@@ -113,7 +113,7 @@ std::int64_t bound_bytes(std::int64_t n, std::int64_t d, int k, std::size_t elem
 }
 
 bool auto_range(std::int64_t n, std::int64_t d, int k, std::size_t elem_size) {
-  return n >= 100000 && d >= (elem_size == 8 ? 8 : 32) && d <= 128 && k >= 128 && k <= 512;
+  return n >= 100000 && d >= (elem_size == 8 ? 8 : 16) && d <= 128 && k >= 128 && k <= 512;
 }
 
 bool bounds_possible(Algorithm a, std::int64_t n, std::int64_t d, int k, std::size_t elem_size,

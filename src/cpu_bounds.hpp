@@ -63,7 +63,7 @@ constexpr std::int64_t kElkanStartDiv = 20;
 /// Passes an Auto fit runs as Lloyd before it may start the bounds.
 constexpr std::int64_t kAutoStartPasses = 20;
 
-/// The shapes where Auto may start the bounds: n >= 1e5, 32 <= d <= 128 (float64: 8 <= d;
+/// The shapes where Auto may start the bounds: n >= 1e5, 16 <= d <= 128 (float64: 8 <= d;
 /// elem_size = sizeof(T)), 128 <= k <= 512.
 bool auto_range(std::int64_t n, std::int64_t d, int k, std::size_t elem_size);
 

@@ -355,13 +355,13 @@ void check_lane_ties() {
 }
 
 /// Auto's range (bench/NOTES.md, 2026-12-02 "Auto's float64 range"): float64 from 8 features,
-/// float32 from 32, n from 1e5, k from 128 to 512, d up to 128.
+/// float32 from 16, n from 1e5, k from 128 to 512, d up to 128.
 TEST(Elkan, AutoRangeDependsOnTheDtype) {
   EXPECT_TRUE(cpu::auto_range(100000, 8, 256, sizeof(double)));
   EXPECT_FALSE(cpu::auto_range(100000, 7, 256, sizeof(double)));
   EXPECT_FALSE(cpu::auto_range(100000, 8, 256, sizeof(float)));
-  EXPECT_FALSE(cpu::auto_range(100000, 31, 256, sizeof(float)));
-  EXPECT_TRUE(cpu::auto_range(100000, 32, 256, sizeof(float)));
+  EXPECT_FALSE(cpu::auto_range(100000, 15, 256, sizeof(float)));
+  EXPECT_TRUE(cpu::auto_range(100000, 16, 256, sizeof(float)));
   EXPECT_TRUE(cpu::auto_range(100000, 128, 512, sizeof(float)));
   EXPECT_FALSE(cpu::auto_range(100000, 129, 256, sizeof(double)));
   EXPECT_FALSE(cpu::auto_range(99999, 32, 256, sizeof(float)));
@@ -420,7 +420,8 @@ TEST(Elkan, AutoRunsLloydUntilMeasuredFaster) {
   EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 32, 256, 4, true, false, -1, p0));
   EXPECT_TRUE(cpu::use_bounds(Algorithm::Auto, 100000, 128, 512, 8, true, true, 50000, 3));
   EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 99999, 32, 256, 4, true, true, 0, p0));
-  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 16, 256, 4, true, true, 0, p0));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 15, 256, 4, true, true, 0, p0));
+  EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 7, 256, 8, true, true, 0, p0));
   EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 129, 256, 4, true, true, 0, p0));
   EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 32, 127, 4, true, true, 0, p0));
   EXPECT_FALSE(cpu::use_bounds(Algorithm::Auto, 100000, 32, 513, 4, true, true, 0, p0));
