@@ -25,10 +25,7 @@ BoundConsts bound_consts(std::int64_t d) {
   b.hi_fac = 1 + 0x1p-48;
   // Twice the underflow allowance of the direct formula (half a subnormal per operation), so
   // that the rounding of the sum it is added to is covered as well.
-  // At least the smallest normal double (float64: subnormal otherwise, and each use of a
-  // subnormal operand takes a microcode assist; a larger allowance is still valid).
-  b.tiny = 2 * 8 * (static_cast<double>(d) + 4) * denorm;
-  if (b.tiny < 0x1p-1022) b.tiny = 0x1p-1022;
+  b.tiny = normal_allowance(2 * 8 * (static_cast<double>(d) + 4) * denorm);
   b.inv_hi = (1 - 0x1p-48) / (1 + gamma_d);
   b.inv_lo = (1 + 0x1p-48) / (1 - gamma_d);
   b.thr_fac = (1 / b.lo_fac) * (1 + 0x1p-52);  // each rounding <= 2^-53: the product >= 1 / lo_fac
@@ -163,7 +160,8 @@ void Bounds<T>::prepare(const T* c, int k, std::int64_t n, std::int64_t d, bool 
       }
       const double delta =
           moved ? std::sqrt(s * (1 + (static_cast<double>(d) + 4) * 0x1p-52) +
-                            0x1p-1022) * (1 + 0x1p-50)  // >= d 2^-1074, and normal
+                            normal_allowance(static_cast<double>(d) * 0x1p-1074)) *
+                      (1 + 0x1p-50)
                 : 0.0;
       const int g = group_[ci];
       if (delta > drop1_[g]) {

@@ -32,6 +32,12 @@ namespace kmeans::detail::cpu {
 // |x - c| >= |c - b| - |x - b|. Every double operation is covered by factors 1 -/+ 2^-48 or
 // 1 -/+ 2^-50, and every bound stored as float is rounded down.
 
+/// An underflow allowance raised to at least the smallest normal double. For float64 data the
+/// allowances (a multiple of 2^-1074) are subnormal, and every operation with a subnormal operand
+/// takes a microcode assist (~27x an add on x86; it was a per-row cost of the float64 passes,
+/// bench/NOTES.md 2026-12-02 03:25); a larger allowance only widens a valid bound.
+inline double normal_allowance(double v) { return v < 0x1p-1022 ? 0x1p-1022 : v; }
+
 /// The per-pass constants of the test (they depend on d and T only).
 struct BoundConsts {
   double lo_fac = 0;   ///< (1 - gamma_D) (1 - 2^-48): multiplies l^2

@@ -207,11 +207,7 @@ BoundTerms bound_terms(std::int64_t d, std::int64_t rank_len) {
   b.x_rb = 2 / (1 - 5 * b.g);
   b.e_db = inv * inv * (1 + gamma_d);
   b.last = gamma_d * inv * inv;
-  // At least the smallest normal double: for float64 data 8 (d + 4) 2^-1074 is subnormal, and
-  // every add of a subnormal operand takes a microcode assist (~27x an add; it was a per-row
-  // cost of the float64 passes). A larger allowance only widens the bound (still valid).
-  b.tiny = 8 * (static_cast<double>(d) + 4) * denorm;
-  if (b.tiny < 0x1p-1022) b.tiny = 0x1p-1022;
+  b.tiny = normal_allowance(8 * (static_cast<double>(d) + 4) * denorm);
   // The cheap test's bound 2 g (2.5 X^2 + 1.5 E^) + last D_b + tiny with X^2 clamped at 0 is
   // max(fast_db D_b - fast_rb r_b, fast_db0 D_b) + fast_tiny; the factors carry the 2^-40
   // inflation and the 2^-52 of the final sum (see finish_threshold), with room to spare.
