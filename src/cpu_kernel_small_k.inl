@@ -101,6 +101,44 @@ inline void transpose_block(const double* const* r, std::int64_t j, double* out,
   _mm256_store_pd(out + 3 * stride, _mm256_permute2f128_pd(t[1], t[3], 0x31));
 }
 #endif
+#if defined(KMEANS_HAVE_TRANSPOSE)
+/// Whether rows of d values of T are a multiple of 4 KiB apart: then one feature block of the
+/// W rows of a group falls in a single L1 set, and transpose_block's W loads evict each other
+/// and the prefetched next blocks. On AMD Zen 4 the transpose of 16 float rows 8 KiB apart
+/// (d = 2048) took 2.7x as long as with rows 8320 bytes apart; rows 2 KiB or 6 KiB apart (two
+/// sets) cost nothing extra (bench/NOTES.md, "rows a multiple of 4 KiB apart").
+constexpr std::int64_t kAliasBytes = 4096;
+inline bool rows_alias(std::int64_t d, std::size_t bytes) {
+  return d * static_cast<std::int64_t>(bytes) % kAliasBytes == 0;
+}
+
+/// Width of a row of transpose_staged's stage: kSmallKChunkD values and one more vector, so that
+/// its rows are not a multiple of 4 KiB apart.
+template <class T>
+constexpr int kStageWidth = static_cast<int>(kSmallKChunkD) + KMEANS_VBYTES / static_cast<int>(sizeof(T));
+
+/// transpose_block over features [j0, j0 + n) (n a multiple of W, at most kSmallKChunkD) of the W
+/// rows r[0..W), into out[f * stride + i] = r[i][j0 + f], through `stage` (W rows of
+/// kStageWidth<T>, aligned): row i's vectors are copied starting from its (i mod n/W)-th, so that
+/// the loads of one moment fall in different L1 sets, then transposed from the stage.
+template <class T>
+inline void transpose_staged(const T* const* r, std::int64_t j0, int n, T* stage, T* out,
+                             std::int64_t stride) {
+  constexpr int W = KMEANS_VBYTES / static_cast<int>(sizeof(T));
+  const int nv = n / W;
+  const T* rows[W];
+  for (int i = 0; i < W; ++i) {
+    T* const dst = stage + i * kStageWidth<T>;
+    rows[i] = dst;
+    int v = i % nv;
+    for (int u = 0; u < nv; ++u) {
+      __builtin_memcpy(dst + v * W, r[i] + j0 + v * W, KMEANS_VBYTES);
+      if (++v == nv) v = 0;
+    }
+  }
+  for (int v = 0; v < nv; ++v) transpose_block(rows, v * W, out + v * W * stride, stride);
+}
+#endif
 #if (KMEANS_VBYTES == 64 && defined(__AVX512F__)) || (KMEANS_VBYTES == 32 && defined(__AVX2__))
 #define KMEANS_HAVE_GATHER 1
 /// Narrow rows (D features), 2 W contiguous rows from x: out[j * stride + l] = x[l * D + j], one
@@ -231,6 +269,10 @@ void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, con
   const std::int64_t d = D > 0 ? D : d_rt;
   constexpr std::int64_t JC = D > 0 ? D : kSmallKChunkD;
   alignas(64) T xt[JC][L];
+#if defined(KMEANS_HAVE_TRANSPOSE)
+  alignas(64) T stage[D > 0 ? 1 : W][kStageWidth<T>];  // wide rows a multiple of 4 KiB apart
+  const bool staged = D == 0 && rows_alias(d, sizeof(T));
+#endif
   alignas(64) VT running[D > 0 ? 1 : kSmallKChunkedMaxK][G];
   alignas(64) T out_best[L];
   alignas(64) LI out_idx[L];
@@ -283,6 +325,10 @@ void assign_rows_small_k_d(const T* x, std::int64_t rows, std::int64_t d_rt, con
         for (int g = 0; g < G; ++g) {
           int j = 0;
 #if defined(KMEANS_HAVE_TRANSPOSE)
+          if (staged && jn >= W) {
+            j = jn / W * W;
+            transpose_staged(xr + g * W, j0, j, &stage[0][0], &xt[0][g * W], L);
+          }
           for (; j + W <= jn; j += W) transpose_block(xr + g * W, j0 + j, &xt[j][g * W], L);
 #endif
           for (; j < jn; ++j)

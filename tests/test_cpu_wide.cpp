@@ -155,6 +155,9 @@ TEST(CpuWide, SmallKKernelCentroidPassesGiveTheDirectFormulaFloat) {
   for (int k = 1; k <= 17; ++k) small_k_kernel_case<float>(Kind::Blobs, 77, 130, k);
   for (int k : {5, 10, 31, 33, 64}) small_k_kernel_case<float>(Kind::Blobs, 45, 784, k);
   for (int k : {7, 10, 32}) small_k_kernel_case<float>(Kind::Blobs, 33, 2048, k);
+  // Rows a multiple of 4 KiB apart go through the staged transpose (cpu_kernel_small_k.inl).
+  small_k_kernel_case<float>(Kind::NearTies, 37, 1024, 12);
+  small_k_kernel_case<float>(Kind::Duplicates, 19, 3072, 9);
   for (int k : {6, 11}) small_k_kernel_case<float>(Kind::Blobs, 50, 9, k);
   small_k_kernel_case<float>(Kind::Duplicates, 70, 784, 10);
   small_k_kernel_case<float>(Kind::NearTies, 70, 784, 10);
@@ -166,6 +169,7 @@ TEST(CpuWide, SmallKKernelCentroidPassesGiveTheDirectFormulaDouble) {
   for (int k = 1; k <= 17; ++k) small_k_kernel_case<double>(Kind::Blobs, 77, 130, k);
   for (int k : {5, 10, 33}) small_k_kernel_case<double>(Kind::Blobs, 45, 784, k);
   small_k_kernel_case<double>(Kind::Blobs, 21, 2048, 10);
+  small_k_kernel_case<double>(Kind::NearTies, 27, 512, 6);  // rows 4 KiB apart: staged
   small_k_kernel_case<double>(Kind::Duplicates, 70, 784, 10);
   small_k_kernel_case<double>(Kind::NearTies, 70, 100, 10);
   small_k_kernel_case<double>(Kind::KEqualsN, 13, 300, 0);
