@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Initial centroids: uniform random points and scikit-learn's greedy k-means++, on the host,
 // seeded by the portable SplitMix64 generator so every machine draws the same centroids.
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -129,15 +128,15 @@ class HostDataOps final : public DataOps<T> {
     // Prefix sums of w * dist (dist null: 1), in a fixed order: blocks in parallel, then the
     // block offsets in block order. Returns the total.
     auto prefix = [&](const double* dist) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-      for (std::int64_t b = 0; b < n_blocks; ++b) {
+      auto block = [&](std::int64_t b, int) {
         double s = 0;
         const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
         for (std::int64_t i = b * kReduceBlock; i < end; ++i) {
           s += weight_of(w, i) * (dist ? dist[i] : 1.0);
           cumsum[i] = s;
         }
-      }
+      };
+      cpu::parallel_for(nt, n_blocks, block);
       double offset = 0;
       for (std::int64_t b = 0; b < n_blocks; ++b) {
         const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
@@ -165,17 +164,19 @@ class HostDataOps final : public DataOps<T> {
 
     std::vector<std::int64_t> cand(static_cast<std::size_t>(n_trials));
     std::vector<double> cand_pot(static_cast<std::size_t>(n_trials));
+    // Per-thread scratch of the candidate loop (cpu::parallel_for slots).
+    std::vector<TileScratch> tiles(static_cast<std::size_t>(std::max(nt, 1)), TileScratch(d, n));
+    std::vector<std::vector<double>> accs(static_cast<std::size_t>(std::max(nt, 1)),
+                                          std::vector<double>(static_cast<std::size_t>(n_trials)));
     for (int cidx = 1; cidx < k; ++cidx) {
       const double* uc = u + 1 + static_cast<std::int64_t>(cidx - 1) * n_trials;
       for (int t = 0; t < n_trials; ++t) cand[t] = search(uc[t] * potential);
       // Distances to every candidate, min with the current closest, per-block potentials: each
       // block's tiles in point order, so each trial's block sum has the scalar loop's order.
-#pragma omp parallel num_threads(nt)
-      {
-        TileScratch ts(d, n);
-        std::vector<double> acc(static_cast<std::size_t>(n_trials));
-#pragma omp for schedule(static)
-        for (std::int64_t b = 0; b < n_blocks; ++b) {
+      auto block = [&](std::int64_t b, int slot) {
+        TileScratch& ts = tiles[static_cast<std::size_t>(slot)];
+        std::vector<double>& acc = accs[static_cast<std::size_t>(slot)];
+        {
           const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
           std::fill(acc.begin(), acc.end(), 0.0);
           for (std::int64_t i0 = b * kReduceBlock; i0 < end; i0 += ts.rows) {
@@ -195,7 +196,8 @@ class HostDataOps final : public DataOps<T> {
           }
           for (int t = 0; t < n_trials; ++t) block_sum[static_cast<std::size_t>(t * n_blocks + b)] = acc[t];
         }
-      }
+      };
+      cpu::parallel_for(nt, n_blocks, block);
       int best = 0;
       for (int t = 0; t < n_trials; ++t) {
         double s = 0;
@@ -329,13 +331,13 @@ std::vector<T> init_kmeans_parallel(DataOps<T>& data, int k, std::uint64_t seed,
   std::vector<double> block_sum(static_cast<std::size_t>(n_blocks));
   std::vector<double> closest(static_cast<std::size_t>(n));
   auto potential = [&]() {  // sum of w * D^2 in a fixed order
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (std::int64_t b = 0; b < n_blocks; ++b) {
+    auto block = [&](std::int64_t b, int) {
       double s = 0;
       for (std::int64_t i = b * kReduceBlock; i < std::min(n, (b + 1) * kReduceBlock); ++i)
         s += weight_of(w, i) * closest[i];
       block_sum[b] = s;
-    }
+    };
+    cpu::parallel_for(nt, n_blocks, block);
     double s = 0;
     for (double v : block_sum) s += v;
     return s;
@@ -373,12 +375,14 @@ std::vector<T> init_kmeans_parallel(DataOps<T>& data, int k, std::uint64_t seed,
     if (!(phi > 0)) break;  // every point is already a candidate (up to duplicates)
     const std::uint64_t round_seed = rng.next();
     const std::size_t before = cand.size();
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (std::int64_t i = 0; i < n; ++i) {
-      const double prob = l * weight_of(w, i) * closest[i] / phi;
-      if (!picked[i] && hash_uniform(round_seed, static_cast<std::uint64_t>(i)) < prob)
-        picked[i] = 2;
-    }
+    auto pick = [&](std::int64_t b, int) {
+      for (std::int64_t i = b * kReduceBlock; i < std::min(n, (b + 1) * kReduceBlock); ++i) {
+        const double prob = l * weight_of(w, i) * closest[i] / phi;
+        if (!picked[i] && hash_uniform(round_seed, static_cast<std::uint64_t>(i)) < prob)
+          picked[i] = 2;
+      }
+    };
+    cpu::parallel_for(nt, n_blocks, pick);
     for (std::int64_t i = 0; i < n; ++i)
       if (picked[i] == 2) {
         picked[i] = 1;

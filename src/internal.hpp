@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kmeans/kmeans.hpp"
+#include "cpu_pool.hpp"
 
 namespace kmeans::detail {
 
@@ -201,20 +202,23 @@ struct TileScratch {
 };
 
 /// Runs fn(ts, i0, rows) for every tile of points [i0, i0 + rows) of x (n x d), in parallel on
-/// `threads` threads, with the tile already transposed into ts.xt (ts.rows is its stride).
+/// `threads` threads of the CPU backend's pool (cpu_pool.hpp: no OpenMP team left spinning
+/// after it), with the tile already transposed into ts.xt (ts.rows is its stride). fn must not
+/// throw.
 template <class T, class Fn>
 void for_each_tile(const T* x, std::int64_t n, std::int64_t d, int threads, Fn&& fn) {
-#pragma omp parallel num_threads(threads)
-  {
-    TileScratch ts(d, n);
-    const std::int64_t n_tiles = (n + ts.rows - 1) / ts.rows;
-#pragma omp for schedule(static)
-    for (std::int64_t tile = 0; tile < n_tiles; ++tile) {
-      const std::int64_t i0 = tile * ts.rows, rows = std::min(ts.rows, n - i0);
-      load_tile(x, d, i0, rows, ts.rows, ts.xt.data());
-      fn(ts, i0, rows);
-    }
-  }
+  std::vector<TileScratch> scratch(1, TileScratch(d, n));
+  const std::int64_t stride = scratch[0].rows;
+  const std::int64_t n_tiles = (n + stride - 1) / stride;
+  const int nt = static_cast<int>(std::min<std::int64_t>(std::max(threads, 1), n_tiles));
+  scratch.resize(static_cast<std::size_t>(nt), scratch[0]);
+  auto tile = [&](std::int64_t t, int slot) {
+    TileScratch& ts = scratch[static_cast<std::size_t>(slot)];
+    const std::int64_t i0 = t * stride, rows = std::min(stride, n - i0);
+    load_tile(x, d, i0, rows, stride, ts.xt.data());
+    fn(ts, i0, rows);
+  };
+  cpu::parallel_for(nt, n_tiles, tile);
 }
 
 /// The thread count to use: n_threads when positive, else the OpenMP default.

@@ -18,6 +18,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "cpu_pool.hpp"
 #include "engine.hpp"  // is_device_pointer
 #include "internal.hpp"
 
@@ -63,19 +64,19 @@ namespace {
 template <class T, class Bad>
 std::int64_t first_bad_index(const T* x, std::int64_t n, std::int64_t d, int n_threads, Bad bad) {
   const std::int64_t total = n * d;
-  std::int64_t first_bad = total;
-#pragma omp parallel for schedule(static) reduction(min : first_bad) \
-    num_threads(threads_for(n_threads, static_cast<double>(total)))
-  for (std::int64_t b = 0; b < total; b += kReduceBlock * 16) {
-    const std::int64_t end = std::min(total, b + kReduceBlock * 16);
-    for (std::int64_t i = b; i < end; ++i) {
+  constexpr std::int64_t kSpan = kReduceBlock * 16;
+  const std::int64_t spans = (total + kSpan - 1) / kSpan;
+  std::vector<std::int64_t> first(static_cast<std::size_t>(spans), total);
+  auto scan = [&](std::int64_t s, int) {
+    const std::int64_t b = s * kSpan, end = std::min(total, b + kSpan);
+    for (std::int64_t i = b; i < end; ++i)
       if (bad(x[i])) {
-        first_bad = std::min(first_bad, i);
+        first[static_cast<std::size_t>(s)] = i;
         break;
       }
-    }
-  }
-  return first_bad;
+  };
+  cpu::parallel_for(threads_for(n_threads, static_cast<double>(total)), spans, scan);
+  return spans > 0 ? *std::min_element(first.begin(), first.end()) : total;  // n = 0: a rank's empty share
 }
 
 }  // namespace
@@ -171,14 +172,19 @@ double validate_points(const T* x, std::int64_t n, std::int64_t d, const char* w
   T bound_t = static_cast<T>(bound);
   if (static_cast<double>(bound_t) > bound) bound_t = std::nextafter(bound_t, T(0));
   const std::int64_t total = n * d;
-  std::int64_t first_bad = total;
-  double largest = 0;
   // One pass: the first element beyond the bound (or NaN: !(|v| <= bound)), in row-major order
-  // whatever the thread count, and the largest magnitude.
-#pragma omp parallel for schedule(static) reduction(min : first_bad) reduction(max : largest) \
-    num_threads(threads_for(n_threads, static_cast<double>(total)))
-  for (std::int64_t b = 0; b < total; b += kReduceBlock * 16) {
-    const std::int64_t end = std::min(total, b + kReduceBlock * 16);
+  // whatever the thread count, and the largest magnitude. On the CPU backend's pool, not in an
+  // OpenMP team: a team's idle thread spins on after the loop, and on 2 cores it took a core from
+  // the fit's first pass (5000 x 2048, 2 threads: 20 ms instead of 11, bench/NOTES.md).
+  constexpr std::int64_t kSpan = kReduceBlock * 16;
+  const std::int64_t spans = (total + kSpan - 1) / kSpan;
+  std::vector<std::int64_t> first(static_cast<std::size_t>(spans), total);
+  std::vector<double> most(static_cast<std::size_t>(spans), 0.0);
+  auto scan = [&](std::int64_t s, int) {
+    const std::int64_t b = s * kSpan;
+    const std::int64_t end = std::min(total, b + kSpan);
+    std::int64_t& first_bad = first[static_cast<std::size_t>(s)];
+    double& largest = most[static_cast<std::size_t>(s)];
     // Runs of kRun values without a branch, in vectors where SSE2 is there (a scalar scan with
     // an early exit cost more than a k-means iteration at 60k x 784); a run with a bad value is
     // scanned again for the first one.
@@ -204,7 +210,10 @@ double validate_points(const T* x, std::int64_t n, std::int64_t d, const char* w
       }
       largest = std::max(largest, static_cast<double>(top));
     }
-  }
+  };
+  cpu::parallel_for(threads_for(n_threads, static_cast<double>(total)), spans, scan);
+  const std::int64_t first_bad = spans > 0 ? *std::min_element(first.begin(), first.end()) : total;
+  const double largest = spans > 0 ? *std::max_element(most.begin(), most.end()) : 0.0;
   if (first_bad < total)
     throw Error(point_error(what, static_cast<double>(x[first_bad]), first_bad / d,
                             first_bad % d, d, std::is_same<T, float>::value));
@@ -304,8 +313,7 @@ template <class T>
 void block_column_sums(const T* x, std::int64_t rows, std::int64_t d,
                        const std::vector<double>* mean, double* part, int n_threads) {
   const std::int64_t n_blocks = (rows + kReduceBlock - 1) / kReduceBlock;
-#pragma omp parallel for schedule(static) num_threads(threads_for(n_threads, double(rows) * d))
-  for (std::int64_t b = 0; b < n_blocks; ++b) {
+  auto block = [&](std::int64_t b, int) {
     double* acc = part + b * d;
     for (std::int64_t j = 0; j < d; ++j) acc[j] = 0;
     const std::int64_t end = std::min(rows, (b + 1) * kReduceBlock);
@@ -320,7 +328,8 @@ void block_column_sums(const T* x, std::int64_t rows, std::int64_t d,
         }
       }
     }
-  }
+  };
+  cpu::parallel_for(threads_for(n_threads, double(rows) * d), n_blocks, block);
 }
 
 template <class T>
