@@ -247,7 +247,7 @@ class CpuEngine final : public ShardEngine<T> {
         if (pi == 0)
           leaf.begin(ps, d, k, add_, subtile_);
         else
-          leaf.begin_record(&records_[static_cast<std::size_t>(item)], d, k, add_);
+          leaf.begin_record(&records_[static_cast<std::size_t>(item)], d, k, add_, hi - lo);
       }
       cpu::BlockPolicy* policy = pruned ? &bounds_.policy(b) : nullptr;
       std::int64_t changed = 0;

@@ -121,10 +121,17 @@ void LeafSums<T>::begin(double* leaf, std::int64_t d, int k, AddFn add, SubtileS
 }
 
 template <class T>
-void LeafSums<T>::begin_record(SubtileRecord* record, std::int64_t d, int k, AddFn add) {
+void LeafSums<T>::begin_record(SubtileRecord* record, std::int64_t d, int k, AddFn add,
+                               std::int64_t rows) {
   leaf_ = nullptr;
   record_ = record;
   record->clear();
+  // At most one entry per cluster and sub-tile, and no more entries than rows.
+  const std::int64_t subtiles = (rows + kSubtileRows - 1) / kSubtileRows;
+  const auto entries = static_cast<std::size_t>(std::min<std::int64_t>(subtiles * k, rows));
+  record->clusters.reserve(entries);
+  record->ends.reserve(static_cast<std::size_t>(subtiles));
+  record->values.reserve(entries * static_cast<std::size_t>(d + 1));
   start(d, k, add, nullptr);
 }
 

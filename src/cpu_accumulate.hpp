@@ -58,7 +58,9 @@ class LeafSums {
   /// sorted_subtiles(d, k) holds for whole unweighted sub-tiles.
   void begin(double* leaf, std::int64_t d, int k, AddFn add, SubtileSumsFn<T> subtile = nullptr);
   /// Starts a later part of a leaf: its sub-tiles go to `record` (cleared first), for replay.
-  void begin_record(SubtileRecord* record, std::int64_t d, int k, AddFn add);
+  /// `rows`: the part's rows, which bound the record's size (reserved at once: growing it by
+  /// doubling cost the first pass copies and page faults).
+  void begin_record(SubtileRecord* record, std::int64_t d, int k, AddFn add, std::int64_t rows);
   /// Adds `rows` rows starting at row r0 of the leaf (r0 = where the previous call ended, or 0):
   /// their data x, labels lab and weights w (null: unit weights, through the table's `unit`).
   void add(const T* x, const T* w, std::int64_t r0, std::int64_t rows, const std::int32_t* lab,
