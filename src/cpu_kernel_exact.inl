@@ -45,6 +45,35 @@ inline typename Simd<T>::V direct_step_v(typename Simd<T>::V a, T b, typename Si
 #endif
 }
 
+/// direct_step_v with b read from memory. On AVX-512 the broadcast of b rides in the subtract
+/// (vsubps m32{1to16}: a load, no shuffle): left to itself GCC loads one broadcast register per
+/// centroid and feature for the two subtracts that use it, and on AMD Zen 4 that broadcast takes
+/// a floating-point pipe: the small-k kernel's step (8 subtracts, 8 FMAs) ran at 12.4 cycles
+/// instead of 8.2, the FMA rate (bench/NOTES.md, "the broadcast in the subtract"). Same bits.
+template <class T>
+inline typename Simd<T>::V direct_step_m(typename Simd<T>::V a, const T* b, typename Simd<T>::V s) {
+#if KMEANS_VBYTES == 64 && defined(__AVX512F__)
+  using VT = typename Simd<T>::V;
+  VT diff;
+  if constexpr (sizeof(T) == 4)
+    asm("vsubps %1%{1to16%}, %2, %0" : "=v"(diff) : "m"(*b), "v"(a));
+  else
+    asm("vsubpd %1%{1to8%}, %2, %0" : "=v"(diff) : "m"(*b), "v"(a));
+#if KMEANS_DIRECT_FMA
+  if constexpr (sizeof(T) == 4)
+    return reinterpret_cast<VT>(_mm512_fmadd_ps(reinterpret_cast<__m512>(diff),
+                                                reinterpret_cast<__m512>(diff), reinterpret_cast<__m512>(s)));
+  else
+    return reinterpret_cast<VT>(_mm512_fmadd_pd(reinterpret_cast<__m512d>(diff),
+                                                reinterpret_cast<__m512d>(diff), reinterpret_cast<__m512d>(s)));
+#else
+  return s + diff * diff;
+#endif
+#else
+  return direct_step_v<T>(a, *b, s);
+#endif
+}
+
 /// The direct formula sum_j (a_j - b_j)^2 in T, coordinate order 0..d-1.
 template <class T>
 inline T direct_distance(const T* a, const T* b, std::int64_t d) {

@@ -241,9 +241,9 @@ inline void small_k_accumulate(const T (*xt)[2 * Simd<T>::W], int jn, const T* c
     const VT x1 = *reinterpret_cast<const VT*>(&xt[j][W]);
     KMEANS_UNROLL
     for (int q = 0; q < NC; ++q) {
-      const T cj = cbase[q * cd + j];
-      acc[q][0] = direct_step_v<T>(x0, cj, acc[q][0]);
-      acc[q][1] = direct_step_v<T>(x1, cj, acc[q][1]);
+      const T* cj = cbase + q * cd + j;
+      acc[q][0] = direct_step_m<T>(x0, cj, acc[q][0]);
+      acc[q][1] = direct_step_m<T>(x1, cj, acc[q][1]);
     }
   };
   if constexpr (JN > 0) {  // compile-time length: unrolled completely
