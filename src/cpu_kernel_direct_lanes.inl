@@ -14,29 +14,7 @@ constexpr bool kHaveDirectLanes = true;
 template <class T>
 inline typename Simd<T>::V direct_step_vv(typename Simd<T>::V a, typename Simd<T>::V b,
                                           typename Simd<T>::V s) {
-  using VT = typename Simd<T>::V;
-  const VT diff = a - b;
-#if KMEANS_DIRECT_FMA
-  if constexpr (sizeof(T) == 4) {
-#if KMEANS_VBYTES == 64
-    return reinterpret_cast<VT>(_mm512_fmadd_ps(reinterpret_cast<__m512>(diff),
-                                                reinterpret_cast<__m512>(diff), reinterpret_cast<__m512>(s)));
-#else
-    return reinterpret_cast<VT>(_mm256_fmadd_ps(reinterpret_cast<__m256>(diff),
-                                                reinterpret_cast<__m256>(diff), reinterpret_cast<__m256>(s)));
-#endif
-  } else {
-#if KMEANS_VBYTES == 64
-    return reinterpret_cast<VT>(_mm512_fmadd_pd(reinterpret_cast<__m512d>(diff),
-                                                reinterpret_cast<__m512d>(diff), reinterpret_cast<__m512d>(s)));
-#else
-    return reinterpret_cast<VT>(_mm256_fmadd_pd(reinterpret_cast<__m256d>(diff),
-                                                reinterpret_cast<__m256d>(diff), reinterpret_cast<__m256d>(s)));
-#endif
-  }
-#else
-  return s + diff * diff;
-#endif
+  return square_add_v<T>(a - b, s);
 }
 
 /// out[l] = direct_distance(xr[l], cr[l], d) for l in [0, W): any W pairs of rows.

@@ -18,11 +18,12 @@ inline T direct_step(T a, T b, T s) {
 #endif
 }
 
+/// s + diff^2 in the table's form (KernelTable::direct_fma), for vectors: the end of every
+/// vector step of the direct formula.
 template <class T>
-inline typename Simd<T>::V direct_step_v(typename Simd<T>::V a, T b, typename Simd<T>::V s) {
-  using VT = typename Simd<T>::V;
-  const VT diff = a - b;
+inline typename Simd<T>::V square_add_v(typename Simd<T>::V diff, typename Simd<T>::V s) {
 #if KMEANS_DIRECT_FMA
+  using VT = typename Simd<T>::V;
   if constexpr (sizeof(T) == 4) {
 #if KMEANS_VBYTES == 64
     return reinterpret_cast<VT>(_mm512_fmadd_ps(reinterpret_cast<__m512>(diff),
@@ -45,6 +46,11 @@ inline typename Simd<T>::V direct_step_v(typename Simd<T>::V a, T b, typename Si
 #endif
 }
 
+template <class T>
+inline typename Simd<T>::V direct_step_v(typename Simd<T>::V a, T b, typename Simd<T>::V s) {
+  return square_add_v<T>(a - b, s);
+}
+
 /// direct_step_v with b read from memory. On AVX-512 the broadcast of b rides in the subtract
 /// (vsubps m32{1to16}: a load, no shuffle): left to itself GCC loads one broadcast register per
 /// centroid and feature for the two subtracts that use it, and on AMD Zen 4 that broadcast takes
@@ -53,22 +59,12 @@ inline typename Simd<T>::V direct_step_v(typename Simd<T>::V a, T b, typename Si
 template <class T>
 inline typename Simd<T>::V direct_step_m(typename Simd<T>::V a, const T* b, typename Simd<T>::V s) {
 #if KMEANS_VBYTES == 64 && defined(__AVX512F__)
-  using VT = typename Simd<T>::V;
-  VT diff;
+  typename Simd<T>::V diff;
   if constexpr (sizeof(T) == 4)
     asm("vsubps %1%{1to16%}, %2, %0" : "=v"(diff) : "m"(*b), "v"(a));
   else
     asm("vsubpd %1%{1to8%}, %2, %0" : "=v"(diff) : "m"(*b), "v"(a));
-#if KMEANS_DIRECT_FMA
-  if constexpr (sizeof(T) == 4)
-    return reinterpret_cast<VT>(_mm512_fmadd_ps(reinterpret_cast<__m512>(diff),
-                                                reinterpret_cast<__m512>(diff), reinterpret_cast<__m512>(s)));
-  else
-    return reinterpret_cast<VT>(_mm512_fmadd_pd(reinterpret_cast<__m512d>(diff),
-                                                reinterpret_cast<__m512d>(diff), reinterpret_cast<__m512d>(s)));
-#else
-  return s + diff * diff;
-#endif
+  return square_add_v<T>(diff, s);
 #else
   return direct_step_v<T>(a, *b, s);
 #endif

@@ -165,8 +165,8 @@ class HostDataOps final : public DataOps<T> {
     std::vector<std::int64_t> cand(static_cast<std::size_t>(n_trials));
     std::vector<double> cand_pot(static_cast<std::size_t>(n_trials));
     // Per-thread scratch of the candidate loop (cpu::parallel_for slots).
-    std::vector<TileScratch> tiles(static_cast<std::size_t>(std::max(nt, 1)), TileScratch(d, n));
-    std::vector<std::vector<double>> accs(static_cast<std::size_t>(std::max(nt, 1)),
+    std::vector<TileScratch> tiles(static_cast<std::size_t>(nt), TileScratch(d, n));
+    std::vector<std::vector<double>> accs(static_cast<std::size_t>(nt),
                                           std::vector<double>(static_cast<std::size_t>(n_trials)));
     for (int cidx = 1; cidx < k; ++cidx) {
       const double* uc = u + 1 + static_cast<std::int64_t>(cidx - 1) * n_trials;
@@ -176,26 +176,24 @@ class HostDataOps final : public DataOps<T> {
       auto block = [&](std::int64_t b, int slot) {
         TileScratch& ts = tiles[static_cast<std::size_t>(slot)];
         std::vector<double>& acc = accs[static_cast<std::size_t>(slot)];
-        {
-          const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
-          std::fill(acc.begin(), acc.end(), 0.0);
-          for (std::int64_t i0 = b * kReduceBlock; i0 < end; i0 += ts.rows) {
-            const std::int64_t rows = std::min(ts.rows, end - i0);
-            load_tile(x, d, i0, rows, ts.rows, ts.xt.data());
-            for (int t = 0; t < n_trials; ++t) {
-              tile_squared_distances(ts.xt.data(), ts.rows, rows, d, x + cand[t] * d,
-                                     ts.s.data());
-              double* dist = &cand_dist[static_cast<std::size_t>(t) * n + i0];
-              double a = acc[t];
-              for (std::int64_t r = 0; r < rows; ++r) {
-                dist[r] = std::min(closest[i0 + r], ts.s[r]);
-                a += weight_of(w, i0 + r) * dist[r];
-              }
-              acc[t] = a;
+        const std::int64_t end = std::min(n, (b + 1) * kReduceBlock);
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (std::int64_t i0 = b * kReduceBlock; i0 < end; i0 += ts.rows) {
+          const std::int64_t rows = std::min(ts.rows, end - i0);
+          load_tile(x, d, i0, rows, ts.rows, ts.xt.data());
+          for (int t = 0; t < n_trials; ++t) {
+            tile_squared_distances(ts.xt.data(), ts.rows, rows, d, x + cand[t] * d,
+                                   ts.s.data());
+            double* dist = &cand_dist[static_cast<std::size_t>(t) * n + i0];
+            double a = acc[t];
+            for (std::int64_t r = 0; r < rows; ++r) {
+              dist[r] = std::min(closest[i0 + r], ts.s[r]);
+              a += weight_of(w, i0 + r) * dist[r];
             }
+            acc[t] = a;
           }
-          for (int t = 0; t < n_trials; ++t) block_sum[static_cast<std::size_t>(t * n_blocks + b)] = acc[t];
         }
+        for (int t = 0; t < n_trials; ++t) block_sum[static_cast<std::size_t>(t * n_blocks + b)] = acc[t];
       };
       cpu::parallel_for(nt, n_blocks, block);
       int best = 0;

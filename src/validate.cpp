@@ -76,7 +76,9 @@ std::int64_t first_bad_index(const T* x, std::int64_t n, std::int64_t d, int n_t
       }
   };
   cpu::parallel_for(threads_for(n_threads, static_cast<double>(total)), spans, scan);
-  return spans > 0 ? *std::min_element(first.begin(), first.end()) : total;  // n = 0: a rank's empty share
+  std::int64_t first_bad = total;
+  for (const std::int64_t f : first) first_bad = std::min(first_bad, f);
+  return first_bad;
 }
 
 }  // namespace
@@ -212,8 +214,10 @@ double validate_points(const T* x, std::int64_t n, std::int64_t d, const char* w
     }
   };
   cpu::parallel_for(threads_for(n_threads, static_cast<double>(total)), spans, scan);
-  const std::int64_t first_bad = spans > 0 ? *std::min_element(first.begin(), first.end()) : total;
-  const double largest = spans > 0 ? *std::max_element(most.begin(), most.end()) : 0.0;
+  std::int64_t first_bad = total;
+  for (const std::int64_t f : first) first_bad = std::min(first_bad, f);
+  double largest = 0;
+  for (const double m : most) largest = std::max(largest, m);
   if (first_bad < total)
     throw Error(point_error(what, static_cast<double>(x[first_bad]), first_bad / d,
                             first_bad % d, d, std::is_same<T, float>::value));
