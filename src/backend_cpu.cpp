@@ -87,15 +87,35 @@ struct AlignedBuffer {
   }
 };
 
+/// Where the small-k kernel runs on rows wider than one chunk, the centroid-lanes kernel
+/// (cpu_kernel_centroid_lanes.inl: centroids in the lanes, no transpose of the rows, the same
+/// bits) replaces it from 3 centroids, in one vector of centroids or in vectors at least 3/5
+/// full, at most kCentroidLanesMaxVecs of them. Measured one thread, rows from memory,
+/// small-k / centroid-lanes cycles per row-feature (Zen 4, bench/NOTES.md "centroids in the
+/// lanes"): AVX-512 float d = 784 k = 2 1.24 / 1.31, k = 3 1.44 / 1.30, k = 8 1.46 / 1.27,
+/// k = 12 1.96 / 1.31, k = 18 (9/16 full) 2.16 / 2.32, k = 20 2.42 / 2.33, k = 28 2.85 / 2.16,
+/// k = 64 5.3 / 4.3; d = 2048 k = 32 3.2-3.5 / 2.3-2.55; d = 128 k = 16 2.1 / 1.35, k = 64 5.2 /
+/// 5.2; double d = 784 k = 2-4 2.0-2.3 / 1.3-1.4, k = 9 (9/16 full) 2.30 / 2.59, k = 16 4.12 /
+/// 2.40; AVX2 and generic mostly faster too, generic d = 256 k = 64 (16 vectors) 21.2 / 26.3.
+constexpr int kCentroidLanesMaxVecs = 8;
+inline bool use_centroid_lanes(std::int64_t d, int k, int width) {
+  const int vecs = (k + width - 1) / width;
+  return d > cpu::kSmallKChunkD && k >= 3 && k <= cpu::kSmallKChunkedMaxK &&
+         vecs <= kCentroidLanesMaxVecs && (vecs == 1 || 5 * k >= 3 * vecs * width);
+}
+
 /// The internal hook KMEANS_CPU_KERNEL (tests and benchmarks): "tiled" or "gemm" runs that
-/// ranking pass on every shape, unset or empty the size rules decide. Both give the same bits.
-enum class ForcedKernel { None, Tiled, Gemm };
+/// ranking pass on every shape, "small_k" the points-in-lanes small-k kernel wherever the size
+/// rules pick a small-k kernel (never the centroid-lanes one); unset or empty the size rules
+/// decide. All give the same bits.
+enum class ForcedKernel { None, Tiled, Gemm, SmallK };
 ForcedKernel forced_kernel() {
   const char* f = std::getenv("KMEANS_CPU_KERNEL");
   if (f == nullptr || *f == '\0') return ForcedKernel::None;
   if (std::strcmp(f, "tiled") == 0) return ForcedKernel::Tiled;
   if (std::strcmp(f, "gemm") == 0) return ForcedKernel::Gemm;
-  throw Error(std::string("KMEANS_CPU_KERNEL = ") + f + " is unknown (valid: tiled, gemm)");
+  if (std::strcmp(f, "small_k") == 0) return ForcedKernel::SmallK;
+  throw Error(std::string("KMEANS_CPU_KERNEL = ") + f + " is unknown (valid: tiled, gemm, small_k)");
 }
 
 }  // namespace
@@ -114,6 +134,8 @@ class CpuEngine final : public ShardEngine<T> {
         gemm_kernel_(gemm_kernel_of<T>(kt)),
         forced_(forced_kernel()),
         small_k_kernel_(small_k_kernel_of<T>(kt)),
+        lanes_kernel_(centroid_lanes_kernel_of<T>(kt)),
+        width_(simd_width_of<T>(kt)),
         accumulate_(accumulate_of<T>(kt)),
         accumulate_leaf_(accumulate_leaf_of<T>(kt)),
         add_(kt.add),
@@ -172,10 +194,12 @@ class CpuEngine final : public ShardEngine<T> {
         (tile_ >= 32 && k <= cpu::kSmallKChunkedMaxK) ||  // 32-centroid tiles (AVX-512 float)
         (d <= kSmallKWideMaxD && k * d * 32 <= kSmallKWideWork * tile_);
     bool gemm = !small_k && use_gemm(d, k);
-    if (forced_ != ForcedKernel::None) {
+    if (forced_ == ForcedKernel::Tiled || forced_ == ForcedKernel::Gemm) {
       small_k = false;
       gemm = forced_ == ForcedKernel::Gemm;
     }
+    const bool lanes =
+        small_k && forced_ != ForcedKernel::SmallK && use_centroid_lanes(d, k, width_);
     const bool usable = cpu::bound_consts<T>(d).usable;
     const bool pruned = cpu::use_bounds(algorithm_, n, d, k, sizeof(T), usable, bounds_valid_,
                                         last_changed_, passes_);
@@ -188,6 +212,7 @@ class CpuEngine final : public ShardEngine<T> {
       mean_valid_ = true;
     }
     T* tiles = small_k ? nullptr : make_tiles(centroids, k, n_tiles);
+    const T* ct = lanes ? make_centroid_lanes(centroids, k) : nullptr;
     const bool partials = with_sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
     const double share = cpu::search_share(small_k);
@@ -274,6 +299,8 @@ class CpuEngine final : public ShardEngine<T> {
           bounds_groups_(bounds_.pass(), v_.data + r0 * d, search, ns, prev, bounds_.lower(r0),
                          lab + s0, dist_.data() + r0, slots_[slot].unit_idx.data(),
                          slots_[slot].unit_val.data());
+        } else if (lanes) {
+          lanes_kernel_(v_.data + r0 * d, sr, d, ct, k, lab + s0, dist_.data() + r0);
         } else if (small_k) {
           small_k_kernel_(v_.data + r0 * d, sr, d, centroids, k, lab + s0, dist_.data() + r0);
         } else {
@@ -445,6 +472,18 @@ class CpuEngine final : public ShardEngine<T> {
     return t;
   }
 
+  /// The centroids transposed for the centroid-lanes kernel: ct[j * kp + c], +inf padding.
+  const T* make_centroid_lanes(const T* c, int k) {
+    const std::int64_t d = v_.d, kp = cpu::centroid_lanes_kp(k);
+    T* t = lanes_.get(static_cast<std::size_t>(d * kp));
+    for (std::int64_t j = 0; j < d; ++j) {
+      T* row = t + j * kp;
+      for (int ci = 0; ci < k; ++ci) row[ci] = c[ci * d + j];
+      for (std::int64_t ci = k; ci < kp; ++ci) row[ci] = static_cast<T>(__builtin_inf());
+    }
+    return t;
+  }
+
   /// Per-feature mean of the data (in double, rounded to T): the centre of the expansion.
   static std::vector<T> data_mean(const DataView<T>& v) {
     std::vector<double> m(static_cast<std::size_t>(v.d), 0.0);
@@ -469,6 +508,8 @@ class CpuEngine final : public ShardEngine<T> {
   cpu::AssignFn<T> gemm_kernel_;
   ForcedKernel forced_;
   cpu::AssignSmallKFn<T> small_k_kernel_;
+  cpu::AssignCentroidLanesFn<T> lanes_kernel_;
+  int width_;  ///< the table's values of T per vector
   cpu::AccumulateFn<T> accumulate_;
   cpu::AccumulateLeafFn<T> accumulate_leaf_;
   cpu::AddFn add_;
@@ -501,6 +542,7 @@ class CpuEngine final : public ShardEngine<T> {
   std::vector<double> sse_tree_;
   cpu::BucketScratch bucket_;
   AlignedBuffer<T> tiles_;
+  AlignedBuffer<T> lanes_;  ///< the centroid-lanes kernel's transposed centroids
   AlignedBuffer<double> partial_;
   /// Per-thread scratch of assign (index = the pool's slot), kept across passes.
   struct Slot {

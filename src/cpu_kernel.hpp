@@ -29,6 +29,22 @@ template <class T>
 using AssignSmallKFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T* centroids,
                                 int k, std::int32_t* labels, T* dist);
 
+/// The centroid-lanes kernel: the same labels and distances as AssignSmallKFn (bit for bit), with
+/// the centroids in SIMD lanes and each point's coordinates broadcast, so the rows are read with
+/// no transpose. `ct` holds the centroids transposed and padded: ct[j * kp + c] = centroid c's
+/// feature j for c < k, +inf for k <= c < kp, kp = k rounded up to kCentroidLanesPad; 64-byte
+/// aligned. Any d and k.
+template <class T>
+using AssignCentroidLanesFn = void (*)(const T* x, std::int64_t rows, std::int64_t d, const T* ct,
+                                       int k, std::int32_t* labels, T* dist);
+
+/// The centroid-lanes layout's padding: kp is k rounded up to this (a multiple of every table's
+/// vector width).
+constexpr int kCentroidLanesPad = 16;
+inline std::int64_t centroid_lanes_kp(int k) {
+  return (k + kCentroidLanesPad - 1) / kCentroidLanesPad * std::int64_t{kCentroidLanesPad};
+}
+
 /// Adds each row to its cluster's sums, unit weights, in row order: sums[lab[r] * d + j] +=
 /// x[r * d + j] and counts[lab[r]] += 1, in double (k clusters). The caller (cpu_accumulate.hpp)
 /// points it at one sub-tile's sums, so that the order is the canonical one shared with the CUDA
@@ -91,6 +107,8 @@ struct KernelTable {
   const char* name;        ///< "generic", "avx2" or "avx512".
   int tile_f;              ///< Centroids per tile for float.
   int tile_d;              ///< Centroids per tile for double.
+  int width_f;             ///< Values per vector register: float.
+  int width_d;             ///< Values per vector register: double.
   bool direct_fma;         ///< The direct formula accumulates with fused multiply-adds:
                            ///< s = fma(x_j - c_j, x_j - c_j, s); otherwise s + round((x_j - c_j)^2).
   AssignFn<float> assign_f;
@@ -101,6 +119,8 @@ struct KernelTable {
   AssignFn<double> assign_gemm_d;
   AssignSmallKFn<float> assign_small_k_f;
   AssignSmallKFn<double> assign_small_k_d;
+  AssignCentroidLanesFn<float> assign_centroid_lanes_f;
+  AssignCentroidLanesFn<double> assign_centroid_lanes_d;
   AccumulateFn<float> accumulate_f;
   AccumulateFn<double> accumulate_d;
   AccumulateLeafFn<float> accumulate_leaf_f;

@@ -90,6 +90,7 @@ constexpr std::int64_t kDirectLanesMinD = 32;
 
 #include "cpu_kernel_exact.inl"
 #include "cpu_kernel_small_k.inl"
+#include "cpu_kernel_centroid_lanes.inl"
 #include "cpu_kernel_direct_lanes.inl"
 #include "cpu_kernel_gemm.inl"
 
@@ -415,6 +416,8 @@ const KernelTable& KMEANS_TABLE() {
   static const KernelTable table{KMEANS_ISA_NAME,
                                  kVecsPerTile * Simd<float>::W,
                                  kVecsPerTile * Simd<double>::W,
+                                 Simd<float>::W,
+                                 Simd<double>::W,
                                  KMEANS_DIRECT_FMA != 0,
                                  &assign_rows<float, false>,
                                  &assign_rows<double, false>,
@@ -422,6 +425,8 @@ const KernelTable& KMEANS_TABLE() {
                                  &assign_rows<double, true>,
                                  &assign_rows_small_k<float>,
                                  &assign_rows_small_k<double>,
+                                 &assign_centroid_lanes<float>,
+                                 &assign_centroid_lanes<double>,
                                  &accumulate_rows<float>,
                                  &accumulate_rows<double>,
                                  &accumulate_leaf<float>,

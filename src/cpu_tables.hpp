@@ -34,6 +34,22 @@ inline cpu::AssignSmallKFn<double> small_k_kernel_of<double>(const cpu::KernelTa
 }
 
 template <class T>
+cpu::AssignCentroidLanesFn<T> centroid_lanes_kernel_of(const cpu::KernelTable& t);
+template <>
+inline cpu::AssignCentroidLanesFn<float> centroid_lanes_kernel_of<float>(const cpu::KernelTable& t) {
+  return t.assign_centroid_lanes_f;
+}
+template <>
+inline cpu::AssignCentroidLanesFn<double> centroid_lanes_kernel_of<double>(const cpu::KernelTable& t) {
+  return t.assign_centroid_lanes_d;
+}
+/// Values of T per vector register of the table.
+template <class T>
+int simd_width_of(const cpu::KernelTable& t) {
+  return sizeof(T) == 4 ? t.width_f : t.width_d;
+}
+
+template <class T>
 cpu::AccumulateFn<T> accumulate_of(const cpu::KernelTable& t);
 template <>
 inline cpu::AccumulateFn<float> accumulate_of<float>(const cpu::KernelTable& t) { return t.accumulate_f; }

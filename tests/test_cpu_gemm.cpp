@@ -316,7 +316,7 @@ TEST(CpuGemm, UnknownKernelNameIsAnError) {
     kmeans::detail::make_cpu_engine(v);
     ADD_FAILURE() << "an unknown KMEANS_CPU_KERNEL must be rejected";
   } catch (const kmeans::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("KMEANS_CPU_KERNEL = blas is unknown (valid: tiled, gemm)"),
+    EXPECT_NE(std::string(e.what()).find("KMEANS_CPU_KERNEL = blas is unknown (valid: tiled, gemm, small_k)"),
               std::string::npos)
         << e.what();
   }

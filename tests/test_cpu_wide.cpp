@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The CPU backend on wide rows and few blocks: the small-k kernel's centroid passes (sizes in
-// [C, 2C)) give the direct formula's labels and distances, and the engine gives the same bits
-// on 1, 2 and 3 threads when n spans one to three blocks of 4096 points.
+// [C, 2C)) and the centroid-lanes kernel give the direct formula's labels and distances, and
+// the engine gives the same bits on 1, 2 and 3 threads when n spans one to three blocks of 4096
+// points, with either kernel.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -175,6 +176,64 @@ TEST(CpuWide, SmallKKernelCentroidPassesGiveTheDirectFormulaDouble) {
   small_k_kernel_case<double>(Kind::KEqualsN, 13, 300, 0);
 }
 
+template <class T>
+cpu::AssignCentroidLanesFn<T> lanes_of(const cpu::KernelTable& t) {
+  if constexpr (sizeof(T) == 4)
+    return t.assign_centroid_lanes_f;
+  else
+    return t.assign_centroid_lanes_d;
+}
+
+/// The centroid-lanes kernel from its transposed, +inf-padded layout: every count of vectors and
+/// passes (k up to 70 crosses 1 to 5 passes on AVX-512 and more on narrower tables), rows not a
+/// multiple of the group of points, rows with no whole cache line (d < 16) and tails.
+template <class T>
+void lanes_kernel_case(Kind kind, std::int64_t n, std::int64_t d, int k) {
+  const Problem<T> p = make_problem<T>(kind, n, d, k, 5 + n * 3 + d * 7 + k);
+  const std::int64_t kp = cpu::centroid_lanes_kp(p.k);
+  ASSERT_EQ(kp % cpu::kCentroidLanesPad, 0);
+  ASSERT_GE(kp, p.k);
+  std::vector<T> storage(static_cast<std::size_t>(d * kp + 64 / sizeof(T)));
+  T* ct = storage.data();
+  while (reinterpret_cast<std::uintptr_t>(ct) % 64 != 0) ++ct;
+  for (std::int64_t j = 0; j < d; ++j)
+    for (std::int64_t c = 0; c < kp; ++c)
+      ct[j * kp + c] = c < p.k ? p.c[c * d + j] : static_cast<T>(INFINITY);
+  for (const auto* table : cpu_tables()) {
+    SCOPED_TRACE(std::string(kind_name(kind)) + " isa=" + table->name + (sizeof(T) == 4 ? " float" : " double") +
+                 " n=" + std::to_string(n) + " d=" + std::to_string(d) + " k=" + std::to_string(p.k));
+    std::vector<std::int32_t> want_lab;
+    std::vector<T> want_dist;
+    oracle(p, table->direct_fma, want_lab, want_dist);
+    std::vector<std::int32_t> lab(static_cast<std::size_t>(n), -7);
+    std::vector<T> dist(static_cast<std::size_t>(n), std::nan(""));  // poisoned
+    lanes_of<T>(*table)(p.x.data(), n, d, ct, p.k, lab.data(), dist.data());
+    EXPECT_EQ(lab, want_lab);
+    EXPECT_TRUE(same_bits(dist.data(), want_dist.data(), dist.size() * sizeof(T))) << "distances differ";
+  }
+}
+
+TEST(CpuWide, CentroidLanesKernelGivesTheDirectFormulaFloat) {
+  for (int k = 1; k <= 17; ++k) lanes_kernel_case<float>(Kind::Blobs, 29, 130, k);
+  for (int k : {24, 31, 32, 33, 48, 49, 64, 65, 70}) lanes_kernel_case<float>(Kind::Blobs, 31, 784, k);
+  lanes_kernel_case<float>(Kind::Blobs, 13, 2048, 32);
+  for (std::int64_t d : {1, 3, 15, 16, 17, 65}) lanes_kernel_case<float>(Kind::Blobs, 23, d, 20);
+  lanes_kernel_case<float>(Kind::NearTies, 37, 1024, 12);
+  lanes_kernel_case<float>(Kind::NearTies, 40, 200, 64);
+  lanes_kernel_case<float>(Kind::Duplicates, 19, 300, 48);  // exact ties across passes
+  lanes_kernel_case<float>(Kind::Empty, 33, 257, 40);
+  lanes_kernel_case<float>(Kind::KEqualsN, 13, 784, 0);
+}
+
+TEST(CpuWide, CentroidLanesKernelGivesTheDirectFormulaDouble) {
+  for (int k = 1; k <= 17; ++k) lanes_kernel_case<double>(Kind::Blobs, 29, 130, k);
+  for (int k : {24, 32, 40, 64}) lanes_kernel_case<double>(Kind::Blobs, 31, 784, k);
+  for (std::int64_t d : {1, 7, 8, 9}) lanes_kernel_case<double>(Kind::Blobs, 23, d, 12);
+  lanes_kernel_case<double>(Kind::NearTies, 27, 512, 6);
+  lanes_kernel_case<double>(Kind::Duplicates, 19, 300, 30);
+  lanes_kernel_case<double>(Kind::KEqualsN, 13, 300, 0);
+}
+
 struct PassResult {
   std::vector<std::int32_t> labels;
   std::vector<double> sums, weights;
@@ -206,8 +265,10 @@ PassResult passes(const Problem<T>& p, int threads, bool weighted, bool bucket) 
 /// The engine on 1, 2 and 3 threads: the same bits; the first pass's labels
 /// and its sums against the direct formula's labels (sums in row order, in double).
 template <class T>
-void engine_case(Kind kind, std::int64_t n, std::int64_t d, int k, bool bucket = false) {
+void engine_case(Kind kind, std::int64_t n, std::int64_t d, int k, bool bucket = false,
+                 const char* kernel = "") {
   const Problem<T> p = make_problem<T>(kind, n, d, k, 3 + n + d * 5 + k);
+  EnvScope forced("KMEANS_CPU_KERNEL", kernel);
   for (const auto* table : cpu_tables()) {
     EnvScope isa("KMEANS_CPU_ISA", table->name);
     std::vector<std::int32_t> want_lab;
@@ -232,7 +293,7 @@ void engine_case(Kind kind, std::int64_t n, std::int64_t d, int k, bool bucket =
                      (sizeof(T) == 4 ? " float" : " double") + " n=" + std::to_string(n) +
                      " d=" + std::to_string(d) + " k=" + std::to_string(p.k) +
                      " threads=" + std::to_string(threads) + (weighted ? " weighted" : "") +
-                     (bucket ? " bucket" : ""));
+                     (bucket ? " bucket" : "") + " kernel=" + kernel);
         const PassResult r = passes(p, threads, weighted, bucket);
         EXPECT_EQ(r.labels, ref.labels);
         EXPECT_TRUE(same_bits(r.sums.data(), ref.sums.data(), r.sums.size() * sizeof(double)))
@@ -251,7 +312,9 @@ void engine_case(Kind kind, std::int64_t n, std::int64_t d, int k, bool bucket =
 }
 
 TEST(CpuWide, FewBlocksGiveTheSameBitsOnAnyThreadCountFloat) {
-  engine_case<float>(Kind::Blobs, 5000, 2048, 32);   // blocks of 4096 and 904
+  engine_case<float>(Kind::Blobs, 5000, 2048, 32);   // blocks of 4096 and 904 (centroid lanes)
+  engine_case<float>(Kind::Blobs, 5000, 2048, 32, false, "small_k");
+  engine_case<float>(Kind::NearTies, 4200, 96, 16);  // centroid lanes at d just over a chunk
   engine_case<float>(Kind::Blobs, 4097, 784, 10);    // a block and one row
   engine_case<float>(Kind::Blobs, 3001, 784, 10);    // one block
   engine_case<float>(Kind::Blobs, 9001, 784, 3);     // three blocks
@@ -265,6 +328,7 @@ TEST(CpuWide, FewBlocksGiveTheSameBitsOnAnyThreadCountFloat) {
 
 TEST(CpuWide, FewBlocksGiveTheSameBitsOnAnyThreadCountDouble) {
   engine_case<double>(Kind::Blobs, 5000, 1024, 20);
+  engine_case<double>(Kind::Blobs, 5000, 1024, 20, false, "small_k");
   engine_case<double>(Kind::Blobs, 4097, 784, 10);
   engine_case<double>(Kind::Empty, 3001, 300, 12);
   engine_case<double>(Kind::Duplicates, 4500, 257, 9);
