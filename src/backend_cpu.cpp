@@ -87,27 +87,62 @@ struct AlignedBuffer {
   }
 };
 
-/// Where the small-k kernel runs on rows wider than one chunk, the centroid-lanes kernel
+/// Where the small-k kernel runs on rows of 24 features or more, the centroid-lanes kernel
 /// (cpu_kernel_centroid_lanes.inl: centroids in the lanes, no transpose of the rows, the same
 /// bits) replaces it from 3 centroids, in one vector of centroids or in vectors at least 3/5
-/// full, at most kCentroidLanesMaxVecs of them. Measured one thread, rows from memory,
-/// small-k / centroid-lanes cycles per row-feature (Zen 4, bench/NOTES.md "centroids in the
-/// lanes"): AVX-512 float d = 784 k = 2 1.24 / 1.31, k = 3 1.44 / 1.30, k = 8 1.46 / 1.27,
-/// k = 12 1.96 / 1.31, k = 18 (9/16 full) 2.16 / 2.32, k = 20 2.42 / 2.33, k = 28 2.85 / 2.16,
-/// k = 64 5.3 / 4.3; d = 2048 k = 32 3.2-3.5 / 2.3-2.55; d = 128 k = 16 2.1 / 1.35, k = 64 5.2 /
-/// 5.2; double d = 784 k = 2-4 2.0-2.3 / 1.3-1.4, k = 9 (9/16 full) 2.30 / 2.59, k = 16 4.12 /
-/// 2.40; AVX2 and generic mostly faster too, generic d = 256 k = 64 (16 vectors) 21.2 / 26.3.
+/// full. Measured one thread, rows from memory, small-k / centroid-lanes cycles per row-feature
+/// (Zen 4, bench/NOTES.md "centroids in the lanes"): AVX-512 float d = 784 k = 2 1.24 / 1.31,
+/// k = 3 1.44 / 1.30, k = 8 1.46 / 1.27, k = 12 1.96 / 1.31, k = 18 (9/16 full) 2.16 / 2.32,
+/// k = 20 2.42 / 2.33, k = 28 2.85 / 2.16, k = 64 5.3 / 4.3; d = 2048 k = 32 3.2-3.5 / 2.3-2.55;
+/// d = 128 k = 16 2.1 / 1.35, k = 64 5.2 / 5.2; double d = 784 k = 2-4 2.0-2.3 / 1.3-1.4, k = 9
+/// (9/16 full) 2.30 / 2.59, k = 16 4.12 / 2.40; whole fits 100k x 32 k = 48 1.36x, but 1M x 8
+/// k = 64 and 20k x 8 k = 64 0.9-1.0x and 200k x 16 k = 32 mixed (so d >= 24); AVX2 and generic
+/// mostly faster too, generic d = 256 k = 64 (16 vectors) 21.2 / 26.3 (so at most 8 vectors).
+constexpr std::int64_t kCentroidLanesMinD = 24;
 constexpr int kCentroidLanesMaxVecs = 8;
-inline bool use_centroid_lanes(std::int64_t d, int k, int width) {
+inline bool lanes_fill(int k, int width) {
   const int vecs = (k + width - 1) / width;
-  return d > cpu::kSmallKChunkD && k >= 3 && k <= cpu::kSmallKChunkedMaxK &&
-         vecs <= kCentroidLanesMaxVecs && (vecs == 1 || 5 * k >= 3 * vecs * width);
+  return k >= 3 && (vecs == 1 || 5 * k >= 3 * vecs * width);
+}
+inline bool use_centroid_lanes(std::int64_t d, int k, int width) {
+  return d >= kCentroidLanesMinD && k <= cpu::kSmallKChunkedMaxK && lanes_fill(k, width) &&
+         (k + width - 1) / width <= kCentroidLanesMaxVecs;
+}
+
+/// Whether the CPU runs a vector subtract on other pipes than its fused multiply-adds, so that
+/// the direct formula's two operations per centroid and feature cost one FMA slot, as the
+/// centred ranking's one: AMD Zen 4 (2 FMA + 2 add pipes; bench/NOTES.md, "Zen 4 and the direct
+/// formula"). Taken as every AMD x86 CPU; Intel's cores put both on the FMA ports.
+inline bool subtract_beside_fma() {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+  static const bool amd = __builtin_cpu_is("amd");
+  return amd;
+#else
+  return false;
+#endif
+}
+
+/// Where the tiled or GEMM ranking pass would run, float data on such a CPU takes the
+/// centroid-lanes kernel while its transposed centroids (d x kp floats) fit in a quarter of a
+/// 1 MiB L2 and k <= 1024: whole fits, 1 thread, ranking pass / centroid lanes, ms per
+/// iteration (Zen 4): 200k x 4 k = 512 23.4 / 14.5, 200k x 8 k = 256 20.1 / 13.2, 200k x 16
+/// k = 256 30.3 / 21.8, 100k x 32 k = 128 16.3 / 11.5, 100k x 64 k = 256 49.5 / 40, 100k x 128
+/// k = 256 95 / 76; beyond the L2 rule 100k x 128 k = 1024 (512 KiB) a tie, 20k x 256 k = 512
+/// 0.9x, 5000 x 2048 k = 128 (1 MiB) 0.85x. Not for double (100k x 32 k = 128 1.05x, k = 256
+/// 0.93x; 100k x 64 k = 256 0.95x).
+constexpr std::int64_t kCentroidLanesRankBytes = 256 * 1024;
+constexpr int kCentroidLanesRankMaxK = 1024;
+template <class T>
+bool use_centroid_lanes_ranking(std::int64_t d, int k, int width) {
+  return sizeof(T) == 4 && subtract_beside_fma() && k <= kCentroidLanesRankMaxK &&
+         lanes_fill(k, width) &&
+         d * cpu::centroid_lanes_kp(k) * static_cast<std::int64_t>(sizeof(T)) <= kCentroidLanesRankBytes;
 }
 
 /// The internal hook KMEANS_CPU_KERNEL (tests and benchmarks): "tiled" or "gemm" runs that
-/// ranking pass on every shape, "small_k" the points-in-lanes small-k kernel wherever the size
-/// rules pick a small-k kernel (never the centroid-lanes one); unset or empty the size rules
-/// decide. All give the same bits.
+/// ranking pass on every shape, "small_k" the kernels as they were before the centroid-lanes
+/// kernel (the points-in-lanes small-k kernel, the tiled and GEMM passes, by the size rules);
+/// unset or empty the size rules decide. All give the same bits.
 enum class ForcedKernel { None, Tiled, Gemm, SmallK };
 ForcedKernel forced_kernel() {
   const char* f = std::getenv("KMEANS_CPU_KERNEL");
@@ -198,8 +233,15 @@ class CpuEngine final : public ShardEngine<T> {
       small_k = false;
       gemm = forced_ == ForcedKernel::Gemm;
     }
-    const bool lanes =
-        small_k && forced_ != ForcedKernel::SmallK && use_centroid_lanes(d, k, width_);
+    const bool lanes = forced_ == ForcedKernel::None
+                           ? (small_k ? use_centroid_lanes(d, k, width_)
+                                      : use_centroid_lanes_ranking<T>(d, k, width_))
+                           : false;
+    const bool direct_rule = small_k;  // the bound-pruned passes' share rule (tuned before lanes)
+    if (lanes) {
+      small_k = true;  // no tiles, no centre, no ranking scratch
+      gemm = false;
+    }
     const bool usable = cpu::bound_consts<T>(d).usable;
     const bool pruned = cpu::use_bounds(algorithm_, n, d, k, sizeof(T), usable, bounds_valid_,
                                         last_changed_, passes_);
@@ -215,7 +257,7 @@ class CpuEngine final : public ShardEngine<T> {
     const T* ct = lanes ? make_centroid_lanes(centroids, k) : nullptr;
     const bool partials = with_sums && n_blocks_ * (k * d + k) <= max_partial_doubles_;
     const std::int64_t stride = k * d + k;  // one block's partial: sums then weights
-    const double share = cpu::search_share(small_k);
+    const double share = cpu::search_share(direct_rule);
     if (pruned) block_searched_.assign(static_cast<std::size_t>(n_blocks_), 0);
     // Too few blocks to keep every thread busy (under 4 per thread; 5000 x 2048 is two): each
     // block is split into `parts` runs of sub-tiles (at least 2, and at least 2 items per

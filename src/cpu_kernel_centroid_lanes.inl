@@ -63,46 +63,63 @@ inline T hmin_value(typename Simd<T>::V m) {
 #endif
 }
 
-/// The first lane (vector-major) of acc[0..V) equal to `best`, which one of them holds.
-template <class T, int V>
-inline int first_lane_of(const typename Simd<T>::V (&acc)[V], T best) {
-  constexpr int W = Simd<T>::W;
+/// The smallest lane of an index vector, taken as a value (as hmin_value).
+template <class T>
+inline int hmin_index(typename Simd<T>::I m) {
 #if KMEANS_VBYTES == 64 && defined(__AVX512F__)
-  KMEANS_UNROLL
-  for (int v = 0; v < V - 1; ++v) {
-    unsigned mask;
-    if constexpr (sizeof(T) == 4)
-      mask = _mm512_cmpeq_ps_mask(reinterpret_cast<__m512>(acc[v]), _mm512_set1_ps(best));
-    else
-      mask = _mm512_cmpeq_pd_mask(reinterpret_cast<__m512d>(acc[v]), _mm512_set1_pd(best));
-    if (mask != 0) return v * W + __builtin_ctz(mask);
-  }
-  unsigned mask;
   if constexpr (sizeof(T) == 4)
-    mask = _mm512_cmpeq_ps_mask(reinterpret_cast<__m512>(acc[V - 1]), _mm512_set1_ps(best));
+    return _mm512_reduce_min_epi32(reinterpret_cast<__m512i>(m));
   else
-    mask = _mm512_cmpeq_pd_mask(reinterpret_cast<__m512d>(acc[V - 1]), _mm512_set1_pd(best));
-  return (V - 1) * W + __builtin_ctz(mask | (1u << (W - 1)));  // mask != 0: best is there
+    return static_cast<int>(_mm512_reduce_min_epi64(reinterpret_cast<__m512i>(m)));
 #else
-  for (int v = 0; v < V; ++v) {
-    const T* lanes = reinterpret_cast<const T*>(&acc[v]);
-    for (int l = 0; l < W; ++l)
-      if (lanes[l] == best) return v * W + l;
-  }
-  return V * W - 1;  // not reached: best is one of the lanes
+  typename LaneInt<T>::type lanes[Simd<T>::W];
+  __builtin_memcpy(lanes, &m, sizeof m);
+  typename LaneInt<T>::type best = lanes[0];
+  for (int l = 1; l < Simd<T>::W; ++l) best = lanes[l] < best ? lanes[l] : best;
+  return static_cast<int>(best);
 #endif
 }
 
-/// P points at a time (the last group repeats its last row) against the V vectors of centroids
-/// starting at lane c0 (a multiple of W): lanes beyond k hold +inf distances (the layout's
-/// padding) and never win. `merge`: an earlier call covered the lanes below c0, and a point's
-/// label and distance change only where this call's best is strictly smaller (ties keep the
-/// lower index).
+/// One pass of V vectors of centroids (lanes c0 .. c0 + V W) for P points, folded into each
+/// point's lane-wise running best: bv[p] lane l the smallest distance seen in lane l, bi[p] its
+/// centroid. Strictly smaller wins and the centroids come in ascending order, so each lane keeps
+/// the lowest index among its equal values.
 template <class T, int V, int P>
-void assign_centroid_lanes_vp(const T* x, std::int64_t rows, std::int64_t d, const T* ct,
-                              std::int64_t kp, int c0, bool merge, std::int32_t* labels, T* dist) {
+inline void centroid_lanes_fold(const T* const* xr, const T* const* next, std::int64_t d,
+                                const T* ct, std::int64_t kp, int c0, typename Simd<T>::V (&bv)[P],
+                                typename Simd<T>::I (&bi)[P]) {
   using VT = typename Simd<T>::V;
+  using VI = typename Simd<T>::I;
+  using LI = typename LaneInt<T>::type;
   constexpr int W = Simd<T>::W;
+  VT acc[P][V];
+  centroid_lanes_block<T, V, P>(xr, next, d, ct + c0, kp, acc);
+  VI iota;
+  for (int l = 0; l < W; ++l) iota[l] = static_cast<LI>(l);
+  KMEANS_UNROLL
+  for (int p = 0; p < P; ++p)
+    KMEANS_UNROLL
+    for (int v = 0; v < V; ++v) {
+      const auto less = acc[p][v] < bv[p];
+      bv[p] = less ? acc[p][v] : bv[p];
+      bi[p] = less ? iota + static_cast<LI>(c0 + v * W) : bi[p];
+    }
+}
+
+/// P points at a time (the last group repeats its last row) against the nv vectors of
+/// centroids in ceil(nv / 3) passes of nearly equal sizes, VLo or VHi vectors each; lanes beyond k hold +inf distances
+/// (the layout's padding) and never win. After the passes each point takes the smallest lane
+/// value and, among the lanes holding it, the lowest centroid: the first centroid of the
+/// smallest distance, as the small-k kernel's strict ascending compare gives.
+template <class T, int P, int VLo, int VHi>
+void assign_centroid_lanes_p(const T* x, std::int64_t rows, std::int64_t d, const T* ct,
+                             std::int64_t kp, int nv, std::int32_t* labels, T* dist) {
+  using VT = typename Simd<T>::V;
+  using VI = typename Simd<T>::I;
+  using LI = typename LaneInt<T>::type;
+  constexpr int W = Simd<T>::W;
+  const int passes = (nv + 2) / 3;
+  const T inf = __builtin_inf();
   for (std::int64_t i0 = 0; i0 < rows; i0 += P) {
     const T* xr[P];
     KMEANS_UNROLL
@@ -111,27 +128,40 @@ void assign_centroid_lanes_vp(const T* x, std::int64_t rows, std::int64_t d, con
     const bool ahead = i0 + 2 * P <= rows;
     KMEANS_UNROLL
     for (int p = 0; p < P; ++p) nr[p] = xr[p] + P * d;
-    VT acc[P][V];
-    centroid_lanes_block<T, V, P>(xr, ahead ? nr : nullptr, d, ct + c0, kp, acc);
+    VT bv[P];
+    VI bi[P];
+    KMEANS_UNROLL
+    for (int p = 0; p < P; ++p) {
+      bv[p] = VT{} + inf;
+      bi[p] = VI{};
+    }
+    int v0 = 0;
+    for (int q = 0; q < passes; ++q) {
+      const int nvp = (nv - v0) / (passes - q);
+      const T* const* next = q == 0 && ahead ? nr : nullptr;  // the rows come in on the first pass
+      if (VLo == VHi || nvp == VLo)  // a pass holds VLo or VHi vectors (the caller's nv)
+        centroid_lanes_fold<T, VLo, P>(xr, next, d, ct, kp, v0 * W, bv, bi);
+      else
+        centroid_lanes_fold<T, VHi, P>(xr, next, d, ct, kp, v0 * W, bv, bi);
+      v0 += nvp;
+    }
     const int valid = rows - i0 < P ? static_cast<int>(rows - i0) : P;
-    for (int p = 0; p < valid; ++p) {
-      // The smallest lane value, then the first lane holding it: ties to the lowest index.
-      VT m = acc[p][0];
-      KMEANS_UNROLL
-      for (int v = 1; v < V; ++v) m = acc[p][v] < m ? acc[p][v] : m;
-      const T best = hmin_value<T>(m);
-      if (merge && !(best < dist[i0 + p])) continue;
-      labels[i0 + p] = c0 + first_lane_of<T, V>(acc[p], best);
+    KMEANS_UNROLL
+    for (int p = 0; p < P; ++p) {
+      if (p >= valid) break;
+      const T best = hmin_value<T>(bv[p]);
+      const VI cand = bv[p] == best ? bi[p] : VI{} + static_cast<LI>(0x7fffffff);
+      labels[i0 + p] = hmin_index<T>(cand);
       dist[i0 + p] = best;
     }
   }
 }
 
-/// The table's centroid-lanes entry (AssignCentroidLanesFn): the centroids' nv vectors in
-/// ceil(nv / 3) passes of nearly equal sizes (one call of assign_centroid_lanes_vp each, over
-/// the whole rows), with as many points at once as leave registers for the chains. Four vectors
-/// in one pass (3 points) ran at 7.0 cycles per row-feature at d = 2048, k = 64 (Zen 4), two
-/// passes of two (6 points) at ~4.4: the pass's centroid rows, not the FMAs, bound it.
+/// The table's centroid-lanes entry (AssignCentroidLanesFn): as many points at once as leave
+/// registers for the chains of a pass (8 / 6 / 4 with 1 / 2 / 3 vectors in the pass on
+/// AVX-512). At most 3 vectors per pass: four at once (3 points) ran at 7.0 cycles per
+/// row-feature at d = 2048, k = 64 (Zen 4), two passes of two at ~4.4, the pass's centroid rows,
+/// not the FMAs, binding it.
 template <class T>
 void assign_centroid_lanes(const T* x, std::int64_t rows, std::int64_t d, const T* ct, int k,
                            std::int32_t* labels, T* dist) {
@@ -139,17 +169,8 @@ void assign_centroid_lanes(const T* x, std::int64_t rows, std::int64_t d, const 
   constexpr bool wide = KMEANS_VBYTES == 64;  // 32 vector registers
   const std::int64_t kp = centroid_lanes_kp(k);
   const int nv = (k + W - 1) / W;
-  const int passes = (nv + 2) / 3;
-  int v0 = 0;
-  for (int p = 0; p < passes; ++p) {
-    const int nvp = (nv - v0) / (passes - p);
-    const int c0 = v0 * W;
-    const bool merge = p > 0;
-    switch (nvp) {
-      case 1: assign_centroid_lanes_vp<T, 1, wide ? 8 : 6>(x, rows, d, ct, kp, c0, merge, labels, dist); break;
-      case 2: assign_centroid_lanes_vp<T, 2, wide ? 6 : 3>(x, rows, d, ct, kp, c0, merge, labels, dist); break;
-      default: assign_centroid_lanes_vp<T, 3, wide ? 4 : 2>(x, rows, d, ct, kp, c0, merge, labels, dist); break;
-    }
-    v0 += nvp;
-  }
+  // nv >= 3 in ceil(nv / 3) passes: each pass holds 2 or 3 vectors.
+  if (nv == 1) return assign_centroid_lanes_p<T, wide ? 8 : 6, 1, 1>(x, rows, d, ct, kp, nv, labels, dist);
+  if (nv == 2) return assign_centroid_lanes_p<T, wide ? 6 : 3, 2, 2>(x, rows, d, ct, kp, nv, labels, dist);
+  return assign_centroid_lanes_p<T, wide ? 4 : 2, 2, 3>(x, rows, d, ct, kp, nv, labels, dist);
 }

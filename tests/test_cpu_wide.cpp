@@ -223,6 +223,11 @@ TEST(CpuWide, CentroidLanesKernelGivesTheDirectFormulaFloat) {
   lanes_kernel_case<float>(Kind::Duplicates, 19, 300, 48);  // exact ties across passes
   lanes_kernel_case<float>(Kind::Empty, 33, 257, 40);
   lanes_kernel_case<float>(Kind::KEqualsN, 13, 784, 0);
+  // Many passes (the ranking shapes it takes on AMD CPUs): k up to 600, narrow rows.
+  for (int k : {100, 257, 600}) lanes_kernel_case<float>(Kind::Blobs, 21, 4, k);
+  lanes_kernel_case<float>(Kind::NearTies, 30, 16, 256);
+  lanes_kernel_case<float>(Kind::Duplicates, 25, 32, 130);
+  lanes_kernel_case<float>(Kind::KEqualsN, 150, 8, 0);
 }
 
 TEST(CpuWide, CentroidLanesKernelGivesTheDirectFormulaDouble) {
@@ -232,6 +237,8 @@ TEST(CpuWide, CentroidLanesKernelGivesTheDirectFormulaDouble) {
   lanes_kernel_case<double>(Kind::NearTies, 27, 512, 6);
   lanes_kernel_case<double>(Kind::Duplicates, 19, 300, 30);
   lanes_kernel_case<double>(Kind::KEqualsN, 13, 300, 0);
+  lanes_kernel_case<double>(Kind::NearTies, 30, 16, 140);
+  lanes_kernel_case<double>(Kind::KEqualsN, 90, 5, 0);
 }
 
 struct PassResult {
@@ -315,6 +322,7 @@ TEST(CpuWide, FewBlocksGiveTheSameBitsOnAnyThreadCountFloat) {
   engine_case<float>(Kind::Blobs, 5000, 2048, 32);   // blocks of 4096 and 904 (centroid lanes)
   engine_case<float>(Kind::Blobs, 5000, 2048, 32, false, "small_k");
   engine_case<float>(Kind::NearTies, 4200, 96, 16);  // centroid lanes at d just over a chunk
+  engine_case<float>(Kind::Blobs, 5000, 16, 256);    // centroid lanes for the ranking on AMD CPUs
   engine_case<float>(Kind::Blobs, 4097, 784, 10);    // a block and one row
   engine_case<float>(Kind::Blobs, 3001, 784, 10);    // one block
   engine_case<float>(Kind::Blobs, 9001, 784, 3);     // three blocks
