@@ -96,17 +96,24 @@ struct AlignedBuffer {
 /// k = 20 2.42 / 2.33, k = 28 2.85 / 2.16, k = 64 5.3 / 4.3; d = 2048 k = 32 3.2-3.5 / 2.3-2.55;
 /// d = 128 k = 16 2.1 / 1.35, k = 64 5.2 / 5.2; double d = 784 k = 2-4 2.0-2.3 / 1.3-1.4, k = 9
 /// (9/16 full) 2.30 / 2.59, k = 16 4.12 / 2.40; whole fits 100k x 32 k = 48 1.36x, but 1M x 8
-/// k = 64 and 20k x 8 k = 64 0.9-1.0x and 200k x 16 k = 32 mixed (so d >= 24); AVX2 and generic
-/// mostly faster too, generic d = 256 k = 64 (16 vectors) 21.2 / 26.3 (so at most 8 vectors).
+/// k = 64 and 20k x 8 k = 64 0.9-1.0x and 200k x 16 k = 32 mixed (so d >= 24). AVX2 and generic
+/// were mostly faster on the kernel alone too (not generic d = 256 k = 64, 16 vectors: 21.2 /
+/// 26.3), but not on whole fits (centroid_lanes_table).
+/// Only the AVX-512 tables (64-byte vectors, 32 registers) take it: with AVX2's 16 registers a
+/// pass keeps 4-6 chains (2-3 points), too few to hide the FMA latency, and whole fits on the
+/// same Zen 4 with KMEANS_CPU_ISA=avx2 were mixed (20k x 1024 k = 16 1.3x faster, 5000 x 2048
+/// k = 32 and 100k x 128 k = 64 1.1-1.3x slower, 200k x 16 k = 256 1.6x slower in place of the
+/// ranking pass); the generic table's were 1.1-1.3x slower (60k x 784 k = 10, 100k x 32 k = 48).
+inline bool centroid_lanes_table(int width, std::size_t bytes) {
+  return static_cast<std::size_t>(width) * bytes == 64;
+}
 constexpr std::int64_t kCentroidLanesMinD = 24;
-constexpr int kCentroidLanesMaxVecs = 8;
 inline bool lanes_fill(int k, int width) {
   const int vecs = (k + width - 1) / width;
   return k >= 3 && (vecs == 1 || 5 * k >= 3 * vecs * width);
 }
 inline bool use_centroid_lanes(std::int64_t d, int k, int width) {
-  return d >= kCentroidLanesMinD && k <= cpu::kSmallKChunkedMaxK && lanes_fill(k, width) &&
-         (k + width - 1) / width <= kCentroidLanesMaxVecs;
+  return d >= kCentroidLanesMinD && k <= cpu::kSmallKChunkedMaxK && lanes_fill(k, width);
 }
 
 /// Whether the CPU runs a vector subtract on other pipes than its fused multiply-adds, so that
@@ -235,10 +242,9 @@ class CpuEngine final : public ShardEngine<T> {
       small_k = false;
       gemm = forced_ == ForcedKernel::Gemm;
     }
-    const bool lanes = forced_ == ForcedKernel::None
-                           ? (small_k ? use_centroid_lanes(d, k, width_)
-                                      : use_centroid_lanes_ranking<T>(d, k, width_))
-                           : false;
+    const bool lanes = forced_ == ForcedKernel::None && centroid_lanes_table(width_, sizeof(T)) &&
+                       (small_k ? use_centroid_lanes(d, k, width_)
+                                : use_centroid_lanes_ranking<T>(d, k, width_));
     const bool direct_rule = small_k;  // the bound-pruned passes' share rule (tuned before lanes)
     if (lanes) {
       small_k = true;  // no tiles, no centre, no ranking scratch
