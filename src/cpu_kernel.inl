@@ -18,6 +18,7 @@
 // of the best (see the derivation before BoundTerms); only then are candidates re-checked.
 #include <cstdint>
 #include <type_traits>
+#include <cstdlib>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>

@@ -107,7 +107,8 @@ inline void centroid_lanes_fold(const T* const* xr, const T* const* next, std::i
 }
 
 /// P points at a time (the last group repeats its last row) against the nv vectors of
-/// centroids in ceil(nv / 3) passes of nearly equal sizes, VLo or VHi vectors each; lanes beyond k hold +inf distances
+/// centroids in ceil(nv / VHi) passes of nearly equal sizes, VLo or VHi vectors each (VLo =
+/// VHi - 1, or VLo = VHi when every pass is full); lanes beyond k hold +inf distances
 /// (the layout's padding) and never win. After the passes each point takes the smallest lane
 /// value and, among the lanes holding it, the lowest centroid: the first centroid of the
 /// smallest distance, as the small-k kernel's strict ascending compare gives.
@@ -118,7 +119,7 @@ void assign_centroid_lanes_p(const T* x, std::int64_t rows, std::int64_t d, cons
   using VI = typename Simd<T>::I;
   using LI = typename LaneInt<T>::type;
   constexpr int W = Simd<T>::W;
-  const int passes = (nv + 2) / 3;
+  const int passes = (nv + VHi - 1) / VHi;
   const T inf = __builtin_inf();
   for (std::int64_t i0 = 0; i0 < rows; i0 += P) {
     const T* xr[P];
@@ -158,10 +159,12 @@ void assign_centroid_lanes_p(const T* x, std::int64_t rows, std::int64_t d, cons
 }
 
 /// The table's centroid-lanes entry (AssignCentroidLanesFn): as many points at once as leave
-/// registers for the chains of a pass (8 / 6 / 4 with 1 / 2 / 3 vectors in the pass on
-/// AVX-512). At most 3 vectors per pass: four at once (3 points) ran at 7.0 cycles per
-/// row-feature at d = 2048, k = 64 (Zen 4), two passes of two at ~4.4, the pass's centroid rows,
-/// not the FMAs, binding it.
+/// registers for the chains of a pass. AVX-512: one or two vectors of centroids in one pass of 8
+/// or 6 points; three in one pass of 4 points; more in passes of two vectors (and one of one
+/// when nv is odd) of 6 points. Kernel alone, Zen 4, cycles per row-feature (bench/NOTES.md):
+/// passes of 2 with 6 points against passes of 3 with 4, float64 d = 32 k = 128 18.8 / 24.0,
+/// float d = 16 k = 256 19.7 / 21.6, d = 2048 k = 64 5.0 / 5.7-6.2; four vectors in one pass
+/// (3 points) 7.0 at d = 2048, k = 64; one vector per pass (8 points) 1.3-1.6x slower.
 template <class T>
 void assign_centroid_lanes(const T* x, std::int64_t rows, std::int64_t d, const T* ct, int k,
                            std::int32_t* labels, T* dist) {
@@ -169,8 +172,8 @@ void assign_centroid_lanes(const T* x, std::int64_t rows, std::int64_t d, const 
   constexpr bool wide = KMEANS_VBYTES == 64;  // 32 vector registers
   const std::int64_t kp = centroid_lanes_kp(k);
   const int nv = (k + W - 1) / W;
-  // nv >= 3 in ceil(nv / 3) passes: each pass holds 2 or 3 vectors.
   if (nv == 1) return assign_centroid_lanes_p<T, wide ? 8 : 6, 1, 1>(x, rows, d, ct, kp, nv, labels, dist);
   if (nv == 2) return assign_centroid_lanes_p<T, wide ? 6 : 3, 2, 2>(x, rows, d, ct, kp, nv, labels, dist);
-  return assign_centroid_lanes_p<T, wide ? 4 : 2, 2, 3>(x, rows, d, ct, kp, nv, labels, dist);
+  if (nv == 3) return assign_centroid_lanes_p<T, wide ? 4 : 2, 3, 3>(x, rows, d, ct, kp, nv, labels, dist);
+  return assign_centroid_lanes_p<T, wide ? 6 : 3, 1, 2>(x, rows, d, ct, kp, nv, labels, dist);
 }
