@@ -130,22 +130,26 @@ inline bool subtract_beside_fma() {
 }
 
 /// Where the tiled or GEMM ranking pass would run, such a CPU takes the centroid-lanes kernel
-/// while its transposed centroids (d x kp values) fit in 256 KiB for float, 32 KiB for double,
-/// and k <= 1024: whole fits, 1 thread, ranking pass / centroid lanes, ms per iteration (Zen 4):
-/// float 200k x 4 k = 512 23.4 / 14.5, 200k x 8 k = 256 20.1 / 13.2, 200k x 16 k = 256 30.3 /
-/// 21.8, 100k x 32 k = 128 16.3 / 11.5, 100k x 64 k = 256 49.5 / 40, 100k x 128 k = 256 95 / 76;
-/// beyond the rule 100k x 128 k = 1024 (512 KiB) a tie, 20k x 256 k = 512 0.9x, 5000 x 2048
-/// k = 128 (1 MiB) 0.85x; double 200k x 8 k = 256 33.4 / 24.4, 200k x 4 k = 512 34.1 / 27.6,
-/// 100k x 32 k = 128 25.0 / 23.6, 200k x 16 k = 256 48.0 / 45.7 (32 KiB); beyond it 100k x 64
-/// k = 128 (64 KiB) 1.0-1.03x, 100k x 32 k = 256 0.93x, 100k x 64 k = 256 0.95x.
-constexpr std::int64_t kCentroidLanesRankBytes = 256 * 1024;
-constexpr std::int64_t kCentroidLanesRankBytesDouble = 32 * 1024;
+/// up to k = 256 while its transposed centroids (d x kp values) fit in 1 MiB, and up to
+/// k = 1024 while they fit in 256 KiB (float) or 32 KiB (double). Whole fits, 1 thread, ranking
+/// pass / centroid lanes, ms per iteration (Zen 4, bench/NOTES.md "centroid lanes beyond the
+/// small-k shapes" and after): float 200k x 4 k = 512 23.4 / 14.5, 200k x 8 k = 256 20.1 / 13.2,
+/// 200k x 16 k = 256 30.3 / 21.8, 100k x 32 k = 128 16.3 / 11.5, 100k x 128 k = 256 95 / 76,
+/// 20k x 512 k = 256 82 / 70-77, 5000 x 2048 k = 128 (1 MiB) 51-54 / 42-44; double 200k x 8
+/// k = 256 33.4 / 24.4, 100k x 64 k = 128 48-49 / 38-41, 100k x 64 k = 256 82-87 / 70-76, 20k x
+/// 256 k = 256 72 / 62-69, 5000 x 1024 k = 128 (1 MiB) 47-49 / 39-42; beyond the rules float
+/// 100k x 128 k = 1024 (512 KiB) a tie, 20k x 256 k = 512 1.02-1.06x, 20k x 64 k = 4096 0.86-0.91x,
+/// double 50k x 128 k = 512 (512 KiB) 0.94-1.0x.
+constexpr int kCentroidLanesRankK = 256;
+constexpr std::int64_t kCentroidLanesRankBytes = 1024 * 1024;
 constexpr int kCentroidLanesRankMaxK = 1024;
 template <class T>
 bool use_centroid_lanes_ranking(std::int64_t d, int k, int width) {
-  const std::int64_t limit = sizeof(T) == 4 ? kCentroidLanesRankBytes : kCentroidLanesRankBytesDouble;
-  return subtract_beside_fma() && k <= kCentroidLanesRankMaxK && lanes_fill(k, width) &&
-         d * cpu::centroid_lanes_kp(k) * static_cast<std::int64_t>(sizeof(T)) <= limit;
+  const std::int64_t bytes = d * cpu::centroid_lanes_kp(k) * static_cast<std::int64_t>(sizeof(T));
+  const std::int64_t large_k_bytes = sizeof(T) == 4 ? 256 * 1024 : 32 * 1024;
+  return subtract_beside_fma() && lanes_fill(k, width) &&
+         ((k <= kCentroidLanesRankK && bytes <= kCentroidLanesRankBytes) ||
+          (k <= kCentroidLanesRankMaxK && bytes <= large_k_bytes));
 }
 
 /// The internal hook KMEANS_CPU_KERNEL (tests and benchmarks): "tiled" or "gemm" runs that
