@@ -133,23 +133,32 @@ cpu::AssignSmallKFn<T> small_k_of(const cpu::KernelTable& t) {
 
 bool same_bits(const void* a, const void* b, std::size_t bytes) { return std::memcmp(a, b, bytes) == 0; }
 
+/// run(table, labels, dist) on every table gives the direct formula's labels and the same bits of
+/// its distances, into outputs poisoned first.
+template <class T, class Run>
+void expect_direct_formula(Kind kind, const Problem<T>& p, Run run) {
+  for (const auto* table : cpu_tables()) {
+    SCOPED_TRACE(std::string(kind_name(kind)) + " isa=" + table->name + (sizeof(T) == 4 ? " float" : " double") +
+                 " n=" + std::to_string(p.n) + " d=" + std::to_string(p.d) + " k=" + std::to_string(p.k));
+    std::vector<std::int32_t> want_lab;
+    std::vector<T> want_dist;
+    oracle(p, table->direct_fma, want_lab, want_dist);
+    std::vector<std::int32_t> lab(static_cast<std::size_t>(p.n), -7);
+    std::vector<T> dist(static_cast<std::size_t>(p.n), std::nan(""));  // poisoned
+    run(*table, lab.data(), dist.data());
+    EXPECT_EQ(lab, want_lab);
+    EXPECT_TRUE(same_bits(dist.data(), want_dist.data(), dist.size() * sizeof(T))) << "distances differ";
+  }
+}
+
 /// The small-k kernel on wide rows (the chunked path, d > 8) for k = 1..17 and larger: every
 /// grouping of the centroid passes, and rows not a multiple of the group of points.
 template <class T>
 void small_k_kernel_case(Kind kind, std::int64_t n, std::int64_t d, int k) {
   const Problem<T> p = make_problem<T>(kind, n, d, k, 11 + n * 7 + d * 3 + k);
-  for (const auto* table : cpu_tables()) {
-    SCOPED_TRACE(std::string(kind_name(kind)) + " isa=" + table->name + (sizeof(T) == 4 ? " float" : " double") +
-                 " n=" + std::to_string(n) + " d=" + std::to_string(d) + " k=" + std::to_string(p.k));
-    std::vector<std::int32_t> want_lab;
-    std::vector<T> want_dist;
-    oracle(p, table->direct_fma, want_lab, want_dist);
-    std::vector<std::int32_t> lab(static_cast<std::size_t>(n), -7);
-    std::vector<T> dist(static_cast<std::size_t>(n), std::nan(""));  // poisoned
-    small_k_of<T>(*table)(p.x.data(), n, d, p.c.data(), p.k, lab.data(), dist.data());
-    EXPECT_EQ(lab, want_lab);
-    EXPECT_TRUE(same_bits(dist.data(), want_dist.data(), dist.size() * sizeof(T))) << "distances differ";
-  }
+  expect_direct_formula(kind, p, [&](const cpu::KernelTable& t, std::int32_t* lab, T* dist) {
+    small_k_of<T>(t)(p.x.data(), n, d, p.c.data(), p.k, lab, dist);
+  });
 }
 
 TEST(CpuWide, SmallKKernelCentroidPassesGiveTheDirectFormulaFloat) {
@@ -199,18 +208,9 @@ void lanes_kernel_case(Kind kind, std::int64_t n, std::int64_t d, int k) {
   for (std::int64_t j = 0; j < d; ++j)
     for (std::int64_t c = 0; c < kp; ++c)
       ct[j * kp + c] = c < p.k ? p.c[c * d + j] : static_cast<T>(INFINITY);
-  for (const auto* table : cpu_tables()) {
-    SCOPED_TRACE(std::string(kind_name(kind)) + " isa=" + table->name + (sizeof(T) == 4 ? " float" : " double") +
-                 " n=" + std::to_string(n) + " d=" + std::to_string(d) + " k=" + std::to_string(p.k));
-    std::vector<std::int32_t> want_lab;
-    std::vector<T> want_dist;
-    oracle(p, table->direct_fma, want_lab, want_dist);
-    std::vector<std::int32_t> lab(static_cast<std::size_t>(n), -7);
-    std::vector<T> dist(static_cast<std::size_t>(n), std::nan(""));  // poisoned
-    lanes_of<T>(*table)(p.x.data(), n, d, ct, p.k, lab.data(), dist.data());
-    EXPECT_EQ(lab, want_lab);
-    EXPECT_TRUE(same_bits(dist.data(), want_dist.data(), dist.size() * sizeof(T))) << "distances differ";
-  }
+  expect_direct_formula(kind, p, [&](const cpu::KernelTable& t, std::int32_t* lab, T* dist) {
+    lanes_of<T>(t)(p.x.data(), n, d, ct, p.k, lab, dist);
+  });
 }
 
 TEST(CpuWide, CentroidLanesKernelGivesTheDirectFormulaFloat) {
