@@ -135,6 +135,45 @@ def final_sse(np, x, c):
     return total
 
 
+def sklearn_per_iter(fit, iters, budget):
+    """Seconds per Lloyd iteration of scikit-learn's KMeans, without its fixed per-fit costs.
+
+    fit(max_iter) -> (seconds, fitted estimator). Returns (per-repeat seconds per iteration,
+    per-repeat whole-fit seconds / n_iter_, how it was timed, the last fitted estimator).
+
+    The difference of a longer fit and a one-iteration fit removes the fixed costs (validation,
+    copies, the final E-step), as our own per-iteration time excludes ours. A fit that runs out
+    of iterations ends with one more E-step; a fit that stops early (strict convergence: the
+    labels repeat, which happens even with tol = 0) does not. So fit(n_iter_) - fit(1) would be
+    n_iter_ - 1 iterations less one E-step, and dividing it by n_iter_ - 1 under-states an
+    iteration (about 2x at n_iter_ = 3). When the fit stops early, the longer fit is
+    fit(n_iter_ - 1), which runs out of iterations like fit(1). One method for every repeat: the
+    difference only when it is positive in all of them, else the whole fit over n_iter_.
+    """
+    # Warm-up (thread pools, page faults, first-call costs); it also says where the fit stops.
+    n_iter = int(fit(iters)[1].n_iter_)
+    early = n_iter < iters
+    longer = n_iter - 1 if early else iters
+
+    def one_round():
+        t_full, km = fit(iters)
+        t_long = fit(longer)[0] if early else t_full
+        t_one, _ = fit(1)
+        return t_full, t_long, t_one, km
+
+    runs = repeat(one_round, budget)
+    km = runs[-1][3]
+    whole = [r[0] / int(km.n_iter_) for r in runs]
+    steps = longer - 1
+    if steps >= 1 and all(r[1] > r[2] for r in runs):
+        how = f"median over repeats of (fit(max_iter={longer}) - fit(max_iter=1)) / {steps}"
+        if early:
+            how += (f" (the fit stops early at n_iter_ = {n_iter}, without the final E-step "
+                    "that fit(1) and the longer fit both run)")
+        return [(r[1] - r[2]) / steps for r in runs], whole, how, km
+    return whole, whole, "median over repeats of fit(max_iter=iters) / n_iter_", km
+
+
 def run_sklearn(np, x, c, args, intelex=False):
     """scikit-learn's KMeans(lloyd); with intelex, scikit-learn-intelex's (Intel oneDAL)."""
     try:
@@ -171,27 +210,9 @@ def run_sklearn(np, x, c, args, intelex=False):
 
     with warnings.catch_warnings(), threadpool_limits(limits=args.threads):
         warnings.simplefilter("ignore")
-        fit(min(2, args.iters))  # warm-up: thread pools, page faults, first-call costs
-
-        def one_pair():
-            t_full, km = fit(args.iters)
-            t_one, _ = fit(1)
-            return t_full, t_one, km
-
-        runs = repeat(one_pair, args.budget)
+        per, whole, how, km = sklearn_per_iter(fit, args.iters, args.budget)
         info = threadpool_info()  # inside the limits: the thread counts the fits ran with
-    km = runs[-1][2]
     n_iter = int(km.n_iter_)  # sklearn stops early on strict convergence even with tol = 0
-    whole = [r[0] / n_iter for r in runs]
-    # The difference of a full fit and a one-iteration fit removes sklearn's fixed per-fit costs
-    # (validation, copies, the final E-step), as our own per-iteration time excludes ours. One
-    # method for every repeat: the difference only when it is positive in all of them.
-    if n_iter > 1 and all(r[0] > r[1] for r in runs):
-        per = [(r[0] - r[1]) / (n_iter - 1) for r in runs]
-        how = "median over repeats of (fit(max_iter=iters) - fit(max_iter=1)) / (n_iter_ - 1)"
-    else:
-        per = whole
-        how = "median over repeats of fit(max_iter=iters) / n_iter_"
     s, per = median_per_iter(per)
     if intelex:
         how += ("; sklearnex fell back to scikit-learn: " + fallbacks[-1]) if fallbacks else \
