@@ -83,6 +83,7 @@ double limit_seconds(const Run& run, const Shape& s) {
 struct Outcome {
   double vs_sklearn = NAN, vs_best = NAN, busy = NAN;
   std::string best_peer;
+  std::vector<std::string> missing;  ///< the CPU peers that did not run on this shape
 };
 
 template <class T>
@@ -133,6 +134,7 @@ Outcome run_shape(Run& run, const Shape& s, double budget, bool busy) {
       if (!(r >= o.vs_best)) o.vs_best = r, o.best_peer = p.name;
     } else {
       std::snprintf(cell, sizeof cell, " %9s %6s", "-", "-");
+      if (p.name != "faiss-gpu") o.missing.push_back(p.name);
     }
     cols += cell;
     Json pj = peer_json(p);
@@ -175,6 +177,8 @@ void run_cpu_peers(Run& run) {
               head.c_str(), "busy");
   double min_sklearn = INFINITY, min_best = INFINITY, max_busy = 0;
   std::string at_sklearn, at_best, at_busy;
+  int n_shapes = 0, without_sklearn = 0, without_any = 0;
+  std::vector<std::string> absent;  // peers missing on some shape, once each
   for (const Shape& s : shapes(quick)) {
     const Outcome o = s.f64 ? run_shape<double>(run, s, budget, true)
                             : run_shape<float>(run, s, budget, true);
@@ -182,13 +186,31 @@ void run_cpu_peers(Run& run) {
     if (o.vs_sklearn < min_sklearn) min_sklearn = o.vs_sklearn, at_sklearn = name;
     if (o.vs_best < min_best) min_best = o.vs_best, at_best = name + " (" + o.best_peer + ")";
     if (o.busy > max_busy) max_busy = o.busy, at_busy = name;
+    ++n_shapes;
+    if (std::isnan(o.vs_sklearn)) ++without_sklearn;
+    if (std::isnan(o.vs_best)) ++without_any;
+    for (const auto& p : o.missing)
+      if (std::find(absent.begin(), absent.end(), p) == absent.end()) absent.push_back(p);
   }
   std::printf("\nx/us: peer s/iter over ours (> 1: we are faster)\n");
   if (run.peers) {
-    std::printf("every shape >= 3x scikit-learn: %s (lowest %s at %s)\n",
-                min_sklearn >= 3 ? "yes" : "no", fmt_ratio(min_sklearn).c_str(), at_sklearn.c_str());
-    std::printf("ahead of every peer: %s (closest %s at %s)\n", min_best > 1 ? "yes" : "no",
-                fmt_ratio(min_best).c_str(), at_best.c_str());
+    // A verdict needs its peer on every shape: a missing one makes it unknown, not "yes".
+    if (without_sklearn > 0)
+      std::printf("every shape >= 3x scikit-learn: unknown (scikit-learn did not run on %d of %d "
+                  "shapes)\n", without_sklearn, n_shapes);
+    else
+      std::printf("every shape >= 3x scikit-learn: %s (lowest %s at %s)\n",
+                  min_sklearn >= 3 ? "yes" : "no", fmt_ratio(min_sklearn).c_str(),
+                  at_sklearn.c_str());
+    std::string not_run;
+    for (const auto& p : absent) not_run += (not_run.empty() ? "" : ", ") + p;
+    if (without_any > 0)
+      std::printf("ahead of every peer: unknown (no peer ran on %d of %d shapes)\n", without_any,
+                  n_shapes);
+    else
+      std::printf("ahead of every peer%s: %s (closest %s at %s)\n",
+                  not_run.empty() ? "" : (" that ran (not run on some or all shapes: " + not_run + ")").c_str(),
+                  min_best > 1 ? "yes" : "no", fmt_ratio(min_best).c_str(), at_best.c_str());
   }
   if (max_busy > 0)
     std::printf("busy core within 1.5x of one thread: %s (worst %s at %s)\n",
